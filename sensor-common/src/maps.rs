@@ -1,0 +1,29 @@
+//! Map, program and global names, and default map sizes: the one place both sides read them.
+
+/// Per-CPU LRU hash: `FlowKey` -> `FlowCounters`.
+pub const FLOWS: &str = "KW_FLOWS";
+/// Per-CPU LRU hash: `DeviceKey` -> `DeviceCounters`.
+pub const DEVICES: &str = "KW_DEVICES";
+/// Per-CPU array of `u64`, indexed by [`crate::stats`].
+pub const STATS: &str = "KW_STATS";
+/// Ring buffer of [`crate::Event`].
+pub const EVENTS: &str = "KW_EVENTS";
+/// Per-CPU array with one `u64`: the capture clock (ns) when replaying.
+pub const CLOCK: &str = "KW_CLOCK";
+
+/// Every map, for checks that the object and the constants agree.
+pub const ALL: [&str; 5] = [FLOWS, DEVICES, STATS, EVENTS, CLOCK];
+
+/// The XDP program on LAN ingress.
+pub const XDP_PROGRAM: &str = "kw_lan_ingress";
+
+/// Read-only global: 1 when replaying a capture (time comes from [`CLOCK`]).
+pub const GLOBAL_REPLAY: &str = "KW_REPLAY";
+
+/// Default flow-table size: a busy home or branch network (a few hundred devices with a
+/// few hundred destinations each) fits; about 9 MB of kernel memory on 2 CPUs.
+pub const DEFAULT_MAX_FLOWS: u32 = 65_536;
+/// Default device-table size.
+pub const DEFAULT_MAX_DEVICES: u32 = 4_096;
+/// Default ring-buffer size in bytes (power of two, multiple of the page size).
+pub const DEFAULT_RING_BYTES: u32 = 1 << 20;

@@ -1,0 +1,58 @@
+//! Indexes into the per-CPU stats array, and the name each is reported under.
+
+/// Every frame the program saw.
+pub const FRAMES: u32 = 0;
+/// Bytes of every frame.
+pub const BYTES: u32 = 1;
+/// Well-formed IPv4 frames.
+pub const IPV4: u32 = 2;
+/// Well-formed IPv6 frames.
+pub const IPV6: u32 = 3;
+/// Well-formed frames that are not IP (ARP, LLDP, EAPOL, ...).
+pub const NON_IP: u32 = 4;
+/// Frame shorter than its Ethernet header or VLAN tags.
+pub const ERR_TRUNCATED_L2: u32 = 5;
+/// Frame shorter than its IPv4/IPv6 header or extension headers.
+pub const ERR_TRUNCATED_L3: u32 = 6;
+/// IPv4 header length field below 5.
+pub const ERR_BAD_IHL: u32 = 7;
+/// Frame shorter than its TCP/UDP/ICMP header.
+pub const ERR_TRUNCATED_L4: u32 = 8;
+/// More than two VLAN tags, an IP version that disagrees with the EtherType, or an IPv6
+/// extension-header chain longer than the parser follows.
+pub const ERR_UNSUPPORTED: u32 = 9;
+/// Non-first IP fragments (counted on their flow, without ports).
+pub const FRAGMENTS: u32 = 10;
+/// Flows created.
+pub const NEW_FLOWS: u32 = 11;
+/// Devices created.
+pub const NEW_DEVICES: u32 = 12;
+/// Events lost because the ring buffer was full.
+pub const RINGBUF_FULL: u32 = 13;
+/// Flow inserts the kernel refused.
+pub const FLOW_INSERT_FAILED: u32 = 14;
+/// Device inserts the kernel refused.
+pub const DEVICE_INSERT_FAILED: u32 = 15;
+
+/// Number of stats slots.
+pub const COUNT: u32 = 16;
+
+/// The name of each slot in `stats` events, in index order.
+pub const NAMES: [&str; COUNT as usize] = [
+    "frames",
+    "bytes",
+    "ipv4",
+    "ipv6",
+    "non_ip",
+    "truncated_l2",
+    "truncated_l3",
+    "bad_ihl",
+    "truncated_l4",
+    "unsupported",
+    "fragments",
+    "new_flows",
+    "new_devices",
+    "ringbuf_full",
+    "flow_insert_failed",
+    "device_insert_failed",
+];

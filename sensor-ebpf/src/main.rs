@@ -1,0 +1,289 @@
+//! kettlewatch's LAN-ingress XDP program: parse, count, and report new flows and devices.
+//!
+//! The fast path (a known flow) is two per-CPU map lookups updated in place. Everything
+//! else (creating entries, emitting events) happens once per new flow or device.
+#![no_std]
+#![no_main]
+
+mod parse;
+
+use aya_ebpf::{
+    bindings::{BPF_NOEXIST, xdp_action},
+    helpers::{bpf_ktime_get_coarse_ns, bpf_ktime_get_ns},
+    macros::{map, xdp},
+    maps::{LruPerCpuHashMap, PerCpuArray, RingBuf},
+    programs::XdpContext,
+};
+use sensor_common::{
+    DeviceCounters, DeviceKey, EVENT_NEW_DEVICE, EVENT_NEW_FLOW, Event, FLOW_SERVING, FlowCounters,
+    FlowKey, maps, proto, stats, str_eq,
+};
+
+// The #[map] macro only takes literals: check them against the shared constants.
+const _: () = assert!(str_eq(maps::FLOWS, "KW_FLOWS"));
+const _: () = assert!(str_eq(maps::DEVICES, "KW_DEVICES"));
+const _: () = assert!(str_eq(maps::STATS, "KW_STATS"));
+const _: () = assert!(str_eq(maps::EVENTS, "KW_EVENTS"));
+const _: () = assert!(str_eq(maps::CLOCK, "KW_CLOCK"));
+const _: () = assert!(str_eq(maps::GLOBAL_REPLAY, "KW_REPLAY"));
+
+#[map(name = "KW_FLOWS")]
+static FLOWS: LruPerCpuHashMap<FlowKey, FlowCounters> =
+    LruPerCpuHashMap::with_max_entries(maps::DEFAULT_MAX_FLOWS, 0);
+
+#[map(name = "KW_DEVICES")]
+static DEVICES: LruPerCpuHashMap<DeviceKey, DeviceCounters> =
+    LruPerCpuHashMap::with_max_entries(maps::DEFAULT_MAX_DEVICES, 0);
+
+#[map(name = "KW_STATS")]
+static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stats::COUNT, 0);
+
+#[map(name = "KW_EVENTS")]
+static EVENTS: RingBuf = RingBuf::with_byte_size(maps::DEFAULT_RING_BYTES, 0);
+
+#[map(name = "KW_CLOCK")]
+static CLOCK: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// Set to 1 by the loader when replaying a capture; read-only, so the verifier prunes the
+/// branch that isn't taken.
+#[unsafe(no_mangle)]
+static KW_REPLAY: u8 = 0;
+
+const EEXIST: i32 = 17;
+
+#[xdp]
+pub fn kw_lan_ingress(ctx: XdpContext) -> u32 {
+    observe(&ctx);
+    // Monitor mode never drops.
+    xdp_action::XDP_PASS
+}
+
+#[inline(always)]
+fn observe(ctx: &XdpContext) {
+    let len = (ctx.data_end() - ctx.data()) as u64;
+    stat_add(stats::FRAMES, 1);
+    stat_add(stats::BYTES, len);
+
+    let l2 = match parse::l2(ctx) {
+        Ok(l2) => l2,
+        Err(reason) => return stat_add(reason, 1),
+    };
+    let l3 = match l2.ethertype {
+        parse::ETH_P_IP => parse::ipv4(ctx, l2.l3),
+        parse::ETH_P_IPV6 => parse::ipv6(ctx, l2.l3),
+        _ => {
+            stat_add(stats::NON_IP, 1);
+            count_device(&l2, len, true, now_coarse());
+            return;
+        }
+    };
+    let l3 = match l3 {
+        Ok(l3) => l3,
+        Err(reason) => return stat_add(reason, 1),
+    };
+    stat_add(
+        if l2.ethertype == parse::ETH_P_IP {
+            stats::IPV4
+        } else {
+            stats::IPV6
+        },
+        1,
+    );
+    if l3.fragment {
+        stat_add(stats::FRAGMENTS, 1);
+    }
+    let now = now_coarse();
+    count_device(&l2, len, false, now);
+    count_flow(&l2, &l3, len, now);
+}
+
+/// The flow key: by destination, except when the device is answering from a well-known
+/// port to an ephemeral one: then by the device's service port, so that every client is
+/// not a new destination.
+#[inline(always)]
+fn flow_key(l2: &parse::L2, l3: &parse::L3) -> FlowKey {
+    let serving = (l3.proto == proto::TCP || l3.proto == proto::UDP)
+        && l3.src_port < 1024
+        && l3.dst_port >= 1024;
+    FlowKey {
+        addr: l3.dst,
+        mac: l2.src_mac,
+        port: if serving { l3.src_port } else { l3.dst_port },
+        proto: l3.proto,
+        flags: if serving { FLOW_SERVING } else { 0 },
+        _pad: [0; 2],
+    }
+}
+
+#[inline(always)]
+fn count_flow(l2: &parse::L2, l3: &parse::L3, len: u64, now: u64) {
+    let key = flow_key(l2, l3);
+    if let Some(c) = FLOWS.get_ptr_mut(&key) {
+        // SAFETY: per-CPU value of this CPU; nothing else writes it concurrently.
+        unsafe { bump_flow(&mut *c, len, l3.tcp_flags, now) };
+        return;
+    }
+    let first = FlowCounters {
+        packets: 1,
+        bytes: len,
+        first_seen_ns: now,
+        last_seen_ns: now,
+        tcp_flags: l3.tcp_flags,
+        _pad: [0; 7],
+    };
+    match FLOWS.insert(&key, &first, BPF_NOEXIST as u64) {
+        Ok(()) => {
+            stat_add(stats::NEW_FLOWS, 1);
+            emit(Event {
+                ts_ns: now_precise(),
+                key,
+                src_addr: l3.src,
+                src_port: l3.src_port,
+                dst_mac: l2.dst_mac,
+                kind: EVENT_NEW_FLOW,
+                tcp_flags: l3.tcp_flags,
+                dst_port: l3.dst_port,
+                frame_len: len as u32,
+                ethertype: l2.ethertype,
+                vlan: l2.vlan,
+            });
+        }
+        // Another CPU created it between our lookup and insert: count on our slot.
+        Err(e) if e == -EEXIST => {
+            if let Some(c) = FLOWS.get_ptr_mut(&key) {
+                // SAFETY: as above.
+                unsafe { bump_flow(&mut *c, len, l3.tcp_flags, now) };
+            }
+        }
+        Err(_) => stat_add(stats::FLOW_INSERT_FAILED, 1),
+    }
+}
+
+#[inline(always)]
+fn bump_flow(c: &mut FlowCounters, len: u64, tcp_flags: u8, now: u64) {
+    c.packets += 1;
+    c.bytes += len;
+    c.tcp_flags |= tcp_flags;
+    // A slot another CPU created starts at zero.
+    if c.first_seen_ns == 0 {
+        c.first_seen_ns = now;
+    }
+    c.last_seen_ns = now;
+}
+
+#[inline(always)]
+fn count_device(l2: &parse::L2, len: u64, non_ip: bool, now: u64) {
+    let key = DeviceKey {
+        mac: l2.src_mac,
+        _pad: [0; 2],
+    };
+    let non_ip = non_ip as u64;
+    if let Some(c) = DEVICES.get_ptr_mut(&key) {
+        // SAFETY: per-CPU value of this CPU.
+        let c = unsafe { &mut *c };
+        c.packets += 1;
+        c.bytes += len;
+        c.non_ip_packets += non_ip;
+        if c.first_seen_ns == 0 {
+            c.first_seen_ns = now;
+        }
+        c.last_seen_ns = now;
+        return;
+    }
+    let first = DeviceCounters {
+        packets: 1,
+        bytes: len,
+        non_ip_packets: non_ip,
+        first_seen_ns: now,
+        last_seen_ns: now,
+    };
+    match DEVICES.insert(&key, &first, BPF_NOEXIST as u64) {
+        Ok(()) => {
+            stat_add(stats::NEW_DEVICES, 1);
+            emit(Event {
+                ts_ns: now_precise(),
+                key: FlowKey {
+                    mac: l2.src_mac,
+                    ..FlowKey::default()
+                },
+                dst_mac: l2.dst_mac,
+                kind: EVENT_NEW_DEVICE,
+                frame_len: len as u32,
+                ethertype: l2.ethertype,
+                vlan: l2.vlan,
+                ..Event::default()
+            });
+        }
+        Err(e) if e == -EEXIST => {
+            if let Some(c) = DEVICES.get_ptr_mut(&key) {
+                // SAFETY: per-CPU value of this CPU.
+                let c = unsafe { &mut *c };
+                c.packets += 1;
+                c.bytes += len;
+                c.non_ip_packets += non_ip;
+                c.last_seen_ns = now;
+            }
+        }
+        Err(_) => stat_add(stats::DEVICE_INSERT_FAILED, 1),
+    }
+}
+
+#[inline(always)]
+fn emit(ev: Event) {
+    match EVENTS.reserve::<Event>(0) {
+        Some(mut slot) => {
+            slot.write(ev);
+            slot.submit(0);
+        }
+        None => stat_add(stats::RINGBUF_FULL, 1),
+    }
+}
+
+#[inline(always)]
+fn stat_add(idx: u32, n: u64) {
+    if let Some(p) = STATS.get_ptr_mut(idx) {
+        // SAFETY: per-CPU slot of this CPU.
+        unsafe { *p += n };
+    }
+}
+
+#[inline(always)]
+fn replaying() -> bool {
+    // SAFETY: a plain read of a read-only global the loader may have rewritten.
+    unsafe { core::ptr::read_volatile(&KW_REPLAY) != 0 }
+}
+
+/// Time for counters: the coarse clock is plenty for first/last seen and cheaper.
+#[inline(always)]
+fn now_coarse() -> u64 {
+    if replaying() {
+        return capture_clock();
+    }
+    // SAFETY: helper without preconditions.
+    unsafe { bpf_ktime_get_coarse_ns() }
+}
+
+/// Time for events: precise, so userspace can measure alert latency.
+#[inline(always)]
+fn now_precise() -> u64 {
+    if replaying() {
+        return capture_clock();
+    }
+    // SAFETY: helper without preconditions.
+    unsafe { bpf_ktime_get_ns() }
+}
+
+#[inline(always)]
+fn capture_clock() -> u64 {
+    CLOCK.get(0).copied().unwrap_or(0)
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

@@ -1,0 +1,145 @@
+//! The command line: `run`, `replay`, `check-config`, `version`.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+use crate::{
+    addr,
+    config::Config,
+    loader::AttachMode,
+    replay::{self, ReplayArgs},
+    run::{self, RunArgs},
+};
+
+/// kettlewatch: an in-kernel IoT traffic sensor for Linux gateways.
+#[derive(Parser, Debug)]
+#[command(name = "kettlewatch", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Watch a LAN interface and stream events as JSON lines.
+    Run {
+        /// The gateway's LAN-facing interface.
+        #[arg(long)]
+        iface: String,
+        /// Configuration file (TOML).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Where events go: a file, or - for standard output (overrides [output] path).
+        #[arg(long)]
+        output: Option<String>,
+        /// XDP attach mode.
+        #[arg(long, value_enum, default_value = "auto")]
+        xdp_mode: AttachMode,
+    },
+    /// Run the sensor over pcap/pcapng captures, with time from the capture.
+    Replay {
+        /// Capture files, replayed in order.
+        #[arg(required = true)]
+        captures: Vec<PathBuf>,
+        /// Configuration file (TOML).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Where events go: a file, or - for standard output (overrides [output] path).
+        #[arg(long)]
+        output: Option<String>,
+        /// The gateway's MAC: its frames are not LAN ingress. Inferred when absent.
+        #[arg(long, value_parser = parse_mac)]
+        gateway_mac: Option<[u8; 6]>,
+    },
+    /// Check a configuration file; prints each problem with file:line:column.
+    CheckConfig {
+        /// The file.
+        file: PathBuf,
+    },
+    /// Print the version.
+    Version,
+}
+
+fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    addr::parse_mac(s).ok_or_else(|| format!("{s:?} is not a MAC address like 02:00:5e:10:00:01"))
+}
+
+fn config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    Ok(match path {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    })
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KETTLEWATCH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run {
+            iface,
+            config: cfg,
+            output,
+            xdp_mode,
+        } => {
+            let config = config(cfg.as_ref())?;
+            let output = output.unwrap_or_else(|| config.output.path.clone());
+            run::run(RunArgs {
+                iface,
+                config,
+                output,
+                mode: xdp_mode,
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Replay {
+            captures,
+            config: cfg,
+            output,
+            gateway_mac,
+        } => {
+            let config = config(cfg.as_ref())?;
+            let output = output.unwrap_or_else(|| config.output.path.clone());
+            let errors = replay::replay(ReplayArgs {
+                captures,
+                config,
+                output,
+                gateway_mac,
+            })?;
+            for e in &errors {
+                eprintln!("error: {e}");
+            }
+            Ok(if errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::CheckConfig { file } => {
+            Config::load(&file)?;
+            println!("{}: ok", file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Version => {
+            println!("kettlewatch {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! The TOML configuration file. Every key is optional; unknown keys and bad values are
+//! errors that name the file, line and column.
+
+use std::{ops::Range, path::Path, time::Duration};
+
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+
+/// A configuration problem with its location.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid, with the place it went wrong.
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[sensor]`.
+    #[serde(default)]
+    pub sensor: SensorConfig,
+    /// `[output]`.
+    #[serde(default)]
+    pub output: OutputConfig,
+}
+
+/// `[sensor]`: identity, timing and kernel table sizes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SensorConfig {
+    /// The `sensor` field of every event; defaults to the host name.
+    pub name: String,
+    /// How often the flow and device maps are read.
+    #[serde(deserialize_with = "duration")]
+    pub poll_interval: Spanned<Duration>,
+    /// How often a `stats` event is written.
+    #[serde(deserialize_with = "duration")]
+    pub stats_interval: Spanned<Duration>,
+    /// A flow with new traffic gets a `flow` record at most this often.
+    #[serde(deserialize_with = "duration")]
+    pub flow_report: Spanned<Duration>,
+    /// Flow-table entries in the kernel (LRU beyond that).
+    pub max_flows: Spanned<u32>,
+    /// Device-table entries in the kernel (LRU beyond that).
+    pub max_devices: Spanned<u32>,
+    /// Ring-buffer size in bytes: a power of two, at least one page.
+    pub ring_buffer_bytes: Spanned<u32>,
+}
+
+impl Default for SensorConfig {
+    fn default() -> Self {
+        let d = |v| Spanned::new(0..0, v);
+        Self {
+            name: hostname(),
+            poll_interval: d(Duration::from_secs(1)),
+            stats_interval: d(Duration::from_secs(60)),
+            flow_report: d(Duration::from_secs(60)),
+            max_flows: Spanned::new(0..0, sensor_common::maps::DEFAULT_MAX_FLOWS),
+            max_devices: Spanned::new(0..0, sensor_common::maps::DEFAULT_MAX_DEVICES),
+            ring_buffer_bytes: Spanned::new(0..0, sensor_common::maps::DEFAULT_RING_BYTES),
+        }
+    }
+}
+
+/// `[output]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputConfig {
+    /// Where events go: a file path, or `-` for standard output.
+    pub path: String,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        Self { path: "-".into() }
+    }
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates configuration text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let at = |span: Option<Range<usize>>, message: String| {
+            let (line, column) = line_col(text, span.map_or(0, |s| s.start));
+            ConfigError::Invalid {
+                path: origin.to_string(),
+                line,
+                column,
+                message,
+            }
+        };
+        let config: Config =
+            toml::from_str(text).map_err(|e| at(e.span(), e.message().to_string()))?;
+        config
+            .validate()
+            .map_err(|(span, msg)| at(Some(span), msg))?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), (Range<usize>, String)> {
+        let s = &self.sensor;
+        for (d, what) in [
+            (&s.poll_interval, "poll_interval"),
+            (&s.stats_interval, "stats_interval"),
+            (&s.flow_report, "flow_report"),
+        ] {
+            if d.get_ref().is_zero() {
+                return Err((d.span(), format!("{what} must be longer than zero")));
+            }
+        }
+        for (n, what, min) in [
+            (&s.max_flows, "max_flows", 1),
+            (&s.max_devices, "max_devices", 1),
+        ] {
+            if *n.get_ref() < min {
+                return Err((n.span(), format!("{what} must be at least {min}")));
+            }
+        }
+        let ring = *s.ring_buffer_bytes.get_ref();
+        if !ring.is_power_of_two() || ring < 4096 {
+            return Err((
+                s.ring_buffer_bytes.span(),
+                format!("ring_buffer_bytes must be a power of two of at least 4096, not {ring}"),
+            ));
+        }
+        if s.name.is_empty() {
+            return Err((0..0, "[sensor] name must not be empty".into()));
+        }
+        Ok(())
+    }
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Spanned<Duration>, D::Error> {
+    let s = Spanned::<String>::deserialize(d)?;
+    let span = s.span();
+    humantime::parse_duration(s.get_ref())
+        .map(|v| Spanned::new(span, v))
+        .map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{:?} is not a duration such as \"500ms\", \"30s\" or \"24h\": {e}",
+                s.get_ref()
+            ))
+        })
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, column)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "kettlewatch".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Config::parse(text, "kw.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::parse("", "kw.toml").unwrap();
+        assert_eq!(*c.sensor.poll_interval.get_ref(), Duration::from_secs(1));
+        assert_eq!(*c.sensor.max_flows.get_ref(), 65_536);
+        assert_eq!(c.output.path, "-");
+        assert!(!c.sensor.name.is_empty());
+    }
+
+    #[test]
+    fn values_are_read() {
+        let c = Config::parse(
+            "[sensor]\nname = \"gw-lab-1\"\npoll_interval = \"500ms\"\nmax_flows = 1024\n[output]\npath = \"/tmp/x.json\"\n",
+            "kw.toml",
+        )
+        .unwrap();
+        assert_eq!(c.sensor.name, "gw-lab-1");
+        assert_eq!(
+            *c.sensor.poll_interval.get_ref(),
+            Duration::from_millis(500)
+        );
+        assert_eq!(*c.sensor.max_flows.get_ref(), 1024);
+        assert_eq!(c.output.path, "/tmp/x.json");
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_line() {
+        let e = err("[sensor]\nname = \"a\"\npoll_intervall = \"1s\"\n");
+        assert!(e.starts_with("kw.toml:3:1: "), "{e}");
+        assert!(e.contains("poll_intervall"), "{e}");
+    }
+
+    #[test]
+    fn unknown_section_names_file_and_line() {
+        let e = err("\n\n[sensr]\nname = \"a\"\n");
+        assert!(e.starts_with("kw.toml:3:"), "{e}");
+        assert!(e.contains("sensr"), "{e}");
+    }
+
+    #[test]
+    fn bad_duration_names_line_and_says_what_is_expected() {
+        let e = err("[sensor]\n\npoll_interval = \"soon\"\n");
+        assert!(e.starts_with("kw.toml:3:"), "{e}");
+        assert!(e.contains("not a duration"), "{e}");
+    }
+
+    #[test]
+    fn bad_ring_size_names_line() {
+        let e = err("[sensor]\nring_buffer_bytes = 5000\n");
+        assert!(e.starts_with("kw.toml:2:21: "), "{e}");
+        assert!(e.contains("power of two"), "{e}");
+    }
+
+    #[test]
+    fn zero_interval_is_refused() {
+        let e = err("[sensor]\nstats_interval = \"0s\"\n");
+        assert!(e.starts_with("kw.toml:2:"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_is_refused() {
+        let e = err("[sensor]\nmax_flows = \"many\"\n");
+        assert!(e.starts_with("kw.toml:2:"), "{e}");
+    }
+}

@@ -1,0 +1,204 @@
+//! The device table: every source MAC seen on the LAN, the addresses it used, and when.
+//! A device is written as a `device` event on first sight and whenever its addresses change.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::IpAddr,
+};
+
+use sensor_common::DeviceCounters;
+
+/// Addresses kept per device; a MAC sourcing more (a router behind it, or spoofing) has
+/// the rest counted in `addresses_dropped`, not stored.
+pub const MAX_ADDRESSES: usize = 16;
+
+/// A device's counters summed over CPUs (kernel times).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeviceTotals {
+    /// Frames.
+    pub packets: u64,
+    /// Bytes.
+    pub bytes: u64,
+    /// Frames that were not IP.
+    pub non_ip_packets: u64,
+    /// Latest last-seen over CPUs.
+    pub last_seen_ns: u64,
+}
+
+impl DeviceTotals {
+    /// Sums one device's per-CPU values.
+    pub fn sum(per_cpu: &[DeviceCounters]) -> Self {
+        per_cpu.iter().fold(Self::default(), |mut t, c| {
+            t.packets += c.packets;
+            t.bytes += c.bytes;
+            t.non_ip_packets += c.non_ip_packets;
+            t.last_seen_ns = t.last_seen_ns.max(c.last_seen_ns);
+            t
+        })
+    }
+}
+
+/// One device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Device {
+    /// Its MAC.
+    pub mac: [u8; 6],
+    /// Kernel time of its first frame.
+    pub first_seen_ns: u64,
+    /// Kernel time of its latest frame we know of.
+    pub last_seen_ns: u64,
+    /// Source addresses it used.
+    pub addresses: BTreeSet<IpAddr>,
+    /// Addresses not stored because of [`MAX_ADDRESSES`].
+    pub addresses_dropped: u64,
+    /// Counters from the kernel.
+    pub totals: DeviceTotals,
+}
+
+/// Devices seen on the LAN.
+#[derive(Debug, Default)]
+pub struct DeviceTable {
+    devices: BTreeMap<[u8; 6], Device>,
+    changed: BTreeSet<[u8; 6]>,
+    /// Devices that left the kernel map (LRU eviction).
+    pub evicted: u64,
+}
+
+impl DeviceTable {
+    /// Devices known now.
+    pub fn len(&self) -> usize {
+        self.devices.len()
+    }
+
+    /// Whether no device is known.
+    pub fn is_empty(&self) -> bool {
+        self.devices.is_empty()
+    }
+
+    /// A device by MAC.
+    pub fn get(&self, mac: &[u8; 6]) -> Option<&Device> {
+        self.devices.get(mac)
+    }
+
+    fn entry(&mut self, mac: [u8; 6], ts_ns: u64) -> &mut Device {
+        let changed = &mut self.changed;
+        self.devices.entry(mac).or_insert_with(|| {
+            changed.insert(mac);
+            Device {
+                mac,
+                first_seen_ns: ts_ns,
+                last_seen_ns: ts_ns,
+                addresses: BTreeSet::new(),
+                addresses_dropped: 0,
+                totals: DeviceTotals::default(),
+            }
+        })
+    }
+
+    /// A frame from `mac` at kernel time `ts_ns` (first sight when unknown).
+    pub fn on_seen(&mut self, mac: [u8; 6], ts_ns: u64) {
+        let d = self.entry(mac, ts_ns);
+        d.last_seen_ns = d.last_seen_ns.max(ts_ns);
+    }
+
+    /// `mac` used source address `addr`.
+    pub fn on_address(&mut self, mac: [u8; 6], addr: IpAddr, ts_ns: u64) {
+        if !crate::addr::is_host_address(addr) {
+            return;
+        }
+        let d = self.entry(mac, ts_ns);
+        if d.addresses.contains(&addr) {
+            return;
+        }
+        if d.addresses.len() >= MAX_ADDRESSES {
+            d.addresses_dropped += 1;
+            return;
+        }
+        d.addresses.insert(addr);
+        self.changed.insert(mac);
+    }
+
+    /// A poll of the kernel device map.
+    pub fn on_poll(&mut self, snapshot: impl IntoIterator<Item = ([u8; 6], DeviceTotals)>) {
+        let mut present = BTreeSet::new();
+        for (mac, totals) in snapshot {
+            present.insert(mac);
+            let d = self.entry(mac, totals.last_seen_ns);
+            d.totals = totals;
+            d.last_seen_ns = d.last_seen_ns.max(totals.last_seen_ns);
+        }
+        let before = self.devices.len();
+        self.devices.retain(|mac, _| present.contains(mac));
+        self.evicted += (before - self.devices.len()) as u64;
+    }
+
+    /// Devices first seen or changed since the last call, in MAC order.
+    pub fn take_changed(&mut self) -> Vec<Device> {
+        let macs = std::mem::take(&mut self.changed);
+        macs.iter()
+            .filter_map(|m| self.devices.get(m).cloned())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
+
+    #[test]
+    fn first_sight_and_new_address_are_changes_once() {
+        let mut t = DeviceTable::default();
+        t.on_seen(A, 10);
+        t.on_address(A, "198.51.100.10".parse().unwrap(), 11);
+        let c = t.take_changed();
+        assert_eq!(c.len(), 1, "first sight and its address coalesce");
+        assert_eq!(c[0].addresses.len(), 1);
+        t.on_address(A, "198.51.100.10".parse().unwrap(), 12);
+        assert!(
+            t.take_changed().is_empty(),
+            "same address again is no change"
+        );
+        t.on_address(A, "2001:db8::10".parse().unwrap(), 13);
+        assert_eq!(t.take_changed().len(), 1);
+    }
+
+    #[test]
+    fn unspecified_and_multicast_sources_are_not_addresses() {
+        let mut t = DeviceTable::default();
+        t.on_address(A, "0.0.0.0".parse().unwrap(), 1);
+        t.on_address(A, "ff02::1".parse().unwrap(), 1);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn address_list_is_bounded() {
+        let mut t = DeviceTable::default();
+        for i in 0..40u8 {
+            t.on_address(A, IpAddr::from([198, 51, 100, i]), 1);
+        }
+        let d = t.get(&A).unwrap();
+        assert_eq!(d.addresses.len(), MAX_ADDRESSES);
+        assert_eq!(d.addresses_dropped, 40 - MAX_ADDRESSES as u64);
+    }
+
+    #[test]
+    fn poll_updates_counters_and_drops_evicted() {
+        let mut t = DeviceTable::default();
+        let b = [2, 0, 0, 0, 0, 0xb];
+        t.on_seen(A, 1);
+        t.on_seen(b, 1);
+        let tot = DeviceTotals {
+            packets: 7,
+            bytes: 700,
+            non_ip_packets: 2,
+            last_seen_ns: 50,
+        };
+        t.on_poll([(A, tot)]);
+        assert_eq!(t.get(&A).unwrap().totals, tot);
+        assert_eq!(t.get(&A).unwrap().last_seen_ns, 50);
+        assert!(t.get(&b).is_none());
+        assert_eq!(t.evicted, 1);
+    }
+}

@@ -1,0 +1,337 @@
+//! Shapes records as Suricata-EVE-compatible JSON objects. The schemas under
+//! `sensor-user/schema/` document every field written here.
+
+use std::net::IpAddr;
+
+use serde_json::{Map, Value, json};
+
+use crate::{
+    addr,
+    clock::{TimeBase, eve_timestamp},
+    devices::Device,
+    flows::FlowRecord,
+};
+use sensor_common::{FLOW_SERVING, proto, stats};
+
+/// What every event shares: who wrote it, where, and how kernel time maps to wall time.
+#[derive(Clone, Debug)]
+pub struct Eve {
+    /// `sensor`.
+    pub sensor: String,
+    /// `in_iface`.
+    pub in_iface: String,
+    /// Kernel time to wall time.
+    pub time: TimeBase,
+}
+
+/// Userspace health counters, reported in `stats` events.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SensorCounters {
+    /// Ring-buffer records read.
+    pub events: u64,
+    /// Ring-buffer records that did not decode.
+    pub events_malformed: u64,
+    /// Kernel map reads that failed.
+    pub poll_errors: u64,
+    /// `flow` records written.
+    pub flow_records: u64,
+    /// `device` records written.
+    pub device_records: u64,
+}
+
+impl Eve {
+    fn common(&self, event_type: &str, epoch_ns: u64) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("timestamp".into(), eve_timestamp(epoch_ns).into());
+        m.insert("event_type".into(), event_type.into());
+        m.insert("sensor".into(), self.sensor.clone().into());
+        m.insert("in_iface".into(), self.in_iface.clone().into());
+        m
+    }
+
+    fn time(&self, kernel_ns: u64) -> String {
+        eve_timestamp(self.time.to_epoch_ns(kernel_ns))
+    }
+
+    /// A `flow` event.
+    pub fn flow(&self, now_ns: u64, r: &FlowRecord) -> Value {
+        let mut m = self.common("flow", now_ns);
+        let k = &r.key;
+        let peer = addr::ip(k.addr);
+        let serving = k.flags & FLOW_SERVING != 0;
+        let icmp = k.proto == proto::ICMP || k.proto == proto::ICMPV6;
+        // EVE's src is the side that opened the conversation: the device, unless it is
+        // answering on its service port, where the peer is the client.
+        let (src, src_port, dest, dest_port) = match (r.origin, serving) {
+            (Some(o), false) => (Some(o.src), o.src_port, Some(peer), k.port),
+            (Some(o), true) => (Some(peer), o.dst_port, Some(o.src), k.port),
+            (None, false) => (None, 0, Some(peer), k.port),
+            (None, true) => (Some(peer), 0, None, k.port),
+        };
+        if let Some(s) = src {
+            m.insert("src_ip".into(), s.to_string().into());
+        }
+        if let Some(d) = dest {
+            m.insert("dest_ip".into(), d.to_string().into());
+        }
+        if icmp {
+            m.insert("icmp_type".into(), (k.port >> 8).into());
+            m.insert("icmp_code".into(), (k.port & 0xff).into());
+        } else if k.proto == proto::TCP || k.proto == proto::UDP {
+            if r.origin.is_some() {
+                m.insert("src_port".into(), src_port.into());
+            }
+            m.insert("dest_port".into(), dest_port.into());
+        }
+        m.insert("proto".into(), addr::proto_name(k.proto).into());
+        if let (Some(s), Some(d), Some(_)) = (src, dest, r.origin) {
+            if let Some(id) = community_id(s, d, src_port, dest_port, k.proto, icmp, k.port) {
+                m.insert("community_id".into(), id.into());
+            }
+        }
+        let device_mac = addr::mac(k.mac);
+        let mut ether = Map::new();
+        ether.insert("src_mac".into(), device_mac.clone().into());
+        if let Some(o) = r.origin {
+            ether.insert("dest_mac".into(), addr::mac(o.dst_mac).into());
+        }
+        m.insert("ether".into(), ether.into());
+        let (to_server, to_client) = if serving {
+            ((0, 0), (r.totals.packets, r.totals.bytes))
+        } else {
+            ((r.totals.packets, r.totals.bytes), (0, 0))
+        };
+        let age = r.totals.last_seen_ns.saturating_sub(r.totals.first_seen_ns) / 1_000_000_000;
+        m.insert(
+            "flow".into(),
+            json!({
+                "pkts_toserver": to_server.0,
+                "bytes_toserver": to_server.1,
+                "pkts_toclient": to_client.0,
+                "bytes_toclient": to_client.1,
+                "start": self.time(r.totals.first_seen_ns),
+                "end": self.time(r.totals.last_seen_ns),
+                "age": age,
+                "reason": r.reason.as_str(),
+            }),
+        );
+        m.insert(
+            "iot".into(),
+            json!({
+                "device": {"mac": device_mac},
+                "flow": {
+                    "direction": if serving { "serving" } else { "outbound" },
+                    "pkts_delta": r.delta_packets,
+                    "bytes_delta": r.delta_bytes,
+                    "tcp_flags": format!("{:02x}", r.totals.tcp_flags),
+                },
+            }),
+        );
+        m.into()
+    }
+
+    /// A `device` event.
+    pub fn device(&self, now_ns: u64, d: &Device) -> Value {
+        let mut m = self.common("device", now_ns);
+        let mac = addr::mac(d.mac);
+        m.insert("ether".into(), json!({ "src_mac": mac }));
+        let addresses: Vec<String> = d.addresses.iter().map(IpAddr::to_string).collect();
+        m.insert(
+            "iot".into(),
+            json!({
+                "device": {
+                    "mac": mac,
+                    "addresses": addresses,
+                    "first_seen": self.time(d.first_seen_ns),
+                    "last_seen": self.time(d.last_seen_ns),
+                }
+            }),
+        );
+        m.into()
+    }
+
+    /// A `stats` event: kernel counters, userspace counters and anything the driver adds.
+    pub fn stats(
+        &self,
+        now_ns: u64,
+        uptime_s: u64,
+        kernel: &[u64; stats::COUNT as usize],
+        sensor: Value,
+        extra: Option<(&str, Value)>,
+    ) -> Value {
+        let mut m = self.common("stats", now_ns);
+        let kernel: Map<String, Value> = stats::NAMES
+            .iter()
+            .zip(kernel)
+            .map(|(n, v)| ((*n).to_string(), (*v).into()))
+            .collect();
+        let mut s = Map::new();
+        s.insert("uptime".into(), uptime_s.into());
+        s.insert("kernel".into(), kernel.into());
+        s.insert("sensor".into(), sensor);
+        if let Some((name, v)) = extra {
+            s.insert(name.into(), v);
+        }
+        m.insert("stats".into(), s.into());
+        m.into()
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn community_id(
+    src: IpAddr,
+    dst: IpAddr,
+    sport: u16,
+    dport: u16,
+    proto: u8,
+    icmp: bool,
+    icmp_key: u16,
+) -> Option<String> {
+    let (a, b) = if icmp {
+        (Some(icmp_key >> 8), Some(icmp_key & 0xff))
+    } else if proto == 6 || proto == 17 || proto == 132 {
+        (Some(sport), Some(dport))
+    } else {
+        (None, None)
+    };
+    community_id::calculate_community_id(0, src, dst, a, b, proto, false).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flows::{FlowTotals, Origin, Reason};
+    use sensor_common::FlowKey;
+
+    fn eve() -> Eve {
+        Eve {
+            sensor: "gw-lab-1".into(),
+            in_iface: "lan0".into(),
+            time: TimeBase::identity(),
+        }
+    }
+
+    fn mapped(v4: [u8; 4]) -> [u8; 16] {
+        let mut a = [0u8; 16];
+        a[10] = 0xff;
+        a[11] = 0xff;
+        a[12..].copy_from_slice(&v4);
+        a
+    }
+
+    #[test]
+    fn community_id_matches_the_spec_example() {
+        // The Community ID spec's baseline: 128.232.110.120:34855 -> 66.35.250.204:80 TCP.
+        let id = community_id(
+            "128.232.110.120".parse().unwrap(),
+            "66.35.250.204".parse().unwrap(),
+            34855,
+            80,
+            6,
+            false,
+            0,
+        );
+        assert_eq!(id.as_deref(), Some("1:LQU9qZlK+B5F3KDmev6m5PMibrg="));
+    }
+
+    #[test]
+    fn flow_event_has_eve_fields() {
+        let r = FlowRecord {
+            key: FlowKey {
+                addr: mapped([203, 0, 113, 99]),
+                mac: [2, 0, 0x5e, 0x10, 0, 0x17],
+                port: 443,
+                proto: 6,
+                ..FlowKey::default()
+            },
+            origin: Some(Origin {
+                src: "198.51.100.23".parse().unwrap(),
+                src_port: 50412,
+                dst_port: 443,
+                dst_mac: [2, 0, 0x5e, 0x10, 0, 1],
+            }),
+            totals: FlowTotals {
+                packets: 10,
+                bytes: 1000,
+                first_seen_ns: 1_000_000_000,
+                last_seen_ns: 3_000_000_000,
+                tcp_flags: 0x12,
+            },
+            delta_packets: 4,
+            delta_bytes: 400,
+            reason: Reason::Report,
+        };
+        let v = eve().flow(5_000_000_000, &r);
+        assert_eq!(v["event_type"], "flow");
+        assert_eq!(v["timestamp"], "1970-01-01T00:00:05.000000+0000");
+        assert_eq!(v["src_ip"], "198.51.100.23");
+        assert_eq!(v["src_port"], 50412);
+        assert_eq!(v["dest_ip"], "203.0.113.99");
+        assert_eq!(v["dest_port"], 443);
+        assert_eq!(v["proto"], "TCP");
+        assert_eq!(v["ether"]["dest_mac"], "02:00:5e:10:00:01");
+        assert_eq!(v["flow"]["pkts_toserver"], 10);
+        assert_eq!(v["flow"]["age"], 2);
+        assert_eq!(v["iot"]["flow"]["pkts_delta"], 4);
+        assert_eq!(v["iot"]["device"]["mac"], "02:00:5e:10:00:17");
+        assert!(v["community_id"].as_str().unwrap().starts_with("1:"));
+    }
+
+    #[test]
+    fn serving_flow_puts_the_client_first() {
+        let r = FlowRecord {
+            key: FlowKey {
+                addr: mapped([203, 0, 113, 5]),
+                mac: [2, 0, 0, 0, 0, 0x17],
+                port: 554,
+                proto: 6,
+                flags: FLOW_SERVING,
+                ..FlowKey::default()
+            },
+            origin: Some(Origin {
+                src: "198.51.100.23".parse().unwrap(),
+                src_port: 554,
+                dst_port: 41000,
+                dst_mac: [0; 6],
+            }),
+            totals: FlowTotals {
+                packets: 3,
+                bytes: 300,
+                ..FlowTotals::default()
+            },
+            delta_packets: 3,
+            delta_bytes: 300,
+            reason: Reason::Shutdown,
+        };
+        let v = eve().flow(0, &r);
+        assert_eq!(v["src_ip"], "203.0.113.5");
+        assert_eq!(v["src_port"], 41000);
+        assert_eq!(v["dest_ip"], "198.51.100.23");
+        assert_eq!(v["dest_port"], 554);
+        assert_eq!(v["flow"]["pkts_toclient"], 3);
+        assert_eq!(v["flow"]["pkts_toserver"], 0);
+        assert_eq!(v["iot"]["flow"]["direction"], "serving");
+    }
+
+    #[test]
+    fn icmp_flow_has_type_and_code_not_ports() {
+        let r = FlowRecord {
+            key: FlowKey {
+                addr: mapped([203, 0, 113, 5]),
+                port: 8 << 8,
+                proto: 1,
+                ..FlowKey::default()
+            },
+            origin: None,
+            totals: FlowTotals::default(),
+            delta_packets: 0,
+            delta_bytes: 0,
+            reason: Reason::Report,
+        };
+        let v = eve().flow(0, &r);
+        assert_eq!(v["icmp_type"], 8);
+        assert_eq!(v["icmp_code"], 0);
+        assert!(v.get("dest_port").is_none());
+        assert!(v.get("src_ip").is_none(), "unknown without the event");
+    }
+}

@@ -1,0 +1,336 @@
+//! The userspace flow table: turns polled kernel counters into `flow` records with totals
+//! and deltas, notices LRU evictions, and decides when a flow is due a record.
+
+use std::{collections::HashMap, net::IpAddr, time::Duration};
+
+use sensor_common::{FlowCounters, FlowKey};
+
+/// A flow's counters summed over CPUs (times are kernel nanoseconds).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowTotals {
+    /// Frames.
+    pub packets: u64,
+    /// Bytes, Ethernet header included.
+    pub bytes: u64,
+    /// Earliest first-seen over CPUs.
+    pub first_seen_ns: u64,
+    /// Latest last-seen over CPUs.
+    pub last_seen_ns: u64,
+    /// OR of TCP flags over CPUs.
+    pub tcp_flags: u8,
+}
+
+impl FlowTotals {
+    /// Sums one flow's per-CPU values.
+    pub fn sum(per_cpu: &[FlowCounters]) -> Self {
+        let mut t = Self::default();
+        for c in per_cpu.iter().filter(|c| c.packets > 0) {
+            t.packets += c.packets;
+            t.bytes += c.bytes;
+            t.tcp_flags |= c.tcp_flags;
+            t.last_seen_ns = t.last_seen_ns.max(c.last_seen_ns);
+            if t.first_seen_ns == 0 || (c.first_seen_ns != 0 && c.first_seen_ns < t.first_seen_ns) {
+                t.first_seen_ns = c.first_seen_ns;
+            }
+        }
+        t
+    }
+}
+
+/// Addressing of the packet that opened a flow, from its ring-buffer event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// Source address (the device's).
+    pub src: IpAddr,
+    /// Source port.
+    pub src_port: u16,
+    /// Destination port of the first packet (the client's, on a serving flow).
+    pub dst_port: u16,
+    /// Destination MAC of the first packet.
+    pub dst_mac: [u8; 6],
+}
+
+/// Why a record was written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// New traffic, and the report interval had passed.
+    Report,
+    /// The kernel evicted the flow (LRU); this is its last record.
+    Evicted,
+    /// The sensor is stopping.
+    Shutdown,
+}
+
+impl Reason {
+    /// The name in `flow.reason`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Report => "report",
+            Reason::Evicted => "evicted",
+            Reason::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// One `flow` record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowRecord {
+    /// The flow.
+    pub key: FlowKey,
+    /// How it was opened, when the event reached us.
+    pub origin: Option<Origin>,
+    /// Totals to date.
+    pub totals: FlowTotals,
+    /// Frames since the previous record of this flow.
+    pub delta_packets: u64,
+    /// Bytes since the previous record of this flow.
+    pub delta_bytes: u64,
+    /// Why now.
+    pub reason: Reason,
+}
+
+#[derive(Debug, Default)]
+struct Tracked {
+    origin: Option<Origin>,
+    totals: FlowTotals,
+    reported_packets: u64,
+    reported_bytes: u64,
+    last_report_ns: u64,
+    seen: bool,
+}
+
+/// Flows known to userspace, mirroring the kernel map.
+#[derive(Debug)]
+pub struct FlowTable {
+    flows: HashMap<FlowKey, Tracked>,
+    report_every_ns: u64,
+    /// Flows that left the kernel map (LRU eviction).
+    pub evicted: u64,
+    /// Flows whose counters went backwards between polls: evicted and created again.
+    pub recreated: u64,
+}
+
+impl FlowTable {
+    /// A table that reports a busy flow at most once per `report_every`.
+    pub fn new(report_every: Duration) -> Self {
+        Self {
+            flows: HashMap::new(),
+            report_every_ns: report_every.as_nanos() as u64,
+            evicted: 0,
+            recreated: 0,
+        }
+    }
+
+    /// Flows tracked now.
+    pub fn len(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Whether no flow is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+
+    /// The origin of a tracked flow, if its event arrived.
+    pub fn origin(&self, key: &FlowKey) -> Option<Origin> {
+        self.flows.get(key).and_then(|t| t.origin)
+    }
+
+    /// A ring-buffer event announced a new flow.
+    pub fn on_new_flow(&mut self, key: FlowKey, origin: Origin) {
+        self.flows.entry(key).or_default().origin = Some(origin);
+    }
+
+    /// A poll of the kernel map: returns the records due at `now_ns` (epoch time).
+    pub fn on_poll(
+        &mut self,
+        now_ns: u64,
+        snapshot: impl IntoIterator<Item = (FlowKey, FlowTotals)>,
+    ) -> Vec<FlowRecord> {
+        let mut out = Vec::new();
+        for t in self.flows.values_mut() {
+            t.seen = false;
+        }
+        for (key, totals) in snapshot {
+            let t = self.flows.entry(key).or_default();
+            t.seen = true;
+            if totals.packets < t.totals.packets {
+                // Evicted and created again between two polls: what it carried after our
+                // last read is lost; start counting afresh.
+                self.recreated += 1;
+                t.reported_packets = 0;
+                t.reported_bytes = 0;
+            }
+            t.totals = totals;
+            let due = now_ns.saturating_sub(t.last_report_ns) >= self.report_every_ns;
+            if t.totals.packets > t.reported_packets && due {
+                out.push(record(key, t, Reason::Report));
+                t.last_report_ns = now_ns;
+            }
+        }
+        let gone: Vec<FlowKey> = self
+            .flows
+            .iter()
+            .filter(|(_, t)| !t.seen)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in gone {
+            let mut t = self.flows.remove(&key).expect("listed above");
+            // Events may announce a flow before any poll saw it; only flows a poll saw can
+            // have been evicted.
+            if t.totals.packets > 0 {
+                self.evicted += 1;
+                if t.totals.packets > t.reported_packets {
+                    out.push(record(key, &mut t, Reason::Evicted));
+                }
+            }
+        }
+        out
+    }
+
+    /// Records for every flow with unreported traffic (the sensor is stopping).
+    pub fn flush(&mut self) -> Vec<FlowRecord> {
+        let mut out: Vec<FlowRecord> = self
+            .flows
+            .iter_mut()
+            .filter(|(_, t)| t.totals.packets > t.reported_packets)
+            .map(|(k, t)| record(*k, t, Reason::Shutdown))
+            .collect();
+        out.sort_by_key(|r| r.key);
+        out
+    }
+}
+
+fn record(key: FlowKey, t: &mut Tracked, reason: Reason) -> FlowRecord {
+    let r = FlowRecord {
+        key,
+        origin: t.origin,
+        totals: t.totals,
+        delta_packets: t.totals.packets - t.reported_packets,
+        delta_bytes: t.totals.bytes.saturating_sub(t.reported_bytes),
+        reason,
+    };
+    t.reported_packets = t.totals.packets;
+    t.reported_bytes = t.totals.bytes;
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEC: u64 = 1_000_000_000;
+
+    fn key(n: u8) -> FlowKey {
+        FlowKey {
+            port: 443,
+            proto: 6,
+            addr: [n; 16],
+            ..FlowKey::default()
+        }
+    }
+
+    fn totals(packets: u64) -> FlowTotals {
+        FlowTotals {
+            packets,
+            bytes: packets * 100,
+            first_seen_ns: 1,
+            last_seen_ns: packets,
+            tcp_flags: 0,
+        }
+    }
+
+    #[test]
+    fn sums_per_cpu_values() {
+        let c = |p, first, last, flags| FlowCounters {
+            packets: p,
+            bytes: p * 10,
+            first_seen_ns: first,
+            last_seen_ns: last,
+            tcp_flags: flags,
+            _pad: [0; 7],
+        };
+        let t = FlowTotals::sum(&[c(2, 50, 60, 0x02), c(0, 0, 0, 0), c(3, 40, 55, 0x10)]);
+        assert_eq!(t.packets, 5);
+        assert_eq!(t.bytes, 50);
+        assert_eq!(t.first_seen_ns, 40);
+        assert_eq!(t.last_seen_ns, 60);
+        assert_eq!(t.tcp_flags, 0x12);
+    }
+
+    #[test]
+    fn reports_deltas_at_most_once_per_interval() {
+        let mut ft = FlowTable::new(Duration::from_secs(10));
+        let r = ft.on_poll(100 * SEC, [(key(1), totals(3))]);
+        assert_eq!(r.len(), 1);
+        assert_eq!((r[0].delta_packets, r[0].delta_bytes), (3, 300));
+        // Within the interval: nothing, even with new traffic.
+        assert!(ft.on_poll(105 * SEC, [(key(1), totals(5))]).is_empty());
+        let r = ft.on_poll(110 * SEC, [(key(1), totals(8))]);
+        assert_eq!((r[0].delta_packets, r[0].totals.packets), (5, 8));
+        // No new traffic: nothing.
+        assert!(ft.on_poll(200 * SEC, [(key(1), totals(8))]).is_empty());
+    }
+
+    #[test]
+    fn eviction_gives_a_last_record_and_is_counted() {
+        let mut ft = FlowTable::new(Duration::from_secs(10));
+        ft.on_poll(100 * SEC, [(key(1), totals(3)), (key(2), totals(1))]);
+        ft.on_poll(101 * SEC, [(key(1), totals(4)), (key(2), totals(1))]);
+        let r = ft.on_poll(102 * SEC, [(key(2), totals(1))]);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].reason, Reason::Evicted);
+        assert_eq!(r[0].delta_packets, 1);
+        assert_eq!(ft.evicted, 1);
+        assert_eq!(ft.len(), 1);
+    }
+
+    #[test]
+    fn recreated_flow_counts_afresh() {
+        let mut ft = FlowTable::new(Duration::from_secs(1));
+        ft.on_poll(100 * SEC, [(key(1), totals(10))]);
+        let r = ft.on_poll(102 * SEC, [(key(1), totals(2))]);
+        assert_eq!(ft.recreated, 1);
+        assert_eq!((r[0].delta_packets, r[0].totals.packets), (2, 2));
+    }
+
+    #[test]
+    fn flush_reports_every_unreported_flow_once() {
+        let mut ft = FlowTable::new(Duration::from_secs(60));
+        ft.on_poll(100 * SEC, [(key(1), totals(1)), (key(2), totals(1))]);
+        ft.on_poll(101 * SEC, [(key(1), totals(4)), (key(2), totals(1))]);
+        let r = ft.flush();
+        assert_eq!(r.len(), 1);
+        assert_eq!((r[0].key, r[0].delta_packets), (key(1), 3));
+        assert!(ft.flush().is_empty());
+    }
+
+    #[test]
+    fn origin_from_event_is_kept() {
+        let mut ft = FlowTable::new(Duration::from_secs(1));
+        let o = Origin {
+            src: "198.51.100.23".parse().unwrap(),
+            src_port: 50412,
+            dst_port: 443,
+            dst_mac: [2, 0, 0, 0, 0, 1],
+        };
+        ft.on_new_flow(key(1), o);
+        let r = ft.on_poll(100 * SEC, [(key(1), totals(1))]);
+        assert_eq!(r[0].origin, Some(o));
+    }
+
+    #[test]
+    fn announced_but_never_polled_flow_is_not_an_eviction() {
+        let mut ft = FlowTable::new(Duration::from_secs(1));
+        let o = Origin {
+            src: "198.51.100.23".parse().unwrap(),
+            src_port: 1,
+            dst_port: 2,
+            dst_mac: [0; 6],
+        };
+        ft.on_new_flow(key(1), o);
+        assert!(ft.on_poll(100 * SEC, []).is_empty());
+        assert_eq!(ft.evicted, 0);
+        assert!(ft.is_empty());
+    }
+}

@@ -1,0 +1,240 @@
+//! Reading the kernel's maps: flows and devices in batches (BPF_MAP_LOOKUP_BATCH), the
+//! stats array, the capture clock for replay, and the ring buffer handle.
+
+use std::{
+    io,
+    os::fd::{AsFd as _, AsRawFd as _, BorrowedFd},
+};
+
+use aya::{
+    Ebpf, Pod,
+    maps::{Map, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf},
+};
+use sensor_common::{DeviceCounters, DeviceKey, FlowCounters, FlowKey, maps, stats};
+
+use crate::{devices::DeviceTotals, flows::FlowTotals};
+
+/// A map that is missing from the object or could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum MapsError {
+    /// The object has no map of that name (a build mismatch).
+    #[error("the eBPF object has no map {0}")]
+    Missing(&'static str),
+    /// The map is not of the expected type.
+    #[error("map {name}: {source}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: MapError,
+    },
+    /// A syscall on the map failed.
+    #[error("reading map {name}: {source}")]
+    Io {
+        name: &'static str,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The maps userspace reads, taken out of the loaded object.
+pub struct KernelMaps {
+    flows: Map,
+    devices: Map,
+    stats: PerCpuArray<MapData, u64>,
+    clock: PerCpuArray<MapData, u64>,
+    cpus: usize,
+}
+
+fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<Map, MapsError> {
+    ebpf.take_map(name).ok_or(MapsError::Missing(name))
+}
+
+fn typed<T: TryFrom<Map, Error = MapError>>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+) -> Result<T, MapsError> {
+    T::try_from(take(ebpf, name)?).map_err(|source| MapsError::Map { name, source })
+}
+
+impl KernelMaps {
+    /// Takes every map out of a loaded object; the ring buffer comes apart, since it is
+    /// read on its own schedule.
+    pub fn take(ebpf: &mut Ebpf) -> Result<(Self, RingBuf<MapData>), MapsError> {
+        let cpus = aya::util::nr_cpus()
+            .map_err(|(_, source)| MapsError::Io {
+                name: "possible cpus",
+                source,
+            })?
+            .get() as usize;
+        let maps = Self {
+            flows: take(ebpf, maps::FLOWS)?,
+            devices: take(ebpf, maps::DEVICES)?,
+            stats: typed(ebpf, maps::STATS)?,
+            clock: typed(ebpf, maps::CLOCK)?,
+            cpus,
+        };
+        Ok((maps, typed(ebpf, maps::EVENTS)?))
+    }
+
+    /// Every flow with its counters summed over CPUs.
+    pub fn flows(&self) -> Result<Vec<(FlowKey, FlowTotals)>, MapsError> {
+        let rows = read_per_cpu::<FlowKey, FlowCounters>(&self.flows, maps::FLOWS, self.cpus)?;
+        Ok(rows
+            .into_iter()
+            .map(|(k, v)| (k, FlowTotals::sum(&v)))
+            .collect())
+    }
+
+    /// Every device with its counters summed over CPUs.
+    pub fn devices(&self) -> Result<Vec<([u8; 6], DeviceTotals)>, MapsError> {
+        let rows =
+            read_per_cpu::<DeviceKey, DeviceCounters>(&self.devices, maps::DEVICES, self.cpus)?;
+        Ok(rows
+            .into_iter()
+            .map(|(k, v)| (k.mac, DeviceTotals::sum(&v)))
+            .collect())
+    }
+
+    /// The stats array summed over CPUs.
+    pub fn stats(&self) -> Result<[u64; stats::COUNT as usize], MapsError> {
+        let mut out = [0u64; stats::COUNT as usize];
+        for (i, slot) in out.iter_mut().enumerate() {
+            let v = self
+                .stats
+                .get(&(i as u32), 0)
+                .map_err(|source| MapsError::Map {
+                    name: maps::STATS,
+                    source,
+                })?;
+            *slot = v.iter().sum();
+        }
+        Ok(out)
+    }
+
+    /// Sets the replay clock on every CPU.
+    pub fn set_clock(&mut self, ns: u64) -> Result<(), MapsError> {
+        let values =
+            PerCpuValues::try_from(vec![ns; self.cpus]).map_err(|source| MapsError::Io {
+                name: maps::CLOCK,
+                source,
+            })?;
+        self.clock
+            .set(0, values, 0)
+            .map_err(|source| MapsError::Map {
+                name: maps::CLOCK,
+                source,
+            })
+    }
+}
+
+fn map_fd<'a>(map: &'a Map) -> Option<BorrowedFd<'a>> {
+    match map {
+        Map::PerCpuLruHashMap(d) | Map::PerCpuHashMap(d) => Some(d.fd().as_fd()),
+        _ => None,
+    }
+}
+
+/// Reads a per-CPU hash map: in batches when the kernel supports it, else key by key.
+fn read_per_cpu<K: Pod, V: Pod>(
+    map: &Map,
+    name: &'static str,
+    cpus: usize,
+) -> Result<Vec<(K, Vec<V>)>, MapsError> {
+    if let Some(fd) = map_fd(map) {
+        match lookup_batch::<K, V>(fd, cpus) {
+            Ok(rows) => return Ok(rows),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+            Err(source) => return Err(MapsError::Io { name, source }),
+        }
+    }
+    let m = PerCpuHashMap::<&MapData, K, V>::try_from(map)
+        .map_err(|source| MapsError::Map { name, source })?;
+    let mut rows = Vec::new();
+    for item in m.iter() {
+        match item {
+            Ok((k, v)) => rows.push((k, v.iter().copied().collect())),
+            // Deleted (evicted) between the key walk and the lookup.
+            Err(MapError::KeyNotFound) => {}
+            Err(source) => return Err(MapsError::Map { name, source }),
+        }
+    }
+    Ok(rows)
+}
+
+const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
+
+#[repr(C)]
+#[derive(Default)]
+struct BatchAttr {
+    in_batch: u64,
+    out_batch: u64,
+    keys: u64,
+    values: u64,
+    count: u32,
+    map_fd: u32,
+    elem_flags: u64,
+    flags: u64,
+}
+
+/// BPF_MAP_LOOKUP_BATCH over the whole map. aya has no wrapper for it yet.
+fn lookup_batch<K: Pod, V: Pod>(fd: BorrowedFd<'_>, cpus: usize) -> io::Result<Vec<(K, Vec<V>)>> {
+    // Per-CPU values come as one 8-byte-aligned slot per possible CPU.
+    let stride = size_of::<V>().next_multiple_of(8);
+    let value_bytes = stride * cpus;
+    // A hash bucket must fit in one batch, or the kernel answers ENOSPC; start generous.
+    let mut chunk: usize = 4096;
+    let mut rows = Vec::new();
+    let mut token = [0u8; 64];
+    let mut next = [0u8; 64];
+    let mut first = true;
+    loop {
+        let mut keys = vec![0u8; chunk * size_of::<K>()];
+        let mut values = vec![0u8; chunk * value_bytes];
+        let mut attr = BatchAttr {
+            in_batch: if first { 0 } else { token.as_ptr() as u64 },
+            out_batch: next.as_mut_ptr() as u64,
+            keys: keys.as_mut_ptr() as u64,
+            values: values.as_mut_ptr() as u64,
+            count: chunk as u32,
+            map_fd: fd.as_raw_fd() as u32,
+            ..BatchAttr::default()
+        };
+        // SAFETY: attr points at buffers sized for `count` keys and values, and the batch
+        // tokens are larger than any map's token (a u32 bucket index for hash maps).
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_MAP_LOOKUP_BATCH,
+                &mut attr as *mut BatchAttr,
+                size_of::<BatchAttr>(),
+            )
+        };
+        let err = (rc < 0).then(io::Error::last_os_error);
+        match err.as_ref().and_then(io::Error::raw_os_error) {
+            Some(libc::ENOSPC) if attr.count == 0 => {
+                chunk *= 2;
+                continue;
+            }
+            Some(libc::ENOENT) | None => {}
+            Some(_) => return Err(err.expect("checked above")),
+        }
+        for i in 0..attr.count as usize {
+            // SAFETY: the kernel filled `count` keys and values; Pod types read unaligned.
+            let key: K =
+                unsafe { std::ptr::read_unaligned(keys[i * size_of::<K>()..].as_ptr().cast()) };
+            let base = i * value_bytes;
+            let per_cpu = (0..cpus)
+                .map(|c| unsafe {
+                    std::ptr::read_unaligned(values[base + c * stride..].as_ptr().cast::<V>())
+                })
+                .collect();
+            rows.push((key, per_cpu));
+        }
+        if err.is_some() {
+            // ENOENT: that was the last batch.
+            return Ok(rows);
+        }
+        token = next;
+        first = false;
+    }
+}

@@ -1,0 +1,23 @@
+//! kettlewatch: an in-kernel IoT traffic sensor for Linux gateways.
+//!
+//! Data flow, top to bottom: `loader` puts the eBPF program in the kernel; `kernel_maps`
+//! reads its maps and ring buffer; `events` decodes ring-buffer records; `flows` and
+//! `devices` turn counters and events into records; `eve` shapes them as EVE JSON;
+//! `output` writes them. `sensor` is the engine that strings those stages together, and
+//! `run` (a live interface) and `replay` (capture files) drive it.
+
+pub mod addr;
+pub mod capture;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod devices;
+pub mod eve;
+pub mod events;
+pub mod flows;
+pub mod kernel_maps;
+pub mod loader;
+pub mod output;
+pub mod replay;
+pub mod run;
+pub mod sensor;

@@ -1,0 +1,205 @@
+//! Loading the eBPF object into the kernel and attaching it to the LAN interface, with
+//! errors that tell the user what to do.
+
+use std::{ffi::CString, io};
+
+use aya::{
+    Ebpf, EbpfError, EbpfLoader,
+    programs::{ProgramError, Xdp, XdpMode, xdp::XdpLinkId},
+};
+use sensor_common::maps;
+
+use crate::config::SensorConfig;
+
+/// The compiled eBPF object, embedded at build time.
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sensor"));
+
+/// Map sizes chosen at load time.
+#[derive(Clone, Copy, Debug)]
+pub struct MapSizes {
+    /// Flow-table entries.
+    pub flows: u32,
+    /// Device-table entries.
+    pub devices: u32,
+    /// Ring-buffer bytes.
+    pub ring_bytes: u32,
+}
+
+impl From<&SensorConfig> for MapSizes {
+    fn from(c: &SensorConfig) -> Self {
+        Self {
+            flows: *c.max_flows.get_ref(),
+            devices: *c.max_devices.get_ref(),
+            ring_bytes: *c.ring_buffer_bytes.get_ref(),
+        }
+    }
+}
+
+/// `--xdp-mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AttachMode {
+    /// Native, falling back to generic (skb) with a note.
+    Auto,
+    /// Native (driver) only.
+    Native,
+    /// Generic (skb) only.
+    Skb,
+}
+
+/// Why the sensor could not start, phrased for the person running it.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Not enough privilege.
+    #[error(
+        "the kernel refused to load the sensor ({0}): run as root, or grant CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON"
+    )]
+    Permission(String),
+    /// The kernel lacks something the sensor needs.
+    #[error(
+        "this kernel cannot run the sensor ({0}): it needs Linux 5.8 or later with BTF, ring buffers and LRU per-CPU hash maps"
+    )]
+    Unsupported(String),
+    /// Anything else while loading.
+    #[error("loading the eBPF program failed: {0}")]
+    Other(String),
+    /// No such interface.
+    #[error("there is no interface named {0:?} in this network namespace (`ip link` lists them)")]
+    NoInterface(String),
+    /// An XDP program is already there.
+    #[error(
+        "interface {0:?} already has an XDP program attached (`ip link show {0}` shows it): detach it first, or run the sensor where that program can chain to it"
+    )]
+    Busy(String),
+    /// The mode asked for is not available on this interface.
+    #[error("XDP in {mode} mode is not available on {iface:?} ({detail}); try --xdp-mode auto")]
+    Mode {
+        mode: &'static str,
+        iface: String,
+        detail: String,
+    },
+    /// Attaching failed for another reason.
+    #[error("attaching to {iface:?} failed: {detail}")]
+    Attach { iface: String, detail: String },
+}
+
+fn errno_of(e: &(dyn std::error::Error + 'static)) -> Option<i32> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<io::Error>() {
+            if let Some(n) = io.raw_os_error() {
+                return Some(n);
+            }
+        }
+        cur = err.source();
+    }
+    None
+}
+
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(err) = cur {
+        s.push_str(": ");
+        s.push_str(&err.to_string());
+        cur = err.source();
+    }
+    s
+}
+
+fn classify(e: &(dyn std::error::Error + 'static)) -> LoadError {
+    match errno_of(e) {
+        Some(libc::EPERM) | Some(libc::EACCES) => LoadError::Permission(chain(e)),
+        Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP) => LoadError::Unsupported(chain(e)),
+        _ => LoadError::Other(chain(e)),
+    }
+}
+
+/// Loads the object with the given map sizes and loads (verifies) the XDP program.
+/// `replay` makes the program take time from the capture clock.
+pub fn load(sizes: MapSizes, replay: bool) -> Result<Ebpf, LoadError> {
+    raise_memlock();
+    let mut loader = EbpfLoader::new();
+    loader
+        .map_max_entries(maps::FLOWS, sizes.flows)
+        .map_max_entries(maps::DEVICES, sizes.devices)
+        .map_max_entries(maps::EVENTS, sizes.ring_bytes);
+    if replay {
+        loader.override_global(maps::GLOBAL_REPLAY, &1u8, true);
+    }
+    let mut ebpf = loader.load(OBJECT).map_err(|e: EbpfError| classify(&e))?;
+    xdp(&mut ebpf)?.load().map_err(|e| classify(&e))?;
+    Ok(ebpf)
+}
+
+/// The XDP program of a loaded object.
+pub fn xdp(ebpf: &mut Ebpf) -> Result<&mut Xdp, LoadError> {
+    let prog = ebpf
+        .program_mut(maps::XDP_PROGRAM)
+        .ok_or_else(|| LoadError::Other(format!("no program {}", maps::XDP_PROGRAM)))?;
+    prog.try_into().map_err(|e: ProgramError| classify(&e))
+}
+
+/// Attaches the loaded XDP program to `iface` through a bpf_link, so that the program
+/// goes away with the process however it ends. Returns the mode it got.
+pub fn attach(
+    ebpf: &mut Ebpf,
+    iface: &str,
+    mode: AttachMode,
+) -> Result<(XdpLinkId, &'static str), LoadError> {
+    let name = CString::new(iface).map_err(|_| LoadError::NoInterface(iface.into()))?;
+    let prog = xdp(ebpf)?;
+    let try_mode = |prog: &mut Xdp, m: XdpMode, label: &'static str| {
+        prog.attach(name.as_c_str(), m)
+            .map_err(|e| attach_error(&e, iface, label))
+    };
+    match mode {
+        AttachMode::Native => try_mode(prog, XdpMode::Driver, "native").map(|l| (l, "native")),
+        AttachMode::Skb => try_mode(prog, XdpMode::Skb, "skb").map(|l| (l, "skb")),
+        AttachMode::Auto => match try_mode(prog, XdpMode::Driver, "native") {
+            Ok(l) => Ok((l, "native")),
+            Err(LoadError::Mode { detail, .. }) => {
+                tracing::warn!(
+                    "native XDP is not available on {iface} ({detail}); using generic (skb) mode, which sees the same frames at a higher cost"
+                );
+                try_mode(prog, XdpMode::Skb, "skb").map(|l| (l, "skb"))
+            }
+            Err(e) => Err(e),
+        },
+    }
+}
+
+fn attach_error(e: &ProgramError, iface: &str, mode: &'static str) -> LoadError {
+    if matches!(e, ProgramError::UnknownInterface { .. }) {
+        return LoadError::NoInterface(iface.into());
+    }
+    match errno_of(e) {
+        Some(libc::ENODEV) => LoadError::NoInterface(iface.into()),
+        Some(libc::EBUSY) | Some(libc::EEXIST) => LoadError::Busy(iface.into()),
+        Some(libc::EPERM) | Some(libc::EACCES) => LoadError::Permission(chain(e)),
+        Some(libc::EOPNOTSUPP) | Some(libc::EINVAL) => LoadError::Mode {
+            mode,
+            iface: iface.into(),
+            detail: chain(e),
+        },
+        _ => LoadError::Attach {
+            iface: iface.into(),
+            detail: chain(e),
+        },
+    }
+}
+
+/// Older kernels charge BPF memory to RLIMIT_MEMLOCK; newer ones (5.11+) to the cgroup,
+/// where raising the limit fails harmlessly without CAP_SYS_RESOURCE.
+fn raise_memlock() {
+    let rlim = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: plain syscall with a valid struct.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) } != 0 {
+        tracing::debug!(
+            "could not raise RLIMIT_MEMLOCK ({}); fine on kernels that account BPF memory per cgroup",
+            io::Error::last_os_error()
+        );
+    }
+}

@@ -1,0 +1,238 @@
+//! Replay: the same eBPF program, run by the kernel over capture frames with
+//! BPF_PROG_TEST_RUN, time taken from the capture, feeding the same engine as `run`.
+
+use std::{
+    collections::{HashMap, HashSet},
+    net::IpAddr,
+    path::PathBuf,
+};
+
+use anyhow::Context as _;
+use aya::programs::{TestRun as _, TestRunOptions};
+use serde_json::json;
+
+use crate::{
+    addr,
+    capture::{Capture, CaptureError, Frame},
+    clock::TimeBase,
+    config::Config,
+    eve::Eve,
+    kernel_maps::KernelMaps,
+    loader::{self, MapSizes},
+    output::Output,
+    sensor::Sensor,
+};
+
+/// BPF_PROG_TEST_RUN takes at least an Ethernet header ...
+const MIN_FRAME: usize = 14;
+/// ... and at most a page less XDP headroom and the skb_shared_info tail.
+const MAX_FRAME: usize = 4096 - 256 - 320;
+
+/// What `replay` was asked to do.
+pub struct ReplayArgs {
+    /// Capture files, in order.
+    pub captures: Vec<PathBuf>,
+    /// The configuration.
+    pub config: Config,
+    /// Output path (`-` for stdout).
+    pub output: String,
+    /// The gateway's MAC, when known; otherwise inferred.
+    pub gateway_mac: Option<[u8; 6]>,
+}
+
+/// Replay counters, reported in the `replay` section of `stats` events.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReplayCounters {
+    /// Frames read from captures.
+    pub frames: u64,
+    /// Frames run through the XDP program.
+    pub frames_run: u64,
+    /// Frames the gateway sent (not LAN ingress, so not run through XDP).
+    pub gateway_frames: u64,
+    /// Frames shorter than an Ethernet header (counted, not run).
+    pub too_short: u64,
+    /// Frames longer than BPF_PROG_TEST_RUN takes (their first part is run).
+    pub truncated: u64,
+    /// Frames the kernel refused to run.
+    pub run_errors: u64,
+}
+
+/// Replays captures; returns the capture errors met (the stream covers what was read).
+pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
+    // Open every file first, so a bad path or link type fails before any output.
+    for path in &args.captures {
+        Capture::open(path)?;
+    }
+    let gateway = match args.gateway_mac {
+        Some(m) => Some(m),
+        None => infer_gateway(&args.captures),
+    };
+    if let Some(g) = gateway {
+        tracing::info!(
+            "gateway MAC {}: its frames are not LAN ingress",
+            addr::mac(g)
+        );
+    }
+    let sizes = MapSizes::from(&args.config.sensor);
+    let mut ebpf = loader::load(sizes, true)?;
+    let (mut maps, mut ring) = KernelMaps::take(&mut ebpf)?;
+    let mut out =
+        Some(Output::open(&args.output).with_context(|| format!("opening {}", args.output))?);
+    let eve = Eve {
+        sensor: args.config.sensor.name.clone(),
+        in_iface: "replay".into(),
+        time: TimeBase::identity(),
+    };
+    let poll_ns = args.config.sensor.poll_interval.get_ref().as_nanos() as u64;
+    let mut sensor: Option<Sensor> = None;
+    let mut counters = ReplayCounters::default();
+    let mut errors = Vec::new();
+    let mut now = 0u64;
+    let mut next_poll = 0u64;
+    let prog = loader::xdp(&mut ebpf)?;
+
+    for path in &args.captures {
+        let mut cap = Capture::open(path)?;
+        while let Some(frame) = cap.next_frame() {
+            let frame: Frame = match frame {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::error!("{e}; reporting what was read before it");
+                    errors.push(e);
+                    break;
+                }
+            };
+            counters.frames += 1;
+            // Time never runs backwards in the stream, even if a capture's does.
+            now = now.max(frame.ts_ns);
+            let s = sensor.get_or_insert_with(|| {
+                next_poll = now + poll_ns;
+                let out = out.take().expect("created once");
+                Sensor::new(eve.clone(), &args.config.sensor, out, now)
+            });
+            if s.stats_due(now) || now >= next_poll {
+                s.poll(&maps, now);
+                next_poll = now + poll_ns;
+                if s.stats_due(now) {
+                    let k = maps.stats().unwrap_or_default();
+                    s.write_stats(now, &k, Some(("replay", counters_json(&counters))));
+                }
+            }
+            if gateway.is_some_and(|g| frame.data.get(6..12) == Some(&g[..])) {
+                counters.gateway_frames += 1;
+                continue;
+            }
+            if frame.data.len() < MIN_FRAME {
+                counters.too_short += 1;
+                continue;
+            }
+            let data = if frame.data.len() > MAX_FRAME {
+                counters.truncated += 1;
+                &frame.data[..MAX_FRAME]
+            } else {
+                &frame.data[..]
+            };
+            if let Err(e) = maps.set_clock(now) {
+                anyhow::bail!("setting the replay clock: {e}");
+            }
+            let opts = TestRunOptions {
+                data_in: Some(data),
+                repeat: 1,
+                ..TestRunOptions::default()
+            };
+            match prog.test_run(opts) {
+                Ok(_) => counters.frames_run += 1,
+                Err(e) => {
+                    if counters.run_errors == 0 {
+                        tracing::warn!("BPF_PROG_TEST_RUN refused a frame: {e}");
+                    }
+                    counters.run_errors += 1;
+                }
+            }
+            while let Some(item) = ring.next() {
+                s.on_record(&item);
+            }
+            s.end_batch(now);
+        }
+    }
+    let mut s = match sensor {
+        Some(s) => s,
+        None => Sensor::new(eve, &args.config.sensor, out.take().expect("unused"), now),
+    };
+    s.poll(&maps, now);
+    let k = maps.stats()?;
+    s.finish(now, &k, Some(("replay", counters_json(&counters))));
+    Ok(errors)
+}
+
+fn counters_json(c: &ReplayCounters) -> serde_json::Value {
+    json!({
+        "frames": c.frames,
+        "frames_run": c.frames_run,
+        "gateway_frames": c.gateway_frames,
+        "too_short": c.too_short,
+        "truncated": c.truncated,
+        "run_errors": c.run_errors,
+    })
+}
+
+/// The gateway is the MAC that sources traffic from many off-LAN addresses: it forwards
+/// what the internet sends to the devices. Needs at least three such addresses.
+pub fn infer_gateway(captures: &[PathBuf]) -> Option<[u8; 6]> {
+    let mut sources: HashMap<[u8; 6], HashSet<IpAddr>> = HashMap::new();
+    for path in captures {
+        let Ok(mut cap) = Capture::open(path) else {
+            continue;
+        };
+        while let Some(Ok(frame)) = cap.next_frame() {
+            if let Some((mac, ip)) = source_of(&frame.data) {
+                if is_off_lan(ip) {
+                    sources.entry(mac).or_default().insert(ip);
+                }
+            }
+        }
+    }
+    sources
+        .into_iter()
+        .filter(|(_, ips)| ips.len() >= 3)
+        .max_by_key(|(mac, ips)| (ips.len(), *mac))
+        .map(|(mac, _)| mac)
+}
+
+fn source_of(data: &[u8]) -> Option<([u8; 6], IpAddr)> {
+    use etherparse::{NetSlice, SlicedPacket};
+    let p = SlicedPacket::from_ethernet(data).ok()?;
+    let mac = match p.link? {
+        etherparse::LinkSlice::Ethernet2(e) => e.source(),
+        _ => return None,
+    };
+    let ip = match p.net? {
+        NetSlice::Ipv4(v4) => IpAddr::V4(v4.header().source_addr()),
+        NetSlice::Ipv6(v6) => IpAddr::V6(v6.header().source_addr()),
+        _ => return None,
+    };
+    Some((mac, ip))
+}
+
+fn is_off_lan(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || (o[0] == 100 && (o[1] & 0xc0) == 64))
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (s & 0xfe00) == 0xfc00
+                || (s & 0xffc0) == 0xfe80)
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Live mode: attach to the LAN interface, read the ring buffer as events arrive, poll
+//! the maps every `poll_interval`, stop cleanly on SIGINT or SIGTERM.
+
+use anyhow::Context as _;
+use tokio::{
+    io::{Interest, unix::AsyncFd},
+    signal::unix::{SignalKind, signal},
+    time::MissedTickBehavior,
+};
+
+use crate::{
+    clock::{TimeBase, realtime_ns},
+    config::Config,
+    eve::Eve,
+    kernel_maps::KernelMaps,
+    loader::{self, AttachMode, MapSizes},
+    output::Output,
+    sensor::Sensor,
+};
+
+/// What `run` was asked to do.
+pub struct RunArgs {
+    /// The LAN interface.
+    pub iface: String,
+    /// The configuration.
+    pub config: Config,
+    /// Output path (`-` for stdout).
+    pub output: String,
+    /// XDP attach mode.
+    pub mode: AttachMode,
+}
+
+/// Runs until SIGINT or SIGTERM.
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(run_async(args))
+}
+
+async fn run_async(args: RunArgs) -> anyhow::Result<()> {
+    let sizes = MapSizes::from(&args.config.sensor);
+    let mut ebpf = loader::load(sizes, false)?;
+    let (link, mode) = loader::attach(&mut ebpf, &args.iface, args.mode)?;
+    tracing::info!(
+        "watching {} (XDP {mode} mode, {} flows, {} devices)",
+        args.iface,
+        sizes.flows,
+        sizes.devices
+    );
+    let (maps, ring) = KernelMaps::take(&mut ebpf)?;
+    // SAFETY: the ring buffer owns its fd and lives inside the AsyncFd until both drop.
+    let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+        .map_err(|e| anyhow::anyhow!("watching the ring buffer: {e}"))?;
+    let out = Output::open(&args.output).with_context(|| format!("opening {}", args.output))?;
+    let eve = Eve {
+        sensor: args.config.sensor.name.clone(),
+        in_iface: args.iface.clone(),
+        time: TimeBase::live(),
+    };
+    let mut sensor = Sensor::new(eve, &args.config.sensor, out, realtime_ns());
+    let mut tick = tokio::time::interval(*args.config.sensor.poll_interval.get_ref());
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+
+    loop {
+        tokio::select! {
+            guard = ring.readable_mut() => {
+                let mut guard = guard?;
+                let rb = guard.get_inner_mut();
+                while let Some(item) = rb.next() {
+                    sensor.on_record(&item);
+                }
+                guard.clear_ready();
+                sensor.end_batch(realtime_ns());
+            }
+            _ = tick.tick() => {
+                let now = realtime_ns();
+                sensor.poll(&maps, now);
+                if sensor.stats_due(now) {
+                    let k = maps.stats().unwrap_or_default();
+                    sensor.write_stats(now, &k, None);
+                }
+            }
+            _ = sigint.recv() => break,
+            _ = sigterm.recv() => break,
+        }
+    }
+
+    tracing::info!("stopping: detaching from {}", args.iface);
+    loader::xdp(&mut ebpf)?
+        .detach(link)
+        .context("detaching the XDP program")?;
+    let rb = ring.get_mut();
+    while let Some(item) = rb.next() {
+        sensor.on_record(&item);
+    }
+    let now = realtime_ns();
+    sensor.poll(&maps, now);
+    let k = maps.stats()?;
+    sensor.finish(now, &k, None);
+    Ok(())
+}

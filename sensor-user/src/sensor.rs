@@ -1,0 +1,173 @@
+//! The engine both drivers share: kernel events and polled counters in, EVE events out.
+//! `run` feeds it from a live interface, `replay` from capture files, so both give the
+//! same stream for the same frames.
+
+use serde_json::{Value, json};
+
+use crate::{
+    addr,
+    config::SensorConfig,
+    devices::{DeviceTable, DeviceTotals},
+    eve::{Eve, SensorCounters},
+    events::{self, KernelEvent},
+    flows::{FlowTable, FlowTotals, Origin},
+    kernel_maps::KernelMaps,
+    output::Output,
+};
+use sensor_common::{FlowKey, stats};
+
+/// Kernel counters as read from the stats map.
+pub type KernelStats = [u64; stats::COUNT as usize];
+
+/// The engine.
+pub struct Sensor {
+    eve: Eve,
+    flows: FlowTable,
+    devices: DeviceTable,
+    out: Output,
+    counters: SensorCounters,
+    started_ns: u64,
+    stats_every_ns: u64,
+    next_stats_ns: u64,
+}
+
+impl Sensor {
+    /// A sensor that starts at `now_ns` (epoch).
+    pub fn new(eve: Eve, config: &SensorConfig, out: Output, now_ns: u64) -> Self {
+        let stats_every_ns = config.stats_interval.get_ref().as_nanos() as u64;
+        Self {
+            eve,
+            flows: FlowTable::new(*config.flow_report.get_ref()),
+            devices: DeviceTable::default(),
+            out,
+            counters: SensorCounters::default(),
+            started_ns: now_ns,
+            stats_every_ns,
+            next_stats_ns: now_ns + stats_every_ns,
+        }
+    }
+
+    /// One ring-buffer record.
+    pub fn on_record(&mut self, bytes: &[u8]) {
+        self.counters.events += 1;
+        match events::decode(bytes) {
+            Ok(KernelEvent::NewDevice(ev)) => self.devices.on_seen(ev.key.mac, ev.ts_ns),
+            Ok(KernelEvent::NewFlow(ev)) => {
+                let src = addr::ip(ev.src_addr);
+                self.devices.on_seen(ev.key.mac, ev.ts_ns);
+                self.devices.on_address(ev.key.mac, src, ev.ts_ns);
+                self.flows.on_new_flow(
+                    ev.key,
+                    Origin {
+                        src,
+                        src_port: ev.src_port,
+                        dst_port: ev.dst_port,
+                        dst_mac: ev.dst_mac,
+                    },
+                );
+            }
+            Err(e) => {
+                if self.counters.events_malformed == 0 {
+                    tracing::warn!("{e} (counted as events_malformed in stats)");
+                }
+                self.counters.events_malformed += 1;
+            }
+        }
+    }
+
+    /// The end of a batch of records: write what changed and flush.
+    pub fn end_batch(&mut self, now_ns: u64) {
+        for d in self.devices.take_changed() {
+            let v = self.eve.device(now_ns, &d);
+            self.out.write(&v);
+            self.counters.device_records += 1;
+        }
+        self.out.flush();
+    }
+
+    /// A poll of the kernel maps.
+    pub fn on_poll(
+        &mut self,
+        now_ns: u64,
+        flows: Vec<(FlowKey, FlowTotals)>,
+        devices: Vec<([u8; 6], DeviceTotals)>,
+    ) {
+        self.devices.on_poll(devices);
+        let records = self.flows.on_poll(now_ns, flows);
+        self.write_flows(now_ns, &records);
+        self.end_batch(now_ns);
+    }
+
+    /// Reads the flow and device maps and takes them in.
+    pub fn poll(&mut self, maps: &KernelMaps, now_ns: u64) {
+        match (maps.flows(), maps.devices()) {
+            (Ok(f), Ok(d)) => self.on_poll(now_ns, f, d),
+            (Err(e), _) | (_, Err(e)) => self.poll_failed(&e),
+        }
+    }
+
+    /// A poll that failed (counted; the next one tries again).
+    fn poll_failed(&mut self, err: &dyn std::error::Error) {
+        if self.counters.poll_errors == 0 {
+            tracing::warn!("reading kernel maps failed: {err}");
+        }
+        self.counters.poll_errors += 1;
+    }
+
+    fn write_flows(&mut self, now_ns: u64, records: &[crate::flows::FlowRecord]) {
+        for r in records {
+            let v = self.eve.flow(now_ns, r);
+            self.out.write(&v);
+            self.counters.flow_records += 1;
+        }
+    }
+
+    /// Whether a `stats` event is due.
+    pub fn stats_due(&self, now_ns: u64) -> bool {
+        now_ns >= self.next_stats_ns
+    }
+
+    /// Writes a `stats` event; `extra` is a driver's own section (e.g. `replay`).
+    pub fn write_stats(&mut self, now_ns: u64, kernel: &KernelStats, extra: Option<(&str, Value)>) {
+        let uptime = now_ns.saturating_sub(self.started_ns) / 1_000_000_000;
+        let v = self
+            .eve
+            .stats(now_ns, uptime, kernel, self.counters_json(), extra);
+        self.out.write(&v);
+        self.out.flush();
+        while self.next_stats_ns <= now_ns {
+            self.next_stats_ns += self.stats_every_ns;
+        }
+    }
+
+    fn counters_json(&self) -> Value {
+        let c = &self.counters;
+        json!({
+            "events": c.events,
+            "events_malformed": c.events_malformed,
+            "poll_errors": c.poll_errors,
+            "flows_tracked": self.flows.len(),
+            "flows_evicted": self.flows.evicted,
+            "flows_recreated": self.flows.recreated,
+            "flow_records": c.flow_records,
+            "devices_tracked": self.devices.len(),
+            "devices_evicted": self.devices.evicted,
+            "device_records": c.device_records,
+            "output_lines": self.out.lines,
+            "output_errors": self.out.errors,
+        })
+    }
+
+    /// Stopping: the last records of every flow, then a final `stats` event.
+    pub fn finish(&mut self, now_ns: u64, kernel: &KernelStats, extra: Option<(&str, Value)>) {
+        let records = self.flows.flush();
+        self.write_flows(now_ns, &records);
+        self.end_batch(now_ns);
+        self.write_stats(now_ns, kernel, extra);
+    }
+
+    /// Userspace counters so far.
+    pub fn counters(&self) -> SensorCounters {
+        self.counters
+    }
+}
