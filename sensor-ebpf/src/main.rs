@@ -149,12 +149,12 @@ fn count_flow(l2: &parse::L2, l3: &parse::L3, len: u64, now: u64) {
             });
         }
         // Another CPU created it between our lookup and insert: count on our slot.
-        Err(e) if e == -EEXIST => {
-            if let Some(c) = FLOWS.get_ptr_mut(&key) {
-                // SAFETY: as above.
-                unsafe { bump_flow(&mut *c, len, l3.tcp_flags, now) };
-            }
-        }
+        Err(e) if e == -EEXIST => match FLOWS.get_ptr_mut(&key) {
+            // SAFETY: as above.
+            Some(c) => unsafe { bump_flow(&mut *c, len, l3.tcp_flags, now) },
+            // ... and the LRU already evicted it again: the frame is lost to the map.
+            None => stat_add(stats::FLOW_INSERT_FAILED, 1),
+        },
         Err(_) => stat_add(stats::FLOW_INSERT_FAILED, 1),
     }
 }
@@ -214,8 +214,8 @@ fn count_device(l2: &parse::L2, len: u64, non_ip: bool, now: u64) {
                 ..Event::default()
             });
         }
-        Err(e) if e == -EEXIST => {
-            if let Some(c) = DEVICES.get_ptr_mut(&key) {
+        Err(e) if e == -EEXIST => match DEVICES.get_ptr_mut(&key) {
+            Some(c) => {
                 // SAFETY: per-CPU value of this CPU.
                 let c = unsafe { &mut *c };
                 c.packets += 1;
@@ -223,7 +223,8 @@ fn count_device(l2: &parse::L2, len: u64, non_ip: bool, now: u64) {
                 c.non_ip_packets += non_ip;
                 c.last_seen_ns = now;
             }
-        }
+            None => stat_add(stats::DEVICE_INSERT_FAILED, 1),
+        },
         Err(_) => stat_add(stats::DEVICE_INSERT_FAILED, 1),
     }
 }

@@ -163,6 +163,10 @@ pub fn ipv6(ctx: &XdpContext, off: usize) -> Result<L3, u32> {
                 break;
             }
         };
+        // The whole extension header must be there, not just the bytes we read of it.
+        if ctx.data() + (off & 0xffff) + hlen > ctx.data_end() {
+            return Err(stats::ERR_TRUNCATED_L3);
+        }
         off += hlen;
     }
     if !done {

@@ -1,1 +1,11 @@
+//! Test support: the skip rules, RAII guards for network namespaces and sensor processes,
+//! the lab topology, frame builders, the eBPF program under BPF_PROG_TEST_RUN, and
+//! schema-checked parsing of the event stream.
 
+pub mod env;
+pub mod events;
+pub mod frames;
+pub mod lab;
+pub mod netns;
+pub mod proc;
+pub mod xdp;

@@ -1,0 +1,51 @@
+//! Parsing the event stream, every line validated against the project's JSON Schema.
+
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+fn validator() -> &'static jsonschema::Validator {
+    static V: OnceLock<jsonschema::Validator> = OnceLock::new();
+    V.get_or_init(|| {
+        let path = crate::env::workspace().join("sensor-user/schema/eve.schema.json");
+        let text = std::fs::read_to_string(&path).expect("read schema");
+        let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
+        jsonschema::options()
+            .should_validate_formats(true)
+            .build(&schema)
+            .expect("schema compiles")
+    })
+}
+
+/// Checks one event against the schema; panics with the line and every violation.
+pub fn validate(v: &Value) {
+    let errors: Vec<String> = validator()
+        .iter_errors(v)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "event violates the schema:\n{v}\n{}",
+        errors.join("\n")
+    );
+}
+
+/// Parses JSON Lines, validating each; panics naming the line that is not valid.
+pub fn parse<S: AsRef<str>>(lines: &[S]) -> Vec<Value> {
+    lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| !l.as_ref().trim().is_empty())
+        .map(|(i, l)| {
+            let v: Value = serde_json::from_str(l.as_ref())
+                .unwrap_or_else(|e| panic!("line {} is not JSON ({e}): {}", i + 1, l.as_ref()));
+            validate(&v);
+            v
+        })
+        .collect()
+}
+
+/// Events of one type.
+pub fn of_type<'a>(events: &'a [Value], t: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["event_type"] == t).collect()
+}

@@ -1,0 +1,155 @@
+//! The lab: IoT-like devices on a switch, a gateway between the switch and an "internet"
+//! namespace with servers. Everything lives in namespaces this lab created and is gone
+//! when the lab is dropped.
+//!
+//! ```text
+//!  dev0 ─┐                          gw                       inet
+//!  dev1 ─┼─ sw (bridge br0) ── lan0 [198.51.100.1]  wan0 ── up0 [203.0.113.254,
+//!  dev2 ─┘                          [2001:db8:1::1] [203.0.113.1]   .10 .20 .30, 2001:db8:2::10 ...]
+//! ```
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::netns::{Netns, sweep_stale};
+
+/// The gateway's LAN MAC.
+pub const GW_MAC: [u8; 6] = [0x02, 0x00, 0x5e, 0x10, 0x00, 0x01];
+/// The gateway's LAN address.
+pub const GW_V4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+/// The gateway's LAN IPv6 address.
+pub const GW_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 1);
+/// Servers in the internet namespace.
+pub const SERVERS_V4: [Ipv4Addr; 3] = [
+    Ipv4Addr::new(203, 0, 113, 10),
+    Ipv4Addr::new(203, 0, 113, 20),
+    Ipv4Addr::new(203, 0, 113, 30),
+];
+/// The same servers' IPv6 addresses.
+pub const SERVERS_V6: [Ipv6Addr; 3] = [
+    Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x10),
+    Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x20),
+    Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x30),
+];
+
+/// One simulated device.
+pub struct Device {
+    /// Its namespace.
+    pub ns: Netns,
+    /// Its MAC.
+    pub mac: [u8; 6],
+    /// Its IPv4 address.
+    pub v4: Ipv4Addr,
+    /// Its IPv6 address.
+    pub v6: Ipv6Addr,
+}
+
+/// A lab; dropping it deletes every namespace (and so every veth and attachment) it made,
+/// devices first, then gateway, internet and switch (field order).
+pub struct Lab {
+    /// The devices.
+    pub devices: Vec<Device>,
+    /// The gateway; the sensor attaches to its `lan0`.
+    pub gw: Netns,
+    /// The internet side, with the servers.
+    pub inet: Netns,
+    /// The switch.
+    pub sw: Netns,
+}
+
+/// The MAC of device `i`.
+pub fn device_mac(i: usize) -> [u8; 6] {
+    [0x02, 0x00, 0x5e, 0x10, 0x00, 0x10 + i as u8]
+}
+
+fn mac_str(m: [u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+impl Lab {
+    /// Builds a lab with `n` devices. Panics (after cleaning up what it made) on failure.
+    pub fn build(n: usize) -> Self {
+        sweep_stale();
+        let p = crate::env::unique("");
+        // Declared in this order so that a panic half-way drops (deletes) what exists.
+        let sw = Netns::new(&format!("{p}-sw"));
+        let gw = Netns::new(&format!("{p}-gw"));
+        let inet = Netns::new(&format!("{p}-inet"));
+        sw.ip(&["link", "add", "br0", "type", "bridge"]);
+        sw.ip(&["link", "set", "br0", "up"]);
+
+        gw.ip(&[
+            "link", "add", "lan0", "type", "veth", "peer", "name", "gw", "netns", &sw.name,
+        ]);
+        gw.ip(&["link", "set", "lan0", "address", &mac_str(GW_MAC)]);
+        gw.ip(&["addr", "add", "198.51.100.1/24", "dev", "lan0"]);
+        gw.ip(&["addr", "add", "2001:db8:1::1/64", "dev", "lan0", "nodad"]);
+        gw.ip(&["link", "set", "lan0", "up"]);
+        sw.ip(&["link", "set", "gw", "master", "br0"]);
+        sw.ip(&["link", "set", "gw", "up"]);
+
+        gw.ip(&[
+            "link", "add", "wan0", "type", "veth", "peer", "name", "up0", "netns", &inet.name,
+        ]);
+        gw.ip(&["addr", "add", "203.0.113.1/24", "dev", "wan0"]);
+        gw.ip(&["addr", "add", "2001:db8:2::1/64", "dev", "wan0", "nodad"]);
+        gw.ip(&["link", "set", "wan0", "up"]);
+        gw.sysctl("net.ipv4.ip_forward", "1");
+        gw.sysctl("net.ipv6.conf.all.forwarding", "1");
+
+        inet.ip(&["addr", "add", "203.0.113.254/24", "dev", "up0"]);
+        inet.ip(&["addr", "add", "2001:db8:2::fe/64", "dev", "up0", "nodad"]);
+        for (v4, v6) in SERVERS_V4.iter().zip(SERVERS_V6) {
+            inet.ip(&["addr", "add", &format!("{v4}/24"), "dev", "up0"]);
+            inet.ip(&["addr", "add", &format!("{v6}/64"), "dev", "up0", "nodad"]);
+        }
+        inet.ip(&["link", "set", "up0", "up"]);
+        inet.ip(&["route", "add", "198.51.100.0/24", "via", "203.0.113.1"]);
+        inet.ip(&[
+            "-6",
+            "route",
+            "add",
+            "2001:db8:1::/64",
+            "via",
+            "2001:db8:2::1",
+        ]);
+
+        let mut lab = Lab {
+            devices: Vec::new(),
+            gw,
+            inet,
+            sw,
+        };
+        for i in 0..n {
+            let ns = Netns::new(&format!("{p}-d{i}"));
+            let mac = device_mac(i);
+            let v4 = Ipv4Addr::new(198, 51, 100, 10 + i as u8);
+            let v6 = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x10 + i as u16);
+            let port = format!("d{i}");
+            ns.ip(&[
+                "link",
+                "add",
+                "eth0",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &port,
+                "netns",
+                &lab.sw.name,
+            ]);
+            ns.ip(&["link", "set", "eth0", "address", &mac_str(mac)]);
+            ns.ip(&["addr", "add", &format!("{v4}/24"), "dev", "eth0"]);
+            ns.ip(&["addr", "add", &format!("{v6}/64"), "dev", "eth0", "nodad"]);
+            ns.ip(&["link", "set", "eth0", "up"]);
+            ns.ip(&["route", "add", "default", "via", "198.51.100.1"]);
+            ns.ip(&["-6", "route", "add", "default", "via", "2001:db8:1::1"]);
+            lab.sw.ip(&["link", "set", &port, "master", "br0"]);
+            lab.sw.ip(&["link", "set", &port, "up"]);
+            lab.devices.push(Device { ns, mac, v4, v6 });
+        }
+        lab
+    }
+}

@@ -1,0 +1,108 @@
+//! The sensor's XDP program loaded in this process, run on frames with BPF_PROG_TEST_RUN,
+//! its maps read back. Time comes from the replay clock so results are deterministic.
+
+use std::collections::BTreeMap;
+
+use aya::{
+    Ebpf,
+    maps::{MapData, RingBuf},
+    programs::{TestRun as _, TestRunOptions},
+};
+use sensor_common::FlowKey;
+use sensor_user::{
+    config::SensorConfig,
+    devices::DeviceTotals,
+    events::{KernelEvent, decode},
+    flows::FlowTotals,
+    kernel_maps::KernelMaps,
+    loader::{self, MapSizes},
+    sensor::KernelStats,
+};
+
+/// XDP_PASS.
+pub const XDP_PASS: u32 = 2;
+
+/// One loaded instance with its own maps.
+pub struct Program {
+    ebpf: Ebpf,
+    maps: KernelMaps,
+    ring: RingBuf<MapData>,
+    clock: u64,
+}
+
+impl Program {
+    /// Loads with default map sizes.
+    pub fn load() -> Self {
+        Self::load_sized(MapSizes::from(&SensorConfig::default()))
+    }
+
+    /// Loads with the given map sizes.
+    pub fn load_sized(sizes: MapSizes) -> Self {
+        let mut ebpf = loader::load(sizes, true).expect("load the sensor's eBPF object");
+        let (maps, ring) = KernelMaps::take(&mut ebpf).expect("maps");
+        Self {
+            ebpf,
+            maps,
+            ring,
+            clock: 1_000_000_000,
+        }
+    }
+
+    /// Runs one frame at the current clock, which then advances by 1 ms; returns the
+    /// XDP action.
+    pub fn run(&mut self, frame: &[u8]) -> u32 {
+        self.maps.set_clock(self.clock).expect("set clock");
+        self.clock += 1_000_000;
+        let prog = loader::xdp(&mut self.ebpf).expect("program");
+        prog.test_run(TestRunOptions {
+            data_in: Some(frame),
+            repeat: 1,
+            ..TestRunOptions::default()
+        })
+        .unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN on {} bytes: {e}", frame.len()))
+        .return_value
+    }
+
+    /// The clock value the next frame will carry.
+    pub fn clock(&self) -> u64 {
+        self.clock
+    }
+
+    /// The flow map, summed over CPUs.
+    pub fn flows(&self) -> BTreeMap<FlowKey, FlowTotals> {
+        self.maps.flows().expect("read flows").into_iter().collect()
+    }
+
+    /// The device map, summed over CPUs.
+    pub fn devices(&self) -> BTreeMap<[u8; 6], DeviceTotals> {
+        self.maps
+            .devices()
+            .expect("read devices")
+            .into_iter()
+            .collect()
+    }
+
+    /// The stats array, summed over CPUs.
+    pub fn stats(&self) -> KernelStats {
+        self.maps.stats().expect("read stats")
+    }
+
+    /// Drains the ring buffer.
+    pub fn events(&mut self) -> Vec<KernelEvent> {
+        let mut out = Vec::new();
+        while let Some(item) = self.ring.next() {
+            out.push(decode(&item).expect("decodable event"));
+        }
+        out
+    }
+}
+
+/// Stats as a name -> value map, zeros left out, for readable assertions.
+pub fn nonzero_stats(s: &KernelStats) -> BTreeMap<&'static str, u64> {
+    sensor_common::stats::NAMES
+        .iter()
+        .zip(s)
+        .filter(|(_, v)| **v != 0)
+        .map(|(n, v)| (*n, *v))
+        .collect()
+}

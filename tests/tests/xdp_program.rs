@@ -1,0 +1,516 @@
+//! The XDP program (sensor-ebpf/src/main.rs and parse.rs) under BPF_PROG_TEST_RUN:
+//! crafted frames in, exact map contents, stats counters and ring-buffer events out.
+
+use std::collections::BTreeMap;
+
+use kettlewatch_tests::{
+    env,
+    frames::{self, cat, eth, ethertype as et, tcp_flags},
+    xdp::{Program, XDP_PASS, nonzero_stats},
+};
+use sensor_common::{FLOW_SERVING, FlowKey, proto};
+use sensor_user::events::KernelEvent;
+
+const DEV: [u8; 6] = [0x02, 0, 0x5e, 0x10, 0, 0x17];
+const GW: [u8; 6] = [0x02, 0, 0x5e, 0x10, 0, 0x01];
+const DEV_V4: [u8; 4] = [198, 51, 100, 23];
+const SRV_V4: [u8; 4] = [203, 0, 113, 99];
+const DEV_V6: [u8; 16] = [
+    0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x17,
+];
+const SRV_V6: [u8; 16] = [
+    0x20, 0x01, 0x0d, 0xb8, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x99,
+];
+
+fn key(addr: [u8; 16], port: u16, proto: u8) -> FlowKey {
+    FlowKey {
+        addr,
+        mac: DEV,
+        port,
+        proto,
+        ..FlowKey::default()
+    }
+}
+
+fn udp4(sport: u16, dport: u16, payload: usize) -> Vec<u8> {
+    cat(&[
+        &eth(GW, DEV, &[], et::IPV4),
+        &frames::ipv4(
+            DEV_V4,
+            SRV_V4,
+            proto::UDP,
+            &[],
+            0,
+            &frames::udp(sport, dport, &vec![0xab; payload]),
+        ),
+    ])
+}
+
+fn tcp4(sport: u16, dport: u16, flags: u8) -> Vec<u8> {
+    cat(&[
+        &eth(GW, DEV, &[], et::IPV4),
+        &frames::ipv4(
+            DEV_V4,
+            SRV_V4,
+            proto::TCP,
+            &[],
+            0,
+            &frames::tcp(sport, dport, flags, &[]),
+        ),
+    ])
+}
+
+/// Runs frames, asserting each passes (monitor mode never drops).
+fn run_all(p: &mut Program, frames: &[Vec<u8>]) {
+    for f in frames {
+        assert_eq!(p.run(f), XDP_PASS, "monitor mode must pass every frame");
+    }
+}
+
+fn stats(pairs: &[(&'static str, u64)]) -> BTreeMap<&'static str, u64> {
+    pairs.iter().copied().collect()
+}
+
+#[test]
+fn ipv4_udp_counts_flow_device_and_reports_once() {
+    if !env::have_root() {
+        return;
+    }
+    let mut p = Program::load();
+    let f = udp4(40000, 5000, 100);
+    let len = f.len() as u64;
+    let t0 = p.clock();
+    run_all(&mut p, &[f.clone(), f.clone(), f]);
+
+    let flows = p.flows();
+    assert_eq!(flows.len(), 1, "{flows:?}");
+    let t = flows[&key(frames::mapped(SRV_V4), 5000, proto::UDP)];
+    assert_eq!((t.packets, t.bytes), (3, 3 * len));
+    assert_eq!(t.first_seen_ns, t0);
+    assert_eq!(t.last_seen_ns, t0 + 2_000_000);
+
+    let devices = p.devices();
+    assert_eq!(devices.len(), 1);
+    let d = devices[&DEV];
+    assert_eq!((d.packets, d.bytes, d.non_ip_packets), (3, 3 * len, 0));
+
+    assert_eq!(
+        nonzero_stats(&p.stats()),
+        stats(&[
+            ("frames", 3),
+            ("bytes", 3 * len),
+            ("ipv4", 3),
+            ("new_flows", 1),
+            ("new_devices", 1)
+        ])
+    );
+
+    let ev = p.events();
+    assert_eq!(ev.len(), 2, "one new-device and one new-flow event: {ev:?}");
+    let KernelEvent::NewDevice(d) = ev[0] else {
+        panic!("{ev:?}")
+    };
+    assert_eq!((d.key.mac, d.dst_mac, d.ts_ns), (DEV, GW, t0));
+    let KernelEvent::NewFlow(n) = ev[1] else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(n.key, key(frames::mapped(SRV_V4), 5000, proto::UDP));
+    assert_eq!(n.src_addr, frames::mapped(DEV_V4));
+    assert_eq!(
+        (n.src_port, n.dst_port, n.frame_len as u64),
+        (40000, 5000, len)
+    );
+    assert_eq!(n.ethertype, et::IPV4);
+}
+
+#[test]
+fn source_port_does_not_split_a_destination() {
+    if !env::have_root() {
+        return;
+    }
+    let mut p = Program::load();
+    run_all(
+        &mut p,
+        &[
+            udp4(40000, 53, 10),
+            udp4(40001, 53, 10),
+            udp4(40002, 53, 10),
+        ],
+    );
+    let flows = p.flows();
+    assert_eq!(flows.len(), 1);
+    assert_eq!(
+        flows[&key(frames::mapped(SRV_V4), 53, proto::UDP)].packets,
+        3
+    );
+    assert_eq!(p.stats()[sensor_common::stats::NEW_FLOWS as usize], 1);
+}
+
+#[test]
+fn tcp_flags_accumulate() {
+    if !env::have_root() {
+        return;
+    }
+    let mut p = Program::load();
+    run_all(
+        &mut p,
+        &[
+            tcp4(50412, 443, tcp_flags::SYN),
+            tcp4(50412, 443, tcp_flags::ACK | tcp_flags::PSH),
+        ],
+    );
+    let t = p.flows()[&key(frames::mapped(SRV_V4), 443, proto::TCP)];
+    assert_eq!(t.packets, 2);
+    assert_eq!(
+        t.tcp_flags,
+        tcp_flags::SYN | tcp_flags::ACK | tcp_flags::PSH
+    );
+}
+
+#[test]
+fn device_answering_from_a_service_port_is_keyed_by_that_port() {
+    if !env::have_root() {
+        return;
+    }
+    let mut p = Program::load();
+    // SYN-ACKs from the device's port 443 to two clients' ephemeral ports.
+    run_all(
+        &mut p,
+        &[
+            tcp4(443, 51000, tcp_flags::SYN | tcp_flags::ACK),
+            tcp4(443, 51001, tcp_flags::ACK),
+        ],
+    );
+    let flows = p.flows();
+    let k = FlowKey {
+        flags: FLOW_SERVING,
+        ..key(frames::mapped(SRV_V4), 443, proto::TCP)
+    };
+    assert_eq!(flows.keys().copied().collect::<Vec<_>>(), vec![k]);
+    assert_eq!(flows[&k].packets, 2);
+    let ev = p.events();
+    let KernelEvent::NewFlow(n) = ev[1] else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(
+        (n.src_port, n.dst_port),
+        (443, 51000),
+        "the client's port is in the event"
+    );
+}
+
+#[test]
+fn ipv4_options_are_skipped() {
+    if !env::have_root() {
+        return;
+    }
+    let mut p = Program::load();
+    // IHL 6 and 7: NOP padding, then the UDP header.
+    for opts in [&[1u8, 1, 1, 0][..], &[1u8; 8][..]] {
+        let f = cat(&[
+            &eth(GW, DEV, &[], et::IPV4),
+            &frames::ipv4(
+                DEV_V4,
+                SRV_V4,
+                proto::UDP,
+                opts,
+                0,
+                &frames::udp(1234, 7000 + opts.len() as u16, b"x"),
+            ),
+        ]);
+        run_all(&mut p, &[f]);
+    }
+    let flows = p.flows();
+    assert!(
+        flows.contains_key(&key(frames::mapped(SRV_V4), 7004, proto::UDP)),
+        "{flows:?}"
+    );
+    assert!(
+        flows.contains_key(&key(frames::mapped(SRV_V4), 7008, proto::UDP)),
+        "{flows:?}"
+    );
+    assert_eq!(p.stats()[sensor_common::stats::IPV4 as usize], 2);
+}
+
+#[test]
+fn ipv6_with_hop_by_hop_and_fragment_headers() {
+    if !env::have_root() {
+        return;
+    }
+    let mut p = Program::load();
+    let udp = frames::udp(5353, 8443, b"hello");
+    let first = cat(&[
+        &eth(GW, DEV, &[], et::IPV6),
+        &frames::ipv6(
+            DEV_V6,
+            SRV_V6,
+            0,
+            &cat(&[
+                &frames::hop_by_hop(44),
+                &frames::fragment(17, 0, true),
+                &udp,
+            ]),
+        ),
+    ]);
+    // A later fragment of the same datagram: no UDP header, so no port.
+    let later = cat(&[
+        &eth(GW, DEV, &[], et::IPV6),
+        &frames::ipv6(
+            DEV_V6,
+            SRV_V6,
+            44,
+            &cat(&[&frames::fragment(17, 2, false), b"more data"]),
+        ),
+    ]);
+    let plain = cat(&[
+        &eth(GW, DEV, &[], et::IPV6),
+        &frames::ipv6(DEV_V6, SRV_V6, proto::UDP, &udp),
+    ]);
+    run_all(&mut p, &[first.clone(), later.clone(), plain.clone()]);
+    let flows = p.flows();
+    assert_eq!(flows.len(), 2, "{flows:?}");
+    let with_port = flows[&key(SRV_V6, 8443, proto::UDP)];
+    assert_eq!(
+        (with_port.packets, with_port.bytes),
+        (2, (first.len() + plain.len()) as u64)
+    );
+    let no_port = flows[&key(SRV_V6, 0, proto::UDP)];
+    assert_eq!((no_port.packets, no_port.bytes), (1, later.len() as u64));
+    let s = nonzero_stats(&p.stats());
+    assert_eq!((s["ipv6"], s["fragments"], s["new_flows"]), (3, 1, 2));
+}
+
+#[test]
+fn ipv6_extension_chain_longer_than_the_parser_follows_is_unsupported() {
+    if !env::have_root() {
+        return;
+    }
+    let mut p = Program::load();
+    let mut rest = Vec::new();
+    for _ in 0..7 {
+        rest.extend(frames::hop_by_hop(60));
+    }
+    rest.extend(frames::udp(1, 2, b""));
+    let f = cat(&[
+        &eth(GW, DEV, &[], et::IPV6),
+        &frames::ipv6(DEV_V6, SRV_V6, 60, &rest),
+    ]);
+    run_all(&mut p, &[f.clone()]);
+    assert!(p.flows().is_empty());
+    assert_eq!(
+        nonzero_stats(&p.stats()),
+        stats(&[("frames", 1), ("bytes", f.len() as u64), ("unsupported", 1)])
+    );
+}
+
+#[test]
+fn single_and_double_vlan_tags() {
+    if !env::have_root() {
+        return;
+    }
+    let mut p = Program::load();
+    let ip = frames::ipv4(
+        DEV_V4,
+        SRV_V4,
+        proto::UDP,
+        &[],
+        0,
+        &frames::udp(1000, 123, b"ntp"),
+    );
+    let single = cat(&[&eth(GW, DEV, &[(et::VLAN, 10)], et::IPV4), &ip]);
+    let double = cat(&[
+        &eth(GW, DEV, &[(et::QINQ, 100), (et::VLAN, 10)], et::IPV4),
+        &ip,
+    ]);
+    let triple = cat(&[
+        &eth(
+            GW,
+            DEV,
+            &[(et::QINQ, 1), (et::VLAN, 2), (et::VLAN, 3)],
+            et::IPV4,
+        ),
+        &ip,
+    ]);
+    run_all(&mut p, &[single.clone(), double.clone(), triple]);
+    let t = p.flows()[&key(frames::mapped(SRV_V4), 123, proto::UDP)];
+    assert_eq!(
+        (t.packets, t.bytes),
+        (2, (single.len() + double.len()) as u64)
+    );
+    let s = nonzero_stats(&p.stats());
+    assert_eq!((s["ipv4"], s["unsupported"]), (2, 1));
+    let ev = p.events();
+    let KernelEvent::NewFlow(n) = ev[1] else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(n.vlan, 10);
+}
+
+#[test]
+fn icmp_is_keyed_by_type_and_code() {
+    if !env::have_root() {
+        return;
+    }
+    let mut p = Program::load();
+    let echo4 = cat(&[
+        &eth(GW, DEV, &[], et::IPV4),
+        &frames::ipv4(DEV_V4, SRV_V4, proto::ICMP, &[], 0, &frames::icmp(8, 0)),
+    ]);
+    let echo6 = cat(&[
+        &eth(GW, DEV, &[], et::IPV6),
+        &frames::ipv6(DEV_V6, SRV_V6, proto::ICMPV6, &frames::icmp(128, 0)),
+    ]);
+    run_all(&mut p, &[echo4.clone(), echo4, echo6]);
+    let flows = p.flows();
+    assert_eq!(
+        flows[&key(frames::mapped(SRV_V4), 8 << 8, proto::ICMP)].packets,
+        2
+    );
+    assert_eq!(flows[&key(SRV_V6, 128 << 8, proto::ICMPV6)].packets, 1);
+}
+
+#[test]
+fn non_ip_frames_count_for_the_device_only() {
+    if !env::have_root() {
+        return;
+    }
+    let mut p = Program::load();
+    let pad = [0u8; 46];
+    let arp = cat(&[&eth([0xff; 6], DEV, &[], et::ARP), &pad]);
+    let lldp = cat(&[
+        &eth([0x01, 0x80, 0xc2, 0, 0, 0x0e], DEV, &[], et::LLDP),
+        &pad,
+    ]);
+    let eapol = cat(&[
+        &eth([0x01, 0x80, 0xc2, 0, 0, 0x03], DEV, &[], et::EAPOL),
+        &pad,
+    ]);
+    run_all(&mut p, &[arp, lldp, eapol]);
+    assert!(p.flows().is_empty());
+    let d = p.devices()[&DEV];
+    assert_eq!((d.packets, d.non_ip_packets, d.bytes), (3, 3, 3 * 60));
+    assert_eq!(
+        nonzero_stats(&p.stats()),
+        stats(&[
+            ("frames", 3),
+            ("bytes", 180),
+            ("non_ip", 3),
+            ("new_devices", 1)
+        ])
+    );
+}
+
+#[test]
+fn truncated_at_every_layer_is_counted_and_creates_nothing() {
+    if !env::have_root() {
+        return;
+    }
+    let mut p = Program::load();
+    let tcp = tcp4(50000, 443, tcp_flags::SYN);
+    let vlan = cat(&[&eth(GW, DEV, &[(et::VLAN, 7)], et::IPV4), &tcp[14..]]);
+    let v6 = cat(&[
+        &eth(GW, DEV, &[], et::IPV6),
+        &frames::ipv6(
+            DEV_V6,
+            SRV_V6,
+            0,
+            &cat(&[&frames::hop_by_hop(proto::UDP), &frames::udp(1, 2, b"")]),
+        ),
+    ]);
+    let mut expect = BTreeMap::new();
+    let mut frames_run = 0;
+    let mut bytes = 0;
+    let mut cut =
+        |p: &mut Program, f: &[u8], range: std::ops::Range<usize>, reason: &'static str| {
+            for n in range {
+                assert_eq!(p.run(&f[..n]), XDP_PASS);
+                *expect.entry(reason).or_insert(0u64) += 1;
+                frames_run += 1;
+                bytes += n as u64;
+            }
+        };
+    // BPF_PROG_TEST_RUN refuses frames under 14 bytes, so L2 truncation shows in the tag.
+    cut(&mut p, &vlan, 14..18, "truncated_l2");
+    cut(&mut p, &tcp, 14..34, "truncated_l3");
+    cut(&mut p, &tcp, 34..54, "truncated_l4");
+    cut(&mut p, &v6, 14..62, "truncated_l3");
+    cut(&mut p, &v6, 62..70, "truncated_l4");
+    assert!(p.flows().is_empty(), "malformed frames create no flow");
+    assert!(p.devices().is_empty(), "malformed frames create no device");
+    assert!(p.events().is_empty());
+    expect.insert("frames", frames_run);
+    expect.insert("bytes", bytes);
+    assert_eq!(nonzero_stats(&p.stats()), expect);
+}
+
+#[test]
+fn bad_ihl_and_wrong_ip_version_are_counted() {
+    if !env::have_root() {
+        return;
+    }
+    let mut p = Program::load();
+    let mut bad_ihl = tcp4(1, 2, 0);
+    bad_ihl[14] = 0x44;
+    let mut v6_in_v4 = tcp4(1, 2, 0);
+    v6_in_v4[14] = 0x65;
+    run_all(&mut p, &[bad_ihl, v6_in_v4]);
+    let s = nonzero_stats(&p.stats());
+    assert_eq!((s["bad_ihl"], s["unsupported"], s["frames"]), (1, 1, 2));
+    assert!(p.flows().is_empty());
+}
+
+#[test]
+fn every_frame_is_counted_exactly_once() {
+    if !env::have_root() {
+        return;
+    }
+    let mut p = Program::load();
+    let mut all = vec![udp4(1, 2, 3), tcp4(4, 5, tcp_flags::SYN)];
+    let t = tcp4(6, 7, 0);
+    all.push(t[..20].to_vec());
+    all.push(cat(&[&eth(GW, DEV, &[], et::ARP), &[0u8; 28]]));
+    run_all(&mut p, &all);
+    let s = p.stats();
+    use sensor_common::stats as st;
+    let classified: u64 = [
+        st::IPV4,
+        st::IPV6,
+        st::NON_IP,
+        st::ERR_TRUNCATED_L2,
+        st::ERR_TRUNCATED_L3,
+        st::ERR_BAD_IHL,
+        st::ERR_TRUNCATED_L4,
+        st::ERR_UNSUPPORTED,
+    ]
+    .iter()
+    .map(|i| s[*i as usize])
+    .sum();
+    assert_eq!(s[st::FRAMES as usize], all.len() as u64);
+    assert_eq!(classified, all.len() as u64);
+}
+
+#[test]
+fn map_sizes_come_from_the_config() {
+    if !env::have_root() {
+        return;
+    }
+    let mut p = Program::load_sized(sensor_user::loader::MapSizes {
+        flows: 4,
+        devices: 16,
+        ring_bytes: 4096,
+    });
+    for port in 0..40 {
+        run_all(&mut p, &[udp4(40000, 1000 + port, 1)]);
+    }
+    // An LRU map of 4 holds at most 4; when the kernel finds no entry to reuse, the
+    // insert fails and is counted: every new flow is either created or counted.
+    let n = p.flows().len();
+    assert!((1..=4).contains(&n), "{n} flows in a map of 4");
+    let s = p.stats();
+    use sensor_common::stats as st;
+    assert_eq!(
+        s[st::NEW_FLOWS as usize] + s[st::FLOW_INSERT_FAILED as usize],
+        40
+    );
+    assert!(s[st::NEW_FLOWS as usize] > 4, "LRU evicts to make room");
+}
