@@ -1,0 +1,297 @@
+//! `kettlewatch run` on the gateway of a namespace lab: known traffic from known devices
+//! must come out of the JSON stream with exactly those counts; a killed sensor must leave
+//! nothing attached; attach problems get a sentence that says what to do.
+
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, SocketAddr, UdpSocket},
+    time::Duration,
+};
+
+use kettlewatch_tests::{
+    env::{self, TempDir},
+    events,
+    lab::{Lab, SERVERS_V4, SERVERS_V6},
+    proc::Sensor,
+};
+use serde_json::Value;
+
+const ATTACHED: &str = "watching lan0";
+
+fn config(dir: &TempDir) -> String {
+    let path = dir.join("kw.toml");
+    std::fs::write(
+        &path,
+        "[sensor]\nname = \"lab\"\npoll_interval = \"200ms\"\nflow_report = \"1s\"\nstats_interval = \"1s\"\n",
+    )
+    .unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn send_udp(lab: &Lab, dev: usize, to: SocketAddr, n: usize, payload: usize) {
+    let from: IpAddr = match to {
+        SocketAddr::V4(_) => lab.devices[dev].v4.into(),
+        SocketAddr::V6(_) => lab.devices[dev].v6.into(),
+    };
+    lab.devices[dev].ns.run(move || {
+        let s = UdpSocket::bind((from, 0)).expect("bind in device namespace");
+        for _ in 0..n {
+            s.send_to(&vec![0x5a; payload], to).expect("send");
+        }
+    });
+}
+
+fn mac(m: [u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// (device mac, dest ip, dest port, proto) -> (sum of pkts_delta, sum of bytes_delta,
+/// last pkts_toserver, last bytes_toserver).
+fn flow_sums(evs: &[Value]) -> BTreeMap<(String, String, u64, String), (u64, u64, u64, u64)> {
+    let mut m = BTreeMap::new();
+    for e in events::of_type(evs, "flow") {
+        let port = e["dest_port"]
+            .as_u64()
+            .unwrap_or_else(|| e["icmp_type"].as_u64().unwrap_or(0) << 8);
+        let k = (
+            e["iot"]["device"]["mac"].as_str().unwrap().to_string(),
+            e["dest_ip"].as_str().unwrap_or("").to_string(),
+            port,
+            e["proto"].as_str().unwrap().to_string(),
+        );
+        let v = m.entry(k).or_insert((0, 0, 0, 0));
+        v.0 += e["iot"]["flow"]["pkts_delta"].as_u64().unwrap();
+        v.1 += e["iot"]["flow"]["bytes_delta"].as_u64().unwrap();
+        v.2 = e["flow"]["pkts_toserver"].as_u64().unwrap();
+        v.3 = e["flow"]["bytes_toserver"].as_u64().unwrap();
+    }
+    m
+}
+
+#[test]
+fn known_traffic_appears_in_flow_events_with_exact_counts() {
+    if !env::have_root() || !env::have_tool("ip") || !env::have_tool("ping") {
+        return;
+    }
+    let lab = Lab::build(3);
+    let dir = TempDir::new();
+    let cfg = config(&dir);
+    let mut sensor = Sensor::start(&lab.gw, "lan0", &["--config", &cfg], false);
+    sensor.wait_for_log(ATTACHED, Duration::from_secs(30));
+
+    let srv_a = SocketAddr::new(SERVERS_V4[0].into(), 5000);
+    let srv_b = SocketAddr::new(SERVERS_V4[1].into(), 6000);
+    let srv_b6 = SocketAddr::new(SERVERS_V6[1].into(), 6000);
+    send_udp(&lab, 0, srv_a, 7, 100);
+    send_udp(&lab, 1, srv_b, 11, 200);
+    send_udp(&lab, 1, srv_b6, 5, 50);
+    let ping = lab.devices[2]
+        .ns
+        .cmd("ping")
+        .args([
+            "-c",
+            "3",
+            "-i",
+            "0.2",
+            "-s",
+            "56",
+            "-q",
+            &SERVERS_V4[2].to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        ping.status.success(),
+        "ping through the lab gateway: {ping:?}"
+    );
+    // Let one more poll see the last frames before stopping (the stop flushes anyway).
+    std::thread::sleep(Duration::from_millis(500));
+    let out = sensor.stop();
+    assert!(
+        out.status.success(),
+        "sensor exit: {:?}\n{}",
+        out.status,
+        out.stderr
+    );
+
+    let evs = events::parse(&out.stdout);
+    let sums = flow_sums(&evs);
+    let d = |i: usize| mac(lab.devices[i].mac);
+    // Frame sizes on the wire: Ethernet 14 + IPv4 20 / IPv6 40 + UDP 8 + payload;
+    // ping -s 56 is 64 bytes of ICMP.
+    let expected = [
+        ((d(0), "203.0.113.10".to_string(), 5000, "UDP"), 7, 42 + 100),
+        (
+            (d(1), "203.0.113.20".to_string(), 6000, "UDP"),
+            11,
+            42 + 200,
+        ),
+        (
+            (d(1), "2001:db8:2::20".to_string(), 6000, "UDP"),
+            5,
+            62 + 50,
+        ),
+        (
+            (d(2), "203.0.113.30".to_string(), 8 << 8, "ICMP"),
+            3,
+            14 + 20 + 64,
+        ),
+    ];
+    for ((mac, ip, port, proto), n, frame) in expected {
+        let key = (mac, ip, port, proto.to_string());
+        let got = sums
+            .get(&key)
+            .unwrap_or_else(|| panic!("no flow event for {key:?}; flows: {sums:#?}"));
+        assert_eq!(
+            *got,
+            (n, n * frame, n, n * frame),
+            "{key:?}: (sum of pkts_delta, sum of bytes_delta, pkts_toserver, bytes_toserver)"
+        );
+    }
+
+    // Every device shows up with the addresses it used.
+    let devices = events::of_type(&evs, "device");
+    for (i, dev) in lab.devices.iter().enumerate() {
+        let last = devices
+            .iter()
+            .rev()
+            .find(|e| e["iot"]["device"]["mac"] == mac(dev.mac))
+            .unwrap_or_else(|| panic!("no device event for device {i}"));
+        let addrs: Vec<&str> = last["iot"]["device"]["addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert!(
+            addrs.contains(&dev.v4.to_string().as_str()),
+            "device {i}: {addrs:?}"
+        );
+        if i == 1 {
+            assert!(
+                addrs.contains(&dev.v6.to_string().as_str()),
+                "device 1: {addrs:?}"
+            );
+        }
+    }
+    assert!(
+        devices
+            .iter()
+            .all(|e| e["ether"]["src_mac"] != mac(kettlewatch_tests::lab::GW_MAC)),
+        "the gateway is not a device"
+    );
+
+    // Health: the last stats event accounts for every frame and lost nothing.
+    let stats = events::of_type(&evs, "stats");
+    let last = &stats.last().expect("a final stats event")["stats"];
+    let k = &last["kernel"];
+    let classified: u64 = [
+        "ipv4",
+        "ipv6",
+        "non_ip",
+        "truncated_l2",
+        "truncated_l3",
+        "bad_ihl",
+        "truncated_l4",
+        "unsupported",
+    ]
+    .iter()
+    .map(|n| k[n].as_u64().unwrap())
+    .sum();
+    assert_eq!(k["frames"].as_u64().unwrap(), classified);
+    assert!(k["ipv4"].as_u64().unwrap() >= 7 + 11 + 3);
+    assert_eq!(k["ringbuf_full"], 0);
+    assert_eq!(k["flow_insert_failed"], 0);
+    assert_eq!(last["sensor"]["events_malformed"], 0);
+    assert_eq!(last["sensor"]["output_errors"], 0);
+    for e in &evs {
+        assert_eq!(e["sensor"], "lab");
+        assert_eq!(e["in_iface"], "lan0");
+    }
+}
+
+fn xdp_attached(lab: &Lab) -> bool {
+    lab.gw.ip(&["link", "show", "lan0"]).contains("xdp")
+}
+
+#[test]
+fn kill_9_leaves_no_xdp_program_behind() {
+    if !env::have_root() || !env::have_tool("ip") {
+        return;
+    }
+    let lab = Lab::build(1);
+    for round in 0..3 {
+        let mut sensor = Sensor::start(&lab.gw, "lan0", &[], false);
+        sensor.wait_for_log(ATTACHED, Duration::from_secs(30));
+        assert!(xdp_attached(&lab), "round {round}: attached while running");
+        let out = sensor.kill9();
+        assert_eq!(out.status.code(), None, "killed by a signal");
+        // The bpf_link goes with the process's last fd; give the kernel a moment.
+        let mut gone = false;
+        for _ in 0..50 {
+            if !xdp_attached(&lab) {
+                gone = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(
+            gone,
+            "round {round}: XDP still attached after kill -9:\n{}",
+            lab.gw.ip(&["link", "show", "lan0"])
+        );
+    }
+}
+
+#[test]
+fn sigterm_detaches_and_exits_zero() {
+    if !env::have_root() || !env::have_tool("ip") {
+        return;
+    }
+    let lab = Lab::build(1);
+    let mut sensor = Sensor::start(&lab.gw, "lan0", &[], false);
+    sensor.wait_for_log(ATTACHED, Duration::from_secs(30));
+    let out = sensor.stop();
+    assert!(out.status.success(), "{:?}: {}", out.status, out.stderr);
+    assert!(!xdp_attached(&lab));
+    let evs = events::parse(&out.stdout);
+    assert_eq!(
+        events::of_type(&evs, "stats").len(),
+        1,
+        "a final stats event"
+    );
+}
+
+#[test]
+fn attach_problems_are_explained() {
+    if !env::have_root() || !env::have_tool("ip") {
+        return;
+    }
+    let lab = Lab::build(0);
+    let bin = env::kettlewatch();
+    let no_iface = lab
+        .gw
+        .cmd(bin.to_str().unwrap())
+        .args(["run", "--iface", "nope0"])
+        .output()
+        .unwrap();
+    assert!(!no_iface.status.success());
+    let err = String::from_utf8_lossy(&no_iface.stderr);
+    assert!(err.contains("no interface named \"nope0\""), "{err}");
+
+    let mut first = Sensor::start(&lab.gw, "lan0", &[], false);
+    first.wait_for_log(ATTACHED, Duration::from_secs(30));
+    let second = lab
+        .gw
+        .cmd(bin.to_str().unwrap())
+        .args(["run", "--iface", "lan0"])
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("already has an XDP program"), "{err}");
+    let _ = first.stop();
+}
