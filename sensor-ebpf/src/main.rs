@@ -9,7 +9,7 @@ mod parse;
 
 use aya_ebpf::{
     bindings::{BPF_NOEXIST, xdp_action},
-    helpers::{bpf_ktime_get_coarse_ns, bpf_ktime_get_ns},
+    helpers::{bpf_ktime_get_coarse_ns, bpf_ktime_get_ns, bpf_xdp_get_buff_len},
     macros::{map, xdp},
     maps::{LruPerCpuHashMap, PerCpuArray, RingBuf},
     programs::XdpContext,
@@ -51,7 +51,9 @@ static KW_REPLAY: u8 = 0;
 
 const EEXIST: i32 = 17;
 
-#[xdp]
+// Multi-buffer aware: attaches where frames exceed a page (jumbo MTU, GRO) and counts
+// their full length; the parser only ever reads the linear head.
+#[xdp(frags)]
 pub fn kw_lan_ingress(ctx: XdpContext) -> u32 {
     observe(&ctx);
     // Monitor mode never drops.
@@ -60,7 +62,8 @@ pub fn kw_lan_ingress(ctx: XdpContext) -> u32 {
 
 #[inline(always)]
 fn observe(ctx: &XdpContext) {
-    let len = (ctx.data_end() - ctx.data()) as u64;
+    // SAFETY: the helper only reads the context it is given.
+    let len = unsafe { bpf_xdp_get_buff_len(ctx.ctx) };
     stat_add(stats::FRAMES, 1);
     stat_add(stats::BYTES, len);
 

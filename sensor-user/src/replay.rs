@@ -25,8 +25,8 @@ use crate::{
 
 /// BPF_PROG_TEST_RUN takes at least an Ethernet header ...
 const MIN_FRAME: usize = 14;
-/// ... and at most a page less XDP headroom and the skb_shared_info tail.
-const MAX_FRAME: usize = 4096 - 256 - 320;
+/// ... and, for a multi-buffer program, a linear page plus MAX_SKB_FRAGS (17) pages.
+const MAX_FRAME: usize = (4096 - 256 - 320) + 17 * 4096;
 
 /// What `replay` was asked to do.
 pub struct ReplayArgs {
@@ -176,42 +176,62 @@ fn counters_json(c: &ReplayCounters) -> serde_json::Value {
     })
 }
 
-/// The gateway is the MAC that sources traffic from many off-LAN addresses: it forwards
-/// what the internet sends to the devices. Needs at least three such addresses.
+/// The gateway is the MAC every off-LAN conversation goes through: frames from the
+/// internet carry it as their source, frames to the internet as their destination. The MAC
+/// with the most distinct off-LAN addresses in those two roles wins.
 pub fn infer_gateway(captures: &[PathBuf]) -> Option<[u8; 6]> {
-    let mut sources: HashMap<[u8; 6], HashSet<IpAddr>> = HashMap::new();
+    let mut seen: HashMap<[u8; 6], HashSet<IpAddr>> = HashMap::new();
     for path in captures {
         let Ok(mut cap) = Capture::open(path) else {
             continue;
         };
         while let Some(Ok(frame)) = cap.next_frame() {
-            if let Some((mac, ip)) = source_of(&frame.data) {
-                if is_off_lan(ip) {
-                    sources.entry(mac).or_default().insert(ip);
-                }
+            let Some(a) = addresses_of(&frame.data) else {
+                continue;
+            };
+            if is_off_lan(a.src_ip) {
+                seen.entry(a.src_mac).or_default().insert(a.src_ip);
+            }
+            if is_off_lan(a.dst_ip) && a.dst_mac[0] & 1 == 0 {
+                seen.entry(a.dst_mac).or_default().insert(a.dst_ip);
             }
         }
     }
-    sources
-        .into_iter()
-        .filter(|(_, ips)| ips.len() >= 3)
+    seen.into_iter()
         .max_by_key(|(mac, ips)| (ips.len(), *mac))
         .map(|(mac, _)| mac)
 }
 
-fn source_of(data: &[u8]) -> Option<([u8; 6], IpAddr)> {
-    use etherparse::{NetSlice, SlicedPacket};
+struct Addresses {
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    src_ip: IpAddr,
+    dst_ip: IpAddr,
+}
+
+fn addresses_of(data: &[u8]) -> Option<Addresses> {
+    use etherparse::{LinkSlice, NetSlice, SlicedPacket};
     let p = SlicedPacket::from_ethernet(data).ok()?;
-    let mac = match p.link? {
-        etherparse::LinkSlice::Ethernet2(e) => e.source(),
+    let Some(LinkSlice::Ethernet2(e)) = p.link else {
+        return None;
+    };
+    let (src_ip, dst_ip) = match p.net? {
+        NetSlice::Ipv4(v4) => (
+            IpAddr::V4(v4.header().source_addr()),
+            IpAddr::V4(v4.header().destination_addr()),
+        ),
+        NetSlice::Ipv6(v6) => (
+            IpAddr::V6(v6.header().source_addr()),
+            IpAddr::V6(v6.header().destination_addr()),
+        ),
         _ => return None,
     };
-    let ip = match p.net? {
-        NetSlice::Ipv4(v4) => IpAddr::V4(v4.header().source_addr()),
-        NetSlice::Ipv6(v6) => IpAddr::V6(v6.header().source_addr()),
-        _ => return None,
-    };
-    Some((mac, ip))
+    Some(Addresses {
+        src_mac: e.source(),
+        dst_mac: e.destination(),
+        src_ip,
+        dst_ip,
+    })
 }
 
 fn is_off_lan(ip: IpAddr) -> bool {

@@ -1,0 +1,84 @@
+//! The command line a user meets first: config checking with file:line errors, version,
+//! and bad arguments.
+
+use std::process::Command;
+
+use kettlewatch_tests::env::{self, TempDir};
+
+fn kw(args: &[&str]) -> std::process::Output {
+    Command::new(env::kettlewatch())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn check_config_names_file_and_line_of_an_unknown_key() {
+    let dir = TempDir::new();
+    let path = dir.join("kw.toml");
+    std::fs::write(&path, "[sensor]\nname = \"gw\"\npoll_intervall = \"1s\"\n").unwrap();
+    let out = kw(&["check-config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:3:1:", path.display())), "{err}");
+    assert!(err.contains("unknown field `poll_intervall`"), "{err}");
+}
+
+#[test]
+fn check_config_accepts_a_good_file() {
+    let dir = TempDir::new();
+    let path = dir.join("kw.toml");
+    std::fs::write(
+        &path,
+        "[sensor]\nname = \"gw-lab-1\"\npoll_interval = \"500ms\"\nmax_flows = 131072\n\n[output]\npath = \"-\"\n",
+    )
+    .unwrap();
+    let out = kw(&["check-config", path.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(": ok"));
+}
+
+#[test]
+fn a_bad_config_stops_replay_and_run_before_they_start() {
+    let dir = TempDir::new();
+    let path = dir.join("kw.toml");
+    std::fs::write(&path, "[output]\npath = 3\n").unwrap();
+    for cmd in [
+        vec![
+            "replay",
+            "--config",
+            path.to_str().unwrap(),
+            "/nonexistent.pcap",
+        ],
+        vec!["run", "--iface", "lo", "--config", path.to_str().unwrap()],
+    ] {
+        let out = kw(&cmd);
+        assert_eq!(out.status.code(), Some(1), "{cmd:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("{}:2:8:", path.display())),
+            "{cmd:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn missing_config_file_is_named() {
+    let out = kw(&["check-config", "/nonexistent/kw.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/kw.toml: No such file"));
+}
+
+#[test]
+fn version_and_bad_arguments() {
+    let out = kw(&["version"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("kettlewatch 0."));
+    let out = kw(&["replay", "--gateway-mac", "nonsense", "x.pcap"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a MAC address"));
+}

@@ -1,0 +1,352 @@
+//! `kettlewatch replay` over third-party captures: per-device, per-destination totals
+//! must equal what tshark (an independent reader) counts in the same files; damaged and
+//! foreign inputs give clear errors and keep what was read.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+use kettlewatch_tests::{
+    env::{self, TempDir},
+    events,
+};
+use serde_json::Value;
+
+/// The NKU gateway (fixtures README); replay must infer it and leave its frames out.
+const NKU_GATEWAY: &str = "c8:bf:4c:77:a0:3a";
+
+type Key = (String, String, u64, u8);
+
+fn replay(args: &[&Path]) -> Output {
+    Command::new(env::kettlewatch())
+        .arg("replay")
+        .args(args)
+        .output()
+        .expect("run kettlewatch replay")
+}
+
+fn lines(o: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Our totals per (device mac, destination, port or icmp type<<8|code, proto number).
+fn ours(evs: &[Value]) -> BTreeMap<Key, (u64, u64)> {
+    let proto = |p: &str| match p {
+        "TCP" => 6,
+        "UDP" => 17,
+        "ICMP" => 1,
+        "IPv6-ICMP" => 58,
+        n => n.parse().expect("numeric proto"),
+    };
+    let mut m: BTreeMap<Key, (u64, u64)> = BTreeMap::new();
+    for e in events::of_type(evs, "flow") {
+        let serving = e["iot"]["flow"]["direction"] == "serving";
+        let peer = if serving { &e["src_ip"] } else { &e["dest_ip"] };
+        let port = match e.get("icmp_type") {
+            Some(t) => t.as_u64().unwrap() << 8 | e["icmp_code"].as_u64().unwrap(),
+            None => e.get("dest_port").and_then(Value::as_u64).unwrap_or(0),
+        };
+        let key = (
+            e["iot"]["device"]["mac"].as_str().unwrap().to_string(),
+            peer.as_str()
+                .expect("peer address known in replay")
+                .to_string(),
+            port,
+            proto(e["proto"].as_str().unwrap()),
+        );
+        let v = m.entry(key).or_default();
+        v.0 += e["iot"]["flow"]["pkts_delta"].as_u64().unwrap();
+        v.1 += e["iot"]["flow"]["bytes_delta"].as_u64().unwrap();
+    }
+    m
+}
+
+/// tshark's view of the same file, keyed by the sensor's documented rule: destination
+/// address, destination port, except from a well-known port (<1024) to an ephemeral one
+/// (>=1024), where the device serves and the key is its own port.
+fn tsharks(path: &Path) -> BTreeMap<Key, (u64, u64)> {
+    let fields = [
+        "eth.src",
+        "ip.dst",
+        "ipv6.dst",
+        "ip.proto",
+        "tcp.srcport",
+        "tcp.dstport",
+        "udp.srcport",
+        "udp.dstport",
+        "icmp.type",
+        "icmp.code",
+        "icmpv6.type",
+        "icmpv6.code",
+        "frame.cap_len",
+        "ip.frag_offset",
+    ];
+    let mut cmd = Command::new("tshark");
+    cmd.args(["-n", "-r"]).arg(path);
+    cmd.args([
+        "-o",
+        "ip.defragment:FALSE",
+        "-T",
+        "fields",
+        "-E",
+        "occurrence=f",
+        "-E",
+        "separator=|",
+    ]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let out = cmd.output().expect("run tshark");
+    assert!(
+        out.status.success(),
+        "tshark: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut m: BTreeMap<Key, (u64, u64)> = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let f: Vec<&str> = line.split('|').collect();
+        let num = |i: usize| f[i].parse::<u64>().ok();
+        if f[0] == NKU_GATEWAY {
+            continue;
+        }
+        let (dst, proto) = if !f[1].is_empty() {
+            (f[1].to_string(), num(3).unwrap() as u8)
+        } else if !f[2].is_empty() {
+            // The NKU captures carry no IPv6 extension headers, so the first next-header
+            // is the transport protocol; the transport fields tell which.
+            let p = if !f[4].is_empty() {
+                6
+            } else if !f[6].is_empty() {
+                17
+            } else if !f[10].is_empty() {
+                58
+            } else {
+                panic!("IPv6 frame of unknown protocol: {line}")
+            };
+            (f[2].to_string(), p)
+        } else {
+            continue; // not IP
+        };
+        let later_fragment = num(13).is_some_and(|o| o != 0);
+        let (sport, dport) = match proto {
+            6 if !later_fragment => (num(4).unwrap(), num(5).unwrap()),
+            17 if !later_fragment => (num(6).unwrap(), num(7).unwrap()),
+            1 if !later_fragment => (0, num(8).unwrap() << 8 | num(9).unwrap()),
+            58 => (0, num(10).unwrap() << 8 | num(11).unwrap()),
+            _ => (0, 0),
+        };
+        let serving = (proto == 6 || proto == 17) && sport < 1024 && dport >= 1024;
+        let port = if serving { sport } else { dport };
+        let v = m.entry((f[0].to_string(), dst, port, proto)).or_default();
+        v.0 += 1;
+        v.1 += num(12).unwrap();
+    }
+    m
+}
+
+fn nku_captures() -> Option<Vec<PathBuf>> {
+    let dir = env::fixtures()?.join("captures/nku-lifecycle");
+    let mut all = Vec::new();
+    for sub in [
+        "xiaobai_Y2camera_lifecycle",
+        "xiaodu_plug_lifecycle",
+        "xiaodu_plug",
+    ] {
+        for e in std::fs::read_dir(dir.join(sub)).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "pcap") {
+                all.push(p);
+            }
+        }
+    }
+    all.sort();
+    assert!(all.len() >= 20, "NKU captures present: {all:?}");
+    Some(all)
+}
+
+#[test]
+fn nku_per_device_destination_totals_equal_tsharks() {
+    if !env::have_root() || !env::have_tool("tshark") {
+        return;
+    }
+    let Some(captures) = nku_captures() else {
+        return;
+    };
+    for cap in captures {
+        let out = replay(&[&cap]);
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            cap.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let evs = events::parse(&lines(&out));
+        let ours = ours(&evs);
+        let theirs = tsharks(&cap);
+        assert!(!theirs.is_empty(), "{}: tshark saw flows", cap.display());
+        if ours != theirs {
+            let mut diff = String::new();
+            for k in ours
+                .keys()
+                .chain(theirs.keys())
+                .collect::<std::collections::BTreeSet<_>>()
+            {
+                if ours.get(k) != theirs.get(k) {
+                    diff += &format!("{k:?}: ours {:?} tshark {:?}\n", ours.get(k), theirs.get(k));
+                }
+            }
+            panic!("{}: totals differ:\n{diff}", cap.display());
+        }
+        // The gateway was inferred and is not a device.
+        assert!(
+            events::of_type(&evs, "device")
+                .iter()
+                .all(|d| d["ether"]["src_mac"] != NKU_GATEWAY),
+            "{}: gateway reported as a device",
+            cap.display()
+        );
+        let last = &events::of_type(&evs, "stats").last().unwrap()["stats"];
+        assert_eq!(last["replay"]["run_errors"], 0);
+        assert_eq!(last["kernel"]["frames"], last["replay"]["frames_run"]);
+    }
+}
+
+#[test]
+fn replay_time_comes_from_the_capture() {
+    if !env::have_root() {
+        return;
+    }
+    let Some(captures) = nku_captures() else {
+        return;
+    };
+    let setup = captures
+        .iter()
+        .find(|p| p.ends_with("xiaodu_plug_setup.pcap"))
+        .unwrap();
+    let evs = events::parse(&lines(&replay(&[setup])));
+    // The fixture's notes put the plug's setup on 2024-04-16 around 15:28 local time (UTC+8).
+    for e in &evs {
+        let ts = e["timestamp"].as_str().unwrap();
+        assert!(ts.starts_with("2024-04-16T07:2"), "{ts}");
+    }
+}
+
+fn truncated_copy(src: &Path, keep: f64, dir: &TempDir) -> PathBuf {
+    let bytes = std::fs::read(src).unwrap();
+    let cut = (bytes.len() as f64 * keep) as usize;
+    let p = dir.join("cut.pcap");
+    std::fs::write(&p, &bytes[..cut]).unwrap();
+    p
+}
+
+#[test]
+fn truncated_capture_reports_what_it_read_and_fails() {
+    if !env::have_root() {
+        return;
+    }
+    let Some(captures) = nku_captures() else {
+        return;
+    };
+    let dir = TempDir::new();
+    let src = captures
+        .iter()
+        .find(|p| p.ends_with("xiaobai_Y2camera_setup.pcap"))
+        .unwrap();
+    let cut = truncated_copy(src, 0.6, &dir);
+    let out = replay(&[&cut]);
+    assert!(!out.status.success(), "a damaged capture is an error");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cut.pcap: damaged after frame"), "{err}");
+    let evs = events::parse(&lines(&out));
+    assert!(
+        !events::of_type(&evs, "flow").is_empty(),
+        "flows read before the damage are reported"
+    );
+    let read = events::of_type(&evs, "stats").last().unwrap()["stats"]["replay"]["frames"]
+        .as_u64()
+        .unwrap();
+    let n: u64 = err
+        .split("damaged after frame ")
+        .nth(1)
+        .and_then(|s| s.split(':').next())
+        .and_then(|s| s.parse().ok())
+        .expect("frame number in the error");
+    assert_eq!(read, n, "the error names the frames that were read");
+}
+
+#[test]
+fn non_ethernet_and_non_capture_files_are_refused() {
+    let dir = TempDir::new();
+    // A pcap header with link type 101 (raw IP) and one 20-byte packet.
+    let mut raw = Vec::new();
+    raw.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
+    raw.extend_from_slice(&2u16.to_le_bytes());
+    raw.extend_from_slice(&4u16.to_le_bytes());
+    raw.extend_from_slice(&[0; 8]);
+    raw.extend_from_slice(&65535u32.to_le_bytes());
+    raw.extend_from_slice(&101u32.to_le_bytes());
+    raw.extend_from_slice(&[0; 8]);
+    raw.extend_from_slice(&20u32.to_le_bytes());
+    raw.extend_from_slice(&20u32.to_le_bytes());
+    raw.extend_from_slice(&[0x45; 20]);
+    let rawip = dir.join("rawip.pcap");
+    std::fs::write(&rawip, raw).unwrap();
+    let out = replay(&[&rawip]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("rawip.pcap: link type") && err.contains("not Ethernet"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty(), "nothing replayed");
+
+    let text = dir.join("notes.txt");
+    std::fs::write(&text, "this is not a capture\n").unwrap();
+    let out = replay(&[&text]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("notes.txt: not a pcap or pcapng capture"),
+        "{err}"
+    );
+
+    let out = replay(&[&dir.join("missing.pcap")]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.pcap: No such file"));
+}
+
+#[test]
+fn pcapng_with_malformed_payloads_and_vlan_tags_replays() {
+    if !env::have_root() {
+        return;
+    }
+    let Some(fx) = env::fixtures() else { return };
+    for name in ["dhcp-fuzz.pcapng", "xiaomi.pcap", "telnet.pcap"] {
+        let cap = fx.join("captures/ndpi").join(name);
+        let out = replay(&[&cap]);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let evs = events::parse(&lines(&out));
+        let last = &events::of_type(&evs, "stats").last().unwrap()["stats"];
+        let r = &last["replay"];
+        let frames = r["frames"].as_u64().unwrap();
+        assert!(frames > 0, "{name}");
+        assert_eq!(
+            r["frames_run"].as_u64().unwrap()
+                + r["gateway_frames"].as_u64().unwrap()
+                + r["too_short"].as_u64().unwrap(),
+            frames,
+            "{name}: every frame accounted for"
+        );
+        assert_eq!(last["kernel"]["frames"], r["frames_run"], "{name}");
+        assert!(!events::of_type(&evs, "flow").is_empty(), "{name}");
+    }
+}
