@@ -77,19 +77,20 @@ pub struct DeviceKey {
     pub _pad: [u8; 2],
 }
 
-/// Per-CPU counters of one device (every well-formed frame it sent, IP or not).
+/// Per-CPU counters of one device. Its IP traffic is not here: that is the sum of its
+/// flows, so the per-frame fast path touches one map, not two.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DeviceCounters {
-    /// Frames.
-    pub packets: u64,
-    /// Bytes, Ethernet header included.
-    pub bytes: u64,
-    /// Frames that were not IPv4/IPv6 (ARP, LLDP, EAPOL, ...).
+    /// Non-IP frames (ARP, LLDP, EAPOL, ...).
     pub non_ip_packets: u64,
+    /// Bytes of those frames, Ethernet header included.
+    pub non_ip_bytes: u64,
+    /// Flows the device opened.
+    pub new_flows: u64,
     /// Kernel monotonic time (ns) of the first frame on this CPU.
     pub first_seen_ns: u64,
-    /// Kernel monotonic time (ns) of the latest frame on this CPU.
+    /// Kernel monotonic time (ns) of its latest non-IP frame or new flow on this CPU.
     pub last_seen_ns: u64,
 }
 

@@ -17,6 +17,9 @@ pub const ALL: [&str; 5] = [FLOWS, DEVICES, STATS, EVENTS, CLOCK];
 /// The XDP program on LAN ingress.
 pub const XDP_PROGRAM: &str = "kw_lan_ingress";
 
+/// An empty XDP program in the same object: the benchmarks' baseline.
+pub const BENCH_PASS_PROGRAM: &str = "kw_bench_pass";
+
 /// Read-only global: 1 when replaying a capture (time comes from [`CLOCK`]).
 pub const GLOBAL_REPLAY: &str = "KW_REPLAY";
 

@@ -12,16 +12,17 @@ use sensor_common::DeviceCounters;
 /// the rest counted in `addresses_dropped`, not stored.
 pub const MAX_ADDRESSES: usize = 16;
 
-/// A device's counters summed over CPUs (kernel times).
+/// A device's kernel counters summed over CPUs (kernel times). Its IP traffic is the sum
+/// of its flows; `flow` events carry that.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DeviceTotals {
-    /// Frames.
-    pub packets: u64,
-    /// Bytes.
-    pub bytes: u64,
-    /// Frames that were not IP.
+    /// Non-IP frames.
     pub non_ip_packets: u64,
-    /// Latest last-seen over CPUs.
+    /// Bytes of non-IP frames.
+    pub non_ip_bytes: u64,
+    /// Flows it opened.
+    pub new_flows: u64,
+    /// Latest last-seen over CPUs (non-IP frames and new flows).
     pub last_seen_ns: u64,
 }
 
@@ -29,9 +30,9 @@ impl DeviceTotals {
     /// Sums one device's per-CPU values.
     pub fn sum(per_cpu: &[DeviceCounters]) -> Self {
         per_cpu.iter().fold(Self::default(), |mut t, c| {
-            t.packets += c.packets;
-            t.bytes += c.bytes;
             t.non_ip_packets += c.non_ip_packets;
+            t.non_ip_bytes += c.non_ip_bytes;
+            t.new_flows += c.new_flows;
             t.last_seen_ns = t.last_seen_ns.max(c.last_seen_ns);
             t
         })
@@ -118,14 +119,22 @@ impl DeviceTable {
         self.changed.insert(mac);
     }
 
-    /// A poll of the kernel device map.
-    pub fn on_poll(&mut self, snapshot: impl IntoIterator<Item = ([u8; 6], DeviceTotals)>) {
+    /// A poll of the kernel maps: device counters, and the latest frame time of each
+    /// device's flows (a device's IP frames only show there).
+    pub fn on_poll(
+        &mut self,
+        snapshot: impl IntoIterator<Item = ([u8; 6], DeviceTotals)>,
+        flow_last_seen: &BTreeMap<[u8; 6], u64>,
+    ) {
         let mut present = BTreeSet::new();
         for (mac, totals) in snapshot {
             present.insert(mac);
-            let d = self.entry(mac, totals.last_seen_ns);
+            let last = totals
+                .last_seen_ns
+                .max(flow_last_seen.get(&mac).copied().unwrap_or(0));
+            let d = self.entry(mac, last);
             d.totals = totals;
-            d.last_seen_ns = d.last_seen_ns.max(totals.last_seen_ns);
+            d.last_seen_ns = d.last_seen_ns.max(last);
         }
         let before = self.devices.len();
         self.devices.retain(|mac, _| present.contains(mac));
@@ -190,14 +199,18 @@ mod tests {
         t.on_seen(A, 1);
         t.on_seen(b, 1);
         let tot = DeviceTotals {
-            packets: 7,
-            bytes: 700,
             non_ip_packets: 2,
+            non_ip_bytes: 120,
+            new_flows: 3,
             last_seen_ns: 50,
         };
-        t.on_poll([(A, tot)]);
+        t.on_poll([(A, tot)], &BTreeMap::from([(A, 70)]));
         assert_eq!(t.get(&A).unwrap().totals, tot);
-        assert_eq!(t.get(&A).unwrap().last_seen_ns, 50);
+        assert_eq!(
+            t.get(&A).unwrap().last_seen_ns,
+            70,
+            "a flow's frame is newer"
+        );
         assert!(t.get(&b).is_none());
         assert_eq!(t.evicted, 1);
     }

@@ -89,10 +89,12 @@ fn ipv4_udp_counts_flow_device_and_reports_once() {
     assert_eq!(t.first_seen_ns, t0);
     assert_eq!(t.last_seen_ns, t0 + 2_000_000);
 
+    // The device map holds what is not in a flow: first sight, flows opened, non-IP.
     let devices = p.devices();
     assert_eq!(devices.len(), 1);
     let d = devices[&DEV];
-    assert_eq!((d.packets, d.bytes, d.non_ip_packets), (3, 3 * len, 0));
+    assert_eq!((d.new_flows, d.non_ip_packets, d.non_ip_bytes), (1, 0, 0));
+    assert_eq!(d.last_seen_ns, t0);
 
     assert_eq!(
         nonzero_stats(&p.stats()),
@@ -388,7 +390,10 @@ fn non_ip_frames_count_for_the_device_only() {
     run_all(&mut p, &[arp, lldp, eapol]);
     assert!(p.flows().is_empty());
     let d = p.devices()[&DEV];
-    assert_eq!((d.packets, d.non_ip_packets, d.bytes), (3, 3, 3 * 60));
+    assert_eq!(
+        (d.non_ip_packets, d.non_ip_bytes, d.new_flows),
+        (3, 3 * 60, 0)
+    );
     assert_eq!(
         nonzero_stats(&p.stats()),
         stats(&[

@@ -70,6 +70,7 @@ fn main() -> Result<()> {
             let tools = Tools::setup(&root)?;
             build(&tools, true)?;
             let bin = root.join("target/release/kettlewatch");
+            ignore_sigint();
             let status = Command::new(&bin).args(&args).status()?;
             std::process::exit(status.code().unwrap_or(1));
         }
@@ -92,6 +93,7 @@ fn main() -> Result<()> {
             if let Some(d) = duration {
                 demo.args(["--duration", &d.to_string()]);
             }
+            ignore_sigint();
             run(&mut demo)?;
         }
         Cmd::Test { args } => {
@@ -145,6 +147,18 @@ fn run(cmd: &mut Command) -> Result<()> {
         bail!("{cmd:?} failed: {status}");
     }
     Ok(())
+}
+
+/// Ctrl-C reaches the whole foreground group: the child shuts down (and, for the demo,
+/// tears its lab down); xtask must outlive it rather than return the prompt early.
+fn ignore_sigint() {
+    unsafe extern "C" {
+        fn signal(sig: i32, handler: usize) -> usize;
+    }
+    const SIGINT: i32 = 2;
+    const SIG_IGN: usize = 1;
+    // SAFETY: installing SIG_IGN has no preconditions.
+    unsafe { signal(SIGINT, SIG_IGN) };
 }
 
 fn workspace_root() -> PathBuf {

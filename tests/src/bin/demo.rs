@@ -1,0 +1,194 @@
+//! `cargo xtask demo`: a lab of simulated IoT devices behind a gateway, the sensor on the
+//! gateway's LAN interface, its JSON events streamed to the terminal until Ctrl-C or
+//! `--duration`. The lab is torn down on every exit path (its guards drop).
+
+use std::{
+    io::{Read as _, Write as _},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket},
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Result, bail};
+use clap::Parser;
+use kettlewatch_tests::{
+    env::TempDir,
+    lab::{GW_V4, Lab, SERVERS_V4, SERVERS_V6},
+    proc::Sensor,
+};
+
+#[derive(Parser)]
+struct Args {
+    /// The kettlewatch binary.
+    #[arg(long)]
+    sensor: PathBuf,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    duration: Option<u64>,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("the demo builds network namespaces and loads eBPF: run it as root");
+    }
+    // SAFETY: still single-threaded.
+    unsafe { std::env::set_var("KETTLEWATCH_BIN", &args.sensor) };
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    ctrlc::set_handler(move || s.store(true, Ordering::SeqCst))?;
+
+    let lab = Lab::build(3);
+    let names = ["lobby-camera", "smart-plug", "kitchen-speaker"];
+    eprintln!("kettlewatch demo: a gateway ({}) with", lab.gw.name);
+    for (d, n) in lab.devices.iter().zip(names) {
+        eprintln!(
+            "  {n:<16} {} {} {}",
+            d.mac
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(":"),
+            d.v4,
+            d.v6
+        );
+    }
+    eprintln!("  servers {:?} in the \"internet\" namespace", SERVERS_V4);
+    eprintln!("Ctrl-C stops the sensor (it flushes its last records) and removes the lab.\n");
+
+    let dir = TempDir::new();
+    let cfg = dir.join("demo.toml");
+    std::fs::write(
+        &cfg,
+        "[sensor]\nname = \"demo-gw\"\npoll_interval = \"1s\"\nflow_report = \"5s\"\nstats_interval = \"10s\"\n",
+    )?;
+    let mut workers = Vec::new();
+    for (addr, port) in [(SERVERS_V4[0], 443), (SERVERS_V4[1], 8883)] {
+        let stop = stop.clone();
+        workers.push(
+            lab.inet
+                .spawn(move || serve_tcp(SocketAddr::new(addr.into(), port), &stop)),
+        );
+    }
+    let mut sensor = Sensor::start(&lab.gw, "lan0", &["--config", cfg.to_str().unwrap()], true);
+    sensor.wait_for_log("watching lan0", Duration::from_secs(30));
+
+    let st = stop.clone();
+    workers.push(lab.devices[0].ns.spawn(move || {
+        every(&st, |tick| {
+            tcp_send(SocketAddr::new(SERVERS_V4[0].into(), 443), 1500);
+            if tick % 2 == 0 {
+                udp_burst(SocketAddr::new(SERVERS_V4[0].into(), 5004), 20, 1200);
+            }
+            // Now and then the camera reaches for telnet on an address it never used.
+            if tick % 30 == 15 {
+                tcp_send("203.0.113.99:23".parse().unwrap(), 0);
+            }
+        })
+    }));
+    let st = stop.clone();
+    workers.push(lab.devices[1].ns.spawn(move || {
+        every(&st, |tick| {
+            if tick % 3 == 0 {
+                tcp_send(SocketAddr::new(SERVERS_V4[1].into(), 8883), 200);
+            }
+            if tick % 10 == 0 {
+                udp_burst(SocketAddr::new(SERVERS_V4[2].into(), 123), 1, 48);
+            }
+        })
+    }));
+    let st = stop.clone();
+    workers.push(lab.devices[2].ns.spawn(move || {
+        every(&st, |tick| {
+            if tick % 2 == 0 {
+                udp_burst(SocketAddr::new(SERVERS_V6[2].into(), 443), 5, 1000);
+            }
+            if tick % 5 == 0 {
+                udp_burst(SocketAddr::new(GW_V4.into(), 53), 1, 40);
+            }
+        })
+    }));
+
+    let start = Instant::now();
+    while !stop.load(Ordering::SeqCst) {
+        if args
+            .duration
+            .is_some_and(|d| start.elapsed() >= Duration::from_secs(d))
+        {
+            stop.store(true, Ordering::SeqCst);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for w in workers {
+        let _ = w.join();
+    }
+    let out = sensor.stop();
+    eprintln!(
+        "\nkettlewatch demo: sensor stopped ({}), {} events; removing the lab",
+        out.status,
+        out.stdout.len()
+    );
+    drop(lab);
+    if !out.status.success() {
+        bail!("the sensor failed:\n{}", out.stderr);
+    }
+    Ok(())
+}
+
+/// Calls `f(tick)` once a second until `stop`.
+fn every(stop: &AtomicBool, mut f: impl FnMut(u64)) {
+    let mut tick = 0;
+    while !stop.load(Ordering::SeqCst) {
+        f(tick);
+        tick += 1;
+        for _ in 0..10 {
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn serve_tcp(addr: SocketAddr, stop: &AtomicBool) {
+    let l = TcpListener::bind(addr).expect("bind server");
+    l.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 4096];
+    while !stop.load(Ordering::SeqCst) {
+        match l.accept() {
+            Ok((mut c, _)) => {
+                let _ = c.set_read_timeout(Some(Duration::from_millis(200)));
+                while let Ok(n) = c.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+fn tcp_send(to: SocketAddr, bytes: usize) {
+    if let Ok(mut s) = TcpStream::connect_timeout(&to, Duration::from_millis(300)) {
+        let _ = s.write_all(&vec![0x42; bytes]);
+    }
+}
+
+fn udp_burst(to: SocketAddr, n: usize, bytes: usize) {
+    let any: IpAddr = if to.is_ipv4() {
+        Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        Ipv6Addr::UNSPECIFIED.into()
+    };
+    if let Ok(s) = UdpSocket::bind((any, 0)) {
+        for _ in 0..n {
+            let _ = s.send_to(&vec![0x17; bytes], to);
+        }
+    }
+}
