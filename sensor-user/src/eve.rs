@@ -84,10 +84,10 @@ impl Eve {
             m.insert("dest_port".into(), dest_port.into());
         }
         m.insert("proto".into(), addr::proto_name(k.proto).into());
-        if let (Some(s), Some(d), Some(_)) = (src, dest, r.origin) {
-            if let Some(id) = community_id(s, d, src_port, dest_port, k.proto, icmp, k.port) {
-                m.insert("community_id".into(), id.into());
-            }
+        if let (Some(s), Some(d), Some(_)) = (src, dest, r.origin)
+            && let Some(id) = community_id(s, d, src_port, dest_port, k.proto, icmp, k.port)
+        {
+            m.insert("community_id".into(), id.into());
         }
         let device_mac = addr::mac(k.mac);
         let mut ether = Map::new();

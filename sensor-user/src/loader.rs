@@ -85,10 +85,11 @@ pub enum LoadError {
 fn errno_of(e: &(dyn std::error::Error + 'static)) -> Option<i32> {
     let mut cur = Some(e);
     while let Some(err) = cur {
-        if let Some(io) = err.downcast_ref::<io::Error>() {
-            if let Some(n) = io.raw_os_error() {
-                return Some(n);
-            }
+        if let Some(n) = err
+            .downcast_ref::<io::Error>()
+            .and_then(io::Error::raw_os_error)
+        {
+            return Some(n);
         }
         cur = err.source();
     }

@@ -48,9 +48,12 @@ fn mac(m: [u8; 6]) -> String {
         .join(":")
 }
 
-/// (device mac, dest ip, dest port, proto) -> (sum of pkts_delta, sum of bytes_delta,
-/// last pkts_toserver, last bytes_toserver).
-fn flow_sums(evs: &[Value]) -> BTreeMap<(String, String, u64, String), (u64, u64, u64, u64)> {
+/// (device mac, dest ip, dest port, proto).
+type FlowId = (String, String, u64, String);
+
+/// Per flow: (sum of pkts_delta, sum of bytes_delta, last pkts_toserver, last
+/// bytes_toserver).
+fn flow_sums(evs: &[Value]) -> BTreeMap<FlowId, (u64, u64, u64, u64)> {
     let mut m = BTreeMap::new();
     for e in events::of_type(evs, "flow") {
         let port = e["dest_port"]

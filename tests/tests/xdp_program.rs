@@ -297,7 +297,7 @@ fn ipv6_extension_chain_longer_than_the_parser_follows_is_unsupported() {
         &eth(GW, DEV, &[], et::IPV6),
         &frames::ipv6(DEV_V6, SRV_V6, 60, &rest),
     ]);
-    run_all(&mut p, &[f.clone()]);
+    run_all(&mut p, std::slice::from_ref(&f));
     assert!(p.flows().is_empty());
     assert_eq!(
         nonzero_stats(&p.stats()),
