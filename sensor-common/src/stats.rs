@@ -34,6 +34,18 @@ pub const FLOW_INSERT_FAILED: u32 = 14;
 /// Device inserts the kernel refused.
 pub const DEVICE_INSERT_FAILED: u32 = 15;
 
+/// Every frame is counted in `FRAMES` and in exactly one of these.
+pub const FRAME_CLASSES: [u32; 8] = [
+    IPV4,
+    IPV6,
+    NON_IP,
+    ERR_TRUNCATED_L2,
+    ERR_TRUNCATED_L3,
+    ERR_BAD_IHL,
+    ERR_TRUNCATED_L4,
+    ERR_UNSUPPORTED,
+];
+
 /// Number of stats slots.
 pub const COUNT: u32 = 16;
 

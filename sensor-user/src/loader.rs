@@ -56,7 +56,7 @@ pub enum LoadError {
     Permission(String),
     /// The kernel lacks something the sensor needs.
     #[error(
-        "this kernel cannot run the sensor ({0}): it needs Linux 5.8 or later with BTF, ring buffers and LRU per-CPU hash maps"
+        "this kernel cannot run the sensor ({0}): it needs Linux 5.18 or later (ring buffers, XDP links, multi-buffer XDP)"
     )]
     Unsupported(String),
     /// Anything else while loading.

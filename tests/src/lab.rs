@@ -77,6 +77,10 @@ impl Lab {
         let sw = Netns::new(&format!("{p}-sw"));
         let gw = Netns::new(&format!("{p}-gw"));
         let inet = Netns::new(&format!("{p}-inet"));
+        // A switch has no addresses of its own; without this its bridge and ports would
+        // send IPv6 MLD and router solicitations and show up as devices.
+        sw.sysctl("net.ipv6.conf.all.disable_ipv6", "1");
+        sw.sysctl("net.ipv6.conf.default.disable_ipv6", "1");
         sw.ip(&["link", "add", "br0", "type", "bridge"]);
         sw.ip(&["link", "set", "br0", "up"]);
 

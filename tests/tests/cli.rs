@@ -82,3 +82,23 @@ fn version_and_bad_arguments() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a MAC address"));
 }
+
+#[test]
+fn without_privileges_the_error_says_what_to_grant() {
+    if !env::have_root() || !env::have_tool("setpriv") {
+        return;
+    }
+    // Root's euid, every capability dropped: the kernel refuses the BPF objects.
+    let out = Command::new("setpriv")
+        .args(["--inh-caps=-all", "--bounding-set=-all", "--"])
+        .arg(env::kettlewatch())
+        .args(["run", "--iface", "lo"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("run as root, or grant CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON"),
+        "{err}"
+    );
+}

@@ -191,19 +191,14 @@ fn known_traffic_appears_in_flow_events_with_exact_counts() {
     let stats = events::of_type(&evs, "stats");
     let last = &stats.last().expect("a final stats event")["stats"];
     let k = &last["kernel"];
-    let classified: u64 = [
-        "ipv4",
-        "ipv6",
-        "non_ip",
-        "truncated_l2",
-        "truncated_l3",
-        "bad_ihl",
-        "truncated_l4",
-        "unsupported",
-    ]
-    .iter()
-    .map(|n| k[n].as_u64().unwrap())
-    .sum();
+    let classified: u64 = sensor_common::stats::FRAME_CLASSES
+        .iter()
+        .map(|i| {
+            k[sensor_common::stats::NAMES[*i as usize]]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
     assert_eq!(k["frames"].as_u64().unwrap(), classified);
     assert!(k["ipv4"].as_u64().unwrap() >= 7 + 11 + 3);
     assert_eq!(k["ringbuf_full"], 0);

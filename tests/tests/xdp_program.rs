@@ -477,19 +477,7 @@ fn every_frame_is_counted_exactly_once() {
     run_all(&mut p, &all);
     let s = p.stats();
     use sensor_common::stats as st;
-    let classified: u64 = [
-        st::IPV4,
-        st::IPV6,
-        st::NON_IP,
-        st::ERR_TRUNCATED_L2,
-        st::ERR_TRUNCATED_L3,
-        st::ERR_BAD_IHL,
-        st::ERR_TRUNCATED_L4,
-        st::ERR_UNSUPPORTED,
-    ]
-    .iter()
-    .map(|i| s[*i as usize])
-    .sum();
+    let classified: u64 = st::FRAME_CLASSES.iter().map(|i| s[*i as usize]).sum();
     assert_eq!(s[st::FRAMES as usize], all.len() as u64);
     assert_eq!(classified, all.len() as u64);
 }

@@ -60,14 +60,14 @@ fn main() -> Result<()> {
     std::env::set_current_dir(&root)?;
     match cli.command {
         Cmd::Setup => {
-            Tools::setup(&root)?;
+            Tools::setup()?;
         }
         Cmd::Build { release } => {
-            let tools = Tools::setup(&root)?;
+            let tools = Tools::setup()?;
             build(&tools, release)?;
         }
         Cmd::Run { args } => {
-            let tools = Tools::setup(&root)?;
+            let tools = Tools::setup()?;
             build(&tools, true)?;
             let bin = root.join("target/release/kettlewatch");
             ignore_sigint();
@@ -75,61 +75,64 @@ fn main() -> Result<()> {
             std::process::exit(status.code().unwrap_or(1));
         }
         Cmd::Demo { duration } => {
-            let tools = Tools::setup(&root)?;
+            let tools = Tools::setup()?;
             build(&tools, true)?;
-            let mut demo = tools.cargo();
-            demo.args([
-                "run",
-                "--release",
-                "-q",
-                "-p",
-                "kettlewatch-tests",
-                "--bin",
-                "demo",
-                "--",
-            ]);
-            demo.arg("--sensor")
-                .arg(root.join("target/release/kettlewatch"));
+            let mut args = vec!["--sensor".to_string()];
+            args.push(
+                root.join("target/release/kettlewatch")
+                    .display()
+                    .to_string(),
+            );
             if let Some(d) = duration {
-                demo.args(["--duration", &d.to_string()]);
+                args.extend(["--duration".to_string(), d.to_string()]);
             }
             ignore_sigint();
-            run(&mut demo)?;
+            run(&mut harness(&tools, "demo", &args))?;
         }
         Cmd::Test { args } => {
-            let tools = Tools::setup(&root)?;
+            let tools = Tools::setup()?;
             build(&tools, false)?;
             let mut test = tools.cargo();
             test.args(["test"]).args(&args);
             test.env("KETTLEWATCH_BIN", root.join("target/debug/kettlewatch"));
-            run(&mut test)?;
+            let (passed, failed) = run_counting_tests(&mut test)?;
+            println!("\ntests: {passed} passed, {failed} failed");
+            if failed > 0 {
+                bail!("{failed} tests failed");
+            }
         }
         Cmd::Lint => {
-            let tools = Tools::setup(&root)?;
+            let tools = Tools::setup()?;
             run(tools.cargo().args(["fmt", "--all", "--check"]))?;
             run(tools
                 .cargo()
                 .args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
         }
         Cmd::Bench => {
-            let tools = Tools::setup(&root)?;
+            let tools = Tools::setup()?;
             build(&tools, true)?;
-            let mut bench = tools.cargo();
-            bench.args([
-                "run",
-                "--release",
-                "-q",
-                "-p",
-                "kettlewatch-tests",
-                "--bin",
-                "bench",
-                "--",
-            ]);
-            bench.arg("--out").arg(root.join("target/bench"));
-            run(&mut bench)?;
+            let out = root.join("target/bench").display().to_string();
+            run(&mut harness(&tools, "bench", &["--out".to_string(), out]))?;
         }
     }
     Ok(())
+}
+
+/// A release binary of the test harness crate (the demo lab, the benchmarks).
+fn harness(tools: &Tools, bin: &str, args: &[String]) -> Command {
+    let mut cmd = tools.cargo();
+    cmd.args([
+        "run",
+        "--release",
+        "-q",
+        "-p",
+        "kettlewatch-tests",
+        "--bin",
+        bin,
+        "--",
+    ]);
+    cmd.args(args);
+    cmd
 }
 
 fn build(tools: &Tools, release: bool) -> Result<()> {
@@ -139,6 +142,38 @@ fn build(tools: &Tools, release: bool) -> Result<()> {
         cmd.arg("--release");
     }
     run(&mut cmd)
+}
+
+/// Runs `cargo test`, echoing its output, and adds up its `test result:` lines: cargo
+/// ends with the doc tests' (often empty) summary, which says nothing of the whole run.
+fn run_counting_tests(cmd: &mut Command) -> Result<(u64, u64)> {
+    use std::io::{BufRead as _, BufReader};
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {cmd:?}"))?;
+    let (mut passed, mut failed) = (0, 0);
+    for line in BufReader::new(child.stdout.take().expect("piped")).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            for part in rest.split([';', '.']) {
+                let mut words = part.split_whitespace();
+                if let (Some(n), Some(what)) = (words.next(), words.next()) {
+                    match (n.parse::<u64>(), what) {
+                        (Ok(n), "passed") => passed += n,
+                        (Ok(n), "failed") => failed += n,
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() && failed == 0 {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok((passed, failed))
 }
 
 fn run(cmd: &mut Command) -> Result<()> {

@@ -27,8 +27,7 @@ pub struct Tools {
 
 impl Tools {
     /// Installs whatever is missing and says where it is.
-    pub fn setup(root: &Path) -> Result<Self> {
-        let _ = root;
+    pub fn setup() -> Result<Self> {
         install_toolchain()?;
         let linker_bin = install_bpf_linker()?;
         install_debian_packages()?;
