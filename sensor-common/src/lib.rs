@@ -31,8 +31,9 @@ pub mod proto {
 /// A destination profile: one device talking to one destination address, port and protocol.
 ///
 /// Not a 5-tuple on purpose: the source port changes with every connection, the set of
-/// destinations a device uses does not.
-#[repr(C)]
+/// destinations a device uses does not. Aligned to 4 so the fast path can compare and
+/// hash it as seven aligned words.
+#[repr(C, align(4))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FlowKey {
     /// Destination address, 16 bytes; IPv4 is mapped (`::ffff:a.b.c.d`).
@@ -47,6 +48,84 @@ pub struct FlowKey {
     pub flags: u8,
     /// Explicit padding, always zero.
     pub _pad: [u8; 2],
+}
+
+impl FlowKey {
+    /// Builds a key from its parts as whole words, so the fast path never reads back as a
+    /// word what it wrote as bytes (a store-forwarding stall per word). `addr` is the
+    /// 16-byte address as four native-order words.
+    #[inline(always)]
+    pub fn from_parts(addr: [u32; 4], mac: [u8; 6], port: u16, proto: u8, flags: u8) -> Self {
+        let p = port.to_ne_bytes();
+        let w = [
+            addr[0],
+            addr[1],
+            addr[2],
+            addr[3],
+            u32::from_ne_bytes([mac[0], mac[1], mac[2], mac[3]]),
+            u32::from_ne_bytes([mac[4], mac[5], p[0], p[1]]),
+            u32::from_ne_bytes([proto, flags, 0, 0]),
+        ];
+        // SAFETY: FlowKey is repr(C), 28 bytes, valid for any bit pattern; the words are in
+        // native order, so the fields read back as given.
+        unsafe { core::mem::transmute::<[u32; 7], FlowKey>(w) }
+    }
+
+    /// The key as seven 32-bit words (it is 28 bytes, aligned to 4).
+    #[inline(always)]
+    pub fn words(&self) -> &[u32; 7] {
+        // SAFETY: FlowKey is repr(C), 28 bytes, aligned to 4, with no implicit padding.
+        unsafe { &*(self as *const Self as *const [u32; 7]) }
+    }
+
+    /// Equality word by word (a derived `==` may become a memcmp call the BPF target
+    /// has no symbol for).
+    #[inline(always)]
+    pub fn same(&self, other: &Self) -> bool {
+        let (a, b) = (self.words(), other.words());
+        a[0] == b[0]
+            && a[1] == b[1]
+            && a[2] == b[2]
+            && a[3] == b[3]
+            && a[4] == b[4]
+            && a[5] == b[5]
+            && a[6] == b[6]
+    }
+
+    /// The flow-cache slot of this key: a multiplicative hash of its words.
+    #[inline(always)]
+    pub fn cache_slot(&self) -> u32 {
+        let w = self.words();
+        let mut h: u32 = 0;
+        let mut i = 0;
+        while i < 7 {
+            h = (h ^ w[i]).wrapping_mul(0x9e37_79b1).rotate_left(13);
+            i += 1;
+        }
+        h & (maps::FLOW_CACHE_SLOTS - 1)
+    }
+}
+
+/// One slot of the per-CPU flow cache in front of the flow map: the counts of a recent
+/// flow since it took the slot. A frame whose flow holds the slot is counted here with an
+/// array lookup and a key compare (no hash lookup, no clock read); when another flow takes
+/// the slot, these counts are added to the flow's map entry. Frames counted here carry no
+/// timestamp: userspace dates them by the poll that first sees them.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheSlot {
+    /// The flow holding the slot.
+    pub key: FlowKey,
+    /// 1 when a flow holds the slot.
+    pub valid: u8,
+    /// OR of the TCP flags of the frames counted here.
+    pub tcp_flags: u8,
+    /// Explicit padding, always zero.
+    pub _pad: [u8; 2],
+    /// Frames since the flow took the slot (or since the last flush).
+    pub packets: u64,
+    /// Their bytes.
+    pub bytes: u64,
 }
 
 /// Per-CPU counters of one flow, updated in place on the fast path.
@@ -128,6 +207,8 @@ const _: () = assert!(core::mem::size_of::<FlowCounters>() == 40);
 const _: () = assert!(core::mem::size_of::<DeviceKey>() == 8);
 const _: () = assert!(core::mem::size_of::<DeviceCounters>() == 40);
 const _: () = assert!(core::mem::size_of::<Event>() == 72);
+const _: () = assert!(core::mem::size_of::<CacheSlot>() == 48);
+const _: () = assert!(maps::FLOW_CACHE_SLOTS.is_power_of_two());
 
 #[cfg(feature = "user")]
 mod pod {
@@ -138,6 +219,7 @@ mod pod {
     unsafe impl aya::Pod for super::DeviceKey {}
     unsafe impl aya::Pod for super::DeviceCounters {}
     unsafe impl aya::Pod for super::Event {}
+    unsafe impl aya::Pod for super::CacheSlot {}
 }
 
 /// Compile-time string equality, so the eBPF side can check its literal map names
@@ -155,4 +237,36 @@ pub const fn str_eq(a: &str, b: &str) -> bool {
         i += 1;
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_parts_matches_the_fields() {
+        let mut addr = [0u8; 16];
+        addr[10] = 0xff;
+        addr[11] = 0xff;
+        addr[12..].copy_from_slice(&[203, 0, 113, 99]);
+        let words = [
+            0,
+            0,
+            u32::from_ne_bytes([0, 0, 0xff, 0xff]),
+            u32::from_ne_bytes([203, 0, 113, 99]),
+        ];
+        let k = FlowKey::from_parts(words, [2, 0, 0x5e, 0x10, 0, 0x17], 443, 6, FLOW_SERVING);
+        let expected = FlowKey {
+            addr,
+            mac: [2, 0, 0x5e, 0x10, 0, 0x17],
+            port: 443,
+            proto: 6,
+            flags: FLOW_SERVING,
+            _pad: [0; 2],
+        };
+        assert_eq!(k, expected);
+        assert!(k.same(&expected));
+        assert_eq!(k.cache_slot(), expected.cache_slot());
+        assert!(k.cache_slot() < maps::FLOW_CACHE_SLOTS);
+    }
 }

@@ -4,15 +4,17 @@
 pub const FLOWS: &str = "KW_FLOWS";
 /// Per-CPU LRU hash: `DeviceKey` -> `DeviceCounters`.
 pub const DEVICES: &str = "KW_DEVICES";
-/// Per-CPU array of `u64`, indexed by [`crate::stats`].
+/// Per-CPU array with one `[u64; stats::COUNT]`, indexed by [`crate::stats`].
 pub const STATS: &str = "KW_STATS";
+/// Per-CPU array of [`crate::CacheSlot`]: the flow cache in front of [`FLOWS`].
+pub const FLOW_CACHE: &str = "KW_FLOW_CACHE";
 /// Ring buffer of [`crate::Event`].
 pub const EVENTS: &str = "KW_EVENTS";
 /// Per-CPU array with one `u64`: the capture clock (ns) when replaying.
 pub const CLOCK: &str = "KW_CLOCK";
 
 /// Every map, for checks that the object and the constants agree.
-pub const ALL: [&str; 5] = [FLOWS, DEVICES, STATS, EVENTS, CLOCK];
+pub const ALL: [&str; 6] = [FLOWS, DEVICES, STATS, EVENTS, CLOCK, FLOW_CACHE];
 
 /// The XDP program on LAN ingress.
 pub const XDP_PROGRAM: &str = "kw_lan_ingress";
@@ -26,6 +28,8 @@ pub const GLOBAL_REPLAY: &str = "KW_REPLAY";
 /// Default flow-table size: a busy home or branch network (a few hundred devices with a
 /// few hundred destinations each) fits; about 9 MB of kernel memory on 2 CPUs.
 pub const DEFAULT_MAX_FLOWS: u32 = 65_536;
+/// Flow-cache slots per CPU (48 bytes each).
+pub const FLOW_CACHE_SLOTS: u32 = 4096;
 /// Default device-table size.
 pub const DEFAULT_MAX_DEVICES: u32 = 4_096;
 /// Default ring-buffer size in bytes (power of two, multiple of the page size).

@@ -46,8 +46,12 @@ pub const FRAME_CLASSES: [u32; 8] = [
     ERR_UNSUPPORTED,
 ];
 
+/// Frames counted in the flow cache whose flow had left the flow map (LRU eviction) when
+/// the cache flushed them.
+pub const CACHE_FLUSH_LOST: u32 = 16;
+
 /// Number of stats slots.
-pub const COUNT: u32 = 16;
+pub const COUNT: u32 = 17;
 
 /// The name of each slot in `stats` events, in index order.
 pub const NAMES: [&str; COUNT as usize] = [
@@ -67,4 +71,5 @@ pub const NAMES: [&str; COUNT as usize] = [
     "ringbuf_full",
     "flow_insert_failed",
     "device_insert_failed",
+    "cache_flush_lost",
 ];

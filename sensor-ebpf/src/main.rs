@@ -1,8 +1,9 @@
 //! kettlewatch's LAN-ingress XDP program: parse, count, and report new flows and devices.
 //!
-//! The fast path (a known flow) is one per-CPU map lookup updated in place. Everything
-//! else (creating entries, the device table, emitting events) happens once per new flow,
-//! or for the rare non-IP frame.
+//! The fast path (a flow seen recently on this CPU) is an array lookup in the per-CPU flow
+//! cache and a key compare, counters updated in place, no clock read. A cache miss goes to the flow map
+//! (a per-CPU LRU hash); creating entries, the device table and events happen once per
+//! new flow, or for the rare non-IP frame.
 #![no_std]
 #![no_main]
 
@@ -16,12 +17,13 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use sensor_common::{
-    DeviceCounters, DeviceKey, EVENT_NEW_DEVICE, EVENT_NEW_FLOW, Event, FLOW_SERVING, FlowCounters,
-    FlowKey, maps, proto, stats, str_eq,
+    CacheSlot, DeviceCounters, DeviceKey, EVENT_NEW_DEVICE, EVENT_NEW_FLOW, Event, FLOW_SERVING,
+    FlowCounters, FlowKey, maps, proto, stats, str_eq,
 };
 
 // The #[map] macro only takes literals: check them against the shared constants.
 const _: () = assert!(str_eq(maps::FLOWS, "KW_FLOWS"));
+const _: () = assert!(str_eq(maps::FLOW_CACHE, "KW_FLOW_CACHE"));
 const _: () = assert!(str_eq(maps::DEVICES, "KW_DEVICES"));
 const _: () = assert!(str_eq(maps::STATS, "KW_STATS"));
 const _: () = assert!(str_eq(maps::EVENTS, "KW_EVENTS"));
@@ -32,12 +34,16 @@ const _: () = assert!(str_eq(maps::GLOBAL_REPLAY, "KW_REPLAY"));
 static FLOWS: LruPerCpuHashMap<FlowKey, FlowCounters> =
     LruPerCpuHashMap::with_max_entries(maps::DEFAULT_MAX_FLOWS, 0);
 
+#[map(name = "KW_FLOW_CACHE")]
+static FLOW_CACHE: PerCpuArray<CacheSlot> =
+    PerCpuArray::with_max_entries(maps::FLOW_CACHE_SLOTS, 0);
+
 #[map(name = "KW_DEVICES")]
 static DEVICES: LruPerCpuHashMap<DeviceKey, DeviceCounters> =
     LruPerCpuHashMap::with_max_entries(maps::DEFAULT_MAX_DEVICES, 0);
 
 #[map(name = "KW_STATS")]
-static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stats::COUNT, 0);
+static STATS: PerCpuArray<Stats> = PerCpuArray::with_max_entries(1, 0);
 
 #[map(name = "KW_EVENTS")]
 static EVENTS: RingBuf = RingBuf::with_byte_size(maps::DEFAULT_RING_BYTES, 0);
@@ -52,11 +58,24 @@ static KW_REPLAY: u8 = 0;
 
 const EEXIST: i32 = 17;
 
+/// This CPU's counters, looked up once per frame.
+type Stats = [u64; stats::COUNT as usize];
+
+#[inline(always)]
+fn bump(st: &mut Stats, idx: u32, n: u64) {
+    if let Some(c) = st.get_mut(idx as usize) {
+        *c += n;
+    }
+}
+
 // Multi-buffer aware: attaches where frames exceed a page (jumbo MTU, GRO) and counts
 // their full length; the parser only ever reads the linear head.
 #[xdp(frags)]
 pub fn kw_lan_ingress(ctx: XdpContext) -> u32 {
-    observe(&ctx);
+    if let Some(st) = STATS.get_ptr_mut(0) {
+        // SAFETY: per-CPU value of this CPU; nothing else writes it while we run.
+        observe(&ctx, unsafe { &mut *st });
+    }
     // Monitor mode never drops.
     xdp_action::XDP_PASS
 }
@@ -68,41 +87,38 @@ pub fn kw_bench_pass(_ctx: XdpContext) -> u32 {
 }
 
 #[inline(always)]
-fn observe(ctx: &XdpContext) {
+fn observe(ctx: &XdpContext, st: &mut Stats) {
     // SAFETY: the helper only reads the context it is given.
     let len = unsafe { bpf_xdp_get_buff_len(ctx.ctx) };
-    stat_add(stats::FRAMES, 1);
-    stat_add(stats::BYTES, len);
+    st[stats::FRAMES as usize] += 1;
+    st[stats::BYTES as usize] += len;
 
     let l2 = match parse::l2(ctx) {
         Ok(l2) => l2,
-        Err(reason) => return stat_add(reason, 1),
+        Err(reason) => return bump(st, reason, 1),
     };
     let l3 = match l2.ethertype {
         parse::ETH_P_IP => parse::ipv4(ctx, l2.l3),
         parse::ETH_P_IPV6 => parse::ipv6(ctx, l2.l3),
         _ => {
-            stat_add(stats::NON_IP, 1);
-            count_device(&l2, Some(len), now_coarse());
+            st[stats::NON_IP as usize] += 1;
+            count_device(st, &l2, Some(len), now_coarse());
             return;
         }
     };
     let l3 = match l3 {
         Ok(l3) => l3,
-        Err(reason) => return stat_add(reason, 1),
+        Err(reason) => return bump(st, reason, 1),
     };
-    stat_add(
-        if l2.ethertype == parse::ETH_P_IP {
-            stats::IPV4
-        } else {
-            stats::IPV6
-        },
-        1,
-    );
-    if l3.fragment {
-        stat_add(stats::FRAGMENTS, 1);
+    if l2.ethertype == parse::ETH_P_IP {
+        st[stats::IPV4 as usize] += 1;
+    } else {
+        st[stats::IPV6 as usize] += 1;
     }
-    count_flow(&l2, &l3, len, now_coarse());
+    if l3.fragment {
+        st[stats::FRAGMENTS as usize] += 1;
+    }
+    count_flow(st, &l2, &l3, len);
 }
 
 /// The flow key: by destination, except when the device is answering from a well-known
@@ -113,20 +129,62 @@ fn flow_key(l2: &parse::L2, l3: &parse::L3) -> FlowKey {
     let serving = (l3.proto == proto::TCP || l3.proto == proto::UDP)
         && l3.src_port < 1024
         && l3.dst_port >= 1024;
-    FlowKey {
-        addr: l3.dst,
-        mac: l2.src_mac,
-        port: if serving { l3.src_port } else { l3.dst_port },
-        proto: l3.proto,
-        flags: if serving { FLOW_SERVING } else { 0 },
-        _pad: [0; 2],
+    FlowKey::from_parts(
+        l3.dst,
+        l2.src_mac,
+        if serving { l3.src_port } else { l3.dst_port },
+        l3.proto,
+        if serving { FLOW_SERVING } else { 0 },
+    )
+}
+
+/// Counts a frame in the flow cache when its flow holds the slot; otherwise hands the
+/// slot's counts to the flow map, counts the frame there (with the time), and gives the
+/// slot to its flow.
+#[inline(always)]
+fn count_flow(st: &mut Stats, l2: &parse::L2, l3: &parse::L3, len: u64) {
+    let key = flow_key(l2, l3);
+    let Some(slot) = FLOW_CACHE.get_ptr_mut(key.cache_slot()) else {
+        return count_in_map(st, l2, l3, &key, len, now_coarse());
+    };
+    // SAFETY: per-CPU value of this CPU.
+    let slot = unsafe { &mut *slot };
+    if slot.valid != 0 && slot.key.same(&key) {
+        slot.packets += 1;
+        slot.bytes += len;
+        slot.tcp_flags |= l3.tcp_flags;
+        return;
+    }
+    if slot.valid != 0 && slot.packets != 0 {
+        flush(st, slot);
+    }
+    count_in_map(st, l2, l3, &key, len, now_coarse());
+    slot.key = key;
+    slot.valid = 1;
+    slot.packets = 0;
+    slot.bytes = 0;
+    slot.tcp_flags = 0;
+}
+
+/// Adds a cache slot's counts to its flow's entry in the flow map (this CPU's value).
+#[inline(always)]
+fn flush(st: &mut Stats, slot: &CacheSlot) {
+    match FLOWS.get_ptr_mut(&slot.key) {
+        Some(c) => {
+            // SAFETY: per-CPU value of this CPU.
+            let c = unsafe { &mut *c };
+            c.packets += slot.packets;
+            c.bytes += slot.bytes;
+            c.tcp_flags |= slot.tcp_flags;
+        }
+        // The LRU dropped the flow while its frames waited here.
+        None => st[stats::CACHE_FLUSH_LOST as usize] += slot.packets,
     }
 }
 
 #[inline(always)]
-fn count_flow(l2: &parse::L2, l3: &parse::L3, len: u64, now: u64) {
-    let key = flow_key(l2, l3);
-    if let Some(c) = FLOWS.get_ptr_mut(&key) {
+fn count_in_map(st: &mut Stats, l2: &parse::L2, l3: &parse::L3, key: &FlowKey, len: u64, now: u64) {
+    if let Some(c) = FLOWS.get_ptr_mut(key) {
         // SAFETY: per-CPU value of this CPU; nothing else writes it concurrently.
         unsafe { bump_flow(&mut *c, len, l3.tcp_flags, now) };
         return;
@@ -139,34 +197,38 @@ fn count_flow(l2: &parse::L2, l3: &parse::L3, len: u64, now: u64) {
         tcp_flags: l3.tcp_flags,
         _pad: [0; 7],
     };
-    match FLOWS.insert(&key, &first, BPF_NOEXIST as u64) {
+    match FLOWS.insert(key, &first, BPF_NOEXIST as u64) {
         Ok(()) => {
-            stat_add(stats::NEW_FLOWS, 1);
+            st[stats::NEW_FLOWS as usize] += 1;
             // A device's IP traffic is the sum of its flows (userspace adds them up), so
             // the device map is only touched here, once per new flow, not per frame.
-            count_device(l2, None, now);
-            emit(Event {
-                ts_ns: now_precise(),
-                key,
-                src_addr: l3.src,
-                src_port: l3.src_port,
-                dst_mac: l2.dst_mac,
-                kind: EVENT_NEW_FLOW,
-                tcp_flags: l3.tcp_flags,
-                dst_port: l3.dst_port,
-                frame_len: len as u32,
-                ethertype: l2.ethertype,
-                vlan: l2.vlan,
-            });
+            count_device(st, l2, None, now);
+            emit(
+                st,
+                Event {
+                    ts_ns: now_precise(),
+                    key: *key,
+                    // SAFETY: four native-order words are the address's 16 bytes.
+                    src_addr: unsafe { core::mem::transmute::<[u32; 4], [u8; 16]>(l3.src) },
+                    src_port: l3.src_port,
+                    dst_mac: l2.dst_mac,
+                    kind: EVENT_NEW_FLOW,
+                    tcp_flags: l3.tcp_flags,
+                    dst_port: l3.dst_port,
+                    frame_len: len as u32,
+                    ethertype: l2.ethertype,
+                    vlan: l2.vlan,
+                },
+            );
         }
         // Another CPU created it between our lookup and insert: count on our slot.
-        Err(e) if e == -EEXIST => match FLOWS.get_ptr_mut(&key) {
+        Err(e) if e == -EEXIST => match FLOWS.get_ptr_mut(key) {
             // SAFETY: as above.
             Some(c) => unsafe { bump_flow(&mut *c, len, l3.tcp_flags, now) },
             // ... and the LRU already evicted it again: the frame is lost to the map.
-            None => stat_add(stats::FLOW_INSERT_FAILED, 1),
+            None => st[stats::FLOW_INSERT_FAILED as usize] += 1,
         },
-        Err(_) => stat_add(stats::FLOW_INSERT_FAILED, 1),
+        Err(_) => st[stats::FLOW_INSERT_FAILED as usize] += 1,
     }
 }
 
@@ -184,7 +246,7 @@ fn bump_flow(c: &mut FlowCounters, len: u64, tcp_flags: u8, now: u64) {
 
 /// Records a device's non-IP frame (`Some(len)`) or a flow it opened (`None`).
 #[inline(always)]
-fn count_device(l2: &parse::L2, non_ip_len: Option<u64>, now: u64) {
+fn count_device(st: &mut Stats, l2: &parse::L2, non_ip_len: Option<u64>, now: u64) {
     let key = DeviceKey {
         mac: l2.src_mac,
         _pad: [0; 2],
@@ -193,7 +255,7 @@ fn count_device(l2: &parse::L2, non_ip_len: Option<u64>, now: u64) {
         Some(len) => (1, len, 0),
         None => (0, 0, 1),
     };
-    let bump = |c: &mut DeviceCounters| {
+    let add = |c: &mut DeviceCounters| {
         c.non_ip_packets += packets;
         c.non_ip_bytes += bytes;
         c.new_flows += flows;
@@ -204,7 +266,7 @@ fn count_device(l2: &parse::L2, non_ip_len: Option<u64>, now: u64) {
     };
     if let Some(c) = DEVICES.get_ptr_mut(&key) {
         // SAFETY: per-CPU value of this CPU.
-        bump(unsafe { &mut *c });
+        add(unsafe { &mut *c });
         return;
     }
     let first = DeviceCounters {
@@ -216,45 +278,40 @@ fn count_device(l2: &parse::L2, non_ip_len: Option<u64>, now: u64) {
     };
     match DEVICES.insert(&key, &first, BPF_NOEXIST as u64) {
         Ok(()) => {
-            stat_add(stats::NEW_DEVICES, 1);
-            emit(Event {
-                ts_ns: now_precise(),
-                key: FlowKey {
-                    mac: l2.src_mac,
-                    ..FlowKey::default()
+            st[stats::NEW_DEVICES as usize] += 1;
+            emit(
+                st,
+                Event {
+                    ts_ns: now_precise(),
+                    key: FlowKey {
+                        mac: l2.src_mac,
+                        ..FlowKey::default()
+                    },
+                    dst_mac: l2.dst_mac,
+                    kind: EVENT_NEW_DEVICE,
+                    ethertype: l2.ethertype,
+                    vlan: l2.vlan,
+                    ..Event::default()
                 },
-                dst_mac: l2.dst_mac,
-                kind: EVENT_NEW_DEVICE,
-                ethertype: l2.ethertype,
-                vlan: l2.vlan,
-                ..Event::default()
-            });
+            );
         }
         Err(e) if e == -EEXIST => match DEVICES.get_ptr_mut(&key) {
             // SAFETY: per-CPU value of this CPU.
-            Some(c) => bump(unsafe { &mut *c }),
-            None => stat_add(stats::DEVICE_INSERT_FAILED, 1),
+            Some(c) => add(unsafe { &mut *c }),
+            None => st[stats::DEVICE_INSERT_FAILED as usize] += 1,
         },
-        Err(_) => stat_add(stats::DEVICE_INSERT_FAILED, 1),
+        Err(_) => st[stats::DEVICE_INSERT_FAILED as usize] += 1,
     }
 }
 
 #[inline(always)]
-fn emit(ev: Event) {
+fn emit(st: &mut Stats, ev: Event) {
     match EVENTS.reserve::<Event>(0) {
         Some(mut slot) => {
             slot.write(ev);
             slot.submit(0);
         }
-        None => stat_add(stats::RINGBUF_FULL, 1),
-    }
-}
-
-#[inline(always)]
-fn stat_add(idx: u32, n: u64) {
-    if let Some(p) = STATS.get_ptr_mut(idx) {
-        // SAFETY: per-CPU slot of this CPU.
-        unsafe { *p += n };
+        None => st[stats::RINGBUF_FULL as usize] += 1,
     }
 }
 

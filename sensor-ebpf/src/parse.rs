@@ -27,8 +27,10 @@ pub struct L2 {
 
 /// What the data path needs from layers 3 and 4.
 pub struct L3 {
-    pub src: [u8; 16],
-    pub dst: [u8; 16],
+    /// Source, like `dst`.
+    pub src: [u32; 4],
+    /// Destination, 16 bytes (IPv4 mapped) as four native-order words.
+    pub dst: [u32; 4],
     pub proto: u8,
     pub src_port: u16,
     pub dst_port: u16,
@@ -106,8 +108,8 @@ pub fn ipv4(ctx: &XdpContext, off: usize) -> Result<L3, u32> {
         return Err(stats::ERR_TRUNCATED_L3);
     }
     let mut l3 = L3 {
-        src: mapped(&ip[12..16]),
-        dst: mapped(&ip[16..20]),
+        src: [0, 0, u32::from_ne_bytes([0, 0, 0xff, 0xff]), word(ip, 12)],
+        dst: [0, 0, u32::from_ne_bytes([0, 0, 0xff, 0xff]), word(ip, 16)],
         proto: ip[9],
         src_port: 0,
         dst_port: 0,
@@ -127,10 +129,8 @@ pub fn ipv6(ctx: &XdpContext, off: usize) -> Result<L3, u32> {
     if ip[0] >> 4 != 6 {
         return Err(stats::ERR_UNSUPPORTED);
     }
-    let mut src = [0u8; 16];
-    let mut dst = [0u8; 16];
-    src.copy_from_slice(&ip[8..24]);
-    dst.copy_from_slice(&ip[24..40]);
+    let src = [word(ip, 8), word(ip, 12), word(ip, 16), word(ip, 20)];
+    let dst = [word(ip, 24), word(ip, 28), word(ip, 32), word(ip, 36)];
     let mut next = ip[6];
     let mut off = off + 40;
     let mut fragment = false;
@@ -210,14 +210,8 @@ fn l4(ctx: &XdpContext, off: usize, l3: &mut L3) -> Result<(), u32> {
     Ok(())
 }
 
+/// Four bytes as a native-order word, assembled in registers.
 #[inline(always)]
-fn mapped(v4: &[u8]) -> [u8; 16] {
-    let mut a = [0u8; 16];
-    a[10] = 0xff;
-    a[11] = 0xff;
-    a[12] = v4[0];
-    a[13] = v4[1];
-    a[14] = v4[2];
-    a[15] = v4[3];
-    a
+fn word(b: &[u8], i: usize) -> u32 {
+    u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
 }

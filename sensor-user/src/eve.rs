@@ -256,6 +256,7 @@ mod tests {
                 first_seen_ns: 1_000_000_000,
                 last_seen_ns: 3_000_000_000,
                 tcp_flags: 0x12,
+                cached_packets: 0,
             },
             delta_packets: 4,
             delta_bytes: 400,

@@ -18,6 +18,8 @@ pub struct FlowTotals {
     pub last_seen_ns: u64,
     /// OR of TCP flags over CPUs.
     pub tcp_flags: u8,
+    /// Frames among `packets` still in the kernel's flow cache: they carry no time.
+    pub cached_packets: u64,
 }
 
 impl FlowTotals {
@@ -141,25 +143,42 @@ impl FlowTable {
         self.flows.entry(key).or_default().origin = Some(origin);
     }
 
-    /// A poll of the kernel map: returns the records due at `now_ns` (epoch time).
+    /// A poll of the kernel map at `now_ns` (epoch time), which is `now_kernel_ns` on the
+    /// kernel's clock: returns the records due.
     pub fn on_poll(
         &mut self,
         now_ns: u64,
+        now_kernel_ns: u64,
         snapshot: impl IntoIterator<Item = (FlowKey, FlowTotals)>,
     ) -> Vec<FlowRecord> {
         let mut out = Vec::new();
         for t in self.flows.values_mut() {
             t.seen = false;
         }
-        for (key, totals) in snapshot {
+        for (key, mut totals) in snapshot {
             let t = self.flows.entry(key).or_default();
             t.seen = true;
             if totals.packets < t.totals.packets {
+                if totals.first_seen_ns == t.totals.first_seen_ns {
+                    // The same flow read while the kernel moved counts from its flow
+                    // cache into its map entry: this snapshot missed them, the next one
+                    // has them. Keep what we had.
+                    continue;
+                }
                 // Evicted and created again between two polls: what it carried after our
                 // last read is lost; start counting afresh.
                 self.recreated += 1;
                 t.reported_packets = 0;
                 t.reported_bytes = 0;
+            }
+            // New frames that went through the flow cache have no timestamp of their own:
+            // they arrived by this poll.
+            if totals.packets > t.totals.packets && totals.cached_packets > 0 {
+                totals.last_seen_ns = totals.last_seen_ns.max(now_kernel_ns);
+            }
+            if totals.first_seen_ns == t.totals.first_seen_ns {
+                // The same flow: a time a poll gave it stands until the kernel's is later.
+                totals.last_seen_ns = totals.last_seen_ns.max(t.totals.last_seen_ns);
             }
             t.totals = totals;
             let due = now_ns.saturating_sub(t.last_report_ns) >= self.report_every_ns;
@@ -186,6 +205,16 @@ impl FlowTable {
             }
         }
         out
+    }
+
+    /// The latest frame time of each device's flows.
+    pub fn last_seen_by_device(&self) -> std::collections::BTreeMap<[u8; 6], u64> {
+        let mut m = std::collections::BTreeMap::new();
+        for (k, t) in &self.flows {
+            let e = m.entry(k.mac).or_insert(0);
+            *e = t.totals.last_seen_ns.max(*e);
+        }
+        m
     }
 
     /// Records for every flow with unreported traffic (the sensor is stopping).
@@ -237,6 +266,7 @@ mod tests {
             first_seen_ns: 1,
             last_seen_ns: packets,
             tcp_flags: 0,
+            cached_packets: 0,
         }
     }
 
@@ -261,23 +291,37 @@ mod tests {
     #[test]
     fn reports_deltas_at_most_once_per_interval() {
         let mut ft = FlowTable::new(Duration::from_secs(10));
-        let r = ft.on_poll(100 * SEC, [(key(1), totals(3))]);
+        let r = ft.on_poll(100 * SEC, 100 * SEC, [(key(1), totals(3))]);
         assert_eq!(r.len(), 1);
         assert_eq!((r[0].delta_packets, r[0].delta_bytes), (3, 300));
         // Within the interval: nothing, even with new traffic.
-        assert!(ft.on_poll(105 * SEC, [(key(1), totals(5))]).is_empty());
-        let r = ft.on_poll(110 * SEC, [(key(1), totals(8))]);
+        assert!(
+            ft.on_poll(105 * SEC, 105 * SEC, [(key(1), totals(5))])
+                .is_empty()
+        );
+        let r = ft.on_poll(110 * SEC, 110 * SEC, [(key(1), totals(8))]);
         assert_eq!((r[0].delta_packets, r[0].totals.packets), (5, 8));
         // No new traffic: nothing.
-        assert!(ft.on_poll(200 * SEC, [(key(1), totals(8))]).is_empty());
+        assert!(
+            ft.on_poll(200 * SEC, 200 * SEC, [(key(1), totals(8))])
+                .is_empty()
+        );
     }
 
     #[test]
     fn eviction_gives_a_last_record_and_is_counted() {
         let mut ft = FlowTable::new(Duration::from_secs(10));
-        ft.on_poll(100 * SEC, [(key(1), totals(3)), (key(2), totals(1))]);
-        ft.on_poll(101 * SEC, [(key(1), totals(4)), (key(2), totals(1))]);
-        let r = ft.on_poll(102 * SEC, [(key(2), totals(1))]);
+        ft.on_poll(
+            100 * SEC,
+            100 * SEC,
+            [(key(1), totals(3)), (key(2), totals(1))],
+        );
+        ft.on_poll(
+            101 * SEC,
+            101 * SEC,
+            [(key(1), totals(4)), (key(2), totals(1))],
+        );
+        let r = ft.on_poll(102 * SEC, 102 * SEC, [(key(2), totals(1))]);
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].reason, Reason::Evicted);
         assert_eq!(r[0].delta_packets, 1);
@@ -288,17 +332,58 @@ mod tests {
     #[test]
     fn recreated_flow_counts_afresh() {
         let mut ft = FlowTable::new(Duration::from_secs(1));
-        ft.on_poll(100 * SEC, [(key(1), totals(10))]);
-        let r = ft.on_poll(102 * SEC, [(key(1), totals(2))]);
+        ft.on_poll(100 * SEC, 100 * SEC, [(key(1), totals(10))]);
+        let again = FlowTotals {
+            first_seen_ns: 101 * SEC,
+            ..totals(2)
+        };
+        let r = ft.on_poll(102 * SEC, 102 * SEC, [(key(1), again)]);
         assert_eq!(ft.recreated, 1);
         assert_eq!((r[0].delta_packets, r[0].totals.packets), (2, 2));
     }
 
     #[test]
+    fn cached_frames_are_dated_by_the_poll_that_sees_them() {
+        let mut ft = FlowTable::new(Duration::from_secs(1));
+        ft.on_poll(100 * SEC, 100 * SEC, [(key(1), totals(1))]);
+        let cached = FlowTotals {
+            cached_packets: 4,
+            ..totals(5)
+        };
+        let r = ft.on_poll(102 * SEC, 102 * SEC, [(key(1), cached)]);
+        assert_eq!(r[0].totals.last_seen_ns, 102 * SEC);
+        // Nothing new: the time stays.
+        ft.on_poll(109 * SEC, 109 * SEC, [(key(1), cached)]);
+        assert_eq!(ft.last_seen_by_device()[&[0; 6]], 102 * SEC);
+    }
+
+    #[test]
+    fn a_dip_of_the_same_flow_is_not_a_recreation() {
+        let mut ft = FlowTable::new(Duration::from_secs(1));
+        ft.on_poll(100 * SEC, 100 * SEC, [(key(1), totals(10))]);
+        // Same first_seen, fewer packets: a snapshot taken mid-flush.
+        assert!(
+            ft.on_poll(102 * SEC, 102 * SEC, [(key(1), totals(7))])
+                .is_empty()
+        );
+        assert_eq!(ft.recreated, 0);
+        let r = ft.on_poll(104 * SEC, 104 * SEC, [(key(1), totals(12))]);
+        assert_eq!((r[0].delta_packets, r[0].totals.packets), (2, 12));
+    }
+
+    #[test]
     fn flush_reports_every_unreported_flow_once() {
         let mut ft = FlowTable::new(Duration::from_secs(60));
-        ft.on_poll(100 * SEC, [(key(1), totals(1)), (key(2), totals(1))]);
-        ft.on_poll(101 * SEC, [(key(1), totals(4)), (key(2), totals(1))]);
+        ft.on_poll(
+            100 * SEC,
+            100 * SEC,
+            [(key(1), totals(1)), (key(2), totals(1))],
+        );
+        ft.on_poll(
+            101 * SEC,
+            101 * SEC,
+            [(key(1), totals(4)), (key(2), totals(1))],
+        );
         let r = ft.flush();
         assert_eq!(r.len(), 1);
         assert_eq!((r[0].key, r[0].delta_packets), (key(1), 3));
@@ -315,7 +400,7 @@ mod tests {
             dst_mac: [2, 0, 0, 0, 0, 1],
         };
         ft.on_new_flow(key(1), o);
-        let r = ft.on_poll(100 * SEC, [(key(1), totals(1))]);
+        let r = ft.on_poll(100 * SEC, 100 * SEC, [(key(1), totals(1))]);
         assert_eq!(r[0].origin, Some(o));
     }
 
@@ -329,7 +414,7 @@ mod tests {
             dst_mac: [0; 6],
         };
         ft.on_new_flow(key(1), o);
-        assert!(ft.on_poll(100 * SEC, []).is_empty());
+        assert!(ft.on_poll(100 * SEC, 100 * SEC, []).is_empty());
         assert_eq!(ft.evicted, 0);
         assert!(ft.is_empty());
     }

@@ -6,11 +6,13 @@ use std::{
     os::fd::{AsFd as _, AsRawFd as _, BorrowedFd},
 };
 
+use std::collections::HashMap;
+
 use aya::{
     Ebpf, Pod,
     maps::{Map, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf},
 };
-use sensor_common::{DeviceCounters, DeviceKey, FlowCounters, FlowKey, maps, stats};
+use sensor_common::{CacheSlot, DeviceCounters, DeviceKey, FlowCounters, FlowKey, maps, stats};
 
 use crate::{devices::DeviceTotals, flows::FlowTotals};
 
@@ -39,8 +41,9 @@ pub enum MapsError {
 /// The maps userspace reads, taken out of the loaded object.
 pub struct KernelMaps {
     flows: Map,
+    cache: Map,
     devices: Map,
-    stats: PerCpuArray<MapData, u64>,
+    stats: PerCpuArray<MapData, [u64; stats::COUNT as usize]>,
     clock: PerCpuArray<MapData, u64>,
     cpus: usize,
 }
@@ -68,6 +71,7 @@ impl KernelMaps {
             .get() as usize;
         let maps = Self {
             flows: take(ebpf, maps::FLOWS)?,
+            cache: take(ebpf, maps::FLOW_CACHE)?,
             devices: take(ebpf, maps::DEVICES)?,
             stats: typed(ebpf, maps::STATS)?,
             clock: typed(ebpf, maps::CLOCK)?,
@@ -76,13 +80,30 @@ impl KernelMaps {
         Ok((maps, typed(ebpf, maps::EVENTS)?))
     }
 
-    /// Every flow with its counters summed over CPUs.
+    /// Every flow with its counters summed over CPUs, the flow cache's pending counts
+    /// included. The map is read before the cache: a flush between the two reads then
+    /// leaves counts out of this snapshot (the next has them) rather than counting them
+    /// twice; see `FlowTable::on_poll` for the dip this can show.
     pub fn flows(&self) -> Result<Vec<(FlowKey, FlowTotals)>, MapsError> {
         let rows = read_per_cpu::<FlowKey, FlowCounters>(&self.flows, maps::FLOWS, self.cpus)?;
-        Ok(rows
+        let mut flows: HashMap<FlowKey, FlowTotals> = rows
             .into_iter()
             .map(|(k, v)| (k, FlowTotals::sum(&v)))
-            .collect())
+            .collect();
+        let slots = read_per_cpu::<u32, CacheSlot>(&self.cache, maps::FLOW_CACHE, self.cpus)?;
+        for slot in slots.iter().flat_map(|(_, per_cpu)| per_cpu) {
+            if slot.valid == 0 || slot.packets == 0 {
+                continue;
+            }
+            // A slot whose flow left the map is counted as lost when it flushes.
+            if let Some(t) = flows.get_mut(&slot.key) {
+                t.packets += slot.packets;
+                t.bytes += slot.bytes;
+                t.cached_packets += slot.packets;
+                t.tcp_flags |= slot.tcp_flags;
+            }
+        }
+        Ok(flows.into_iter().collect())
     }
 
     /// Every device with its counters summed over CPUs.
@@ -95,18 +116,17 @@ impl KernelMaps {
             .collect())
     }
 
-    /// The stats array summed over CPUs.
+    /// The stats counters summed over CPUs.
     pub fn stats(&self) -> Result<[u64; stats::COUNT as usize], MapsError> {
+        let per_cpu = self.stats.get(&0, 0).map_err(|source| MapsError::Map {
+            name: maps::STATS,
+            source,
+        })?;
         let mut out = [0u64; stats::COUNT as usize];
-        for (i, slot) in out.iter_mut().enumerate() {
-            let v = self
-                .stats
-                .get(&(i as u32), 0)
-                .map_err(|source| MapsError::Map {
-                    name: maps::STATS,
-                    source,
-                })?;
-            *slot = v.iter().sum();
+        for cpu in per_cpu.iter() {
+            for (o, v) in out.iter_mut().zip(cpu) {
+                *o += v;
+            }
         }
         Ok(out)
     }
@@ -129,12 +149,15 @@ impl KernelMaps {
 
 fn map_fd<'a>(map: &'a Map) -> Option<BorrowedFd<'a>> {
     match map {
-        Map::PerCpuLruHashMap(d) | Map::PerCpuHashMap(d) => Some(d.fd().as_fd()),
+        Map::PerCpuLruHashMap(d) | Map::PerCpuHashMap(d) | Map::PerCpuArray(d) => {
+            Some(d.fd().as_fd())
+        }
         _ => None,
     }
 }
 
-/// Reads a per-CPU hash map: in batches when the kernel supports it, else key by key.
+/// Reads a per-CPU hash map or array: in batches when the kernel supports it, else key by
+/// key.
 fn read_per_cpu<K: Pod, V: Pod>(
     map: &Map,
     name: &'static str,
@@ -146,6 +169,18 @@ fn read_per_cpu<K: Pod, V: Pod>(
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
             Err(source) => return Err(MapsError::Io { name, source }),
         }
+    }
+    if let Map::PerCpuArray(_) = map {
+        let a = PerCpuArray::<&MapData, V>::try_from(map)
+            .map_err(|source| MapsError::Map { name, source })?;
+        let mut rows = Vec::new();
+        for (i, v) in a.iter().enumerate() {
+            let v = v.map_err(|source| MapsError::Map { name, source })?;
+            // SAFETY: an array's key is its u32 index; K is u32 for arrays.
+            let key: K = unsafe { std::ptr::read_unaligned((&(i as u32) as *const u32).cast()) };
+            rows.push((key, v.iter().copied().collect()));
+        }
+        return Ok(rows);
     }
     let m = PerCpuHashMap::<&MapData, K, V>::try_from(map)
         .map_err(|source| MapsError::Map { name, source })?;

@@ -2,8 +2,6 @@
 //! `run` feeds it from a live interface, `replay` from capture files, so both give the
 //! same stream for the same frames.
 
-use std::collections::BTreeMap;
-
 use serde_json::{Value, json};
 
 use crate::{
@@ -94,13 +92,10 @@ impl Sensor {
         flows: Vec<(FlowKey, FlowTotals)>,
         devices: Vec<([u8; 6], DeviceTotals)>,
     ) {
-        let mut flow_last_seen = BTreeMap::new();
-        for (k, t) in &flows {
-            let e = flow_last_seen.entry(k.mac).or_insert(0);
-            *e = t.last_seen_ns.max(*e);
-        }
-        self.devices.on_poll(devices, &flow_last_seen);
-        let records = self.flows.on_poll(now_ns, flows);
+        let now_kernel = self.eve.time.to_kernel_ns(now_ns);
+        let records = self.flows.on_poll(now_ns, now_kernel, flows);
+        self.devices
+            .on_poll(devices, &self.flows.last_seen_by_device());
         self.write_flows(now_ns, &records);
         self.end_batch(now_ns);
     }

@@ -87,7 +87,10 @@ fn ipv4_udp_counts_flow_device_and_reports_once() {
     let t = flows[&key(frames::mapped(SRV_V4), 5000, proto::UDP)];
     assert_eq!((t.packets, t.bytes), (3, 3 * len));
     assert_eq!(t.first_seen_ns, t0);
-    assert_eq!(t.last_seen_ns, t0 + 2_000_000);
+    // The first frame went through the flow map with its time; the next two hit the flow
+    // cache, which keeps no time (userspace dates them by the poll that sees them).
+    assert_eq!(t.last_seen_ns, t0);
+    assert_eq!(t.cached_packets, 2);
 
     // The device map holds what is not in a flow: first sight, flows opened, non-IP.
     let devices = p.devices();
@@ -506,4 +509,75 @@ fn map_sizes_come_from_the_config() {
         40
     );
     assert!(s[st::NEW_FLOWS as usize] > 4, "LRU evicts to make room");
+}
+
+/// A destination port whose flow shares `of`'s flow-cache slot.
+fn colliding_port(of: u16, proto: u8) -> u16 {
+    let slot = key(frames::mapped(SRV_V4), of, proto).cache_slot();
+    (1024..u16::MAX)
+        .find(|p| *p != of && key(frames::mapped(SRV_V4), *p, proto).cache_slot() == slot)
+        .expect("a colliding port")
+}
+
+#[test]
+fn flows_sharing_a_cache_slot_keep_exact_counts() {
+    if !env::have_root() {
+        return;
+    }
+    let mut p = Program::load();
+    let b_port = colliding_port(5000, proto::UDP);
+    let a = udp4(40000, 5000, 10);
+    let b = udp4(40000, b_port, 300);
+    // Each switch between them hands the slot's counts to the flow map.
+    let order = [&a, &a, &b, &a, &b, &b, &a, &a];
+    for f in order {
+        assert_eq!(p.run(f), XDP_PASS);
+    }
+    let flows = p.flows();
+    let fa = flows[&key(frames::mapped(SRV_V4), 5000, proto::UDP)];
+    let fb = flows[&key(frames::mapped(SRV_V4), b_port, proto::UDP)];
+    assert_eq!((fa.packets, fa.bytes), (5, 5 * a.len() as u64));
+    assert_eq!((fb.packets, fb.bytes), (3, 3 * b.len() as u64));
+    assert_eq!(
+        p.stats()[sensor_common::stats::CACHE_FLUSH_LOST as usize],
+        0
+    );
+}
+
+#[test]
+fn cached_frames_of_an_evicted_flow_are_counted_as_lost() {
+    if !env::have_root() {
+        return;
+    }
+    let mut p = Program::load_sized(sensor_user::loader::MapSizes {
+        flows: 4,
+        devices: 16,
+        ring_bytes: 4096,
+    });
+    let slot_a = key(frames::mapped(SRV_V4), 5000, proto::UDP).cache_slot();
+    let a = udp4(40000, 5000, 10);
+    // A: one frame into the map, three pending in the cache.
+    for _ in 0..4 {
+        p.run(&a);
+    }
+    // Enough other flows (none in A's cache slot) to push A out of a 4-entry LRU map.
+    let others: Vec<u16> = (6000..u16::MAX)
+        .filter(|port| key(frames::mapped(SRV_V4), *port, proto::UDP).cache_slot() != slot_a)
+        .take(64)
+        .collect();
+    for port in &others {
+        p.run(&udp4(40000, *port, 10));
+    }
+    assert!(
+        !p.flows()
+            .contains_key(&key(frames::mapped(SRV_V4), 5000, proto::UDP)),
+        "A was evicted"
+    );
+    // A flow that takes A's slot makes the cache hand A's three frames over: lost, counted.
+    let c_port = colliding_port(5000, proto::UDP);
+    p.run(&udp4(40000, c_port, 10));
+    assert_eq!(
+        p.stats()[sensor_common::stats::CACHE_FLUSH_LOST as usize],
+        3
+    );
 }
