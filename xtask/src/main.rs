@@ -70,8 +70,7 @@ fn main() -> Result<()> {
             let tools = Tools::setup()?;
             build(&tools, true)?;
             let bin = root.join("target/release/kettlewatch");
-            ignore_sigint();
-            let status = Command::new(&bin).args(&args).status()?;
+            let status = run_interruptible(Command::new(&bin).args(&args))?;
             std::process::exit(status.code().unwrap_or(1));
         }
         Cmd::Demo { duration } => {
@@ -86,8 +85,10 @@ fn main() -> Result<()> {
             if let Some(d) = duration {
                 args.extend(["--duration".to_string(), d.to_string()]);
             }
-            ignore_sigint();
-            run(&mut harness(&tools, "demo", &args))?;
+            let status = run_interruptible(&mut harness(&tools, "demo", &args))?;
+            if !status.success() {
+                bail!("the demo failed: {status}");
+            }
         }
         Cmd::Test { args } => {
             let tools = Tools::setup()?;
@@ -184,16 +185,34 @@ fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// Ctrl-C reaches the whole foreground group: the child shuts down (and, for the demo,
-/// tears its lab down); xtask must outlive it rather than return the prompt early.
-fn ignore_sigint() {
-    unsafe extern "C" {
-        fn signal(sig: i32, handler: usize) -> usize;
+/// The child a SIGINT is passed on to (0: none yet).
+static CHILD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+unsafe extern "C" {
+    fn signal(sig: i32, handler: usize) -> usize;
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+const SIGINT: i32 = 2;
+
+extern "C" fn forward_sigint(_: i32) {
+    let pid = CHILD.load(std::sync::atomic::Ordering::SeqCst);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe.
+        unsafe { kill(pid, SIGINT) };
     }
-    const SIGINT: i32 = 2;
-    const SIG_IGN: usize = 1;
-    // SAFETY: installing SIG_IGN has no preconditions.
-    unsafe { signal(SIGINT, SIG_IGN) };
+}
+
+/// Runs a long-lived child (the sensor, the demo) so that Ctrl-C stops it cleanly: xtask
+/// stays alive until the child has shut down (and, for the demo, removed its lab), and a
+/// SIGINT sent to xtask alone is passed on.
+fn run_interruptible(cmd: &mut Command) -> Result<std::process::ExitStatus> {
+    // SAFETY: installing a handler that only reads an atomic and calls kill(2).
+    unsafe { signal(SIGINT, forward_sigint as extern "C" fn(i32) as usize) };
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("running {cmd:?}"))?;
+    CHILD.store(child.id() as i32, std::sync::atomic::Ordering::SeqCst);
+    Ok(child.wait()?)
 }
 
 fn workspace_root() -> PathBuf {
