@@ -203,6 +203,19 @@ mod tests {
     use crate::flows::{FlowTotals, Origin, Reason};
     use sensor_common::FlowKey;
 
+    /// Every event these tests build must fit the published schema.
+    fn valid(v: Value) -> Value {
+        let schema: Value =
+            serde_json::from_str(include_str!("../schema/eve.schema.json")).unwrap();
+        let validator = jsonschema::options()
+            .should_validate_formats(true)
+            .build(&schema)
+            .unwrap();
+        let errors: Vec<String> = validator.iter_errors(&v).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{v}\n{errors:?}");
+        v
+    }
+
     fn eve() -> Eve {
         Eve {
             sensor: "gw-lab-1".into(),
@@ -217,6 +230,24 @@ mod tests {
         a[11] = 0xff;
         a[12..].copy_from_slice(&v4);
         a
+    }
+
+    #[test]
+    fn device_and_stats_events_fit_the_schema() {
+        let mut d = crate::devices::DeviceTable::default();
+        d.on_seen([2, 0, 0, 0, 0, 1], 5);
+        d.on_address([2, 0, 0, 0, 0, 1], "2001:db8::1".parse().unwrap(), 6);
+        let dev = &d.take_changed()[0];
+        let v = valid(eve().device(7, dev));
+        assert_eq!(v["iot"]["device"]["addresses"][0], "2001:db8::1");
+        let kernel = [1u64; sensor_common::stats::COUNT as usize];
+        let sensor = json!({
+            "events": 0, "events_malformed": 0, "poll_errors": 0, "flows_tracked": 0,
+            "flows_evicted": 0, "flows_recreated": 0, "flow_records": 0, "devices_tracked": 0,
+            "devices_evicted": 0, "device_records": 0, "output_lines": 0, "output_errors": 0,
+        });
+        let v = valid(eve().stats(9, 3, &kernel, sensor, None));
+        assert_eq!(v["stats"]["kernel"]["cache_flush_lost"], 1);
     }
 
     #[test]
@@ -262,7 +293,7 @@ mod tests {
             delta_bytes: 400,
             reason: Reason::Report,
         };
-        let v = eve().flow(5_000_000_000, &r);
+        let v = valid(eve().flow(5_000_000_000, &r));
         assert_eq!(v["event_type"], "flow");
         assert_eq!(v["timestamp"], "1970-01-01T00:00:05.000000+0000");
         assert_eq!(v["src_ip"], "198.51.100.23");
@@ -304,7 +335,7 @@ mod tests {
             delta_bytes: 300,
             reason: Reason::Shutdown,
         };
-        let v = eve().flow(0, &r);
+        let v = valid(eve().flow(0, &r));
         assert_eq!(v["src_ip"], "203.0.113.5");
         assert_eq!(v["src_port"], 41000);
         assert_eq!(v["dest_ip"], "198.51.100.23");
@@ -329,7 +360,7 @@ mod tests {
             delta_bytes: 0,
             reason: Reason::Report,
         };
-        let v = eve().flow(0, &r);
+        let v = valid(eve().flow(0, &r));
         assert_eq!(v["icmp_type"], 8);
         assert_eq!(v["icmp_code"], 0);
         assert!(v.get("dest_port").is_none());

@@ -208,9 +208,7 @@ extern "C" fn forward_sigint(_: i32) {
 fn run_interruptible(cmd: &mut Command) -> Result<std::process::ExitStatus> {
     // SAFETY: installing a handler that only reads an atomic and calls kill(2).
     unsafe { signal(SIGINT, forward_sigint as extern "C" fn(i32) as usize) };
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("running {cmd:?}"))?;
+    let mut child = cmd.spawn().with_context(|| format!("running {cmd:?}"))?;
     CHILD.store(child.id() as i32, std::sync::atomic::Ordering::SeqCst);
     Ok(child.wait()?)
 }
