@@ -5,6 +5,7 @@
 pub mod env;
 pub mod events;
 pub mod frames;
+pub mod fuzz;
 pub mod lab;
 pub mod netns;
 pub mod proc;

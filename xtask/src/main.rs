@@ -50,6 +50,15 @@ enum Cmd {
     },
     /// `cargo fmt --check` and `cargo clippy --all-targets -- -D warnings`.
     Lint,
+    /// A long fuzzing run of the XDP program (a bounded one is part of the tests).
+    Fuzz {
+        /// Frames to run.
+        #[arg(long, default_value_t = 5_000_000)]
+        iterations: u64,
+        /// RNG seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Benchmarks (not part of the tests).
     Bench,
 }
@@ -108,6 +117,16 @@ fn main() -> Result<()> {
             run(tools
                 .cargo()
                 .args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
+        }
+        Cmd::Fuzz { iterations, seed } => {
+            let tools = Tools::setup()?;
+            let args = [
+                "--iterations".to_string(),
+                iterations.to_string(),
+                "--seed".to_string(),
+                seed.to_string(),
+            ];
+            run(&mut harness(&tools, "fuzz", &args))?;
         }
         Cmd::Bench => {
             let tools = Tools::setup()?;
