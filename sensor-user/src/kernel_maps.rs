@@ -46,6 +46,7 @@ pub struct KernelMaps {
     stats: PerCpuArray<MapData, [u64; stats::COUNT as usize]>,
     clock: PerCpuArray<MapData, u64>,
     cpus: usize,
+    batched: bool,
 }
 
 fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<Map, MapsError> {
@@ -76,8 +77,15 @@ impl KernelMaps {
             stats: typed(ebpf, maps::STATS)?,
             clock: typed(ebpf, maps::CLOCK)?,
             cpus,
+            batched: true,
         };
         Ok((maps, typed(ebpf, maps::EVENTS)?))
+    }
+
+    /// Reads maps key by key instead of in batches: the fallback for kernels without
+    /// BPF_MAP_LOOKUP_BATCH, switchable so the benchmarks can compare the two.
+    pub fn set_batched(&mut self, on: bool) {
+        self.batched = on;
     }
 
     /// Every flow with its counters summed over CPUs, the flow cache's pending counts
@@ -85,12 +93,18 @@ impl KernelMaps {
     /// leaves counts out of this snapshot (the next has them) rather than counting them
     /// twice; see `FlowTable::on_poll` for the dip this can show.
     pub fn flows(&self) -> Result<Vec<(FlowKey, FlowTotals)>, MapsError> {
-        let rows = read_per_cpu::<FlowKey, FlowCounters>(&self.flows, maps::FLOWS, self.cpus)?;
+        let rows = read_per_cpu::<FlowKey, FlowCounters>(
+            &self.flows,
+            maps::FLOWS,
+            self.cpus,
+            self.batched,
+        )?;
         let mut flows: HashMap<FlowKey, FlowTotals> = rows
             .into_iter()
             .map(|(k, v)| (k, FlowTotals::sum(&v)))
             .collect();
-        let slots = read_per_cpu::<u32, CacheSlot>(&self.cache, maps::FLOW_CACHE, self.cpus)?;
+        let slots =
+            read_per_cpu::<u32, CacheSlot>(&self.cache, maps::FLOW_CACHE, self.cpus, self.batched)?;
         for slot in slots.iter().flat_map(|(_, per_cpu)| per_cpu) {
             if slot.valid == 0 || slot.packets == 0 {
                 continue;
@@ -108,8 +122,12 @@ impl KernelMaps {
 
     /// Every device with its counters summed over CPUs.
     pub fn devices(&self) -> Result<Vec<([u8; 6], DeviceTotals)>, MapsError> {
-        let rows =
-            read_per_cpu::<DeviceKey, DeviceCounters>(&self.devices, maps::DEVICES, self.cpus)?;
+        let rows = read_per_cpu::<DeviceKey, DeviceCounters>(
+            &self.devices,
+            maps::DEVICES,
+            self.cpus,
+            self.batched,
+        )?;
         Ok(rows
             .into_iter()
             .map(|(k, v)| (k.mac, DeviceTotals::sum(&v)))
@@ -162,8 +180,9 @@ fn read_per_cpu<K: Pod, V: Pod>(
     map: &Map,
     name: &'static str,
     cpus: usize,
+    batched: bool,
 ) -> Result<Vec<(K, Vec<V>)>, MapsError> {
-    if let Some(fd) = map_fd(map) {
+    if let Some(fd) = map_fd(map).filter(|_| batched) {
         match lookup_batch::<K, V>(fd, cpus) {
             Ok(rows) => return Ok(rows),
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}

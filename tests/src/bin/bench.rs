@@ -9,6 +9,10 @@
 //!   since one-shot runs carry the kernel's timer cost.
 //!
 //! Each figure is the median of 5 rounds.
+//!
+//! Then, at 1k, 64k and 1M live flows: the sensor on known flows picked at random among
+//! them (so the flow cache mostly misses, one-shot runs again), and the time to poll the
+//! flow map, in batches and key by key.
 
 use std::path::PathBuf;
 
@@ -168,6 +172,48 @@ fn one_shot_ns(
     Ok((median(filling), full))
 }
 
+/// Known-flow cost and poll time with `live` flows in the map.
+fn scale(live: u32, empty_one_shot: f64) -> Result<(f64, f64, f64)> {
+    let sizes = MapSizes {
+        flows: live + live / 4,
+        ..MapSizes::from(&SensorConfig::default())
+    };
+    let mut ebpf = loader::load(sizes, false)?;
+    let (mut maps, mut ring) = KernelMaps::take(&mut ebpf)?;
+    let sensor = prog(&mut ebpf, maps::XDP_PROGRAM)?;
+    for i in 0..live {
+        repeat_ns(sensor, &Kind::V4Tcp.frame(i), 1)?;
+        if i % 1024 == 1023 {
+            while ring.next().is_some() {}
+        }
+    }
+    let mut rng = fastrand::Rng::with_seed(u64::from(live));
+    let mut ns = Vec::new();
+    for _ in 0..100_000 {
+        ns.push(repeat_ns(sensor, &Kind::V4Tcp.frame(rng.u32(0..live)), 1)?);
+    }
+    let known = median(ns);
+    let s = maps.stats()?;
+    anyhow::ensure!(
+        s[sensor_common::stats::NEW_FLOWS as usize] == u64::from(live),
+        "populating {live} flows created {}",
+        s[sensor_common::stats::NEW_FLOWS as usize]
+    );
+    let time = |maps: &KernelMaps| -> Result<f64> {
+        let t = std::time::Instant::now();
+        let n = maps.flows()?.len();
+        anyhow::ensure!(n as u32 == live, "poll read {n} of {live} flows");
+        Ok(t.elapsed().as_secs_f64() * 1000.0)
+    };
+    let batched = median((0..3).map(|_| time(&maps)).collect::<Result<Vec<_>>>()?);
+    maps.set_batched(false);
+    let by_key = time(&maps)?;
+    eprintln!(
+        "{live} live flows: known flow {known:.0} ns (one-shot empty {empty_one_shot:.0} ns), poll {batched:.1} ms batched, {by_key:.1} ms key by key"
+    );
+    Ok((known, batched, by_key))
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     std::fs::create_dir_all(&args.out)?;
@@ -237,6 +283,17 @@ fn main() -> Result<()> {
             "empty_one_shot_ns": e1, "new_flow_ns": n, "new_flow_evicting_ns": ev, "new_flow_waking_reader_ns": w,
         }));
     }
+    let empty1 = rows.first().map_or(0.0, |r| r.3);
+    md += "\n| live flows | known flow, random among them, one-shot (ns) | over one-shot empty | poll flow map, batched (ms) | poll, key by key (ms) |\n|---|---|---|---|---|\n";
+    let mut scale_js = Vec::new();
+    for live in [1_000u32, 65_536, 1_000_000] {
+        let (known, batched, by_key) = scale(live, empty1)?;
+        md += &format!(
+            "| {live} | {known:.1} | +{:.1} | {batched:.1} | {by_key:.1} |\n",
+            known - empty1
+        );
+        scale_js.push(json!({"live_flows": live, "known_flow_one_shot_ns": known, "poll_batched_ms": batched, "poll_by_key_ms": by_key}));
+    }
     let host = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
@@ -247,7 +304,7 @@ fn main() -> Result<()> {
         .unwrap_or_default();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let note = format!(
-        "\nMachine: {host}, {} CPUs, Linux {}. BPF_PROG_TEST_RUN, median of {} rounds; repeat = {REPEAT} for empty and known flow; {NEW_FLOWS} distinct frames, one run each, ring buffer drained every 1,024 frames, for new flows (map of 65,536 flows: filling = frames 0-60,000, full = 70,000-200,000); 5,000 frames drained after each for a new flow that wakes the reader.\n",
+        "\nMachine: {host}, {} CPUs, Linux {}. BPF_PROG_TEST_RUN, median of {} rounds; repeat = {REPEAT} for empty and known flow; {NEW_FLOWS} distinct frames, one run each, ring buffer drained every 1,024 frames, for new flows (map of 65,536 flows: filling = frames 0-60,000, full = 70,000-200,000); 5,000 frames drained after each for a new flow that wakes the reader. Live-flow rows: IPv4/TCP flows created one frame each, then 100,000 one-shot runs on flows picked at random among them; poll = one read of the whole flow map and flow cache (median of 3 batched, 1 key by key).\n",
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(0),
@@ -258,7 +315,9 @@ fn main() -> Result<()> {
     std::fs::write(args.out.join("results.md"), &md)?;
     std::fs::write(
         args.out.join("results.json"),
-        serde_json::to_string_pretty(&json!({"machine": note.trim(), "rows": js}))?,
+        serde_json::to_string_pretty(
+            &json!({"machine": note.trim(), "rows": js, "scale": scale_js}),
+        )?,
     )?;
     println!("{md}");
     Ok(())
