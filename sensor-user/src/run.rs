@@ -63,6 +63,8 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
+    let ifindex = if_index(&args.iface);
+    let mut gone = None;
 
     loop {
         tokio::select! {
@@ -77,6 +79,12 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
             }
             _ = tick.tick() => {
                 let now = realtime_ns();
+                // Deleting the interface takes the XDP link with it; going down and up
+                // does not, so only the first ends the run.
+                if if_index(&args.iface) != ifindex {
+                    gone = Some(args.iface.clone());
+                    break;
+                }
                 sensor.poll(&maps, now);
                 if sensor.stats_due(now) {
                     let k = maps.stats().unwrap_or_default();
@@ -88,10 +96,17 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
         }
     }
 
-    tracing::info!("stopping: detaching from {}", args.iface);
-    loader::xdp(&mut ebpf)?
-        .detach(link)
-        .context("detaching the XDP program")?;
+    match &gone {
+        None => {
+            tracing::info!("stopping: detaching from {}", args.iface);
+            loader::xdp(&mut ebpf)?
+                .detach(link)
+                .context("detaching the XDP program")?;
+        }
+        Some(iface) => tracing::error!(
+            "interface {iface} no longer exists (deleted or renamed): the XDP program went with it; writing the last records and exiting"
+        ),
+    }
     let rb = ring.get_mut();
     while let Some(item) = rb.next() {
         sensor.on_record(&item);
@@ -100,5 +115,19 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     sensor.poll(&maps, now);
     let k = maps.stats()?;
     sensor.finish(now, &k, None);
-    Ok(())
+    match gone {
+        Some(iface) => anyhow::bail!(
+            "interface {iface} disappeared while the sensor ran; restart it once the interface is back"
+        ),
+        None => Ok(()),
+    }
+}
+
+/// The interface's index, or 0 when there is none by that name.
+fn if_index(name: &str) -> u32 {
+    let Ok(c) = std::ffi::CString::new(name) else {
+        return 0;
+    };
+    // SAFETY: a valid NUL-terminated string.
+    unsafe { libc::if_nametoindex(c.as_ptr()) }
 }

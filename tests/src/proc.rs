@@ -108,6 +108,18 @@ impl Sensor {
         None
     }
 
+    /// Waits up to `timeout` for the process to exit on its own; whether it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

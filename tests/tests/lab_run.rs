@@ -293,3 +293,46 @@ fn attach_problems_are_explained() {
     assert!(err.contains("already has an XDP program"), "{err}");
     let _ = first.stop();
 }
+
+#[test]
+fn interface_down_and_up_keeps_counting_and_deletion_ends_the_run_clearly() {
+    if !env::have_root() || !env::have_tool("ip") {
+        return;
+    }
+    let lab = Lab::build(1);
+    let dir = TempDir::new();
+    let cfg = config(&dir);
+    let mut sensor = Sensor::start(&lab.gw, "lan0", &["--config", &cfg], false);
+    sensor.wait_for_log(ATTACHED, Duration::from_secs(30));
+    lab.gw.ip(&["link", "set", "lan0", "down"]);
+    std::thread::sleep(Duration::from_millis(500));
+    lab.gw.ip(&["link", "set", "lan0", "up"]);
+    // The sensor is still attached and counts traffic sent after the interface came back.
+    assert!(xdp_attached(&lab), "still attached after down/up");
+    let srv = SocketAddr::new(SERVERS_V4[0].into(), 7777);
+    send_udp(&lab, 0, srv, 4, 10);
+    let seen = sensor.wait_for_line(
+        |l| l.contains("\"dest_port\":7777") && l.contains("\"event_type\":\"flow\""),
+        Duration::from_secs(10),
+    );
+    assert!(seen.is_some(), "traffic after down/up is counted");
+
+    lab.gw.ip(&["link", "del", "lan0"]);
+    // It notices within a poll or two and exits with a sentence, not a spin.
+    assert!(
+        sensor.wait_exit(Duration::from_secs(10)),
+        "still running 10 s after the interface was deleted"
+    );
+    let out = sensor.stop();
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("interface lan0 disappeared"),
+        "{}",
+        out.stderr
+    );
+    let evs = events::parse(&out.stdout);
+    assert!(
+        !events::of_type(&evs, "stats").is_empty(),
+        "the last stats were written"
+    );
+}
