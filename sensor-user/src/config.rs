@@ -82,11 +82,16 @@ impl Default for SensorConfig {
 pub struct OutputConfig {
     /// Where events go: a file path, or `-` for standard output.
     pub path: String,
+    /// Lines queued for a sink that is slow; beyond that they are dropped and counted.
+    pub queue_lines: usize,
 }
 
 impl Default for OutputConfig {
     fn default() -> Self {
-        Self { path: "-".into() }
+        Self {
+            path: "-".into(),
+            queue_lines: crate::output::DEFAULT_QUEUE_LINES,
+        }
     }
 }
 

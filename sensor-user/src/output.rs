@@ -1,70 +1,212 @@
-//! Sinks for the JSON Lines stream.
+//! Sinks for the JSON Lines stream. Lines go through a bounded queue to a writer thread,
+//! so a sink that stalls (a reader that stops reading, a slow disk) never stalls the
+//! sensor: when the queue is full, lines are dropped and counted.
 
 use std::{
     fs::OpenOptions,
     io::{self, BufWriter, Write},
     os::unix::fs::OpenOptionsExt,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+        mpsc::{self, RecvTimeoutError, SyncSender, TrySendError},
+    },
+    thread::JoinHandle,
+    time::Duration,
 };
 
 use serde_json::Value;
 
+/// Lines queued for the writer by default.
+pub const DEFAULT_QUEUE_LINES: usize = 65_536;
+
+#[derive(Default)]
+struct Counters {
+    written: AtomicU64,
+    errors: AtomicU64,
+    dropped: AtomicU64,
+}
+
 /// Where events go: one JSON object a line.
 pub struct Output {
-    w: Box<dyn Write + Send>,
-    /// Lines written.
-    pub lines: u64,
-    /// Lines lost to write errors.
-    pub errors: u64,
+    tx: Option<SyncSender<String>>,
+    writer: Option<JoinHandle<()>>,
+    counters: Arc<Counters>,
+    warned_full: bool,
 }
 
 impl Output {
     /// `-` is standard output; anything else a file, appended to and created 0600.
-    pub fn open(path: &str) -> io::Result<Self> {
+    pub fn open(path: &str, queue_lines: usize) -> io::Result<Self> {
         let w: Box<dyn Write + Send> = if path == "-" {
-            Box::new(BufWriter::new(io::stdout()))
+            Box::new(io::stdout())
         } else {
             let f = OpenOptions::new()
                 .create(true)
                 .append(true)
                 .mode(0o600)
                 .open(path)?;
-            Box::new(BufWriter::new(f))
+            Box::new(f)
         };
-        Ok(Self::from_writer(w))
+        Ok(Self::from_writer(w, queue_lines))
     }
 
     /// Any writer (tests, benchmarks).
-    pub fn from_writer(w: Box<dyn Write + Send>) -> Self {
-        Self {
-            w,
-            lines: 0,
-            errors: 0,
-        }
-    }
-
-    /// Writes one event as one line.
-    pub fn write(&mut self, v: &Value) {
-        let res = serde_json::to_writer(&mut self.w, v)
-            .map_err(io::Error::from)
-            .and_then(|()| self.w.write_all(b"\n"));
-        match res {
-            Ok(()) => self.lines += 1,
-            Err(e) => {
-                if self.errors == 0 {
+    pub fn from_writer(w: Box<dyn Write + Send>, queue_lines: usize) -> Self {
+        let (tx, rx) = mpsc::sync_channel::<String>(queue_lines.max(1));
+        let counters = Arc::new(Counters::default());
+        let c = counters.clone();
+        let writer = std::thread::spawn(move || {
+            let mut w = BufWriter::new(w);
+            let mut warned = false;
+            let mut fail = |e: io::Error, c: &Counters| {
+                if !warned {
                     tracing::warn!("writing events failed: {e}; counting lost lines in stats");
+                    warned = true;
                 }
-                self.errors += 1;
+                c.errors.fetch_add(1, Ordering::Relaxed);
+            };
+            loop {
+                // Flush whenever the queue runs dry, so lines are out within ~50 ms.
+                let line = match rx.recv_timeout(Duration::from_millis(50)) {
+                    Ok(l) => l,
+                    Err(RecvTimeoutError::Timeout) => {
+                        if let Err(e) = w.flush() {
+                            fail(e, &c);
+                        }
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                };
+                match w.write_all(line.as_bytes()) {
+                    Ok(()) => {
+                        c.written.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => fail(e, &c),
+                }
+            }
+            if let Err(e) = w.flush() {
+                fail(e, &c);
+            }
+        });
+        Self {
+            tx: Some(tx),
+            writer: Some(writer),
+            counters,
+            warned_full: false,
+        }
+    }
+
+    /// Queues one event as one line; never blocks.
+    pub fn write(&mut self, v: &Value) {
+        let mut line = v.to_string();
+        line.push('\n');
+        let Some(tx) = &self.tx else { return };
+        match tx.try_send(line) {
+            Ok(()) => self.warned_full = false,
+            Err(TrySendError::Full(_)) => {
+                if !self.warned_full {
+                    tracing::warn!(
+                        "the output is not keeping up; dropping lines (counted as output_dropped)"
+                    );
+                    self.warned_full = true;
+                }
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.counters.errors.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
 
-    /// Pushes buffered lines out; called after each batch.
-    pub fn flush(&mut self) {
-        if let Err(e) = self.w.flush() {
-            if self.errors == 0 {
-                tracing::warn!("flushing events failed: {e}");
-            }
-            self.errors += 1;
+    /// Lines written so far.
+    pub fn lines(&self) -> u64 {
+        self.counters.written.load(Ordering::Relaxed)
+    }
+
+    /// Lines lost to write errors.
+    pub fn errors(&self) -> u64 {
+        self.counters.errors.load(Ordering::Relaxed)
+    }
+
+    /// Lines dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.counters.dropped.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Output {
+    /// Writes out everything queued before returning.
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A sink that blocks until released, like a reader that stopped reading.
+    struct Stalled(Arc<Mutex<()>>);
+
+    impl Write for Stalled {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            let _g = self.0.lock().unwrap();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn every_line_is_written_by_drop() {
+        let buf = Shared::default();
+        let mut o = Output::from_writer(Box::new(buf.clone()), 16);
+        for i in 0..10 {
+            o.write(&serde_json::json!({ "n": i }));
+        }
+        drop(o);
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 10);
+        assert_eq!(text.lines().last(), Some("{\"n\":9}"));
+    }
+
+    #[test]
+    fn a_stalled_sink_drops_and_counts_instead_of_blocking() {
+        let gate = Arc::new(Mutex::new(()));
+        let held = gate.lock().unwrap();
+        let mut o = Output::from_writer(Box::new(Stalled(gate.clone())), 4);
+        let start = std::time::Instant::now();
+        for i in 0..100 {
+            o.write(&serde_json::json!({ "n": i }));
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "write never blocks"
+        );
+        // Up to 4 queued and 1 in the writer's hands; the rest dropped and counted.
+        assert!(o.dropped() >= 95, "{}", o.dropped());
+        drop(held);
+        let dropped = o.dropped();
+        drop(o);
+        assert!(dropped <= 96);
     }
 }

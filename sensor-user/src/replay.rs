@@ -76,8 +76,10 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
     let sizes = MapSizes::from(&args.config.sensor);
     let mut ebpf = loader::load(sizes, true)?;
     let (mut maps, mut ring) = KernelMaps::take(&mut ebpf)?;
-    let mut out =
-        Some(Output::open(&args.output).with_context(|| format!("opening {}", args.output))?);
+    let mut out = Some(
+        Output::open(&args.output, args.config.output.queue_lines)
+            .with_context(|| format!("opening {}", args.output))?,
+    );
     let eve = Eve {
         sensor: args.config.sensor.name.clone(),
         in_iface: "replay".into(),

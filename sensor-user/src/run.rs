@@ -52,7 +52,8 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     // SAFETY: the ring buffer owns its fd and lives inside the AsyncFd until both drop.
     let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
         .map_err(|e| anyhow::anyhow!("watching the ring buffer: {e}"))?;
-    let out = Output::open(&args.output).with_context(|| format!("opening {}", args.output))?;
+    let out = Output::open(&args.output, args.config.output.queue_lines)
+        .with_context(|| format!("opening {}", args.output))?;
     let eve = Eve {
         sensor: args.config.sensor.name.clone(),
         in_iface: args.iface.clone(),

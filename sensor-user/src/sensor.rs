@@ -82,7 +82,6 @@ impl Sensor {
             self.out.write(&v);
             self.counters.device_records += 1;
         }
-        self.out.flush();
     }
 
     /// A poll of the kernel maps.
@@ -136,7 +135,6 @@ impl Sensor {
             .eve
             .stats(now_ns, uptime, kernel, self.counters_json(), extra);
         self.out.write(&v);
-        self.out.flush();
         while self.next_stats_ns <= now_ns {
             self.next_stats_ns += self.stats_every_ns;
         }
@@ -155,8 +153,9 @@ impl Sensor {
             "devices_tracked": self.devices.len(),
             "devices_evicted": self.devices.evicted,
             "device_records": c.device_records,
-            "output_lines": self.out.lines,
-            "output_errors": self.out.errors,
+            "output_lines": self.out.lines(),
+            "output_errors": self.out.errors(),
+            "output_dropped": self.out.dropped(),
         })
     }
 

@@ -336,3 +336,92 @@ fn interface_down_and_up_keeps_counting_and_deletion_ends_the_run_clearly() {
         "the last stats were written"
     );
 }
+
+#[test]
+fn a_reader_that_stops_reading_does_not_stall_the_sensor() {
+    if !env::have_root() || !env::have_tool("ip") {
+        return;
+    }
+    use std::{io::Read as _, os::unix::fs::OpenOptionsExt as _};
+    let lab = Lab::build(1);
+    let dir = TempDir::new();
+    let fifo = dir.join("eve.fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    // Open the read end first (non-blocking), so the sensor's open for writing proceeds.
+    let mut reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let cfg = dir.join("kw.toml");
+    std::fs::write(
+        &cfg,
+        "[sensor]\npoll_interval = \"200ms\"\nflow_report = \"1s\"\nstats_interval = \"1s\"\n[output]\nqueue_lines = 8\n",
+    )
+    .unwrap();
+    let mut sensor = Sensor::start(
+        &lab.gw,
+        "lan0",
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--output",
+            fifo.to_str().unwrap(),
+        ],
+        false,
+    );
+    sensor.wait_for_log(ATTACHED, Duration::from_secs(30));
+    // Nobody reads while 300 new flows make far more output than the pipe holds.
+    for port in 0..300u16 {
+        send_udp(
+            &lab,
+            0,
+            SocketAddr::new(SERVERS_V4[0].into(), 20000 + port),
+            1,
+            10,
+        );
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    // The reader comes back and reads everything.
+    let mut text = Vec::new();
+    let mut buf = [0u8; 65536];
+    let drain = |reader: &mut std::fs::File, text: &mut Vec<u8>, buf: &mut [u8]| loop {
+        match reader.read(buf) {
+            Ok(0) => break,
+            Ok(n) => text.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    drain(&mut reader, &mut text, &mut buf);
+    std::thread::sleep(Duration::from_secs(2));
+    drain(&mut reader, &mut text, &mut buf);
+    let out = sensor.stop();
+    assert!(out.status.success(), "{}", out.stderr);
+    drain(&mut reader, &mut text, &mut buf);
+    let text = String::from_utf8(text).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let evs = events::parse(&lines);
+    let last = &events::of_type(&evs, "stats")
+        .last()
+        .expect("a final stats event")["stats"];
+    assert!(
+        last["sensor"]["output_dropped"].as_u64().unwrap() > 0,
+        "lines were dropped: {last}"
+    );
+    assert_eq!(
+        last["kernel"]["ringbuf_full"], 0,
+        "the event loop kept reading the ring"
+    );
+    assert!(
+        last["kernel"]["new_flows"].as_u64().unwrap() >= 300,
+        "{last}"
+    );
+    assert!(
+        out.stderr.contains("dropping lines"),
+        "said what it lost: {}",
+        out.stderr
+    );
+}
