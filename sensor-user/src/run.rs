@@ -39,15 +39,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 async fn run_async(args: RunArgs) -> anyhow::Result<()> {
+    // Before anything is attached, so a signal at any later moment is a clean stop.
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
     let sizes = MapSizes::from(&args.config.sensor);
     let mut ebpf = loader::load(sizes, false)?;
     let (link, mode) = loader::attach(&mut ebpf, &args.iface, args.mode)?;
-    tracing::info!(
-        "watching {} (XDP {mode} mode, {} flows, {} devices)",
-        args.iface,
-        sizes.flows,
-        sizes.devices
-    );
     let (maps, ring) = KernelMaps::take(&mut ebpf)?;
     // SAFETY: the ring buffer owns its fd and lives inside the AsyncFd until both drop.
     let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
@@ -62,10 +59,15 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     let mut sensor = Sensor::new(eve, &args.config.sensor, out, realtime_ns());
     let mut tick = tokio::time::interval(*args.config.sensor.poll_interval.get_ref());
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
     let ifindex = if_index(&args.iface);
     let mut gone = None;
+    // Said once everything is in place: from here on events flow.
+    tracing::info!(
+        "watching {} (XDP {mode} mode, {} flows, {} devices)",
+        args.iface,
+        sizes.flows,
+        sizes.devices
+    );
 
     loop {
         tokio::select! {
