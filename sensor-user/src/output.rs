@@ -202,7 +202,10 @@ mod tests {
         for i in 0..100 {
             o.write(&serde_json::json!({ "n": i, "pad": pad }));
         }
-        assert!(start.elapsed() < Duration::from_secs(1), "write never blocks");
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "write never blocks"
+        );
         // At most 4 queued and 1 in the writer's hands; the rest dropped and counted.
         assert!(o.dropped() >= 95, "{}", o.dropped());
         drop(held);
