@@ -36,6 +36,9 @@ enum Command {
         /// XDP attach mode.
         #[arg(long, value_enum, default_value = "auto")]
         xdp_mode: AttachMode,
+        /// Once attached, run as this user with no capabilities.
+        #[arg(long)]
+        user: Option<String>,
     },
     /// Run the sensor over pcap/pcapng captures, with time from the capture.
     Replay {
@@ -98,6 +101,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             config: cfg,
             output,
             xdp_mode,
+            user,
         } => {
             let config = config(cfg.as_ref())?;
             let output = output.unwrap_or_else(|| config.output.path.clone());
@@ -106,6 +110,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 config,
                 output,
                 mode: xdp_mode,
+                user,
             })?;
             Ok(ExitCode::SUCCESS)
         }

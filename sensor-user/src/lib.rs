@@ -18,6 +18,7 @@ pub mod flows;
 pub mod kernel_maps;
 pub mod loader;
 pub mod output;
+pub mod privileges;
 pub mod replay;
 pub mod run;
 pub mod sensor;

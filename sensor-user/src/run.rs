@@ -28,6 +28,8 @@ pub struct RunArgs {
     pub output: String,
     /// XDP attach mode.
     pub mode: AttachMode,
+    /// Drop to this user once attached.
+    pub user: Option<String>,
 }
 
 /// Runs until SIGINT or SIGTERM.
@@ -59,6 +61,10 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     let mut sensor = Sensor::new(eve, &args.config.sensor, out, realtime_ns());
     let mut tick = tokio::time::interval(*args.config.sensor.poll_interval.get_ref());
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    if let Some(user) = &args.user {
+        crate::privileges::drop_to(user)?;
+        tracing::info!("running as {user} with no capabilities");
+    }
     let ifindex = if_index(&args.iface);
     let mut gone = None;
     // Said once everything is in place: from here on events flow.

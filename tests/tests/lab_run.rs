@@ -425,3 +425,46 @@ fn a_reader_that_stops_reading_does_not_stall_the_sensor() {
         out.stderr
     );
 }
+
+#[test]
+fn run_as_an_unprivileged_user_after_attaching() {
+    if !env::have_root() || !env::have_tool("ip") {
+        return;
+    }
+    let lab = Lab::build(1);
+    let dir = TempDir::new();
+    let cfg = config(&dir);
+    let mut sensor = Sensor::start(
+        &lab.gw,
+        "lan0",
+        &["--config", &cfg, "--user", "nobody"],
+        false,
+    );
+    sensor.wait_for_log("running as nobody", Duration::from_secs(30));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", sensor.pid())).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(field("Uid:"), vec!["65534"; 4], "{status}");
+    assert_eq!(field("CapEff:"), vec!["0000000000000000"]);
+    assert_eq!(field("CapPrm:"), vec!["0000000000000000"]);
+    // Still counting, and still able to detach at the end.
+    send_udp(&lab, 0, SocketAddr::new(SERVERS_V4[0].into(), 4242), 3, 20);
+    std::thread::sleep(Duration::from_millis(500));
+    let out = sensor.stop();
+    assert!(out.status.success(), "{}", out.stderr);
+    let sums = flow_sums(&events::parse(&out.stdout));
+    let key = (
+        mac(lab.devices[0].mac),
+        "203.0.113.10".to_string(),
+        4242,
+        "UDP".to_string(),
+    );
+    assert_eq!(sums.get(&key).map(|v| v.0), Some(3), "{sums:#?}");
+    assert!(!xdp_attached(&lab), "detached after dropping privileges");
+}
