@@ -11,6 +11,20 @@ pub mod stats;
 pub const EVENT_NEW_FLOW: u8 = 1;
 /// Event kind: the first frame from a MAC not yet in the device map.
 pub const EVENT_NEW_DEVICE: u8 = 2;
+/// Event kind: a discovery frame (DHCP), copied for userspace decoding in a
+/// [`DiscoveryRecord`].
+pub const EVENT_DISCOVERY: u8 = 3;
+
+/// Bytes of a discovery frame copied to userspace: a full 576-byte DHCP message with its
+/// headers and more, since hostname and vendor class often sit past byte 300 of the
+/// payload; mDNS and SSDP can use a full 1500-byte frame.
+pub const DISCOVERY_BYTES: usize = 1536;
+
+/// Discovery frames a device may send per second per CPU before the rest are counted in
+/// `stats::DISCOVERY_RATE_LIMITED` instead of copied.
+pub const DISCOVERY_RATE: u64 = 8;
+/// Burst allowance of the same token bucket.
+pub const DISCOVERY_BURST: u64 = 32;
 
 /// Flow flag: the device is answering (it sent from a well-known port to a client's
 /// ephemeral port), so the flow is keyed by the device's service port.
@@ -171,6 +185,10 @@ pub struct DeviceCounters {
     pub first_seen_ns: u64,
     /// Kernel monotonic time (ns) of its latest non-IP frame or new flow on this CPU.
     pub last_seen_ns: u64,
+    /// Discovery frames it may still copy (token bucket, refilled with time).
+    pub discovery_tokens: u64,
+    /// Kernel time of the last refill.
+    pub discovery_refill_ns: u64,
 }
 
 /// One ring-buffer record.
@@ -202,10 +220,26 @@ pub struct Event {
     pub vlan: u16,
 }
 
+/// A discovery frame: an [`Event`] header (kind [`EVENT_DISCOVERY`]) and the frame's first
+/// bytes.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct DiscoveryRecord {
+    /// Who sent it, when, and its addressing.
+    pub head: Event,
+    /// Bytes of `data` that hold the frame.
+    pub cap_len: u32,
+    /// Explicit padding, always zero.
+    pub _pad: u32,
+    /// The frame from its Ethernet header on.
+    pub data: [u8; DISCOVERY_BYTES],
+}
+
 const _: () = assert!(core::mem::size_of::<FlowKey>() == 28);
 const _: () = assert!(core::mem::size_of::<FlowCounters>() == 40);
 const _: () = assert!(core::mem::size_of::<DeviceKey>() == 8);
-const _: () = assert!(core::mem::size_of::<DeviceCounters>() == 40);
+const _: () = assert!(core::mem::size_of::<DeviceCounters>() == 56);
+const _: () = assert!(core::mem::size_of::<DiscoveryRecord>() == 72 + 8 + DISCOVERY_BYTES);
 const _: () = assert!(core::mem::size_of::<Event>() == 72);
 const _: () = assert!(core::mem::size_of::<CacheSlot>() == 48);
 const _: () = assert!(maps::FLOW_CACHE_SLOTS.is_power_of_two());

@@ -50,8 +50,13 @@ pub const FRAME_CLASSES: [u32; 8] = [
 /// the cache flushed them.
 pub const CACHE_FLUSH_LOST: u32 = 16;
 
+/// Discovery frames copied to userspace.
+pub const DISCOVERY_COPIED: u32 = 17;
+/// Discovery frames not copied because their device was over its rate.
+pub const DISCOVERY_RATE_LIMITED: u32 = 18;
+
 /// Number of stats slots.
-pub const COUNT: u32 = 17;
+pub const COUNT: u32 = 19;
 
 /// The name of each slot in `stats` events, in index order.
 pub const NAMES: [&str; COUNT as usize] = [
@@ -72,4 +77,6 @@ pub const NAMES: [&str; COUNT as usize] = [
     "flow_insert_failed",
     "device_insert_failed",
     "cache_flush_lost",
+    "discovery_copied",
+    "discovery_rate_limited",
 ];

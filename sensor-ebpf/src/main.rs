@@ -11,13 +11,16 @@ mod parse;
 
 use aya_ebpf::{
     bindings::{BPF_NOEXIST, xdp_action},
-    helpers::{bpf_ktime_get_coarse_ns, bpf_ktime_get_ns, bpf_xdp_get_buff_len},
+    helpers::{
+        bpf_ktime_get_coarse_ns, bpf_ktime_get_ns, bpf_xdp_get_buff_len, bpf_xdp_load_bytes,
+    },
     macros::{map, xdp},
     maps::{LruPerCpuHashMap, PerCpuArray, RingBuf},
     programs::XdpContext,
 };
 use sensor_common::{
-    CacheSlot, DeviceCounters, DeviceKey, EVENT_NEW_DEVICE, EVENT_NEW_FLOW, Event, FLOW_SERVING,
+    CacheSlot, DISCOVERY_BURST, DISCOVERY_BYTES, DISCOVERY_RATE, DeviceCounters, DeviceKey,
+    DiscoveryRecord, EVENT_DISCOVERY, EVENT_NEW_DEVICE, EVENT_NEW_FLOW, Event, FLOW_SERVING,
     FlowCounters, FlowKey, maps, proto, stats, str_eq,
 };
 
@@ -119,6 +122,80 @@ fn observe(ctx: &XdpContext, st: &mut Stats) {
         st[stats::FRAGMENTS as usize] += 1;
     }
     count_flow(st, &l2, &l3, len);
+    // DHCP requests carry what a device says it is (hostname, vendor class, MUD URL).
+    if l3.proto == proto::UDP && l3.dst_port == 67 {
+        discover(ctx, st, &l2, &l3, len);
+    }
+}
+
+/// Copies a discovery frame to userspace, within its device's rate.
+#[inline(always)]
+fn discover(ctx: &XdpContext, st: &mut Stats, l2: &parse::L2, l3: &parse::L3, len: u64) {
+    let key = DeviceKey {
+        mac: l2.src_mac,
+        _pad: [0; 2],
+    };
+    let Some(dev) = DEVICES.get_ptr_mut(&key) else {
+        st[stats::DISCOVERY_RATE_LIMITED as usize] += 1;
+        return;
+    };
+    // SAFETY: per-CPU value of this CPU.
+    let dev = unsafe { &mut *dev };
+    let now = now_coarse();
+    let earned = now.saturating_sub(dev.discovery_refill_ns) / (1_000_000_000 / DISCOVERY_RATE);
+    if earned > 0 {
+        dev.discovery_tokens = (dev.discovery_tokens + earned).min(DISCOVERY_BURST);
+        dev.discovery_refill_ns = now;
+    }
+    if dev.discovery_tokens == 0 {
+        st[stats::DISCOVERY_RATE_LIMITED as usize] += 1;
+        return;
+    }
+    dev.discovery_tokens -= 1;
+    let Some(mut slot) = EVENTS.reserve::<DiscoveryRecord>(0) else {
+        st[stats::RINGBUF_FULL as usize] += 1;
+        return;
+    };
+    let rec = slot.as_mut_ptr();
+    let n = if len > DISCOVERY_BYTES as u64 {
+        DISCOVERY_BYTES as u32
+    } else {
+        len as u32
+    };
+    // A frame is never empty, but the verifier must see that the copy length is not.
+    if n == 0 {
+        slot.discard(0);
+        return;
+    }
+    // SAFETY: `rec` is the reserved record; `n` is at most the size of `data`.
+    let loaded = unsafe {
+        (*rec).head = Event {
+            ts_ns: now_precise(),
+            key: FlowKey {
+                mac: l2.src_mac,
+                ..FlowKey::default()
+            },
+            // SAFETY: four native-order words are the address's 16 bytes.
+            src_addr: core::mem::transmute::<[u32; 4], [u8; 16]>(l3.src),
+            src_port: l3.src_port,
+            dst_mac: l2.dst_mac,
+            kind: EVENT_DISCOVERY,
+            tcp_flags: 0,
+            dst_port: l3.dst_port,
+            frame_len: len as u32,
+            ethertype: l2.ethertype,
+            vlan: l2.vlan,
+        };
+        (*rec).cap_len = n;
+        (*rec)._pad = 0;
+        bpf_xdp_load_bytes(ctx.ctx, 0, (*rec).data.as_mut_ptr().cast(), n)
+    };
+    if loaded == 0 {
+        st[stats::DISCOVERY_COPIED as usize] += 1;
+        slot.submit(0);
+    } else {
+        slot.discard(0);
+    }
 }
 
 /// The flow key: by destination, except when the device is answering from a well-known
@@ -275,6 +352,8 @@ fn count_device(st: &mut Stats, l2: &parse::L2, non_ip_len: Option<u64>, now: u6
         new_flows: flows,
         first_seen_ns: now,
         last_seen_ns: now,
+        discovery_tokens: DISCOVERY_BURST,
+        discovery_refill_ns: now,
     };
     match DEVICES.insert(&key, &first, BPF_NOEXIST as u64) {
         Ok(()) => {

@@ -8,6 +8,8 @@ use std::{
 
 use sensor_common::DeviceCounters;
 
+use crate::discovery::dhcp::DhcpFacts;
+
 /// Addresses kept per device; a MAC sourcing more (a router behind it, or spoofing) has
 /// the rest counted in `addresses_dropped`, not stored.
 pub const MAX_ADDRESSES: usize = 16;
@@ -54,6 +56,10 @@ pub struct Device {
     pub addresses_dropped: u64,
     /// Counters from the kernel.
     pub totals: DeviceTotals,
+    /// The name it gives itself (DHCP host name).
+    pub hostname: Option<String>,
+    /// What its latest DHCP request said.
+    pub dhcp: Option<DhcpFacts>,
 }
 
 /// Devices seen on the LAN.
@@ -92,6 +98,8 @@ impl DeviceTable {
                 addresses: BTreeSet::new(),
                 addresses_dropped: 0,
                 totals: DeviceTotals::default(),
+                hostname: None,
+                dhcp: None,
             }
         })
     }
@@ -116,6 +124,20 @@ impl DeviceTable {
             return;
         }
         d.addresses.insert(addr);
+        self.changed.insert(mac);
+    }
+
+    /// A DHCP request about `facts.client_mac`, at kernel time `ts_ns`.
+    pub fn on_dhcp(&mut self, facts: DhcpFacts, ts_ns: u64) {
+        let mac = facts.client_mac;
+        let d = self.entry(mac, ts_ns);
+        if d.dhcp.as_ref() == Some(&facts) {
+            return;
+        }
+        if facts.hostname.is_some() {
+            d.hostname = facts.hostname.clone();
+        }
+        d.dhcp = Some(facts);
         self.changed.insert(mac);
     }
 

@@ -31,6 +31,10 @@ pub struct SensorCounters {
     pub events: u64,
     /// Ring-buffer records that did not decode.
     pub events_malformed: u64,
+    /// Discovery frames received.
+    pub discovery_frames: u64,
+    /// Discovery frames whose protocol payload did not decode.
+    pub discovery_malformed: u64,
     /// Kernel map reads that failed.
     pub poll_errors: u64,
     /// `flow` records written.
@@ -136,17 +140,37 @@ impl Eve {
         let mac = addr::mac(d.mac);
         m.insert("ether".into(), json!({ "src_mac": mac }));
         let addresses: Vec<String> = d.addresses.iter().map(IpAddr::to_string).collect();
-        m.insert(
-            "iot".into(),
-            json!({
-                "device": {
-                    "mac": mac,
-                    "addresses": addresses,
-                    "first_seen": self.time(d.first_seen_ns),
-                    "last_seen": self.time(d.last_seen_ns),
+        let mut dev = json!({
+            "mac": mac,
+            "addresses": addresses,
+            "first_seen": self.time(d.first_seen_ns),
+            "last_seen": self.time(d.last_seen_ns),
+        });
+        if let Some(h) = &d.hostname {
+            dev["hostname"] = h.clone().into();
+        }
+        if let Some(f) = &d.dhcp {
+            let mut dhcp = json!({
+                "parameter_request_list": f
+                    .parameter_request_list
+                    .iter()
+                    .map(u8::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            });
+            for (k, v) in [
+                ("hostname", &f.hostname),
+                ("vendor_class", &f.vendor_class),
+                ("client_id", &f.client_id),
+                ("mud_url", &f.mud_url),
+            ] {
+                if let Some(v) = v {
+                    dhcp[k] = v.clone().into();
                 }
-            }),
-        );
+            }
+            dev["dhcp"] = dhcp;
+        }
+        m.insert("iot".into(), json!({ "device": dev }));
         m.into()
     }
 
@@ -242,7 +266,7 @@ mod tests {
         assert_eq!(v["iot"]["device"]["addresses"][0], "2001:db8::1");
         let kernel = [1u64; sensor_common::stats::COUNT as usize];
         let sensor = json!({
-            "events": 0, "events_malformed": 0, "poll_errors": 0, "flows_tracked": 0,
+            "events": 0, "events_malformed": 0, "discovery_frames": 0, "discovery_malformed": 0, "poll_errors": 0, "flows_tracked": 0,
             "flows_evicted": 0, "flows_recreated": 0, "flow_records": 0, "devices_tracked": 0,
             "devices_evicted": 0, "device_records": 0, "output_lines": 0, "output_errors": 0,
             "output_dropped": 0,

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod devices;
+pub mod discovery;
 pub mod eve;
 pub mod events;
 pub mod flows;

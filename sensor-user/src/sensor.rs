@@ -66,6 +66,30 @@ impl Sensor {
                     },
                 );
             }
+            Ok(KernelEvent::Discovery(head, frame)) => {
+                self.counters.discovery_frames += 1;
+                // Decoders meet hostile bytes: a panic in one (ours or a crate's) is a
+                // malformed frame, never a dead sensor.
+                let decoded = std::panic::catch_unwind(|| crate::discovery::dhcp::decode(&frame))
+                    .unwrap_or_else(|_| {
+                        Err(crate::discovery::dhcp::DhcpError::Malformed(
+                            "the decoder panicked".into(),
+                        ))
+                    });
+                match decoded {
+                    Ok(Some(facts)) => self.devices.on_dhcp(facts, head.ts_ns),
+                    Ok(None) => {}
+                    Err(e) => {
+                        if self.counters.discovery_malformed == 0 {
+                            tracing::warn!(
+                                "a discovery frame from {} did not decode: {e} (counted as discovery_malformed)",
+                                addr::mac(head.key.mac)
+                            );
+                        }
+                        self.counters.discovery_malformed += 1;
+                    }
+                }
+            }
             Err(e) => {
                 if self.counters.events_malformed == 0 {
                     tracing::warn!("{e} (counted as events_malformed in stats)");
@@ -145,6 +169,8 @@ impl Sensor {
         json!({
             "events": c.events,
             "events_malformed": c.events_malformed,
+            "discovery_frames": c.discovery_frames,
+            "discovery_malformed": c.discovery_malformed,
             "poll_errors": c.poll_errors,
             "flows_tracked": self.flows.len(),
             "flows_evicted": self.flows.evicted,

@@ -157,3 +157,44 @@ impl Lab {
         lab
     }
 }
+
+/// dnsmasq serving DHCP on the gateway's LAN side, stopped when dropped.
+pub struct Dnsmasq {
+    child: std::process::Child,
+    _dir: crate::env::TempDir,
+}
+
+impl Lab {
+    /// Starts dnsmasq (DHCP only, leases 198.51.100.100-150) on the gateway's `lan0`.
+    pub fn dnsmasq(&self) -> Dnsmasq {
+        let dir = crate::env::TempDir::new();
+        let child = self
+            .gw
+            .cmd("dnsmasq")
+            .args([
+                "--no-daemon",
+                "--conf-file=/dev/null",
+                "--interface=lan0",
+                "--bind-interfaces",
+                "--port=0",
+                "--dhcp-range=198.51.100.100,198.51.100.150,1h",
+                "--dhcp-authoritative",
+            ])
+            .arg(format!("--dhcp-leasefile={}", dir.join("leases").display()))
+            .arg(format!("--pid-file={}", dir.join("pid").display()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start dnsmasq");
+        // dnsmasq binds its DHCP socket within milliseconds; give it a moment.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        Dnsmasq { child, _dir: dir }
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -468,3 +468,78 @@ fn run_as_an_unprivileged_user_after_attaching() {
     assert_eq!(sums.get(&key).map(|v| v.0), Some(3), "{sums:#?}");
     assert!(!xdp_attached(&lab), "detached after dropping privileges");
 }
+
+#[test]
+fn devices_appear_with_the_hostnames_their_dhcp_clients_send() {
+    if !env::have_root()
+        || !env::have_tool("ip")
+        || !env::have_tool("dnsmasq")
+        || !env::have_tool("busybox")
+    {
+        return;
+    }
+    let lab = Lab::build(2);
+    let _dhcp = lab.dnsmasq();
+    let dir = TempDir::new();
+    let cfg = config(&dir);
+    let mut sensor = Sensor::start(&lab.gw, "lan0", &["--config", &cfg], false);
+    sensor.wait_for_log(ATTACHED, Duration::from_secs(30));
+    let names = [
+        ("lobby-camera", "acme-cam 1.0"),
+        ("kitchen-plug", "plugco\"x\u{7}"),
+    ];
+    for (i, (host, vendor)) in names.iter().enumerate() {
+        // A real client: busybox udhcpc gets a lease from the lab's dnsmasq and exits.
+        let out = lab.devices[i]
+            .ns
+            .cmd("busybox")
+            .args([
+                "udhcpc",
+                "-i",
+                "eth0",
+                "-f",
+                "-q",
+                "-n",
+                "-t",
+                "5",
+                "-T",
+                "1",
+                "-s",
+                "/bin/true",
+            ])
+            .args(["-x", &format!("hostname:{host}"), "-V", vendor])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "udhcpc on device {i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let out = sensor.stop();
+    assert!(out.status.success(), "{}", out.stderr);
+    let evs = events::parse(&out.stdout);
+    for (i, (host, vendor)) in names.iter().enumerate() {
+        let d = events::of_type(&evs, "device")
+            .into_iter()
+            .rev()
+            .find(|d| d["iot"]["device"]["mac"] == mac(lab.devices[i].mac))
+            .unwrap_or_else(|| panic!("no device event for device {i}"));
+        assert_eq!(d["iot"]["device"]["hostname"], *host, "{d}");
+        // A quote survives (JSON-escaped); a control character does not.
+        let expected = vendor.replace('\u{7}', "\u{fffd}");
+        assert_eq!(
+            d["iot"]["device"]["dhcp"]["vendor_class"],
+            expected.as_str(),
+            "{d}"
+        );
+        assert!(
+            !d["iot"]["device"]["dhcp"]["parameter_request_list"]
+                .as_str()
+                .unwrap()
+                .is_empty(),
+            "udhcpc asks for options"
+        );
+    }
+}

@@ -350,3 +350,48 @@ fn pcapng_with_malformed_payloads_and_vlan_tags_replays() {
         assert!(!events::of_type(&evs, "flow").is_empty(), "{name}");
     }
 }
+
+#[test]
+fn a_dhcp_request_names_its_device_with_the_values_tcpdump_shows() {
+    if !env::have_root() {
+        return;
+    }
+    let Some(fx) = env::fixtures() else { return };
+    // A capture from the relay's link, not a device LAN: the DHCP server's side is the
+    // "gateway" here, so the relay's request counts as ingress.
+    let out = Command::new(env::kettlewatch())
+        .args(["replay", "--gateway-mac", "00:23:54:c2:57:02"])
+        .arg(fx.join("captures/tcpdump/dhcp-mud.pcap"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let evs = events::parse(&lines(&out));
+    // The request came through a relay: the facts belong to the client hardware address.
+    let pi = events::of_type(&evs, "device")
+        .into_iter()
+        .rev()
+        .find(|d| d["iot"]["device"]["mac"] == "b8:27:eb:b8:53:c8")
+        .expect("a device event for the DHCP client");
+    let dev = &pi["iot"]["device"];
+    assert_eq!(dev["hostname"], "raspberrypi");
+    assert_eq!(
+        dev["dhcp"]["vendor_class"],
+        "dhcpcd-6.11.5:Linux-4.1.18-v7+:armv7l:BCM2709"
+    );
+    assert_eq!(
+        dev["dhcp"]["mud_url"],
+        "https://mudctl.example.com/.well-known/mud/v1/rasbp101"
+    );
+    assert_eq!(
+        dev["dhcp"]["parameter_request_list"],
+        "1,121,33,3,6,12,15,28,42,51,54,58,59,100,101,119"
+    );
+    assert_eq!(dev["dhcp"]["client_id"], "01b827ebb853c8");
+    let k = &events::of_type(&evs, "stats").last().unwrap()["stats"];
+    assert_eq!(k["kernel"]["discovery_copied"], 1);
+    assert_eq!(k["sensor"]["discovery_malformed"], 0);
+}

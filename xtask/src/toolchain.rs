@@ -12,11 +12,14 @@ use anyhow::{Context as _, Result, bail};
 pub const TOOLCHAIN: &str = "1.99.1";
 const BPF_LINKER: &str = "0.13.0";
 /// What the tests and demo run: tshark (independent capture reader), iproute2 (labs),
-/// iputils-ping, and bpftool for inspecting attachments.
+/// iputils-ping, dnsmasq and busybox's udhcpc (real DHCP in the labs), and bpftool for
+/// inspecting attachments.
 const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("tshark", "tshark"),
     ("ip", "iproute2"),
     ("ping", "iputils-ping"),
+    ("dnsmasq", "dnsmasq-base"),
+    ("busybox", "busybox"),
     ("bpftool", "bpftool"),
 ];
 

@@ -1,0 +1,231 @@
+//! DHCPv4: what a client says about itself in its requests.
+//!
+//! Parsed by hand, bounds-checked at every step: dhcproto 0.15 panics on hostile input (an
+//! unchecked `hlen` in `chaddr()`, `assert!`s on option lengths), which the property test
+//! below found; a sensor on untrusted traffic cannot use it. The format is a fixed header
+//! and a list of (code, length, value) options (RFC 2131, RFC 2132).
+
+use super::text;
+
+const OP_BOOTREQUEST: u8 = 1;
+const HEADER: usize = 236;
+const COOKIE: [u8; 4] = [0x63, 0x82, 0x53, 0x63];
+const OPT_PAD: u8 = 0;
+const OPT_END: u8 = 255;
+const OPT_HOSTNAME: u8 = 12;
+const OPT_PRL: u8 = 55;
+const OPT_VENDOR_CLASS: u8 = 60;
+const OPT_CLIENT_ID: u8 = 61;
+/// MUD URL, RFC 8520.
+const OPT_MUD_URL: u8 = 161;
+
+/// The facts of one DHCP request, about the client whose hardware address it carries
+/// (which is not the frame's sender when a relay forwards it).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DhcpFacts {
+    /// Client hardware address (chaddr).
+    pub client_mac: [u8; 6],
+    /// Host name (option 12).
+    pub hostname: Option<String>,
+    /// Vendor class identifier (option 60).
+    pub vendor_class: Option<String>,
+    /// Parameter request list (option 55), in the client's order: an OS fingerprint.
+    pub parameter_request_list: Vec<u8>,
+    /// Client identifier (option 61), hex.
+    pub client_id: Option<String>,
+    /// MUD URL (option 161).
+    pub mud_url: Option<String>,
+}
+
+/// Why a frame that should be DHCP is not.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DhcpError {
+    /// No UDP payload to decode.
+    #[error("not an Ethernet/IP/UDP frame")]
+    NotUdp,
+    /// The payload is not a DHCP message.
+    #[error("malformed DHCP message: {0}")]
+    Malformed(String),
+    /// A hardware address that is not Ethernet.
+    #[error("client hardware address length is not 6")]
+    NotEthernet,
+}
+
+fn malformed(why: &str) -> DhcpError {
+    DhcpError::Malformed(why.into())
+}
+
+/// Decodes a client's request from a whole frame; `Ok(None)` for server replies.
+pub fn decode(frame: &[u8]) -> Result<Option<DhcpFacts>, DhcpError> {
+    let p = etherparse::SlicedPacket::from_ethernet(frame).map_err(|_| DhcpError::NotUdp)?;
+    let Some(etherparse::TransportSlice::Udp(udp)) = p.transport else {
+        return Err(DhcpError::NotUdp);
+    };
+    decode_message(udp.payload())
+}
+
+/// Decodes a DHCP message (the UDP payload).
+pub fn decode_message(m: &[u8]) -> Result<Option<DhcpFacts>, DhcpError> {
+    if m.len() < HEADER + COOKIE.len() {
+        return Err(malformed("shorter than the fixed header"));
+    }
+    if m[HEADER..HEADER + 4] != COOKIE {
+        return Err(malformed("no magic cookie"));
+    }
+    if m[0] != OP_BOOTREQUEST {
+        return Ok(None);
+    }
+    if m[2] != 6 {
+        return Err(DhcpError::NotEthernet);
+    }
+    let mut facts = DhcpFacts {
+        client_mac: m[28..34].try_into().expect("6 bytes"),
+        ..DhcpFacts::default()
+    };
+    let mut opts = &m[HEADER + 4..];
+    while let Some((&code, rest)) = opts.split_first() {
+        match code {
+            OPT_PAD => {
+                opts = rest;
+                continue;
+            }
+            OPT_END => break,
+            _ => {}
+        }
+        let (&len, rest) = rest
+            .split_first()
+            .ok_or_else(|| malformed("option without a length"))?;
+        let value = rest
+            .get(..len as usize)
+            .ok_or_else(|| malformed("option longer than the message"))?;
+        opts = &rest[len as usize..];
+        // The first occurrence of each option is the one kept.
+        match code {
+            OPT_HOSTNAME if facts.hostname.is_none() => facts.hostname = Some(text(value)),
+            OPT_VENDOR_CLASS if facts.vendor_class.is_none() => {
+                facts.vendor_class = Some(text(value))
+            }
+            OPT_PRL if facts.parameter_request_list.is_empty() => {
+                facts.parameter_request_list = value.to_vec()
+            }
+            OPT_CLIENT_ID if facts.client_id.is_none() => {
+                facts.client_id = Some(value.iter().take(64).map(|b| format!("{b:02x}")).collect())
+            }
+            OPT_MUD_URL if facts.mud_url.is_none() => facts.mud_url = Some(text(value)),
+            _ => {}
+        }
+    }
+    Ok(Some(facts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(path: &str) -> Option<Vec<Vec<u8>>> {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/fixtures/captures")
+            .join(path);
+        if !p.exists() {
+            eprintln!("skipping: no fixture {}", p.display());
+            return None;
+        }
+        let mut cap = crate::capture::Capture::open(&p).unwrap();
+        let mut out = Vec::new();
+        while let Some(f) = cap.next_frame() {
+            out.push(f.unwrap().data);
+        }
+        Some(out)
+    }
+
+    /// The values tcpdump prints for the same capture (dhcp-mud.out).
+    #[test]
+    fn relayed_request_with_a_mud_url() {
+        let Some(frames) = fixture("tcpdump/dhcp-mud.pcap") else {
+            return;
+        };
+        let f = decode(&frames[0]).unwrap().expect("a request");
+        assert_eq!(f.client_mac, [0xb8, 0x27, 0xeb, 0xb8, 0x53, 0xc8]);
+        assert_eq!(f.hostname.as_deref(), Some("raspberrypi"));
+        assert_eq!(
+            f.vendor_class.as_deref(),
+            Some("dhcpcd-6.11.5:Linux-4.1.18-v7+:armv7l:BCM2709")
+        );
+        assert_eq!(
+            f.mud_url.as_deref(),
+            Some("https://mudctl.example.com/.well-known/mud/v1/rasbp101")
+        );
+        assert_eq!(
+            f.parameter_request_list,
+            vec![
+                1, 121, 33, 3, 6, 12, 15, 28, 42, 51, 54, 58, 59, 100, 101, 119
+            ]
+        );
+        assert_eq!(f.client_id.as_deref(), Some("01b827ebb853c8"));
+        // The reply is the server's, not the client's.
+        assert_eq!(decode(&frames[1]), Ok(None));
+    }
+
+    #[test]
+    fn the_fuzzed_capture_decodes_without_panicking() {
+        let Some(frames) = fixture("ndpi/dhcp-fuzz.pcapng") else {
+            return;
+        };
+        for f in &frames {
+            // tshark calls it malformed (an unknown message type); structurally it is a
+            // request, and whatever it says stays bounded.
+            if let Ok(Some(facts)) = decode(f) {
+                assert!(facts.hostname.is_none_or(|h| h.chars().count() <= 255));
+            }
+        }
+    }
+
+    /// Mutated real requests: never a panic, text always bounded, errors say why.
+    #[test]
+    fn mutated_requests_never_panic() {
+        let Some(frames) = fixture("tcpdump/dhcp-mud.pcap") else {
+            return;
+        };
+        let mut rng = fastrand::Rng::with_seed(161);
+        let (mut ok, mut bad) = (0, 0);
+        for _ in 0..20_000 {
+            let mut f = frames[0].clone();
+            for _ in 0..rng.usize(1..6) {
+                if f.len() <= 43 {
+                    break;
+                }
+                match rng.u8(0..3) {
+                    0 => {
+                        let i = rng.usize(42..f.len());
+                        f[i] = rng.u8(..);
+                    }
+                    1 => f.truncate(rng.usize(42..f.len())),
+                    _ => {
+                        let i = rng.usize(42..f.len());
+                        f.splice(i..i, (0..rng.usize(1..300)).map(|_| rng.u8(..)));
+                    }
+                }
+            }
+            match decode(&f) {
+                Ok(Some(facts)) => {
+                    ok += 1;
+                    for t in [&facts.hostname, &facts.vendor_class, &facts.mud_url]
+                        .into_iter()
+                        .flatten()
+                    {
+                        assert!(t.chars().count() <= 255 && !t.chars().any(char::is_control));
+                    }
+                }
+                Ok(None) => ok += 1,
+                Err(e) => {
+                    assert!(!e.to_string().is_empty());
+                    bad += 1;
+                }
+            }
+        }
+        assert!(
+            ok > 0 && bad > 0,
+            "both outcomes occur: ok {ok}, errors {bad}"
+        );
+    }
+}
