@@ -140,12 +140,17 @@ impl Eve {
         let mac = addr::mac(d.mac);
         m.insert("ether".into(), json!({ "src_mac": mac }));
         let addresses: Vec<String> = d.addresses.iter().map(IpAddr::to_string).collect();
+        let origin = crate::discovery::oui::origin(d.mac);
         let mut dev = json!({
             "mac": mac,
+            "mac_scope": origin.scope(),
             "addresses": addresses,
             "first_seen": self.time(d.first_seen_ns),
             "last_seen": self.time(d.last_seen_ns),
         });
+        if let Some(v) = origin.vendor() {
+            dev["vendor"] = v.into();
+        }
         if let Some(h) = &d.hostname {
             dev["hostname"] = h.clone().into();
         }

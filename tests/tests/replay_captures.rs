@@ -395,3 +395,34 @@ fn a_dhcp_request_names_its_device_with_the_values_tcpdump_shows() {
     assert_eq!(k["kernel"]["discovery_copied"], 1);
     assert_eq!(k["sensor"]["discovery_malformed"], 0);
 }
+
+#[test]
+fn nku_devices_are_found_with_their_vendors() {
+    if !env::have_root() {
+        return;
+    }
+    let Some(captures) = nku_captures() else {
+        return;
+    };
+    for (file, mac, vendor) in [
+        (
+            "xiaobai_Y2camera_setup.pcap",
+            "78:df:72:24:69:4d",
+            "Shanghai Imilab Technology Co.Ltd",
+        ),
+        (
+            "xiaodu_plug_setup.pcap",
+            "f4:21:ae:9e:8f:cb",
+            "Shanghai Xiaodu Technology Limited",
+        ),
+    ] {
+        let cap = captures.iter().find(|p| p.ends_with(file)).unwrap();
+        let evs = events::parse(&lines(&replay(&[cap])));
+        let dev = events::of_type(&evs, "device")
+            .into_iter()
+            .find(|d| d["iot"]["device"]["mac"] == mac)
+            .unwrap_or_else(|| panic!("{file}: no device {mac}"));
+        assert_eq!(dev["iot"]["device"]["vendor"], vendor, "{file}");
+        assert_eq!(dev["iot"]["device"]["mac_scope"], "universal");
+    }
+}

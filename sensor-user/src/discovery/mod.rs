@@ -1,6 +1,7 @@
 //! Discovery: pure decoders from captured frames to typed facts about devices.
 
 pub mod dhcp;
+pub mod oui;
 
 /// Longest string kept from the network: a hostile device cannot grow events without bound.
 pub const MAX_TEXT: usize = 255;
