@@ -36,6 +36,87 @@ pub struct Config {
     /// `[output]`.
     #[serde(default)]
     pub output: OutputConfig,
+    /// `[inventory]`.
+    #[serde(default)]
+    pub inventory: InventoryConfig,
+    /// `[[device]]`: the declared inventory.
+    #[serde(default, rename = "device")]
+    pub devices: Vec<DeclaredDevice>,
+}
+
+/// Device categories.
+pub const CATEGORIES: [&str; 14] = [
+    "camera",
+    "doorbell",
+    "speaker",
+    "tv-media",
+    "plug-switch",
+    "light",
+    "thermostat-sensor",
+    "hub-bridge",
+    "printer",
+    "appliance",
+    "health",
+    "network",
+    "computer-phone",
+    "unknown",
+];
+
+/// How much a device matters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Criticality {
+    /// Low.
+    Low,
+    /// Medium.
+    Medium,
+    /// High.
+    High,
+    /// Critical.
+    Critical,
+}
+
+impl Criticality {
+    /// The name in events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Criticality::Low => "low",
+            Criticality::Medium => "medium",
+            Criticality::High => "high",
+            Criticality::Critical => "critical",
+        }
+    }
+}
+
+/// One `[[device]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclaredDevice {
+    /// Its MAC.
+    pub mac: Spanned<String>,
+    /// What people call it.
+    pub name: Option<String>,
+    /// One of [`CATEGORIES`].
+    pub category: Option<Spanned<String>>,
+    /// How much it matters.
+    pub criticality: Option<Criticality>,
+}
+
+/// `[inventory]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InventoryConfig {
+    /// A declared device unseen this long raises `missing_device`.
+    #[serde(deserialize_with = "duration")]
+    pub missing_after: Spanned<Duration>,
+}
+
+impl Default for InventoryConfig {
+    fn default() -> Self {
+        Self {
+            missing_after: Spanned::new(0..0, Duration::from_secs(3600)),
+        }
+    }
 }
 
 /// `[sensor]`: identity, timing and kernel table sizes.
@@ -153,6 +234,42 @@ impl Config {
         if s.name.is_empty() {
             return Err((0..0, "[sensor] name must not be empty".into()));
         }
+        if self.inventory.missing_after.get_ref().is_zero() {
+            return Err((
+                self.inventory.missing_after.span(),
+                "missing_after must be longer than zero".into(),
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for d in &self.devices {
+            let Some(mac) = crate::addr::parse_mac(d.mac.get_ref()) else {
+                return Err((
+                    d.mac.span(),
+                    format!(
+                        "{:?} is not a MAC address like 02:00:5e:10:00:0a",
+                        d.mac.get_ref()
+                    ),
+                ));
+            };
+            if !seen.insert(mac) {
+                return Err((
+                    d.mac.span(),
+                    format!("{} is declared twice", d.mac.get_ref()),
+                ));
+            }
+            if let Some(c) = &d.category
+                && !CATEGORIES.contains(&c.get_ref().as_str())
+            {
+                return Err((
+                    c.span(),
+                    format!(
+                        "unknown category {:?}; one of {}",
+                        c.get_ref(),
+                        CATEGORIES.join(", ")
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -250,6 +367,37 @@ mod tests {
     fn zero_interval_is_refused() {
         let e = err("[sensor]\nstats_interval = \"0s\"\n");
         assert!(e.starts_with("kw.toml:2:"), "{e}");
+    }
+
+    #[test]
+    fn declared_devices_are_read_and_checked() {
+        let c = Config::parse(
+            "[inventory]\nmissing_after = \"2s\"\n[[device]]\nmac = \"02:00:00:00:00:0A\"\nname = \"lobby-camera\"\ncategory = \"camera\"\ncriticality = \"high\"\n",
+            "kw.toml",
+        )
+        .unwrap();
+        assert_eq!(c.devices.len(), 1);
+        assert_eq!(c.devices[0].criticality, Some(Criticality::High));
+        assert_eq!(*c.inventory.missing_after.get_ref(), Duration::from_secs(2));
+        let e = err("[[device]]\nmac = \"02:00:00:00:00\"\n");
+        assert!(
+            e.starts_with("kw.toml:2:7: ") && e.contains("not a MAC"),
+            "{e}"
+        );
+        let e = err("[[device]]\nmac = \"02:00:00:00:00:01\"\ncategory = \"toaster\"\n");
+        assert!(
+            e.starts_with("kw.toml:3:12: ") && e.contains("unknown category"),
+            "{e}"
+        );
+        let e = err(
+            "[[device]]\nmac = \"02:00:00:00:00:01\"\n[[device]]\nmac = \"02:00:00:00:00:01\"\n",
+        );
+        assert!(
+            e.starts_with("kw.toml:4:7: ") && e.contains("declared twice"),
+            "{e}"
+        );
+        let e = err("[[device]]\nmac = \"02:00:00:00:00:01\"\ncriticality = \"extreme\"\n");
+        assert!(e.starts_with("kw.toml:3:"), "{e}");
     }
 
     #[test]

@@ -10,6 +10,8 @@ use crate::{
     clock::{TimeBase, eve_timestamp},
     devices::Device,
     flows::FlowRecord,
+    inventory::Declared,
+    rules::Rule,
 };
 use sensor_common::{FLOW_SERVING, proto, stats};
 
@@ -41,6 +43,8 @@ pub struct SensorCounters {
     pub flow_records: u64,
     /// `device` records written.
     pub device_records: u64,
+    /// `alert` records written.
+    pub alerts: u64,
 }
 
 impl Eve {
@@ -134,25 +138,46 @@ impl Eve {
         m.into()
     }
 
-    /// A `device` event.
-    pub fn device(&self, now_ns: u64, d: &Device) -> Value {
-        let mut m = self.common("device", now_ns);
-        let mac = addr::mac(d.mac);
-        m.insert("ether".into(), json!({ "src_mac": mac }));
-        let addresses: Vec<String> = d.addresses.iter().map(IpAddr::to_string).collect();
-        let origin = crate::discovery::oui::origin(d.mac);
-        let mut dev = json!({
-            "mac": mac,
-            "mac_scope": origin.scope(),
-            "addresses": addresses,
-            "first_seen": self.time(d.first_seen_ns),
-            "last_seen": self.time(d.last_seen_ns),
-        });
+    /// The `iot.device` object shared by `device` and `alert` events.
+    fn device_object(&self, mac: [u8; 6], declared: Option<&Declared>) -> Map<String, Value> {
+        let origin = crate::discovery::oui::origin(mac);
+        let mut o = Map::new();
+        o.insert("mac".into(), addr::mac(mac).into());
+        o.insert("mac_scope".into(), origin.scope().into());
         if let Some(v) = origin.vendor() {
-            dev["vendor"] = v.into();
+            o.insert("vendor".into(), v.into());
         }
+        let status = if declared.is_some() {
+            "declared"
+        } else {
+            "unknown"
+        };
+        o.insert("inventory_status".into(), status.into());
+        if let Some(d) = declared {
+            if let Some(n) = &d.name {
+                o.insert("name".into(), n.clone().into());
+            }
+            if let Some(c) = &d.category {
+                o.insert("category".into(), c.clone().into());
+            }
+            if let Some(c) = d.criticality {
+                o.insert("criticality".into(), c.as_str().into());
+            }
+        }
+        o
+    }
+
+    /// A `device` event.
+    pub fn device(&self, now_ns: u64, d: &Device, declared: Option<&Declared>) -> Value {
+        let mut m = self.common("device", now_ns);
+        m.insert("ether".into(), json!({ "src_mac": addr::mac(d.mac) }));
+        let mut dev = self.device_object(d.mac, declared);
+        let addresses: Vec<String> = d.addresses.iter().map(IpAddr::to_string).collect();
+        dev.insert("addresses".into(), addresses.into());
+        dev.insert("first_seen".into(), self.time(d.first_seen_ns).into());
+        dev.insert("last_seen".into(), self.time(d.last_seen_ns).into());
         if let Some(h) = &d.hostname {
-            dev["hostname"] = h.clone().into();
+            dev.insert("hostname".into(), h.clone().into());
         }
         if let Some(f) = &d.dhcp {
             let mut dhcp = json!({
@@ -173,9 +198,57 @@ impl Eve {
                     dhcp[k] = v.clone().into();
                 }
             }
-            dev["dhcp"] = dhcp;
+            dev.insert("dhcp".into(), dhcp);
         }
         m.insert("iot".into(), json!({ "device": dev }));
+        m.into()
+    }
+
+    /// An `alert` event about a device. `source` is `iot.rule.source`; `metadata` EVE's
+    /// `alert.metadata` (names to lists of strings).
+    #[allow(clippy::too_many_arguments)]
+    pub fn alert(
+        &self,
+        now_ns: u64,
+        rule: &Rule,
+        mac: [u8; 6],
+        device: Option<&Device>,
+        declared: Option<&Declared>,
+        source: &str,
+        metadata: Value,
+    ) -> Value {
+        let mut m = self.common("alert", now_ns);
+        // The device's own address, IPv4 first, when it has shown one.
+        if let Some(ip) = device.and_then(|d| {
+            d.addresses
+                .iter()
+                .find(|a| a.is_ipv4())
+                .or_else(|| d.addresses.iter().next())
+        }) {
+            m.insert("src_ip".into(), ip.to_string().into());
+        }
+        m.insert("ether".into(), json!({ "src_mac": addr::mac(mac) }));
+        m.insert(
+            "alert".into(),
+            json!({
+                "action": "allowed",
+                "gid": 1,
+                "signature_id": rule.signature_id,
+                "rev": 1,
+                "signature": rule.signature,
+                "category": rule.category,
+                "severity": rule.severity,
+                "metadata": metadata,
+            }),
+        );
+        let dev = self.device_object(mac, declared);
+        m.insert(
+            "iot".into(),
+            json!({
+                "device": dev,
+                "rule": {"id": rule.id, "source": source, "expected": []},
+            }),
+        );
         m.into()
     }
 
@@ -267,13 +340,32 @@ mod tests {
         d.on_seen([2, 0, 0, 0, 0, 1], 5);
         d.on_address([2, 0, 0, 0, 0, 1], "2001:db8::1".parse().unwrap(), 6);
         let dev = &d.take_changed()[0];
-        let v = valid(eve().device(7, dev));
+        let v = valid(eve().device(7, dev, None));
+        assert_eq!(v["iot"]["device"]["inventory_status"], "unknown");
+        let declared = Declared {
+            name: Some("lobby-camera".into()),
+            category: Some("camera".into()),
+            criticality: Some(crate::config::Criticality::High),
+        };
+        let a = valid(eve().alert(
+            8,
+            &crate::rules::MISSING_DEVICE,
+            [2, 0, 0, 0, 0, 1],
+            Some(dev),
+            Some(&declared),
+            "inventory",
+            json!({"last_seen": ["never"]}),
+        ));
+        assert_eq!(a["alert"]["signature_id"], 9_100_007);
+        assert_eq!(a["iot"]["device"]["name"], "lobby-camera");
+        assert_eq!(a["iot"]["device"]["criticality"], "high");
+        assert_eq!(a["src_ip"], "2001:db8::1");
         assert_eq!(v["iot"]["device"]["addresses"][0], "2001:db8::1");
         let kernel = [1u64; sensor_common::stats::COUNT as usize];
         let sensor = json!({
             "events": 0, "events_malformed": 0, "discovery_frames": 0, "discovery_malformed": 0, "poll_errors": 0, "flows_tracked": 0,
             "flows_evicted": 0, "flows_recreated": 0, "flow_records": 0, "devices_tracked": 0,
-            "devices_evicted": 0, "device_records": 0, "output_lines": 0, "output_errors": 0,
+            "devices_evicted": 0, "device_records": 0, "alerts": 0, "output_lines": 0, "output_errors": 0,
             "output_dropped": 0,
         });
         let v = valid(eve().stats(9, 3, &kernel, sensor, None));

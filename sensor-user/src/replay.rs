@@ -110,7 +110,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
             let s = sensor.get_or_insert_with(|| {
                 next_poll = now + poll_ns;
                 let out = out.take().expect("created once");
-                Sensor::new(eve.clone(), &args.config.sensor, out, now)
+                Sensor::new(eve.clone(), &args.config, out, now)
             });
             if s.stats_due(now) || now >= next_poll {
                 s.poll(&maps, now);
@@ -159,7 +159,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
     }
     let mut s = match sensor {
         Some(s) => s,
-        None => Sensor::new(eve, &args.config.sensor, out.take().expect("unused"), now),
+        None => Sensor::new(eve, &args.config, out.take().expect("unused"), now),
     };
     s.poll(&maps, now);
     let k = maps.stats()?;

@@ -58,7 +58,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
         in_iface: args.iface.clone(),
         time: TimeBase::live(),
     };
-    let mut sensor = Sensor::new(eve, &args.config.sensor, out, realtime_ns());
+    let mut sensor = Sensor::new(eve, &args.config, out, realtime_ns());
     let mut tick = tokio::time::interval(*args.config.sensor.poll_interval.get_ref());
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     if let Some(user) = &args.user {

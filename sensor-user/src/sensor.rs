@@ -5,14 +5,16 @@
 use serde_json::{Value, json};
 
 use crate::{
-    addr,
-    config::SensorConfig,
+    addr, clock,
+    config::Config,
     devices::{DeviceTable, DeviceTotals},
     eve::{Eve, SensorCounters},
     events::{self, KernelEvent},
     flows::{FlowTable, FlowTotals, Origin},
+    inventory::{Finding, Inventory},
     kernel_maps::KernelMaps,
     output::Output,
+    rules,
 };
 use sensor_common::{FlowKey, stats};
 
@@ -24,6 +26,7 @@ pub struct Sensor {
     eve: Eve,
     flows: FlowTable,
     devices: DeviceTable,
+    inventory: Inventory,
     out: Output,
     counters: SensorCounters,
     started_ns: u64,
@@ -33,12 +36,15 @@ pub struct Sensor {
 
 impl Sensor {
     /// A sensor that starts at `now_ns` (epoch).
-    pub fn new(eve: Eve, config: &SensorConfig, out: Output, now_ns: u64) -> Self {
+    pub fn new(eve: Eve, config: &Config, out: Output, now_ns: u64) -> Self {
+        let inventory = Inventory::new(config, eve.time.to_kernel_ns(now_ns));
+        let config = &config.sensor;
         let stats_every_ns = config.stats_interval.get_ref().as_nanos() as u64;
         Self {
             eve,
             flows: FlowTable::new(*config.flow_report.get_ref()),
             devices: DeviceTable::default(),
+            inventory,
             out,
             counters: SensorCounters::default(),
             started_ns: now_ns,
@@ -99,13 +105,40 @@ impl Sensor {
         }
     }
 
-    /// The end of a batch of records: write what changed and flush.
+    /// The end of a batch of records: write what changed, and what the inventory says of it.
     pub fn end_batch(&mut self, now_ns: u64) {
         for d in self.devices.take_changed() {
-            let v = self.eve.device(now_ns, &d);
+            let declared = self.inventory.declared(&d.mac);
+            let v = self.eve.device(now_ns, &d, declared);
             self.out.write(&v);
             self.counters.device_records += 1;
+            if let Some(f) = self.inventory.on_device(&d) {
+                self.write_finding(now_ns, f);
+            }
         }
+    }
+
+    fn write_finding(&mut self, now_ns: u64, f: Finding) {
+        let (rule, mac, metadata) = match f {
+            Finding::NewDevice(mac) => (&rules::NEW_DEVICE, mac, json!({})),
+            Finding::Missing(mac) => {
+                let last = self.devices.get(&mac).map_or("never".to_string(), |d| {
+                    clock::eve_timestamp(self.eve.time.to_epoch_ns(d.last_seen_ns))
+                });
+                (&rules::MISSING_DEVICE, mac, json!({ "last_seen": [last] }))
+            }
+        };
+        let v = self.eve.alert(
+            now_ns,
+            rule,
+            mac,
+            self.devices.get(&mac),
+            self.inventory.declared(&mac),
+            "inventory",
+            metadata,
+        );
+        self.out.write(&v);
+        self.counters.alerts += 1;
     }
 
     /// A poll of the kernel maps.
@@ -121,6 +154,9 @@ impl Sensor {
             .on_poll(devices, &self.flows.last_seen_by_device());
         self.write_flows(now_ns, &records);
         self.end_batch(now_ns);
+        for f in self.inventory.check_missing(now_kernel, &self.devices) {
+            self.write_finding(now_ns, f);
+        }
     }
 
     /// Reads the flow and device maps and takes them in.
@@ -179,6 +215,7 @@ impl Sensor {
             "devices_tracked": self.devices.len(),
             "devices_evicted": self.devices.evicted,
             "device_records": c.device_records,
+            "alerts": c.alerts,
             "output_lines": self.out.lines(),
             "output_errors": self.out.errors(),
             "output_dropped": self.out.dropped(),

@@ -1,0 +1,200 @@
+//! The alert rules: each has a stable id and a fixed signature_id, so SIEM rules keyed on
+//! either keep working across versions. The whole registry is here, including rules that
+//! later stages raise.
+
+/// One rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// Stable id (`iot.rule.id`).
+    pub id: &'static str,
+    /// EVE `alert.signature_id`.
+    pub signature_id: u32,
+    /// EVE `alert.signature`.
+    pub signature: &'static str,
+    /// EVE `alert.category`.
+    pub category: &'static str,
+    /// EVE `alert.severity`: 1 high .. 3 low.
+    pub severity: u8,
+}
+
+const fn rule(
+    id: &'static str,
+    sid: u32,
+    signature: &'static str,
+    category: &'static str,
+    severity: u8,
+) -> Rule {
+    Rule {
+        id,
+        signature_id: sid,
+        signature,
+        category,
+        severity,
+    }
+}
+
+/// Traffic to a destination outside the device's baseline.
+pub const UNEXPECTED_DESTINATION: Rule = rule(
+    "unexpected_destination",
+    9_100_001,
+    "kettlewatch: unexpected destination for device",
+    "Policy Violation",
+    2,
+);
+/// An allowed destination on a port or protocol outside the baseline.
+pub const NEW_PORT: Rule = rule(
+    "new_port",
+    9_100_002,
+    "kettlewatch: unexpected port for device",
+    "Policy Violation",
+    2,
+);
+/// A destination address on a threat-intelligence feed.
+pub const THREAT_INTEL_IP: Rule = rule(
+    "threat_intel_ip",
+    9_100_003,
+    "kettlewatch: device contacted a threat-intelligence address",
+    "Potentially Bad Traffic",
+    1,
+);
+/// A name on a threat-intelligence feed.
+pub const THREAT_INTEL_DOMAIN: Rule = rule(
+    "threat_intel_domain",
+    9_100_004,
+    "kettlewatch: device looked up a threat-intelligence domain",
+    "Potentially Bad Traffic",
+    1,
+);
+/// Traffic to a canary address.
+pub const CANARY_CONTACT: Rule = rule(
+    "canary_contact",
+    9_100_005,
+    "kettlewatch: device contacted a canary",
+    "Attempted Information Leak",
+    1,
+);
+/// A MAC not in the declared inventory.
+pub const NEW_DEVICE: Rule = rule(
+    "new_device",
+    9_100_006,
+    "kettlewatch: device not in the inventory",
+    "Potential Corporate Privacy Violation",
+    2,
+);
+/// A declared device not seen for `[inventory] missing_after`.
+pub const MISSING_DEVICE: Rule = rule(
+    "missing_device",
+    9_100_007,
+    "kettlewatch: declared device missing",
+    "Not Suspicious Traffic",
+    3,
+);
+/// Declared and observed categories disagree.
+pub const CATEGORY_MISMATCH: Rule = rule(
+    "category_mismatch",
+    9_100_008,
+    "kettlewatch: device category differs from the inventory",
+    "Potential Corporate Privacy Violation",
+    2,
+);
+/// A MAC took another's address, or a declared device changed address.
+pub const ADDRESS_CHANGE: Rule = rule(
+    "address_change",
+    9_100_009,
+    "kettlewatch: device address changed",
+    "Potentially Bad Traffic",
+    2,
+);
+/// Many destinations or ports in a short window.
+pub const SCAN_FANOUT: Rule = rule(
+    "scan_fanout",
+    9_100_010,
+    "kettlewatch: device scanning",
+    "Attempted Information Leak",
+    1,
+);
+/// Volume far above the device's learned rate.
+pub const VOLUME_SPIKE: Rule = rule(
+    "volume_spike",
+    9_100_011,
+    "kettlewatch: device traffic volume spike",
+    "Potentially Bad Traffic",
+    2,
+);
+/// Many SYNs, few handshakes, to one destination.
+pub const SYN_FLOOD_PARTICIPATION: Rule = rule(
+    "syn_flood_participation",
+    9_100_012,
+    "kettlewatch: device taking part in a SYN flood",
+    "Attempted Denial of Service",
+    1,
+);
+/// A resolver other than the gateway or the declared ones.
+pub const UNEXPECTED_DNS_SERVER: Rule = rule(
+    "unexpected_dns_server",
+    9_100_013,
+    "kettlewatch: device uses an unexpected DNS server",
+    "Policy Violation",
+    2,
+);
+/// A time server other than the gateway or the declared ones.
+pub const UNEXPECTED_NTP_SERVER: Rule = rule(
+    "unexpected_ntp_server",
+    9_100_014,
+    "kettlewatch: device uses an unexpected NTP server",
+    "Policy Violation",
+    3,
+);
+/// A protocol or port class never used before.
+pub const NEW_PROTOCOL: Rule = rule(
+    "new_protocol",
+    9_100_015,
+    "kettlewatch: device uses a new protocol",
+    "Policy Violation",
+    3,
+);
+/// The device table is filling up (MAC flooding).
+pub const DEVICE_TABLE_PRESSURE: Rule = rule(
+    "device_table_pressure",
+    9_100_016,
+    "kettlewatch: device table under pressure",
+    "Attempted Denial of Service",
+    2,
+);
+
+/// Every rule.
+pub const ALL: [Rule; 16] = [
+    UNEXPECTED_DESTINATION,
+    NEW_PORT,
+    THREAT_INTEL_IP,
+    THREAT_INTEL_DOMAIN,
+    CANARY_CONTACT,
+    NEW_DEVICE,
+    MISSING_DEVICE,
+    CATEGORY_MISMATCH,
+    ADDRESS_CHANGE,
+    SCAN_FANOUT,
+    VOLUME_SPIKE,
+    SYN_FLOOD_PARTICIPATION,
+    UNEXPECTED_DNS_SERVER,
+    UNEXPECTED_NTP_SERVER,
+    NEW_PROTOCOL,
+    DEVICE_TABLE_PRESSURE,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_signature_ids_are_unique() {
+        let mut ids: Vec<_> = ALL.iter().map(|r| r.id).collect();
+        let mut sids: Vec<_> = ALL.iter().map(|r| r.signature_id).collect();
+        ids.sort();
+        ids.dedup();
+        sids.sort();
+        sids.dedup();
+        assert_eq!((ids.len(), sids.len()), (ALL.len(), ALL.len()));
+        assert!(ALL.iter().all(|r| (1..=3).contains(&r.severity)));
+    }
+}
