@@ -59,13 +59,30 @@ fn main() -> Result<()> {
         );
     }
     eprintln!("  servers {:?} in the \"internet\" namespace", SERVERS_V4);
+    eprintln!("Declared: lobby-camera, smart-plug, and a garage-sensor that never shows up.");
     eprintln!("Ctrl-C stops the sensor (it flushes its last records) and removes the lab.\n");
 
     let dir = TempDir::new();
     let cfg = dir.join("demo.toml");
+    // The camera and the plug are declared; the speaker is not (a new_device alert), and a
+    // declared garage sensor never shows up (a missing_device alert after 15 s).
+    let mac = |m: [u8; 6]| {
+        m.iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
     std::fs::write(
         &cfg,
-        "[sensor]\nname = \"demo-gw\"\npoll_interval = \"1s\"\nflow_report = \"5s\"\nstats_interval = \"10s\"\n",
+        format!(
+            "[sensor]\nname = \"demo-gw\"\npoll_interval = \"1s\"\nflow_report = \"5s\"\nstats_interval = \"10s\"\n\n\
+             [inventory]\nmissing_after = \"15s\"\n\n\
+             [[device]]\nmac = \"{}\"\nname = \"lobby-camera\"\ncategory = \"camera\"\ncriticality = \"high\"\n\n\
+             [[device]]\nmac = \"{}\"\nname = \"smart-plug\"\ncategory = \"plug-switch\"\ncriticality = \"low\"\n\n\
+             [[device]]\nmac = \"02:00:5e:10:00:99\"\nname = \"garage-sensor\"\ncategory = \"thermostat-sensor\"\n",
+            mac(lab.devices[0].mac),
+            mac(lab.devices[1].mac)
+        ),
     )?;
     let mut workers = Vec::new();
     for (addr, port) in [(SERVERS_V4[0], 443), (SERVERS_V4[1], 8883)] {
