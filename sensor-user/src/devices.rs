@@ -67,8 +67,25 @@ pub struct Device {
 pub struct DeviceTable {
     devices: BTreeMap<[u8; 6], Device>,
     changed: BTreeSet<[u8; 6]>,
+    /// Which device last used each address.
+    owners: std::collections::HashMap<IpAddr, [u8; 6]>,
+    moves: Vec<AddressMove>,
     /// Devices that left the kernel map (LRU eviction).
     pub evicted: u64,
+}
+
+/// A device started using an address: one another device held, or a new one of its own
+/// beside an address of the same family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddressMove {
+    /// The device.
+    pub mac: [u8; 6],
+    /// The address it now uses.
+    pub addr: IpAddr,
+    /// The device that used it before, if another did.
+    pub previous_owner: Option<[u8; 6]>,
+    /// Whether the device already had an address of this family (it moved or added one).
+    pub had_same_family: bool,
 }
 
 impl DeviceTable {
@@ -123,8 +140,26 @@ impl DeviceTable {
             d.addresses_dropped += 1;
             return;
         }
+        let had_same_family = d
+            .addresses
+            .iter()
+            .any(|a| a.is_ipv4() == addr.is_ipv4() && !is_link_local(*a));
         d.addresses.insert(addr);
         self.changed.insert(mac);
+        let previous_owner = self.owners.insert(addr, mac).filter(|o| *o != mac);
+        if !is_link_local(addr) {
+            self.moves.push(AddressMove {
+                mac,
+                addr,
+                previous_owner,
+                had_same_family,
+            });
+        }
+    }
+
+    /// Addresses devices started using since the last call.
+    pub fn take_moves(&mut self) -> Vec<AddressMove> {
+        std::mem::take(&mut self.moves)
     }
 
     /// A DHCP request about `facts.client_mac`, at kernel time `ts_ns`.
@@ -172,9 +207,42 @@ impl DeviceTable {
     }
 }
 
+/// Link-local addresses are per link and self-assigned (IPv6 from the MAC, IPv4 by
+/// collision avoidance): a device adding one says nothing about moving.
+fn is_link_local(a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn taking_another_devices_address_is_a_move_with_its_previous_owner() {
+        let b = [2, 0, 0, 0, 0, 0xb];
+        let mut t = DeviceTable::default();
+        t.on_address(A, "198.51.100.10".parse().unwrap(), 1);
+        let first = t.take_moves();
+        assert_eq!(first.len(), 1);
+        assert_eq!(
+            (first[0].previous_owner, first[0].had_same_family),
+            (None, false)
+        );
+        t.on_address(b, "198.51.100.10".parse().unwrap(), 2);
+        let m = t.take_moves();
+        assert_eq!(m[0].previous_owner, Some(A));
+        t.on_address(A, "198.51.100.50".parse().unwrap(), 3);
+        let m = t.take_moves();
+        assert_eq!((m[0].previous_owner, m[0].had_same_family), (None, true));
+        t.on_address(A, "fe80::1".parse().unwrap(), 4);
+        assert!(
+            t.take_moves().is_empty(),
+            "link-local addresses are not moves"
+        );
+    }
 
     const A: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
 

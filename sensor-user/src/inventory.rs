@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::{
     addr,
     config::{Config, Criticality},
-    devices::{Device, DeviceTable},
+    devices::{AddressMove, Device, DeviceTable},
 };
 
 /// What the inventory says about one MAC.
@@ -27,6 +27,8 @@ pub enum Finding {
     NewDevice([u8; 6]),
     /// A declared MAC has not been seen for `missing_after`.
     Missing([u8; 6]),
+    /// A device took an address another device held, or a declared device moved.
+    AddressChange(AddressMove),
 }
 
 /// The declared devices and what has been reported about them.
@@ -35,6 +37,7 @@ pub struct Inventory {
     declared: BTreeMap<[u8; 6], Declared>,
     reported_new: BTreeSet<[u8; 6]>,
     reported_missing: BTreeSet<[u8; 6]>,
+    reported_moves: BTreeSet<([u8; 6], std::net::IpAddr)>,
     missing_after_ns: u64,
     started_kernel_ns: u64,
 }
@@ -76,6 +79,19 @@ impl Inventory {
             return None;
         }
         Some(Finding::NewDevice(d.mac))
+    }
+
+    /// An address a device started using: a finding when another device held it, or when
+    /// a declared device took a new address beside one of the same family; once per
+    /// device and address.
+    pub fn on_move(&mut self, m: AddressMove) -> Option<Finding> {
+        let declared_moved = self.declared.contains_key(&m.mac) && m.had_same_family;
+        if (m.previous_owner.is_some() || declared_moved)
+            && self.reported_moves.insert((m.mac, m.addr))
+        {
+            return Some(Finding::AddressChange(m));
+        }
+        None
     }
 
     /// Declared devices unseen for `missing_after` at kernel time `now`, each reported

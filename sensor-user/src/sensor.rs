@@ -116,6 +116,11 @@ impl Sensor {
                 self.write_finding(now_ns, f);
             }
         }
+        for m in self.devices.take_moves() {
+            if let Some(f) = self.inventory.on_move(m) {
+                self.write_finding(now_ns, f);
+            }
+        }
     }
 
     fn write_finding(&mut self, now_ns: u64, f: Finding) {
@@ -126,6 +131,13 @@ impl Sensor {
                     clock::eve_timestamp(self.eve.time.to_epoch_ns(d.last_seen_ns))
                 });
                 (&rules::MISSING_DEVICE, mac, json!({ "last_seen": [last] }))
+            }
+            Finding::AddressChange(m) => {
+                let mut meta = json!({ "address": [m.addr.to_string()] });
+                if let Some(prev) = m.previous_owner {
+                    meta["previous_mac"] = json!([addr::mac(prev)]);
+                }
+                (&rules::ADDRESS_CHANGE, m.mac, meta)
             }
         };
         let v = self.eve.alert(

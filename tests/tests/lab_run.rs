@@ -638,3 +638,72 @@ fn the_inventory_says_which_devices_are_new_and_which_are_missing() {
         (Some("camera"), Some("high"))
     );
 }
+
+#[test]
+fn taking_another_devices_address_or_a_declared_device_moving_alerts() {
+    if !env::have_root() || !env::have_tool("ip") {
+        return;
+    }
+    let lab = Lab::build(2);
+    let dir = TempDir::new();
+    let cfg = dir.join("kw.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[sensor]\npoll_interval = \"200ms\"\n[[device]]\nmac = \"{}\"\nname = \"lobby-camera\"\n",
+            mac(lab.devices[0].mac)
+        ),
+    )
+    .unwrap();
+    let mut sensor = Sensor::start(&lab.gw, "lan0", &["--config", cfg.to_str().unwrap()], false);
+    sensor.wait_for_log(ATTACHED, Duration::from_secs(30));
+    let srv = SocketAddr::new(SERVERS_V4[0].into(), 6060);
+    send_udp(&lab, 0, srv, 1, 10);
+    send_udp(&lab, 1, srv, 1, 10);
+    std::thread::sleep(Duration::from_millis(300));
+    // Device 1 takes the camera's address. Addresses are learned from new flows (ARP
+    // discovery is not there yet), so each does it towards a destination it has not used.
+    let camera_ip = lab.devices[0].v4.to_string();
+    let srv_b = SocketAddr::new(SERVERS_V4[1].into(), 6061);
+    let srv_c = SocketAddr::new(SERVERS_V4[2].into(), 6062);
+    let d1 = &lab.devices[1].ns;
+    d1.ip(&["addr", "add", &format!("{camera_ip}/32"), "dev", "eth0"]);
+    let from = lab.devices[0].v4;
+    d1.run(move || {
+        let s = UdpSocket::bind((from, 0)).unwrap();
+        s.send_to(b"mine now", srv_b).unwrap();
+    });
+    // The declared camera takes a second IPv4 address.
+    let d0 = &lab.devices[0].ns;
+    d0.ip(&["addr", "add", "198.51.100.50/32", "dev", "eth0"]);
+    d0.run(move || {
+        let s = UdpSocket::bind(("198.51.100.50", 0)).unwrap();
+        s.send_to(b"moved", srv_c).unwrap();
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let out = sensor.stop();
+    assert!(out.status.success(), "{}", out.stderr);
+    let evs = events::parse(&out.stdout);
+    let changes: Vec<&Value> = events::of_type(&evs, "alert")
+        .into_iter()
+        .filter(|a| a["iot"]["rule"]["id"] == "address_change")
+        .collect();
+    assert_eq!(changes.len(), 2, "{changes:#?}");
+    let taken = changes
+        .iter()
+        .find(|a| a["ether"]["src_mac"] == mac(lab.devices[1].mac).as_str())
+        .expect("an alert for the device that took the address");
+    assert_eq!(taken["alert"]["metadata"]["address"][0], camera_ip.as_str());
+    assert_eq!(
+        taken["alert"]["metadata"]["previous_mac"][0],
+        mac(lab.devices[0].mac).as_str()
+    );
+    assert_eq!(taken["alert"]["signature_id"], 9_100_009);
+    let moved = changes
+        .iter()
+        .find(|a| a["ether"]["src_mac"] == mac(lab.devices[0].mac).as_str())
+        .expect("an alert for the declared device that moved");
+    assert_eq!(moved["alert"]["metadata"]["address"][0], "198.51.100.50");
+    assert!(moved["alert"]["metadata"].get("previous_mac").is_none());
+    assert_eq!(moved["iot"]["device"]["name"], "lobby-camera");
+}
