@@ -33,6 +33,7 @@ pub struct Output {
     writer: Option<JoinHandle<()>>,
     counters: Arc<Counters>,
     warned_full: bool,
+    wait_when_full: bool,
 }
 
 impl Output {
@@ -94,14 +95,28 @@ impl Output {
             writer: Some(writer),
             counters,
             warned_full: false,
+            wait_when_full: false,
         }
     }
 
-    /// Queues one event as one line; never blocks.
+    /// Waits for a full queue instead of dropping: for replays, which are offline and must
+    /// give every line whatever the reader's pace.
+    pub fn wait_when_full(mut self) -> Self {
+        self.wait_when_full = true;
+        self
+    }
+
+    /// Queues one event as one line; never blocks unless made to wait when full.
     pub fn write(&mut self, v: &Value) {
         let mut line = v.to_string();
         line.push('\n');
         let Some(tx) = &self.tx else { return };
+        if self.wait_when_full {
+            if tx.send(line).is_err() {
+                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
         match tx.try_send(line) {
             Ok(()) => self.warned_full = false,
             Err(TrySendError::Full(_)) => {
@@ -187,6 +202,19 @@ mod tests {
         let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         assert_eq!(text.lines().count(), 10);
         assert_eq!(text.lines().last(), Some("{\"n\":9}"));
+    }
+
+    #[test]
+    fn waiting_when_full_loses_nothing() {
+        let buf = Shared::default();
+        let mut o = Output::from_writer(Box::new(buf.clone()), 1).wait_when_full();
+        for i in 0..1000 {
+            o.write(&serde_json::json!({ "n": i }));
+        }
+        assert_eq!(o.dropped(), 0);
+        drop(o);
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1000);
     }
 
     #[test]

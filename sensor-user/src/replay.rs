@@ -76,9 +76,11 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
     let sizes = MapSizes::from(&args.config.sensor);
     let mut ebpf = loader::load(sizes, true)?;
     let (mut maps, mut ring) = KernelMaps::take(&mut ebpf)?;
+    // Offline: wait for a slow reader rather than drop a line.
     let mut out = Some(
         Output::open(&args.output, args.config.output.queue_lines)
-            .with_context(|| format!("opening {}", args.output))?,
+            .with_context(|| format!("opening {}", args.output))?
+            .wait_when_full(),
     );
     let eve = Eve {
         sensor: args.config.sensor.name.clone(),
