@@ -18,14 +18,21 @@ use serde_json::Value;
 
 const ATTACHED: &str = "watching lan0";
 
-fn config(dir: &TempDir) -> String {
+/// Polls fast and reports often, so tests see results within a second.
+const LAB_CONFIG: &str = "[sensor]\nname = \"lab\"\npoll_interval = \"200ms\"\nflow_report = \"1s\"\nstats_interval = \"1s\"\n";
+
+/// Starts the sensor on the lab gateway's `lan0` with `config` and `extra` arguments and
+/// waits until it is watching. Keep the directory (it holds the config) as long as the
+/// sensor.
+fn watch(lab: &Lab, config: &str, extra: &[&str]) -> (TempDir, Sensor) {
+    let dir = TempDir::new();
     let path = dir.join("kw.toml");
-    std::fs::write(
-        &path,
-        "[sensor]\nname = \"lab\"\npoll_interval = \"200ms\"\nflow_report = \"1s\"\nstats_interval = \"1s\"\n",
-    )
-    .unwrap();
-    path.to_str().unwrap().to_string()
+    std::fs::write(&path, config).unwrap();
+    let mut args = vec!["--config", path.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let mut sensor = Sensor::start(&lab.gw, "lan0", &args, false);
+    sensor.wait_for_log(ATTACHED, Duration::from_secs(30));
+    (dir, sensor)
 }
 
 fn send_udp(lab: &Lab, dev: usize, to: SocketAddr, n: usize, payload: usize) {
@@ -80,10 +87,7 @@ fn known_traffic_appears_in_flow_events_with_exact_counts() {
         return;
     }
     let lab = Lab::build(3);
-    let dir = TempDir::new();
-    let cfg = config(&dir);
-    let mut sensor = Sensor::start(&lab.gw, "lan0", &["--config", &cfg], false);
-    sensor.wait_for_log(ATTACHED, Duration::from_secs(30));
+    let (_dir, sensor) = watch(&lab, LAB_CONFIG, &[]);
 
     let srv_a = SocketAddr::new(SERVERS_V4[0].into(), 5000);
     let srv_b = SocketAddr::new(SERVERS_V4[1].into(), 6000);
@@ -300,10 +304,7 @@ fn interface_down_and_up_keeps_counting_and_deletion_ends_the_run_clearly() {
         return;
     }
     let lab = Lab::build(1);
-    let dir = TempDir::new();
-    let cfg = config(&dir);
-    let mut sensor = Sensor::start(&lab.gw, "lan0", &["--config", &cfg], false);
-    sensor.wait_for_log(ATTACHED, Duration::from_secs(30));
+    let (_dir, mut sensor) = watch(&lab, LAB_CONFIG, &[]);
     lab.gw.ip(&["link", "set", "lan0", "down"]);
     std::thread::sleep(Duration::from_millis(500));
     lab.gw.ip(&["link", "set", "lan0", "up"]);
@@ -432,15 +433,7 @@ fn run_as_an_unprivileged_user_after_attaching() {
         return;
     }
     let lab = Lab::build(1);
-    let dir = TempDir::new();
-    let cfg = config(&dir);
-    let mut sensor = Sensor::start(
-        &lab.gw,
-        "lan0",
-        &["--config", &cfg, "--user", "nobody"],
-        false,
-    );
-    sensor.wait_for_log("running as nobody", Duration::from_secs(30));
+    let (_dir, sensor) = watch(&lab, LAB_CONFIG, &["--user", "nobody"]);
     let status = std::fs::read_to_string(format!("/proc/{}/status", sensor.pid())).unwrap();
     let field = |name: &str| {
         status
@@ -480,10 +473,7 @@ fn devices_appear_with_the_hostnames_their_dhcp_clients_send() {
     }
     let lab = Lab::build(2);
     let _dhcp = lab.dnsmasq();
-    let dir = TempDir::new();
-    let cfg = config(&dir);
-    let mut sensor = Sensor::start(&lab.gw, "lan0", &["--config", &cfg], false);
-    sensor.wait_for_log(ATTACHED, Duration::from_secs(30));
+    let (_dir, sensor) = watch(&lab, LAB_CONFIG, &[]);
     let names = [
         ("lobby-camera", "acme-cam 1.0"),
         ("kitchen-plug", "plugco\"x\u{7}"),
@@ -550,20 +540,13 @@ fn the_inventory_says_which_devices_are_new_and_which_are_missing() {
         return;
     }
     let lab = Lab::build(2);
-    let dir = TempDir::new();
-    let cfg = dir.join("kw.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[sensor]\npoll_interval = \"200ms\"\nflow_report = \"1s\"\n[inventory]\nmissing_after = \"2s\"\n\n\
+    let config = format!(
+        "[sensor]\npoll_interval = \"200ms\"\nflow_report = \"1s\"\n[inventory]\nmissing_after = \"2s\"\n\n\
              [[device]]\nmac = \"{}\"\nname = \"lobby-camera\"\ncategory = \"camera\"\ncriticality = \"high\"\n\n\
              [[device]]\nmac = \"02:00:5e:10:00:99\"\nname = \"garage-sensor\"\n",
-            mac(lab.devices[0].mac)
-        ),
-    )
-    .unwrap();
-    let mut sensor = Sensor::start(&lab.gw, "lan0", &["--config", cfg.to_str().unwrap()], false);
-    sensor.wait_for_log(ATTACHED, Duration::from_secs(30));
+        mac(lab.devices[0].mac)
+    );
+    let (_dir, sensor) = watch(&lab, &config, &[]);
     send_udp(&lab, 1, SocketAddr::new(SERVERS_V4[1].into(), 5555), 1, 10);
     // The declared camera keeps talking, so it is never missing.
     for _ in 0..12 {
@@ -645,18 +628,11 @@ fn taking_another_devices_address_or_a_declared_device_moving_alerts() {
         return;
     }
     let lab = Lab::build(2);
-    let dir = TempDir::new();
-    let cfg = dir.join("kw.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[sensor]\npoll_interval = \"200ms\"\n[[device]]\nmac = \"{}\"\nname = \"lobby-camera\"\n",
-            mac(lab.devices[0].mac)
-        ),
-    )
-    .unwrap();
-    let mut sensor = Sensor::start(&lab.gw, "lan0", &["--config", cfg.to_str().unwrap()], false);
-    sensor.wait_for_log(ATTACHED, Duration::from_secs(30));
+    let config = format!(
+        "[sensor]\npoll_interval = \"200ms\"\n[[device]]\nmac = \"{}\"\nname = \"lobby-camera\"\n",
+        mac(lab.devices[0].mac)
+    );
+    let (_dir, sensor) = watch(&lab, &config, &[]);
     let srv = SocketAddr::new(SERVERS_V4[0].into(), 6060);
     send_udp(&lab, 0, srv, 1, 10);
     send_udp(&lab, 1, srv, 1, 10);
