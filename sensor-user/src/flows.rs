@@ -133,11 +133,6 @@ impl FlowTable {
         self.flows.is_empty()
     }
 
-    /// The origin of a tracked flow, if its event arrived.
-    pub fn origin(&self, key: &FlowKey) -> Option<Origin> {
-        self.flows.get(key).and_then(|t| t.origin)
-    }
-
     /// A ring-buffer event announced a new flow.
     pub fn on_new_flow(&mut self, key: FlowKey, origin: Origin) {
         self.flows.entry(key).or_default().origin = Some(origin);

@@ -581,3 +581,28 @@ fn cached_frames_of_an_evicted_flow_are_counted_as_lost() {
         3
     );
 }
+
+#[test]
+fn the_object_has_every_map_and_program_the_constants_name() {
+    if !env::have_root() {
+        return;
+    }
+    // The #[map] macro takes literals only; this keeps them and sensor-common in step.
+    let ebpf = aya::EbpfLoader::new()
+        .load(sensor_user::loader::OBJECT)
+        .expect("load the object");
+    let maps: Vec<&str> = ebpf.maps().map(|(n, _)| n).collect();
+    for name in sensor_common::maps::ALL {
+        assert!(
+            maps.contains(&name),
+            "map {name} missing from the object: {maps:?}"
+        );
+    }
+    let progs: Vec<&str> = ebpf.programs().map(|(n, _)| n).collect();
+    for name in [
+        sensor_common::maps::XDP_PROGRAM,
+        sensor_common::maps::BENCH_PASS_PROGRAM,
+    ] {
+        assert!(progs.contains(&name), "program {name} missing: {progs:?}");
+    }
+}
