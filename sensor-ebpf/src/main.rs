@@ -21,7 +21,7 @@ use aya_ebpf::{
 use sensor_common::{
     CacheSlot, DISCOVERY_BURST, DISCOVERY_BYTES, DISCOVERY_RATE, DeviceCounters, DeviceKey,
     DiscoveryRecord, EVENT_DISCOVERY, EVENT_NEW_DEVICE, EVENT_NEW_FLOW, Event, FLOW_SERVING,
-    FlowCounters, FlowKey, maps, proto, stats, str_eq,
+    FlowCounters, FlowKey, discovery, maps, proto, stats, str_eq,
 };
 
 // The #[map] macro only takes literals: check them against the shared constants.
@@ -106,6 +106,9 @@ fn observe(ctx: &XdpContext, st: &mut Stats) {
         _ => {
             st[stats::NON_IP as usize] += 1;
             count_device(st, &l2, Some(len), now_coarse());
+            if discovery::non_ip(l2.ethertype) {
+                discover(ctx, st, &l2, [0; 4], 0, 0, len);
+            }
             return;
         }
     };
@@ -122,15 +125,28 @@ fn observe(ctx: &XdpContext, st: &mut Stats) {
         st[stats::FRAGMENTS as usize] += 1;
     }
     count_flow(st, &l2, &l3, len);
-    // DHCP requests carry what a device says it is (hostname, vendor class, MUD URL).
-    if l3.proto == proto::UDP && l3.dst_port == 67 {
-        discover(ctx, st, &l2, &l3, len);
+    let copy = discovery::ip(l3.proto, l3.src_port, l3.dst_port)
+        || (l3.proto == proto::TCP
+            && l3.dst_port == discovery::MQTT
+            && parse::byte_at(ctx, l3.payload)
+                .is_some_and(|b| discovery::tcp_connect(l3.dst_port, b)));
+    if copy {
+        discover(ctx, st, &l2, l3.src, l3.src_port, l3.dst_port, len);
     }
 }
 
-/// Copies a discovery frame to userspace, within its device's rate.
+/// Copies a discovery frame to userspace, within its device's rate. `src` is the source
+/// address as in [`parse::L3`] (zero for non-IP frames).
 #[inline(always)]
-fn discover(ctx: &XdpContext, st: &mut Stats, l2: &parse::L2, l3: &parse::L3, len: u64) {
+fn discover(
+    ctx: &XdpContext,
+    st: &mut Stats,
+    l2: &parse::L2,
+    src: [u32; 4],
+    src_port: u16,
+    dst_port: u16,
+    len: u64,
+) {
     let key = DeviceKey {
         mac: l2.src_mac,
         _pad: [0; 2],
@@ -176,12 +192,12 @@ fn discover(ctx: &XdpContext, st: &mut Stats, l2: &parse::L2, l3: &parse::L3, le
                 ..FlowKey::default()
             },
             // SAFETY: four native-order words are the address's 16 bytes.
-            src_addr: core::mem::transmute::<[u32; 4], [u8; 16]>(l3.src),
-            src_port: l3.src_port,
+            src_addr: core::mem::transmute::<[u32; 4], [u8; 16]>(src),
+            src_port,
             dst_mac: l2.dst_mac,
             kind: EVENT_DISCOVERY,
             tcp_flags: 0,
-            dst_port: l3.dst_port,
+            dst_port,
             frame_len: len as u32,
             ethertype: l2.ethertype,
             vlan: l2.vlan,

@@ -37,6 +37,8 @@ pub struct L3 {
     pub tcp_flags: u8,
     /// A non-first fragment: no transport header to read.
     pub fragment: bool,
+    /// Offset of the TCP payload (0 for other protocols).
+    pub payload: usize,
 }
 
 #[inline(always)]
@@ -115,6 +117,7 @@ pub fn ipv4(ctx: &XdpContext, off: usize) -> Result<L3, u32> {
         dst_port: 0,
         tcp_flags: 0,
         fragment: be16(ip, 6) & 0x1fff != 0,
+        payload: 0,
     };
     if !l3.fragment {
         l4(ctx, off + hlen, &mut l3)?;
@@ -180,6 +183,7 @@ pub fn ipv6(ctx: &XdpContext, off: usize) -> Result<L3, u32> {
         dst_port: 0,
         tcp_flags: 0,
         fragment,
+        payload: 0,
     };
     if !fragment {
         l4(ctx, off, &mut l3)?;
@@ -195,6 +199,7 @@ fn l4(ctx: &XdpContext, off: usize, l3: &mut L3) -> Result<(), u32> {
             l3.src_port = be16(h, 0);
             l3.dst_port = be16(h, 2);
             l3.tcp_flags = h[13];
+            l3.payload = off + (h[12] >> 4) as usize * 4;
         }
         proto::UDP => {
             let h = bytes::<8>(ctx, off).ok_or(stats::ERR_TRUNCATED_L4)?;
@@ -214,4 +219,22 @@ fn l4(ctx: &XdpContext, off: usize, l3: &mut L3) -> Result<(), u32> {
 #[inline(always)]
 fn word(b: &[u8], i: usize) -> u32 {
     u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
+}
+
+/// The byte at `off`, if the frame holds it. Through the helper: a one-byte direct read
+/// compiles to a bounds check (`p >= end`) the verifier cannot use, and this is only on
+/// the rare path (segments to the MQTT port).
+#[inline(always)]
+pub fn byte_at(ctx: &XdpContext, off: usize) -> Option<u8> {
+    let mut b = 0u8;
+    // SAFETY: the helper checks the offset against the frame and writes one byte to `b`.
+    let r = unsafe {
+        aya_ebpf::helpers::bpf_xdp_load_bytes(
+            ctx.ctx,
+            (off & 0xffff) as u32,
+            (&mut b as *mut u8).cast(),
+            1,
+        )
+    };
+    (r == 0).then_some(b)
 }

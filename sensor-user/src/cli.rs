@@ -1,4 +1,4 @@
-//! The command line: `run`, `replay`, `check-config`, `version`.
+//! The command line: `run`, `replay`, `check-config`, `devices`, `version`.
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -10,6 +10,7 @@ use crate::{
     loader::AttachMode,
     replay::{self, ReplayArgs},
     run::{self, RunArgs},
+    state::{self, Store},
 };
 
 /// kettlewatch: an in-kernel IoT traffic sensor for Linux gateways.
@@ -39,6 +40,9 @@ enum Command {
         /// Once attached, run as this user with no capabilities.
         #[arg(long)]
         user: Option<String>,
+        /// Where the device inventory persists (SQLite).
+        #[arg(long, default_value = state::DEFAULT_DIR)]
+        state_dir: PathBuf,
     },
     /// Run the sensor over pcap/pcapng captures, with time from the capture.
     Replay {
@@ -54,6 +58,18 @@ enum Command {
         /// The gateway's MAC: its frames are not LAN ingress. Inferred when absent.
         #[arg(long, value_parser = parse_mac)]
         gateway_mac: Option<[u8; 6]>,
+        /// Keep the inventory here (default: nothing persists, every replay starts fresh).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
+    /// Print the device inventory from the state directory (also while `run` writes it).
+    Devices {
+        /// The state directory `run` uses.
+        #[arg(long, default_value = state::DEFAULT_DIR)]
+        state_dir: PathBuf,
+        /// One JSON object per device, one a line.
+        #[arg(long)]
+        json: bool,
     },
     /// Check a configuration file; prints each problem with file:line:column.
     CheckConfig {
@@ -102,6 +118,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             output,
             xdp_mode,
             user,
+            state_dir,
         } => {
             let config = config(cfg.as_ref())?;
             let output = output.unwrap_or_else(|| config.output.path.clone());
@@ -111,6 +128,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 output,
                 mode: xdp_mode,
                 user,
+                state_dir,
             })?;
             Ok(ExitCode::SUCCESS)
         }
@@ -119,6 +137,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             config: cfg,
             output,
             gateway_mac,
+            state_dir,
         } => {
             let config = config(cfg.as_ref())?;
             let output = output.unwrap_or_else(|| config.output.path.clone());
@@ -127,6 +146,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 config,
                 output,
                 gateway_mac,
+                state_dir,
             })?;
             for e in &errors {
                 eprintln!("error: {e}");
@@ -140,6 +160,17 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::CheckConfig { file } => {
             Config::load(&file)?;
             println!("{}: ok", file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Devices { state_dir, json } => {
+            let store = Store::open_readonly(&state_dir)?;
+            let devices = store.devices()?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                crate::inventory_print::json(&mut out, &devices)?;
+            } else {
+                crate::inventory_print::table(&mut out, &devices)?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Version => {

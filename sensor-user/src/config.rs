@@ -42,6 +42,28 @@ pub struct Config {
     /// `[[device]]`: the declared inventory.
     #[serde(default, rename = "device")]
     pub devices: Vec<DeclaredDevice>,
+    /// `[classify]`.
+    #[serde(default)]
+    pub classify: ClassifyConfig,
+}
+
+/// `[classify]`: where classification rules come from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClassifyConfig {
+    /// A rules file in the format of the built-in `data/classify.toml`, read after it.
+    pub rules: Option<std::path::PathBuf>,
+    /// Whether the built-in rules apply (false: only the user's file).
+    pub builtin: bool,
+}
+
+impl Default for ClassifyConfig {
+    fn default() -> Self {
+        Self {
+            rules: None,
+            builtin: true,
+        }
+    }
 }
 
 /// Device categories.
@@ -109,12 +131,33 @@ pub struct InventoryConfig {
     /// A declared device unseen this long raises `missing_device`.
     #[serde(deserialize_with = "duration")]
     pub missing_after: Spanned<Duration>,
+    /// LAN devices depending on a device that raise its criticality a level.
+    pub critical_dependents: u64,
+    /// LAN devices a device reaches that raise its criticality a level.
+    pub critical_peers: u64,
+    /// External destinations a device reaches that raise its criticality a level.
+    pub critical_destinations: u64,
 }
 
 impl Default for InventoryConfig {
     fn default() -> Self {
+        let t = crate::criticality::Thresholds::default();
         Self {
             missing_after: Spanned::new(0..0, Duration::from_secs(3600)),
+            critical_dependents: t.critical_dependents,
+            critical_peers: t.critical_peers,
+            critical_destinations: t.critical_destinations,
+        }
+    }
+}
+
+impl InventoryConfig {
+    /// The criticality thresholds.
+    pub fn thresholds(&self) -> crate::criticality::Thresholds {
+        crate::criticality::Thresholds {
+            critical_dependents: self.critical_dependents.max(1),
+            critical_peers: self.critical_peers.max(1),
+            critical_destinations: self.critical_destinations.max(1),
         }
     }
 }
@@ -177,13 +220,26 @@ impl Default for OutputConfig {
 }
 
 impl Config {
-    /// Reads and validates a configuration file.
+    /// Reads and validates a configuration file, and the classification rules it names
+    /// (relative paths are relative to the file).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        Self::parse(&text, &path.display().to_string())
+        let mut c = Self::parse(&text, &path.display().to_string())?;
+        if let (Some(r), Some(dir)) = (&c.classify.rules, path.parent())
+            && r.is_relative()
+        {
+            c.classify.rules = Some(dir.join(r));
+        }
+        c.classifier()?;
+        Ok(c)
+    }
+
+    /// The classification rules this configuration asks for.
+    pub fn classifier(&self) -> Result<crate::classify::Classifier, ConfigError> {
+        crate::classify::Classifier::load(self.classify.rules.as_deref(), self.classify.builtin)
     }
 
     /// Parses and validates configuration text; `origin` names it in errors.
@@ -287,7 +343,8 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Spanned<Duration>, D::Err
         })
 }
 
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
+/// 1-based line and column of a byte offset.
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;

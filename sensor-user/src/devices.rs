@@ -8,11 +8,49 @@ use std::{
 
 use sensor_common::DeviceCounters;
 
-use crate::discovery::dhcp::DhcpFacts;
+use crate::{
+    classify::Classification,
+    config::Criticality,
+    discovery::{Decoded, Facts},
+    profile::Profile,
+};
 
 /// Addresses kept per device; a MAC sourcing more (a router behind it, or spoofing) has
 /// the rest counted in `addresses_dropped`, not stored.
 pub const MAX_ADDRESSES: usize = 16;
+/// Peers and external destinations kept per device; beyond that they are counted only.
+pub const MAX_PEERS: usize = 1024;
+
+/// Who a device talks to: what criticality is derived from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Peers {
+    /// LAN devices it opened flows to.
+    pub internal: BTreeSet<[u8; 6]>,
+    /// LAN devices that depend on it: they opened flows to it, or it serves them.
+    pub dependents: BTreeSet<[u8; 6]>,
+    /// Destinations outside the LAN (addresses no device here uses).
+    pub external: BTreeSet<IpAddr>,
+    /// External destinations past [`MAX_PEERS`], counted only.
+    pub external_more: u64,
+}
+
+impl Peers {
+    /// Distinct external destinations.
+    pub fn external_count(&self) -> u64 {
+        self.external.len() as u64 + self.external_more
+    }
+}
+
+/// What the sensor concluded about a device: category and criticality.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Assessment {
+    /// What its facts say it is.
+    pub observed: Classification,
+    /// Its criticality and why.
+    pub criticality: Criticality,
+    /// Why that criticality.
+    pub why: String,
+}
 
 /// A device's kernel counters summed over CPUs (kernel times). Its IP traffic is the sum
 /// of its flows; `flow` events carry that.
@@ -42,7 +80,7 @@ impl DeviceTotals {
 }
 
 /// One device.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Device {
     /// Its MAC.
     pub mac: [u8; 6],
@@ -56,10 +94,15 @@ pub struct Device {
     pub addresses_dropped: u64,
     /// Counters from the kernel.
     pub totals: DeviceTotals,
-    /// The name it gives itself (DHCP host name).
-    pub hostname: Option<String>,
-    /// What its latest DHCP request said.
-    pub dhcp: Option<DhcpFacts>,
+    /// What it said about itself.
+    pub profile: Profile,
+    /// Who it talks to.
+    pub peers: Peers,
+    /// Category and criticality, once assessed.
+    pub assessment: Option<Assessment>,
+    /// Epoch time of its first sight in an earlier run (from the state store), which the
+    /// kernel clock of this run cannot express.
+    pub first_seen_epoch_ns: Option<u64>,
 }
 
 /// Devices seen on the LAN.
@@ -70,6 +113,10 @@ pub struct DeviceTable {
     /// Which device last used each address.
     owners: std::collections::HashMap<IpAddr, [u8; 6]>,
     moves: Vec<AddressMove>,
+    /// Devices whose peers changed since the last call to [`DeviceTable::take_peer_changes`].
+    peers_changed: BTreeSet<[u8; 6]>,
+    /// Devices first seen in this run since the last call to [`DeviceTable::take_fresh`].
+    fresh: Vec<[u8; 6]>,
     /// Devices that left the kernel map (LRU eviction).
     pub evicted: u64,
 }
@@ -106,8 +153,10 @@ impl DeviceTable {
 
     fn entry(&mut self, mac: [u8; 6], ts_ns: u64) -> &mut Device {
         let changed = &mut self.changed;
+        let fresh = &mut self.fresh;
         self.devices.entry(mac).or_insert_with(|| {
             changed.insert(mac);
+            fresh.push(mac);
             Device {
                 mac,
                 first_seen_ns: ts_ns,
@@ -115,8 +164,10 @@ impl DeviceTable {
                 addresses: BTreeSet::new(),
                 addresses_dropped: 0,
                 totals: DeviceTotals::default(),
-                hostname: None,
-                dhcp: None,
+                profile: Profile::default(),
+                peers: Peers::default(),
+                assessment: None,
+                first_seen_epoch_ns: None,
             }
         })
     }
@@ -162,18 +213,107 @@ impl DeviceTable {
         std::mem::take(&mut self.moves)
     }
 
-    /// A DHCP request about `facts.client_mac`, at kernel time `ts_ns`.
-    pub fn on_dhcp(&mut self, facts: DhcpFacts, ts_ns: u64) {
-        let mac = facts.client_mac;
-        let d = self.entry(mac, ts_ns);
-        if d.dhcp.as_ref() == Some(&facts) {
+    /// Facts a discovery frame gave about a device, at kernel time `ts_ns`.
+    pub fn on_facts(&mut self, d: Decoded, ts_ns: u64) {
+        if let Facts::Address(a) = d.facts {
+            return self.on_address(d.mac, a, ts_ns);
+        }
+        let dev = self.entry(d.mac, ts_ns);
+        if dev.profile.merge(d.facts) {
+            self.changed.insert(d.mac);
+        }
+    }
+
+    /// `mac` opened a flow to `dst` (`serving`: it answers a client there). Links it to
+    /// the device that uses `dst`, or counts `dst` as an external destination.
+    pub fn on_flow(&mut self, mac: [u8; 6], dst: IpAddr, serving: bool) {
+        if !crate::addr::is_host_address(dst) || !self.devices.contains_key(&mac) {
             return;
         }
-        if facts.hostname.is_some() {
-            d.hostname = facts.hostname.clone();
+        match self.owners.get(&dst).copied().filter(|o| *o != mac) {
+            Some(other) if self.devices.contains_key(&other) => {
+                // A client depends on the server it talks to, whichever side we saw.
+                let (client, server) = if serving { (other, mac) } else { (mac, other) };
+                let grew = self.devices.get_mut(&server).is_some_and(|d| {
+                    d.peers.dependents.len() < MAX_PEERS && d.peers.dependents.insert(client)
+                });
+                let grew2 = self.devices.get_mut(&client).is_some_and(|d| {
+                    d.peers.internal.len() < MAX_PEERS && d.peers.internal.insert(server)
+                });
+                if grew {
+                    self.peers_changed.insert(server);
+                }
+                if grew2 {
+                    self.peers_changed.insert(client);
+                }
+            }
+            Some(_) => {}
+            None => {
+                let d = self.devices.get_mut(&mac).expect("checked above");
+                if d.peers.external.contains(&dst) {
+                    return;
+                }
+                if d.peers.external.len() < MAX_PEERS {
+                    d.peers.external.insert(dst);
+                } else {
+                    d.peers.external_more += 1;
+                }
+                self.peers_changed.insert(mac);
+            }
         }
-        d.dhcp = Some(facts);
-        self.changed.insert(mac);
+    }
+
+    /// Devices whose peers changed since the last call.
+    pub fn take_peer_changes(&mut self) -> BTreeSet<[u8; 6]> {
+        std::mem::take(&mut self.peers_changed)
+    }
+
+    /// Sets a device's assessment; a change of it is a change of the device.
+    pub fn assess(&mut self, mac: &[u8; 6], a: Assessment) {
+        if let Some(d) = self.devices.get_mut(mac)
+            && d.assessment.as_ref() != Some(&a)
+        {
+            d.assessment = Some(a);
+            self.changed.insert(*mac);
+        }
+    }
+
+    /// Marks a device changed (its event is written at the end of the batch).
+    pub fn touch(&mut self, mac: &[u8; 6]) {
+        if self.devices.contains_key(mac) {
+            self.changed.insert(*mac);
+        }
+    }
+
+    /// Puts back what an earlier run knew of a device seen again: its first sight and
+    /// profile. Call on first sight in this run.
+    pub fn restore(&mut self, mac: [u8; 6], first_seen_epoch_ns: u64, profile: Profile) {
+        if let Some(d) = self.devices.get_mut(&mac) {
+            d.first_seen_epoch_ns = Some(first_seen_epoch_ns);
+            if d.profile == Profile::default() {
+                d.profile = profile;
+            }
+        }
+    }
+
+    /// Devices changed since the last [`DeviceTable::take_changed`].
+    pub fn changed_macs(&self) -> Vec<[u8; 6]> {
+        self.changed.iter().copied().collect()
+    }
+
+    /// Devices first seen (in this run) since the last call.
+    pub fn take_fresh(&mut self) -> Vec<[u8; 6]> {
+        std::mem::take(&mut self.fresh)
+    }
+
+    /// Whether a MAC is in the table.
+    pub fn contains(&self, mac: &[u8; 6]) -> bool {
+        self.devices.contains_key(mac)
+    }
+
+    /// Every device.
+    pub fn iter(&self) -> impl Iterator<Item = &Device> {
+        self.devices.values()
     }
 
     /// A poll of the kernel maps: device counters, and the latest frame time of each

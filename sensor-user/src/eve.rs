@@ -39,6 +39,8 @@ pub struct SensorCounters {
     pub discovery_malformed: u64,
     /// Kernel map reads that failed.
     pub poll_errors: u64,
+    /// State-store reads or writes that failed.
+    pub state_errors: u64,
     /// `flow` records written.
     pub flow_records: u64,
     /// `device` records written.
@@ -139,7 +141,12 @@ impl Eve {
     }
 
     /// The `iot.device` object shared by `device` and `alert` events.
-    fn device_object(&self, mac: [u8; 6], declared: Option<&Declared>) -> Map<String, Value> {
+    fn device_object(
+        &self,
+        mac: [u8; 6],
+        device: Option<&Device>,
+        declared: Option<&Declared>,
+    ) -> Map<String, Value> {
         let origin = crate::discovery::oui::origin(mac);
         let mut o = Map::new();
         o.insert("mac".into(), addr::mac(mac).into());
@@ -153,16 +160,32 @@ impl Eve {
             "unknown"
         };
         o.insert("inventory_status".into(), status.into());
-        if let Some(d) = declared {
-            if let Some(n) = &d.name {
-                o.insert("name".into(), n.clone().into());
-            }
-            if let Some(c) = &d.category {
+        if let Some(n) = declared.and_then(|d| d.name.clone()) {
+            o.insert("name".into(), n.into());
+        }
+        let assessment = device.and_then(|d| d.assessment.as_ref());
+        let declared_category = declared.and_then(|d| d.category.clone());
+        match (&declared_category, assessment) {
+            (Some(c), _) => {
                 o.insert("category".into(), c.clone().into());
+                o.insert("category_source".into(), "declared".into());
+                o.insert("confidence".into(), 1.0.into());
             }
-            if let Some(c) = d.criticality {
+            (None, Some(a)) => {
+                o.insert("category".into(), a.observed.category.clone().into());
+                o.insert("category_source".into(), "observed".into());
+                o.insert("confidence".into(), a.observed.confidence.into());
+            }
+            (None, None) => {}
+        }
+        match (assessment, declared.and_then(|d| d.criticality)) {
+            (Some(a), _) => {
+                o.insert("criticality".into(), a.criticality.as_str().into());
+            }
+            (None, Some(c)) => {
                 o.insert("criticality".into(), c.as_str().into());
             }
+            (None, None) => {}
         }
         o
     }
@@ -171,34 +194,40 @@ impl Eve {
     pub fn device(&self, now_ns: u64, d: &Device, declared: Option<&Declared>) -> Value {
         let mut m = self.common("device", now_ns);
         m.insert("ether".into(), json!({ "src_mac": addr::mac(d.mac) }));
-        let mut dev = self.device_object(d.mac, declared);
+        let mut dev = self.device_object(d.mac, Some(d), declared);
         let addresses: Vec<String> = d.addresses.iter().map(IpAddr::to_string).collect();
         dev.insert("addresses".into(), addresses.into());
-        dev.insert("first_seen".into(), self.time(d.first_seen_ns).into());
+        let first = d
+            .first_seen_epoch_ns
+            .unwrap_or_else(|| self.time.to_epoch_ns(d.first_seen_ns));
+        dev.insert("first_seen".into(), eve_timestamp(first).into());
         dev.insert("last_seen".into(), self.time(d.last_seen_ns).into());
-        if let Some(h) = &d.hostname {
-            dev.insert("hostname".into(), h.clone().into());
-        }
-        if let Some(f) = &d.dhcp {
-            let mut dhcp = json!({
-                "parameter_request_list": f
-                    .parameter_request_list
-                    .iter()
-                    .map(u8::to_string)
-                    .collect::<Vec<_>>()
-                    .join(","),
-            });
-            for (k, v) in [
-                ("hostname", &f.hostname),
-                ("vendor_class", &f.vendor_class),
-                ("client_id", &f.client_id),
-                ("mud_url", &f.mud_url),
-            ] {
-                if let Some(v) = v {
-                    dhcp[k] = v.clone().into();
-                }
+        if let Some(a) = &d.assessment {
+            if declared.and_then(|x| x.category.as_ref()).is_some() {
+                dev.insert(
+                    "observed".into(),
+                    json!({"category": a.observed.category, "confidence": a.observed.confidence}),
+                );
             }
-            dev.insert("dhcp".into(), dhcp);
+            dev.insert(
+                "evidence".into(),
+                serde_json::to_value(&a.observed.evidence).expect("evidence serializes"),
+            );
+            dev.insert("why".into(), a.why.clone().into());
+        }
+        dev.insert(
+            "peers".into(),
+            json!({
+                "dependents": d.peers.dependents.len(),
+                "internal": d.peers.internal.len(),
+                "external": d.peers.external_count(),
+            }),
+        );
+        if let Some(u) = d.profile.mud_url() {
+            dev.insert("mud_url".into(), u.into());
+        }
+        if let Value::Object(p) = serde_json::to_value(&d.profile).expect("a profile serializes") {
+            dev.extend(p);
         }
         m.insert("iot".into(), json!({ "device": dev }));
         m.into()
@@ -241,7 +270,7 @@ impl Eve {
                 "metadata": metadata,
             }),
         );
-        let dev = self.device_object(mac, declared);
+        let dev = self.device_object(mac, device, declared);
         m.insert(
             "iot".into(),
             json!({
@@ -363,13 +392,65 @@ mod tests {
         assert_eq!(v["iot"]["device"]["addresses"][0], "2001:db8::1");
         let kernel = [1u64; sensor_common::stats::COUNT as usize];
         let sensor = json!({
-            "events": 0, "events_malformed": 0, "discovery_frames": 0, "discovery_malformed": 0, "poll_errors": 0, "flows_tracked": 0,
+            "events": 0, "events_malformed": 0, "discovery_frames": 0, "discovery_malformed": 0,
+            "state_errors": 0, "poll_errors": 0, "flows_tracked": 0,
             "flows_evicted": 0, "flows_recreated": 0, "flow_records": 0, "devices_tracked": 0,
             "devices_evicted": 0, "device_records": 0, "alerts": 0, "output_lines": 0, "output_errors": 0,
             "output_dropped": 0,
         });
         let v = valid(eve().stats(9, 3, &kernel, sensor, None));
         assert_eq!(v["stats"]["kernel"]["cache_flush_lost"], 1);
+    }
+
+    /// A device with facts from every decoder, assessed and declared otherwise: every
+    /// field fits the schema, and the declaration wins over the observation.
+    #[test]
+    fn an_assessed_device_with_every_kind_of_fact_fits_the_schema() {
+        use crate::discovery::{Decoded, Facts, dns::DnsQuery, mqtt::MqttFacts, ssdp::SsdpFacts};
+        let mac = [2, 0, 0, 0, 0, 2];
+        let mut t = crate::devices::DeviceTable::default();
+        t.on_seen(mac, 5);
+        for facts in [
+            Facts::Dns(DnsQuery {
+                names: vec!["cam.example.com".into()],
+            }),
+            Facts::Ssdp(SsdpFacts {
+                kind: "notify",
+                server: Some("Linux UPnP/1.0 Roku/9.4".into()),
+                nt: Some("urn:roku-com:device:player:1-0".into()),
+                ..SsdpFacts::default()
+            }),
+            Facts::Mqtt(MqttFacts {
+                protocol: "MQTT/4".into(),
+                client_id: "dev-1".into(),
+                username: None,
+            }),
+        ] {
+            t.on_facts(Decoded { mac, facts }, 6);
+        }
+        let declared = Declared {
+            name: Some("lobby-camera".into()),
+            category: Some("camera".into()),
+            criticality: None,
+        };
+        let d = t.get(&mac).unwrap().clone();
+        let a = crate::assess::assess(
+            &d,
+            Some(&declared),
+            &crate::classify::Classifier::builtin(),
+            &crate::criticality::Thresholds::default(),
+        );
+        t.assess(&mac, a);
+        let d = t.take_changed().pop().unwrap();
+        let v = valid(eve().device(7, &d, Some(&declared)));
+        let o = &v["iot"]["device"];
+        assert_eq!(o["category"], "camera");
+        assert_eq!(o["category_source"], "declared");
+        assert_eq!(o["observed"]["category"], "tv-media");
+        assert_eq!(o["criticality"], "medium", "a camera's level");
+        assert_eq!(o["dns"][0], "cam.example.com");
+        assert_eq!(o["mqtt"]["client_id"], "dev-1");
+        assert_eq!(o["evidence"][0]["fact"], "ssdp_server");
     }
 
     #[test]

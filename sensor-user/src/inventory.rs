@@ -21,7 +21,7 @@ pub struct Declared {
 }
 
 /// An inventory finding that becomes an alert.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Finding {
     /// A MAC that is not declared showed up.
     NewDevice([u8; 6]),
@@ -29,6 +29,17 @@ pub enum Finding {
     Missing([u8; 6]),
     /// A device took an address another device held, or a declared device moved.
     AddressChange(AddressMove),
+    /// A declared device's facts say, with strong confidence, that it is something else.
+    CategoryMismatch {
+        /// The device.
+        mac: [u8; 6],
+        /// Its declared category.
+        declared: String,
+        /// What its facts say.
+        observed: String,
+        /// How sure the classification is.
+        confidence: f64,
+    },
 }
 
 /// The declared devices and what has been reported about them.
@@ -38,6 +49,7 @@ pub struct Inventory {
     reported_new: BTreeSet<[u8; 6]>,
     reported_missing: BTreeSet<[u8; 6]>,
     reported_moves: BTreeSet<([u8; 6], std::net::IpAddr)>,
+    reported_mismatch: BTreeSet<([u8; 6], String)>,
     missing_after_ns: u64,
     started_kernel_ns: u64,
 }
@@ -70,6 +82,42 @@ impl Inventory {
     /// The declaration of a MAC, if any.
     pub fn declared(&self, mac: &[u8; 6]) -> Option<&Declared> {
         self.declared.get(mac)
+    }
+
+    /// `new_device` was raised for `mac` in an earlier run: not again.
+    pub fn already_reported_new(&mut self, mac: [u8; 6]) {
+        self.reported_new.insert(mac);
+    }
+
+    /// Whether `new_device` has been raised for `mac`.
+    pub fn reported_new(&self, mac: &[u8; 6]) -> bool {
+        self.reported_new.contains(mac)
+    }
+
+    /// A device's classification: a mismatch finding when it is declared as another
+    /// category and the evidence is at least `strong`; once per device and observed category.
+    pub fn on_classified(
+        &mut self,
+        mac: [u8; 6],
+        observed: &crate::classify::Classification,
+        strong: f64,
+    ) -> Option<Finding> {
+        let declared = self.declared.get(&mac)?.category.clone()?;
+        if observed.category == "unknown"
+            || observed.category == declared
+            || observed.confidence < strong
+            || !self
+                .reported_mismatch
+                .insert((mac, observed.category.clone()))
+        {
+            return None;
+        }
+        Some(Finding::CategoryMismatch {
+            mac,
+            declared,
+            observed: observed.category.clone(),
+            confidence: observed.confidence,
+        })
     }
 
     /// A device was seen (first sight or a change): a new-device finding, once per MAC.

@@ -21,6 +21,7 @@ use crate::{
     loader::{self, MapSizes},
     output::Output,
     sensor::Sensor,
+    state::Store,
 };
 
 /// BPF_PROG_TEST_RUN takes at least an Ethernet header ...
@@ -38,6 +39,8 @@ pub struct ReplayArgs {
     pub output: String,
     /// The gateway's MAC, when known; otherwise inferred.
     pub gateway_mac: Option<[u8; 6]>,
+    /// Keep the inventory here (none: nothing persists).
+    pub state_dir: Option<PathBuf>,
 }
 
 /// Replay counters, reported in the `replay` section of `stats` events.
@@ -88,6 +91,13 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
         time: TimeBase::identity(),
     };
     let poll_ns = args.config.sensor.poll_interval.get_ref().as_nanos() as u64;
+    let classifier = args.config.classifier()?;
+    // Forensics is stateless unless asked: the same capture gives the same stream.
+    let mut store = match &args.state_dir {
+        Some(d) => Some(Store::open(d)?),
+        None => None,
+    };
+    let mut classifier = Some(classifier);
     let mut sensor: Option<Sensor> = None;
     let mut counters = ReplayCounters::default();
     let mut errors = Vec::new();
@@ -112,7 +122,8 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
             let s = sensor.get_or_insert_with(|| {
                 next_poll = now + poll_ns;
                 let out = out.take().expect("created once");
-                Sensor::new(eve.clone(), &args.config, out, now)
+                let c = classifier.take().expect("created once");
+                Sensor::new(eve.clone(), &args.config, c, store.take(), out, now)
             });
             if s.stats_due(now) || now >= next_poll {
                 s.poll(&maps, now);
@@ -161,7 +172,14 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
     }
     let mut s = match sensor {
         Some(s) => s,
-        None => Sensor::new(eve, &args.config, out.take().expect("unused"), now),
+        None => Sensor::new(
+            eve,
+            &args.config,
+            classifier.take().expect("unused"),
+            store.take(),
+            out.take().expect("unused"),
+            now,
+        ),
     };
     s.poll(&maps, now);
     let k = maps.stats()?;

@@ -16,6 +16,7 @@ use crate::{
     loader::{self, AttachMode, MapSizes},
     output::Output,
     sensor::Sensor,
+    state::Store,
 };
 
 /// What `run` was asked to do.
@@ -30,6 +31,8 @@ pub struct RunArgs {
     pub mode: AttachMode,
     /// Drop to this user once attached.
     pub user: Option<String>,
+    /// The state directory.
+    pub state_dir: std::path::PathBuf,
 }
 
 /// Runs until SIGINT or SIGTERM.
@@ -44,6 +47,11 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     // Before anything is attached, so a signal at any later moment is a clean stop.
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
+    let classifier = args.config.classifier()?;
+    // Opened (and its WAL created) before privileges are dropped: the directory stays
+    // root's, 0700.
+    let store = Store::open(&args.state_dir)?;
+    tracing::info!("state in {}", store.path().display());
     let sizes = MapSizes::from(&args.config.sensor);
     let mut ebpf = loader::load(sizes, false)?;
     let (link, mode) = loader::attach(&mut ebpf, &args.iface, args.mode)?;
@@ -58,7 +66,14 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
         in_iface: args.iface.clone(),
         time: TimeBase::live(),
     };
-    let mut sensor = Sensor::new(eve, &args.config, out, realtime_ns());
+    let mut sensor = Sensor::new(
+        eve,
+        &args.config,
+        classifier,
+        Some(store),
+        out,
+        realtime_ns(),
+    );
     let mut tick = tokio::time::interval(*args.config.sensor.poll_interval.get_ref());
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     if let Some(user) = &args.user {

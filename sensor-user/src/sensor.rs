@@ -5,9 +5,13 @@
 use serde_json::{Value, json};
 
 use crate::{
-    addr, clock,
+    addr, assess,
+    classify::Classifier,
+    clock,
     config::Config,
+    criticality::Thresholds,
     devices::{DeviceTable, DeviceTotals},
+    discovery,
     eve::{Eve, SensorCounters},
     events::{self, KernelEvent},
     flows::{FlowTable, FlowTotals, Origin},
@@ -15,8 +19,9 @@ use crate::{
     kernel_maps::KernelMaps,
     output::Output,
     rules,
+    state::{Store, StoredDevice},
 };
-use sensor_common::{FlowKey, stats};
+use sensor_common::{FLOW_SERVING, FlowKey, stats};
 
 /// Kernel counters as read from the stats map.
 pub type KernelStats = [u64; stats::COUNT as usize];
@@ -27,17 +32,30 @@ pub struct Sensor {
     flows: FlowTable,
     devices: DeviceTable,
     inventory: Inventory,
+    classifier: Classifier,
+    thresholds: Thresholds,
+    store: Option<Store>,
     out: Output,
     counters: SensorCounters,
+    /// Findings of the current batch, written after the device records they concern.
+    pending: Vec<Finding>,
     started_ns: u64,
     stats_every_ns: u64,
     next_stats_ns: u64,
 }
 
 impl Sensor {
-    /// A sensor that starts at `now_ns` (epoch).
-    pub fn new(eve: Eve, config: &Config, out: Output, now_ns: u64) -> Self {
+    /// A sensor that starts at `now_ns` (epoch), keeping its inventory in `store` if given.
+    pub fn new(
+        eve: Eve,
+        config: &Config,
+        classifier: Classifier,
+        store: Option<Store>,
+        out: Output,
+        now_ns: u64,
+    ) -> Self {
         let inventory = Inventory::new(config, eve.time.to_kernel_ns(now_ns));
+        let thresholds = config.inventory.thresholds();
         let config = &config.sensor;
         let stats_every_ns = config.stats_interval.get_ref().as_nanos() as u64;
         Self {
@@ -45,8 +63,12 @@ impl Sensor {
             flows: FlowTable::new(*config.flow_report.get_ref()),
             devices: DeviceTable::default(),
             inventory,
+            classifier,
+            thresholds,
+            store,
             out,
             counters: SensorCounters::default(),
+            pending: Vec::new(),
             started_ns: now_ns,
             stats_every_ns,
             next_stats_ns: now_ns + stats_every_ns,
@@ -62,6 +84,11 @@ impl Sensor {
                 let src = addr::ip(ev.src_addr);
                 self.devices.on_seen(ev.key.mac, ev.ts_ns);
                 self.devices.on_address(ev.key.mac, src, ev.ts_ns);
+                self.devices.on_flow(
+                    ev.key.mac,
+                    addr::ip(ev.key.addr),
+                    ev.key.flags & FLOW_SERVING != 0,
+                );
                 self.flows.on_new_flow(
                     ev.key,
                     Origin {
@@ -74,16 +101,13 @@ impl Sensor {
             }
             Ok(KernelEvent::Discovery(head, frame)) => {
                 self.counters.discovery_frames += 1;
+                self.devices.on_seen(head.key.mac, head.ts_ns);
                 // Decoders meet hostile bytes: a panic in one (ours or a crate's) is a
                 // malformed frame, never a dead sensor.
-                let decoded = std::panic::catch_unwind(|| crate::discovery::dhcp::decode(&frame))
-                    .unwrap_or_else(|_| {
-                        Err(crate::discovery::dhcp::DhcpError::Malformed(
-                            "the decoder panicked".into(),
-                        ))
-                    });
+                let decoded = std::panic::catch_unwind(|| discovery::decode(&frame))
+                    .unwrap_or_else(|_| Err(discovery::DecodeError::new("decoder", "panicked")));
                 match decoded {
-                    Ok(Some(facts)) => self.devices.on_dhcp(facts, head.ts_ns),
+                    Ok(Some(d)) => self.devices.on_facts(d, head.ts_ns),
                     Ok(None) => {}
                     Err(e) => {
                         if self.counters.discovery_malformed == 0 {
@@ -105,22 +129,102 @@ impl Sensor {
         }
     }
 
-    /// The end of a batch of records: write what changed, and what the inventory says of it.
+    /// The end of a batch of records: assess what changed, write it, persist it, and
+    /// write what the inventory says of it.
     pub fn end_batch(&mut self, now_ns: u64) {
+        self.restore_fresh();
+        let mut to_assess = self.devices.take_peer_changes();
+        to_assess.extend(self.devices.changed_macs());
+        for mac in to_assess {
+            let Some(d) = self.devices.get(&mac) else {
+                continue;
+            };
+            let a = assess::assess(
+                d,
+                self.inventory.declared(&mac),
+                &self.classifier,
+                &self.thresholds,
+            );
+            if let Some(f) =
+                self.inventory
+                    .on_classified(mac, &a.observed, self.classifier.strong())
+            {
+                self.pending.push(f);
+            }
+            self.devices.assess(&mac, a);
+        }
+        let mut rows = Vec::new();
         for d in self.devices.take_changed() {
+            if let Some(f) = self.inventory.on_device(&d) {
+                self.pending.push(f);
+            }
             let declared = self.inventory.declared(&d.mac);
             let v = self.eve.device(now_ns, &d, declared);
             self.out.write(&v);
             self.counters.device_records += 1;
-            if let Some(f) = self.inventory.on_device(&d) {
-                self.write_finding(now_ns, f);
+            if self.store.is_some() {
+                rows.push(StoredDevice::from_device(
+                    &d,
+                    declared,
+                    self.inventory.reported_new(&d.mac),
+                    &self.eve.time,
+                ));
             }
         }
         for m in self.devices.take_moves() {
             if let Some(f) = self.inventory.on_move(m) {
-                self.write_finding(now_ns, f);
+                self.pending.push(f);
             }
         }
+        for f in std::mem::take(&mut self.pending) {
+            if let Finding::NewDevice(mac) = f
+                && let Some(row) = rows.iter_mut().find(|r| r.mac == addr::mac(mac))
+            {
+                row.new_device_reported = true;
+            }
+            self.write_finding(now_ns, f);
+        }
+        self.persist(&rows);
+    }
+
+    /// Devices seen for the first time in this run get back what earlier runs knew.
+    fn restore_fresh(&mut self) {
+        let Some(store) = &self.store else {
+            let _ = self.devices.take_fresh();
+            return;
+        };
+        let mut failures = Vec::new();
+        for mac in self.devices.take_fresh() {
+            match store.device(&addr::mac(mac)) {
+                Ok(Some(old)) => {
+                    if old.new_device_reported {
+                        self.inventory.already_reported_new(mac);
+                    }
+                    self.devices.restore(mac, old.first_seen_ns, old.profile);
+                }
+                Ok(None) => {}
+                Err(e) => failures.push(e),
+            }
+        }
+        for e in failures {
+            self.state_failed(&e);
+        }
+    }
+
+    fn persist(&mut self, rows: &[StoredDevice]) {
+        if let Some(store) = &mut self.store
+            && let Err(e) = store.save(rows)
+        {
+            self.state_failed(&e);
+        }
+    }
+
+    /// A state-store failure: counted, said once; the stream goes on.
+    fn state_failed(&mut self, err: &dyn std::error::Error) {
+        if self.counters.state_errors == 0 {
+            tracing::error!("state store: {err} (counted as state_errors; events continue)");
+        }
+        self.counters.state_errors += 1;
     }
 
     fn write_finding(&mut self, now_ns: u64, f: Finding) {
@@ -139,6 +243,20 @@ impl Sensor {
                 }
                 (&rules::ADDRESS_CHANGE, m.mac, meta)
             }
+            Finding::CategoryMismatch {
+                mac,
+                declared,
+                observed,
+                confidence,
+            } => (
+                &rules::CATEGORY_MISMATCH,
+                mac,
+                json!({
+                    "declared_category": [declared],
+                    "observed_category": [observed],
+                    "confidence": [format!("{confidence:.2}")],
+                }),
+            ),
         };
         let v = self.eve.alert(
             now_ns,
@@ -219,6 +337,7 @@ impl Sensor {
             "events_malformed": c.events_malformed,
             "discovery_frames": c.discovery_frames,
             "discovery_malformed": c.discovery_malformed,
+            "state_errors": c.state_errors,
             "poll_errors": c.poll_errors,
             "flows_tracked": self.flows.len(),
             "flows_evicted": self.flows.evicted,

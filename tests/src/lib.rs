@@ -1,7 +1,8 @@
-//! Test support: the skip rules, RAII guards for network namespaces and sensor processes,
+//! Test support: the skip rules, what IoT devices announce, RAII guards for network namespaces and sensor processes,
 //! the lab topology, frame builders, the eBPF program under BPF_PROG_TEST_RUN, and
 //! schema-checked parsing of the event stream.
 
+pub mod announce;
 pub mod env;
 pub mod events;
 pub mod frames;

@@ -12,6 +12,8 @@ use crate::netns::Netns;
 /// A running sensor with its stdout and stderr collected line by line.
 pub struct Sensor {
     child: Child,
+    /// The state directory when the caller gave none (removed with the guard).
+    _state: Option<crate::env::TempDir>,
     stdout: Arc<Mutex<Vec<String>>>,
     stderr: Arc<Mutex<Vec<String>>>,
     readers: Vec<std::thread::JoinHandle<()>>,
@@ -47,11 +49,16 @@ fn collect(
 
 impl Sensor {
     /// Starts `kettlewatch run --iface <iface> <extra...>` inside `ns`. With `echo`, stdout
-    /// lines are printed as they come (the demo).
+    /// lines are printed as they come (the demo). Without `--state-dir` in `extra`, the
+    /// state goes to a fresh directory of its own, never the system's.
     pub fn start(ns: &Netns, iface: &str, extra: &[&str], echo: bool) -> Self {
         let bin = crate::env::kettlewatch();
         let mut cmd = ns.cmd(bin.to_str().expect("utf-8 path"));
         cmd.args(["run", "--iface", iface]).args(extra);
+        let state = (!extra.contains(&"--state-dir")).then(crate::env::TempDir::new);
+        if let Some(s) = &state {
+            cmd.arg("--state-dir").arg(s.join("state"));
+        }
         cmd.stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .stdin(Stdio::null());
@@ -60,6 +67,7 @@ impl Sensor {
         let (stderr, h2) = collect(child.stderr.take().unwrap(), false);
         Self {
             child,
+            _state: state,
             stdout,
             stderr,
             readers: vec![h1, h2],

@@ -102,3 +102,36 @@ fn without_privileges_the_error_says_what_to_grant() {
         "{err}"
     );
 }
+
+#[test]
+fn a_bad_classification_rules_file_is_named_with_its_line() {
+    let dir = TempDir::new();
+    let rules = dir.join("my-rules.toml");
+    std::fs::write(
+        &rules,
+        "[[rule]]\nfact = \"hostname\"\nmatch = \"kw-*\"\ncategory = \"appliance\"\nweight = 2.0\n\n[[rule]]\nfact = \"hostname\"\nmatch = \"[unclosed\"\ncategory = \"light\"\nweight = 1.0\n",
+    )
+    .unwrap();
+    let cfg = dir.join("kw.toml");
+    // Relative to the configuration file.
+    std::fs::write(&cfg, "[classify]\nrules = \"my-rules.toml\"\n").unwrap();
+    let out = kw(&["check-config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{}:9:9: bad pattern", rules.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn devices_without_a_state_directory_says_so() {
+    let dir = TempDir::new();
+    let out = kw(&["devices", "--state-dir", dir.join("none").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("state.db") && err.contains("no state here yet"),
+        "{err}"
+    );
+}

@@ -9,6 +9,7 @@ use std::{
 };
 
 use kettlewatch_tests::{
+    announce,
     env::{self, TempDir},
     events,
     lab::{Lab, SERVERS_V4, SERVERS_V6},
@@ -682,4 +683,208 @@ fn taking_another_devices_address_or_a_declared_device_moving_alerts() {
     assert_eq!(moved["alert"]["metadata"]["address"][0], "198.51.100.50");
     assert!(moved["alert"]["metadata"].get("previous_mac").is_none());
     assert_eq!(moved["iot"]["device"]["name"], "lobby-camera");
+}
+
+/// Sends one datagram from device `dev`'s namespace, from `sport`.
+fn send_from(lab: &Lab, dev: usize, sport: u16, to: SocketAddr, payload: Vec<u8>) {
+    let from: IpAddr = lab.devices[dev].v4.into();
+    lab.devices[dev].ns.run(move || {
+        let s = UdpSocket::bind((from, sport)).expect("bind in device namespace");
+        s.set_broadcast(true).unwrap();
+        s.send_to(&payload, to).expect("send");
+    });
+}
+
+#[test]
+fn devices_that_announce_themselves_are_classified_and_a_declared_mismatch_alerts() {
+    if !env::have_root() || !env::have_tool("ip") {
+        return;
+    }
+    let lab = Lab::build(3);
+    // Device 0 is declared a camera; it will announce itself as a cast speaker.
+    let config = format!(
+        "{LAB_CONFIG}[[device]]\nmac = \"{}\"\nname = \"lobby-camera\"\ncategory = \"camera\"\ncriticality = \"high\"\n",
+        mac(lab.devices[0].mac)
+    );
+    let (_dir, sensor) = watch(&lab, &config, &[]);
+    send_from(
+        &lab,
+        0,
+        5353,
+        "224.0.0.251:5353".parse().unwrap(),
+        announce::mdns_cast_speaker("kitchen-speaker", "Google Home Mini"),
+    );
+    send_from(
+        &lab,
+        1,
+        40000,
+        "239.255.255.250:1900".parse().unwrap(),
+        announce::ssdp_notify(
+            "Roku/9.4.0 UPnP/1.0 Roku/9.4.0",
+            "urn:roku-com:device:player:1-0",
+            "http://198.51.100.11:8060/",
+        ),
+    );
+    send_from(
+        &lab,
+        2,
+        9999,
+        "198.51.100.255:9999".parse().unwrap(),
+        announce::kasa_sysinfo("HS110(EU)", "IOT.SMARTPLUGSWITCH", "kettle"),
+    );
+    let done = sensor.wait_for_line(
+        |l| l.contains("\"IOT.SMARTPLUGSWITCH\"") && l.contains("\"event_type\":\"device\""),
+        Duration::from_secs(10),
+    );
+    assert!(done.is_some(), "the plug's announcement arrived");
+    std::thread::sleep(Duration::from_millis(300));
+    let out = sensor.stop();
+    assert!(out.status.success(), "{}", out.stderr);
+    let evs = events::parse(&out.stdout);
+    let last = |i: usize| {
+        events::of_type(&evs, "device")
+            .into_iter()
+            .rev()
+            .find(|d| d["iot"]["device"]["mac"] == mac(lab.devices[i].mac))
+            .unwrap_or_else(|| panic!("no device event for device {i}"))["iot"]["device"]
+            .clone()
+    };
+    let cam = last(0);
+    assert_eq!(cam["category"], "camera", "the declaration wins: {cam}");
+    assert_eq!(cam["category_source"], "declared");
+    assert_eq!(cam["observed"]["category"], "speaker", "{cam}");
+    assert_eq!(cam["hostname"], "kitchen-speaker");
+    assert_eq!(cam["criticality"], "high");
+    assert!(cam["why"].as_str().unwrap().starts_with("declared high"));
+    assert_eq!(
+        cam["mdns"]["models"],
+        serde_json::json!(["Google Home Mini"])
+    );
+    let roku = last(1);
+    assert_eq!(roku["category"], "tv-media", "{roku}");
+    assert_eq!(roku["category_source"], "observed");
+    assert_eq!(roku["criticality"], "low");
+    let plug = last(2);
+    assert_eq!(plug["category"], "plug-switch", "{plug}");
+    assert_eq!(plug["kasa"]["model"], "HS110(EU)");
+    assert!(plug["confidence"].as_f64().unwrap() > 0.8);
+    let mismatch: Vec<&Value> = events::of_type(&evs, "alert")
+        .into_iter()
+        .filter(|a| a["iot"]["rule"]["id"] == "category_mismatch")
+        .collect();
+    assert_eq!(mismatch.len(), 1, "{mismatch:?}");
+    let m = mismatch[0];
+    assert_eq!(m["ether"]["src_mac"], mac(lab.devices[0].mac));
+    assert_eq!(
+        m["alert"]["metadata"]["observed_category"],
+        serde_json::json!(["speaker"])
+    );
+    assert_eq!(
+        m["alert"]["metadata"]["declared_category"],
+        serde_json::json!(["camera"])
+    );
+}
+
+fn stored_devices(state: &std::path::Path) -> Vec<Value> {
+    let out = std::process::Command::new(env::kettlewatch())
+        .args(["devices", "--json", "--state-dir"])
+        .arg(state)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_inventory_survives_kill_9_and_is_listed_while_the_sensor_runs() {
+    if !env::have_root()
+        || !env::have_tool("ip")
+        || !env::have_tool("dnsmasq")
+        || !env::have_tool("busybox")
+    {
+        return;
+    }
+    let lab = Lab::build(1);
+    let _dhcp = lab.dnsmasq();
+    let state = TempDir::new();
+    let state_dir = state.join("state");
+    let sd = state_dir.to_str().unwrap();
+    let (_dir, sensor) = watch(&lab, LAB_CONFIG, &["--state-dir", sd]);
+    let out = lab.devices[0]
+        .ns
+        .cmd("busybox")
+        .args([
+            "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "5", "-T", "1",
+        ])
+        .args(["-s", "/bin/true", "-x", "hostname:porch-light"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "udhcpc");
+    let me = mac(lab.devices[0].mac);
+    // `devices` reads the store while the sensor writes it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let stored = loop {
+        let all = stored_devices(&state_dir);
+        if let Some(d) = all
+            .into_iter()
+            .find(|d| d["mac"] == me && d["profile"]["hostname"] == "porch-light")
+        {
+            break d;
+        }
+        assert!(std::time::Instant::now() < deadline, "never stored");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(stored["category"], "light", "{stored}");
+    assert_eq!(stored["new_device_reported"], true);
+    let first = sensor.kill9();
+    assert!(
+        events::parse(&first.stdout)
+            .iter()
+            .any(|e| e["iot"]["rule"]["id"] == "new_device"),
+        "the first run reported the new device"
+    );
+    // The process is gone; the store is intact.
+    let after = stored_devices(&state_dir);
+    assert_eq!(after.iter().filter(|d| d["mac"] == me).count(), 1);
+    let table = std::process::Command::new(env::kettlewatch())
+        .args(["devices", "--state-dir", sd])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains(&me) && table.contains("porch-light"),
+        "{table}"
+    );
+
+    // A new run: the device is known, so no second new_device, and its first sight stays.
+    let (_dir2, sensor) = watch(&lab, LAB_CONFIG, &["--state-dir", sd]);
+    send_udp(&lab, 0, SocketAddr::new(SERVERS_V4[0].into(), 4242), 2, 20);
+    std::thread::sleep(Duration::from_millis(800));
+    let second = sensor.stop();
+    assert!(second.status.success(), "{}", second.stderr);
+    let evs = events::parse(&second.stdout);
+    assert!(
+        !evs.iter().any(|e| e["iot"]["rule"]["id"] == "new_device"),
+        "new_device is raised once per MAC, across restarts"
+    );
+    let dev = events::of_type(&evs, "device")
+        .into_iter()
+        .find(|d| d["iot"]["device"]["mac"] == me)
+        .expect("the device shows up again");
+    assert_eq!(
+        dev["iot"]["device"]["first_seen"],
+        sensor_user::clock::eve_timestamp(stored["first_seen_ns"].as_u64().unwrap()),
+        "first sight comes from the store"
+    );
+    assert_eq!(
+        dev["iot"]["device"]["hostname"], "porch-light",
+        "profile restored"
+    );
 }

@@ -397,32 +397,184 @@ fn a_dhcp_request_names_its_device_with_the_values_tcpdump_shows() {
 }
 
 #[test]
-fn nku_devices_are_found_with_their_vendors() {
+fn nku_devices_are_found_with_their_vendors_and_categories() {
     if !env::have_root() {
         return;
     }
     let Some(captures) = nku_captures() else {
         return;
     };
-    for (file, mac, vendor) in [
+    // Each device's whole lifecycle (setup, idle, control, update, delete), in order.
+    for (dir, mac, vendor, category) in [
         (
-            "xiaobai_Y2camera_setup.pcap",
+            "xiaobai_Y2camera_lifecycle",
             "78:df:72:24:69:4d",
             "Shanghai Imilab Technology Co.Ltd",
+            "camera",
         ),
         (
-            "xiaodu_plug_setup.pcap",
+            "xiaodu_plug_lifecycle",
             "f4:21:ae:9e:8f:cb",
             "Shanghai Xiaodu Technology Limited",
+            "plug-switch",
         ),
     ] {
-        let cap = captures.iter().find(|p| p.ends_with(file)).unwrap();
-        let evs = events::parse(&lines(&replay(&[cap])));
+        let caps: Vec<&Path> = captures
+            .iter()
+            .filter(|p| p.parent().is_some_and(|d| d.ends_with(dir)))
+            .map(PathBuf::as_path)
+            .collect();
+        assert!(caps.len() >= 7, "{dir}: {caps:?}");
+        let evs = events::parse(&lines(&replay(&caps)));
         let dev = events::of_type(&evs, "device")
             .into_iter()
+            .rev()
             .find(|d| d["iot"]["device"]["mac"] == mac)
-            .unwrap_or_else(|| panic!("{file}: no device {mac}"));
-        assert_eq!(dev["iot"]["device"]["vendor"], vendor, "{file}");
-        assert_eq!(dev["iot"]["device"]["mac_scope"], "universal");
+            .unwrap_or_else(|| panic!("{dir}: no device {mac}"));
+        let d = &dev["iot"]["device"];
+        assert_eq!(d["vendor"], vendor, "{dir}");
+        assert_eq!(d["mac_scope"], "universal");
+        assert_eq!(d["category"], category, "{dir}: {d}");
+        assert_eq!(d["category_source"], "observed");
+        let confidence = d["confidence"].as_f64().unwrap();
+        assert!((0.0..1.0).contains(&confidence) && confidence >= 0.5, "{d}");
+        // The evidence names the facts that voted, and at least one voted for the winner.
+        let evidence = d["evidence"].as_array().unwrap();
+        assert!(
+            evidence.iter().any(|e| e["category"] == category),
+            "{dir}: {evidence:?}"
+        );
+        assert!(d["why"].as_str().unwrap().starts_with(category), "{d}");
+        assert!(
+            !d["dns"].as_array().unwrap().is_empty(),
+            "names it asked for"
+        );
     }
+}
+
+/// Replays one discovery capture (with the gateway MAC when it is not a device LAN) and
+/// returns the last `iot.device` of each MAC, and the final stats.
+fn discovered(capture: &str, gateway: Option<&str>) -> Option<(BTreeMap<String, Value>, Value)> {
+    let fx = env::fixtures()?;
+    let mut cmd = Command::new(env::kettlewatch());
+    cmd.arg("replay");
+    if let Some(g) = gateway {
+        cmd.args(["--gateway-mac", g]);
+    }
+    let out = cmd.arg(fx.join("captures").join(capture)).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{capture}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let evs = events::parse(&lines(&out));
+    let devices = events::of_type(&evs, "device")
+        .into_iter()
+        .map(|d| {
+            let d = d["iot"]["device"].clone();
+            (d["mac"].as_str().unwrap().to_string(), d)
+        })
+        .collect();
+    let stats = events::of_type(&evs, "stats").last().unwrap()["stats"].clone();
+    Some((devices, stats))
+}
+
+/// The decoders behind the kernel's copy: each protocol's facts arrive on the device
+/// event with the values tcpdump or tshark show for the same capture.
+#[test]
+fn discovery_captures_give_their_facts_through_the_kernel_path() {
+    if !env::have_root() {
+        return;
+    }
+    // tcpdump's lldp_mudurl-vv.out.
+    let Some((d, st)) = discovered("tcpdump/lldp_mudurl.pcap", None) else {
+        return;
+    };
+    let sw = &d["00:23:54:c2:57:02"];
+    assert_eq!(
+        sw["mud_url"],
+        "https://imright.mud.example.com/.well-known/mud/v1/vomitv2.0"
+    );
+    assert_eq!(sw["lldp"]["system_name"], "upstairs.ofcourseimright.com");
+    assert_eq!(sw["hostname"], "upstairs.ofcourseimright.com");
+    assert_eq!(sw["lldp"]["capabilities"], serde_json::json!(["wlan-ap"]));
+    assert_eq!(sw["category"], "network", "an enabled WLAN AP: {sw}");
+    assert_eq!(st["sensor"]["discovery_malformed"], 0);
+
+    // tcpdump's dhcpv6-mud.out: a relayed solicit; the facts belong to the client.
+    let (d, _) = discovered("tcpdump/dhcpv6-mud.pcap", Some("00:23:54:c2:57:02")).unwrap();
+    let pi = &d["b8:27:eb:b8:53:c8"];
+    assert_eq!(
+        pi["dhcpv6"]["mud_url"],
+        "https://mudctl.example.com/.well-known/mud/v1/rasbp101"
+    );
+    assert_eq!(pi["mud_url"], pi["dhcpv6"]["mud_url"]);
+    assert_eq!(pi["dhcpv6"]["enterprise"], 40712);
+    assert_eq!(
+        pi["dhcpv6"]["vendor_class"],
+        "dhcpcd-6.11.5:Linux-4.1.18-v7+:armv7l:BCM2709"
+    );
+
+    // Tuya broadcasts, decrypted (values checked against Python's cryptography).
+    let (d, st) = discovered("ndpi/tuya_lp.pcap", None).unwrap();
+    let tuya = &d["dc:4f:22:bd:40:a1"];
+    assert_eq!(tuya["tuya"]["product_key"], "keyvtdmgqcsh5hug");
+    assert_eq!(tuya["tuya"]["gw_id"], "50650122dc4f22bd40a1");
+    assert_eq!(tuya["category"], "plug-switch");
+    assert_eq!(d.len(), 13, "every broadcaster is a device");
+    assert!(d.values().all(|x| x["tuya"]["version"] == "3.3"));
+    assert_eq!(st["sensor"]["discovery_malformed"], 0);
+
+    // Google devices asking TP-Link plugs for their state: controllers.
+    let (d, _) = discovered("ndpi/tplink_shp.pcap", None).unwrap();
+    assert_eq!(d.len(), 8);
+    for x in d.values() {
+        assert_eq!(x["kasa"]["controller"], true, "{x}");
+        assert_eq!(x["vendor"], "Google, Inc.");
+    }
+
+    // tshark: two MQTT CONNECTs; the password is never kept.
+    let (d, _) = discovered("ndpi/mqtt.pcap", None).unwrap();
+    let clients: Vec<&Value> = d.values().filter_map(|x| x.get("mqtt")).collect();
+    let ids: Vec<&str> = clients
+        .iter()
+        .map(|m| m["client_id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"cbaabcbabacbbbbbaaaaab") && ids.contains(&"P47775ID170W2120"),
+        "{ids:?}"
+    );
+    assert!(clients.iter().all(|m| m.get("password").is_none()));
+
+    // WS-Discovery resolves from a Windows PC; SSDP searches for DIAL receivers.
+    let (d, _) = discovered("ndpi/upnp.pcap", None).unwrap();
+    let pc = &d["18:db:f2:2f:a0:18"];
+    assert_eq!(pc["wsd"]["actions"], serde_json::json!(["Resolve"]));
+    assert_eq!(pc["category"], "computer-phone");
+    let (d, _) = discovered("ndpi/ssdp-m-search-ua.pcap", None).unwrap();
+    let phone = d.values().next().unwrap();
+    assert_eq!(
+        phone["ssdp"]["searches"],
+        serde_json::json!(["urn:dial-multiscreen-org:service:dial:1"])
+    );
+    assert!(!phone["ssdp"]["user_agents"].as_array().unwrap().is_empty());
+}
+
+/// nDPI's deliberately malformed DHCP: no crash, every undecodable frame counted.
+#[test]
+fn malformed_dhcp_is_counted_not_fatal() {
+    if !env::have_root() {
+        return;
+    }
+    let Some((_, st)) = discovered("ndpi/dhcp-fuzz.pcapng", None) else {
+        return;
+    };
+    let copied = st["kernel"]["discovery_copied"].as_u64().unwrap();
+    let frames = st["sensor"]["discovery_frames"].as_u64().unwrap();
+    assert!(copied > 0);
+    assert_eq!(frames, copied, "every copied frame reached the decoders");
+    assert!(
+        st["sensor"]["discovery_malformed"].as_u64().unwrap() > 0,
+        "{st}"
+    );
 }

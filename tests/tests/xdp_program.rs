@@ -403,9 +403,122 @@ fn non_ip_frames_count_for_the_device_only() {
             ("frames", 3),
             ("bytes", 180),
             ("non_ip", 3),
-            ("new_devices", 1)
+            ("new_devices", 1),
+            // ARP and LLDP are discovery frames; EAPOL is not.
+            ("discovery_copied", 2),
         ])
     );
+}
+
+fn tcp4_payload(dport: u16, payload: &[u8]) -> Vec<u8> {
+    cat(&[
+        &eth(GW, DEV, &[], et::IPV4),
+        &frames::ipv4(
+            DEV_V4,
+            SRV_V4,
+            proto::TCP,
+            &[],
+            0,
+            &frames::tcp(50000, dport, tcp_flags::PSH | tcp_flags::ACK, payload),
+        ),
+    ])
+}
+
+fn v6_from(src_mac: [u8; 6], next: u8, rest: &[u8]) -> Vec<u8> {
+    cat(&[
+        &eth(GW, src_mac, &[], et::IPV6),
+        &frames::ipv6(DEV_V6, SRV_V6, next, rest),
+    ])
+}
+
+#[test]
+fn discovery_frames_are_copied_whole_and_nothing_else_is() {
+    if !env::have_root() {
+        return;
+    }
+    let mut p = Program::load();
+    let pad = [0u8; 46];
+    let copied = [
+        udp4(68, 67, 548),                                          // DHCP request
+        v6_from(DEV, proto::UDP, &frames::udp(546, 547, &[1; 60])), // DHCPv6
+        udp4(40000, 53, 30),                                        // DNS query
+        udp4(5353, 5353, 200),                                      // mDNS
+        udp4(40000, 1900, 120),                                     // SSDP search
+        udp4(1900, 40001, 300),                                     // SSDP answer
+        udp4(40000, 3702, 600),                                     // WS-Discovery
+        udp4(9999, 9999, 40),                                       // TP-Link Kasa
+        udp4(49154, 6667, 188),                                     // Tuya
+        tcp4_payload(
+            1883,
+            &[0x10, 12, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60, 0, 0],
+        ), // MQTT CONNECT
+        v6_from(DEV, proto::ICMPV6, &cat(&[&frames::icmp(135, 0), &[0; 16]])), // NDP
+        cat(&[&eth([0xff; 6], DEV, &[], et::ARP), &pad]),
+        cat(&[
+            &eth([0x01, 0x80, 0xc2, 0, 0, 0x0e], DEV, &[], et::LLDP),
+            &pad,
+        ]),
+        udp4(40000, 53, 1600), // longer than the copy
+    ];
+    let ignored = [
+        udp4(40000, 443, 100),
+        tcp4_payload(1883, &[0x30, 2, 0, 0]), // MQTT PUBLISH: telemetry, not identity
+        tcp4(50001, 1883, tcp_flags::SYN),    // no payload
+        v6_from(DEV, proto::ICMPV6, &frames::icmp(128, 0)), // echo request
+        cat(&[
+            &eth([0x01, 0x80, 0xc2, 0, 0, 0x03], DEV, &[], et::EAPOL),
+            &pad,
+        ]),
+    ];
+    for f in copied.iter().chain(&ignored) {
+        assert_eq!(p.run(f), XDP_PASS);
+    }
+    let st = nonzero_stats(&p.stats());
+    assert_eq!(st["discovery_copied"], copied.len() as u64);
+    assert!(!st.contains_key("discovery_rate_limited"));
+    let records: Vec<Vec<u8>> = p
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            KernelEvent::Discovery(_, frame) => Some(frame),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(records.len(), copied.len());
+    for (got, sent) in records.iter().zip(&copied) {
+        let n = sent.len().min(sensor_common::DISCOVERY_BYTES);
+        assert_eq!(got.as_slice(), &sent[..n], "copied whole up to the bound");
+    }
+}
+
+#[test]
+fn one_device_flooding_discovery_is_limited_and_counted_and_others_get_through() {
+    if !env::have_root() {
+        return;
+    }
+    let mut p = Program::load();
+    // 40 queries within 40 ms: the burst (32) passes, the rest is counted, not copied.
+    for _ in 0..40 {
+        p.run(&udp4(40000, 53, 30));
+    }
+    let other = [0x02, 0, 0x5e, 0x10, 0, 0x18];
+    p.run(&v6_from(
+        other,
+        proto::UDP,
+        &frames::udp(40000, 53, &[0; 30]),
+    ));
+    let st = nonzero_stats(&p.stats());
+    assert_eq!(st["discovery_copied"], sensor_common::DISCOVERY_BURST + 1);
+    assert_eq!(
+        st["discovery_rate_limited"],
+        40 - sensor_common::DISCOVERY_BURST
+    );
+    let from_other = p
+        .events()
+        .into_iter()
+        .filter(|e| matches!(e, KernelEvent::Discovery(h, _) if h.key.mac == other))
+        .count();
+    assert_eq!(from_other, 1, "the flood did not starve another device");
 }
 
 #[test]

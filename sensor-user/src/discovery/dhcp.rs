@@ -5,7 +5,7 @@
 //! below found; a sensor on untrusted traffic cannot use it. The format is a fixed header
 //! and a list of (code, length, value) options (RFC 2131, RFC 2132).
 
-use super::text;
+use super::{DecodeError, text};
 
 const OP_BOOTREQUEST: u8 = 1;
 const HEADER: usize = 236;
@@ -21,51 +21,64 @@ const OPT_MUD_URL: u8 = 161;
 
 /// The facts of one DHCP request, about the client whose hardware address it carries
 /// (which is not the frame's sender when a relay forwards it).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct DhcpFacts {
-    /// Client hardware address (chaddr).
+    /// Client hardware address (chaddr): the device the facts are about, not a fact.
+    #[serde(skip)]
     pub client_mac: [u8; 6],
     /// Host name (option 12).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
     /// Vendor class identifier (option 60).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub vendor_class: Option<String>,
     /// Parameter request list (option 55), in the client's order: an OS fingerprint.
+    /// Written comma-separated, the form fingerprint databases use.
+    #[serde(with = "comma_list")]
     pub parameter_request_list: Vec<u8>,
     /// Client identifier (option 61), hex.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
     /// MUD URL (option 161).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mud_url: Option<String>,
 }
 
-/// Why a frame that should be DHCP is not.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum DhcpError {
-    /// No UDP payload to decode.
-    #[error("not an Ethernet/IP/UDP frame")]
-    NotUdp,
-    /// The payload is not a DHCP message.
-    #[error("malformed DHCP message: {0}")]
-    Malformed(String),
-    /// A hardware address that is not Ethernet.
-    #[error("client hardware address length is not 6")]
-    NotEthernet,
+/// `[1, 3, 6]` as `"1,3,6"` and back.
+mod comma_list {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        let t: Vec<String> = v.iter().map(u8::to_string).collect();
+        s.serialize_str(&t.join(","))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let t = String::deserialize(d)?;
+        t.split(',')
+            .filter(|x| !x.is_empty())
+            .map(|x| x.parse().map_err(serde::de::Error::custom))
+            .collect()
+    }
 }
 
-fn malformed(why: &str) -> DhcpError {
-    DhcpError::Malformed(why.into())
+fn malformed(why: &str) -> DecodeError {
+    DecodeError::new("dhcp", why)
 }
 
 /// Decodes a client's request from a whole frame; `Ok(None)` for server replies.
-pub fn decode(frame: &[u8]) -> Result<Option<DhcpFacts>, DhcpError> {
-    let p = etherparse::SlicedPacket::from_ethernet(frame).map_err(|_| DhcpError::NotUdp)?;
+pub fn decode(frame: &[u8]) -> Result<Option<DhcpFacts>, DecodeError> {
+    let p = etherparse::SlicedPacket::from_ethernet(frame)
+        .map_err(|_| malformed("not an Ethernet/IP/UDP frame"))?;
     let Some(etherparse::TransportSlice::Udp(udp)) = p.transport else {
-        return Err(DhcpError::NotUdp);
+        return Err(malformed("not an Ethernet/IP/UDP frame"));
     };
     decode_message(udp.payload())
 }
 
 /// Decodes a DHCP message (the UDP payload).
-pub fn decode_message(m: &[u8]) -> Result<Option<DhcpFacts>, DhcpError> {
+pub fn decode_message(m: &[u8]) -> Result<Option<DhcpFacts>, DecodeError> {
     if m.len() < HEADER + COOKIE.len() {
         return Err(malformed("shorter than the fixed header"));
     }
@@ -76,7 +89,7 @@ pub fn decode_message(m: &[u8]) -> Result<Option<DhcpFacts>, DhcpError> {
         return Ok(None);
     }
     if m[2] != 6 {
-        return Err(DhcpError::NotEthernet);
+        return Err(malformed("client hardware address length is not 6"));
     }
     let mut facts = DhcpFacts {
         client_mac: m[28..34].try_into().expect("6 bytes"),
@@ -121,22 +134,7 @@ pub fn decode_message(m: &[u8]) -> Result<Option<DhcpFacts>, DhcpError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(path: &str) -> Option<Vec<Vec<u8>>> {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/fixtures/captures")
-            .join(path);
-        if !p.exists() {
-            eprintln!("skipping: no fixture {}", p.display());
-            return None;
-        }
-        let mut cap = crate::capture::Capture::open(&p).unwrap();
-        let mut out = Vec::new();
-        while let Some(f) = cap.next_frame() {
-            out.push(f.unwrap().data);
-        }
-        Some(out)
-    }
+    use crate::discovery::fixture;
 
     /// The values tcpdump prints for the same capture (dhcp-mud.out).
     #[test]

@@ -16,6 +16,7 @@ use std::{
 use anyhow::{Result, bail};
 use clap::Parser;
 use kettlewatch_tests::{
+    announce,
     env::TempDir,
     lab::{GW_V4, Lab, SERVERS_V4, SERVERS_V6},
     proc::Sensor,
@@ -98,6 +99,14 @@ fn main() -> Result<()> {
     let st = stop.clone();
     workers.push(lab.devices[0].ns.spawn(move || {
         every(&st, |tick| {
+            // ONVIF cameras say what they are over WS-Discovery.
+            if tick % 30 == 0 {
+                udp_send(
+                    3702,
+                    "239.255.255.250:3702",
+                    announce::wsd_onvif_hello("DS-2CD2142FWD-I"),
+                );
+            }
             tcp_send(SocketAddr::new(SERVERS_V4[0].into(), 443), 1500);
             if tick % 2 == 0 {
                 udp_burst(SocketAddr::new(SERVERS_V4[0].into(), 5004), 20, 1200);
@@ -111,6 +120,14 @@ fn main() -> Result<()> {
     let st = stop.clone();
     workers.push(lab.devices[1].ns.spawn(move || {
         every(&st, |tick| {
+            // A Kasa plug answers the app's discovery broadcast.
+            if tick % 30 == 1 {
+                udp_send(
+                    9999,
+                    "198.51.100.255:9999",
+                    announce::kasa_sysinfo("HS110(EU)", "IOT.SMARTPLUGSWITCH", "kettle"),
+                );
+            }
             if tick % 3 == 0 {
                 tcp_send(SocketAddr::new(SERVERS_V4[1].into(), 8883), 200);
             }
@@ -125,8 +142,20 @@ fn main() -> Result<()> {
             if tick % 2 == 0 {
                 udp_burst(SocketAddr::new(SERVERS_V6[2].into(), 443), 5, 1000);
             }
+            // A cast speaker announces itself over mDNS and looks up its cloud.
+            if tick % 30 == 2 {
+                udp_send(
+                    5353,
+                    "224.0.0.251:5353",
+                    announce::mdns_cast_speaker("kitchen-speaker", "Google Home Mini"),
+                );
+            }
             if tick % 5 == 0 {
-                udp_burst(SocketAddr::new(GW_V4.into(), 53), 1, 40);
+                udp_send(
+                    0,
+                    &format!("{GW_V4}:53"),
+                    announce::dns_query(tick as u16, "clients3.google.com"),
+                );
             }
         })
     }));
@@ -207,5 +236,14 @@ fn udp_burst(to: SocketAddr, n: usize, bytes: usize) {
         for _ in 0..n {
             let _ = s.send_to(&vec![0x17; bytes], to);
         }
+    }
+}
+
+/// One datagram from `sport` (0: any) on every address.
+fn udp_send(sport: u16, to: &str, payload: Vec<u8>) {
+    let to: SocketAddr = to.parse().expect("address");
+    if let Ok(s) = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, sport)) {
+        let _ = s.set_broadcast(true);
+        let _ = s.send_to(&payload, to);
     }
 }

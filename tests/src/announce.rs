@@ -1,0 +1,81 @@
+//! What real IoT devices send about themselves, built as bytes for lab devices to send:
+//! an mDNS announcement, an SSDP notification, a TP-Link Kasa answer, a WS-Discovery Hello,
+//! a DNS query.
+
+use simple_dns::{
+    CLASS, Name, Packet, QCLASS, QTYPE, Question, ResourceRecord, TYPE, rdata, rdata::RData,
+};
+
+/// An mDNS announcement of a cast speaker `host` (instance, host name and TXT model).
+pub fn mdns_cast_speaker(host: &str, model: &str) -> Vec<u8> {
+    let mut p = Packet::new_reply(0);
+    let inst = format!("{host}._googlecast._tcp.local");
+    let target = format!("{host}.local");
+    let inst = Name::new_unchecked(&inst);
+    p.answers.push(ResourceRecord::new(
+        Name::new_unchecked("_googlecast._tcp.local"),
+        CLASS::IN,
+        120,
+        RData::PTR(rdata::PTR(inst.clone())),
+    ));
+    p.additional_records.push(ResourceRecord::new(
+        inst.clone(),
+        CLASS::IN,
+        120,
+        RData::SRV(rdata::SRV {
+            priority: 0,
+            weight: 0,
+            port: 8009,
+            target: Name::new_unchecked(&target),
+        }),
+    ));
+    let mut txt = rdata::TXT::new();
+    let md = format!("md={model}");
+    txt.add_string(&md).unwrap();
+    p.additional_records
+        .push(ResourceRecord::new(inst, CLASS::IN, 120, RData::TXT(txt)));
+    p.build_bytes_vec().unwrap()
+}
+
+/// A TP-Link Kasa `get_sysinfo` answer: JSON under the autokey XOR (key 171).
+pub fn kasa_sysinfo(model: &str, kind: &str, alias: &str) -> Vec<u8> {
+    let json = format!(
+        r#"{{"system":{{"get_sysinfo":{{"model":"{model}","type":"{kind}","alias":"{alias}"}}}}}}"#
+    );
+    let mut key = 171u8;
+    json.bytes()
+        .map(|b| {
+            key ^= b;
+            key
+        })
+        .collect()
+}
+
+/// An SSDP NOTIFY (ssdp:alive) with a SERVER header and a device type.
+pub fn ssdp_notify(server: &str, nt: &str, location: &str) -> Vec<u8> {
+    format!(
+        "NOTIFY * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nNT: {nt}\r\nNTS: ssdp:alive\r\n\
+         SERVER: {server}\r\nUSN: uuid:kw-lab::{nt}\r\nLOCATION: {location}\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// A WS-Discovery Hello of an ONVIF camera.
+pub fn wsd_onvif_hello(model: &str) -> Vec<u8> {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:d="http://schemas.xmlsoap.org/ws/2005/04/discovery" xmlns:dn="http://www.onvif.org/ver10/network/wsdl"><s:Header><a:Action>http://schemas.xmlsoap.org/ws/2005/04/discovery/Hello</a:Action></s:Header><s:Body><d:Hello><d:Types>dn:NetworkVideoTransmitter</d:Types><d:Scopes>onvif://www.onvif.org/type/video_encoder onvif://www.onvif.org/hardware/{model}</d:Scopes></d:Hello></s:Body></s:Envelope>"#
+    )
+    .into_bytes()
+}
+
+/// A DNS query for `name` (type A).
+pub fn dns_query(id: u16, name: &str) -> Vec<u8> {
+    let mut p = Packet::new_query(id);
+    p.questions.push(Question::new(
+        Name::new_unchecked(name),
+        QTYPE::TYPE(TYPE::A),
+        QCLASS::CLASS(CLASS::IN),
+        false,
+    ));
+    p.build_bytes_vec().unwrap()
+}
