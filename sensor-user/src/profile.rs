@@ -40,6 +40,9 @@ pub struct SsdpProfile {
     /// LOCATION URLs of its description documents.
     #[serde(skip_serializing_if = "is_empty")]
     pub locations: BTreeSet<String>,
+    /// USNs (unique service names: the device's UUID and types).
+    #[serde(skip_serializing_if = "is_empty")]
+    pub usns: BTreeSet<String>,
 }
 
 /// What WS-Discovery messages from a device said, merged.
@@ -194,7 +197,8 @@ impl Profile {
                 let b = union(&mut s.servers, f.server, MAX_ITEMS, d);
                 let c = union(&mut s.user_agents, f.user_agent, MAX_ITEMS, d);
                 let e = union(&mut s.locations, f.location, MAX_ITEMS, d);
-                a | b | c | e
+                let g = union(&mut s.usns, f.usn, MAX_ITEMS, d);
+                a | b | c | e | g
             }
             Facts::Lldp(f) => latest(&mut self.lldp, f),
             Facts::Wsd(f) => {

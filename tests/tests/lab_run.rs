@@ -888,3 +888,89 @@ fn the_inventory_survives_kill_9_and_is_listed_while_the_sensor_runs() {
         "profile restored"
     );
 }
+
+/// What hostile devices put in their names and headers reaches the stream escaped and
+/// bounded: control characters, quotes, backslashes, invalid UTF-8, 10,000 bytes.
+#[test]
+fn hostile_names_and_headers_stay_valid_bounded_json() {
+    if !env::have_root() || !env::have_tool("ip") {
+        return;
+    }
+    let lab = Lab::build(2);
+    let (_dir, sensor) = watch(&lab, LAB_CONFIG, &[]);
+    let mut name = b"evil\"\\\x00\x1b[31m\n".to_vec();
+    name.extend([0xff, 0xfe, 0xc3]);
+    name.resize(255, b'A');
+    send_from(
+        &lab,
+        0,
+        68,
+        "255.255.255.255:67".parse().unwrap(),
+        announce::dhcp_discover(lab.devices[0].mac, &name),
+    );
+    let mut server = b"Evil/1.0 \"quoted\" back\\slash \t tab ".to_vec();
+    server.extend([0xff, 0xfe]);
+    server.resize(1200, b'S');
+    let notify = |server: &[u8]| {
+        let mut m =
+            b"NOTIFY * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nNT: upnp:rootdevice\r\nSERVER: "
+                .to_vec();
+        m.extend(server);
+        m.extend(b"\r\n\r\n");
+        m
+    };
+    send_from(
+        &lab,
+        1,
+        40000,
+        "239.255.255.250:1900".parse().unwrap(),
+        notify(&server),
+    );
+    // 10,000 bytes: IP fragments; the kernel copies the first 1,536 of the first one.
+    server.resize(10_000, b'X');
+    send_from(
+        &lab,
+        1,
+        40000,
+        "239.255.255.250:1900".parse().unwrap(),
+        notify(&server),
+    );
+    let saw = sensor.wait_for_line(
+        |l| l.contains("\"servers\"") && l.contains("Evil/1.0"),
+        Duration::from_secs(10),
+    );
+    assert!(saw.is_some(), "the SSDP header reached a device event");
+    std::thread::sleep(Duration::from_millis(500));
+    let out = sensor.stop();
+    assert!(out.status.success(), "{}", out.stderr);
+    // Every line is one valid JSON object that fits the schema (whose network strings
+    // are at most 255 characters).
+    let evs = events::parse(&out.stdout);
+    let dev = |i: usize| {
+        events::of_type(&evs, "device")
+            .into_iter()
+            .rev()
+            .find(|d| d["iot"]["device"]["mac"] == mac(lab.devices[i].mac))
+            .unwrap_or_else(|| panic!("no device event for device {i}"))["iot"]["device"]
+            .clone()
+    };
+    let host = dev(0)["hostname"].as_str().unwrap().to_string();
+    assert!(host.starts_with("evil\"\\"), "{host:?}");
+    assert!(host.chars().count() <= 255);
+    assert!(!host.chars().any(char::is_control), "{host:?}");
+    assert!(
+        host.contains('\u{fffd}'),
+        "invalid UTF-8 and controls replaced: {host:?}"
+    );
+    let servers = dev(1)["ssdp"]["servers"].clone();
+    for s in servers.as_array().unwrap() {
+        let s = s.as_str().unwrap();
+        assert!(s.starts_with("Evil/1.0 \"quoted\" back\\slash"), "{s:?}");
+        assert_eq!(s.chars().count(), 255, "truncated to 255 characters");
+    }
+    let st = &events::of_type(&evs, "stats").last().unwrap()["stats"];
+    assert_eq!(
+        st["sensor"]["discovery_frames"], st["kernel"]["discovery_copied"],
+        "every copied frame was decoded or counted"
+    );
+}

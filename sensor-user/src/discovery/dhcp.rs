@@ -164,6 +164,86 @@ mod tests {
         assert_eq!(decode(&frames[1]), Ok(None));
     }
 
+    /// Requests and replies in the other DHCP captures: each request's client, host name
+    /// and parameter request list as tshark and tcpdump (dhcp-rfc4388.out,
+    /// dhcp-option-33.out) decode them; replies are the server's, not facts.
+    #[test]
+    fn option_captures_give_what_tshark_and_tcpdump_show() {
+        type Want = (
+            usize,
+            Option<(&'static str, Option<&'static str>, &'static [u8])>,
+        );
+        let rfc4388_prl: &[u8] = &[1, 28, 2, 121, 15, 6, 12, 40, 41, 42, 26, 119, 3];
+        let feanor_prl: &[u8] = &[1, 3, 6, 15, 119, 95, 252, 44, 46];
+        let cases: [(&str, Vec<Want>); 5] = [
+            (
+                "tcpdump/dhcp-rfc3004.pcap",
+                vec![
+                    (
+                        0,
+                        Some(("00:0c:29:1f:74:06", None, &[1, 28, 2, 3, 15, 6, 12])),
+                    ),
+                    (1, None),
+                    (
+                        2,
+                        Some(("00:0c:29:1f:74:06", None, &[1, 28, 2, 3, 15, 6, 12])),
+                    ),
+                    (3, None),
+                ],
+            ),
+            (
+                "charrua/dhcp.pcap",
+                vec![
+                    (0, Some(("68:5b:35:aa:29:16", Some("feanor"), feanor_prl))),
+                    (1, Some(("68:5b:35:aa:29:16", Some("feanor"), feanor_prl))),
+                    (2, None),
+                ],
+            ),
+            (
+                "charrua/dhcp2.pcap",
+                vec![
+                    (0, Some(("00:0b:82:01:fc:42", None, &[1, 3, 6, 42]))),
+                    (1, None),
+                    (2, Some(("00:0b:82:01:fc:42", None, &[1, 3, 6, 42]))),
+                    (3, None),
+                ],
+            ),
+            (
+                "tcpdump/dhcp-rfc4388.pcap",
+                vec![
+                    (0, Some(("5a:4f:34:b1:af:66", None, rfc4388_prl))),
+                    (2, None),
+                    (3, Some(("5a:4f:34:b1:af:66", None, rfc4388_prl))),
+                    (4, None),
+                    // A leasequery: a request without a parameter list.
+                    (8, Some(("5a:4f:34:b1:af:66", None, &[]))),
+                    (9, None),
+                ],
+            ),
+            (
+                "tcpdump/dhcp-option-33.pcap",
+                (0..4).map(|i| (i, None)).collect(),
+            ),
+        ];
+        for (path, wants) in cases {
+            let Some(frames) = fixture(path) else {
+                return;
+            };
+            for (i, want) in wants {
+                let got = decode(&frames[i]).unwrap_or_else(|e| panic!("{path} #{i}: {e}"));
+                let got = got.map(|f| {
+                    (
+                        crate::addr::mac(f.client_mac),
+                        f.hostname,
+                        f.parameter_request_list,
+                    )
+                });
+                let want = want.map(|(m, h, p)| (m.to_string(), h.map(str::to_string), p.to_vec()));
+                assert_eq!(got, want, "{path} frame {}", i + 1);
+            }
+        }
+    }
+
     #[test]
     fn the_fuzzed_capture_decodes_without_panicking() {
         let Some(frames) = fixture("ndpi/dhcp-fuzz.pcapng") else {

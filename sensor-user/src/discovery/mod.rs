@@ -231,6 +231,34 @@ mod tests {
     fn mutated_fixture_frames_never_panic() {
         let mut rng = fastrand::Rng::with_seed(8520);
         let mut decoded = 0;
+        // ARP and neighbour discovery, crafted (no fixture has them).
+        let mut arp = vec![0xff; 6];
+        arp.extend([2, 0, 0, 0, 0, 0xa, 0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+        arp.extend([
+            2, 0, 0, 0, 0, 0xa, 198, 51, 100, 10, 0, 0, 0, 0, 0, 0, 198, 51, 100, 1,
+        ]);
+        let mut na = vec![0x33, 0x33, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0xa, 0x86, 0xdd];
+        na.extend([0x60, 0, 0, 0, 0, 32, 58, 255]);
+        na.extend([0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xa]);
+        na.extend([0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        na.extend([136, 0, 0, 0, 0x20, 0, 0, 0]);
+        na.extend([
+            0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        ]);
+        na.extend([2, 1, 2, 0, 0, 0, 0, 0xa]);
+        for f in [&arp, &na] {
+            assert!(
+                matches!(decode(f), Ok(Some(_))),
+                "the crafted frame decodes"
+            );
+            for _ in 0..5_000 {
+                let m = mutate(&mut rng, f, 14);
+                if let Ok(Some(d)) = decode(&m) {
+                    decoded += 1;
+                    assert!(matches!(d.facts, Facts::Address(_)));
+                }
+            }
+        }
         for path in [
             "tcpdump/dhcp-mud.pcap",
             "tcpdump/dhcpv6-mud.pcap",
