@@ -5,6 +5,7 @@
 #![no_std]
 
 pub mod maps;
+pub mod policy;
 pub mod stats;
 
 /// Event kind: the first packet of a flow not yet in the flow map.
@@ -217,8 +218,14 @@ pub struct CacheSlot {
     pub valid: u8,
     /// OR of the TCP flags of the frames counted here.
     pub tcp_flags: u8,
+    /// The flow's verdict on this CPU (`policy::verdict::*`).
+    pub verdict: u8,
     /// Explicit padding, always zero.
-    pub _pad: [u8; 2],
+    pub _pad: u8,
+    /// Policy generation of `verdict`.
+    pub policy_gen: u32,
+    /// Explicit padding, always zero.
+    pub _pad2: u32,
     /// Frames since the flow took the slot (or since the last flush).
     pub packets: u64,
     /// Their bytes.
@@ -239,8 +246,12 @@ pub struct FlowCounters {
     pub last_seen_ns: u64,
     /// OR of every TCP flag byte seen.
     pub tcp_flags: u8,
+    /// `policy::verdict::*` on this CPU.
+    pub verdict: u8,
     /// Explicit padding, always zero.
-    pub _pad: [u8; 7],
+    pub _pad: [u8; 2],
+    /// Policy generation the verdict was taken under (0: none yet).
+    pub policy_gen: u32,
 }
 
 /// Device map key: a source MAC.
@@ -301,6 +312,12 @@ pub struct Event {
     pub ethertype: u16,
     /// Outer VLAN id, 0 when untagged.
     pub vlan: u16,
+    /// The new flow's verdict (`policy::verdict::*`).
+    pub verdict: u8,
+    /// Explicit padding, always zero.
+    pub _pad: [u8; 3],
+    /// Policy generation of the verdict.
+    pub policy_gen: u32,
 }
 
 /// A discovery frame: an [`Event`] header (kind [`EVENT_DISCOVERY`]) and the frame's first
@@ -322,9 +339,9 @@ const _: () = assert!(core::mem::size_of::<FlowKey>() == 28);
 const _: () = assert!(core::mem::size_of::<FlowCounters>() == 40);
 const _: () = assert!(core::mem::size_of::<DeviceKey>() == 8);
 const _: () = assert!(core::mem::size_of::<DeviceCounters>() == 56);
-const _: () = assert!(core::mem::size_of::<DiscoveryRecord>() == 72 + 8 + DISCOVERY_BYTES);
-const _: () = assert!(core::mem::size_of::<Event>() == 72);
-const _: () = assert!(core::mem::size_of::<CacheSlot>() == 48);
+const _: () = assert!(core::mem::size_of::<DiscoveryRecord>() == 80 + 8 + DISCOVERY_BYTES);
+const _: () = assert!(core::mem::size_of::<Event>() == 80);
+const _: () = assert!(core::mem::size_of::<CacheSlot>() == 56);
 const _: () = assert!(maps::FLOW_CACHE_SLOTS.is_power_of_two());
 
 #[cfg(feature = "user")]

@@ -13,8 +13,26 @@ pub const EVENTS: &str = "KW_EVENTS";
 /// Per-CPU array with one `u64`: the capture clock (ns) when replaying.
 pub const CLOCK: &str = "KW_CLOCK";
 
+/// Hash: `DeviceKey` -> `policy::DevicePolicy` (devices with a policy).
+pub const DEVICE_POLICY: &str = "KW_DEVICE_POLICY";
+/// LPM trie: `policy::AllowData` (group, destination prefix) -> `policy::AllowEntry`.
+pub const ALLOW: &str = "KW_ALLOW";
+/// Array with one `u32`: the policy generation (a flow whose verdict is older is
+/// evaluated again).
+pub const POLICY_GEN: &str = "KW_POLICY_GEN";
+
 /// Every map, for checks that the object and the constants agree.
-pub const ALL: [&str; 6] = [FLOWS, DEVICES, STATS, EVENTS, CLOCK, FLOW_CACHE];
+pub const ALL: [&str; 9] = [
+    FLOWS,
+    DEVICES,
+    STATS,
+    EVENTS,
+    CLOCK,
+    FLOW_CACHE,
+    DEVICE_POLICY,
+    ALLOW,
+    POLICY_GEN,
+];
 
 /// The XDP program on LAN ingress.
 pub const XDP_PROGRAM: &str = "kw_lan_ingress";
@@ -32,5 +50,9 @@ pub const DEFAULT_MAX_FLOWS: u32 = 65_536;
 pub const FLOW_CACHE_SLOTS: u32 = 4096;
 /// Default device-table size.
 pub const DEFAULT_MAX_DEVICES: u32 = 4_096;
+/// Default device-policy table size.
+pub const DEFAULT_MAX_POLICY_DEVICES: u32 = 4_096;
+/// Default allow-list size (entries over all groups).
+pub const DEFAULT_MAX_ALLOW: u32 = 65_536;
 /// Default ring-buffer size in bytes (power of two, multiple of the page size).
 pub const DEFAULT_RING_BYTES: u32 = 1 << 20;

@@ -55,8 +55,23 @@ pub const DISCOVERY_COPIED: u32 = 17;
 /// Discovery frames not copied because their device was over its rate.
 pub const DISCOVERY_RATE_LIMITED: u32 = 18;
 
+/// New flows (or flows re-evaluated under a new policy generation) found allowed.
+pub const VERDICT_ALLOWED: u32 = 19;
+/// ... from a device without a policy in the kernel.
+pub const VERDICT_NO_POLICY: u32 = 20;
+/// ... from a learning device.
+pub const VERDICT_LEARNING: u32 = 21;
+/// ... to an unexpected destination.
+pub const VERDICT_UNEXPECTED: u32 = 22;
+/// ... to an allowed destination on a port or protocol it is not allowed on.
+pub const VERDICT_NEW_PORT: u32 = 23;
+/// ... blocked (an enforced device's unexpected destination or port).
+pub const VERDICT_BLOCKED: u32 = 24;
+/// Frames dropped by policy (enforce mode).
+pub const DROPPED_POLICY: u32 = 25;
+
 /// Number of stats slots.
-pub const COUNT: u32 = 19;
+pub const COUNT: u32 = 26;
 
 /// The name of each slot in `stats` events, in index order.
 pub const NAMES: [&str; COUNT as usize] = [
@@ -79,4 +94,11 @@ pub const NAMES: [&str; COUNT as usize] = [
     "cache_flush_lost",
     "discovery_copied",
     "discovery_rate_limited",
+    "verdict_allowed",
+    "verdict_no_policy",
+    "verdict_learning",
+    "verdict_unexpected",
+    "verdict_new_port",
+    "verdict_blocked",
+    "dropped_policy",
 ];

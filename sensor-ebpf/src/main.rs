@@ -15,13 +15,15 @@ use aya_ebpf::{
         bpf_ktime_get_coarse_ns, bpf_ktime_get_ns, bpf_xdp_get_buff_len, bpf_xdp_load_bytes,
     },
     macros::{map, xdp},
-    maps::{LruPerCpuHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LpmTrie, LruPerCpuHashMap, PerCpuArray, RingBuf, lpm_trie::Key},
     programs::XdpContext,
 };
 use sensor_common::{
     CacheSlot, DISCOVERY_BURST, DISCOVERY_BYTES, DISCOVERY_RATE, DeviceCounters, DeviceKey,
     DiscoveryRecord, EVENT_DISCOVERY, EVENT_NEW_DEVICE, EVENT_NEW_FLOW, Event, FLOW_SERVING,
-    FlowCounters, FlowKey, discovery, maps, proto, stats, str_eq,
+    FlowCounters, FlowKey, discovery, maps,
+    policy::{AllowData, AllowEntry, DevicePolicy, GROUP_BITS, mode, verdict},
+    proto, stats, str_eq,
 };
 
 // The #[map] macro only takes literals: check them against the shared constants.
@@ -32,6 +34,9 @@ const _: () = assert!(str_eq(maps::STATS, "KW_STATS"));
 const _: () = assert!(str_eq(maps::EVENTS, "KW_EVENTS"));
 const _: () = assert!(str_eq(maps::CLOCK, "KW_CLOCK"));
 const _: () = assert!(str_eq(maps::GLOBAL_REPLAY, "KW_REPLAY"));
+const _: () = assert!(str_eq(maps::DEVICE_POLICY, "KW_DEVICE_POLICY"));
+const _: () = assert!(str_eq(maps::ALLOW, "KW_ALLOW"));
+const _: () = assert!(str_eq(maps::POLICY_GEN, "KW_POLICY_GEN"));
 
 #[map(name = "KW_FLOWS")]
 static FLOWS: LruPerCpuHashMap<FlowKey, FlowCounters> =
@@ -53,6 +58,17 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(maps::DEFAULT_RING_BYTES, 0);
 
 #[map(name = "KW_CLOCK")]
 static CLOCK: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+#[map(name = "KW_DEVICE_POLICY")]
+static DEVICE_POLICY: HashMap<DeviceKey, DevicePolicy> =
+    HashMap::with_max_entries(maps::DEFAULT_MAX_POLICY_DEVICES, 0);
+
+#[map(name = "KW_ALLOW")]
+static ALLOW: LpmTrie<AllowData, AllowEntry> =
+    LpmTrie::with_max_entries(maps::DEFAULT_MAX_ALLOW, 0);
+
+#[map(name = "KW_POLICY_GEN")]
+static POLICY_GEN: Array<u32> = Array::with_max_entries(1, 0);
 
 /// Set to 1 by the loader when replaying a capture; read-only, so the verifier prunes the
 /// branch that isn't taken.
@@ -77,9 +93,13 @@ fn bump(st: &mut Stats, idx: u32, n: u64) {
 pub fn kw_lan_ingress(ctx: XdpContext) -> u32 {
     if let Some(st) = STATS.get_ptr_mut(0) {
         // SAFETY: per-CPU value of this CPU; nothing else writes it while we run.
-        observe(&ctx, unsafe { &mut *st });
+        let st = unsafe { &mut *st };
+        if observe(&ctx, st) == verdict::BLOCKED {
+            st[stats::DROPPED_POLICY as usize] += 1;
+            return xdp_action::XDP_DROP;
+        }
     }
-    // Monitor mode never drops.
+    // Only an enforced device's unexpected flow is ever dropped.
     xdp_action::XDP_PASS
 }
 
@@ -89,8 +109,9 @@ pub fn kw_bench_pass(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS
 }
 
+/// Counts a frame; returns its flow's verdict (`UNSET` for frames in no flow).
 #[inline(always)]
-fn observe(ctx: &XdpContext, st: &mut Stats) {
+fn observe(ctx: &XdpContext, st: &mut Stats) -> u8 {
     // SAFETY: the helper only reads the context it is given.
     let len = unsafe { bpf_xdp_get_buff_len(ctx.ctx) };
     st[stats::FRAMES as usize] += 1;
@@ -98,7 +119,10 @@ fn observe(ctx: &XdpContext, st: &mut Stats) {
 
     let l2 = match parse::l2(ctx) {
         Ok(l2) => l2,
-        Err(reason) => return bump(st, reason, 1),
+        Err(reason) => {
+            bump(st, reason, 1);
+            return verdict::UNSET;
+        }
     };
     let l3 = match l2.ethertype {
         parse::ETH_P_IP => parse::ipv4(ctx, l2.l3),
@@ -109,12 +133,15 @@ fn observe(ctx: &XdpContext, st: &mut Stats) {
             if discovery::non_ip(l2.ethertype) {
                 discover(ctx, st, &l2, [0; 4], 0, 0, len);
             }
-            return;
+            return verdict::UNSET;
         }
     };
     let l3 = match l3 {
         Ok(l3) => l3,
-        Err(reason) => return bump(st, reason, 1),
+        Err(reason) => {
+            bump(st, reason, 1);
+            return verdict::UNSET;
+        }
     };
     if l2.ethertype == parse::ETH_P_IP {
         st[stats::IPV4 as usize] += 1;
@@ -124,7 +151,7 @@ fn observe(ctx: &XdpContext, st: &mut Stats) {
     if l3.fragment {
         st[stats::FRAGMENTS as usize] += 1;
     }
-    count_flow(st, &l2, &l3, len);
+    let v = count_flow(st, &l2, &l3, len);
     let copy = discovery::ip(l3.proto, l3.src_port, l3.dst_port)
         || (l3.proto == proto::TCP
             && l3.dst_port == discovery::MQTT
@@ -133,6 +160,7 @@ fn observe(ctx: &XdpContext, st: &mut Stats) {
     if copy {
         discover(ctx, st, &l2, l3.src, l3.src_port, l3.dst_port, len);
     }
+    v
 }
 
 /// Copies a discovery frame to userspace, within its device's rate. `src` is the source
@@ -201,6 +229,7 @@ fn discover(
             frame_len: len as u32,
             ethertype: l2.ethertype,
             vlan: l2.vlan,
+            ..Event::default()
         };
         (*rec).cap_len = n;
         (*rec)._pad = 0;
@@ -233,12 +262,14 @@ fn flow_key(l2: &parse::L2, l3: &parse::L3) -> FlowKey {
 
 /// Counts a frame in the flow cache when its flow holds the slot; otherwise hands the
 /// slot's counts to the flow map, counts the frame there (with the time), and gives the
-/// slot to its flow.
+/// slot to its flow. Returns the flow's verdict, taken again when the policy generation
+/// moved on, or while it is blocked (so an address allowed meanwhile gets through).
 #[inline(always)]
-fn count_flow(st: &mut Stats, l2: &parse::L2, l3: &parse::L3, len: u64) {
+fn count_flow(st: &mut Stats, l2: &parse::L2, l3: &parse::L3, len: u64) -> u8 {
     let key = flow_key(l2, l3);
+    let generation = policy_gen();
     let Some(slot) = FLOW_CACHE.get_ptr_mut(key.cache_slot()) else {
-        return count_in_map(st, l2, l3, &key, len, now_coarse());
+        return count_in_map(st, l2, l3, &key, len, now_coarse(), generation).0;
     };
     // SAFETY: per-CPU value of this CPU.
     let slot = unsafe { &mut *slot };
@@ -246,17 +277,89 @@ fn count_flow(st: &mut Stats, l2: &parse::L2, l3: &parse::L3, len: u64) {
         slot.packets += 1;
         slot.bytes += len;
         slot.tcp_flags |= l3.tcp_flags;
-        return;
+        if slot.policy_gen != generation || slot.verdict == verdict::BLOCKED {
+            let v = reevaluate(st, &key, slot.verdict);
+            slot.verdict = v;
+            slot.policy_gen = generation;
+        }
+        return slot.verdict;
     }
     if slot.valid != 0 && slot.packets != 0 {
         flush(st, slot);
     }
-    count_in_map(st, l2, l3, &key, len, now_coarse());
+    let (v, v_gen) = count_in_map(st, l2, l3, &key, len, now_coarse(), generation);
     slot.key = key;
     slot.valid = 1;
     slot.packets = 0;
     slot.bytes = 0;
     slot.tcp_flags = 0;
+    slot.verdict = v;
+    slot.policy_gen = v_gen;
+    v
+}
+
+/// The current policy generation.
+#[inline(always)]
+fn policy_gen() -> u32 {
+    POLICY_GEN.get(0).copied().unwrap_or(0)
+}
+
+/// The verdict for a flow: the device's policy mode, then the longest allow-list prefix
+/// for its group and the flow's destination, then that entry's ports.
+#[inline(always)]
+fn evaluate(key: &FlowKey) -> u8 {
+    let dk = DeviceKey {
+        mac: key.mac,
+        _pad: [0; 2],
+    };
+    // SAFETY: a plain lookup; the value is only read.
+    let Some(p) = (unsafe { DEVICE_POLICY.get(&dk) }) else {
+        return verdict::NO_POLICY;
+    };
+    if p.mode == mode::LEARN {
+        return verdict::LEARNING;
+    }
+    let k = Key::new(
+        GROUP_BITS + 128,
+        AllowData {
+            group: p.group.to_be_bytes(),
+            addr: key.addr,
+        },
+    );
+    let v = match ALLOW.get(&k) {
+        None => verdict::UNEXPECTED,
+        Some(e) if e.allows(key.port, key.proto) => verdict::ALLOWED,
+        Some(_) => verdict::NEW_PORT,
+    };
+    if v != verdict::ALLOWED && p.mode == mode::ENFORCE {
+        verdict::BLOCKED
+    } else {
+        v
+    }
+}
+
+/// Counts a verdict taken for a new flow, or a changed one.
+#[inline(always)]
+fn count_verdict(st: &mut Stats, v: u8) {
+    let idx = match v {
+        verdict::ALLOWED => stats::VERDICT_ALLOWED,
+        verdict::NO_POLICY => stats::VERDICT_NO_POLICY,
+        verdict::LEARNING => stats::VERDICT_LEARNING,
+        verdict::UNEXPECTED => stats::VERDICT_UNEXPECTED,
+        verdict::NEW_PORT => stats::VERDICT_NEW_PORT,
+        _ => stats::VERDICT_BLOCKED,
+    };
+    bump(st, idx, 1);
+}
+
+/// Takes a known flow's verdict again; counts it when it changed.
+#[inline(always)]
+fn reevaluate(st: &mut Stats, key: &FlowKey, before: u8) -> u8 {
+    let v = evaluate(key);
+    if v != before {
+        count_verdict(st, v);
+    }
+    v
 }
 
 /// Adds a cache slot's counts to its flow's entry in the flow map (this CPU's value).
@@ -269,30 +372,54 @@ fn flush(st: &mut Stats, slot: &CacheSlot) {
             c.packets += slot.packets;
             c.bytes += slot.bytes;
             c.tcp_flags |= slot.tcp_flags;
+            c.verdict = slot.verdict;
+            c.policy_gen = slot.policy_gen;
         }
         // The LRU dropped the flow while its frames waited here.
         None => st[stats::CACHE_FLUSH_LOST as usize] += slot.packets,
     }
 }
 
+/// Counts a frame in the flow map, creating the flow (with its verdict, and an event)
+/// when it is new. Returns the verdict and the generation it was taken under.
 #[inline(always)]
-fn count_in_map(st: &mut Stats, l2: &parse::L2, l3: &parse::L3, key: &FlowKey, len: u64, now: u64) {
+fn count_in_map(
+    st: &mut Stats,
+    l2: &parse::L2,
+    l3: &parse::L3,
+    key: &FlowKey,
+    len: u64,
+    now: u64,
+    generation: u32,
+) -> (u8, u32) {
     if let Some(c) = FLOWS.get_ptr_mut(key) {
         // SAFETY: per-CPU value of this CPU; nothing else writes it concurrently.
-        unsafe { bump_flow(&mut *c, len, l3.tcp_flags, now) };
-        return;
+        let c = unsafe { &mut *c };
+        bump_flow(c, len, l3.tcp_flags, now);
+        if c.policy_gen != generation
+            || c.verdict == verdict::UNSET
+            || c.verdict == verdict::BLOCKED
+        {
+            c.verdict = reevaluate(st, key, c.verdict);
+            c.policy_gen = generation;
+        }
+        return (c.verdict, c.policy_gen);
     }
+    let v = evaluate(key);
     let first = FlowCounters {
         packets: 1,
         bytes: len,
         first_seen_ns: now,
         last_seen_ns: now,
         tcp_flags: l3.tcp_flags,
-        _pad: [0; 7],
+        verdict: v,
+        _pad: [0; 2],
+        policy_gen: generation,
     };
     match FLOWS.insert(key, &first, BPF_NOEXIST as u64) {
         Ok(()) => {
             st[stats::NEW_FLOWS as usize] += 1;
+            count_verdict(st, v);
             // A device's IP traffic is the sum of its flows (userspace adds them up), so
             // the device map is only touched here, once per new flow, not per frame.
             count_device(st, l2, None, now);
@@ -311,18 +438,27 @@ fn count_in_map(st: &mut Stats, l2: &parse::L2, l3: &parse::L3, key: &FlowKey, l
                     frame_len: len as u32,
                     ethertype: l2.ethertype,
                     vlan: l2.vlan,
+                    verdict: v,
+                    _pad: [0; 3],
+                    policy_gen: generation,
                 },
             );
         }
         // Another CPU created it between our lookup and insert: count on our slot.
         Err(e) if e == -EEXIST => match FLOWS.get_ptr_mut(key) {
-            // SAFETY: as above.
-            Some(c) => unsafe { bump_flow(&mut *c, len, l3.tcp_flags, now) },
+            Some(c) => {
+                // SAFETY: as above.
+                let c = unsafe { &mut *c };
+                bump_flow(c, len, l3.tcp_flags, now);
+                c.verdict = v;
+                c.policy_gen = generation;
+            }
             // ... and the LRU already evicted it again: the frame is lost to the map.
             None => st[stats::FLOW_INSERT_FAILED as usize] += 1,
         },
         Err(_) => st[stats::FLOW_INSERT_FAILED as usize] += 1,
     }
+    (v, generation)
 }
 
 #[inline(always)]

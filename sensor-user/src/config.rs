@@ -45,6 +45,101 @@ pub struct Config {
     /// `[classify]`.
     #[serde(default)]
     pub classify: ClassifyConfig,
+    /// `[baseline]`.
+    #[serde(default)]
+    pub baseline: BaselineConfig,
+    /// `[[policy]]`: declared destination policies.
+    #[serde(default, rename = "policy")]
+    pub policies: Vec<PolicyConfig>,
+    /// `[mud]`.
+    #[serde(default)]
+    pub mud: MudConfig,
+    /// The directory of the file this came from: relative paths in it are relative to it.
+    #[serde(skip)]
+    pub base_dir: Option<std::path::PathBuf>,
+}
+
+/// A policy mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Record every destination; alert on none.
+    Learn,
+    /// Alert on unexpected destinations.
+    Monitor,
+    /// Alert on and drop unexpected destinations.
+    Enforce,
+}
+
+impl Mode {
+    /// The name in events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Learn => "learn",
+            Mode::Monitor => "monitor",
+            Mode::Enforce => "enforce",
+        }
+    }
+}
+
+/// `[baseline]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BaselineConfig {
+    /// The mode of devices without a declared policy of their own.
+    pub mode: Mode,
+    /// In learn mode: after this long, the sensor switches to monitor by itself.
+    #[serde(deserialize_with = "duration")]
+    pub learn_for: Spanned<Duration>,
+    /// Destinations every device may reach: the LAN's own prefixes. Empty: the sensor's
+    /// interface prefixes (replay: the private ranges), with multicast and broadcast.
+    pub local: Vec<Spanned<String>>,
+    /// A resolved address stays allowed this long past its DNS TTL.
+    #[serde(deserialize_with = "duration")]
+    pub dns_grace: Spanned<Duration>,
+    /// Allow-list entries in the kernel, over all devices.
+    pub max_allow_entries: u32,
+}
+
+impl Default for BaselineConfig {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Learn,
+            learn_for: Spanned::new(0..0, Duration::from_secs(24 * 3600)),
+            local: Vec::new(),
+            dns_grace: Spanned::new(0..0, Duration::from_secs(300)),
+            max_allow_entries: sensor_common::maps::DEFAULT_MAX_ALLOW,
+        }
+    }
+}
+
+/// One `[[policy]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Its name (referenced by `[[device]] policy`).
+    pub name: Spanned<String>,
+    /// Applies to devices of these categories ...
+    #[serde(default)]
+    pub categories: Vec<Spanned<String>>,
+    /// ... and to these MACs.
+    #[serde(default)]
+    pub devices: Vec<Spanned<String>>,
+    /// Allowed destinations.
+    #[serde(default)]
+    pub allow: Vec<Spanned<String>>,
+    /// A MUD file whose from-device rules it adds (relative to the config file).
+    pub mud: Option<Spanned<String>>,
+    /// Its mode (default monitor: a declared policy is meant to be checked).
+    pub mode: Option<Mode>,
+}
+
+/// `[mud]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MudConfig {
+    /// MUD files matched to devices by the MUD URL they announce.
+    pub dir: Option<std::path::PathBuf>,
 }
 
 /// `[classify]`: where classification rules come from.
@@ -122,6 +217,8 @@ pub struct DeclaredDevice {
     pub category: Option<Spanned<String>>,
     /// How much it matters.
     pub criticality: Option<Criticality>,
+    /// The name of a `[[policy]]` for it.
+    pub policy: Option<Spanned<String>>,
 }
 
 /// `[inventory]`.
@@ -228,12 +325,35 @@ impl Config {
             source,
         })?;
         let mut c = Self::parse(&text, &path.display().to_string())?;
-        if let (Some(r), Some(dir)) = (&c.classify.rules, path.parent())
-            && r.is_relative()
-        {
-            c.classify.rules = Some(dir.join(r));
+        if let Some(dir) = path.parent() {
+            if let Some(r) = &c.classify.rules
+                && r.is_relative()
+            {
+                c.classify.rules = Some(dir.join(r));
+            }
+            if let Some(m) = &c.mud.dir
+                && m.is_relative()
+            {
+                c.mud.dir = Some(dir.join(m));
+            }
+            c.base_dir = Some(dir.to_path_buf());
         }
         c.classifier()?;
+        // MUD files named by policies must import (those in [mud] dir are checked at start).
+        for p in &c.policies {
+            if let Some(m) = &p.mud {
+                let file = c.base_dir.clone().unwrap_or_default().join(m.get_ref());
+                if let Err(e) = crate::policy::mud::load(&file) {
+                    let (line, column) = line_col(&text, m.span().start);
+                    return Err(ConfigError::Invalid {
+                        path: path.display().to_string(),
+                        line,
+                        column,
+                        message: format!("policy {:?}: {e}", p.name.get_ref()),
+                    });
+                }
+            }
+        }
         Ok(c)
     }
 
@@ -296,8 +416,60 @@ impl Config {
                 "missing_after must be longer than zero".into(),
             ));
         }
+        if self.baseline.learn_for.get_ref().is_zero() {
+            return Err((
+                self.baseline.learn_for.span(),
+                "learn_for must be longer than zero".into(),
+            ));
+        }
+        for l in &self.baseline.local {
+            if l.get_ref().parse::<ipnet::IpNet>().is_err()
+                && l.get_ref().parse::<std::net::IpAddr>().is_err()
+            {
+                return Err((
+                    l.span(),
+                    format!("{:?} is not an address or prefix", l.get_ref()),
+                ));
+            }
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for p in &self.policies {
+            if !names.insert(p.name.get_ref().clone()) {
+                return Err((
+                    p.name.span(),
+                    format!("policy {:?} is defined twice", p.name.get_ref()),
+                ));
+            }
+            for a in &p.allow {
+                if let Err(e) = a.get_ref().parse::<crate::policy::allow::AllowRule>() {
+                    return Err((a.span(), e.to_string()));
+                }
+            }
+            for c in &p.categories {
+                if !CATEGORIES.contains(&c.get_ref().as_str()) {
+                    return Err((
+                        c.span(),
+                        format!(
+                            "unknown category {:?}; one of {}",
+                            c.get_ref(),
+                            CATEGORIES.join(", ")
+                        ),
+                    ));
+                }
+            }
+            for m in &p.devices {
+                if crate::addr::parse_mac(m.get_ref()).is_none() {
+                    return Err((m.span(), format!("{:?} is not a MAC address", m.get_ref())));
+                }
+            }
+        }
         let mut seen = std::collections::BTreeSet::new();
         for d in &self.devices {
+            if let Some(p) = &d.policy
+                && !names.contains(p.get_ref())
+            {
+                return Err((p.span(), format!("no [[policy]] named {:?}", p.get_ref())));
+            }
             let Some(mac) = crate::addr::parse_mac(d.mac.get_ref()) else {
                 return Err((
                     d.mac.span(),

@@ -9,11 +9,11 @@ use crate::{
     addr,
     clock::{TimeBase, eve_timestamp},
     devices::Device,
-    flows::FlowRecord,
+    flows::{FlowRecord, Origin},
     inventory::Declared,
     rules::Rule,
 };
-use sensor_common::{FLOW_SERVING, proto, stats};
+use sensor_common::{FLOW_SERVING, FlowKey, proto, stats};
 
 /// What every event shares: who wrote it, where, and how kernel time maps to wall time.
 #[derive(Clone, Debug)]
@@ -24,6 +24,34 @@ pub struct Eve {
     pub in_iface: String,
     /// Kernel time to wall time.
     pub time: TimeBase,
+}
+
+/// What a policy alert says beyond the flow and the device.
+pub struct PolicyContext<'a> {
+    /// `iot.rule.source`: declared, learned or mud.
+    pub source: &'a str,
+    /// A short list of what was expected.
+    pub expected: Vec<String>,
+    /// The DNS name the device resolved for the destination.
+    pub rrname: Option<&'a str>,
+    /// The kernel dropped it (enforce).
+    pub blocked: bool,
+    /// `alert.metadata`.
+    pub metadata: Value,
+}
+
+/// A verdict's name in events.
+pub fn verdict_name(v: u8) -> &'static str {
+    use sensor_common::policy::verdict;
+    match v {
+        verdict::ALLOWED => "allowed",
+        verdict::NO_POLICY => "no_policy",
+        verdict::LEARNING => "learning",
+        verdict::UNEXPECTED => "unexpected",
+        verdict::NEW_PORT => "new_port",
+        verdict::BLOCKED => "blocked",
+        _ => "unset",
+    }
 }
 
 /// Userspace health counters, reported in `stats` events.
@@ -63,16 +91,15 @@ impl Eve {
         eve_timestamp(self.time.to_epoch_ns(kernel_ns))
     }
 
-    /// A `flow` event.
-    pub fn flow(&self, now_ns: u64, r: &FlowRecord) -> Value {
-        let mut m = self.common("flow", now_ns);
-        let k = &r.key;
+    /// The addressing fields of a flow: `src_ip`, `src_port`, `dest_ip`, `dest_port` (or
+    /// ICMP type and code), `proto`, `community_id`, `ether`.
+    fn addressing(&self, m: &mut Map<String, Value>, k: &FlowKey, origin: Option<Origin>) {
         let peer = addr::ip(k.addr);
         let serving = k.flags & FLOW_SERVING != 0;
         let icmp = k.proto == proto::ICMP || k.proto == proto::ICMPV6;
         // EVE's src is the side that opened the conversation: the device, unless it is
         // answering on its service port, where the peer is the client.
-        let (src, src_port, dest, dest_port) = match (r.origin, serving) {
+        let (src, src_port, dest, dest_port) = match (origin, serving) {
             (Some(o), false) => (Some(o.src), o.src_port, Some(peer), k.port),
             (Some(o), true) => (Some(peer), o.dst_port, Some(o.src), k.port),
             (None, false) => (None, 0, Some(peer), k.port),
@@ -88,24 +115,32 @@ impl Eve {
             m.insert("icmp_type".into(), (k.port >> 8).into());
             m.insert("icmp_code".into(), (k.port & 0xff).into());
         } else if k.proto == proto::TCP || k.proto == proto::UDP {
-            if r.origin.is_some() {
+            if origin.is_some() {
                 m.insert("src_port".into(), src_port.into());
             }
             m.insert("dest_port".into(), dest_port.into());
         }
         m.insert("proto".into(), addr::proto_name(k.proto).into());
-        if let (Some(s), Some(d), Some(_)) = (src, dest, r.origin)
+        if let (Some(s), Some(d), Some(_)) = (src, dest, origin)
             && let Some(id) = community_id(s, d, src_port, dest_port, k.proto, icmp, k.port)
         {
             m.insert("community_id".into(), id.into());
         }
-        let device_mac = addr::mac(k.mac);
         let mut ether = Map::new();
-        ether.insert("src_mac".into(), device_mac.clone().into());
-        if let Some(o) = r.origin {
+        ether.insert("src_mac".into(), addr::mac(k.mac).into());
+        if let Some(o) = origin {
             ether.insert("dest_mac".into(), addr::mac(o.dst_mac).into());
         }
         m.insert("ether".into(), ether.into());
+    }
+
+    /// A `flow` event.
+    pub fn flow(&self, now_ns: u64, r: &FlowRecord) -> Value {
+        let mut m = self.common("flow", now_ns);
+        let k = &r.key;
+        let serving = k.flags & FLOW_SERVING != 0;
+        self.addressing(&mut m, k, r.origin);
+        let device_mac = addr::mac(k.mac);
         let (to_server, to_client) = if serving {
             ((0, 0), (r.totals.packets, r.totals.bytes))
         } else {
@@ -137,6 +172,55 @@ impl Eve {
                 },
             }),
         );
+        if let Some(o) = r.origin
+            && let Some(Value::Object(iot)) = m.get_mut("iot")
+            && let Some(Value::Object(f)) = iot.get_mut("flow")
+        {
+            f.insert("verdict".into(), verdict_name(o.verdict).into());
+            if let Some(n) = r.alert_repeats {
+                f.insert("alert_repeats".into(), n.into());
+            }
+        }
+        m.into()
+    }
+
+    /// An `alert` about a flow's destination (policy): the flow's addressing, the device,
+    /// the rule and its source, what was expected, and the name the device resolved.
+    #[allow(clippy::too_many_arguments)]
+    pub fn policy_alert(
+        &self,
+        now_ns: u64,
+        rule: &Rule,
+        key: &FlowKey,
+        origin: Option<Origin>,
+        device: Option<&Device>,
+        declared: Option<&Declared>,
+        p: &PolicyContext<'_>,
+    ) -> Value {
+        let mut m = self.common("alert", now_ns);
+        self.addressing(&mut m, key, origin);
+        m.insert(
+            "alert".into(),
+            json!({
+                "action": if p.blocked { "blocked" } else { "allowed" },
+                "gid": 1,
+                "signature_id": rule.signature_id,
+                "rev": 1,
+                "signature": rule.signature,
+                "category": rule.category,
+                "severity": rule.severity,
+                "metadata": p.metadata,
+            }),
+        );
+        let dev = self.device_object(key.mac, device, declared);
+        let mut iot = json!({
+            "device": dev,
+            "rule": {"id": rule.id, "source": p.source, "expected": p.expected},
+        });
+        if let Some(n) = p.rrname {
+            iot["dns"] = json!({ "rrname": n });
+        }
+        m.insert("iot".into(), iot);
         m.into()
     }
 
@@ -483,6 +567,7 @@ mod tests {
                 src_port: 50412,
                 dst_port: 443,
                 dst_mac: [2, 0, 0x5e, 0x10, 0, 1],
+                verdict: 0,
             }),
             totals: FlowTotals {
                 packets: 10,
@@ -491,10 +576,13 @@ mod tests {
                 last_seen_ns: 3_000_000_000,
                 tcp_flags: 0x12,
                 cached_packets: 0,
+                verdict: 0,
+                policy_gen: 0,
             },
             delta_packets: 4,
             delta_bytes: 400,
             reason: Reason::Report,
+            alert_repeats: None,
         };
         let v = valid(eve().flow(5_000_000_000, &r));
         assert_eq!(v["event_type"], "flow");
@@ -528,6 +616,7 @@ mod tests {
                 src_port: 554,
                 dst_port: 41000,
                 dst_mac: [0; 6],
+                verdict: 0,
             }),
             totals: FlowTotals {
                 packets: 3,
@@ -537,6 +626,7 @@ mod tests {
             delta_packets: 3,
             delta_bytes: 300,
             reason: Reason::Shutdown,
+            alert_repeats: None,
         };
         let v = valid(eve().flow(0, &r));
         assert_eq!(v["src_ip"], "203.0.113.5");
@@ -562,6 +652,7 @@ mod tests {
             delta_packets: 0,
             delta_bytes: 0,
             reason: Reason::Report,
+            alert_repeats: None,
         };
         let v = valid(eve().flow(0, &r));
         assert_eq!(v["icmp_type"], 8);

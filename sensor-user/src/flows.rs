@@ -20,6 +20,11 @@ pub struct FlowTotals {
     pub tcp_flags: u8,
     /// Frames among `packets` still in the kernel's flow cache: they carry no time.
     pub cached_packets: u64,
+    /// The newest verdict over CPUs (highest policy generation; the flow cache's when it
+    /// holds the flow).
+    pub verdict: u8,
+    /// Its policy generation.
+    pub policy_gen: u32,
 }
 
 impl FlowTotals {
@@ -27,6 +32,10 @@ impl FlowTotals {
     pub fn sum(per_cpu: &[FlowCounters]) -> Self {
         let mut t = Self::default();
         for c in per_cpu.iter().filter(|c| c.packets > 0) {
+            if c.verdict != 0 && (t.verdict == 0 || c.policy_gen > t.policy_gen) {
+                t.verdict = c.verdict;
+                t.policy_gen = c.policy_gen;
+            }
             t.packets += c.packets;
             t.bytes += c.bytes;
             t.tcp_flags |= c.tcp_flags;
@@ -50,6 +59,8 @@ pub struct Origin {
     pub dst_port: u16,
     /// Destination MAC of the first packet.
     pub dst_mac: [u8; 6],
+    /// The kernel's verdict on the first packet (`policy::verdict::*`).
+    pub verdict: u8,
 }
 
 /// Why a record was written.
@@ -89,6 +100,8 @@ pub struct FlowRecord {
     pub delta_bytes: u64,
     /// Why now.
     pub reason: Reason,
+    /// When its destination was alerted on: how many more flows to it came since.
+    pub alert_repeats: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -233,6 +246,7 @@ fn record(key: FlowKey, t: &mut Tracked, reason: Reason) -> FlowRecord {
         delta_packets: t.totals.packets - t.reported_packets,
         delta_bytes: t.totals.bytes.saturating_sub(t.reported_bytes),
         reason,
+        alert_repeats: None,
     };
     t.reported_packets = t.totals.packets;
     t.reported_bytes = t.totals.bytes;
@@ -262,6 +276,8 @@ mod tests {
             last_seen_ns: packets,
             tcp_flags: 0,
             cached_packets: 0,
+            verdict: 0,
+            policy_gen: 0,
         }
     }
 
@@ -273,7 +289,9 @@ mod tests {
             first_seen_ns: first,
             last_seen_ns: last,
             tcp_flags: flags,
-            _pad: [0; 7],
+            verdict: 0,
+            _pad: [0; 2],
+            policy_gen: 0,
         };
         let t = FlowTotals::sum(&[c(2, 50, 60, 0x02), c(0, 0, 0, 0), c(3, 40, 55, 0x10)]);
         assert_eq!(t.packets, 5);
@@ -343,6 +361,8 @@ mod tests {
         ft.on_poll(100 * SEC, 100 * SEC, [(key(1), totals(1))]);
         let cached = FlowTotals {
             cached_packets: 4,
+            verdict: 0,
+            policy_gen: 0,
             ..totals(5)
         };
         let r = ft.on_poll(102 * SEC, 102 * SEC, [(key(1), cached)]);
@@ -393,6 +413,7 @@ mod tests {
             src_port: 50412,
             dst_port: 443,
             dst_mac: [2, 0, 0, 0, 0, 1],
+            verdict: 0,
         };
         ft.on_new_flow(key(1), o);
         let r = ft.on_poll(100 * SEC, 100 * SEC, [(key(1), totals(1))]);
@@ -407,6 +428,7 @@ mod tests {
             src_port: 1,
             dst_port: 2,
             dst_mac: [0; 6],
+            verdict: 0,
         };
         ft.on_new_flow(key(1), o);
         assert!(ft.on_poll(100 * SEC, 100 * SEC, []).is_empty());

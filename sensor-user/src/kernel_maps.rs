@@ -115,6 +115,10 @@ impl KernelMaps {
                 t.bytes += slot.bytes;
                 t.cached_packets += slot.packets;
                 t.tcp_flags |= slot.tcp_flags;
+                if slot.policy_gen >= t.policy_gen && slot.verdict != 0 {
+                    t.verdict = slot.verdict;
+                    t.policy_gen = slot.policy_gen;
+                }
             }
         }
         Ok(flows.into_iter().collect())

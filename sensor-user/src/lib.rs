@@ -11,6 +11,7 @@
 
 pub mod addr;
 pub mod assess;
+pub mod baseline;
 pub mod capture;
 pub mod classify;
 pub mod cli;
@@ -25,8 +26,10 @@ pub mod flows;
 pub mod inventory;
 pub mod inventory_print;
 pub mod kernel_maps;
+pub mod kernel_policy;
 pub mod loader;
 pub mod output;
+pub mod policy;
 pub mod privileges;
 pub mod profile;
 pub mod replay;

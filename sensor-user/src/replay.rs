@@ -12,15 +12,17 @@ use aya::programs::{TestRun as _, TestRunOptions};
 use serde_json::json;
 
 use crate::{
-    addr,
+    addr, baseline,
     capture::{Capture, CaptureError, Frame},
     clock::TimeBase,
     config::Config,
     eve::Eve,
     kernel_maps::KernelMaps,
+    kernel_policy::PolicyMaps,
     loader::{self, MapSizes},
     output::Output,
-    sensor::Sensor,
+    policy,
+    sensor::{Sensor, Stages},
     state::Store,
 };
 
@@ -60,6 +62,39 @@ pub struct ReplayCounters {
     pub run_errors: u64,
 }
 
+/// The stages of a replay: policy over the private ranges as the local network (there is
+/// no interface to ask), state only when a directory was given.
+fn stages(
+    config: &Config,
+    classifier: crate::classify::Classifier,
+    mut store: Option<Store>,
+    maps: PolicyMaps,
+    now: u64,
+    time: &TimeBase,
+) -> Stages {
+    let baseline = match baseline::start(
+        config,
+        store.as_mut(),
+        policy::private_ranges(),
+        now,
+        time,
+        Some(maps),
+    ) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!("state store: {e}; replaying without it");
+            store = None;
+            let (engine, _) = policy::Engine::new(config, policy::private_ranges(), now, None);
+            crate::baseline::Baseline::new(engine, None)
+        }
+    };
+    Stages {
+        classifier,
+        store,
+        baseline,
+    }
+}
+
 /// Replays captures; returns the capture errors met (the stream covers what was read).
 pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
     // Open every file first, so a bad path or link type fails before any output.
@@ -97,7 +132,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
         Some(d) => Some(Store::open(d)?),
         None => None,
     };
-    let mut classifier = Some(classifier);
+    let mut stage_parts = Some((classifier, PolicyMaps::take(&mut ebpf)?));
     let mut sensor: Option<Sensor> = None;
     let mut counters = ReplayCounters::default();
     let mut errors = Vec::new();
@@ -122,8 +157,9 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
             let s = sensor.get_or_insert_with(|| {
                 next_poll = now + poll_ns;
                 let out = out.take().expect("created once");
-                let c = classifier.take().expect("created once");
-                Sensor::new(eve.clone(), &args.config, c, store.take(), out, now)
+                let (c, pm) = stage_parts.take().expect("created once");
+                let stages = stages(&args.config, c, store.take(), pm, now, &eve.time);
+                Sensor::new(eve.clone(), &args.config, stages, out, now)
             });
             if s.stats_due(now) || now >= next_poll {
                 s.poll(&maps, now);
@@ -172,14 +208,11 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
     }
     let mut s = match sensor {
         Some(s) => s,
-        None => Sensor::new(
-            eve,
-            &args.config,
-            classifier.take().expect("unused"),
-            store.take(),
-            out.take().expect("unused"),
-            now,
-        ),
+        None => {
+            let (c, pm) = stage_parts.take().expect("unused");
+            let stages = stages(&args.config, c, store.take(), pm, now, &eve.time);
+            Sensor::new(eve, &args.config, stages, out.take().expect("unused"), now)
+        }
     };
     s.poll(&maps, now);
     let k = maps.stats()?;

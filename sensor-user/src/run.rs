@@ -9,13 +9,15 @@ use tokio::{
 };
 
 use crate::{
+    baseline,
     clock::{TimeBase, realtime_ns},
     config::Config,
     eve::Eve,
     kernel_maps::KernelMaps,
+    kernel_policy::PolicyMaps,
     loader::{self, AttachMode, MapSizes},
     output::Output,
-    sensor::Sensor,
+    sensor::{Sensor, Stages},
     state::Store,
 };
 
@@ -50,12 +52,13 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     let classifier = args.config.classifier()?;
     // Opened (and its WAL created) before privileges are dropped: the directory stays
     // root's, 0700.
-    let store = Store::open(&args.state_dir)?;
+    let mut store = Store::open(&args.state_dir)?;
     tracing::info!("state in {}", store.path().display());
     let sizes = MapSizes::from(&args.config.sensor);
     let mut ebpf = loader::load(sizes, false)?;
     let (link, mode) = loader::attach(&mut ebpf, &args.iface, args.mode)?;
     let (maps, ring) = KernelMaps::take(&mut ebpf)?;
+    let policy_maps = PolicyMaps::take(&mut ebpf)?;
     // SAFETY: the ring buffer owns its fd and lives inside the AsyncFd until both drop.
     let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
         .map_err(|e| anyhow::anyhow!("watching the ring buffer: {e}"))?;
@@ -66,14 +69,21 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
         in_iface: args.iface.clone(),
         time: TimeBase::live(),
     };
-    let mut sensor = Sensor::new(
-        eve,
+    let now = realtime_ns();
+    let baseline = baseline::start(
         &args.config,
+        Some(&mut store),
+        crate::policy::interface_prefixes(&args.iface),
+        now,
+        &eve.time,
+        Some(policy_maps),
+    )?;
+    let stages = Stages {
         classifier,
-        Some(store),
-        out,
-        realtime_ns(),
-    );
+        store: Some(store),
+        baseline,
+    };
+    let mut sensor = Sensor::new(eve, &args.config, stages, out, now);
     let mut tick = tokio::time::interval(*args.config.sensor.poll_interval.get_ref());
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     if let Some(user) = &args.user {

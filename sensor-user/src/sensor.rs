@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use crate::{
     addr, assess,
+    baseline::{Baseline, PolicyAlert},
     classify::Classifier,
     clock,
     config::Config,
@@ -26,6 +27,16 @@ use sensor_common::{FLOW_SERVING, FlowKey, stats};
 /// Kernel counters as read from the stats map.
 pub type KernelStats = [u64; stats::COUNT as usize];
 
+/// The stages a driver builds before the engine: they can fail, and say why, up front.
+pub struct Stages {
+    /// Classification rules.
+    pub classifier: Classifier,
+    /// The state directory, if any.
+    pub store: Option<Store>,
+    /// Destination policy.
+    pub baseline: Baseline,
+}
+
 /// The engine.
 pub struct Sensor {
     eve: Eve,
@@ -35,6 +46,9 @@ pub struct Sensor {
     classifier: Classifier,
     thresholds: Thresholds,
     store: Option<Store>,
+    baseline: Baseline,
+    policy_alerts: Vec<PolicyAlert>,
+    stats_now: bool,
     out: Output,
     counters: SensorCounters,
     /// Findings of the current batch, written after the device records they concern.
@@ -45,15 +59,13 @@ pub struct Sensor {
 }
 
 impl Sensor {
-    /// A sensor that starts at `now_ns` (epoch), keeping its inventory in `store` if given.
-    pub fn new(
-        eve: Eve,
-        config: &Config,
-        classifier: Classifier,
-        store: Option<Store>,
-        out: Output,
-        now_ns: u64,
-    ) -> Self {
+    /// A sensor that starts at `now_ns` (epoch).
+    pub fn new(eve: Eve, config: &Config, stages: Stages, out: Output, now_ns: u64) -> Self {
+        let Stages {
+            classifier,
+            store,
+            baseline,
+        } = stages;
         let inventory = Inventory::new(config, eve.time.to_kernel_ns(now_ns));
         let thresholds = config.inventory.thresholds();
         let config = &config.sensor;
@@ -66,6 +78,9 @@ impl Sensor {
             classifier,
             thresholds,
             store,
+            baseline,
+            policy_alerts: Vec::new(),
+            stats_now: false,
             out,
             counters: SensorCounters::default(),
             pending: Vec::new(),
@@ -89,15 +104,23 @@ impl Sensor {
                     addr::ip(ev.key.addr),
                     ev.key.flags & FLOW_SERVING != 0,
                 );
-                self.flows.on_new_flow(
-                    ev.key,
-                    Origin {
-                        src,
-                        src_port: ev.src_port,
-                        dst_port: ev.dst_port,
-                        dst_mac: ev.dst_mac,
-                    },
-                );
+                let origin = Origin {
+                    src,
+                    src_port: ev.src_port,
+                    dst_port: ev.dst_port,
+                    dst_mac: ev.dst_mac,
+                    verdict: ev.verdict,
+                };
+                self.flows.on_new_flow(ev.key, origin);
+                let (category, mud_url) = self.policy_facts(&ev.key.mac).unwrap_or_default();
+                let facts = crate::policy::DeviceFacts {
+                    mac: ev.key.mac,
+                    category: category.as_deref(),
+                    mud_url: mud_url.as_deref(),
+                };
+                if let Some(a) = self.baseline.on_new_flow(ev.key, origin, &facts) {
+                    self.policy_alerts.push(a);
+                }
             }
             Ok(KernelEvent::Discovery(head, frame)) => {
                 self.counters.discovery_frames += 1;
@@ -154,6 +177,9 @@ impl Sensor {
             self.devices.assess(&mac, a);
         }
         let mut rows = Vec::new();
+        for mac in self.devices.changed_macs() {
+            self.baseline.touch(mac);
+        }
         for d in self.devices.take_changed() {
             if let Some(f) = self.inventory.on_device(&d) {
                 self.pending.push(f);
@@ -185,16 +211,72 @@ impl Sensor {
             self.write_finding(now_ns, f);
         }
         self.persist(&rows);
+        self.sync_policy(now_ns);
+    }
+
+    /// What the policy engine needs of a device: its category in effect and MUD URL.
+    fn policy_facts(&self, mac: &[u8; 6]) -> Option<(Option<String>, Option<String>)> {
+        let d = self.devices.get(mac)?;
+        let category = self
+            .inventory
+            .declared(mac)
+            .and_then(|x| x.category.clone())
+            .or_else(|| {
+                d.assessment
+                    .as_ref()
+                    .map(|a| a.observed.category.clone())
+                    .filter(|c| c != "unknown")
+            });
+        Some((category, d.profile.mud_url().map(str::to_string)))
+    }
+
+    /// Compiles the devices whose policy may have changed, writes it to the kernel, keeps
+    /// what was learned, and writes the policy alerts of the batch.
+    fn sync_policy(&mut self, now_ns: u64) {
+        let facts: std::collections::BTreeMap<[u8; 6], _> = self
+            .devices
+            .iter()
+            .filter_map(|d| Some((d.mac, self.policy_facts(&d.mac)?)))
+            .collect();
+        self.baseline.sync(|m| facts.get(m).cloned());
+        if let Some(store) = &mut self.store
+            && let Err(e) = self.baseline.persist(store, now_ns)
+        {
+            self.state_failed(&e);
+        }
+        for a in std::mem::take(&mut self.policy_alerts) {
+            let ctx = crate::eve::PolicyContext {
+                source: a.source,
+                expected: a.expected.clone(),
+                rrname: a.rrname.as_deref(),
+                blocked: a.blocked,
+                metadata: json!({}),
+            };
+            let v = self.eve.policy_alert(
+                now_ns,
+                a.rule,
+                &a.key,
+                Some(a.origin),
+                self.devices.get(&a.key.mac),
+                self.inventory.declared(&a.key.mac),
+                &ctx,
+            );
+            self.out.write(&v);
+            self.counters.alerts += 1;
+        }
     }
 
     /// Devices seen for the first time in this run get back what earlier runs knew.
     fn restore_fresh(&mut self) {
         let Some(store) = &self.store else {
-            let _ = self.devices.take_fresh();
+            for mac in self.devices.take_fresh() {
+                self.baseline.touch(mac);
+            }
             return;
         };
         let mut failures = Vec::new();
         for mac in self.devices.take_fresh() {
+            self.baseline.touch(mac);
             match store.device(&addr::mac(mac)) {
                 Ok(Some(old)) => {
                     if old.new_device_reported {
@@ -279,10 +361,14 @@ impl Sensor {
         devices: Vec<([u8; 6], DeviceTotals)>,
     ) {
         let now_kernel = self.eve.time.to_kernel_ns(now_ns);
-        let records = self.flows.on_poll(now_ns, now_kernel, flows);
+        let mut records = self.flows.on_poll(now_ns, now_kernel, flows);
         self.devices
             .on_poll(devices, &self.flows.last_seen_by_device());
+        self.baseline.annotate(&mut records);
         self.write_flows(now_ns, &records);
+        let macs: Vec<[u8; 6]> = self.devices.iter().map(|d| d.mac).collect();
+        // Learning ended: say so now, not at the next stats interval.
+        self.stats_now |= self.baseline.on_tick(now_kernel, macs.into_iter());
         self.end_batch(now_ns);
         for f in self.inventory.check_missing(now_kernel, &self.devices) {
             self.write_finding(now_ns, f);
@@ -305,6 +391,11 @@ impl Sensor {
         self.counters.poll_errors += 1;
     }
 
+    /// The policy stage.
+    pub fn baseline(&self) -> &Baseline {
+        &self.baseline
+    }
+
     fn write_flows(&mut self, now_ns: u64, records: &[crate::flows::FlowRecord]) {
         for r in records {
             let v = self.eve.flow(now_ns, r);
@@ -315,16 +406,18 @@ impl Sensor {
 
     /// Whether a `stats` event is due.
     pub fn stats_due(&self, now_ns: u64) -> bool {
-        now_ns >= self.next_stats_ns
+        now_ns >= self.next_stats_ns || self.stats_now
     }
 
     /// Writes a `stats` event; `extra` is a driver's own section (e.g. `replay`).
     pub fn write_stats(&mut self, now_ns: u64, kernel: &KernelStats, extra: Option<(&str, Value)>) {
         let uptime = now_ns.saturating_sub(self.started_ns) / 1_000_000_000;
-        let v = self
+        let mut v = self
             .eve
             .stats(now_ns, uptime, kernel, self.counters_json(), extra);
+        v["stats"]["policy"] = self.baseline.stats(&self.eve.time);
         self.out.write(&v);
+        self.stats_now = false;
         while self.next_stats_ns <= now_ns {
             self.next_stats_ns += self.stats_every_ns;
         }
@@ -355,7 +448,8 @@ impl Sensor {
 
     /// Stopping: the last records of every flow, then a final `stats` event.
     pub fn finish(&mut self, now_ns: u64, kernel: &KernelStats, extra: Option<(&str, Value)>) {
-        let records = self.flows.flush();
+        let mut records = self.flows.flush();
+        self.baseline.annotate(&mut records);
         self.write_flows(now_ns, &records);
         self.end_batch(now_ns);
         self.write_stats(now_ns, kernel, extra);

@@ -174,6 +174,12 @@ impl Store {
             .execute_batch(
                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;
                  CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+                 CREATE TABLE IF NOT EXISTS baseline (
+                     mac TEXT NOT NULL,
+                     rule TEXT NOT NULL,
+                     first_seen_ns INTEGER NOT NULL,
+                     PRIMARY KEY (mac, rule)
+                 );
                  CREATE TABLE IF NOT EXISTS devices (
                      mac TEXT PRIMARY KEY,
                      first_seen_ns INTEGER NOT NULL,
@@ -307,6 +313,68 @@ impl Store {
             }
         }
         tx.commit().map_err(sql)
+    }
+
+    /// Writes learned baseline entries (mac, allow entry) in one transaction.
+    pub fn save_learned(
+        &mut self,
+        rows: &[(String, String)],
+        now_epoch_ns: u64,
+    ) -> Result<(), StateError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let path = self.path.display().to_string();
+        let sql = |source| StateError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        {
+            let mut st = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO baseline (mac, rule, first_seen_ns) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(sql)?;
+            for (mac, rule) in rows {
+                st.execute(params![mac, rule, now_epoch_ns as i64])
+                    .map_err(sql)?;
+            }
+        }
+        tx.commit().map_err(sql)
+    }
+
+    /// Every learned entry: (mac, allow entry, first use in epoch ns), by MAC.
+    pub fn learned(&self) -> Result<Vec<(String, String, u64)>, StateError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT mac, rule, first_seen_ns FROM baseline ORDER BY mac, rule")
+            .map_err(self.sql())?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+            })
+            .map_err(self.sql())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())
+    }
+
+    /// A number kept under `key` (`learn_started_ns`, ...).
+    pub fn meta(&self, key: &str) -> Result<Option<i64>, StateError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(self.sql())
+    }
+
+    /// Keeps a number under `key`.
+    pub fn set_meta(&mut self, key: &str, value: i64) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .map(|_| ())
+            .map_err(self.sql())
     }
 
     /// The database file.

@@ -15,6 +15,7 @@ use sensor_user::{
     events::{KernelEvent, decode},
     flows::FlowTotals,
     kernel_maps::KernelMaps,
+    kernel_policy::PolicyMaps,
     loader::{self, MapSizes},
     sensor::KernelStats,
 };
@@ -26,6 +27,7 @@ pub const XDP_PASS: u32 = 2;
 pub struct Program {
     ebpf: Ebpf,
     maps: KernelMaps,
+    policy: PolicyMaps,
     ring: RingBuf<MapData>,
     clock: u64,
 }
@@ -40,9 +42,11 @@ impl Program {
     pub fn load_sized(sizes: MapSizes) -> Self {
         let mut ebpf = loader::load(sizes, true).expect("load the sensor's eBPF object");
         let (maps, ring) = KernelMaps::take(&mut ebpf).expect("maps");
+        let policy = PolicyMaps::take(&mut ebpf).expect("policy maps");
         Self {
             ebpf,
             maps,
+            policy,
             ring,
             clock: 1_000_000_000,
         }
@@ -61,6 +65,11 @@ impl Program {
         })
         .unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN on {} bytes: {e}", frame.len()))
         .return_value
+    }
+
+    /// The policy maps, to write devices' policies and allow-lists.
+    pub fn policy(&mut self) -> &mut PolicyMaps {
+        &mut self.policy
     }
 
     /// The clock value the next frame will carry.

@@ -1,0 +1,151 @@
+//! Destination policy in the kernel: which device is in which policy group and mode, the
+//! allow-list trie keyed by group and destination prefix, and the verdicts a new flow gets.
+
+/// A flow's verdict, taken once when it is created (and again when the policy
+/// generation changes), stored with its counters.
+pub mod verdict {
+    /// Not evaluated on this CPU yet.
+    pub const UNSET: u8 = 0;
+    /// The destination (and port) is on the device's allow-list.
+    pub const ALLOWED: u8 = 1;
+    /// The device has no policy in the kernel (userspace decides).
+    pub const NO_POLICY: u8 = 2;
+    /// The device is learning: allowed, and recorded by userspace.
+    pub const LEARNING: u8 = 3;
+    /// The destination is on no allow-list entry of the device.
+    pub const UNEXPECTED: u8 = 4;
+    /// The destination is allowed, but not on this port or protocol.
+    pub const NEW_PORT: u8 = 5;
+    /// Unexpected or a new port, and the device is enforced: dropped.
+    pub const BLOCKED: u8 = 6;
+}
+
+/// A device's policy mode.
+pub mod mode {
+    /// Every destination is allowed and recorded.
+    pub const LEARN: u8 = 1;
+    /// Unexpected destinations are reported.
+    pub const MONITOR: u8 = 2;
+    /// Unexpected destinations are reported and dropped.
+    pub const ENFORCE: u8 = 3;
+}
+
+/// Port rules an allow entry holds; a prefix allowed on more ports is allowed on any.
+pub const ALLOW_PORTS: usize = 8;
+
+/// Bits of the group in an [`AllowData`] key: the trie's prefix length is this plus the
+/// address prefix length (IPv4 mapped: 96 + its length).
+pub const GROUP_BITS: u32 = 32;
+
+/// Device policy map value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DevicePolicy {
+    /// Its policy group (the allow-list's first key bits).
+    pub group: u32,
+    /// `mode::*`.
+    pub mode: u8,
+    /// Explicit padding, always zero.
+    pub _pad: [u8; 3],
+}
+
+/// The data of an allow-list trie key (after the kernel's 32-bit prefix length).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AllowData {
+    /// The policy group, big-endian so the trie compares it first, whole.
+    pub group: [u8; 4],
+    /// The destination, 16 bytes, IPv4 mapped.
+    pub addr: [u8; 16],
+}
+
+/// One allowed port and protocol.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PortRule {
+    /// Destination port, 0 for any.
+    pub port: u16,
+    /// IP protocol, 0 for any.
+    pub proto: u8,
+    /// Explicit padding, always zero.
+    pub _pad: u8,
+}
+
+/// Allow-list trie value: what a prefix is allowed on. Userspace folds the rules of every
+/// covering prefix into each entry, so the longest match alone decides.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AllowEntry {
+    /// 1: any port and protocol.
+    pub any: u8,
+    /// Rules used in `rules`.
+    pub count: u8,
+    /// Explicit padding, always zero.
+    pub _pad: [u8; 2],
+    /// The port rules.
+    pub rules: [PortRule; ALLOW_PORTS],
+}
+
+impl AllowEntry {
+    /// Whether this entry allows `port` over `proto`.
+    #[inline(always)]
+    pub fn allows(&self, port: u16, proto: u8) -> bool {
+        if self.any != 0 {
+            return true;
+        }
+        let mut i = 0;
+        while i < ALLOW_PORTS {
+            if i >= self.count as usize {
+                return false;
+            }
+            let r = &self.rules[i];
+            if (r.proto == 0 || r.proto == proto) && (r.port == 0 || r.port == port) {
+                return true;
+            }
+            i += 1;
+        }
+        false
+    }
+}
+
+const _: () = assert!(core::mem::size_of::<DevicePolicy>() == 8);
+const _: () = assert!(core::mem::size_of::<AllowData>() == 20);
+const _: () = assert!(core::mem::size_of::<PortRule>() == 4);
+const _: () = assert!(core::mem::size_of::<AllowEntry>() == 4 + 4 * ALLOW_PORTS);
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: repr(C), no implicit padding (sizes asserted above), any bit pattern valid.
+    unsafe impl aya::Pod for super::DevicePolicy {}
+    unsafe impl aya::Pod for super::AllowData {}
+    unsafe impl aya::Pod for super::AllowEntry {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_match_by_rule_and_wildcard() {
+        let mut e = AllowEntry {
+            count: 2,
+            ..AllowEntry::default()
+        };
+        e.rules[0] = PortRule {
+            port: 443,
+            proto: 6,
+            _pad: 0,
+        };
+        e.rules[1] = PortRule {
+            port: 0,
+            proto: 17,
+            _pad: 0,
+        };
+        assert!(e.allows(443, 6));
+        assert!(!e.allows(80, 6));
+        assert!(e.allows(53, 17), "any UDP port");
+        assert!(!e.allows(443, 1));
+        e.any = 1;
+        assert!(e.allows(80, 6));
+    }
+}

@@ -1,0 +1,156 @@
+//! What each device was told by DNS: name -> addresses with their expiry, and back. Domain
+//! allow entries become kernel entries for exactly these addresses, and alerts name the
+//! domain a device resolved for a destination.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    net::IpAddr,
+};
+
+/// Names kept per device; the oldest expire first when a device resolves more.
+pub const MAX_NAMES_PER_DEVICE: usize = 4096;
+
+/// One answer a device received: `name` (the name it asked for, and each name of the
+/// CNAME chain) resolves to `addr` for `ttl_s` seconds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    /// The device.
+    pub mac: [u8; 6],
+    /// Names: the question, then the CNAME chain.
+    pub names: Vec<String>,
+    /// Addresses the answer gave.
+    pub addrs: Vec<IpAddr>,
+    /// The smallest TTL along the chain.
+    pub ttl_s: u32,
+}
+
+/// Per device: name -> address -> expiry (kernel ns).
+#[derive(Debug, Default)]
+pub struct Resolved {
+    by_device: HashMap<[u8; 6], BTreeMap<String, BTreeMap<IpAddr, u64>>>,
+    grace_ns: u64,
+    /// Names dropped because a device held too many.
+    pub dropped: u64,
+}
+
+impl Resolved {
+    /// `grace_ns`: how long past its TTL an address stays allowed.
+    pub fn new(grace_ns: u64) -> Self {
+        Self {
+            grace_ns,
+            ..Self::default()
+        }
+    }
+
+    /// Takes in an answer at kernel time `now`; returns whether anything new was learned
+    /// (a name or address not known before).
+    pub fn on_answer(&mut self, a: &Answer, now: u64) -> bool {
+        let expires = now + u64::from(a.ttl_s) * 1_000_000_000 + self.grace_ns;
+        let names = self.by_device.entry(a.mac).or_default();
+        let mut new = false;
+        for n in &a.names {
+            if !names.contains_key(n) && names.len() >= MAX_NAMES_PER_DEVICE {
+                self.dropped += 1;
+                continue;
+            }
+            let addrs = names.entry(n.clone()).or_default();
+            for addr in &a.addrs {
+                match addrs.insert(*addr, expires) {
+                    None => new = true,
+                    Some(old) if old > expires => {
+                        addrs.insert(*addr, old);
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        new
+    }
+
+    /// Forgets what expired before `now`; returns whether anything did.
+    pub fn expire(&mut self, now: u64) -> bool {
+        let mut any = false;
+        for names in self.by_device.values_mut() {
+            for addrs in names.values_mut() {
+                let before = addrs.len();
+                addrs.retain(|_, e| *e > now);
+                any |= addrs.len() != before;
+            }
+            names.retain(|_, a| !a.is_empty());
+        }
+        self.by_device.retain(|_, n| !n.is_empty());
+        any
+    }
+
+    /// Addresses `mac` holds for names matching `pred`.
+    pub fn addrs_for(&self, mac: &[u8; 6], pred: impl Fn(&str) -> bool) -> BTreeSet<IpAddr> {
+        self.by_device
+            .get(mac)
+            .into_iter()
+            .flatten()
+            .filter(|(n, _)| pred(n))
+            .flat_map(|(_, a)| a.keys().copied())
+            .collect()
+    }
+
+    /// The names `mac` resolved to `addr` (the question first when several).
+    pub fn names_for(&self, mac: &[u8; 6], addr: IpAddr) -> Vec<&str> {
+        self.by_device
+            .get(mac)
+            .into_iter()
+            .flatten()
+            .filter(|(_, a)| a.contains_key(&addr))
+            .map(|(n, _)| n.as_str())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const M: [u8; 6] = [2, 0, 0, 0, 0, 1];
+
+    fn answer(names: &[&str], addrs: &[&str], ttl_s: u32) -> Answer {
+        Answer {
+            mac: M,
+            names: names.iter().map(|s| s.to_string()).collect(),
+            addrs: addrs.iter().map(|s| s.parse().unwrap()).collect(),
+            ttl_s,
+        }
+    }
+
+    #[test]
+    fn addresses_expire_after_ttl_and_grace() {
+        let mut r = Resolved::new(5_000_000_000);
+        assert!(r.on_answer(&answer(&["cloud.example.com"], &["203.0.113.10"], 60), 0));
+        assert!(!r.on_answer(&answer(&["cloud.example.com"], &["203.0.113.10"], 60), 1));
+        let a = r.addrs_for(&M, |n| n == "cloud.example.com");
+        assert_eq!(a.len(), 1);
+        assert!(!r.expire(64_000_000_000), "inside TTL + grace");
+        assert!(r.expire(65_000_000_001));
+        assert!(r.addrs_for(&M, |_| true).is_empty());
+    }
+
+    #[test]
+    fn a_cname_chain_gives_every_name_the_addresses() {
+        let mut r = Resolved::new(0);
+        r.on_answer(
+            &answer(
+                &["cam.example.com", "edge.cdn.example.net"],
+                &["203.0.113.20"],
+                30,
+            ),
+            0,
+        );
+        assert_eq!(
+            r.names_for(&M, "203.0.113.20".parse().unwrap()),
+            vec!["cam.example.com", "edge.cdn.example.net"]
+        );
+        assert!(
+            r.names_for(&[9; 6], "203.0.113.20".parse().unwrap())
+                .is_empty(),
+            "per device"
+        );
+    }
+}

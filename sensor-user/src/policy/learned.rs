@@ -1,0 +1,120 @@
+//! The learned baseline: every destination a learning device used, as allow entries
+//! (by domain when the device resolved one for the address, so CDN address changes don't
+//! break it; else by address), with when it was first used.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::IpAddr,
+};
+
+use ipnet::IpNet;
+use sensor_common::proto;
+
+use super::allow::{AllowRule, Dest};
+
+/// Entries kept per device; a device using more while learning has the rest counted.
+pub const MAX_PER_DEVICE: usize = 1024;
+
+/// Learned entries per device.
+#[derive(Debug, Default)]
+pub struct Learned {
+    by_device: BTreeMap<[u8; 6], BTreeSet<AllowRule>>,
+    /// Entries not yet persisted.
+    pending: Vec<([u8; 6], AllowRule)>,
+    /// Entries not kept because a device had [`MAX_PER_DEVICE`].
+    pub dropped: u64,
+}
+
+/// The allow entry that covers one flow: the resolved name if any, the port, the protocol.
+pub fn rule_for(addr: IpAddr, port: u16, proto_nr: u8, name: Option<&str>) -> AllowRule {
+    let dest = match name {
+        Some(n) => Dest::Domain(n.to_string()),
+        None => Dest::Net(IpNet::from(addr)),
+    };
+    let icmp = proto_nr == proto::ICMP || proto_nr == proto::ICMPV6;
+    AllowRule {
+        dest,
+        port: (!icmp && port != 0).then_some(port),
+        proto: Some(if icmp { proto::ICMP } else { proto_nr }),
+    }
+}
+
+impl Learned {
+    /// Puts back entries from the state store.
+    pub fn restore(&mut self, mac: [u8; 6], rule: AllowRule) {
+        self.by_device.entry(mac).or_default().insert(rule);
+    }
+
+    /// Records a rule; returns whether it is new.
+    pub fn record(&mut self, mac: [u8; 6], rule: AllowRule) -> bool {
+        let set = self.by_device.entry(mac).or_default();
+        if set.contains(&rule) {
+            return false;
+        }
+        if set.len() >= MAX_PER_DEVICE {
+            self.dropped += 1;
+            return false;
+        }
+        set.insert(rule.clone());
+        self.pending.push((mac, rule));
+        true
+    }
+
+    /// A device's learned entries.
+    pub fn rules(&self, mac: &[u8; 6]) -> impl Iterator<Item = &AllowRule> {
+        self.by_device.get(mac).into_iter().flatten()
+    }
+
+    /// Entries over all devices.
+    pub fn len(&self) -> usize {
+        self.by_device.values().map(BTreeSet::len).sum()
+    }
+
+    /// Whether nothing was learned.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Entries recorded since the last call (to persist).
+    pub fn take_pending(&mut self) -> Vec<([u8; 6], AllowRule)> {
+        std::mem::take(&mut self.pending)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resolved_name_is_learned_instead_of_its_address() {
+        let r = rule_for(
+            "203.0.113.10".parse().unwrap(),
+            443,
+            proto::TCP,
+            Some("cloud.example.com"),
+        );
+        assert_eq!(r.to_string(), "cloud.example.com:443/tcp");
+        let r = rule_for("203.0.113.10".parse().unwrap(), 123, proto::UDP, None);
+        assert_eq!(r.to_string(), "203.0.113.10:123/udp");
+        let r = rule_for("203.0.113.10".parse().unwrap(), 8 << 8, proto::ICMP, None);
+        assert_eq!(r.to_string(), "203.0.113.10/icmp");
+    }
+
+    #[test]
+    fn entries_are_recorded_once_and_bounded() {
+        let mut l = Learned::default();
+        let m = [2, 0, 0, 0, 0, 1];
+        let r = rule_for("203.0.113.10".parse().unwrap(), 443, proto::TCP, None);
+        assert!(l.record(m, r.clone()));
+        assert!(!l.record(m, r));
+        assert_eq!(l.take_pending().len(), 1);
+        for i in 0..2000u16 {
+            l.record(
+                m,
+                rule_for("203.0.113.10".parse().unwrap(), i + 1, proto::UDP, None),
+            );
+        }
+        assert_eq!(l.rules(&m).count(), MAX_PER_DEVICE);
+        assert!(l.dropped > 0);
+    }
+}
