@@ -115,6 +115,7 @@ impl Baseline {
         let names = self.engine.resolved.names_for(&mac, dst);
         let name = names.first().map(|s| s.to_string());
         match base {
+            verdict::LEARNING if self.engine.is_local(dst) => None,
             verdict::LEARNING => {
                 let rule = learned::rule_for(dst, key.port, key.proto, name.as_deref());
                 if self.engine.learned.record(mac, rule) {

@@ -172,11 +172,16 @@ impl Eve {
                 },
             }),
         );
-        if let Some(o) = r.origin
+        // The verdict now (it changes with the policy), else the first packet's.
+        let v = match (r.totals.verdict, r.origin) {
+            (0, Some(o)) => o.verdict,
+            (v, _) => v,
+        };
+        if v != 0
             && let Some(Value::Object(iot)) = m.get_mut("iot")
             && let Some(Value::Object(f)) = iot.get_mut("flow")
         {
-            f.insert("verdict".into(), verdict_name(o.verdict).into());
+            f.insert("verdict".into(), verdict_name(v).into());
             if let Some(n) = r.alert_repeats {
                 f.insert("alert_repeats".into(), n.into());
             }

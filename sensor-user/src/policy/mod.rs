@@ -418,6 +418,11 @@ impl Engine {
     pub fn local(&self) -> &[IpNet] {
         &self.local
     }
+
+    /// Whether an address is local (always allowed, so never worth learning).
+    pub fn is_local(&self, addr: IpAddr) -> bool {
+        self.local.iter().any(|n| n.contains(&addr))
+    }
 }
 
 fn port_rule(r: &AllowRule) -> Option<PortRule> {

@@ -1,0 +1,249 @@
+//! The baseline stage in a namespace lab (sensor-user/src/baseline.rs with the kernel's
+//! verdicts): declared policies alert once per device and destination, enforce drops,
+//! learning turns into monitoring by itself.
+
+use std::{
+    net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use kettlewatch_tests::{
+    env::{self, TempDir},
+    events,
+    lab::Lab,
+    proc::Sensor,
+};
+use serde_json::Value;
+
+const FAST: &str = "[sensor]\nname = \"lab\"\npoll_interval = \"200ms\"\nflow_report = \"1s\"\nstats_interval = \"1s\"\n";
+
+fn mac(m: [u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+fn watch(lab: &Lab, config: &str) -> (TempDir, Sensor) {
+    let dir = TempDir::new();
+    let path = dir.join("kw.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut s = Sensor::start(
+        &lab.gw,
+        "lan0",
+        &["--config", path.to_str().unwrap()],
+        false,
+    );
+    s.wait_for_log("watching lan0", Duration::from_secs(30));
+    (dir, s)
+}
+
+fn udp(lab: &Lab, dev: usize, to: &str) {
+    let from: IpAddr = lab.devices[dev].v4.into();
+    let to: SocketAddr = to.parse().unwrap();
+    lab.devices[dev].ns.run(move || {
+        let s = UdpSocket::bind((from, 0)).unwrap();
+        s.send_to(b"hello", to).unwrap();
+    });
+}
+
+/// Whether a TCP connection from device `dev` to `to` is established within a second.
+fn connects(lab: &Lab, dev: usize, to: &str) -> bool {
+    let to: SocketAddr = to.parse().unwrap();
+    lab.devices[dev]
+        .ns
+        .run(move || TcpStream::connect_timeout(&to, Duration::from_secs(1)).is_ok())
+}
+
+/// TCP listeners in the lab's "internet" until dropped.
+struct Servers {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Servers {
+    fn start(lab: &Lab, addrs: &[&str]) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = addrs
+            .iter()
+            .map(|a| {
+                let a: SocketAddr = a.parse().unwrap();
+                let stop = stop.clone();
+                let (tx, rx) = std::sync::mpsc::channel();
+                let h = lab.inet.spawn(move || {
+                    let l = TcpListener::bind(a).expect("bind server");
+                    l.set_nonblocking(true).unwrap();
+                    tx.send(()).unwrap();
+                    while !stop.load(Ordering::SeqCst) {
+                        let _ = l.accept();
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                });
+                rx.recv().unwrap();
+                h
+            })
+            .collect();
+        Self { stop, threads }
+    }
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn alerts<'a>(evs: &'a [Value], id: &str) -> Vec<&'a Value> {
+    events::of_type(evs, "alert")
+        .into_iter()
+        .filter(|a| a["iot"]["rule"]["id"] == id)
+        .collect()
+}
+
+fn last_stats(evs: &[Value]) -> Value {
+    events::of_type(evs, "stats").last().unwrap()["stats"].clone()
+}
+
+#[test]
+fn a_declared_policy_alerts_once_per_device_and_destination() {
+    if !env::have_root() || !env::have_tool("ip") {
+        return;
+    }
+    let lab = Lab::build(1);
+    let me = mac(lab.devices[0].mac);
+    let config = format!(
+        "{FAST}[baseline]\nmode = \"monitor\"\n\n[[policy]]\nname = \"cams\"\ndevices = [\"{me}\"]\nallow = [\"203.0.113.10:4242/udp\"]\n"
+    );
+    let (_dir, sensor) = watch(&lab, &config);
+    udp(&lab, 0, "203.0.113.10:4242"); // allowed
+    udp(&lab, 0, "203.0.113.20:4242"); // unexpected
+    udp(&lab, 0, "203.0.113.10:5000"); // allowed address, new port
+    udp(&lab, 0, "203.0.113.20:4243"); // the same unexpected destination again
+    udp(&lab, 0, "198.51.100.1:4242"); // the gateway: the LAN is always allowed
+    std::thread::sleep(Duration::from_millis(1500));
+    let out = sensor.stop();
+    assert!(out.status.success(), "{}", out.stderr);
+    let evs = events::parse(&out.stdout);
+    let unexpected = alerts(&evs, "unexpected_destination");
+    assert_eq!(unexpected.len(), 1, "{unexpected:#?}");
+    let a = unexpected[0];
+    assert_eq!(a["dest_ip"], "203.0.113.20");
+    assert_eq!(a["dest_port"], 4242);
+    assert_eq!(a["proto"], "UDP");
+    assert_eq!(a["src_ip"], lab.devices[0].v4.to_string());
+    assert_eq!(a["ether"]["src_mac"], me);
+    assert_eq!(a["alert"]["action"], "allowed");
+    assert_eq!(a["alert"]["signature_id"], 9_100_001);
+    assert_eq!(a["iot"]["rule"]["source"], "declared");
+    assert_eq!(
+        a["iot"]["rule"]["expected"],
+        serde_json::json!(["203.0.113.10:4242/udp"])
+    );
+    assert!(a["community_id"].as_str().unwrap().starts_with("1:"));
+    let port = alerts(&evs, "new_port");
+    assert_eq!(port.len(), 1, "{port:#?}");
+    assert_eq!(
+        (port[0]["dest_ip"].as_str(), port[0]["dest_port"].as_u64()),
+        (Some("203.0.113.10"), Some(5000))
+    );
+    // The repeat is in the flow records, not another alert.
+    let repeats = events::of_type(&evs, "flow")
+        .into_iter()
+        .filter(|f| f["dest_ip"] == "203.0.113.20")
+        .filter_map(|f| f["iot"]["flow"]["alert_repeats"].as_u64())
+        .max();
+    assert_eq!(repeats, Some(1));
+    let st = last_stats(&evs);
+    assert_eq!(st["policy"]["alerts"], 2);
+    assert_eq!(st["policy"]["repeats"], 1);
+}
+
+#[test]
+fn enforce_blocks_the_unexpected_connection_and_counts_the_drops() {
+    if !env::have_root() || !env::have_tool("ip") {
+        return;
+    }
+    let lab = Lab::build(1);
+    let _servers = Servers::start(&lab, &["203.0.113.10:7000", "203.0.113.20:7000"]);
+    let me = mac(lab.devices[0].mac);
+    let config = format!(
+        "{FAST}[[policy]]\nname = \"locked\"\ndevices = [\"{me}\"]\nmode = \"enforce\"\nallow = [\"203.0.113.10:7000/tcp\"]\n"
+    );
+    let (_dir, sensor) = watch(&lab, &config);
+    // The device's first frame makes it known; its policy is in the kernel a moment later.
+    udp(&lab, 0, "198.51.100.1:9");
+    let ready = sensor.wait_for_line(
+        |l| l.contains("\"event_type\":\"device\""),
+        Duration::from_secs(5),
+    );
+    assert!(ready.is_some());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(connects(&lab, 0, "203.0.113.10:7000"), "allowed");
+    assert!(
+        !connects(&lab, 0, "203.0.113.20:7000"),
+        "blocked in the kernel"
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    let out = sensor.stop();
+    assert!(out.status.success(), "{}", out.stderr);
+    let evs = events::parse(&out.stdout);
+    let st = last_stats(&evs);
+    let dropped = st["kernel"]["dropped_policy"].as_u64().unwrap();
+    assert!(dropped >= 1, "the SYN at least: {dropped}");
+    let a = alerts(&evs, "unexpected_destination");
+    assert_eq!(a.len(), 1, "{a:#?}");
+    assert_eq!(a[0]["alert"]["action"], "blocked");
+    assert_eq!(a[0]["dest_ip"], "203.0.113.20");
+}
+
+#[test]
+fn learning_turns_into_monitoring_and_only_new_destinations_alert() {
+    if !env::have_root() || !env::have_tool("ip") {
+        return;
+    }
+    let lab = Lab::build(1);
+    let config = format!("{FAST}[baseline]\nmode = \"learn\"\nlearn_for = \"2s\"\n");
+    let (_dir, sensor) = watch(&lab, &config);
+    udp(&lab, 0, "203.0.113.10:4242");
+    udp(&lab, 0, "203.0.113.30:123");
+    let switched = sensor.wait_for_line(
+        |l| l.contains("\"event_type\":\"stats\"") && l.contains("\"mode\":\"monitor\""),
+        Duration::from_secs(10),
+    );
+    assert!(switched.is_some(), "a stats event says learning ended");
+    udp(&lab, 0, "203.0.113.10:4242"); // learned
+    udp(&lab, 0, "203.0.113.20:4242"); // new
+    std::thread::sleep(Duration::from_millis(1500));
+    let out = sensor.stop();
+    assert!(out.status.success(), "{}", out.stderr);
+    let evs = events::parse(&out.stdout);
+    let a = alerts(&evs, "unexpected_destination");
+    assert_eq!(a.len(), 1, "{a:#?}");
+    assert_eq!(a[0]["dest_ip"], "203.0.113.20");
+    assert_eq!(a[0]["iot"]["rule"]["source"], "learned");
+    let expected: Vec<&str> = a[0]["iot"]["rule"]["expected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        expected.contains(&"203.0.113.10:4242/udp") && expected.contains(&"203.0.113.30:123/udp"),
+        "{expected:?}"
+    );
+    // The learned destination's flow is allowed now.
+    let learned = events::of_type(&evs, "flow")
+        .into_iter()
+        .rev()
+        .find(|f| f["dest_ip"] == "203.0.113.10")
+        .unwrap();
+    assert_eq!(learned["iot"]["flow"]["verdict"], "allowed", "{learned}");
+    assert_eq!(last_stats(&evs)["policy"]["learned_entries"], 2);
+}
