@@ -15,6 +15,9 @@ pub const EVENT_NEW_DEVICE: u8 = 2;
 /// Event kind: a discovery frame (see [`discovery`]), copied for userspace decoding in a
 /// [`DiscoveryRecord`].
 pub const EVENT_DISCOVERY: u8 = 3;
+/// Event kind: a DNS answer the gateway sent a device (LAN egress), in a
+/// [`DiscoveryRecord`] whose `key.mac` is the device.
+pub const EVENT_DNS_ANSWER: u8 = 4;
 
 /// Which frames are discovery frames: what a device says about itself (its name, vendor,
 /// services, addresses). One definition for the kernel, which copies them, and userspace,

@@ -37,6 +37,9 @@ pub const ALL: [&str; 9] = [
 /// The XDP program on LAN ingress.
 pub const XDP_PROGRAM: &str = "kw_lan_ingress";
 
+/// The TC program on LAN egress: DNS answers the gateway sends devices.
+pub const EGRESS_PROGRAM: &str = "kw_lan_egress";
+
 /// An empty XDP program in the same object: the benchmarks' baseline.
 pub const BENCH_PASS_PROGRAM: &str = "kw_bench_pass";
 

@@ -70,8 +70,13 @@ pub const VERDICT_BLOCKED: u32 = 24;
 /// Frames dropped by policy (enforce mode).
 pub const DROPPED_POLICY: u32 = 25;
 
+/// Frames the egress program saw (what the gateway sent to the LAN; not in `FRAMES`).
+pub const EGRESS_FRAMES: u32 = 26;
+/// DNS answers to devices copied to userspace.
+pub const DNS_ANSWERS_COPIED: u32 = 27;
+
 /// Number of stats slots.
-pub const COUNT: u32 = 26;
+pub const COUNT: u32 = 28;
 
 /// The name of each slot in `stats` events, in index order.
 pub const NAMES: [&str; COUNT as usize] = [
@@ -101,4 +106,6 @@ pub const NAMES: [&str; COUNT as usize] = [
     "verdict_new_port",
     "verdict_blocked",
     "dropped_policy",
+    "egress_frames",
+    "dns_answers_copied",
 ];

@@ -7,6 +7,7 @@
 #![no_std]
 #![no_main]
 
+mod egress;
 mod parse;
 
 use aya_ebpf::{
@@ -51,10 +52,10 @@ static DEVICES: LruPerCpuHashMap<DeviceKey, DeviceCounters> =
     LruPerCpuHashMap::with_max_entries(maps::DEFAULT_MAX_DEVICES, 0);
 
 #[map(name = "KW_STATS")]
-static STATS: PerCpuArray<Stats> = PerCpuArray::with_max_entries(1, 0);
+pub(crate) static STATS: PerCpuArray<Stats> = PerCpuArray::with_max_entries(1, 0);
 
 #[map(name = "KW_EVENTS")]
-static EVENTS: RingBuf = RingBuf::with_byte_size(maps::DEFAULT_RING_BYTES, 0);
+pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(maps::DEFAULT_RING_BYTES, 0);
 
 #[map(name = "KW_CLOCK")]
 static CLOCK: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
@@ -78,7 +79,7 @@ static KW_REPLAY: u8 = 0;
 const EEXIST: i32 = 17;
 
 /// This CPU's counters, looked up once per frame.
-type Stats = [u64; stats::COUNT as usize];
+pub(crate) type Stats = [u64; stats::COUNT as usize];
 
 #[inline(always)]
 fn bump(st: &mut Stats, idx: u32, n: u64) {
@@ -564,7 +565,7 @@ fn now_coarse() -> u64 {
 
 /// Time for events: precise, so userspace can measure alert latency.
 #[inline(always)]
-fn now_precise() -> u64 {
+pub(crate) fn now_precise() -> u64 {
     if replaying() {
         return capture_clock();
     }

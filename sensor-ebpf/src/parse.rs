@@ -2,7 +2,7 @@
 //! bounded loop), then the TCP/UDP/ICMP header. Every read is bounds-checked against
 //! `data_end`; a failure names the stats slot that counts it.
 
-use aya_ebpf::programs::XdpContext;
+use aya_ebpf::programs::{TcContext, XdpContext};
 use sensor_common::{proto, stats};
 
 /// EtherType of IPv4.
@@ -41,8 +41,38 @@ pub struct L3 {
     pub payload: usize,
 }
 
+/// A frame the parser can read directly: XDP on ingress, TC on egress.
+pub trait Packet {
+    /// Start of the frame's linear data.
+    fn data(&self) -> usize;
+    /// End of it.
+    fn data_end(&self) -> usize;
+}
+
+impl Packet for XdpContext {
+    #[inline(always)]
+    fn data(&self) -> usize {
+        XdpContext::data(self)
+    }
+    #[inline(always)]
+    fn data_end(&self) -> usize {
+        XdpContext::data_end(self)
+    }
+}
+
+impl Packet for TcContext {
+    #[inline(always)]
+    fn data(&self) -> usize {
+        TcContext::data(self)
+    }
+    #[inline(always)]
+    fn data_end(&self) -> usize {
+        TcContext::data_end(self)
+    }
+}
+
 #[inline(always)]
-fn bytes<const N: usize>(ctx: &XdpContext, off: usize) -> Option<&[u8; N]> {
+fn bytes<const N: usize, C: Packet>(ctx: &C, off: usize) -> Option<&[u8; N]> {
     let start = ctx.data();
     // The mask keeps the offset provably bounded for the verifier; no frame we parse is
     // anywhere near 64 KiB deep.
@@ -61,8 +91,8 @@ fn be16(b: &[u8], i: usize) -> u16 {
 
 /// Ethernet and VLAN tags.
 #[inline(always)]
-pub fn l2(ctx: &XdpContext) -> Result<L2, u32> {
-    let eth = bytes::<ETH_HLEN>(ctx, 0).ok_or(stats::ERR_TRUNCATED_L2)?;
+pub fn l2<C: Packet>(ctx: &C) -> Result<L2, u32> {
+    let eth = bytes::<ETH_HLEN, C>(ctx, 0).ok_or(stats::ERR_TRUNCATED_L2)?;
     let mut dst_mac = [0u8; 6];
     let mut src_mac = [0u8; 6];
     dst_mac.copy_from_slice(&eth[0..6]);
@@ -74,7 +104,7 @@ pub fn l2(ctx: &XdpContext) -> Result<L2, u32> {
         if ethertype != ETH_P_8021Q && ethertype != ETH_P_8021AD {
             break;
         }
-        let tag = bytes::<4>(ctx, l3).ok_or(stats::ERR_TRUNCATED_L2)?;
+        let tag = bytes::<4, C>(ctx, l3).ok_or(stats::ERR_TRUNCATED_L2)?;
         if vlan == 0 {
             vlan = be16(tag, 0) & 0x0fff;
         }
@@ -95,8 +125,8 @@ pub fn l2(ctx: &XdpContext) -> Result<L2, u32> {
 
 /// IPv4 header, then the transport header.
 #[inline(always)]
-pub fn ipv4(ctx: &XdpContext, off: usize) -> Result<L3, u32> {
-    let ip = bytes::<20>(ctx, off).ok_or(stats::ERR_TRUNCATED_L3)?;
+pub fn ipv4<C: Packet>(ctx: &C, off: usize) -> Result<L3, u32> {
+    let ip = bytes::<20, C>(ctx, off).ok_or(stats::ERR_TRUNCATED_L3)?;
     if ip[0] >> 4 != 4 {
         return Err(stats::ERR_UNSUPPORTED);
     }
@@ -127,8 +157,8 @@ pub fn ipv4(ctx: &XdpContext, off: usize) -> Result<L3, u32> {
 
 /// IPv6 header, extension headers, then the transport header.
 #[inline(always)]
-pub fn ipv6(ctx: &XdpContext, off: usize) -> Result<L3, u32> {
-    let ip = bytes::<40>(ctx, off).ok_or(stats::ERR_TRUNCATED_L3)?;
+pub fn ipv6<C: Packet>(ctx: &C, off: usize) -> Result<L3, u32> {
+    let ip = bytes::<40, C>(ctx, off).ok_or(stats::ERR_TRUNCATED_L3)?;
     if ip[0] >> 4 != 6 {
         return Err(stats::ERR_UNSUPPORTED);
     }
@@ -142,13 +172,13 @@ pub fn ipv6(ctx: &XdpContext, off: usize) -> Result<L3, u32> {
         let hlen = match next {
             // Hop-by-hop, routing, destination options: (len + 1) * 8 bytes.
             0 | 43 | 60 => {
-                let h = bytes::<2>(ctx, off).ok_or(stats::ERR_TRUNCATED_L3)?;
+                let h = bytes::<2, C>(ctx, off).ok_or(stats::ERR_TRUNCATED_L3)?;
                 next = h[0];
                 (h[1] as usize + 1) * 8
             }
             // Fragment header: 8 bytes; a non-zero offset means no transport header here.
             44 => {
-                let h = bytes::<8>(ctx, off).ok_or(stats::ERR_TRUNCATED_L3)?;
+                let h = bytes::<8, C>(ctx, off).ok_or(stats::ERR_TRUNCATED_L3)?;
                 next = h[0];
                 if be16(h, 2) >> 3 != 0 {
                     fragment = true;
@@ -157,7 +187,7 @@ pub fn ipv6(ctx: &XdpContext, off: usize) -> Result<L3, u32> {
             }
             // Authentication header: (len + 2) * 4 bytes.
             51 => {
-                let h = bytes::<2>(ctx, off).ok_or(stats::ERR_TRUNCATED_L3)?;
+                let h = bytes::<2, C>(ctx, off).ok_or(stats::ERR_TRUNCATED_L3)?;
                 next = h[0];
                 (h[1] as usize + 2) * 4
             }
@@ -192,22 +222,22 @@ pub fn ipv6(ctx: &XdpContext, off: usize) -> Result<L3, u32> {
 }
 
 #[inline(always)]
-fn l4(ctx: &XdpContext, off: usize, l3: &mut L3) -> Result<(), u32> {
+fn l4<C: Packet>(ctx: &C, off: usize, l3: &mut L3) -> Result<(), u32> {
     match l3.proto {
         proto::TCP => {
-            let h = bytes::<20>(ctx, off).ok_or(stats::ERR_TRUNCATED_L4)?;
+            let h = bytes::<20, C>(ctx, off).ok_or(stats::ERR_TRUNCATED_L4)?;
             l3.src_port = be16(h, 0);
             l3.dst_port = be16(h, 2);
             l3.tcp_flags = h[13];
             l3.payload = off + (h[12] >> 4) as usize * 4;
         }
         proto::UDP => {
-            let h = bytes::<8>(ctx, off).ok_or(stats::ERR_TRUNCATED_L4)?;
+            let h = bytes::<8, C>(ctx, off).ok_or(stats::ERR_TRUNCATED_L4)?;
             l3.src_port = be16(h, 0);
             l3.dst_port = be16(h, 2);
         }
         proto::ICMP | proto::ICMPV6 => {
-            let h = bytes::<4>(ctx, off).ok_or(stats::ERR_TRUNCATED_L4)?;
+            let h = bytes::<4, C>(ctx, off).ok_or(stats::ERR_TRUNCATED_L4)?;
             l3.dst_port = be16(h, 0);
         }
         _ => {}

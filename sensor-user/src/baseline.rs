@@ -93,9 +93,10 @@ impl Baseline {
         self.dirty.insert(mac);
     }
 
-    /// Compiles `d` now if it never was (its first flow can come before its first batch).
+    /// Compiles `d` now if it never was (its first flow can come before its first batch)
+    /// or something changed since (a DNS answer a moment ago): the verdict must see it.
     fn ensure(&mut self, d: &DeviceFacts<'_>) {
-        if self.engine.rules(&d.mac).is_none() {
+        if self.engine.rules(&d.mac).is_none() || self.dirty.contains(&d.mac) {
             self.engine.compile(d);
             self.dirty.insert(d.mac);
         }

@@ -1,7 +1,8 @@
 //! Decoding ring-buffer records into typed kernel events.
 
 use sensor_common::{
-    DISCOVERY_BYTES, DiscoveryRecord, EVENT_DISCOVERY, EVENT_NEW_DEVICE, EVENT_NEW_FLOW, Event,
+    DISCOVERY_BYTES, DiscoveryRecord, EVENT_DISCOVERY, EVENT_DNS_ANSWER, EVENT_NEW_DEVICE,
+    EVENT_NEW_FLOW, Event,
 };
 
 /// A record from the kernel.
@@ -13,6 +14,8 @@ pub enum KernelEvent {
     NewDevice(Event),
     /// A discovery frame (its first bytes) for the decoders.
     Discovery(Event, Vec<u8>),
+    /// A DNS answer the gateway sent the device `key.mac` (its first bytes).
+    DnsAnswer(Event, Vec<u8>),
 }
 
 /// A ring-buffer record that could not be decoded.
@@ -37,14 +40,18 @@ pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
     match ev.kind {
         EVENT_NEW_FLOW => Ok(KernelEvent::NewFlow(ev)),
         EVENT_NEW_DEVICE => Ok(KernelEvent::NewDevice(ev)),
-        EVENT_DISCOVERY => {
+        EVENT_DISCOVERY | EVENT_DNS_ANSWER => {
             if bytes.len() < size_of::<DiscoveryRecord>() {
                 return Err(DecodeError::Short(bytes.len()));
             }
             let at = size_of::<Event>();
             let cap = u32::from_ne_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
             let data = &bytes[at + 8..at + 8 + cap.min(DISCOVERY_BYTES)];
-            Ok(KernelEvent::Discovery(ev, data.to_vec()))
+            Ok(if ev.kind == EVENT_DISCOVERY {
+                KernelEvent::Discovery(ev, data.to_vec())
+            } else {
+                KernelEvent::DnsAnswer(ev, data.to_vec())
+            })
         }
         other => Err(DecodeError::UnknownKind(other)),
     }

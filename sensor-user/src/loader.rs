@@ -5,7 +5,10 @@ use std::{ffi::CString, io};
 
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
-    programs::{ProgramError, Xdp, XdpMode, xdp::XdpLinkId},
+    programs::{
+        ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode, tc, tc::SchedClassifierLinkId,
+        xdp::XdpLinkId,
+    },
 };
 use sensor_common::maps;
 
@@ -129,7 +132,31 @@ pub fn load(sizes: MapSizes, replay: bool) -> Result<Ebpf, LoadError> {
     }
     let mut ebpf = loader.load(OBJECT).map_err(|e: EbpfError| classify(&e))?;
     xdp(&mut ebpf)?.load().map_err(|e| classify(&e))?;
+    egress(&mut ebpf)?.load().map_err(|e| classify(&e))?;
     Ok(ebpf)
+}
+
+/// The TC egress program of a loaded object.
+pub fn egress(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier, LoadError> {
+    let prog = ebpf
+        .program_mut(maps::EGRESS_PROGRAM)
+        .ok_or_else(|| LoadError::Other(format!("no program {}", maps::EGRESS_PROGRAM)))?;
+    prog.try_into().map_err(|e: ProgramError| classify(&e))
+}
+
+/// Attaches the egress program to `iface` (a tcx link on Linux 6.6 and later, gone with
+/// the process; netlink with a clsact qdisc before).
+pub fn attach_egress(ebpf: &mut Ebpf, iface: &str) -> Result<SchedClassifierLinkId, LoadError> {
+    let name = CString::new(iface).map_err(|_| LoadError::NoInterface(iface.into()))?;
+    let prog = egress(ebpf)?;
+    let tcx = aya::util::KernelVersion::current()
+        .is_ok_and(|v| v >= aya::util::KernelVersion::new(6, 6, 0));
+    if !tcx {
+        // Netlink attachment needs the qdisc; it may exist already.
+        let _ = tc::qdisc_add_clsact(name.as_c_str());
+    }
+    prog.attach(name.as_c_str(), TcAttachType::Egress)
+        .map_err(|e| attach_error(&e, iface, "tc"))
 }
 
 /// The XDP program of a loaded object.

@@ -138,7 +138,14 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
     let mut errors = Vec::new();
     let mut now = 0u64;
     let mut next_poll = 0u64;
-    let prog = loader::xdp(&mut ebpf)?;
+    let prog: &aya::programs::Xdp = ebpf
+        .program(sensor_common::maps::XDP_PROGRAM)
+        .context("no XDP program")?
+        .try_into()?;
+    let egress: &aya::programs::SchedClassifier = ebpf
+        .program(sensor_common::maps::EGRESS_PROGRAM)
+        .context("no egress program")?
+        .try_into()?;
 
     for path in &args.captures {
         let mut cap = Capture::open(path)?;
@@ -170,7 +177,27 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
                 }
             }
             if gateway.is_some_and(|g| frame.data.get(6..12) == Some(&g[..])) {
+                // LAN egress: what the gateway tells devices (DNS answers).
                 counters.gateway_frames += 1;
+                if frame.data.len() >= MIN_FRAME && frame.data.len() <= MAX_FRAME {
+                    if let Err(e) = maps.set_clock(now) {
+                        anyhow::bail!("setting the replay clock: {e}");
+                    }
+                    let opts = TestRunOptions {
+                        data_in: Some(&frame.data),
+                        repeat: 1,
+                        ..TestRunOptions::default()
+                    };
+                    if let Err(e) = egress.test_run(opts) {
+                        if counters.run_errors == 0 {
+                            tracing::warn!("BPF_PROG_TEST_RUN refused a gateway frame: {e}");
+                        }
+                        counters.run_errors += 1;
+                    }
+                    while let Some(item) = ring.next() {
+                        s.on_record(&item);
+                    }
+                }
                 continue;
             }
             if frame.data.len() < MIN_FRAME {

@@ -57,6 +57,17 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     let sizes = MapSizes::from(&args.config.sensor);
     let mut ebpf = loader::load(sizes, false)?;
     let (link, mode) = loader::attach(&mut ebpf, &args.iface, args.mode)?;
+    // What the gateway sends devices (DNS answers, for domain policies). Without it the
+    // sensor still counts and alerts; domain entries just never resolve.
+    let egress = match loader::attach_egress(&mut ebpf, &args.iface) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::error!(
+                "{e}: domain-based policy entries will not match (no DNS answers seen)"
+            );
+            None
+        }
+    };
     let (maps, ring) = KernelMaps::take(&mut ebpf)?;
     let policy_maps = PolicyMaps::take(&mut ebpf)?;
     // SAFETY: the ring buffer owns its fd and lives inside the AsyncFd until both drop.
@@ -136,6 +147,11 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
             loader::xdp(&mut ebpf)?
                 .detach(link)
                 .context("detaching the XDP program")?;
+            if let Some(l) = egress {
+                loader::egress(&mut ebpf)?
+                    .detach(l)
+                    .context("detaching the TC program")?;
+            }
         }
         Some(iface) => tracing::error!(
             "interface {iface} no longer exists (deleted or renamed): the XDP program went with it; writing the last records and exiting"

@@ -122,6 +122,24 @@ impl Sensor {
                     self.policy_alerts.push(a);
                 }
             }
+            Ok(KernelEvent::DnsAnswer(head, frame)) => {
+                let decoded =
+                    std::panic::catch_unwind(|| discovery::dns::decode_answer_frame(&frame))
+                        .unwrap_or_else(|_| Err(discovery::DecodeError::new("dns", "panicked")));
+                match decoded {
+                    Ok(Some(a)) => self.baseline.on_dns(
+                        &crate::policy::dns::Answer {
+                            mac: head.key.mac,
+                            names: a.names,
+                            addrs: a.addrs,
+                            ttl_s: a.ttl_s,
+                        },
+                        head.ts_ns,
+                    ),
+                    Ok(None) => {}
+                    Err(_) => self.counters.discovery_malformed += 1,
+                }
+            }
             Ok(KernelEvent::Discovery(head, frame)) => {
                 self.counters.discovery_frames += 1;
                 self.devices.on_seen(head.key.mac, head.ts_ns);

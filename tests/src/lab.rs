@@ -192,6 +192,37 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// Starts dnsmasq on the gateway's `lan0` answering DNS for `records` (name, address)
+    /// and nothing else (no upstream, no hosts file), as well as DHCP.
+    pub fn dnsmasq_dns(&self, records: &[(&str, &str)]) -> Dnsmasq {
+        let dir = crate::env::TempDir::new();
+        let mut cmd = self.gw.cmd("dnsmasq");
+        cmd.args([
+            "--no-daemon",
+            "--conf-file=/dev/null",
+            "--interface=lan0",
+            "--bind-interfaces",
+            "--no-resolv",
+            "--no-hosts",
+            "--local-ttl=60",
+            "--dhcp-range=198.51.100.100,198.51.100.150,1h",
+        ]);
+        for (name, addr) in records {
+            cmd.arg(format!("--address=/{name}/{addr}"));
+        }
+        let child = cmd
+            .arg(format!("--dhcp-leasefile={}", dir.join("leases").display()))
+            .arg(format!("--pid-file={}", dir.join("pid").display()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start dnsmasq");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        Dnsmasq { child, _dir: dir }
+    }
+}
+
 impl Drop for Dnsmasq {
     fn drop(&mut self) {
         let _ = self.child.kill();

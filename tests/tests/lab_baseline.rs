@@ -100,6 +100,30 @@ impl Drop for Servers {
     }
 }
 
+/// Resolves `name` from device `dev` through the gateway's DNS; the A records' addresses.
+fn resolve(lab: &Lab, dev: usize, name: &str) -> Vec<IpAddr> {
+    let from: IpAddr = lab.devices[dev].v4.into();
+    let q = kettlewatch_tests::announce::dns_query(0x4b57, name);
+    let answer = lab.devices[dev].ns.run(move || {
+        let s = UdpSocket::bind((from, 0)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        s.send_to(&q, "198.51.100.1:53").unwrap();
+        let mut buf = [0u8; 1500];
+        let n = s.recv(&mut buf).expect("a DNS answer");
+        buf[..n].to_vec()
+    });
+    let p = simple_dns::Packet::parse(&answer).unwrap();
+    p.answers
+        .iter()
+        .filter_map(|rr| match &rr.rdata {
+            simple_dns::rdata::RData::A(a) => {
+                Some(IpAddr::from(std::net::Ipv4Addr::from(a.address)))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 fn alerts<'a>(evs: &'a [Value], id: &str) -> Vec<&'a Value> {
     events::of_type(evs, "alert")
         .into_iter()
@@ -246,4 +270,45 @@ fn learning_turns_into_monitoring_and_only_new_destinations_alert() {
         .unwrap();
     assert_eq!(learned["iot"]["flow"]["verdict"], "allowed", "{learned}");
     assert_eq!(last_stats(&evs)["policy"]["learned_entries"], 2);
+}
+
+#[test]
+fn a_domain_policy_allows_exactly_what_the_device_resolved() {
+    if !env::have_root() || !env::have_tool("ip") || !env::have_tool("dnsmasq") {
+        return;
+    }
+    let lab = Lab::build(1);
+    let _dns = lab.dnsmasq_dns(&[
+        ("cloud.example.com", "203.0.113.10"),
+        ("other.example.net", "203.0.113.20"),
+    ]);
+    let me = mac(lab.devices[0].mac);
+    let config = format!(
+        "{FAST}[baseline]\nmode = \"monitor\"\n\n[[policy]]\nname = \"cams\"\ndevices = [\"{me}\"]\nallow = [\"cloud.example.com:4242/udp\"]\n"
+    );
+    let (_dir, sensor) = watch(&lab, &config);
+    // Resolve, then connect at once: the answer reaches the sensor before the new flow.
+    let cloud = resolve(&lab, 0, "cloud.example.com");
+    assert_eq!(cloud, vec![IpAddr::from([203, 0, 113, 10])]);
+    udp(&lab, 0, "203.0.113.10:4242");
+    let other = resolve(&lab, 0, "other.example.net");
+    assert_eq!(other, vec![IpAddr::from([203, 0, 113, 20])]);
+    udp(&lab, 0, "203.0.113.20:4242"); // resolved, but not allowed
+    udp(&lab, 0, "203.0.113.30:4242"); // never resolved
+    std::thread::sleep(Duration::from_millis(1500));
+    let out = sensor.stop();
+    assert!(out.status.success(), "{}", out.stderr);
+    let evs = events::parse(&out.stdout);
+    let a = alerts(&evs, "unexpected_destination");
+    let dests: Vec<&str> = a.iter().filter_map(|x| x["dest_ip"].as_str()).collect();
+    assert_eq!(dests, ["203.0.113.20", "203.0.113.30"], "{a:#?}");
+    assert_eq!(a[0]["iot"]["dns"]["rrname"], "other.example.net");
+    assert!(a[1]["iot"].get("dns").is_none());
+    assert_eq!(
+        a[0]["iot"]["rule"]["expected"],
+        serde_json::json!(["cloud.example.com:4242/udp"])
+    );
+    let st = last_stats(&evs);
+    assert!(st["policy"]["dns_answers"].as_u64().unwrap() >= 2, "{st}");
+    assert!(st["kernel"]["dns_answers_copied"].as_u64().unwrap() >= 2);
 }

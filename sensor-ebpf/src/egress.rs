@@ -1,0 +1,87 @@
+//! kettlewatch's LAN-egress TC program: what the gateway sends to devices. It copies DNS
+//! answers (UDP from port 53) to userspace, which learns from them which addresses each
+//! device was given for which name: what domain policies need. It never changes a frame.
+
+use aya_ebpf::{
+    EbpfContext as _, helpers::bpf_skb_load_bytes, macros::classifier, programs::TcContext,
+};
+use sensor_common::{
+    DISCOVERY_BYTES, DiscoveryRecord, EVENT_DNS_ANSWER, Event, FlowKey, discovery, proto, stats,
+};
+
+use crate::{EVENTS, STATS, Stats, now_precise, parse};
+
+/// Continue: TCX_NEXT on tcx links, the default action with netlink (direct-action).
+const TC_NEXT: i32 = -1;
+
+#[classifier]
+pub fn kw_lan_egress(ctx: TcContext) -> i32 {
+    if let Some(st) = STATS.get_ptr_mut(0) {
+        // SAFETY: per-CPU value of this CPU; nothing else writes it while we run.
+        watch(&ctx, unsafe { &mut *st });
+    }
+    TC_NEXT
+}
+
+#[inline(always)]
+fn watch(ctx: &TcContext, st: &mut Stats) {
+    st[stats::EGRESS_FRAMES as usize] += 1;
+    let Ok(l2) = parse::l2(ctx) else { return };
+    let l3 = match l2.ethertype {
+        parse::ETH_P_IP => parse::ipv4(ctx, l2.l3),
+        parse::ETH_P_IPV6 => parse::ipv6(ctx, l2.l3),
+        _ => return,
+    };
+    let Ok(l3) = l3 else { return };
+    if l3.proto != proto::UDP || l3.src_port != discovery::DNS {
+        return;
+    }
+    let Some(mut slot) = EVENTS.reserve::<DiscoveryRecord>(0) else {
+        st[stats::RINGBUF_FULL as usize] += 1;
+        return;
+    };
+    let len = ctx.len();
+    let n = if len > DISCOVERY_BYTES as u32 {
+        DISCOVERY_BYTES as u32
+    } else {
+        len
+    };
+    if n == 0 {
+        slot.discard(0);
+        return;
+    }
+    let rec = slot.as_mut_ptr();
+    // SAFETY: `rec` is the reserved record; `n` is at most the size of `data`.
+    let loaded = unsafe {
+        (*rec).head = Event {
+            ts_ns: now_precise(),
+            // The device the answer is for.
+            key: FlowKey {
+                mac: l2.dst_mac,
+                ..FlowKey::default()
+            },
+            dst_mac: l2.src_mac,
+            kind: EVENT_DNS_ANSWER,
+            src_port: l3.src_port,
+            dst_port: l3.dst_port,
+            frame_len: len,
+            ethertype: l2.ethertype,
+            vlan: l2.vlan,
+            ..Event::default()
+        };
+        (*rec).cap_len = n;
+        (*rec)._pad = 0;
+        bpf_skb_load_bytes(
+            ctx.as_ptr().cast_const(),
+            0,
+            (*rec).data.as_mut_ptr().cast(),
+            n,
+        )
+    };
+    if loaded == 0 {
+        st[stats::DNS_ANSWERS_COPIED as usize] += 1;
+        slot.submit(0);
+    } else {
+        slot.discard(0);
+    }
+}
