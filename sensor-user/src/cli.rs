@@ -76,8 +76,29 @@ enum Command {
         /// The file.
         file: PathBuf,
     },
+    /// The learned baseline in the state directory.
+    Baseline {
+        #[command(subcommand)]
+        what: BaselineCommand,
+    },
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand, Debug)]
+enum BaselineCommand {
+    /// Every device's learned destinations.
+    Show {
+        /// The state directory `run` uses.
+        #[arg(long, default_value = state::DEFAULT_DIR)]
+        state_dir: PathBuf,
+    },
+    /// The learned destinations as `[[policy]]` TOML to review and declare.
+    Export {
+        /// The state directory `run` uses.
+        #[arg(long, default_value = state::DEFAULT_DIR)]
+        state_dir: PathBuf,
+    },
 }
 
 fn parse_mac(s: &str) -> Result<[u8; 6], String> {
@@ -103,6 +124,15 @@ pub fn main() -> ExitCode {
         .init();
     match dispatch(cli.command) {
         Ok(code) => code,
+        // `kettlewatch devices | head`: the reader left; nothing went wrong.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -170,6 +200,21 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 crate::inventory_print::json(&mut out, &devices)?;
             } else {
                 crate::inventory_print::table(&mut out, &devices)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Baseline { what } => {
+            let (dir, export) = match what {
+                BaselineCommand::Show { state_dir } => (state_dir, false),
+                BaselineCommand::Export { state_dir } => (state_dir, true),
+            };
+            let store = Store::open_readonly(&dir)?;
+            let rows = store.learned()?;
+            let mut out = std::io::stdout().lock();
+            if export {
+                crate::inventory_print::baseline_toml(&mut out, &rows)?;
+            } else {
+                crate::inventory_print::baseline_table(&mut out, &rows)?;
             }
             Ok(ExitCode::SUCCESS)
         }

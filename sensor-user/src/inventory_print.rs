@@ -1,4 +1,5 @@
-//! `kettlewatch devices`: the stored inventory as a table for people or JSON lines for tools.
+//! `kettlewatch devices` and `kettlewatch baseline`: the stored inventory and learned
+//! baseline, as tables for people, JSON lines or TOML for tools.
 
 use std::io::Write;
 
@@ -49,4 +50,46 @@ fn cut(s: &str, n: usize) -> String {
     } else {
         s.chars().take(n - 1).chain(['…']).collect()
     }
+}
+
+/// Learned entries by device: `MAC  ENTRY  FIRST USED`.
+pub fn baseline_table(out: &mut impl Write, rows: &[(String, String, u64)]) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "MAC                ENTRY                                        FIRST USED"
+    )?;
+    for (mac, rule, first) in rows {
+        let t = crate::clock::eve_timestamp(*first);
+        writeln!(out, "{mac:<17}  {rule:<43}  {}", &t[..19])?;
+    }
+    let devices: std::collections::BTreeSet<&String> = rows.iter().map(|r| &r.0).collect();
+    writeln!(out, "{} entries for {} devices", rows.len(), devices.len())
+}
+
+/// One `[[policy]]` per device with its learned entries: valid configuration to edit and
+/// declare (`kettlewatch check-config` accepts it).
+pub fn baseline_toml(out: &mut impl Write, rows: &[(String, String, u64)]) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "# Learned by kettlewatch; review, then add to the configuration."
+    )?;
+    let mut by_mac: std::collections::BTreeMap<&str, Vec<&str>> = std::collections::BTreeMap::new();
+    for (mac, rule, _) in rows {
+        by_mac.entry(mac).or_default().push(rule);
+    }
+    for (mac, rules) in by_mac {
+        let mut t = toml::Table::new();
+        t.insert(
+            "name".into(),
+            format!("learned-{}", mac.replace(':', "")).into(),
+        );
+        t.insert("devices".into(), toml::Value::Array(vec![mac.into()]));
+        t.insert(
+            "allow".into(),
+            toml::Value::Array(rules.iter().map(|r| (*r).into()).collect()),
+        );
+        writeln!(out, "\n[[policy]]")?;
+        write!(out, "{}", toml::to_string(&t).expect("a table serializes"))?;
+    }
+    Ok(())
 }

@@ -312,3 +312,130 @@ fn a_domain_policy_allows_exactly_what_the_device_resolved() {
     assert!(st["policy"]["dns_answers"].as_u64().unwrap() >= 2, "{st}");
     assert!(st["kernel"]["dns_answers_copied"].as_u64().unwrap() >= 2);
 }
+
+#[test]
+fn a_device_announcing_a_mud_url_gets_the_mud_files_policy() {
+    if !env::have_root() || !env::have_tool("ip") || !env::have_tool("dnsmasq") {
+        return;
+    }
+    let Some(fx) = env::fixtures() else { return };
+    let lab = Lab::build(1);
+    let _dns = lab.dnsmasq_dns(&[("test.example.com", "203.0.113.10")]);
+    // osMUD's copy of the draft's example bulb: from the device, test.example.com:443/tcp.
+    let config = format!(
+        "{FAST}[baseline]\nmode = \"monitor\"\n\n[mud]\ndir = \"{}\"\n",
+        fx.join("mud/osmud").display()
+    );
+    let (_dir, sensor) = watch(&lab, &config);
+    let dev = lab.devices[0].mac;
+    let discover = kettlewatch_tests::announce::dhcp_discover_with(
+        dev,
+        &[(161, b"https://lighting.example.com/lightbulb2000")],
+    );
+    let from: IpAddr = lab.devices[0].v4.into();
+    lab.devices[0].ns.run(move || {
+        let s = UdpSocket::bind((from, 68)).unwrap();
+        s.set_broadcast(true).unwrap();
+        s.send_to(&discover, "255.255.255.255:67").unwrap();
+    });
+    let announced = sensor.wait_for_line(|l| l.contains("lightbulb2000"), Duration::from_secs(5));
+    assert!(announced.is_some(), "the device event shows the MUD URL");
+    std::thread::sleep(Duration::from_millis(300));
+    let allowed = resolve(&lab, 0, "test.example.com");
+    assert_eq!(allowed, vec![IpAddr::from([203, 0, 113, 10])]);
+    let _servers = Servers::start(&lab, &["203.0.113.10:443", "203.0.113.20:443"]);
+    assert!(connects(&lab, 0, "203.0.113.10:443"));
+    assert!(
+        connects(&lab, 0, "203.0.113.20:443"),
+        "monitor mode lets it through"
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    let out = sensor.stop();
+    assert!(out.status.success(), "{}", out.stderr);
+    // The osMUD folder holds a LICENSE file too: reported, not fatal.
+    assert!(
+        out.stderr.contains("MUD file not imported"),
+        "{}",
+        out.stderr
+    );
+    let evs = events::parse(&out.stdout);
+    let a = alerts(&evs, "unexpected_destination");
+    assert_eq!(a.len(), 1, "{a:#?}");
+    assert_eq!(a[0]["dest_ip"], "203.0.113.20");
+    assert_eq!(a[0]["iot"]["rule"]["source"], "mud");
+    assert_eq!(
+        a[0]["iot"]["rule"]["expected"],
+        serde_json::json!(["test.example.com:443/tcp"])
+    );
+    let d = events::of_type(&evs, "device")
+        .into_iter()
+        .rev()
+        .find(|d| d["iot"]["device"]["mac"] == mac(dev))
+        .unwrap();
+    assert_eq!(
+        d["iot"]["device"]["mud_url"],
+        "https://lighting.example.com/lightbulb2000"
+    );
+}
+
+#[test]
+fn baseline_show_and_export_print_what_was_learned() {
+    if !env::have_root() || !env::have_tool("ip") {
+        return;
+    }
+    let lab = Lab::build(1);
+    let state = TempDir::new();
+    let sd = state.join("state");
+    let dir = TempDir::new();
+    let path = dir.join("kw.toml");
+    std::fs::write(&path, FAST).unwrap();
+    let mut sensor = Sensor::start(
+        &lab.gw,
+        "lan0",
+        &[
+            "--config",
+            path.to_str().unwrap(),
+            "--state-dir",
+            sd.to_str().unwrap(),
+        ],
+        false,
+    );
+    sensor.wait_for_log("watching lan0", Duration::from_secs(30));
+    udp(&lab, 0, "203.0.113.10:4242");
+    udp(&lab, 0, "203.0.113.30:123");
+    std::thread::sleep(Duration::from_millis(800));
+    // kill -9: what was learned is already on disk.
+    let _ = sensor.kill9();
+    let kw = |args: &[&str]| {
+        std::process::Command::new(env::kettlewatch())
+            .args(args)
+            .arg("--state-dir")
+            .arg(&sd)
+            .output()
+            .unwrap()
+    };
+    let show = kw(&["baseline", "show"]);
+    let show = String::from_utf8_lossy(&show.stdout);
+    assert!(
+        show.contains(&mac(lab.devices[0].mac)) && show.contains("203.0.113.10:4242/udp"),
+        "{show}"
+    );
+    let export = kw(&["baseline", "export"]);
+    assert!(export.status.success());
+    let toml = dir.join("learned.toml");
+    std::fs::write(&toml, &export.stdout).unwrap();
+    let check = std::process::Command::new(env::kettlewatch())
+        .args(["check-config", toml.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "export is valid configuration: {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let text = String::from_utf8_lossy(&export.stdout);
+    assert!(
+        text.contains("[[policy]]") && text.contains("\"203.0.113.10:4242/udp\""),
+        "{text}"
+    );
+}
