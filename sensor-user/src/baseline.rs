@@ -66,6 +66,7 @@ pub struct Baseline {
     dirty: BTreeSet<[u8; 6]>,
     alerted: HashMap<([u8; 6], IpAddr), u64>,
     alerted_rules: BTreeSet<([u8; 6], IpAddr, &'static str)>,
+    force_generation: bool,
     /// Counters.
     pub counters: BaselineCounters,
 }
@@ -79,6 +80,7 @@ impl Baseline {
             dirty: BTreeSet::new(),
             alerted: HashMap::new(),
             alerted_rules: BTreeSet::new(),
+            force_generation: false,
             counters: BaselineCounters::default(),
         }
     }
@@ -110,13 +112,19 @@ impl Baseline {
         d: &DeviceFacts<'_>,
     ) -> Option<PolicyAlert> {
         self.ensure(d);
+        self.check(key, origin, true)
+    }
+
+    /// A flow's verdict on the current state: learned (when learning and `learn`), an
+    /// alert (once per device, destination and rule), or nothing.
+    fn check(&mut self, key: FlowKey, origin: Origin, learn: bool) -> Option<PolicyAlert> {
         let mac = key.mac;
         let dst = addr::ip(key.addr);
         let (base, enforced) = self.engine.evaluate_detail(&mac, dst, key.port, key.proto);
         let names = self.engine.resolved.names_for(&mac, dst);
         let name = names.first().map(|s| s.to_string());
         match base {
-            verdict::LEARNING if self.engine.is_local(dst) => None,
+            verdict::LEARNING if !learn || self.engine.is_local(dst) => None,
             verdict::LEARNING => {
                 let rule = learned::rule_for(dst, key.port, key.proto, name.as_deref());
                 if self.engine.learned.record(mac, rule) {
@@ -130,14 +138,14 @@ impl Baseline {
                 } else {
                     &rules::UNEXPECTED_DESTINATION
                 };
-                *self.alerted.entry((mac, dst)).or_insert(0) += 0;
+                self.alerted.entry((mac, dst)).or_insert(0);
                 if !self.alerted_rules.insert((mac, dst, rule.id)) {
                     *self.alerted.get_mut(&(mac, dst)).expect("inserted") += 1;
                     self.counters.repeats += 1;
                     return None;
                 }
                 self.counters.alerts += 1;
-                let r = self.engine.rules(&mac).expect("ensured");
+                let r = self.engine.rules(&mac).expect("compiled");
                 Some(PolicyAlert {
                     rule,
                     key,
@@ -149,15 +157,56 @@ impl Baseline {
                 })
             }
             _ => {
-                if matches!(
-                    origin.verdict,
-                    verdict::UNEXPECTED | verdict::NEW_PORT | verdict::BLOCKED
-                ) {
+                if learn
+                    && matches!(
+                        origin.verdict,
+                        verdict::UNEXPECTED | verdict::NEW_PORT | verdict::BLOCKED
+                    )
+                {
                     self.counters.cleared += 1;
                 }
                 None
             }
         }
+    }
+
+    /// A new configuration: the engine is rebuilt from it (keeping what was learned and
+    /// resolved), every device compiled again, and every flow's verdict taken again in the
+    /// kernel (a new generation) and here: flows that the new policy no longer allows
+    /// are alerted on now, not at their next new flow.
+    pub fn reload(
+        &mut self,
+        mut engine: Engine,
+        flows: impl Iterator<Item = (FlowKey, Origin)>,
+        facts: impl Fn(&[u8; 6]) -> Option<(Option<String>, Option<String>)>,
+    ) -> Vec<PolicyAlert> {
+        let old = std::mem::replace(&mut self.engine, Engine::placeholder());
+        let macs: Vec<[u8; 6]> = old.compiled_macs().collect();
+        engine.adopt(old);
+        self.engine = engine;
+        self.dirty.extend(macs);
+        self.force_generation = true;
+        let mut out = Vec::new();
+        for (key, origin) in flows {
+            let Some((category, mud_url)) = facts(&key.mac) else {
+                continue;
+            };
+            let d = DeviceFacts {
+                mac: key.mac,
+                category: category.as_deref(),
+                mud_url: mud_url.as_deref(),
+            };
+            self.ensure(&d);
+            if let Some(mut a) = self.check(key, origin, false) {
+                // The kernel drops its next frames if the device is enforced.
+                a.blocked = self
+                    .engine
+                    .rules(&key.mac)
+                    .is_some_and(|r| r.mode == Mode::Enforce);
+                out.push(a);
+            }
+        }
+        out
     }
 
     /// A DNS answer the gateway sent a device.
@@ -207,7 +256,7 @@ impl Baseline {
                 }
             }
         }
-        if reevaluate
+        if (reevaluate || std::mem::take(&mut self.force_generation))
             && let Some(maps) = &mut self.maps
             && let Err(e) = maps.bump_generation()
         {

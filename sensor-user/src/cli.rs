@@ -153,6 +153,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let config = config(cfg.as_ref())?;
             let output = output.unwrap_or_else(|| config.output.path.clone());
             run::run(RunArgs {
+                config_path: cfg.clone(),
                 iface,
                 config,
                 output,

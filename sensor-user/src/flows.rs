@@ -146,6 +146,11 @@ impl FlowTable {
         self.flows.is_empty()
     }
 
+    /// Every flow whose first packet we know, with it.
+    pub fn opened(&self) -> impl Iterator<Item = (FlowKey, Origin)> + '_ {
+        self.flows.iter().filter_map(|(k, t)| Some((*k, t.origin?)))
+    }
+
     /// A ring-buffer event announced a new flow.
     pub fn on_new_flow(&mut self, key: FlowKey, origin: Origin) {
         self.flows.entry(key).or_default().origin = Some(origin);

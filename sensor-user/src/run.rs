@@ -35,6 +35,8 @@ pub struct RunArgs {
     pub user: Option<String>,
     /// The state directory.
     pub state_dir: std::path::PathBuf,
+    /// The configuration file, reloaded on SIGHUP or when it changes.
+    pub config_path: Option<std::path::PathBuf>,
 }
 
 /// Runs until SIGINT or SIGTERM.
@@ -49,6 +51,8 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     // Before anything is attached, so a signal at any later moment is a clean stop.
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    let mut config_mtime = args.config_path.as_deref().and_then(mtime);
     let classifier = args.config.classifier()?;
     // Opened (and its WAL created) before privileges are dropped: the directory stays
     // root's, 0700.
@@ -130,12 +134,18 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
                     gone = Some(args.iface.clone());
                     break;
                 }
+                let m = args.config_path.as_deref().and_then(mtime);
+                if m != config_mtime {
+                    config_mtime = m;
+                    reload(&args, &mut sensor, "the file changed");
+                }
                 sensor.poll(&maps, now);
                 if sensor.stats_due(now) {
                     let k = maps.stats().unwrap_or_default();
                     sensor.write_stats(now, &k, None);
                 }
             }
+            _ = sighup.recv() => reload(&args, &mut sensor, "SIGHUP"),
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
         }
@@ -170,6 +180,39 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
             "interface {iface} disappeared while the sensor ran; restart it once the interface is back"
         ),
         None => Ok(()),
+    }
+}
+
+fn mtime(p: &std::path::Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+/// Reads the configuration again and applies its policy; a broken file is reported with
+/// its location and the running configuration stays.
+fn reload(args: &RunArgs, sensor: &mut Sensor, why: &str) {
+    let Some(path) = &args.config_path else {
+        tracing::info!("{why}: no configuration file to reload");
+        return;
+    };
+    match Config::load(path) {
+        Ok(c) => {
+            let now = realtime_ns();
+            let time = TimeBase::live();
+            let (engine, report) = crate::policy::Engine::new(
+                &c,
+                crate::policy::interface_prefixes(&args.iface),
+                time.to_kernel_ns(now),
+                None,
+            );
+            for e in &report.mud_errors {
+                tracing::error!("MUD file not imported: {e}");
+            }
+            sensor.reload_policy(engine, now);
+            tracing::info!(
+                "configuration reloaded ({why}): [baseline], [[policy]] and [mud] apply now, to open flows too; other sections take effect at restart"
+            );
+        }
+        Err(e) => tracing::error!("configuration not reloaded ({why}): {e}; the running one stays"),
     }
 }
 

@@ -414,6 +414,23 @@ impl Sensor {
         &self.baseline
     }
 
+    /// A reloaded configuration's policy (`[baseline]`, `[[policy]]`, `[mud]`) takes
+    /// effect, for flows already open too. Other sections need a restart.
+    pub fn reload_policy(&mut self, engine: crate::policy::Engine, now_ns: u64) {
+        let facts: std::collections::BTreeMap<[u8; 6], _> = self
+            .devices
+            .iter()
+            .filter_map(|d| Some((d.mac, self.policy_facts(&d.mac)?)))
+            .collect();
+        let flows: Vec<_> = self.flows.opened().collect();
+        let alerts = self
+            .baseline
+            .reload(engine, flows.into_iter(), |m| facts.get(m).cloned());
+        self.policy_alerts.extend(alerts);
+        self.sync_policy(now_ns);
+        self.stats_now = true;
+    }
+
     fn write_flows(&mut self, now_ns: u64, records: &[crate::flows::FlowRecord]) {
         for r in records {
             let v = self.eve.flow(now_ns, r);

@@ -439,3 +439,56 @@ fn baseline_show_and_export_print_what_was_learned() {
         "{text}"
     );
 }
+
+#[test]
+fn a_reloaded_policy_applies_to_flows_already_open() {
+    if !env::have_root() || !env::have_tool("ip") {
+        return;
+    }
+    let lab = Lab::build(1);
+    let me = mac(lab.devices[0].mac);
+    let policy = |allow: &str, mode: &str| {
+        format!(
+            "{FAST}[baseline]\nmode = \"monitor\"\n\n[[policy]]\nname = \"p\"\ndevices = [\"{me}\"]\nmode = \"{mode}\"\nallow = [{allow}]\n"
+        )
+    };
+    let (dir, mut sensor) = watch(
+        &lab,
+        &policy(
+            "\"203.0.113.10:4242/udp\", \"203.0.113.20:4242/udp\"",
+            "monitor",
+        ),
+    );
+    let path = dir.join("kw.toml");
+    udp(&lab, 0, "203.0.113.20:4242");
+    std::thread::sleep(Duration::from_millis(500));
+    // A broken file is refused with its location; the running policy stays.
+    std::fs::write(&path, "[baseline]\nmode = \"sometimes\"\n").unwrap();
+    sensor.signal(libc::SIGHUP);
+    sensor.wait_for_log("configuration not reloaded", Duration::from_secs(5));
+    // The destination is no longer allowed, and the device is enforced.
+    std::fs::write(&path, policy("\"203.0.113.10:4242/udp\"", "enforce")).unwrap();
+    sensor.signal(libc::SIGHUP);
+    sensor.wait_for_log("configuration reloaded", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(300));
+    udp(&lab, 0, "203.0.113.20:4242"); // the same flow, open since before
+    std::thread::sleep(Duration::from_millis(1200));
+    let out = sensor.stop();
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("kw.toml:2:8"),
+        "the broken file's location: {}",
+        out.stderr
+    );
+    let evs = events::parse(&out.stdout);
+    let a = alerts(&evs, "unexpected_destination");
+    assert_eq!(a.len(), 1, "{a:#?}");
+    assert_eq!(a[0]["dest_ip"], "203.0.113.20");
+    assert_eq!(a[0]["alert"]["action"], "blocked");
+    let st = last_stats(&evs);
+    assert_eq!(
+        st["kernel"]["dropped_policy"], 1,
+        "the open flow's next frame"
+    );
+    assert!(st["policy"]["generation"].as_u64().unwrap() >= 2);
+}

@@ -260,6 +260,24 @@ impl Engine {
         (engine, report)
     }
 
+    /// Takes over what a running engine knows that configuration does not: the learned
+    /// baseline, DNS answers, kernel group numbers, and that learning already ended.
+    pub fn adopt(&mut self, old: Engine) {
+        self.learned = old.learned;
+        self.resolved = old.resolved;
+        self.groups = old.groups;
+        self.widened = old.widened;
+        if self.mode == Mode::Learn {
+            match old.mode {
+                Mode::Learn => self.learn_until_ns = old.learn_until_ns,
+                _ => {
+                    self.mode = Mode::Monitor;
+                    self.learn_until_ns = None;
+                }
+            }
+        }
+    }
+
     /// Whether learning is over at kernel time `now` (and the mode switched to monitor):
     /// true once, when it happens.
     pub fn end_learning(&mut self, now_ns: u64) -> bool {
@@ -372,6 +390,28 @@ impl Engine {
         };
         self.compiled.insert(d.mac, out);
         &self.compiled[&d.mac]
+    }
+
+    /// An engine with nothing in it (a stand-in while one is replaced).
+    pub fn placeholder() -> Self {
+        Self {
+            policies: Vec::new(),
+            device_policy: BTreeMap::new(),
+            mud_by_url: BTreeMap::new(),
+            local: Vec::new(),
+            mode: Mode::Learn,
+            learn_until_ns: None,
+            learned: Learned::default(),
+            resolved: Resolved::default(),
+            groups: BTreeMap::new(),
+            compiled: BTreeMap::new(),
+            widened: 0,
+        }
+    }
+
+    /// Devices compiled so far.
+    pub fn compiled_macs(&self) -> impl Iterator<Item = [u8; 6]> + '_ {
+        self.compiled.keys().copied()
     }
 
     /// A device's compiled policy.
