@@ -42,6 +42,10 @@ pub struct PolicyAlert {
     pub rrname: Option<String>,
     /// The kernel dropped it.
     pub blocked: bool,
+    /// The policies that applied (`[[policy]]` names, `mud:<url>`, `learned`).
+    pub policies: Vec<String>,
+    /// The device's mode.
+    pub mode: Mode,
 }
 
 /// Counters of this stage, in `stats`.
@@ -154,6 +158,8 @@ impl Baseline {
                     expected: r.rules.iter().take(EXPECTED_SHOWN).cloned().collect(),
                     rrname: name,
                     blocked: enforced && origin.verdict == verdict::BLOCKED,
+                    policies: r.policies.clone(),
+                    mode: r.mode,
                 })
             }
             _ => {

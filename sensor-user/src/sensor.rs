@@ -268,7 +268,7 @@ impl Sensor {
                 expected: a.expected.clone(),
                 rrname: a.rrname.as_deref(),
                 blocked: a.blocked,
-                metadata: json!({}),
+                metadata: json!({"policy": a.policies, "mode": [a.mode.as_str()]}),
             };
             let v = self.eve.policy_alert(
                 now_ns,

@@ -77,6 +77,8 @@ pub struct DeviceRules {
     pub source: Option<Source>,
     /// Its rules as written, for the alert's `expected`.
     pub rules: Vec<String>,
+    /// The policies they came from: `[[policy]]` names, `mud:<url>`, `learned`.
+    pub policies: Vec<String>,
 }
 
 impl DeviceRules {
@@ -292,7 +294,11 @@ impl Engine {
     }
 
     /// The declared and MUD rules that apply to a device, and the mode they ask for.
-    fn declared(&self, d: &DeviceFacts<'_>) -> (Vec<(Source, &AllowRule)>, Option<Mode>) {
+    fn declared(
+        &self,
+        d: &DeviceFacts<'_>,
+    ) -> (Vec<(Source, &AllowRule)>, Option<Mode>, Vec<String>) {
+        let mut names = Vec::new();
         let named = self.device_policy.get(&d.mac);
         let mut rules = Vec::new();
         let mut mode: Option<Mode> = None;
@@ -310,6 +316,7 @@ impl Engine {
                 continue;
             }
             mode = strictest(mode, p.mode);
+            names.push(p.name.clone());
             rules.extend(p.rules.iter().map(|r| (Source::Declared, r)));
             if let Some(m) = &p.mud {
                 rules.extend(m.rules.iter().map(|r| (Source::Mud, r)));
@@ -317,16 +324,20 @@ impl Engine {
         }
         if let Some(m) = d.mud_url.and_then(|u| self.mud_by_url.get(u)) {
             mode = mode.or(Some(Mode::Monitor));
+            names.push(format!("mud:{}", m.url));
             rules.extend(m.rules.iter().map(|r| (Source::Mud, r)));
         }
-        (rules, mode)
+        (rules, mode, names)
     }
 
     /// Compiles one device's policy (and keeps it for [`Engine::evaluate`]).
     pub fn compile(&mut self, d: &DeviceFacts<'_>) -> &DeviceRules {
         let next = self.groups.len() as u32 + 1;
         let group = *self.groups.entry(d.mac).or_insert(next);
-        let (declared, declared_mode) = self.declared(d);
+        let (declared, declared_mode, mut policies) = self.declared(d);
+        if self.learned.rules(&d.mac).next().is_some() {
+            policies.push("learned".into());
+        }
         let mode = declared_mode.unwrap_or(self.mode);
         let mut all: Vec<(Source, AllowRule)> =
             declared.into_iter().map(|(s, r)| (s, r.clone())).collect();
@@ -387,6 +398,7 @@ impl Engine {
             entries,
             source,
             rules,
+            policies,
         };
         self.compiled.insert(d.mac, out);
         &self.compiled[&d.mac]
