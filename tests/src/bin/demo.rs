@@ -61,6 +61,9 @@ fn main() -> Result<()> {
     }
     eprintln!("  servers {:?} in the \"internet\" namespace", SERVERS_V4);
     eprintln!("Declared: lobby-camera, smart-plug, and a garage-sensor that never shows up.");
+    eprintln!(
+        "The camera has a declared policy (cloud 203.0.113.10 only): its telnet attempt alerts."
+    );
     eprintln!("Ctrl-C stops the sensor (it flushes its last records) and removes the lab.\n");
 
     let dir = TempDir::new();
@@ -78,7 +81,8 @@ fn main() -> Result<()> {
         format!(
             "[sensor]\nname = \"demo-gw\"\npoll_interval = \"1s\"\nflow_report = \"5s\"\nstats_interval = \"10s\"\n\n\
              [inventory]\nmissing_after = \"15s\"\n\n\
-             [[device]]\nmac = \"{}\"\nname = \"lobby-camera\"\ncategory = \"camera\"\ncriticality = \"high\"\n\n\
+             [[policy]]\nname = \"lobby-camera\"\nallow = [\"203.0.113.10:443/tcp\", \"203.0.113.10:5004/udp\"]\n\n\
+             [[device]]\nmac = \"{}\"\nname = \"lobby-camera\"\ncategory = \"camera\"\ncriticality = \"high\"\npolicy = \"lobby-camera\"\n\n\
              [[device]]\nmac = \"{}\"\nname = \"smart-plug\"\ncategory = \"plug-switch\"\ncriticality = \"low\"\n\n\
              [[device]]\nmac = \"02:00:5e:10:00:99\"\nname = \"garage-sensor\"\ncategory = \"thermostat-sensor\"\n",
             mac(lab.devices[0].mac),
