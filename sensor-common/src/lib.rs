@@ -321,6 +321,10 @@ pub struct Event {
     pub _pad: [u8; 3],
     /// Policy generation of the verdict.
     pub policy_gen: u32,
+    /// The intel trie's id of the destination's entry (0: none).
+    pub intel_id: u32,
+    /// Explicit padding, always zero.
+    pub _pad2: u32,
 }
 
 /// A discovery frame: an [`Event`] header (kind [`EVENT_DISCOVERY`]) and the frame's first
@@ -342,8 +346,8 @@ const _: () = assert!(core::mem::size_of::<FlowKey>() == 28);
 const _: () = assert!(core::mem::size_of::<FlowCounters>() == 40);
 const _: () = assert!(core::mem::size_of::<DeviceKey>() == 8);
 const _: () = assert!(core::mem::size_of::<DeviceCounters>() == 56);
-const _: () = assert!(core::mem::size_of::<DiscoveryRecord>() == 80 + 8 + DISCOVERY_BYTES);
-const _: () = assert!(core::mem::size_of::<Event>() == 80);
+const _: () = assert!(core::mem::size_of::<DiscoveryRecord>() == 88 + 8 + DISCOVERY_BYTES);
+const _: () = assert!(core::mem::size_of::<Event>() == 88);
 const _: () = assert!(core::mem::size_of::<CacheSlot>() == 56);
 const _: () = assert!(maps::FLOW_CACHE_SLOTS.is_power_of_two());
 

@@ -21,8 +21,15 @@ pub const ALLOW: &str = "KW_ALLOW";
 /// evaluated again).
 pub const POLICY_GEN: &str = "KW_POLICY_GEN";
 
+/// LPM trie: `policy::IntelData` (destination prefix) -> `policy::IntelEntry`: threat
+/// intelligence and canaries.
+pub const INTEL: &str = "KW_INTEL";
+/// Default intel trie size (entries; memory is used only for entries present).
+pub const DEFAULT_MAX_INTEL: u32 = 1 << 21;
+
 /// Every map, for checks that the object and the constants agree.
-pub const ALL: [&str; 9] = [
+pub const ALL: [&str; 10] = [
+    INTEL,
     FLOWS,
     DEVICES,
     STATS,

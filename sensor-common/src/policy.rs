@@ -18,6 +18,48 @@ pub mod verdict {
     pub const NEW_PORT: u8 = 5;
     /// Unexpected or a new port, and the device is enforced: dropped.
     pub const BLOCKED: u8 = 6;
+    /// The destination is on a threat-intelligence feed.
+    pub const INTEL: u8 = 7;
+    /// The destination is a canary address.
+    pub const CANARY: u8 = 8;
+    /// On a feed, and dropped (`[intel] block`, or the device is enforced).
+    pub const INTEL_BLOCKED: u8 = 9;
+
+    /// Whether frames of a flow with this verdict are dropped.
+    #[inline(always)]
+    pub const fn dropped(v: u8) -> bool {
+        v == BLOCKED || v == INTEL_BLOCKED
+    }
+}
+
+/// Intel trie value flags.
+pub mod intel_flags {
+    /// On a threat-intelligence feed.
+    pub const INTEL: u8 = 1;
+    /// A canary address.
+    pub const CANARY: u8 = 2;
+    /// Drop traffic to it (with `INTEL`).
+    pub const BLOCK: u8 = 4;
+}
+
+/// The data of an intel trie key: a destination, 16 bytes, IPv4 mapped.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IntelData {
+    /// The address.
+    pub addr: [u8; 16],
+}
+
+/// Intel trie value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IntelEntry {
+    /// Userspace's id of the indicator (its feeds and categories); never 0.
+    pub id: u32,
+    /// `intel_flags::*`.
+    pub flags: u8,
+    /// Explicit padding, always zero.
+    pub _pad: [u8; 3],
 }
 
 /// A device's policy mode.
@@ -109,6 +151,8 @@ impl AllowEntry {
 }
 
 const _: () = assert!(core::mem::size_of::<DevicePolicy>() == 8);
+const _: () = assert!(core::mem::size_of::<IntelData>() == 16);
+const _: () = assert!(core::mem::size_of::<IntelEntry>() == 8);
 const _: () = assert!(core::mem::size_of::<AllowData>() == 20);
 const _: () = assert!(core::mem::size_of::<PortRule>() == 4);
 const _: () = assert!(core::mem::size_of::<AllowEntry>() == 4 + 4 * ALLOW_PORTS);
@@ -119,6 +163,8 @@ mod pod {
     unsafe impl aya::Pod for super::DevicePolicy {}
     unsafe impl aya::Pod for super::AllowData {}
     unsafe impl aya::Pod for super::AllowEntry {}
+    unsafe impl aya::Pod for super::IntelData {}
+    unsafe impl aya::Pod for super::IntelEntry {}
 }
 
 #[cfg(test)]

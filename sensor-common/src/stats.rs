@@ -75,8 +75,15 @@ pub const EGRESS_FRAMES: u32 = 26;
 /// DNS answers to devices copied to userspace.
 pub const DNS_ANSWERS_COPIED: u32 = 27;
 
+/// New flows to a destination on a threat-intelligence feed.
+pub const VERDICT_INTEL: u32 = 28;
+/// New flows to a canary address.
+pub const VERDICT_CANARY: u32 = 29;
+/// Frames dropped because their destination is on a feed and blocking is on.
+pub const DROPPED_INTEL: u32 = 30;
+
 /// Number of stats slots.
-pub const COUNT: u32 = 28;
+pub const COUNT: u32 = 31;
 
 /// The name of each slot in `stats` events, in index order.
 pub const NAMES: [&str; COUNT as usize] = [
@@ -108,4 +115,7 @@ pub const NAMES: [&str; COUNT as usize] = [
     "dropped_policy",
     "egress_frames",
     "dns_answers_copied",
+    "verdict_intel",
+    "verdict_canary",
+    "dropped_intel",
 ];

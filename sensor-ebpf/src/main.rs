@@ -23,7 +23,10 @@ use sensor_common::{
     CacheSlot, DISCOVERY_BURST, DISCOVERY_BYTES, DISCOVERY_RATE, DeviceCounters, DeviceKey,
     DiscoveryRecord, EVENT_DISCOVERY, EVENT_NEW_DEVICE, EVENT_NEW_FLOW, Event, FLOW_SERVING,
     FlowCounters, FlowKey, discovery, maps,
-    policy::{AllowData, AllowEntry, DevicePolicy, GROUP_BITS, mode, verdict},
+    policy::{
+        AllowData, AllowEntry, DevicePolicy, GROUP_BITS, IntelData, IntelEntry, intel_flags, mode,
+        verdict,
+    },
     proto, stats, str_eq,
 };
 
@@ -38,6 +41,7 @@ const _: () = assert!(str_eq(maps::GLOBAL_REPLAY, "KW_REPLAY"));
 const _: () = assert!(str_eq(maps::DEVICE_POLICY, "KW_DEVICE_POLICY"));
 const _: () = assert!(str_eq(maps::ALLOW, "KW_ALLOW"));
 const _: () = assert!(str_eq(maps::POLICY_GEN, "KW_POLICY_GEN"));
+const _: () = assert!(str_eq(maps::INTEL, "KW_INTEL"));
 
 #[map(name = "KW_FLOWS")]
 static FLOWS: LruPerCpuHashMap<FlowKey, FlowCounters> =
@@ -68,6 +72,10 @@ static DEVICE_POLICY: HashMap<DeviceKey, DevicePolicy> =
 static ALLOW: LpmTrie<AllowData, AllowEntry> =
     LpmTrie::with_max_entries(maps::DEFAULT_MAX_ALLOW, 0);
 
+#[map(name = "KW_INTEL")]
+static INTEL: LpmTrie<IntelData, IntelEntry> =
+    LpmTrie::with_max_entries(maps::DEFAULT_MAX_INTEL, 0);
+
 #[map(name = "KW_POLICY_GEN")]
 static POLICY_GEN: Array<u32> = Array::with_max_entries(1, 0);
 
@@ -95,9 +103,16 @@ pub fn kw_lan_ingress(ctx: XdpContext) -> u32 {
     if let Some(st) = STATS.get_ptr_mut(0) {
         // SAFETY: per-CPU value of this CPU; nothing else writes it while we run.
         let st = unsafe { &mut *st };
-        if observe(&ctx, st) == verdict::BLOCKED {
-            st[stats::DROPPED_POLICY as usize] += 1;
-            return xdp_action::XDP_DROP;
+        match observe(&ctx, st) {
+            verdict::BLOCKED => {
+                st[stats::DROPPED_POLICY as usize] += 1;
+                return xdp_action::XDP_DROP;
+            }
+            verdict::INTEL_BLOCKED => {
+                st[stats::DROPPED_INTEL as usize] += 1;
+                return xdp_action::XDP_DROP;
+            }
+            _ => {}
         }
     }
     // Only an enforced device's unexpected flow is ever dropped.
@@ -278,7 +293,7 @@ fn count_flow(st: &mut Stats, l2: &parse::L2, l3: &parse::L3, len: u64) -> u8 {
         slot.packets += 1;
         slot.bytes += len;
         slot.tcp_flags |= l3.tcp_flags;
-        if slot.policy_gen != generation || slot.verdict == verdict::BLOCKED {
+        if slot.policy_gen != generation || verdict::dropped(slot.verdict) {
             let v = reevaluate(st, &key, slot.verdict);
             slot.verdict = v;
             slot.policy_gen = generation;
@@ -305,8 +320,28 @@ fn policy_gen() -> u32 {
     POLICY_GEN.get(0).copied().unwrap_or(0)
 }
 
-/// The verdict for a flow: the device's policy mode, then the longest allow-list prefix
-/// for its group and the flow's destination, then that entry's ports.
+/// The verdict for a flow: threat intelligence and canaries first (they outrank any
+/// policy), then the device's policy. Returns the intel entry's id too (0: none).
+#[inline(always)]
+fn evaluate_full(key: &FlowKey) -> (u8, u32) {
+    let policy = evaluate(key);
+    let k = Key::new(128, IntelData { addr: key.addr });
+    let Some(e) = INTEL.get(&k) else {
+        return (policy, 0);
+    };
+    let intel = e.flags & intel_flags::INTEL != 0;
+    let blocked = policy == verdict::BLOCKED || (intel && e.flags & intel_flags::BLOCK != 0);
+    let v = match (intel, blocked) {
+        (true, true) => verdict::INTEL_BLOCKED,
+        (true, false) => verdict::INTEL,
+        (false, true) => verdict::BLOCKED,
+        (false, false) => verdict::CANARY,
+    };
+    (v, e.id)
+}
+
+/// The policy verdict for a flow: the device's policy mode, then the longest allow-list
+/// prefix for its group and the flow's destination, then that entry's ports.
 #[inline(always)]
 fn evaluate(key: &FlowKey) -> u8 {
     let dk = DeviceKey {
@@ -348,6 +383,8 @@ fn count_verdict(st: &mut Stats, v: u8) {
         verdict::LEARNING => stats::VERDICT_LEARNING,
         verdict::UNEXPECTED => stats::VERDICT_UNEXPECTED,
         verdict::NEW_PORT => stats::VERDICT_NEW_PORT,
+        verdict::INTEL | verdict::INTEL_BLOCKED => stats::VERDICT_INTEL,
+        verdict::CANARY => stats::VERDICT_CANARY,
         _ => stats::VERDICT_BLOCKED,
     };
     bump(st, idx, 1);
@@ -356,7 +393,7 @@ fn count_verdict(st: &mut Stats, v: u8) {
 /// Takes a known flow's verdict again; counts it when it changed.
 #[inline(always)]
 fn reevaluate(st: &mut Stats, key: &FlowKey, before: u8) -> u8 {
-    let v = evaluate(key);
+    let v = evaluate_full(key).0;
     if v != before {
         count_verdict(st, v);
     }
@@ -397,16 +434,14 @@ fn count_in_map(
         // SAFETY: per-CPU value of this CPU; nothing else writes it concurrently.
         let c = unsafe { &mut *c };
         bump_flow(c, len, l3.tcp_flags, now);
-        if c.policy_gen != generation
-            || c.verdict == verdict::UNSET
-            || c.verdict == verdict::BLOCKED
+        if c.policy_gen != generation || c.verdict == verdict::UNSET || verdict::dropped(c.verdict)
         {
             c.verdict = reevaluate(st, key, c.verdict);
             c.policy_gen = generation;
         }
         return (c.verdict, c.policy_gen);
     }
-    let v = evaluate(key);
+    let (v, intel_id) = evaluate_full(key);
     let first = FlowCounters {
         packets: 1,
         bytes: len,
@@ -442,6 +477,8 @@ fn count_in_map(
                     verdict: v,
                     _pad: [0; 3],
                     policy_gen: generation,
+                    intel_id,
+                    _pad2: 0,
                 },
             );
         }

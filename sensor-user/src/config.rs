@@ -54,6 +54,12 @@ pub struct Config {
     /// `[mud]`.
     #[serde(default)]
     pub mud: MudConfig,
+    /// `[intel]` and its `[[intel.feed]]`s.
+    #[serde(default)]
+    pub intel: IntelConfig,
+    /// `[canary]`.
+    #[serde(default)]
+    pub canary: CanaryConfig,
     /// The directory of the file this came from: relative paths in it are relative to it.
     #[serde(skip)]
     pub base_dir: Option<std::path::PathBuf>,
@@ -132,6 +138,42 @@ pub struct PolicyConfig {
     pub mud: Option<Spanned<String>>,
     /// Its mode (default monitor: a declared policy is meant to be checked).
     pub mode: Option<Mode>,
+}
+
+/// `[intel]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IntelConfig {
+    /// Drop traffic to listed destinations (XDP_DROP).
+    pub block: bool,
+    /// The feeds.
+    #[serde(rename = "feed")]
+    pub feeds: Vec<FeedConfig>,
+}
+
+/// One `[[intel.feed]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedConfig {
+    /// The file (relative to the configuration file).
+    pub path: Spanned<String>,
+    /// Its format: one of `intel::formats::FORMATS`.
+    pub format: Spanned<String>,
+    /// Its name in alerts and stats (default: the file name without extension).
+    pub name: Option<String>,
+    /// Take private, loopback, link-local, multicast and very broad entries too.
+    #[serde(default)]
+    pub allow_broad: bool,
+    /// For `suricata-iprep`: the categories file naming its category numbers.
+    pub categories: Option<String>,
+}
+
+/// `[canary]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CanaryConfig {
+    /// Addresses no legitimate device ever contacts.
+    pub addresses: Vec<Spanned<String>>,
 }
 
 /// `[mud]`.
@@ -430,6 +472,23 @@ impl Config {
                     l.span(),
                     format!("{:?} is not an address or prefix", l.get_ref()),
                 ));
+            }
+        }
+        for f in &self.intel.feeds {
+            if !crate::intel::formats::FORMATS.contains(&f.format.get_ref().as_str()) {
+                return Err((
+                    f.format.span(),
+                    format!(
+                        "unknown feed format {:?}; one of {}",
+                        f.format.get_ref(),
+                        crate::intel::formats::FORMATS.join(", ")
+                    ),
+                ));
+            }
+        }
+        for a in &self.canary.addresses {
+            if a.get_ref().parse::<std::net::IpAddr>().is_err() {
+                return Err((a.span(), format!("{:?} is not an IP address", a.get_ref())));
             }
         }
         let mut names = std::collections::BTreeSet::new();

@@ -38,6 +38,8 @@ pub struct PolicyContext<'a> {
     pub blocked: bool,
     /// `alert.metadata`.
     pub metadata: Value,
+    /// `iot.intel`, for threat-intelligence alerts.
+    pub intel: Option<Value>,
 }
 
 /// A verdict's name in events.
@@ -50,6 +52,9 @@ pub fn verdict_name(v: u8) -> &'static str {
         verdict::UNEXPECTED => "unexpected",
         verdict::NEW_PORT => "new_port",
         verdict::BLOCKED => "blocked",
+        verdict::INTEL => "intel",
+        verdict::CANARY => "canary",
+        verdict::INTEL_BLOCKED => "intel_blocked",
         _ => "unset",
     }
 }
@@ -224,6 +229,9 @@ impl Eve {
         });
         if let Some(n) = p.rrname {
             iot["dns"] = json!({ "rrname": n });
+        }
+        if let Some(i) = &p.intel {
+            iot["intel"] = i.clone();
         }
         m.insert("iot".into(), iot);
         m.into()

@@ -23,6 +23,7 @@ pub mod discovery;
 pub mod eve;
 pub mod events;
 pub mod flows;
+pub mod intel;
 pub mod inventory;
 pub mod inventory_print;
 pub mod kernel_maps;

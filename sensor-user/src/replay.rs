@@ -68,10 +68,13 @@ fn stages(
     config: &Config,
     classifier: crate::classify::Classifier,
     mut store: Option<Store>,
-    maps: PolicyMaps,
+    (maps, intel_maps): (PolicyMaps, crate::intel::IntelMaps),
     now: u64,
     time: &TimeBase,
 ) -> Stages {
+    // Feeds are judged at the capture's time (STIX valid_until).
+    let intel =
+        crate::intel::stage::Intel::start(config, Some(intel_maps), (now / 1_000_000_000) as i64);
     let baseline = match baseline::start(
         config,
         store.as_mut(),
@@ -92,6 +95,7 @@ fn stages(
         classifier,
         store,
         baseline,
+        intel,
     }
 }
 
@@ -132,7 +136,11 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
         Some(d) => Some(Store::open(d)?),
         None => None,
     };
-    let mut stage_parts = Some((classifier, PolicyMaps::take(&mut ebpf)?));
+    let mut stage_parts = Some((
+        classifier,
+        PolicyMaps::take(&mut ebpf)?,
+        crate::intel::IntelMaps::take(&mut ebpf)?,
+    ));
     let mut sensor: Option<Sensor> = None;
     let mut counters = ReplayCounters::default();
     let mut errors = Vec::new();
@@ -164,8 +172,8 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
             let s = sensor.get_or_insert_with(|| {
                 next_poll = now + poll_ns;
                 let out = out.take().expect("created once");
-                let (c, pm) = stage_parts.take().expect("created once");
-                let stages = stages(&args.config, c, store.take(), pm, now, &eve.time);
+                let (c, pm, im) = stage_parts.take().expect("created once");
+                let stages = stages(&args.config, c, store.take(), (pm, im), now, &eve.time);
                 Sensor::new(eve.clone(), &args.config, stages, out, now)
             });
             if s.stats_due(now) || now >= next_poll {
@@ -236,8 +244,8 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
     let mut s = match sensor {
         Some(s) => s,
         None => {
-            let (c, pm) = stage_parts.take().expect("unused");
-            let stages = stages(&args.config, c, store.take(), pm, now, &eve.time);
+            let (c, pm, im) = stage_parts.take().expect("unused");
+            let stages = stages(&args.config, c, store.take(), (pm, im), now, &eve.time);
             Sensor::new(eve, &args.config, stages, out.take().expect("unused"), now)
         }
     };

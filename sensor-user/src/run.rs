@@ -52,7 +52,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
-    let mut config_mtime = args.config_path.as_deref().and_then(mtime);
+    let mut watched = watched_mtimes(&args);
     let classifier = args.config.classifier()?;
     // Opened (and its WAL created) before privileges are dropped: the directory stays
     // root's, 0700.
@@ -74,6 +74,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     };
     let (maps, ring) = KernelMaps::take(&mut ebpf)?;
     let policy_maps = PolicyMaps::take(&mut ebpf)?;
+    let intel_maps = crate::intel::IntelMaps::take(&mut ebpf)?;
     // SAFETY: the ring buffer owns its fd and lives inside the AsyncFd until both drop.
     let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
         .map_err(|e| anyhow::anyhow!("watching the ring buffer: {e}"))?;
@@ -93,10 +94,16 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
         &eve.time,
         Some(policy_maps),
     )?;
+    let intel = crate::intel::stage::Intel::start(
+        &args.config,
+        Some(intel_maps),
+        (now / 1_000_000_000) as i64,
+    );
     let stages = Stages {
         classifier,
         store: Some(store),
         baseline,
+        intel,
     };
     let mut sensor = Sensor::new(eve, &args.config, stages, out, now);
     let mut tick = tokio::time::interval(*args.config.sensor.poll_interval.get_ref());
@@ -134,10 +141,10 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
                     gone = Some(args.iface.clone());
                     break;
                 }
-                let m = args.config_path.as_deref().and_then(mtime);
-                if m != config_mtime {
-                    config_mtime = m;
-                    reload(&args, &mut sensor, "the file changed");
+                let m = watched_mtimes(&args);
+                if m != watched {
+                    watched = m;
+                    reload(&args, &mut sensor, "a file changed");
                 }
                 sensor.poll(&maps, now);
                 if sensor.stats_due(now) {
@@ -187,6 +194,26 @@ fn mtime(p: &std::path::Path) -> Option<std::time::SystemTime> {
     std::fs::metadata(p).and_then(|m| m.modified()).ok()
 }
 
+/// Modification times of the configuration and the feed files it names: a change to
+/// any reloads.
+fn watched_mtimes(args: &RunArgs) -> Vec<Option<std::time::SystemTime>> {
+    let Some(path) = &args.config_path else {
+        return Vec::new();
+    };
+    let base = path
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let mut out = vec![mtime(path)];
+    // The feeds as the file now says (a broken file: just the file itself).
+    if let Ok(c) = Config::load(path) {
+        for f in &c.intel.feeds {
+            out.push(mtime(&base.join(f.path.get_ref())));
+        }
+    }
+    out
+}
+
 /// Reads the configuration again and applies its policy; a broken file is reported with
 /// its location and the running configuration stays.
 fn reload(args: &RunArgs, sensor: &mut Sensor, why: &str) {
@@ -208,8 +235,9 @@ fn reload(args: &RunArgs, sensor: &mut Sensor, why: &str) {
                 tracing::error!("MUD file not imported: {e}");
             }
             sensor.reload_policy(engine, now);
+            sensor.reload_intel(&c, now);
             tracing::info!(
-                "configuration reloaded ({why}): [baseline], [[policy]] and [mud] apply now, to open flows too; other sections take effect at restart"
+                "configuration reloaded ({why}): [baseline], [[policy]], [mud], [intel] and [canary] apply now; other sections take effect at restart"
             );
         }
         Err(e) => tracing::error!("configuration not reloaded ({why}): {e}; the running one stays"),

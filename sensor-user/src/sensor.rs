@@ -35,6 +35,8 @@ pub struct Stages {
     pub store: Option<Store>,
     /// Destination policy.
     pub baseline: Baseline,
+    /// Threat intelligence and canaries.
+    pub intel: crate::intel::stage::Intel,
 }
 
 /// The engine.
@@ -47,6 +49,8 @@ pub struct Sensor {
     thresholds: Thresholds,
     store: Option<Store>,
     baseline: Baseline,
+    intel: crate::intel::stage::Intel,
+    intel_alerts: Vec<crate::intel::stage::IntelAlert>,
     policy_alerts: Vec<PolicyAlert>,
     stats_now: bool,
     out: Output,
@@ -65,6 +69,7 @@ impl Sensor {
             classifier,
             store,
             baseline,
+            intel,
         } = stages;
         let inventory = Inventory::new(config, eve.time.to_kernel_ns(now_ns));
         let thresholds = config.inventory.thresholds();
@@ -79,6 +84,8 @@ impl Sensor {
             thresholds,
             store,
             baseline,
+            intel,
+            intel_alerts: Vec::new(),
             policy_alerts: Vec::new(),
             stats_now: false,
             out,
@@ -121,21 +128,37 @@ impl Sensor {
                 if let Some(a) = self.baseline.on_new_flow(ev.key, origin, &facts) {
                     self.policy_alerts.push(a);
                 }
+                let dst = addr::ip(ev.key.addr);
+                let names: Vec<String> = self
+                    .baseline
+                    .engine()
+                    .resolved
+                    .names_for(&ev.key.mac, dst)
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect();
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                let hits = self.intel.on_new_flow(ev.key, origin, ev.intel_id, &names);
+                self.intel_alerts.extend(hits);
             }
             Ok(KernelEvent::DnsAnswer(head, frame)) => {
                 let decoded =
                     std::panic::catch_unwind(|| discovery::dns::decode_answer_frame(&frame))
                         .unwrap_or_else(|_| Err(discovery::DecodeError::new("dns", "panicked")));
                 match decoded {
-                    Ok(Some(a)) => self.baseline.on_dns(
-                        &crate::policy::dns::Answer {
-                            mac: head.key.mac,
-                            names: a.names,
-                            addrs: a.addrs,
-                            ttl_s: a.ttl_s,
-                        },
-                        head.ts_ns,
-                    ),
+                    Ok(Some(a)) => {
+                        let hits = self.intel.on_names(head.key.mac, &a.names, "answer");
+                        self.intel_alerts.extend(hits);
+                        self.baseline.on_dns(
+                            &crate::policy::dns::Answer {
+                                mac: head.key.mac,
+                                names: a.names,
+                                addrs: a.addrs,
+                                ttl_s: a.ttl_s,
+                            },
+                            head.ts_ns,
+                        )
+                    }
                     Ok(None) => {}
                     Err(_) => self.counters.discovery_malformed += 1,
                 }
@@ -148,7 +171,13 @@ impl Sensor {
                 let decoded = std::panic::catch_unwind(|| discovery::decode(&frame))
                     .unwrap_or_else(|_| Err(discovery::DecodeError::new("decoder", "panicked")));
                 match decoded {
-                    Ok(Some(d)) => self.devices.on_facts(d, head.ts_ns),
+                    Ok(Some(d)) => {
+                        if let discovery::Facts::Dns(q) = &d.facts {
+                            let hits = self.intel.on_names(d.mac, &q.names, "query");
+                            self.intel_alerts.extend(hits);
+                        }
+                        self.devices.on_facts(d, head.ts_ns)
+                    }
                     Ok(None) => {}
                     Err(e) => {
                         if self.counters.discovery_malformed == 0 {
@@ -262,6 +291,9 @@ impl Sensor {
         {
             self.state_failed(&e);
         }
+        for a in std::mem::take(&mut self.intel_alerts) {
+            self.write_intel_alert(now_ns, a);
+        }
         for a in std::mem::take(&mut self.policy_alerts) {
             let ctx = crate::eve::PolicyContext {
                 source: a.source,
@@ -269,6 +301,7 @@ impl Sensor {
                 rrname: a.rrname.as_deref(),
                 blocked: a.blocked,
                 metadata: json!({"policy": a.policies, "mode": [a.mode.as_str()]}),
+                intel: None,
             };
             let v = self.eve.policy_alert(
                 now_ns,
@@ -282,6 +315,131 @@ impl Sensor {
             self.out.write(&v);
             self.counters.alerts += 1;
         }
+    }
+
+    fn write_intel_alert(&mut self, now_ns: u64, a: crate::intel::stage::IntelAlert) {
+        use crate::intel::stage::IntelAlert;
+        let intel_obj = |sources: &[crate::intel::Source], indicator: String| {
+            let mut o = json!({
+                "feed": sources.first().map_or("", |s| s.feed.as_str()),
+                "indicator": indicator,
+            });
+            if let Some(c) = sources.iter().find_map(|s| s.category.clone()) {
+                o["category"] = c.into();
+            }
+            o
+        };
+        let feeds = |sources: &[crate::intel::Source]| {
+            json!({
+                "feeds": sources.iter().map(|s| s.feed.clone()).collect::<Vec<_>>(),
+                "categories": sources.iter().filter_map(|s| s.category.clone()).collect::<Vec<_>>(),
+            })
+        };
+        let v = match a {
+            IntelAlert::Ip {
+                key,
+                origin,
+                net,
+                sources,
+                blocked,
+            } => {
+                let ctx = crate::eve::PolicyContext {
+                    source: "intel",
+                    expected: Vec::new(),
+                    rrname: None,
+                    blocked,
+                    metadata: feeds(&sources),
+                    intel: Some(intel_obj(&sources, net.to_string())),
+                };
+                self.eve.policy_alert(
+                    now_ns,
+                    &rules::THREAT_INTEL_IP,
+                    &key,
+                    Some(origin),
+                    self.devices.get(&key.mac),
+                    self.inventory.declared(&key.mac),
+                    &ctx,
+                )
+            }
+            IntelAlert::Canary {
+                key,
+                origin,
+                net,
+                blocked,
+            } => {
+                let ctx = crate::eve::PolicyContext {
+                    source: "canary",
+                    expected: Vec::new(),
+                    rrname: None,
+                    blocked,
+                    metadata: json!({}),
+                    intel: Some(json!({"feed": "canary", "indicator": net.to_string()})),
+                };
+                self.eve.policy_alert(
+                    now_ns,
+                    &rules::CANARY_CONTACT,
+                    &key,
+                    Some(origin),
+                    self.devices.get(&key.mac),
+                    self.inventory.declared(&key.mac),
+                    &ctx,
+                )
+            }
+            IntelAlert::Domain {
+                mac,
+                name,
+                listed,
+                sources,
+                via,
+                flow,
+            } => {
+                let mut meta = feeds(&sources);
+                meta["via"] = json!([via]);
+                match flow {
+                    Some((key, origin)) => {
+                        let ctx = crate::eve::PolicyContext {
+                            source: "intel",
+                            expected: Vec::new(),
+                            rrname: Some(&name),
+                            blocked: sensor_common::policy::verdict::dropped(origin.verdict),
+                            metadata: meta,
+                            intel: Some(intel_obj(&sources, listed)),
+                        };
+                        self.eve.policy_alert(
+                            now_ns,
+                            &rules::THREAT_INTEL_DOMAIN,
+                            &key,
+                            Some(origin),
+                            self.devices.get(&mac),
+                            self.inventory.declared(&mac),
+                            &ctx,
+                        )
+                    }
+                    None => {
+                        let mut v = self.eve.alert(
+                            now_ns,
+                            &rules::THREAT_INTEL_DOMAIN,
+                            mac,
+                            self.devices.get(&mac),
+                            self.inventory.declared(&mac),
+                            "intel",
+                            meta,
+                        );
+                        v["iot"]["intel"] = intel_obj(&sources, listed);
+                        v["iot"]["dns"] = json!({ "rrname": name });
+                        v
+                    }
+                }
+            }
+        };
+        self.out.write(&v);
+        self.counters.alerts += 1;
+    }
+
+    /// A reloaded configuration's feeds and canaries take effect (as a diff).
+    pub fn reload_intel(&mut self, config: &Config, now_ns: u64) {
+        self.intel.reload(config, (now_ns / 1_000_000_000) as i64);
+        self.stats_now = true;
     }
 
     /// Devices seen for the first time in this run get back what earlier runs knew.
@@ -451,6 +609,7 @@ impl Sensor {
             .eve
             .stats(now_ns, uptime, kernel, self.counters_json(), extra);
         v["stats"]["policy"] = self.baseline.stats(&self.eve.time);
+        v["stats"]["intel"] = self.intel.stats();
         self.out.write(&v);
         self.stats_now = false;
         while self.next_stats_ns <= now_ns {

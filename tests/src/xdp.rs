@@ -28,6 +28,7 @@ pub struct Program {
     ebpf: Ebpf,
     maps: KernelMaps,
     policy: PolicyMaps,
+    intel: sensor_user::intel::IntelMaps,
     ring: RingBuf<MapData>,
     clock: u64,
 }
@@ -43,10 +44,12 @@ impl Program {
         let mut ebpf = loader::load(sizes, true).expect("load the sensor's eBPF object");
         let (maps, ring) = KernelMaps::take(&mut ebpf).expect("maps");
         let policy = PolicyMaps::take(&mut ebpf).expect("policy maps");
+        let intel = sensor_user::intel::IntelMaps::take(&mut ebpf).expect("intel map");
         Self {
             ebpf,
             maps,
             policy,
+            intel,
             ring,
             clock: 1_000_000_000,
         }
@@ -70,6 +73,11 @@ impl Program {
     /// The policy maps, to write devices' policies and allow-lists.
     pub fn policy(&mut self) -> &mut PolicyMaps {
         &mut self.policy
+    }
+
+    /// The intel trie, to write feeds and canaries.
+    pub fn intel(&mut self) -> &mut sensor_user::intel::IntelMaps {
+        &mut self.intel
     }
 
     /// The clock value the next frame will carry.

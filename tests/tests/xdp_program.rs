@@ -106,7 +106,9 @@ fn ipv4_udp_counts_flow_device_and_reports_once() {
             ("bytes", 3 * len),
             ("ipv4", 3),
             ("new_flows", 1),
-            ("new_devices", 1)
+            ("new_devices", 1),
+            // No policy is loaded for the device: its flow's verdict says so.
+            ("verdict_no_policy", 1),
         ])
     );
 
