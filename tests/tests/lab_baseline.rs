@@ -151,6 +151,9 @@ fn a_declared_policy_alerts_once_per_device_and_destination() {
     udp(&lab, 0, "203.0.113.10:5000"); // allowed address, new port
     udp(&lab, 0, "203.0.113.20:4243"); // the same unexpected destination again
     udp(&lab, 0, "198.51.100.1:4242"); // the gateway: the LAN is always allowed
+    std::thread::sleep(Duration::from_millis(500));
+    // More traffic on the alerted flow: its next record carries the repeat count.
+    udp(&lab, 0, "203.0.113.20:4242");
     std::thread::sleep(Duration::from_millis(1500));
     let out = sensor.stop();
     assert!(out.status.success(), "{}", out.stderr);
