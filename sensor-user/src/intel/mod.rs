@@ -304,6 +304,8 @@ impl IntelSet {
 pub struct IntelMaps {
     trie: LpmTrie<MapData, IntelData, IntelEntry>,
     applied: BTreeMap<IpNet, IntelEntry>,
+    /// The trie's fd number (valid while `trie` lives), for its fdinfo.
+    fd: Option<i32>,
 }
 
 /// The trie key of a prefix (IPv4 mapped).
@@ -324,6 +326,13 @@ impl IntelMaps {
         let map = ebpf
             .take_map(maps::INTEL)
             .ok_or(MapsError::Missing(maps::INTEL))?;
+        let fd = match &map {
+            aya::maps::Map::LpmTrie(d) => {
+                use std::os::fd::{AsFd as _, AsRawFd as _};
+                Some(d.fd().as_fd().as_raw_fd())
+            }
+            _ => None,
+        };
         let trie = LpmTrie::try_from(map).map_err(|source| MapsError::Map {
             name: maps::INTEL,
             source,
@@ -331,6 +340,7 @@ impl IntelMaps {
         Ok(Self {
             trie,
             applied: BTreeMap::new(),
+            fd,
         })
     }
 
@@ -363,6 +373,15 @@ impl IntelMaps {
             self.applied.remove(n);
         }
         Ok((written, gone.len()))
+    }
+
+    /// Kernel memory the trie is charged for (`memlock` in the map's fdinfo), bytes.
+    pub fn kernel_bytes(&self) -> Option<u64> {
+        let fd = self.fd?;
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).ok()?;
+        info.lines()
+            .find_map(|l| l.strip_prefix("memlock:"))
+            .and_then(|v| v.trim().parse().ok())
     }
 
     /// Entries in the trie.

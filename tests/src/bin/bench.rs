@@ -197,6 +197,63 @@ fn one_shot_ns(
     Ok((median(filling), full))
 }
 
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Loads `n` IPv4 prefixes (/30s in 11.0.0.0/8) from a plain feed file the way the sensor
+/// does (read, parse, check, merge, write the trie); returns load time (ms), userspace
+/// resident growth (MB), the trie's kernel memory (MB), and then a new flow's one-shot
+/// cost (ns) with them loaded.
+fn intel_load(n: u32) -> Result<(f64, f64, f64, f64)> {
+    let dir = std::env::temp_dir().join(format!("kw-bench-intel-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let feed = dir.join("feed.txt");
+    let mut text = String::with_capacity(n as usize * 16);
+    let base = u32::from(std::net::Ipv4Addr::new(11, 0, 0, 0));
+    for i in 0..n {
+        text += &format!("{}/30\n", std::net::Ipv4Addr::from(base + i * 4));
+    }
+    std::fs::write(&feed, text)?;
+    let cfg = sensor_user::config::Config::parse(
+        &format!(
+            "[[intel.feed]]\npath = \"{}\"\nformat = \"plain\"\n",
+            feed.display()
+        ),
+        "bench.toml",
+    )?;
+    let mut ebpf = loader::load(MapSizes::from(&SensorConfig::default()), false)?;
+    let (_maps, mut ring) = KernelMaps::take(&mut ebpf)?;
+    let mut intel = sensor_user::intel::IntelMaps::take(&mut ebpf)?;
+    let rss0 = rss_kb();
+    let t = std::time::Instant::now();
+    let mut set = sensor_user::intel::IntelSet::default();
+    set.load(&cfg, 0);
+    let want = set.kernel();
+    intel.apply(&want)?;
+    let load_ms = t.elapsed().as_secs_f64() * 1e3;
+    let rss_mb = rss_kb().saturating_sub(rss0) as f64 / 1024.0;
+    let kernel_mb = intel.kernel_bytes().unwrap_or(0) as f64 / 1_048_576.0;
+    assert_eq!(intel.len(), n as usize, "every prefix loaded");
+    let sensor = prog(&mut ebpf, maps::XDP_PROGRAM)?;
+    let mut ns = Vec::new();
+    for i in 0..20_000u32 {
+        ns.push(repeat_ns(sensor, &Kind::V4Tcp.frame(3_000_000 + i), 1)?);
+        if i % 1024 == 1023 {
+            while ring.next().is_some() {}
+        }
+    }
+    std::fs::remove_dir_all(&dir)?;
+    Ok((load_ms, rss_mb, kernel_mb, median(ns)))
+}
+
 /// Known-flow cost and poll time with `live` flows in the map.
 fn scale(live: u32, empty_one_shot: f64) -> Result<(f64, f64, f64)> {
     let sizes = MapSizes {
@@ -319,6 +376,13 @@ fn main() -> Result<()> {
         );
         scale_js.push(json!({"live_flows": live, "known_flow_one_shot_ns": known, "poll_batched_ms": batched, "poll_by_key_ms": by_key}));
     }
+    md += "\n| intel prefixes | load: read, parse, check, merge, write the trie (ms) | userspace resident growth (MB) | kernel trie memory (MB) | new flow, one-shot (ns) |\n|---|---|---|---|---|\n";
+    let mut intel_js = Vec::new();
+    for n in [0u32, 10_000, 1_000_000] {
+        let (ms, rss, kmem, new) = intel_load(n)?;
+        md += &format!("| {n} | {ms:.0} | {rss:.1} | {kmem:.1} | {new:.1} |\n");
+        intel_js.push(json!({"prefixes": n, "load_ms": ms, "rss_growth_mb": rss, "kernel_mb": kmem, "new_flow_one_shot_ns": new}));
+    }
     let host = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
@@ -329,7 +393,7 @@ fn main() -> Result<()> {
         .unwrap_or_default();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let note = format!(
-        "\nMachine: {host}, {} CPUs, Linux {}. BPF_PROG_TEST_RUN, median of {} rounds; repeat = {REPEAT} for empty and known flow; {NEW_FLOWS} distinct frames, one run each, the device monitored against a 16-entry allow-list (every new flow takes a policy verdict); ring buffer drained every 1,024 frames, for new flows (map of 65,536 flows: filling = frames 0-60,000, full = 70,000-200,000); 5,000 frames drained after each for a new flow that wakes the reader. Live-flow rows: IPv4/TCP flows created one frame each, then 100,000 one-shot runs on flows picked at random among them; poll = one read of the whole flow map and flow cache (median of 3 batched, 1 key by key).\n",
+        "\nMachine: {host}, {} CPUs, Linux {}. BPF_PROG_TEST_RUN, median of {} rounds; repeat = {REPEAT} for empty and known flow; {NEW_FLOWS} distinct frames, one run each, the device monitored against a 16-entry allow-list (every new flow takes a policy verdict); ring buffer drained every 1,024 frames, for new flows (map of 65,536 flows: filling = frames 0-60,000, full = 70,000-200,000); 5,000 frames drained after each for a new flow that wakes the reader. Live-flow rows: IPv4/TCP flows created one frame each, then 100,000 one-shot runs on flows picked at random among them; poll = one read of the whole flow map and flow cache (median of 3 batched, 1 key by key). Intel rows: a plain feed file of /30 prefixes loaded as the sensor loads it, then 20,000 new flows (median) that miss them.\n",
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(0),
@@ -341,7 +405,7 @@ fn main() -> Result<()> {
     std::fs::write(
         args.out.join("results.json"),
         serde_json::to_string_pretty(
-            &json!({"machine": note.trim(), "rows": js, "scale": scale_js}),
+            &json!({"machine": note.trim(), "rows": js, "scale": scale_js, "intel": intel_js}),
         )?,
     )?;
     println!("{md}");
