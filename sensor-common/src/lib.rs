@@ -288,6 +288,16 @@ pub struct DeviceCounters {
     pub discovery_refill_ns: u64,
 }
 
+/// Per-CPU counters of what the gateway sent one device (LAN egress).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EgressCounters {
+    /// Frames.
+    pub packets: u64,
+    /// Bytes, Ethernet header included.
+    pub bytes: u64,
+}
+
 /// One ring-buffer record.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -346,6 +356,7 @@ const _: () = assert!(core::mem::size_of::<FlowKey>() == 28);
 const _: () = assert!(core::mem::size_of::<FlowCounters>() == 40);
 const _: () = assert!(core::mem::size_of::<DeviceKey>() == 8);
 const _: () = assert!(core::mem::size_of::<DeviceCounters>() == 56);
+const _: () = assert!(core::mem::size_of::<EgressCounters>() == 16);
 const _: () = assert!(core::mem::size_of::<DiscoveryRecord>() == 88 + 8 + DISCOVERY_BYTES);
 const _: () = assert!(core::mem::size_of::<Event>() == 88);
 const _: () = assert!(core::mem::size_of::<CacheSlot>() == 56);
@@ -361,6 +372,7 @@ mod pod {
     unsafe impl aya::Pod for super::DeviceCounters {}
     unsafe impl aya::Pod for super::Event {}
     unsafe impl aya::Pod for super::CacheSlot {}
+    unsafe impl aya::Pod for super::EgressCounters {}
 }
 
 /// Compile-time string equality, so the eBPF side can check its literal map names

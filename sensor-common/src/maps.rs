@@ -27,8 +27,13 @@ pub const INTEL: &str = "KW_INTEL";
 /// Default intel trie size (entries; memory is used only for entries present).
 pub const DEFAULT_MAX_INTEL: u32 = 1 << 21;
 
+/// Per-CPU LRU hash: `DeviceKey` (destination MAC) -> `EgressCounters`: what the gateway
+/// sends each device.
+pub const EGRESS: &str = "KW_EGRESS";
+
 /// Every map, for checks that the object and the constants agree.
-pub const ALL: [&str; 10] = [
+pub const ALL: [&str; 11] = [
+    EGRESS,
     INTEL,
     FLOWS,
     DEVICES,

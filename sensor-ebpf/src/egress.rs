@@ -1,15 +1,29 @@
 //! kettlewatch's LAN-egress TC program: what the gateway sends to devices. It copies DNS
 //! answers (UDP from port 53) to userspace, which learns from them which addresses each
-//! device was given for which name: what domain policies need. It never changes a frame.
+//! device was given for which name: what domain policies need; and it counts what each
+//! device receives (downstream volume). It never changes a frame.
 
 use aya_ebpf::{
-    EbpfContext as _, helpers::bpf_skb_load_bytes, macros::classifier, programs::TcContext,
+    EbpfContext as _,
+    bindings::BPF_NOEXIST,
+    helpers::bpf_skb_load_bytes,
+    macros::{classifier, map},
+    maps::LruPerCpuHashMap,
+    programs::TcContext,
 };
 use sensor_common::{
-    DISCOVERY_BYTES, DiscoveryRecord, EVENT_DNS_ANSWER, Event, FlowKey, discovery, proto, stats,
+    DISCOVERY_BYTES, DeviceKey, DiscoveryRecord, EVENT_DNS_ANSWER, EgressCounters, Event, FlowKey,
+    discovery, maps, proto, stats, str_eq,
 };
 
 use crate::{EVENTS, STATS, Stats, now_precise, parse};
+
+const _: () = assert!(str_eq(maps::EGRESS, "KW_EGRESS"));
+
+/// What the gateway sends each device: downstream volume.
+#[map(name = "KW_EGRESS")]
+static EGRESS: LruPerCpuHashMap<DeviceKey, EgressCounters> =
+    LruPerCpuHashMap::with_max_entries(maps::DEFAULT_MAX_DEVICES, 0);
 
 /// Continue: TCX_NEXT on tcx links, the default action with netlink (direct-action).
 const TC_NEXT: i32 = -1;
@@ -27,6 +41,29 @@ pub fn kw_lan_egress(ctx: TcContext) -> i32 {
 fn watch(ctx: &TcContext, st: &mut Stats) {
     st[stats::EGRESS_FRAMES as usize] += 1;
     let Ok(l2) = parse::l2(ctx) else { return };
+    // Unicast to one device: its downstream volume.
+    if l2.dst_mac[0] & 1 == 0 {
+        let key = DeviceKey {
+            mac: l2.dst_mac,
+            _pad: [0; 2],
+        };
+        let len = u64::from(ctx.len());
+        match EGRESS.get_ptr_mut(&key) {
+            Some(c) => {
+                // SAFETY: per-CPU value of this CPU.
+                let c = unsafe { &mut *c };
+                c.packets += 1;
+                c.bytes += len;
+            }
+            None => {
+                let first = EgressCounters {
+                    packets: 1,
+                    bytes: len,
+                };
+                let _ = EGRESS.insert(&key, &first, BPF_NOEXIST as u64);
+            }
+        }
+    }
     let l3 = match l2.ethertype {
         parse::ETH_P_IP => parse::ipv4(ctx, l2.l3),
         parse::ETH_P_IPV6 => parse::ipv6(ctx, l2.l3),

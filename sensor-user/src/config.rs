@@ -60,6 +60,9 @@ pub struct Config {
     /// `[canary]`.
     #[serde(default)]
     pub canary: CanaryConfig,
+    /// `[anomaly]`: thresholds of the behaviour detectors.
+    #[serde(default)]
+    pub anomaly: AnomalyConfig,
     /// The directory of the file this came from: relative paths in it are relative to it.
     #[serde(skip)]
     pub base_dir: Option<std::path::PathBuf>,
@@ -166,6 +169,62 @@ pub struct FeedConfig {
     pub allow_broad: bool,
     /// For `suricata-iprep`: the categories file naming its category numbers.
     pub categories: Option<String>,
+}
+
+/// `[anomaly]`: every threshold of the behaviour detectors, each with its default.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnomalyConfig {
+    /// Fan-out window.
+    #[serde(deserialize_with = "duration")]
+    pub window: Spanned<Duration>,
+    /// Distinct destinations in a window that make a sweep.
+    pub fanout_destinations: usize,
+    /// Distinct ports of one destination in a window that make a port scan.
+    pub fanout_ports: usize,
+    /// Volume is judged per interval of this length.
+    #[serde(deserialize_with = "duration")]
+    pub volume_interval: Spanned<Duration>,
+    /// Intervals before a device's rate is trusted.
+    pub volume_warmup: u32,
+    /// A spike is above the learned rate by this many deviations ...
+    pub volume_k: f64,
+    /// ... and this many times the learned rate ...
+    pub volume_ratio: f64,
+    /// ... and at least this many bytes in the interval ...
+    pub volume_floor_bytes: u64,
+    /// ... (or packets, for the packet series).
+    pub volume_floor_packets: u64,
+    /// TCP SYNs to one destination and port within a poll, with no ACK ever seen.
+    pub syn_flood_packets: u64,
+    /// Resolvers devices may use besides the LAN's own.
+    pub dns_servers: Vec<Spanned<String>>,
+    /// Time servers devices may use besides the LAN's own.
+    pub ntp_servers: Vec<Spanned<String>>,
+    /// One alert per device and rule at most this often; repeats are counted.
+    #[serde(deserialize_with = "duration")]
+    pub realert_after: Spanned<Duration>,
+}
+
+impl Default for AnomalyConfig {
+    fn default() -> Self {
+        let d = |s| Spanned::new(0..0, Duration::from_secs(s));
+        Self {
+            window: d(10),
+            fanout_destinations: 32,
+            fanout_ports: 32,
+            volume_interval: d(10),
+            volume_warmup: 6,
+            volume_k: 6.0,
+            volume_ratio: 4.0,
+            volume_floor_bytes: 1_000_000,
+            volume_floor_packets: 1_000,
+            syn_flood_packets: 200,
+            dns_servers: Vec::new(),
+            ntp_servers: Vec::new(),
+            realert_after: d(600),
+        }
+    }
 }
 
 /// `[canary]`.
@@ -483,6 +542,25 @@ impl Config {
                         f.format.get_ref(),
                         crate::intel::formats::FORMATS.join(", ")
                     ),
+                ));
+            }
+        }
+        let an = &self.anomaly;
+        for (d, what) in [
+            (&an.window, "window"),
+            (&an.volume_interval, "volume_interval"),
+        ] {
+            if d.get_ref().is_zero() {
+                return Err((d.span(), format!("{what} must be longer than zero")));
+            }
+        }
+        for s in an.dns_servers.iter().chain(&an.ntp_servers) {
+            if s.get_ref().parse::<ipnet::IpNet>().is_err()
+                && s.get_ref().parse::<std::net::IpAddr>().is_err()
+            {
+                return Err((
+                    s.span(),
+                    format!("{:?} is not an address or prefix", s.get_ref()),
                 ));
             }
         }

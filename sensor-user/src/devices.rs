@@ -215,8 +215,13 @@ impl DeviceTable {
 
     /// Facts a discovery frame gave about a device, at kernel time `ts_ns`.
     pub fn on_facts(&mut self, d: Decoded, ts_ns: u64) {
-        if let Facts::Address(a) = d.facts {
-            return self.on_address(d.mac, a, ts_ns);
+        match d.facts {
+            Facts::Address(a)
+            | Facts::ArpRequest {
+                claimed: Some(a), ..
+            } => return self.on_address(d.mac, a, ts_ns),
+            Facts::ArpRequest { claimed: None, .. } => return self.on_seen(d.mac, ts_ns),
+            _ => {}
         }
         let dev = self.entry(d.mac, ts_ns);
         if dev.profile.merge(d.facts) {

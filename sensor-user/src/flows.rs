@@ -85,6 +85,19 @@ impl Reason {
     }
 }
 
+/// A flow's traffic between two polls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowDelta {
+    /// The flow.
+    pub key: FlowKey,
+    /// Frames since the previous poll.
+    pub packets: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// OR of every TCP flag byte the flow has seen.
+    pub tcp_flags: u8,
+}
+
 /// One `flow` record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FlowRecord {
@@ -123,6 +136,7 @@ pub struct FlowTable {
     pub evicted: u64,
     /// Flows whose counters went backwards between polls: evicted and created again.
     pub recreated: u64,
+    deltas: Vec<FlowDelta>,
 }
 
 impl FlowTable {
@@ -133,6 +147,7 @@ impl FlowTable {
             report_every_ns: report_every.as_nanos() as u64,
             evicted: 0,
             recreated: 0,
+            deltas: Vec::new(),
         }
     }
 
@@ -149,6 +164,11 @@ impl FlowTable {
     /// Every flow whose first packet we know, with it.
     pub fn opened(&self) -> impl Iterator<Item = (FlowKey, Origin)> + '_ {
         self.flows.iter().filter_map(|(k, t)| Some((*k, t.origin?)))
+    }
+
+    /// What each flow carried between the last two polls (flows with new traffic only).
+    pub fn take_deltas(&mut self) -> Vec<FlowDelta> {
+        std::mem::take(&mut self.deltas)
     }
 
     /// A ring-buffer event announced a new flow.
@@ -171,6 +191,7 @@ impl FlowTable {
         for (key, mut totals) in snapshot {
             let t = self.flows.entry(key).or_default();
             t.seen = true;
+            let mut before = t.totals;
             if totals.packets < t.totals.packets {
                 if totals.first_seen_ns == t.totals.first_seen_ns {
                     // The same flow read while the kernel moved counts from its flow
@@ -183,6 +204,7 @@ impl FlowTable {
                 self.recreated += 1;
                 t.reported_packets = 0;
                 t.reported_bytes = 0;
+                before = FlowTotals::default();
             }
             // New frames that went through the flow cache have no timestamp of their own:
             // they arrived by this poll.
@@ -192,6 +214,14 @@ impl FlowTable {
             if totals.first_seen_ns == t.totals.first_seen_ns {
                 // The same flow: a time a poll gave it stands until the kernel's is later.
                 totals.last_seen_ns = totals.last_seen_ns.max(t.totals.last_seen_ns);
+            }
+            if totals.packets > before.packets {
+                self.deltas.push(FlowDelta {
+                    key,
+                    packets: totals.packets - before.packets,
+                    bytes: totals.bytes.saturating_sub(before.bytes),
+                    tcp_flags: totals.tcp_flags,
+                });
             }
             t.totals = totals;
             let due = now_ns.saturating_sub(t.last_report_ns) >= self.report_every_ns;

@@ -43,6 +43,7 @@ pub struct KernelMaps {
     flows: Map,
     cache: Map,
     devices: Map,
+    egress: Map,
     stats: PerCpuArray<MapData, [u64; stats::COUNT as usize]>,
     clock: PerCpuArray<MapData, u64>,
     cpus: usize,
@@ -74,6 +75,7 @@ impl KernelMaps {
             flows: take(ebpf, maps::FLOWS)?,
             cache: take(ebpf, maps::FLOW_CACHE)?,
             devices: take(ebpf, maps::DEVICES)?,
+            egress: take(ebpf, maps::EGRESS)?,
             stats: typed(ebpf, maps::STATS)?,
             clock: typed(ebpf, maps::CLOCK)?,
             cpus,
@@ -122,6 +124,25 @@ impl KernelMaps {
             }
         }
         Ok(flows.into_iter().collect())
+    }
+
+    /// What the gateway sent each device: (mac, packets, bytes), summed over CPUs.
+    pub fn egress(&self) -> Result<Vec<([u8; 6], u64, u64)>, MapsError> {
+        let rows = read_per_cpu::<DeviceKey, sensor_common::EgressCounters>(
+            &self.egress,
+            maps::EGRESS,
+            self.cpus,
+            self.batched,
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|(k, v)| {
+                let (p, b) = v
+                    .iter()
+                    .fold((0, 0), |(p, b), c| (p + c.packets, b + c.bytes));
+                (k.mac, p, b)
+            })
+            .collect())
     }
 
     /// Every device with its counters summed over CPUs.

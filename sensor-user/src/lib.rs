@@ -10,6 +10,7 @@
 //! `run` (a live interface) and `replay` (capture files) drive it.
 
 pub mod addr;
+pub mod anomaly;
 pub mod assess;
 pub mod baseline;
 pub mod capture;

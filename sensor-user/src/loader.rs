@@ -126,6 +126,7 @@ pub fn load(sizes: MapSizes, replay: bool) -> Result<Ebpf, LoadError> {
     loader
         .map_max_entries(maps::FLOWS, sizes.flows)
         .map_max_entries(maps::DEVICES, sizes.devices)
+        .map_max_entries(maps::EGRESS, sizes.devices)
         .map_max_entries(maps::EVENTS, sizes.ring_bytes);
     if replay {
         loader.override_global(maps::GLOBAL_REPLAY, &1u8, true);

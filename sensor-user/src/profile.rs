@@ -222,7 +222,7 @@ impl Profile {
             }
             Facts::Tuya(f) => latest(&mut self.tuya, f),
             Facts::Mqtt(f) => latest(&mut self.mqtt, f),
-            Facts::Address(_) => false,
+            Facts::Address(_) | Facts::ArpRequest { .. } => false,
         };
         if changed {
             self.hostname = self.best_hostname();

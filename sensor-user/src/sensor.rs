@@ -51,6 +51,9 @@ pub struct Sensor {
     baseline: Baseline,
     intel: crate::intel::stage::Intel,
     intel_alerts: Vec<crate::intel::stage::IntelAlert>,
+    anomaly: crate::anomaly::Anomaly,
+    anomaly_alerts: Vec<crate::anomaly::AnomalyAlert>,
+    egress: Vec<([u8; 6], u64, u64)>,
     policy_alerts: Vec<PolicyAlert>,
     stats_now: bool,
     out: Output,
@@ -65,6 +68,7 @@ pub struct Sensor {
 impl Sensor {
     /// A sensor that starts at `now_ns` (epoch).
     pub fn new(eve: Eve, config: &Config, stages: Stages, out: Output, now_ns: u64) -> Self {
+        let config_all = config;
         let Stages {
             classifier,
             store,
@@ -86,6 +90,9 @@ impl Sensor {
             baseline,
             intel,
             intel_alerts: Vec::new(),
+            anomaly: crate::anomaly::Anomaly::new(&config_all.anomaly),
+            anomaly_alerts: Vec::new(),
+            egress: Vec::new(),
             policy_alerts: Vec::new(),
             stats_now: false,
             out,
@@ -140,6 +147,15 @@ impl Sensor {
                 let names: Vec<&str> = names.iter().map(String::as_str).collect();
                 let hits = self.intel.on_new_flow(ev.key, origin, ev.intel_id, &names);
                 self.intel_alerts.extend(hits);
+                let engine = self.baseline.engine();
+                let v = engine.evaluate(&ev.key.mac, dst, ev.key.port, ev.key.proto);
+                let cx = crate::anomaly::FlowContext {
+                    learning: v == sensor_common::policy::verdict::LEARNING,
+                    allowed: v == sensor_common::policy::verdict::ALLOWED,
+                    local: engine.is_local(dst),
+                };
+                let found = self.anomaly.on_new_flow(ev.ts_ns, ev.key, origin, cx);
+                self.anomaly_alerts.extend(found);
             }
             Ok(KernelEvent::DnsAnswer(head, frame)) => {
                 let decoded =
@@ -175,6 +191,10 @@ impl Sensor {
                         if let discovery::Facts::Dns(q) = &d.facts {
                             let hits = self.intel.on_names(d.mac, &q.names, "query");
                             self.intel_alerts.extend(hits);
+                        }
+                        if let discovery::Facts::ArpRequest { asked, .. } = &d.facts {
+                            let found = self.anomaly.on_arp_probe(head.ts_ns, d.mac, *asked);
+                            self.anomaly_alerts.extend(found);
                         }
                         self.devices.on_facts(d, head.ts_ns)
                     }
@@ -293,6 +313,40 @@ impl Sensor {
         }
         for a in std::mem::take(&mut self.intel_alerts) {
             self.write_intel_alert(now_ns, a);
+        }
+        for a in std::mem::take(&mut self.anomaly_alerts) {
+            let v = match a.flow {
+                Some((key, origin)) => {
+                    let ctx = crate::eve::PolicyContext {
+                        source: "anomaly",
+                        expected: Vec::new(),
+                        rrname: None,
+                        blocked: false,
+                        metadata: a.metadata,
+                        intel: None,
+                    };
+                    self.eve.policy_alert(
+                        now_ns,
+                        a.rule,
+                        &key,
+                        Some(origin),
+                        self.devices.get(&a.mac),
+                        self.inventory.declared(&a.mac),
+                        &ctx,
+                    )
+                }
+                None => self.eve.alert(
+                    now_ns,
+                    a.rule,
+                    a.mac,
+                    self.devices.get(&a.mac),
+                    self.inventory.declared(&a.mac),
+                    "anomaly",
+                    a.metadata,
+                ),
+            };
+            self.out.write(&v);
+            self.counters.alerts += 1;
         }
         for a in std::mem::take(&mut self.policy_alerts) {
             let ctx = crate::eve::PolicyContext {
@@ -542,6 +596,10 @@ impl Sensor {
             .on_poll(devices, &self.flows.last_seen_by_device());
         self.baseline.annotate(&mut records);
         self.write_flows(now_ns, &records);
+        let deltas = self.flows.take_deltas();
+        let egress = std::mem::take(&mut self.egress);
+        let found = self.anomaly.on_poll(now_kernel, &deltas, &egress);
+        self.anomaly_alerts.extend(found);
         let macs: Vec<[u8; 6]> = self.devices.iter().map(|d| d.mac).collect();
         // Learning ended: say so now, not at the next stats interval.
         self.stats_now |= self.baseline.on_tick(now_kernel, macs.into_iter());
@@ -553,6 +611,7 @@ impl Sensor {
 
     /// Reads the flow and device maps and takes them in.
     pub fn poll(&mut self, maps: &KernelMaps, now_ns: u64) {
+        self.egress = maps.egress().unwrap_or_default();
         match (maps.flows(), maps.devices()) {
             (Ok(f), Ok(d)) => self.on_poll(now_ns, f, d),
             (Err(e), _) | (_, Err(e)) => self.poll_failed(&e),
@@ -610,6 +669,10 @@ impl Sensor {
             .stats(now_ns, uptime, kernel, self.counters_json(), extra);
         v["stats"]["policy"] = self.baseline.stats(&self.eve.time);
         v["stats"]["intel"] = self.intel.stats();
+        v["stats"]["anomaly"] = json!({
+            "alerts": self.anomaly.counters.alerts,
+            "suppressed": self.anomaly.counters.suppressed,
+        });
         self.out.write(&v);
         self.stats_now = false;
         while self.next_stats_ns <= now_ns {

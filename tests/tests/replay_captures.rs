@@ -683,7 +683,36 @@ fn nku_learned_on_setup_and_idle_then_monitored() {
                 )
             })
             .collect();
+        let anomaly_alerts: Vec<&Value> = events::of_type(&evs, "alert")
+            .into_iter()
+            .filter(|a| a["iot"]["rule"]["source"] == "anomaly")
+            .collect();
         for (((name, _, learn), (start, end)), _) in phases.iter().zip(&spans).zip(0..) {
+            let in_span = |a: &&&Value| {
+                let t = chrono_ns(a["timestamp"].as_str().unwrap());
+                t >= *start && t <= *end
+            };
+            let anomalies: Vec<String> = anomaly_alerts
+                .iter()
+                .filter(in_span)
+                .map(|a| {
+                    format!(
+                        "{} {}",
+                        a["iot"]["rule"]["id"].as_str().unwrap(),
+                        a["alert"]["metadata"]
+                    )
+                })
+                .collect();
+            println!(
+                "{device} {name}: {} anomaly alerts {anomalies:?}",
+                anomalies.len()
+            );
+            if !*learn && *name != "update" && *name != "delete" {
+                assert!(
+                    anomalies.is_empty(),
+                    "{device} {name}: benign phases raise no anomaly: {anomalies:?}"
+                );
+            }
             let in_phase: Vec<String> = policy_alerts
                 .iter()
                 .filter(|a| {

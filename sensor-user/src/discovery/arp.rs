@@ -1,29 +1,36 @@
 //! ARP: the IPv4 address a device claims for its MAC.
 
-use etherparse::{ArpHardwareId, ArpPacketSlice, EtherType};
+use etherparse::{ArpHardwareId, ArpOperation, ArpPacketSlice, EtherType};
 
 use super::{DecodeError, Decoded, Facts};
 
 /// The sender's address of an Ethernet/IPv4 ARP request or reply, about the frame's
-/// sender. `Ok(None)` for probes (sender 0.0.0.0) and for a sender hardware address that
-/// is not the frame's source: that claim is about someone else, and taking it would let a
-/// spoofer write another device's address.
+/// sender, and for a request the address it asks about. A sender hardware address that is
+/// not the frame's source, or 0.0.0.0 (a probe), claims nothing: taking a claim about
+/// someone else would let a spoofer write another device's address.
 pub fn decode(src_mac: [u8; 6], a: &ArpPacketSlice<'_>) -> Result<Option<Decoded>, DecodeError> {
     if a.hw_addr_type() != ArpHardwareId::ETHERNET || a.proto_addr_type() != EtherType::IPV4 {
         return Err(DecodeError::new("arp", "not Ethernet/IPv4 ARP"));
     }
-    let (Ok(hw), Ok(ip)) = (
+    let (Ok(hw), Ok(ip), Ok(target)) = (
         <[u8; 6]>::try_from(a.sender_hw_addr()),
         <[u8; 4]>::try_from(a.sender_protocol_addr()),
+        <[u8; 4]>::try_from(a.target_protocol_addr()),
     ) else {
         return Err(DecodeError::new("arp", "address lengths are not 6 and 4"));
     };
-    if hw != src_mac || ip == [0; 4] {
-        return Ok(None);
-    }
+    let claimed = (hw == src_mac && ip != [0; 4]).then(|| std::net::IpAddr::from(ip));
+    let facts = match (a.operation(), claimed) {
+        (ArpOperation::REQUEST, _) if target != ip => Facts::ArpRequest {
+            claimed,
+            asked: std::net::IpAddr::from(target),
+        },
+        (_, Some(c)) => Facts::Address(c),
+        (_, None) => return Ok(None),
+    };
     Ok(Some(Decoded {
         mac: src_mac,
-        facts: Facts::Address(std::net::IpAddr::from(ip)),
+        facts,
     }))
 }
 
@@ -45,19 +52,27 @@ mod tests {
     }
 
     #[test]
-    fn request_and_reply_give_the_senders_address() {
+    fn request_and_reply_give_the_senders_address_and_what_it_asks() {
         let me = [2, 0, 0, 0, 0, 0xa];
-        for op in [1, 2] {
-            let d = decode(&arp(op, me, [198, 51, 100, 10])).unwrap().unwrap();
-            assert_eq!(d.mac, me);
-            assert_eq!(d.facts, Facts::Address("198.51.100.10".parse().unwrap()));
-        }
+        let d = decode(&arp(2, me, [198, 51, 100, 10])).unwrap().unwrap();
+        assert_eq!(d.mac, me);
+        assert_eq!(d.facts, Facts::Address("198.51.100.10".parse().unwrap()));
+        let d = decode(&arp(1, me, [198, 51, 100, 10])).unwrap().unwrap();
+        assert_eq!(
+            d.facts,
+            Facts::ArpRequest {
+                claimed: Some("198.51.100.10".parse().unwrap()),
+                asked: "198.51.100.1".parse().unwrap()
+            }
+        );
     }
 
     #[test]
-    fn probes_and_claims_for_other_macs_are_not_taken() {
+    fn probes_and_claims_for_other_macs_claim_nothing() {
         let me = [2, 0, 0, 0, 0, 0xa];
-        assert_eq!(decode(&arp(1, me, [0; 4])), Ok(None));
+        // A probe still asks (duplicate address detection for the target).
+        let d = decode(&arp(1, me, [0; 4])).unwrap().unwrap();
+        assert!(matches!(d.facts, Facts::ArpRequest { claimed: None, .. }));
         assert_eq!(
             decode(&arp(2, [2, 0, 0, 0, 0, 0xb], [198, 51, 100, 10])),
             Ok(None)

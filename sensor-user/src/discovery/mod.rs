@@ -59,6 +59,14 @@ pub enum Facts {
     Mqtt(mqtt::MqttFacts),
     /// An address a device claims (ARP, IPv6 neighbour discovery).
     Address(std::net::IpAddr),
+    /// An ARP request: the address the device asks about (many of them in a short time
+    /// are a sweep of the LAN), and the one it claims, when it says.
+    ArpRequest {
+        /// The sender's address (none for a probe from 0.0.0.0).
+        claimed: Option<std::net::IpAddr>,
+        /// The target address.
+        asked: std::net::IpAddr,
+    },
 }
 
 /// Facts and the device they are about: usually the frame's sender, but the client a
@@ -255,7 +263,10 @@ mod tests {
                 let m = mutate(&mut rng, f, 14);
                 if let Ok(Some(d)) = decode(&m) {
                     decoded += 1;
-                    assert!(matches!(d.facts, Facts::Address(_)));
+                    assert!(matches!(
+                        d.facts,
+                        Facts::Address(_) | Facts::ArpRequest { .. }
+                    ));
                 }
             }
         }

@@ -1,0 +1,130 @@
+//! Behaviour detectors in a namespace lab (sensor-user/src/anomaly): a telnet sweep, an
+//! upload burst, a device asking a resolver outside the LAN, and steady devices that must
+//! stay quiet.
+
+use std::{
+    net::{IpAddr, SocketAddr, TcpStream, UdpSocket},
+    time::Duration,
+};
+
+use kettlewatch_tests::{
+    announce,
+    env::{self, TempDir},
+    events,
+    lab::Lab,
+    proc::Sensor,
+};
+use serde_json::Value;
+
+fn mac(m: [u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+fn anomalies(evs: &[Value]) -> Vec<&Value> {
+    events::of_type(evs, "alert")
+        .into_iter()
+        .filter(|a| a["iot"]["rule"]["source"] == "anomaly")
+        .collect()
+}
+
+#[test]
+fn sweeps_bursts_and_foreign_resolvers_alert_and_steady_devices_do_not() {
+    if !env::have_root() || !env::have_tool("ip") {
+        return;
+    }
+    // 0: sweeps telnet, 1: uploads a burst, 2: asks a foreign resolver, 3-5: steady.
+    let lab = Lab::build(6);
+    let dir = TempDir::new();
+    let cfg = dir.join("kw.toml");
+    std::fs::write(
+        &cfg,
+        "[sensor]\nname = \"lab\"\npoll_interval = \"200ms\"\nflow_report = \"1s\"\nstats_interval = \"1s\"\n\n\
+         [baseline]\nmode = \"monitor\"\n\n\
+         [anomaly]\nvolume_interval = \"1s\"\nvolume_warmup = 4\nvolume_floor_bytes = 50000\nvolume_floor_packets = 100\n",
+    )
+    .unwrap();
+    let mut sensor = Sensor::start(&lab.gw, "lan0", &["--config", cfg.to_str().unwrap()], false);
+    sensor.wait_for_log("watching lan0", Duration::from_secs(30));
+    // Steady traffic from every device but the sweeper for a few intervals.
+    let steady = |lab: &Lab, dev: usize, bytes: usize| {
+        let from: IpAddr = lab.devices[dev].v4.into();
+        lab.devices[dev].ns.run(move || {
+            let s = UdpSocket::bind((from, 0)).unwrap();
+            for _ in 0..10 {
+                s.send_to(&vec![0x5a; bytes / 10], "203.0.113.10:5000")
+                    .unwrap();
+            }
+        });
+    };
+    for _ in 0..7 {
+        for dev in 1..6 {
+            steady(&lab, dev, 20_000);
+        }
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+    // The sweep: telnet SYNs to 64 addresses in the "internet".
+    let t0 = std::time::Instant::now();
+    lab.devices[0].ns.run(|| {
+        for i in 0..64u8 {
+            let port = if i % 2 == 0 { 23 } else { 2323 };
+            let to = SocketAddr::from(([203, 0, 113, 100 + i % 100], port));
+            let _ = TcpStream::connect_timeout(&to, Duration::from_millis(5));
+        }
+    });
+    // The burst: device 1 uploads 20 times its usual rate.
+    steady(&lab, 1, 400_000);
+    // The resolver: device 2 asks one in the "internet" directly.
+    let from: IpAddr = lab.devices[2].v4.into();
+    lab.devices[2].ns.run(move || {
+        let s = UdpSocket::bind((from, 0)).unwrap();
+        s.send_to(
+            &announce::dns_query(9, "cloud.example.com"),
+            "203.0.113.53:53",
+        )
+        .unwrap();
+    });
+    for dev in 3..6 {
+        steady(&lab, dev, 20_000);
+    }
+    let scan = sensor.wait_for_line(|l| l.contains("\"scan_fanout\""), Duration::from_secs(5));
+    assert!(scan.is_some(), "scan_fanout");
+    assert!(
+        t0.elapsed() < Duration::from_millis(2500),
+        "within two poll intervals of the sweep's end (and its own time)"
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    let out = sensor.stop();
+    assert!(out.status.success(), "{}", out.stderr);
+    let evs = events::parse(&out.stdout);
+    let found = anomalies(&evs);
+    let by = |id: &str, dev: usize| {
+        found
+            .iter()
+            .filter(|a| {
+                a["iot"]["rule"]["id"] == id && a["ether"]["src_mac"] == mac(lab.devices[dev].mac)
+            })
+            .count()
+    };
+    assert_eq!(by("scan_fanout", 0), 1, "{found:#?}");
+    let scan = found
+        .iter()
+        .find(|a| a["iot"]["rule"]["id"] == "scan_fanout")
+        .unwrap();
+    let ports = scan["alert"]["metadata"]["top_ports"].to_string();
+    assert!(
+        ports.contains("\"23 (") && ports.contains("\"2323 ("),
+        "{ports}"
+    );
+    assert_eq!(by("volume_spike", 1), 1, "{found:#?}");
+    assert_eq!(by("unexpected_dns_server", 2), 1, "{found:#?}");
+    for dev in 3..6 {
+        let any: Vec<_> = found
+            .iter()
+            .filter(|a| a["ether"]["src_mac"] == mac(lab.devices[dev].mac))
+            .collect();
+        assert!(any.is_empty(), "steady device {dev}: {any:#?}");
+    }
+}
