@@ -94,6 +94,11 @@ impl Baseline {
         &self.engine
     }
 
+    /// Devices waiting to be compiled.
+    pub fn dirty(&self) -> impl Iterator<Item = [u8; 6]> + '_ {
+        self.dirty.iter().copied()
+    }
+
     /// A device's facts (category, MUD URL) may have changed: compile it again.
     pub fn touch(&mut self, mac: [u8; 6]) {
         self.dirty.insert(mac);

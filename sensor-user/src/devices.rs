@@ -119,6 +119,10 @@ pub struct DeviceTable {
     fresh: Vec<[u8; 6]>,
     /// Devices that left the kernel map (LRU eviction).
     pub evicted: u64,
+    /// At most this many devices (0: no limit).
+    cap: usize,
+    /// Sightings of devices not tracked because the table was full.
+    pub dropped: u64,
 }
 
 /// A device started using an address: one another device held, or a new one of its own
@@ -151,10 +155,27 @@ impl DeviceTable {
         self.devices.get(mac)
     }
 
-    fn entry(&mut self, mac: [u8; 6], ts_ns: u64) -> &mut Device {
+    /// A table holding at most `cap` devices (the kernel's device-table size): a flood of
+    /// new MACs between two polls cannot grow it past that; the rest are counted.
+    pub fn with_capacity(cap: usize) -> Self {
+        Self {
+            cap,
+            ..Self::default()
+        }
+    }
+
+    /// Whether the table is full.
+    pub fn full(&self) -> bool {
+        self.cap != 0 && self.devices.len() >= self.cap
+    }
+
+    fn entry(&mut self, mac: [u8; 6], ts_ns: u64) -> Option<&mut Device> {
+        if !self.devices.contains_key(&mac) && self.full() {
+            return None;
+        }
         let changed = &mut self.changed;
         let fresh = &mut self.fresh;
-        self.devices.entry(mac).or_insert_with(|| {
+        Some(self.devices.entry(mac).or_insert_with(|| {
             changed.insert(mac);
             fresh.push(mac);
             Device {
@@ -169,13 +190,15 @@ impl DeviceTable {
                 assessment: None,
                 first_seen_epoch_ns: None,
             }
-        })
+        }))
     }
 
     /// A frame from `mac` at kernel time `ts_ns` (first sight when unknown).
     pub fn on_seen(&mut self, mac: [u8; 6], ts_ns: u64) {
-        let d = self.entry(mac, ts_ns);
-        d.last_seen_ns = d.last_seen_ns.max(ts_ns);
+        match self.entry(mac, ts_ns) {
+            Some(d) => d.last_seen_ns = d.last_seen_ns.max(ts_ns),
+            None => self.dropped += 1,
+        }
     }
 
     /// `mac` used source address `addr`.
@@ -183,7 +206,9 @@ impl DeviceTable {
         if !crate::addr::is_host_address(addr) {
             return;
         }
-        let d = self.entry(mac, ts_ns);
+        let Some(d) = self.entry(mac, ts_ns) else {
+            return;
+        };
         if d.addresses.contains(&addr) {
             return;
         }
@@ -223,7 +248,9 @@ impl DeviceTable {
             Facts::ArpRequest { claimed: None, .. } => return self.on_seen(d.mac, ts_ns),
             _ => {}
         }
-        let dev = self.entry(d.mac, ts_ns);
+        let Some(dev) = self.entry(d.mac, ts_ns) else {
+            return;
+        };
         if dev.profile.merge(d.facts) {
             self.changed.insert(d.mac);
         }
@@ -334,9 +361,10 @@ impl DeviceTable {
             let last = totals
                 .last_seen_ns
                 .max(flow_last_seen.get(&mac).copied().unwrap_or(0));
-            let d = self.entry(mac, last);
-            d.totals = totals;
-            d.last_seen_ns = d.last_seen_ns.max(last);
+            if let Some(d) = self.entry(mac, last) {
+                d.totals = totals;
+                d.last_seen_ns = d.last_seen_ns.max(last);
+            }
         }
         let before = self.devices.len();
         self.devices.retain(|mac, _| present.contains(mac));

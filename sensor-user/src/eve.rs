@@ -492,7 +492,7 @@ mod tests {
             "events": 0, "events_malformed": 0, "discovery_frames": 0, "discovery_malformed": 0,
             "state_errors": 0, "poll_errors": 0, "flows_tracked": 0,
             "flows_evicted": 0, "flows_recreated": 0, "flow_records": 0, "devices_tracked": 0,
-            "devices_evicted": 0, "device_records": 0, "alerts": 0, "output_lines": 0, "output_errors": 0,
+            "devices_evicted": 0, "devices_not_tracked": 0, "device_records": 0, "alerts": 0, "output_lines": 0, "output_errors": 0,
             "output_dropped": 0,
         });
         let v = valid(eve().stats(9, 3, &kernel, sensor, None));

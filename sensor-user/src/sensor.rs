@@ -56,6 +56,8 @@ pub struct Sensor {
     egress: Vec<([u8; 6], u64, u64)>,
     policy_alerts: Vec<PolicyAlert>,
     stats_now: bool,
+    /// `device_table_pressure` was raised (once per run).
+    pressure_reported: bool,
     out: Output,
     counters: SensorCounters,
     /// Findings of the current batch, written after the device records they concern.
@@ -82,7 +84,7 @@ impl Sensor {
         Self {
             eve,
             flows: FlowTable::new(*config.flow_report.get_ref()),
-            devices: DeviceTable::default(),
+            devices: DeviceTable::with_capacity(*config.max_devices.get_ref() as usize),
             inventory,
             classifier,
             thresholds,
@@ -95,6 +97,7 @@ impl Sensor {
             egress: Vec::new(),
             policy_alerts: Vec::new(),
             stats_now: false,
+            pressure_reported: false,
             out,
             counters: SensorCounters::default(),
             pending: Vec::new(),
@@ -300,10 +303,11 @@ impl Sensor {
     /// Compiles the devices whose policy may have changed, writes it to the kernel, keeps
     /// what was learned, and writes the policy alerts of the batch.
     fn sync_policy(&mut self, now_ns: u64) {
+        // Only the devices waiting to be compiled: a batch is one frame in a replay.
         let facts: std::collections::BTreeMap<[u8; 6], _> = self
-            .devices
-            .iter()
-            .filter_map(|d| Some((d.mac, self.policy_facts(&d.mac)?)))
+            .baseline
+            .dirty()
+            .filter_map(|m| Some((m, self.policy_facts(&m)?)))
             .collect();
         self.baseline.sync(|m| facts.get(m).cloned());
         if let Some(store) = &mut self.store
@@ -490,6 +494,43 @@ impl Sensor {
         self.counters.alerts += 1;
     }
 
+    /// The device table is full (a MAC flood, or a network larger than `max_devices`):
+    /// new devices are counted, not tracked. Said once, as an alert.
+    fn check_pressure(&mut self, now_ns: u64) {
+        if self.pressure_reported || (!self.devices.full() && self.devices.dropped == 0) {
+            return;
+        }
+        self.pressure_reported = true;
+        let meta = json!({
+            "devices_tracked": [self.devices.len().to_string()],
+            "devices_not_tracked": [self.devices.dropped.to_string()],
+            "devices_evicted": [self.devices.evicted.to_string()],
+        });
+        let mut v = self.eve.alert(
+            now_ns,
+            &rules::DEVICE_TABLE_PRESSURE,
+            [0; 6],
+            None,
+            None,
+            "sensor",
+            meta,
+        );
+        // About the sensor, not one device.
+        if let Some(iot) = v.get_mut("iot").and_then(Value::as_object_mut) {
+            iot.remove("device");
+        }
+        if let Some(m) = v.as_object_mut() {
+            m.remove("ether");
+            m.remove("src_ip");
+        }
+        self.out.write(&v);
+        self.counters.alerts += 1;
+        tracing::warn!(
+            "device table full ({} devices): new devices are counted, not tracked; raise [sensor] max_devices if the network is this large",
+            self.devices.len()
+        );
+    }
+
     /// A reloaded configuration's feeds and canaries take effect (as a diff).
     pub fn reload_intel(&mut self, config: &Config, now_ns: u64) {
         self.intel.reload(config, (now_ns / 1_000_000_000) as i64);
@@ -596,6 +637,7 @@ impl Sensor {
             .on_poll(devices, &self.flows.last_seen_by_device());
         self.baseline.annotate(&mut records);
         self.write_flows(now_ns, &records);
+        self.check_pressure(now_ns);
         let deltas = self.flows.take_deltas();
         let egress = std::mem::take(&mut self.egress);
         let found = self.anomaly.on_poll(now_kernel, &deltas, &egress);
@@ -695,6 +737,7 @@ impl Sensor {
             "flow_records": c.flow_records,
             "devices_tracked": self.devices.len(),
             "devices_evicted": self.devices.evicted,
+            "devices_not_tracked": self.devices.dropped,
             "device_records": c.device_records,
             "alerts": c.alerts,
             "output_lines": self.out.lines(),

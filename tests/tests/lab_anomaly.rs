@@ -35,8 +35,9 @@ fn sweeps_bursts_and_foreign_resolvers_alert_and_steady_devices_do_not() {
     if !env::have_root() || !env::have_tool("ip") {
         return;
     }
-    // 0: sweeps telnet, 1: uploads a burst, 2: asks a foreign resolver, 3-5: steady.
-    let lab = Lab::build(6);
+    // 0: sweeps telnet, 1: uploads a burst, 2: asks a foreign resolver, 3-5: steady,
+    // 6: sweeps its LAN peers (the gateway sees its ARP requests).
+    let lab = Lab::build(7);
     let dir = TempDir::new();
     let cfg = dir.join("kw.toml");
     std::fs::write(
@@ -89,6 +90,14 @@ fn sweeps_bursts_and_foreign_resolvers_alert_and_steady_devices_do_not() {
     for dev in 3..6 {
         steady(&lab, dev, 20_000);
     }
+    // The lateral sweep: 40 LAN addresses nobody has; each costs an ARP request.
+    let from: IpAddr = lab.devices[6].v4.into();
+    lab.devices[6].ns.run(move || {
+        let s = UdpSocket::bind((from, 0)).unwrap();
+        for i in 0..40u8 {
+            let _ = s.send_to(b"hi", SocketAddr::from(([198, 51, 100, 160 + i], 9)));
+        }
+    });
     let scan = sensor.wait_for_line(|l| l.contains("\"scan_fanout\""), Duration::from_secs(5));
     assert!(scan.is_some(), "scan_fanout");
     assert!(
@@ -119,6 +128,7 @@ fn sweeps_bursts_and_foreign_resolvers_alert_and_steady_devices_do_not() {
         "{ports}"
     );
     assert_eq!(by("volume_spike", 1), 1, "{found:#?}");
+    assert_eq!(by("scan_fanout", 6), 1, "the LAN sweep: {found:#?}");
     assert_eq!(by("unexpected_dns_server", 2), 1, "{found:#?}");
     for dev in 3..6 {
         let any: Vec<_> = found

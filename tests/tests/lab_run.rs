@@ -220,22 +220,112 @@ fn xdp_attached(lab: &Lab) -> bool {
     lab.gw.ip(&["link", "show", "lan0"]).contains("xdp")
 }
 
+/// The bpf links a process holds: (link type, link id), from its fds' fdinfo.
+fn links_of(pid: u32) -> Vec<(String, u32)> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Ok(info) = std::fs::read_to_string(e.path()) else {
+            continue;
+        };
+        let field = |k: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(k))
+                .map(|v| v.trim().to_string())
+        };
+        if let (Some(t), Some(id)) = (field("link_type:"), field("link_id:")) {
+            out.push((t, id.parse().unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Whether a bpf link exists (anywhere: link ids are global).
+fn link_exists(id: u32) -> bool {
+    std::process::Command::new("bpftool")
+        .args(["link", "show", "id", &id.to_string()])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// kill -9 at a random moment under traffic, 20 times in a row: nothing stays attached,
+/// and every restart finds the inventory intact (SQLite in WAL mode, one transaction per
+/// batch).
 #[test]
-fn kill_9_leaves_no_xdp_program_behind() {
-    if !env::have_root() || !env::have_tool("ip") {
+fn kill_9_twenty_times_under_traffic_leaves_nothing_attached_and_the_inventory_intact() {
+    if !env::have_root() || !env::have_tool("ip") || !env::have_tool("bpftool") {
         return;
     }
-    let lab = Lab::build(1);
-    for round in 0..3 {
-        let mut sensor = Sensor::start(&lab.gw, "lan0", &[], false);
+    let lab = Lab::build(2);
+    let state = TempDir::new();
+    let sd = state.join("state");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut traffic = Vec::new();
+    for dev in 0..2 {
+        let stop = stop.clone();
+        let from: IpAddr = lab.devices[dev].v4.into();
+        traffic.push(lab.devices[dev].ns.spawn(move || {
+            let s = UdpSocket::bind((from, 0)).unwrap();
+            let mut i = 0u16;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                // New destinations keep coming: new flows, events and writes all the time.
+                let to = SocketAddr::from(([203, 0, 113, 10], 5000 + (i % 2000)));
+                let _ = s.send_to(&[0x5a; 64], to);
+                i = i.wrapping_add(1);
+                std::thread::sleep(Duration::from_micros(500));
+            }
+        }));
+    }
+    let mut rng = fastrand::Rng::with_seed(20);
+    let kettlewatch = env::kettlewatch();
+    let stored = |sd: &std::path::Path| -> Vec<String> {
+        let out = std::process::Command::new(&kettlewatch)
+            .args(["devices", "--json", "--state-dir"])
+            .arg(sd)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "the store opens: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["mac"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    let mut seen_both = false;
+    for round in 0..20 {
+        let mut sensor = Sensor::start(
+            &lab.gw,
+            "lan0",
+            &["--state-dir", sd.to_str().unwrap()],
+            false,
+        );
         sensor.wait_for_log(ATTACHED, Duration::from_secs(30));
-        assert!(xdp_attached(&lab), "round {round}: attached while running");
+        let links = links_of(sensor.pid());
+        let types: Vec<&str> = links.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(
+            types,
+            ["tcx", "xdp"],
+            "round {round}: both programs attached by links"
+        );
+        assert!(xdp_attached(&lab));
+        std::thread::sleep(Duration::from_millis(rng.u64(50..600)));
         let out = sensor.kill9();
         assert_eq!(out.status.code(), None, "killed by a signal");
-        // The bpf_link goes with the process's last fd; give the kernel a moment.
+        // The links go with the process's last fd; give the kernel a moment.
         let mut gone = false;
         for _ in 0..50 {
-            if !xdp_attached(&lab) {
+            if !xdp_attached(&lab) && links.iter().all(|(_, id)| !link_exists(*id)) {
                 gone = true;
                 break;
             }
@@ -243,9 +333,21 @@ fn kill_9_leaves_no_xdp_program_behind() {
         }
         assert!(
             gone,
-            "round {round}: XDP still attached after kill -9:\n{}",
-            lab.gw.ip(&["link", "show", "lan0"])
+            "round {round}: a program is still attached after kill -9: {links:?}"
         );
+        let macs = stored(&sd);
+        let both = (0..2).all(|d| macs.contains(&mac(lab.devices[d].mac)));
+        // Once stored, a device stays stored, whatever moment the kill came at.
+        assert!(
+            both || !seen_both,
+            "round {round}: the inventory lost a device: {macs:?}"
+        );
+        seen_both |= both;
+    }
+    assert!(seen_both, "the devices were stored at some point");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for t in traffic {
+        t.join().unwrap();
     }
 }
 

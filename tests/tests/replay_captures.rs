@@ -755,3 +755,87 @@ fn chrono_ns(t: &str) -> u64 {
     let d = chrono::DateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.6f%z").unwrap();
     d.timestamp_nanos_opt().unwrap() as u64
 }
+
+/// A MAC flood: 100,000 frames from random source MACs. The device table stays within
+/// `max_devices`, the rest are counted, and one `device_table_pressure` says so.
+#[test]
+fn a_mac_flood_keeps_the_device_table_bounded_and_alerts_once() {
+    if !env::have_root() {
+        return;
+    }
+    let work = TempDir::new();
+    let cap = work.join("flood.pcap");
+    {
+        let f = std::fs::File::create(&cap).unwrap();
+        let mut w = pcap_file::pcap::PcapWriter::new(f).unwrap();
+        let mut rng = fastrand::Rng::with_seed(100_000);
+        for i in 0..100_000u32 {
+            // Locally administered unicast: what MAC-flooding tools send.
+            let mut src = [0u8; 6];
+            rng.fill(&mut src);
+            src[0] = (src[0] & 0xfc) | 0x02;
+            let frame = kettlewatch_tests::frames::cat(&[
+                &kettlewatch_tests::frames::eth([0x02, 0, 0x5e, 0, 0, 1], src, &[], 0x0800),
+                &kettlewatch_tests::frames::ipv4(
+                    [198, 51, 100, 23],
+                    [203, 0, 113, 10],
+                    17,
+                    &[],
+                    0,
+                    &kettlewatch_tests::frames::udp(40000, 9, &[0; 18]),
+                ),
+            ]);
+            let ts = std::time::Duration::from_micros(1_700_000_000_000_000 + u64::from(i) * 10);
+            w.write_packet(&pcap_file::pcap::PcapPacket::new(
+                ts,
+                frame.len() as u32,
+                &frame,
+            ))
+            .unwrap();
+        }
+    }
+    let cfg = work.join("kw.toml");
+    std::fs::write(&cfg, "[sensor]\nmax_devices = 4096\nmax_flows = 8192\n").unwrap();
+    let out = Command::new(env::kettlewatch())
+        .args([
+            "replay",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--gateway-mac",
+            "02:00:5e:00:00:01",
+        ])
+        .arg(&cap)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut pressure = Vec::new();
+    let mut last_stats = None;
+    let mut device_events = 0;
+    for l in lines(&out) {
+        let v: Value = serde_json::from_str(&l).unwrap();
+        match v["event_type"].as_str() {
+            Some("alert") if v["iot"]["rule"]["id"] == "device_table_pressure" => {
+                events::validate(&v);
+                pressure.push(v);
+            }
+            Some("stats") => last_stats = Some(v),
+            Some("device") => device_events += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(pressure.len(), 1, "{pressure:#?}");
+    assert_eq!(pressure[0]["iot"]["rule"]["source"], "sensor");
+    let st = last_stats.unwrap();
+    events::validate(&st);
+    let s = &st["stats"]["sensor"];
+    assert!(s["devices_tracked"].as_u64().unwrap() <= 4096, "{s}");
+    assert!(s["devices_not_tracked"].as_u64().unwrap() > 0, "{s}");
+    assert!(
+        device_events <= 2 * 4096,
+        "device events are bounded too: {device_events}"
+    );
+}
