@@ -55,6 +55,9 @@ pub const EGRESS_PROGRAM: &str = "kw_lan_egress";
 /// An empty XDP program in the same object: the benchmarks' baseline.
 pub const BENCH_PASS_PROGRAM: &str = "kw_bench_pass";
 
+/// The parser alone, in the same object: the benchmarks' parse-only step.
+pub const BENCH_PARSE_PROGRAM: &str = "kw_bench_parse";
+
 /// Read-only global: 1 when replaying a capture (time comes from [`CLOCK`]).
 pub const GLOBAL_REPLAY: &str = "KW_REPLAY";
 

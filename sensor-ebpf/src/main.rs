@@ -125,6 +125,27 @@ pub fn kw_bench_pass(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS
 }
 
+/// The benchmark's parse-only step: the sensor's parser and nothing else (no maps), so
+/// the cost of parsing can be told from the cost of counting. Never attached.
+#[xdp(frags)]
+pub fn kw_bench_parse(ctx: XdpContext) -> u32 {
+    if let Ok(l2) = parse::l2(&ctx) {
+        let l3 = match l2.ethertype {
+            parse::ETH_P_IP => parse::ipv4(&ctx, l2.l3),
+            parse::ETH_P_IPV6 => parse::ipv6(&ctx, l2.l3),
+            _ => return xdp_action::XDP_PASS,
+        };
+        // Keep the result alive so the parse is not optimized away.
+        if let Ok(l3) = l3
+            && l3.dst_port == 0xffff
+            && l3.proto == 0xff
+        {
+            return xdp_action::XDP_ABORTED;
+        }
+    }
+    xdp_action::XDP_PASS
+}
+
 /// Counts a frame; returns its flow's verdict (`UNSET` for frames in no flow).
 #[inline(always)]
 fn observe(ctx: &XdpContext, st: &mut Stats) -> u8 {

@@ -20,6 +20,11 @@ impl TimeBase {
         Self { offset_ns: 0 }
     }
 
+    /// Whether kernel times are the live monotonic clock (not a capture's).
+    pub fn is_live(&self) -> bool {
+        self.offset_ns != 0
+    }
+
     /// The kernel timestamp of an epoch time.
     pub fn to_kernel_ns(&self, epoch_ns: u64) -> u64 {
         (i128::from(epoch_ns) - self.offset_ns).max(0) as u64

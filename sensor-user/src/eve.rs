@@ -581,6 +581,7 @@ mod tests {
                 dst_port: 443,
                 dst_mac: [2, 0, 0x5e, 0x10, 0, 1],
                 verdict: 0,
+                ts_ns: 0,
             }),
             totals: FlowTotals {
                 packets: 10,
@@ -630,6 +631,7 @@ mod tests {
                 dst_port: 41000,
                 dst_mac: [0; 6],
                 verdict: 0,
+                ts_ns: 0,
             }),
             totals: FlowTotals {
                 packets: 3,

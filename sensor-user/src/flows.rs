@@ -61,6 +61,8 @@ pub struct Origin {
     pub dst_mac: [u8; 6],
     /// The kernel's verdict on the first packet (`policy::verdict::*`).
     pub verdict: u8,
+    /// Kernel time of the first packet (for alert latency).
+    pub ts_ns: u64,
 }
 
 /// Why a record was written.
@@ -449,6 +451,7 @@ mod tests {
             dst_port: 443,
             dst_mac: [2, 0, 0, 0, 0, 1],
             verdict: 0,
+            ts_ns: 0,
         };
         ft.on_new_flow(key(1), o);
         let r = ft.on_poll(100 * SEC, 100 * SEC, [(key(1), totals(1))]);
@@ -464,6 +467,7 @@ mod tests {
             dst_port: 2,
             dst_mac: [0; 6],
             verdict: 0,
+            ts_ns: 0,
         };
         ft.on_new_flow(key(1), o);
         assert!(ft.on_poll(100 * SEC, 100 * SEC, []).is_empty());

@@ -29,6 +29,7 @@ pub mod inventory;
 pub mod inventory_print;
 pub mod kernel_maps;
 pub mod kernel_policy;
+pub mod latency;
 pub mod loader;
 pub mod output;
 pub mod policy;

@@ -58,6 +58,7 @@ pub struct Sensor {
     stats_now: bool,
     /// `device_table_pressure` was raised (once per run).
     pressure_reported: bool,
+    latency: crate::latency::Latency,
     out: Output,
     counters: SensorCounters,
     /// Findings of the current batch, written after the device records they concern.
@@ -98,6 +99,7 @@ impl Sensor {
             policy_alerts: Vec::new(),
             stats_now: false,
             pressure_reported: false,
+            latency: crate::latency::Latency::default(),
             out,
             counters: SensorCounters::default(),
             pending: Vec::new(),
@@ -127,6 +129,7 @@ impl Sensor {
                     dst_port: ev.dst_port,
                     dst_mac: ev.dst_mac,
                     verdict: ev.verdict,
+                    ts_ns: ev.ts_ns,
                 };
                 self.flows.on_new_flow(ev.key, origin);
                 let (category, mud_url) = self.policy_facts(&ev.key.mac).unwrap_or_default();
@@ -361,6 +364,7 @@ impl Sensor {
                 metadata: json!({"policy": a.policies, "mode": [a.mode.as_str()]}),
                 intel: None,
             };
+            self.note_latency(a.origin.ts_ns);
             let v = self.eve.policy_alert(
                 now_ns,
                 a.rule,
@@ -401,6 +405,7 @@ impl Sensor {
                 sources,
                 blocked,
             } => {
+                self.note_latency(origin.ts_ns);
                 let ctx = crate::eve::PolicyContext {
                     source: "intel",
                     expected: Vec::new(),
@@ -425,6 +430,7 @@ impl Sensor {
                 net,
                 blocked,
             } => {
+                self.note_latency(origin.ts_ns);
                 let ctx = crate::eve::PolicyContext {
                     source: "canary",
                     expected: Vec::new(),
@@ -492,6 +498,15 @@ impl Sensor {
         };
         self.out.write(&v);
         self.counters.alerts += 1;
+    }
+
+    /// An alert about a flow whose first packet the kernel stamped at `ts_ns` is being
+    /// written: how long that took (live only; a capture's clock says nothing of it).
+    fn note_latency(&mut self, ts_ns: u64) {
+        if self.eve.time.is_live() && ts_ns != 0 {
+            self.latency
+                .record(clock::monotonic_ns().saturating_sub(ts_ns));
+        }
     }
 
     /// The device table is full (a MAC flood, or a network larger than `max_devices`):
@@ -711,6 +726,7 @@ impl Sensor {
             .stats(now_ns, uptime, kernel, self.counters_json(), extra);
         v["stats"]["policy"] = self.baseline.stats(&self.eve.time);
         v["stats"]["intel"] = self.intel.stats();
+        v["stats"]["latency"] = self.latency.stats();
         v["stats"]["anomaly"] = json!({
             "alerts": self.anomaly.counters.alerts,
             "suppressed": self.anomaly.counters.suppressed,

@@ -716,7 +716,9 @@ fn the_object_has_every_map_and_program_the_constants_name() {
     let progs: Vec<&str> = ebpf.programs().map(|(n, _)| n).collect();
     for name in [
         sensor_common::maps::XDP_PROGRAM,
+        sensor_common::maps::EGRESS_PROGRAM,
         sensor_common::maps::BENCH_PASS_PROGRAM,
+        sensor_common::maps::BENCH_PARSE_PROGRAM,
     ] {
         assert!(progs.contains(&name), "program {name} missing: {progs:?}");
     }

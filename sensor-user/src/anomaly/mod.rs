@@ -392,6 +392,7 @@ mod tests {
             dst_port: port,
             dst_mac: [2, 0, 0, 0, 0, 0xee],
             verdict: 0,
+            ts_ns: 0,
         };
         (key, origin)
     }

@@ -137,6 +137,7 @@ fn load() -> Result<Loaded> {
     // Live mode (replay = false): the clock comes from bpf_ktime_get_*, as on a gateway.
     let mut ebpf = loader::load(MapSizes::from(&SensorConfig::default()), false)?;
     prog(&mut ebpf, maps::BENCH_PASS_PROGRAM)?.load()?;
+    prog(&mut ebpf, maps::BENCH_PARSE_PROGRAM)?.load()?;
     let (maps, ring) = KernelMaps::take(&mut ebpf)?;
     // The device is monitored against an allow-list, so every new flow takes a policy
     // verdict (device lookup, trie lookup, port rules): the figures include it.
@@ -254,6 +255,115 @@ fn intel_load(n: u32) -> Result<(f64, f64, f64, f64)> {
     Ok((load_ms, rss_mb, kernel_mb, median(ns)))
 }
 
+/// Alert latency on a live lab: a monitored device with an empty baseline opens 2,000 new
+/// flows (500 a second), each an `unexpected_destination`; the sensor's `stats.latency`
+/// gives p50 and p99 from the kernel's stamp on the first packet to the line handed to
+/// the output. Returns (p50 us, p99 us, alerts measured).
+fn alert_latency() -> Result<(f64, f64, u64)> {
+    use kettlewatch_tests::{lab::Lab, proc::Sensor};
+    let bin = kettlewatch_tests::env::workspace().join("target/release/kettlewatch");
+    // SAFETY: the benchmark is single-threaded here.
+    unsafe { std::env::set_var("KETTLEWATCH_BIN", &bin) };
+    let lab = Lab::build(1);
+    let dir = kettlewatch_tests::env::TempDir::new();
+    let cfg = dir.join("kw.toml");
+    std::fs::write(
+        &cfg,
+        "[sensor]\nstats_interval = \"1s\"\n[baseline]\nmode = \"monitor\"\n",
+    )?;
+    let mut sensor = Sensor::start(&lab.gw, "lan0", &["--config", cfg.to_str().unwrap()], false);
+    sensor.wait_for_log("watching lan0", std::time::Duration::from_secs(30));
+    let from: std::net::IpAddr = lab.devices[0].v6.into();
+    lab.devices[0].ns.run(move || {
+        let s = std::net::UdpSocket::bind((from, 0)).unwrap();
+        for i in 0..2000u16 {
+            let to = std::net::SocketAddr::from((
+                std::net::Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0x10, i),
+                443,
+            ));
+            let _ = s.send_to(b"x", to);
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let out = sensor.stop();
+    let last = out
+        .stdout
+        .iter()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event_type"] == "stats")
+        .context("a stats line")?;
+    let l = &last["stats"]["latency"];
+    Ok((
+        l["p50_us"].as_f64().unwrap_or(f64::NAN),
+        l["p99_us"].as_f64().unwrap_or(f64::NAN),
+        l["alerts_measured"].as_u64().unwrap_or(0),
+    ))
+}
+
+/// The userspace pipeline at scale: `live` new flows created in the kernel, their
+/// ring-buffer events taken in by a sensor (default configuration, lines to /dev/null) as
+/// it would on a gateway, then one poll of the whole map. Returns events per second
+/// (userspace time only), the poll (ms, read and process) and resident growth (MB).
+fn pipeline(live: u32) -> Result<(f64, f64, f64)> {
+    use sensor_user::{
+        clock,
+        eve::Eve,
+        output::Output,
+        sensor::{Sensor, Stages},
+    };
+    let sizes = MapSizes {
+        flows: live + live / 4,
+        ..MapSizes::from(&SensorConfig::default())
+    };
+    let mut ebpf = loader::load(sizes, false)?;
+    let (maps, mut ring) = KernelMaps::take(&mut ebpf)?;
+    let pm = sensor_user::kernel_policy::PolicyMaps::take(&mut ebpf)?;
+    let im = sensor_user::intel::IntelMaps::take(&mut ebpf)?;
+    let config = sensor_user::config::Config::default();
+    let time = clock::TimeBase::live();
+    let now = clock::realtime_ns();
+    let stages = Stages {
+        classifier: sensor_user::classify::Classifier::builtin(),
+        store: None,
+        baseline: sensor_user::baseline::start(&config, None, Vec::new(), now, &time, Some(pm))?,
+        intel: sensor_user::intel::stage::Intel::start(
+            &config,
+            Some(im),
+            (now / 1_000_000_000) as i64,
+        ),
+    };
+    let out = Output::open("/dev/null", 65_536)?;
+    let eve = Eve {
+        sensor: "bench".into(),
+        in_iface: "bench0".into(),
+        time,
+    };
+    let rss0 = rss_kb();
+    let mut sensor = Sensor::new(eve, &config, stages, out, now);
+    let sensor_prog = prog(&mut ebpf, maps::XDP_PROGRAM)?;
+    let mut user = std::time::Duration::ZERO;
+    let mut events = 0u64;
+    for i in 0..live {
+        repeat_ns(sensor_prog, &Kind::V4Tcp.frame(i), 1)?;
+        if i % 1024 == 1023 || i == live - 1 {
+            let t = std::time::Instant::now();
+            while let Some(item) = ring.next() {
+                sensor.on_record(&item);
+                events += 1;
+            }
+            sensor.end_batch(clock::realtime_ns());
+            user += t.elapsed();
+        }
+    }
+    let t = std::time::Instant::now();
+    sensor.poll(&maps, clock::realtime_ns());
+    let poll_ms = t.elapsed().as_secs_f64() * 1e3;
+    let rss_mb = rss_kb().saturating_sub(rss0) as f64 / 1024.0;
+    Ok((events as f64 / user.as_secs_f64(), poll_ms, rss_mb))
+}
+
 /// Known-flow cost and poll time with `live` flows in the map.
 fn scale(live: u32, empty_one_shot: f64) -> Result<(f64, f64, f64)> {
     let sizes = MapSizes {
@@ -300,7 +410,9 @@ fn main() -> Result<()> {
     let args = Args::parse();
     std::fs::create_dir_all(&args.out)?;
     let mut rows = Vec::new();
+    let mut parse_rows = Vec::new();
     for kind in [Kind::V4Tcp, Kind::V6Udp, Kind::VlanV4Udp] {
+        let mut parse = Vec::new();
         let (mut empty, mut known, mut empty1, mut new, mut evict, mut woken) =
             (vec![], vec![], vec![], vec![], vec![], vec![]);
         for round in 0..args.rounds {
@@ -308,6 +420,11 @@ fn main() -> Result<()> {
             let f = kind.frame(1);
             empty.push(repeat_ns(
                 prog(&mut l.ebpf, maps::BENCH_PASS_PROGRAM)?,
+                &f,
+                REPEAT,
+            )?);
+            parse.push(repeat_ns(
+                prog(&mut l.ebpf, maps::BENCH_PARSE_PROGRAM)?,
                 &f,
                 REPEAT,
             )?);
@@ -336,6 +453,7 @@ fn main() -> Result<()> {
                 s[sensor_common::stats::RINGBUF_FULL as usize],
             );
         }
+        parse_rows.push((kind, median(parse)));
         rows.push((
             kind,
             median(empty),
@@ -365,6 +483,15 @@ fn main() -> Result<()> {
             "empty_one_shot_ns": e1, "new_flow_ns": n, "new_flow_evicting_ns": ev, "new_flow_waking_reader_ns": w,
         }));
     }
+    md += "\n| frame | empty XDP (ns) | parse only (ns) | over empty | sensor, known flow (ns) | over parse only |\n|---|---|---|---|---|---|\n";
+    for ((kind, p), (_, e, k, ..)) in parse_rows.iter().zip(&rows) {
+        md += &format!(
+            "| {} | {e:.1} | {p:.1} | +{:.1} | {k:.1} | +{:.1} |\n",
+            kind.name(),
+            p - e,
+            k - p
+        );
+    }
     let empty1 = rows.first().map_or(0.0, |r| r.3);
     md += "\n| live flows | known flow, random among them, one-shot (ns) | over one-shot empty | poll flow map, batched (ms) | poll, key by key (ms) |\n|---|---|---|---|---|\n";
     let mut scale_js = Vec::new();
@@ -376,6 +503,20 @@ fn main() -> Result<()> {
         );
         scale_js.push(json!({"live_flows": live, "known_flow_one_shot_ns": known, "poll_batched_ms": batched, "poll_by_key_ms": by_key}));
     }
+    md += "\n| live flows | ring-buffer events into JSON lines (per second, userspace) | first poll of the whole map, read and processed (ms) | sensor resident growth (MB) |\n|---|---|---|---|\n";
+    let mut pipe_js = Vec::new();
+    for live in [65_536u32, 1_000_000] {
+        let (eps, poll, rss) = pipeline(live)?;
+        md += &format!("| {live} | {eps:.0} | {poll:.0} | {rss:.0} |\n");
+        pipe_js.push(
+            json!({"live_flows": live, "events_per_s": eps, "poll_ms": poll, "rss_growth_mb": rss}),
+        );
+    }
+    let (p50, p99, n) = alert_latency()?;
+    md += &format!(
+        "\nAlert latency (kernel stamp of the first packet to the alert line handed to the output), live lab, {n} alerts: p50 {p50:.0} us, p99 {p99:.0} us.\n"
+    );
+    let latency_js = json!({"alerts": n, "p50_us": p50, "p99_us": p99});
     md += "\n| intel prefixes | load: read, parse, check, merge, write the trie (ms) | userspace resident growth (MB) | kernel trie memory (MB) | new flow, one-shot (ns) |\n|---|---|---|---|---|\n";
     let mut intel_js = Vec::new();
     for n in [0u32, 10_000, 1_000_000] {
@@ -405,7 +546,7 @@ fn main() -> Result<()> {
     std::fs::write(
         args.out.join("results.json"),
         serde_json::to_string_pretty(
-            &json!({"machine": note.trim(), "rows": js, "scale": scale_js, "intel": intel_js}),
+            &json!({"machine": note.trim(), "rows": js, "scale": scale_js, "intel": intel_js, "pipeline": pipe_js, "alert_latency": latency_js}),
         )?,
     )?;
     println!("{md}");
