@@ -95,18 +95,21 @@ impl KernelMaps {
     /// leaves counts out of this snapshot (the next has them) rather than counting them
     /// twice; see `FlowTable::on_poll` for the dip this can show.
     pub fn flows(&self) -> Result<Vec<(FlowKey, FlowTotals)>, MapsError> {
-        let rows = read_per_cpu::<FlowKey, FlowCounters>(
+        let rows = read_per_cpu::<FlowKey, FlowCounters, FlowTotals>(
             &self.flows,
             maps::FLOWS,
             self.cpus,
             self.batched,
+            FlowTotals::sum,
         )?;
-        let mut flows: HashMap<FlowKey, FlowTotals> = rows
-            .into_iter()
-            .map(|(k, v)| (k, FlowTotals::sum(&v)))
-            .collect();
-        let slots =
-            read_per_cpu::<u32, CacheSlot>(&self.cache, maps::FLOW_CACHE, self.cpus, self.batched)?;
+        let mut flows: HashMap<FlowKey, FlowTotals> = rows.into_iter().collect();
+        let slots = read_per_cpu::<u32, CacheSlot, Vec<CacheSlot>>(
+            &self.cache,
+            maps::FLOW_CACHE,
+            self.cpus,
+            self.batched,
+            <[CacheSlot]>::to_vec,
+        )?;
         for slot in slots.iter().flat_map(|(_, per_cpu)| per_cpu) {
             if slot.valid == 0 || slot.packets == 0 {
                 continue;
@@ -128,35 +131,29 @@ impl KernelMaps {
 
     /// What the gateway sent each device: (mac, packets, bytes), summed over CPUs.
     pub fn egress(&self) -> Result<Vec<([u8; 6], u64, u64)>, MapsError> {
-        let rows = read_per_cpu::<DeviceKey, sensor_common::EgressCounters>(
+        let rows = read_per_cpu::<DeviceKey, sensor_common::EgressCounters, (u64, u64)>(
             &self.egress,
             maps::EGRESS,
             self.cpus,
             self.batched,
+            |v| {
+                v.iter()
+                    .fold((0, 0), |(p, b), c| (p + c.packets, b + c.bytes))
+            },
         )?;
-        Ok(rows
-            .into_iter()
-            .map(|(k, v)| {
-                let (p, b) = v
-                    .iter()
-                    .fold((0, 0), |(p, b), c| (p + c.packets, b + c.bytes));
-                (k.mac, p, b)
-            })
-            .collect())
+        Ok(rows.into_iter().map(|(k, (p, b))| (k.mac, p, b)).collect())
     }
 
     /// Every device with its counters summed over CPUs.
     pub fn devices(&self) -> Result<Vec<([u8; 6], DeviceTotals)>, MapsError> {
-        let rows = read_per_cpu::<DeviceKey, DeviceCounters>(
+        let rows = read_per_cpu::<DeviceKey, DeviceCounters, DeviceTotals>(
             &self.devices,
             maps::DEVICES,
             self.cpus,
             self.batched,
+            DeviceTotals::sum,
         )?;
-        Ok(rows
-            .into_iter()
-            .map(|(k, v)| (k.mac, DeviceTotals::sum(&v)))
-            .collect())
+        Ok(rows.into_iter().map(|(k, t)| (k.mac, t)).collect())
     }
 
     /// The stats counters summed over CPUs.
@@ -201,14 +198,17 @@ fn map_fd<'a>(map: &'a Map) -> Option<BorrowedFd<'a>> {
 
 /// Reads a per-CPU hash map or array: in batches when the kernel supports it, else key by
 /// key.
-fn read_per_cpu<K: Pod, V: Pod>(
+/// `fold` turns one key's per-CPU values into what the caller keeps (a sum, usually), so
+/// a million flows cost no million small allocations.
+fn read_per_cpu<K: Pod, V: Pod, T>(
     map: &Map,
     name: &'static str,
     cpus: usize,
     batched: bool,
-) -> Result<Vec<(K, Vec<V>)>, MapsError> {
+    fold: impl Fn(&[V]) -> T,
+) -> Result<Vec<(K, T)>, MapsError> {
     if let Some(fd) = map_fd(map).filter(|_| batched) {
-        match lookup_batch::<K, V>(fd, cpus) {
+        match lookup_batch::<K, V, T>(fd, cpus, &fold) {
             Ok(rows) => return Ok(rows),
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
             Err(source) => return Err(MapsError::Io { name, source }),
@@ -222,7 +222,8 @@ fn read_per_cpu<K: Pod, V: Pod>(
             let v = v.map_err(|source| MapsError::Map { name, source })?;
             // SAFETY: an array's key is its u32 index; K is u32 for arrays.
             let key: K = unsafe { std::ptr::read_unaligned((&(i as u32) as *const u32).cast()) };
-            rows.push((key, v.iter().copied().collect()));
+            let per_cpu: Vec<V> = v.iter().copied().collect();
+            rows.push((key, fold(&per_cpu)));
         }
         return Ok(rows);
     }
@@ -231,7 +232,10 @@ fn read_per_cpu<K: Pod, V: Pod>(
     let mut rows = Vec::new();
     for item in m.iter() {
         match item {
-            Ok((k, v)) => rows.push((k, v.iter().copied().collect())),
+            Ok((k, v)) => {
+                let per_cpu: Vec<V> = v.iter().copied().collect();
+                rows.push((k, fold(&per_cpu)));
+            }
             // Deleted (evicted) between the key walk and the lookup.
             Err(MapError::KeyNotFound) => {}
             Err(source) => return Err(MapsError::Map { name, source }),
@@ -256,19 +260,27 @@ struct BatchAttr {
 }
 
 /// BPF_MAP_LOOKUP_BATCH over the whole map. aya has no wrapper for it yet.
-fn lookup_batch<K: Pod, V: Pod>(fd: BorrowedFd<'_>, cpus: usize) -> io::Result<Vec<(K, Vec<V>)>> {
+fn lookup_batch<K: Pod, V: Pod, T>(
+    fd: BorrowedFd<'_>,
+    cpus: usize,
+    fold: &impl Fn(&[V]) -> T,
+) -> io::Result<Vec<(K, T)>> {
     // Per-CPU values come as one 8-byte-aligned slot per possible CPU.
     let stride = size_of::<V>().next_multiple_of(8);
     let value_bytes = stride * cpus;
-    // A hash bucket must fit in one batch, or the kernel answers ENOSPC; start generous.
-    let mut chunk: usize = 4096;
+    // A hash bucket must fit in one batch, or the kernel answers ENOSPC; start generous
+    // (fewer syscalls; the buffers are reused across batches).
+    let mut chunk: usize = 16_384;
     let mut rows = Vec::new();
     let mut token = [0u8; 64];
     let mut next = [0u8; 64];
     let mut first = true;
+    let mut keys = Vec::new();
+    let mut values = Vec::new();
+    let mut per_cpu: Vec<V> = Vec::with_capacity(cpus);
     loop {
-        let mut keys = vec![0u8; chunk * size_of::<K>()];
-        let mut values = vec![0u8; chunk * value_bytes];
+        keys.resize(chunk * size_of::<K>(), 0u8);
+        values.resize(chunk * value_bytes, 0u8);
         let mut attr = BatchAttr {
             in_batch: if first { 0 } else { token.as_ptr() as u64 },
             out_batch: next.as_mut_ptr() as u64,
@@ -302,12 +314,11 @@ fn lookup_batch<K: Pod, V: Pod>(fd: BorrowedFd<'_>, cpus: usize) -> io::Result<V
             let key: K =
                 unsafe { std::ptr::read_unaligned(keys[i * size_of::<K>()..].as_ptr().cast()) };
             let base = i * value_bytes;
-            let per_cpu = (0..cpus)
-                .map(|c| unsafe {
-                    std::ptr::read_unaligned(values[base + c * stride..].as_ptr().cast::<V>())
-                })
-                .collect();
-            rows.push((key, per_cpu));
+            per_cpu.clear();
+            per_cpu.extend((0..cpus).map(|c| unsafe {
+                std::ptr::read_unaligned(values[base + c * stride..].as_ptr().cast::<V>())
+            }));
+            rows.push((key, fold(&per_cpu)));
         }
         if err.is_some() {
             // ENOENT: that was the last batch.
