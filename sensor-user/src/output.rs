@@ -20,6 +20,70 @@ use serde_json::Value;
 /// Lines queued for the writer by default.
 pub const DEFAULT_QUEUE_LINES: usize = 65_536;
 
+/// A Unix stream socket that a log shipper listens on, connected on first use and again
+/// after it goes away (at most every `RETRY`); a line that cannot be written is an error
+/// (counted by the writer), never a stall.
+struct UnixSink {
+    path: std::path::PathBuf,
+    stream: Option<std::os::unix::net::UnixStream>,
+    next_try: std::time::Instant,
+}
+
+const RETRY: Duration = Duration::from_millis(200);
+
+impl UnixSink {
+    fn new(path: std::path::PathBuf) -> Self {
+        Self {
+            path,
+            stream: None,
+            next_try: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Write for UnixSink {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.write_all(b).map(|()| b.len())
+    }
+
+    fn write_all(&mut self, b: &[u8]) -> io::Result<()> {
+        if self.stream.is_none() {
+            if std::time::Instant::now() < self.next_try {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotConnected,
+                    "event socket not connected",
+                ));
+            }
+            match std::os::unix::net::UnixStream::connect(&self.path) {
+                Ok(s) => {
+                    // A reader that stops reading must not stall the writer for long.
+                    s.set_write_timeout(Some(Duration::from_secs(1)))?;
+                    tracing::info!("event socket {} connected", self.path.display());
+                    self.stream = Some(s);
+                }
+                Err(e) => {
+                    self.next_try = std::time::Instant::now() + RETRY;
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("{}: {e}", self.path.display()),
+                    ));
+                }
+            }
+        }
+        let s = self.stream.as_mut().expect("connected above");
+        if let Err(e) = s.write_all(b) {
+            self.stream = None;
+            self.next_try = std::time::Instant::now() + RETRY;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 #[derive(Default)]
 struct Counters {
     written: AtomicU64,
@@ -37,10 +101,17 @@ pub struct Output {
 }
 
 impl Output {
-    /// `-` is standard output; anything else a file, appended to and created 0600.
+    /// `-` is standard output; `unix:PATH` a Unix stream socket a log shipper listens on
+    /// (reconnected when it goes away; lines written meanwhile are counted as lost); anything
+    /// else a file, appended to and created 0600.
     pub fn open(path: &str, queue_lines: usize) -> io::Result<Self> {
         let w: Box<dyn Write + Send> = if path == "-" {
             Box::new(io::stdout())
+        } else if let Some(sock) = path.strip_prefix("unix:") {
+            return Ok(Self::from_writer_unbuffered(
+                Box::new(UnixSink::new(sock.into())),
+                queue_lines,
+            ));
         } else {
             let f = OpenOptions::new()
                 .create(true)
@@ -54,11 +125,20 @@ impl Output {
 
     /// Any writer (tests, benchmarks).
     pub fn from_writer(w: Box<dyn Write + Send>, queue_lines: usize) -> Self {
+        Self::spawn(Box::new(BufWriter::new(w)), queue_lines)
+    }
+
+    /// A writer that takes each line whole or fails it (a socket): no buffer that would
+    /// keep a failed line around to fail again.
+    fn from_writer_unbuffered(w: Box<dyn Write + Send>, queue_lines: usize) -> Self {
+        Self::spawn(w, queue_lines)
+    }
+
+    fn spawn(mut w: Box<dyn Write + Send>, queue_lines: usize) -> Self {
         let (tx, rx) = mpsc::sync_channel::<String>(queue_lines.max(1));
         let counters = Arc::new(Counters::default());
         let c = counters.clone();
         let writer = std::thread::spawn(move || {
-            let mut w = BufWriter::new(w);
             let mut warned = false;
             let mut fail = |e: io::Error, c: &Counters| {
                 if !warned {
@@ -189,6 +269,43 @@ mod tests {
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
+    }
+
+    /// A shipper listening on a Unix socket: lines arrive; it goes away: lines are counted
+    /// as errors and the sensor goes on; it comes back: lines arrive again.
+    #[test]
+    fn a_unix_socket_sink_survives_its_reader_going_away() {
+        use std::io::{BufRead, BufReader};
+        use std::os::unix::net::UnixListener;
+        let dir = std::env::temp_dir().join(format!("kw-sock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("eve.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let mut out = Output::open(&format!("unix:{}", path.display()), 16).unwrap();
+        out.write(&serde_json::json!({"n": 1}));
+        let (conn, _) = listener.accept().unwrap();
+        let mut lines = BufReader::new(conn.try_clone().unwrap()).lines();
+        assert_eq!(lines.next().unwrap().unwrap(), r#"{"n":1}"#);
+        // The shipper goes away.
+        drop(lines);
+        drop(conn);
+        drop(listener);
+        std::fs::remove_file(&path).unwrap();
+        for n in 2..6 {
+            out.write(&serde_json::json!({ "n": n }));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(out.errors() >= 1, "lost lines are counted");
+        // It comes back; after the retry delay lines flow again.
+        let listener = UnixListener::bind(&path).unwrap();
+        std::thread::sleep(RETRY + Duration::from_millis(50));
+        out.write(&serde_json::json!({"n": 9}));
+        let (conn, _) = listener.accept().unwrap();
+        let mut lines = BufReader::new(conn).lines();
+        assert_eq!(lines.next().unwrap().unwrap(), r#"{"n":9}"#);
+        drop(out);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
