@@ -329,11 +329,6 @@ impl Baseline {
             "dns_dropped": e.resolved.dropped,
         })
     }
-
-    /// Whether learning is on for devices without a declared policy.
-    pub fn learning(&self) -> bool {
-        self.engine.mode == Mode::Learn
-    }
 }
 
 /// Builds the stage at start-up: the engine from the configuration, learning resumed

@@ -310,13 +310,6 @@ impl DeviceTable {
         }
     }
 
-    /// Marks a device changed (its event is written at the end of the batch).
-    pub fn touch(&mut self, mac: &[u8; 6]) {
-        if self.devices.contains_key(mac) {
-            self.changed.insert(*mac);
-        }
-    }
-
     /// Puts back what an earlier run knew of a device seen again: its first sight and
     /// profile. Call on first sight in this run.
     pub fn restore(&mut self, mac: [u8; 6], first_seen_epoch_ns: u64, profile: Profile) {
@@ -336,11 +329,6 @@ impl DeviceTable {
     /// Devices first seen (in this run) since the last call.
     pub fn take_fresh(&mut self) -> Vec<[u8; 6]> {
         std::mem::take(&mut self.fresh)
-    }
-
-    /// Whether a MAC is in the table.
-    pub fn contains(&self, mac: &[u8; 6]) -> bool {
-        self.devices.contains_key(mac)
     }
 
     /// Every device.

@@ -42,6 +42,20 @@ pub struct PolicyContext<'a> {
     pub intel: Option<Value>,
 }
 
+/// EVE's `alert` object.
+fn alert_object(rule: &Rule, blocked: bool, metadata: Value) -> Value {
+    json!({
+        "action": if blocked { "blocked" } else { "allowed" },
+        "gid": 1,
+        "signature_id": rule.signature_id,
+        "rev": 1,
+        "signature": rule.signature,
+        "category": rule.category,
+        "severity": rule.severity,
+        "metadata": metadata,
+    })
+}
+
 /// A verdict's name in events.
 pub fn verdict_name(v: u8) -> &'static str {
     use sensor_common::policy::verdict;
@@ -211,16 +225,7 @@ impl Eve {
         self.addressing(&mut m, key, origin);
         m.insert(
             "alert".into(),
-            json!({
-                "action": if p.blocked { "blocked" } else { "allowed" },
-                "gid": 1,
-                "signature_id": rule.signature_id,
-                "rev": 1,
-                "signature": rule.signature,
-                "category": rule.category,
-                "severity": rule.severity,
-                "metadata": p.metadata,
-            }),
+            alert_object(rule, p.blocked, p.metadata.clone()),
         );
         let dev = self.device_object(key.mac, device, declared);
         let mut iot = json!({
@@ -354,19 +359,7 @@ impl Eve {
             m.insert("src_ip".into(), ip.to_string().into());
         }
         m.insert("ether".into(), json!({ "src_mac": addr::mac(mac) }));
-        m.insert(
-            "alert".into(),
-            json!({
-                "action": "allowed",
-                "gid": 1,
-                "signature_id": rule.signature_id,
-                "rev": 1,
-                "signature": rule.signature,
-                "category": rule.category,
-                "severity": rule.severity,
-                "metadata": metadata,
-            }),
-        );
+        m.insert("alert".into(), alert_object(rule, false, metadata));
         let dev = self.device_object(mac, device, declared);
         m.insert(
             "iot".into(),
@@ -374,6 +367,17 @@ impl Eve {
                 "device": dev,
                 "rule": {"id": rule.id, "source": source, "expected": []},
             }),
+        );
+        m.into()
+    }
+
+    /// An `alert` about the sensor itself (no device, no flow): `device_table_pressure`.
+    pub fn sensor_alert(&self, now_ns: u64, rule: &Rule, metadata: Value) -> Value {
+        let mut m = self.common("alert", now_ns);
+        m.insert("alert".into(), alert_object(rule, false, metadata));
+        m.insert(
+            "iot".into(),
+            json!({ "rule": {"id": rule.id, "source": "sensor", "expected": []} }),
         );
         m.into()
     }

@@ -521,23 +521,9 @@ impl Sensor {
             "devices_not_tracked": [self.devices.dropped.to_string()],
             "devices_evicted": [self.devices.evicted.to_string()],
         });
-        let mut v = self.eve.alert(
-            now_ns,
-            &rules::DEVICE_TABLE_PRESSURE,
-            [0; 6],
-            None,
-            None,
-            "sensor",
-            meta,
-        );
-        // About the sensor, not one device.
-        if let Some(iot) = v.get_mut("iot").and_then(Value::as_object_mut) {
-            iot.remove("device");
-        }
-        if let Some(m) = v.as_object_mut() {
-            m.remove("ether");
-            m.remove("src_ip");
-        }
+        let v = self
+            .eve
+            .sensor_alert(now_ns, &rules::DEVICE_TABLE_PRESSURE, meta);
         self.out.write(&v);
         self.counters.alerts += 1;
         tracing::warn!(

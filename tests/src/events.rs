@@ -49,3 +49,16 @@ pub fn parse<S: AsRef<str>>(lines: &[S]) -> Vec<Value> {
 pub fn of_type<'a>(events: &'a [Value], t: &str) -> Vec<&'a Value> {
     events.iter().filter(|e| e["event_type"] == t).collect()
 }
+
+/// The alerts of one rule id.
+pub fn alerts<'a>(evs: &'a [Value], id: &str) -> Vec<&'a Value> {
+    of_type(evs, "alert")
+        .into_iter()
+        .filter(|a| a["iot"]["rule"]["id"] == id)
+        .collect()
+}
+
+/// The `stats` object of the last `stats` event.
+pub fn last_stats(evs: &[Value]) -> Value {
+    of_type(evs, "stats").last().expect("a stats event")["stats"].clone()
+}

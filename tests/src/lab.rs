@@ -229,3 +229,40 @@ impl Drop for Dnsmasq {
         let _ = self.child.wait();
     }
 }
+
+/// A sensor configuration for labs: polls often and reports often, so tests see results
+/// within a second.
+pub const FAST_CONFIG: &str = "[sensor]\nname = \"lab\"\npoll_interval = \"200ms\"\nflow_report = \"1s\"\nstats_interval = \"1s\"\n";
+
+impl Lab {
+    /// Starts the sensor on the gateway's `lan0` with `config` (written to a file in the
+    /// returned directory, which must live as long as the sensor) and `extra` arguments,
+    /// and waits until it is watching.
+    pub fn watch(
+        &self,
+        config: &str,
+        extra: &[&str],
+    ) -> (crate::env::TempDir, crate::proc::Sensor) {
+        let dir = crate::env::TempDir::new();
+        let path = dir.join("kw.toml");
+        std::fs::write(&path, config).expect("write the lab config");
+        let mut args = vec!["--config", path.to_str().expect("utf-8 path")];
+        args.extend_from_slice(extra);
+        let mut sensor = crate::proc::Sensor::start(&self.gw, "lan0", &args, false);
+        sensor.wait_for_log("watching lan0", std::time::Duration::from_secs(30));
+        (dir, sensor)
+    }
+
+    /// Sends one UDP datagram from device `dev`'s IPv4 address and `sport` (0: any) to
+    /// `to`, broadcast allowed.
+    pub fn udp(&self, dev: usize, sport: u16, to: &str, payload: &[u8]) {
+        let from: std::net::IpAddr = self.devices[dev].v4.into();
+        let to: std::net::SocketAddr = to.parse().expect("a socket address");
+        let payload = payload.to_vec();
+        self.devices[dev].ns.run(move || {
+            let s = std::net::UdpSocket::bind((from, sport)).expect("bind in device namespace");
+            s.set_broadcast(true).expect("broadcast");
+            s.send_to(&payload, to).expect("send");
+        });
+    }
+}

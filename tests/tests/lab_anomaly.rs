@@ -14,14 +14,8 @@ use kettlewatch_tests::{
     lab::Lab,
     proc::Sensor,
 };
+use sensor_user::addr::mac;
 use serde_json::Value;
-
-fn mac(m: [u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
 
 fn anomalies(evs: &[Value]) -> Vec<&Value> {
     events::of_type(evs, "alert")

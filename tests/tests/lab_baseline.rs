@@ -14,42 +14,11 @@ use std::{
 use kettlewatch_tests::{
     env::{self, TempDir},
     events,
-    lab::Lab,
+    lab::{FAST_CONFIG, Lab},
     proc::Sensor,
 };
+use sensor_user::addr::mac;
 use serde_json::Value;
-
-const FAST: &str = "[sensor]\nname = \"lab\"\npoll_interval = \"200ms\"\nflow_report = \"1s\"\nstats_interval = \"1s\"\n";
-
-fn mac(m: [u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
-fn watch(lab: &Lab, config: &str) -> (TempDir, Sensor) {
-    let dir = TempDir::new();
-    let path = dir.join("kw.toml");
-    std::fs::write(&path, config).unwrap();
-    let mut s = Sensor::start(
-        &lab.gw,
-        "lan0",
-        &["--config", path.to_str().unwrap()],
-        false,
-    );
-    s.wait_for_log("watching lan0", Duration::from_secs(30));
-    (dir, s)
-}
-
-fn udp(lab: &Lab, dev: usize, to: &str) {
-    let from: IpAddr = lab.devices[dev].v4.into();
-    let to: SocketAddr = to.parse().unwrap();
-    lab.devices[dev].ns.run(move || {
-        let s = UdpSocket::bind((from, 0)).unwrap();
-        s.send_to(b"hello", to).unwrap();
-    });
-}
 
 /// Whether a TCP connection from device `dev` to `to` is established within a second.
 fn connects(lab: &Lab, dev: usize, to: &str) -> bool {
@@ -124,17 +93,6 @@ fn resolve(lab: &Lab, dev: usize, name: &str) -> Vec<IpAddr> {
         .collect()
 }
 
-fn alerts<'a>(evs: &'a [Value], id: &str) -> Vec<&'a Value> {
-    events::of_type(evs, "alert")
-        .into_iter()
-        .filter(|a| a["iot"]["rule"]["id"] == id)
-        .collect()
-}
-
-fn last_stats(evs: &[Value]) -> Value {
-    events::of_type(evs, "stats").last().unwrap()["stats"].clone()
-}
-
 #[test]
 fn a_declared_policy_alerts_once_per_device_and_destination() {
     if !env::have_root() || !env::have_tool("ip") {
@@ -143,22 +101,22 @@ fn a_declared_policy_alerts_once_per_device_and_destination() {
     let lab = Lab::build(1);
     let me = mac(lab.devices[0].mac);
     let config = format!(
-        "{FAST}[baseline]\nmode = \"monitor\"\n\n[[policy]]\nname = \"cams\"\ndevices = [\"{me}\"]\nallow = [\"203.0.113.10:4242/udp\"]\n"
+        "{FAST_CONFIG}[baseline]\nmode = \"monitor\"\n\n[[policy]]\nname = \"cams\"\ndevices = [\"{me}\"]\nallow = [\"203.0.113.10:4242/udp\"]\n"
     );
-    let (_dir, sensor) = watch(&lab, &config);
-    udp(&lab, 0, "203.0.113.10:4242"); // allowed
-    udp(&lab, 0, "203.0.113.20:4242"); // unexpected
-    udp(&lab, 0, "203.0.113.10:5000"); // allowed address, new port
-    udp(&lab, 0, "203.0.113.20:4243"); // the same unexpected destination again
-    udp(&lab, 0, "198.51.100.1:4242"); // the gateway: the LAN is always allowed
+    let (_dir, sensor) = lab.watch(&config, &[]);
+    lab.udp(0, 0, "203.0.113.10:4242", b"hello"); // allowed
+    lab.udp(0, 0, "203.0.113.20:4242", b"hello"); // unexpected
+    lab.udp(0, 0, "203.0.113.10:5000", b"hello"); // allowed address, new port
+    lab.udp(0, 0, "203.0.113.20:4243", b"hello"); // the same unexpected destination again
+    lab.udp(0, 0, "198.51.100.1:4242", b"hello"); // the gateway: the LAN is always allowed
     std::thread::sleep(Duration::from_millis(500));
     // More traffic on the alerted flow: its next record carries the repeat count.
-    udp(&lab, 0, "203.0.113.20:4242");
+    lab.udp(0, 0, "203.0.113.20:4242", b"hello");
     std::thread::sleep(Duration::from_millis(1500));
     let out = sensor.stop();
     assert!(out.status.success(), "{}", out.stderr);
     let evs = events::parse(&out.stdout);
-    let unexpected = alerts(&evs, "unexpected_destination");
+    let unexpected = events::alerts(&evs, "unexpected_destination");
     assert_eq!(unexpected.len(), 1, "{unexpected:#?}");
     let a = unexpected[0];
     assert_eq!(a["dest_ip"], "203.0.113.20");
@@ -174,7 +132,7 @@ fn a_declared_policy_alerts_once_per_device_and_destination() {
         serde_json::json!(["203.0.113.10:4242/udp"])
     );
     assert!(a["community_id"].as_str().unwrap().starts_with("1:"));
-    let port = alerts(&evs, "new_port");
+    let port = events::alerts(&evs, "new_port");
     assert_eq!(port.len(), 1, "{port:#?}");
     assert_eq!(
         (port[0]["dest_ip"].as_str(), port[0]["dest_port"].as_u64()),
@@ -187,7 +145,7 @@ fn a_declared_policy_alerts_once_per_device_and_destination() {
         .filter_map(|f| f["iot"]["flow"]["alert_repeats"].as_u64())
         .max();
     assert_eq!(repeats, Some(1));
-    let st = last_stats(&evs);
+    let st = events::last_stats(&evs);
     assert_eq!(st["policy"]["alerts"], 2);
     assert_eq!(st["policy"]["repeats"], 1);
 }
@@ -201,11 +159,11 @@ fn enforce_blocks_the_unexpected_connection_and_counts_the_drops() {
     let _servers = Servers::start(&lab, &["203.0.113.10:7000", "203.0.113.20:7000"]);
     let me = mac(lab.devices[0].mac);
     let config = format!(
-        "{FAST}[[policy]]\nname = \"locked\"\ndevices = [\"{me}\"]\nmode = \"enforce\"\nallow = [\"203.0.113.10:7000/tcp\"]\n"
+        "{FAST_CONFIG}[[policy]]\nname = \"locked\"\ndevices = [\"{me}\"]\nmode = \"enforce\"\nallow = [\"203.0.113.10:7000/tcp\"]\n"
     );
-    let (_dir, sensor) = watch(&lab, &config);
+    let (_dir, sensor) = lab.watch(&config, &[]);
     // The device's first frame makes it known; its policy is in the kernel a moment later.
-    udp(&lab, 0, "198.51.100.1:9");
+    lab.udp(0, 0, "198.51.100.1:9", b"hello");
     let ready = sensor.wait_for_line(
         |l| l.contains("\"event_type\":\"device\""),
         Duration::from_secs(5),
@@ -221,10 +179,10 @@ fn enforce_blocks_the_unexpected_connection_and_counts_the_drops() {
     let out = sensor.stop();
     assert!(out.status.success(), "{}", out.stderr);
     let evs = events::parse(&out.stdout);
-    let st = last_stats(&evs);
+    let st = events::last_stats(&evs);
     let dropped = st["kernel"]["dropped_policy"].as_u64().unwrap();
     assert!(dropped >= 1, "the SYN at least: {dropped}");
-    let a = alerts(&evs, "unexpected_destination");
+    let a = events::alerts(&evs, "unexpected_destination");
     assert_eq!(a.len(), 1, "{a:#?}");
     assert_eq!(a[0]["alert"]["action"], "blocked");
     assert_eq!(a[0]["dest_ip"], "203.0.113.20");
@@ -236,22 +194,22 @@ fn learning_turns_into_monitoring_and_only_new_destinations_alert() {
         return;
     }
     let lab = Lab::build(1);
-    let config = format!("{FAST}[baseline]\nmode = \"learn\"\nlearn_for = \"2s\"\n");
-    let (_dir, sensor) = watch(&lab, &config);
-    udp(&lab, 0, "203.0.113.10:4242");
-    udp(&lab, 0, "203.0.113.30:123");
+    let config = format!("{FAST_CONFIG}[baseline]\nmode = \"learn\"\nlearn_for = \"2s\"\n");
+    let (_dir, sensor) = lab.watch(&config, &[]);
+    lab.udp(0, 0, "203.0.113.10:4242", b"hello");
+    lab.udp(0, 0, "203.0.113.30:123", b"hello");
     let switched = sensor.wait_for_line(
         |l| l.contains("\"event_type\":\"stats\"") && l.contains("\"mode\":\"monitor\""),
         Duration::from_secs(10),
     );
     assert!(switched.is_some(), "a stats event says learning ended");
-    udp(&lab, 0, "203.0.113.10:4242"); // learned
-    udp(&lab, 0, "203.0.113.20:4242"); // new
+    lab.udp(0, 0, "203.0.113.10:4242", b"hello"); // learned
+    lab.udp(0, 0, "203.0.113.20:4242", b"hello"); // new
     std::thread::sleep(Duration::from_millis(1500));
     let out = sensor.stop();
     assert!(out.status.success(), "{}", out.stderr);
     let evs = events::parse(&out.stdout);
-    let a = alerts(&evs, "unexpected_destination");
+    let a = events::alerts(&evs, "unexpected_destination");
     assert_eq!(a.len(), 1, "{a:#?}");
     assert_eq!(a[0]["dest_ip"], "203.0.113.20");
     assert_eq!(a[0]["iot"]["rule"]["source"], "learned");
@@ -272,7 +230,7 @@ fn learning_turns_into_monitoring_and_only_new_destinations_alert() {
         .find(|f| f["dest_ip"] == "203.0.113.10")
         .unwrap();
     assert_eq!(learned["iot"]["flow"]["verdict"], "allowed", "{learned}");
-    assert_eq!(last_stats(&evs)["policy"]["learned_entries"], 2);
+    assert_eq!(events::last_stats(&evs)["policy"]["learned_entries"], 2);
 }
 
 #[test]
@@ -287,22 +245,22 @@ fn a_domain_policy_allows_exactly_what_the_device_resolved() {
     ]);
     let me = mac(lab.devices[0].mac);
     let config = format!(
-        "{FAST}[baseline]\nmode = \"monitor\"\n\n[[policy]]\nname = \"cams\"\ndevices = [\"{me}\"]\nallow = [\"cloud.example.com:4242/udp\"]\n"
+        "{FAST_CONFIG}[baseline]\nmode = \"monitor\"\n\n[[policy]]\nname = \"cams\"\ndevices = [\"{me}\"]\nallow = [\"cloud.example.com:4242/udp\"]\n"
     );
-    let (_dir, sensor) = watch(&lab, &config);
+    let (_dir, sensor) = lab.watch(&config, &[]);
     // Resolve, then connect at once: the answer reaches the sensor before the new flow.
     let cloud = resolve(&lab, 0, "cloud.example.com");
     assert_eq!(cloud, vec![IpAddr::from([203, 0, 113, 10])]);
-    udp(&lab, 0, "203.0.113.10:4242");
+    lab.udp(0, 0, "203.0.113.10:4242", b"hello");
     let other = resolve(&lab, 0, "other.example.net");
     assert_eq!(other, vec![IpAddr::from([203, 0, 113, 20])]);
-    udp(&lab, 0, "203.0.113.20:4242"); // resolved, but not allowed
-    udp(&lab, 0, "203.0.113.30:4242"); // never resolved
+    lab.udp(0, 0, "203.0.113.20:4242", b"hello"); // resolved, but not allowed
+    lab.udp(0, 0, "203.0.113.30:4242", b"hello"); // never resolved
     std::thread::sleep(Duration::from_millis(1500));
     let out = sensor.stop();
     assert!(out.status.success(), "{}", out.stderr);
     let evs = events::parse(&out.stdout);
-    let a = alerts(&evs, "unexpected_destination");
+    let a = events::alerts(&evs, "unexpected_destination");
     let dests: Vec<&str> = a.iter().filter_map(|x| x["dest_ip"].as_str()).collect();
     assert_eq!(dests, ["203.0.113.20", "203.0.113.30"], "{a:#?}");
     assert_eq!(a[0]["iot"]["dns"]["rrname"], "other.example.net");
@@ -311,7 +269,7 @@ fn a_domain_policy_allows_exactly_what_the_device_resolved() {
         a[0]["iot"]["rule"]["expected"],
         serde_json::json!(["cloud.example.com:4242/udp"])
     );
-    let st = last_stats(&evs);
+    let st = events::last_stats(&evs);
     assert!(st["policy"]["dns_answers"].as_u64().unwrap() >= 2, "{st}");
     assert!(st["kernel"]["dns_answers_copied"].as_u64().unwrap() >= 2);
 }
@@ -326,10 +284,10 @@ fn a_device_announcing_a_mud_url_gets_the_mud_files_policy() {
     let _dns = lab.dnsmasq_dns(&[("test.example.com", "203.0.113.10")]);
     // osMUD's copy of the draft's example bulb: from the device, test.example.com:443/tcp.
     let config = format!(
-        "{FAST}[baseline]\nmode = \"monitor\"\n\n[mud]\ndir = \"{}\"\n",
+        "{FAST_CONFIG}[baseline]\nmode = \"monitor\"\n\n[mud]\ndir = \"{}\"\n",
         fx.join("mud/osmud").display()
     );
-    let (_dir, sensor) = watch(&lab, &config);
+    let (_dir, sensor) = lab.watch(&config, &[]);
     let dev = lab.devices[0].mac;
     let discover = kettlewatch_tests::announce::dhcp_discover_with(
         dev,
@@ -362,7 +320,7 @@ fn a_device_announcing_a_mud_url_gets_the_mud_files_policy() {
         out.stderr
     );
     let evs = events::parse(&out.stdout);
-    let a = alerts(&evs, "unexpected_destination");
+    let a = events::alerts(&evs, "unexpected_destination");
     assert_eq!(a.len(), 1, "{a:#?}");
     assert_eq!(a[0]["dest_ip"], "203.0.113.20");
     assert_eq!(a[0]["iot"]["rule"]["source"], "mud");
@@ -391,7 +349,7 @@ fn baseline_show_and_export_print_what_was_learned() {
     let sd = state.join("state");
     let dir = TempDir::new();
     let path = dir.join("kw.toml");
-    std::fs::write(&path, FAST).unwrap();
+    std::fs::write(&path, FAST_CONFIG).unwrap();
     let mut sensor = Sensor::start(
         &lab.gw,
         "lan0",
@@ -404,8 +362,8 @@ fn baseline_show_and_export_print_what_was_learned() {
         false,
     );
     sensor.wait_for_log("watching lan0", Duration::from_secs(30));
-    udp(&lab, 0, "203.0.113.10:4242");
-    udp(&lab, 0, "203.0.113.30:123");
+    lab.udp(0, 0, "203.0.113.10:4242", b"hello");
+    lab.udp(0, 0, "203.0.113.30:123", b"hello");
     std::thread::sleep(Duration::from_millis(800));
     // kill -9: what was learned is already on disk.
     let _ = sensor.kill9();
@@ -452,18 +410,18 @@ fn a_reloaded_policy_applies_to_flows_already_open() {
     let me = mac(lab.devices[0].mac);
     let policy = |allow: &str, mode: &str| {
         format!(
-            "{FAST}[baseline]\nmode = \"monitor\"\n\n[[policy]]\nname = \"p\"\ndevices = [\"{me}\"]\nmode = \"{mode}\"\nallow = [{allow}]\n"
+            "{FAST_CONFIG}[baseline]\nmode = \"monitor\"\n\n[[policy]]\nname = \"p\"\ndevices = [\"{me}\"]\nmode = \"{mode}\"\nallow = [{allow}]\n"
         )
     };
-    let (dir, mut sensor) = watch(
-        &lab,
+    let (dir, mut sensor) = lab.watch(
         &policy(
             "\"203.0.113.10:4242/udp\", \"203.0.113.20:4242/udp\"",
             "monitor",
         ),
+        &[],
     );
     let path = dir.join("kw.toml");
-    udp(&lab, 0, "203.0.113.20:4242");
+    lab.udp(0, 0, "203.0.113.20:4242", b"hello");
     std::thread::sleep(Duration::from_millis(500));
     // A broken file is refused with its location; the running policy stays.
     std::fs::write(&path, "[baseline]\nmode = \"sometimes\"\n").unwrap();
@@ -474,7 +432,7 @@ fn a_reloaded_policy_applies_to_flows_already_open() {
     sensor.signal(libc::SIGHUP);
     sensor.wait_for_log("configuration reloaded", Duration::from_secs(5));
     std::thread::sleep(Duration::from_millis(300));
-    udp(&lab, 0, "203.0.113.20:4242"); // the same flow, open since before
+    lab.udp(0, 0, "203.0.113.20:4242", b"hello"); // the same flow, open since before
     std::thread::sleep(Duration::from_millis(1200));
     let out = sensor.stop();
     assert!(out.status.success(), "{}", out.stderr);
@@ -484,11 +442,11 @@ fn a_reloaded_policy_applies_to_flows_already_open() {
         out.stderr
     );
     let evs = events::parse(&out.stdout);
-    let a = alerts(&evs, "unexpected_destination");
+    let a = events::alerts(&evs, "unexpected_destination");
     assert_eq!(a.len(), 1, "{a:#?}");
     assert_eq!(a[0]["dest_ip"], "203.0.113.20");
     assert_eq!(a[0]["alert"]["action"], "blocked");
-    let st = last_stats(&evs);
+    let st = events::last_stats(&evs);
     assert_eq!(
         st["kernel"]["dropped_policy"], 1,
         "the open flow's next frame"

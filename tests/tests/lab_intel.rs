@@ -2,44 +2,16 @@
 //! kernel's intel trie): a listed address, a listed domain looked up, a canary touched,
 //! and a feed edited while the sensor runs.
 
-use std::{
-    net::{IpAddr, SocketAddr, UdpSocket},
-    time::Duration,
-};
+use std::time::Duration;
 
 use kettlewatch_tests::{
     announce,
     env::{self, TempDir},
     events,
-    lab::Lab,
+    lab::{FAST_CONFIG, Lab},
     proc::Sensor,
 };
-use serde_json::Value;
-
-const FAST: &str = "[sensor]\nname = \"lab\"\npoll_interval = \"200ms\"\nflow_report = \"1s\"\nstats_interval = \"1s\"\n";
-
-fn mac(m: [u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
-fn send(lab: &Lab, dev: usize, to: &str, payload: Vec<u8>) {
-    let from: IpAddr = lab.devices[dev].v4.into();
-    let to: SocketAddr = to.parse().unwrap();
-    lab.devices[dev].ns.run(move || {
-        let s = UdpSocket::bind((from, 0)).unwrap();
-        s.send_to(&payload, to).unwrap();
-    });
-}
-
-fn alerts<'a>(evs: &'a [Value], id: &str) -> Vec<&'a Value> {
-    events::of_type(evs, "alert")
-        .into_iter()
-        .filter(|a| a["iot"]["rule"]["id"] == id)
-        .collect()
-}
+use sensor_user::addr::mac;
 
 #[test]
 fn listed_addresses_domains_and_canaries_alert_and_feed_edits_apply_live() {
@@ -54,33 +26,33 @@ fn listed_addresses_domains_and_canaries_alert_and_feed_edits_apply_live() {
     std::fs::write(
         &cfg,
         format!(
-            "{FAST}[[intel.feed]]\npath = \"c2.txt\"\nformat = \"plain\"\n\n[[intel.feed]]\npath = \"doms.txt\"\nformat = \"domains\"\n\n[canary]\naddresses = [\"203.0.113.66\"]\n"
+            "{FAST_CONFIG}[[intel.feed]]\npath = \"c2.txt\"\nformat = \"plain\"\n\n[[intel.feed]]\npath = \"doms.txt\"\nformat = \"domains\"\n\n[canary]\naddresses = [\"203.0.113.66\"]\n"
         ),
     )
     .unwrap();
     let mut sensor = Sensor::start(&lab.gw, "lan0", &["--config", cfg.to_str().unwrap()], false);
     sensor.wait_for_log("watching lan0", Duration::from_secs(30));
-    send(&lab, 0, "203.0.113.20:4242", b"beacon".to_vec());
-    send(&lab, 0, "203.0.113.20:4243", b"beacon".to_vec()); // same indicator: no second alert
-    send(
-        &lab,
+    lab.udp(0, 0, "203.0.113.20:4242", &b"beacon".to_vec());
+    lab.udp(0, 0, "203.0.113.20:4243", &b"beacon".to_vec()); // same indicator: no second alert
+    lab.udp(
+        0,
         0,
         "198.51.100.1:53",
-        announce::dns_query(7, "a.evil.example.net"),
+        &announce::dns_query(7, "a.evil.example.net"),
     );
-    send(&lab, 0, "203.0.113.66:9", b"probe".to_vec());
+    lab.udp(0, 0, "203.0.113.66:9", &b"probe".to_vec());
     std::thread::sleep(Duration::from_millis(500));
     // Edit the feed while the sensor runs: .20 leaves it, .30 joins it.
     std::thread::sleep(Duration::from_millis(1100)); // a new mtime second
     std::fs::write(dir.join("c2.txt"), "# lab C2\n203.0.113.30\n").unwrap();
     sensor.wait_for_log("configuration reloaded", Duration::from_secs(5));
-    send(&lab, 0, "203.0.113.30:4242", b"beacon".to_vec());
-    send(&lab, 1, "203.0.113.20:4242", b"beacon".to_vec()); // no longer listed
+    lab.udp(0, 0, "203.0.113.30:4242", &b"beacon".to_vec());
+    lab.udp(1, 0, "203.0.113.20:4242", &b"beacon".to_vec()); // no longer listed
     std::thread::sleep(Duration::from_millis(1200));
     let out = sensor.stop();
     assert!(out.status.success(), "{}", out.stderr);
     let evs = events::parse(&out.stdout);
-    let ip = alerts(&evs, "threat_intel_ip");
+    let ip = events::alerts(&evs, "threat_intel_ip");
     let hits: Vec<(String, String)> = ip
         .iter()
         .map(|a| {
@@ -110,7 +82,7 @@ fn listed_addresses_domains_and_canaries_alert_and_feed_edits_apply_live() {
         (a["dest_port"].as_u64(), a["proto"].as_str()),
         (Some(4242), Some("UDP"))
     );
-    let dom = alerts(&evs, "threat_intel_domain");
+    let dom = events::alerts(&evs, "threat_intel_domain");
     assert_eq!(dom.len(), 1, "{dom:#?}");
     assert_eq!(dom[0]["iot"]["dns"]["rrname"], "a.evil.example.net");
     assert_eq!(dom[0]["iot"]["intel"]["indicator"], "evil.example.net");
@@ -119,7 +91,7 @@ fn listed_addresses_domains_and_canaries_alert_and_feed_edits_apply_live() {
         dom[0]["alert"]["metadata"]["via"],
         serde_json::json!(["query"])
     );
-    let canary = alerts(&evs, "canary_contact");
+    let canary = events::alerts(&evs, "canary_contact");
     assert_eq!(canary.len(), 1, "{canary:#?}");
     assert_eq!(canary[0]["dest_ip"], "203.0.113.66");
     assert_eq!(canary[0]["alert"]["severity"], 1);

@@ -12,29 +12,13 @@ use kettlewatch_tests::{
     announce,
     env::{self, TempDir},
     events,
-    lab::{Lab, SERVERS_V4, SERVERS_V6},
+    lab::{FAST_CONFIG, Lab, SERVERS_V4, SERVERS_V6},
     proc::Sensor,
 };
+use sensor_user::addr::mac;
 use serde_json::Value;
 
 const ATTACHED: &str = "watching lan0";
-
-/// Polls fast and reports often, so tests see results within a second.
-const LAB_CONFIG: &str = "[sensor]\nname = \"lab\"\npoll_interval = \"200ms\"\nflow_report = \"1s\"\nstats_interval = \"1s\"\n";
-
-/// Starts the sensor on the lab gateway's `lan0` with `config` and `extra` arguments and
-/// waits until it is watching. Keep the directory (it holds the config) as long as the
-/// sensor.
-fn watch(lab: &Lab, config: &str, extra: &[&str]) -> (TempDir, Sensor) {
-    let dir = TempDir::new();
-    let path = dir.join("kw.toml");
-    std::fs::write(&path, config).unwrap();
-    let mut args = vec!["--config", path.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    let mut sensor = Sensor::start(&lab.gw, "lan0", &args, false);
-    sensor.wait_for_log(ATTACHED, Duration::from_secs(30));
-    (dir, sensor)
-}
 
 fn send_udp(lab: &Lab, dev: usize, to: SocketAddr, n: usize, payload: usize) {
     let from: IpAddr = match to {
@@ -47,13 +31,6 @@ fn send_udp(lab: &Lab, dev: usize, to: SocketAddr, n: usize, payload: usize) {
             s.send_to(&vec![0x5a; payload], to).expect("send");
         }
     });
-}
-
-fn mac(m: [u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 /// (device mac, dest ip, dest port, proto).
@@ -88,7 +65,7 @@ fn known_traffic_appears_in_flow_events_with_exact_counts() {
         return;
     }
     let lab = Lab::build(3);
-    let (_dir, sensor) = watch(&lab, LAB_CONFIG, &[]);
+    let (_dir, sensor) = lab.watch(FAST_CONFIG, &[]);
 
     let srv_a = SocketAddr::new(SERVERS_V4[0].into(), 5000);
     let srv_b = SocketAddr::new(SERVERS_V4[1].into(), 6000);
@@ -407,7 +384,7 @@ fn interface_down_and_up_keeps_counting_and_deletion_ends_the_run_clearly() {
         return;
     }
     let lab = Lab::build(1);
-    let (_dir, mut sensor) = watch(&lab, LAB_CONFIG, &[]);
+    let (_dir, mut sensor) = lab.watch(FAST_CONFIG, &[]);
     lab.gw.ip(&["link", "set", "lan0", "down"]);
     std::thread::sleep(Duration::from_millis(500));
     lab.gw.ip(&["link", "set", "lan0", "up"]);
@@ -536,7 +513,7 @@ fn run_as_an_unprivileged_user_after_attaching() {
         return;
     }
     let lab = Lab::build(1);
-    let (_dir, sensor) = watch(&lab, LAB_CONFIG, &["--user", "nobody"]);
+    let (_dir, sensor) = lab.watch(FAST_CONFIG, &["--user", "nobody"]);
     let status = std::fs::read_to_string(format!("/proc/{}/status", sensor.pid())).unwrap();
     let field = |name: &str| {
         status
@@ -576,7 +553,7 @@ fn devices_appear_with_the_hostnames_their_dhcp_clients_send() {
     }
     let lab = Lab::build(2);
     let _dhcp = lab.dnsmasq();
-    let (_dir, sensor) = watch(&lab, LAB_CONFIG, &[]);
+    let (_dir, sensor) = lab.watch(FAST_CONFIG, &[]);
     let names = [
         ("lobby-camera", "acme-cam 1.0"),
         ("kitchen-plug", "plugco\"x\u{7}"),
@@ -649,7 +626,7 @@ fn the_inventory_says_which_devices_are_new_and_which_are_missing() {
              [[device]]\nmac = \"02:00:5e:10:00:99\"\nname = \"garage-sensor\"\n",
         mac(lab.devices[0].mac)
     );
-    let (_dir, sensor) = watch(&lab, &config, &[]);
+    let (_dir, sensor) = lab.watch(&config, &[]);
     send_udp(&lab, 1, SocketAddr::new(SERVERS_V4[1].into(), 5555), 1, 10);
     // The declared camera keeps talking, so it is never missing.
     for _ in 0..12 {
@@ -735,7 +712,7 @@ fn taking_another_devices_address_or_a_declared_device_moving_alerts() {
         "[sensor]\npoll_interval = \"200ms\"\n[[device]]\nmac = \"{}\"\nname = \"lobby-camera\"\n",
         mac(lab.devices[0].mac)
     );
-    let (_dir, sensor) = watch(&lab, &config, &[]);
+    let (_dir, sensor) = lab.watch(&config, &[]);
     let srv = SocketAddr::new(SERVERS_V4[0].into(), 6060);
     send_udp(&lab, 0, srv, 1, 10);
     send_udp(&lab, 1, srv, 1, 10);
@@ -787,16 +764,6 @@ fn taking_another_devices_address_or_a_declared_device_moving_alerts() {
     assert_eq!(moved["iot"]["device"]["name"], "lobby-camera");
 }
 
-/// Sends one datagram from device `dev`'s namespace, from `sport`.
-fn send_from(lab: &Lab, dev: usize, sport: u16, to: SocketAddr, payload: Vec<u8>) {
-    let from: IpAddr = lab.devices[dev].v4.into();
-    lab.devices[dev].ns.run(move || {
-        let s = UdpSocket::bind((from, sport)).expect("bind in device namespace");
-        s.set_broadcast(true).unwrap();
-        s.send_to(&payload, to).expect("send");
-    });
-}
-
 #[test]
 fn devices_that_announce_themselves_are_classified_and_a_declared_mismatch_alerts() {
     if !env::have_root() || !env::have_tool("ip") {
@@ -805,34 +772,31 @@ fn devices_that_announce_themselves_are_classified_and_a_declared_mismatch_alert
     let lab = Lab::build(3);
     // Device 0 is declared a camera; it will announce itself as a cast speaker.
     let config = format!(
-        "{LAB_CONFIG}[[device]]\nmac = \"{}\"\nname = \"lobby-camera\"\ncategory = \"camera\"\ncriticality = \"high\"\n",
+        "{FAST_CONFIG}[[device]]\nmac = \"{}\"\nname = \"lobby-camera\"\ncategory = \"camera\"\ncriticality = \"high\"\n",
         mac(lab.devices[0].mac)
     );
-    let (_dir, sensor) = watch(&lab, &config, &[]);
-    send_from(
-        &lab,
+    let (_dir, sensor) = lab.watch(&config, &[]);
+    lab.udp(
         0,
         5353,
-        "224.0.0.251:5353".parse().unwrap(),
-        announce::mdns_cast_speaker("kitchen-speaker", "Google Home Mini"),
+        "224.0.0.251:5353",
+        &announce::mdns_cast_speaker("kitchen-speaker", "Google Home Mini"),
     );
-    send_from(
-        &lab,
+    lab.udp(
         1,
         40000,
-        "239.255.255.250:1900".parse().unwrap(),
-        announce::ssdp_notify(
+        "239.255.255.250:1900",
+        &announce::ssdp_notify(
             "Roku/9.4.0 UPnP/1.0 Roku/9.4.0",
             "urn:roku-com:device:player:1-0",
             "http://198.51.100.11:8060/",
         ),
     );
-    send_from(
-        &lab,
+    lab.udp(
         2,
         9999,
-        "198.51.100.255:9999".parse().unwrap(),
-        announce::kasa_sysinfo("HS110(EU)", "IOT.SMARTPLUGSWITCH", "kettle"),
+        "198.51.100.255:9999",
+        &announce::kasa_sysinfo("HS110(EU)", "IOT.SMARTPLUGSWITCH", "kettle"),
     );
     let done = sensor.wait_for_line(
         |l| l.contains("\"IOT.SMARTPLUGSWITCH\"") && l.contains("\"event_type\":\"device\""),
@@ -918,7 +882,7 @@ fn the_inventory_survives_kill_9_and_is_listed_while_the_sensor_runs() {
     let state = TempDir::new();
     let state_dir = state.join("state");
     let sd = state_dir.to_str().unwrap();
-    let (_dir, sensor) = watch(&lab, LAB_CONFIG, &["--state-dir", sd]);
+    let (_dir, sensor) = lab.watch(FAST_CONFIG, &["--state-dir", sd]);
     let out = lab.devices[0]
         .ns
         .cmd("busybox")
@@ -966,7 +930,7 @@ fn the_inventory_survives_kill_9_and_is_listed_while_the_sensor_runs() {
     );
 
     // A new run: the device is known, so no second new_device, and its first sight stays.
-    let (_dir2, sensor) = watch(&lab, LAB_CONFIG, &["--state-dir", sd]);
+    let (_dir2, sensor) = lab.watch(FAST_CONFIG, &["--state-dir", sd]);
     send_udp(&lab, 0, SocketAddr::new(SERVERS_V4[0].into(), 4242), 2, 20);
     std::thread::sleep(Duration::from_millis(800));
     let second = sensor.stop();
@@ -999,16 +963,15 @@ fn hostile_names_and_headers_stay_valid_bounded_json() {
         return;
     }
     let lab = Lab::build(2);
-    let (_dir, sensor) = watch(&lab, LAB_CONFIG, &[]);
+    let (_dir, sensor) = lab.watch(FAST_CONFIG, &[]);
     let mut name = b"evil\"\\\x00\x1b[31m\n".to_vec();
     name.extend([0xff, 0xfe, 0xc3]);
     name.resize(255, b'A');
-    send_from(
-        &lab,
+    lab.udp(
         0,
         68,
-        "255.255.255.255:67".parse().unwrap(),
-        announce::dhcp_discover(lab.devices[0].mac, &name),
+        "255.255.255.255:67",
+        &announce::dhcp_discover(lab.devices[0].mac, &name),
     );
     let mut server = b"Evil/1.0 \"quoted\" back\\slash \t tab ".to_vec();
     server.extend([0xff, 0xfe]);
@@ -1021,22 +984,10 @@ fn hostile_names_and_headers_stay_valid_bounded_json() {
         m.extend(b"\r\n\r\n");
         m
     };
-    send_from(
-        &lab,
-        1,
-        40000,
-        "239.255.255.250:1900".parse().unwrap(),
-        notify(&server),
-    );
+    lab.udp(1, 40000, "239.255.255.250:1900", &notify(&server));
     // 10,000 bytes: IP fragments; the kernel copies the first 1,536 of the first one.
     server.resize(10_000, b'X');
-    send_from(
-        &lab,
-        1,
-        40000,
-        "239.255.255.250:1900".parse().unwrap(),
-        notify(&server),
-    );
+    lab.udp(1, 40000, "239.255.255.250:1900", &notify(&server));
     let saw = sensor.wait_for_line(
         |l| l.contains("\"servers\"") && l.contains("Evil/1.0"),
         Duration::from_secs(10),

@@ -461,16 +461,6 @@ impl Engine {
         (v, d.mode == Mode::Enforce)
     }
 
-    /// Imports the MUD files of `[mud] dir` again (config reload).
-    pub fn mud_urls(&self) -> impl Iterator<Item = &str> {
-        self.mud_by_url.keys().map(String::as_str)
-    }
-
-    /// The prefixes every device may reach.
-    pub fn local(&self) -> &[IpNet] {
-        &self.local
-    }
-
     /// Whether an address is local (always allowed, so never worth learning).
     pub fn is_local(&self, addr: IpAddr) -> bool {
         self.local.iter().any(|n| n.contains(&addr))
