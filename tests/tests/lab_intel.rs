@@ -32,22 +32,22 @@ fn listed_addresses_domains_and_canaries_alert_and_feed_edits_apply_live() {
     .unwrap();
     let mut sensor = Sensor::start(&lab.gw, "lan0", &["--config", cfg.to_str().unwrap()], false);
     sensor.wait_for_log("watching lan0", Duration::from_secs(30));
-    lab.udp(0, 0, "203.0.113.20:4242", &b"beacon".to_vec());
-    lab.udp(0, 0, "203.0.113.20:4243", &b"beacon".to_vec()); // same indicator: no second alert
+    lab.udp(0, 0, "203.0.113.20:4242", b"beacon");
+    lab.udp(0, 0, "203.0.113.20:4243", b"beacon"); // same indicator: no second alert
     lab.udp(
         0,
         0,
         "198.51.100.1:53",
         &announce::dns_query(7, "a.evil.example.net"),
     );
-    lab.udp(0, 0, "203.0.113.66:9", &b"probe".to_vec());
+    lab.udp(0, 0, "203.0.113.66:9", b"probe");
     std::thread::sleep(Duration::from_millis(500));
     // Edit the feed while the sensor runs: .20 leaves it, .30 joins it.
     std::thread::sleep(Duration::from_millis(1100)); // a new mtime second
     std::fs::write(dir.join("c2.txt"), "# lab C2\n203.0.113.30\n").unwrap();
     sensor.wait_for_log("configuration reloaded", Duration::from_secs(5));
-    lab.udp(0, 0, "203.0.113.30:4242", &b"beacon".to_vec());
-    lab.udp(1, 0, "203.0.113.20:4242", &b"beacon".to_vec()); // no longer listed
+    lab.udp(0, 0, "203.0.113.30:4242", b"beacon");
+    lab.udp(1, 0, "203.0.113.20:4242", b"beacon"); // no longer listed
     std::thread::sleep(Duration::from_millis(1200));
     let out = sensor.stop();
     assert!(out.status.success(), "{}", out.stderr);
