@@ -58,6 +58,12 @@ pub const BENCH_PASS_PROGRAM: &str = "kw_bench_pass";
 /// The parser alone, in the same object: the benchmarks' parse-only step.
 pub const BENCH_PARSE_PROGRAM: &str = "kw_bench_parse";
 
+/// The end-to-end benchmark's traffic source (live frames, XDP_TX to a veth peer).
+pub const BENCH_GEN_PROGRAM: &str = "kw_bench_gen";
+
+/// Distinct flows the traffic source spreads its frames over (destination ports).
+pub const BENCH_GEN_FLOWS: u32 = 1024;
+
 /// Read-only global: 1 when replaying a capture (time comes from [`CLOCK`]).
 pub const GLOBAL_REPLAY: &str = "KW_REPLAY";
 

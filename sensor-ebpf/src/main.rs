@@ -125,6 +125,27 @@ pub fn kw_bench_pass(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS
 }
 
+/// The end-to-end benchmark's traffic source, run with BPF_PROG_TEST_RUN in live-frames
+/// mode on the sending veth: gives each IPv4/UDP frame one of
+/// [`maps::BENCH_GEN_FLOWS`] destination ports at random (a flow each, for the sensor and
+/// for 5-tuple counters) and transmits it to the peer, where the program under test
+/// counts it. Never attached.
+#[xdp]
+pub fn kw_bench_gen(ctx: XdpContext) -> u32 {
+    // Ethernet (14) + IPv4 without options (20) + UDP source port (2).
+    const DPORT: usize = 36;
+    let (data, end) = (ctx.data(), ctx.data_end());
+    if data + DPORT + 2 > end {
+        return xdp_action::XDP_ABORTED;
+    }
+    // SAFETY: bounds checked above.
+    let rnd = unsafe { aya_ebpf::helpers::bpf_get_prandom_u32() };
+    let port = 10_000 + (rnd % maps::BENCH_GEN_FLOWS) as u16;
+    // SAFETY: two bytes inside the frame (checked above).
+    unsafe { core::ptr::write_unaligned((data + DPORT) as *mut [u8; 2], port.to_be_bytes()) };
+    xdp_action::XDP_TX
+}
+
 /// The benchmark's parse-only step: the sensor's parser and nothing else (no maps), so
 /// the cost of parsing can be told from the cost of counting. Never attached.
 #[xdp(frags)]

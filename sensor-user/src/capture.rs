@@ -51,10 +51,13 @@ pub enum CaptureError {
     },
 }
 
+/// Where frames come from: a file, or bytes already in memory (the fuzz targets).
+type Source = BufReader<Box<dyn Read + Send>>;
+
 enum Inner {
-    Pcap(PcapReader<BufReader<File>>),
+    Pcap(PcapReader<Source>),
     PcapNg {
-        reader: PcapNgReader<BufReader<File>>,
+        reader: PcapNgReader<Source>,
         /// Timestamp units per second, per interface.
         units: Vec<u128>,
     },
@@ -71,21 +74,31 @@ pub struct Capture {
 impl Capture {
     /// Opens a pcap or pcapng file and checks it holds Ethernet.
     pub fn open(path: &Path) -> Result<Self, CaptureError> {
-        let io = |source| CaptureError::Io {
+        let file = File::open(path).map_err(|source| CaptureError::Io {
             path: path.into(),
             source,
-        };
+        })?;
+        Self::from_reader(path, file)
+    }
+
+    /// Reads a capture from any reader; `path` names it in errors.
+    pub fn from_reader(
+        path: &Path,
+        mut reader: impl Read + Send + 'static,
+    ) -> Result<Self, CaptureError> {
         let mut magic = [0u8; 4];
-        File::open(path)
-            .and_then(|mut f| f.read_exact(&mut magic))
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::UnexpectedEof => CaptureError::Format {
-                    path: path.into(),
-                    detail: "shorter than a file header".into(),
-                },
-                _ => io(e),
-            })?;
-        let file = BufReader::new(File::open(path).map_err(io)?);
+        reader.read_exact(&mut magic).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => CaptureError::Format {
+                path: path.into(),
+                detail: "shorter than a file header".into(),
+            },
+            _ => CaptureError::Io {
+                path: path.into(),
+                source: e,
+            },
+        })?;
+        let source: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(magic).chain(reader));
+        let file = BufReader::new(source);
         let format = |e: pcap_file::PcapError| CaptureError::Format {
             path: path.into(),
             detail: e.to_string(),
@@ -171,7 +184,7 @@ enum NgError {
 }
 
 fn next_pcapng(
-    reader: &mut PcapNgReader<BufReader<File>>,
+    reader: &mut PcapNgReader<Source>,
     units: &mut Vec<u128>,
 ) -> Option<Result<Frame, NgError>> {
     loop {

@@ -129,6 +129,13 @@ impl Classifier {
         Ok(c)
     }
 
+    /// A user rules file's text alone (no built-in rules); `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let mut c = Self::load(None, false)?;
+        c.add(text, origin)?;
+        Ok(c)
+    }
+
     /// The built-in rules.
     pub fn builtin() -> Self {
         Self::load(None, true).expect("the built-in rules are valid (unit-tested)")

@@ -24,6 +24,8 @@ pub mod discovery;
 pub mod eve;
 pub mod events;
 pub mod flows;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod intel;
 pub mod inventory;
 pub mod inventory_print;

@@ -121,6 +121,11 @@ fn classify(e: &(dyn std::error::Error + 'static)) -> LoadError {
 /// Loads the object with the given map sizes and loads (verifies) the XDP program.
 /// `replay` makes the program take time from the capture clock.
 pub fn load(sizes: MapSizes, replay: bool) -> Result<Ebpf, LoadError> {
+    if OBJECT.is_empty() {
+        return Err(LoadError::Other(
+            "this binary was built without its eBPF object (AYA_BUILD_SKIP): build it with `cargo xtask build`".into(),
+        ));
+    }
     raise_memlock();
     let mut loader = EbpfLoader::new();
     loader

@@ -139,11 +139,15 @@ impl Output {
         let counters = Arc::new(Counters::default());
         let c = counters.clone();
         let writer = std::thread::spawn(move || {
-            let mut warned = false;
-            let mut fail = |e: io::Error, c: &Counters| {
-                if !warned {
-                    tracing::warn!("writing events failed: {e}; counting lost lines in stats");
-                    warned = true;
+            // Set while the sink is failing: one warning when it starts, one when it
+            // works again with what was lost meanwhile (not one per line).
+            let mut failing: Option<u64> = None;
+            let fail = |e: io::Error, c: &Counters, failing: &mut Option<u64>| {
+                if failing.is_none() {
+                    tracing::warn!(
+                        "writing events failed: {e}; retrying with each line, counting lost lines (output_errors)"
+                    );
+                    *failing = Some(c.errors.load(Ordering::Relaxed));
                 }
                 c.errors.fetch_add(1, Ordering::Relaxed);
             };
@@ -153,7 +157,7 @@ impl Output {
                     Ok(l) => l,
                     Err(RecvTimeoutError::Timeout) => {
                         if let Err(e) = w.flush() {
-                            fail(e, &c);
+                            fail(e, &c, &mut failing);
                         }
                         continue;
                     }
@@ -162,12 +166,18 @@ impl Output {
                 match w.write_all(line.as_bytes()) {
                     Ok(()) => {
                         c.written.fetch_add(1, Ordering::Relaxed);
+                        if let Some(before) = failing.take() {
+                            tracing::warn!(
+                                "writing events works again; {} lines were lost meanwhile",
+                                c.errors.load(Ordering::Relaxed) - before
+                            );
+                        }
                     }
-                    Err(e) => fail(e, &c),
+                    Err(e) => fail(e, &c, &mut failing),
                 }
             }
             if let Err(e) = w.flush() {
-                fail(e, &c);
+                fail(e, &c, &mut failing);
             }
         });
         Self {
@@ -236,6 +246,14 @@ impl Drop for Output {
         self.tx.take();
         if let Some(w) = self.writer.take() {
             let _ = w.join();
+        }
+        // The stream may be what failed: say what it lost where the operator will look.
+        let (errors, dropped) = (self.errors(), self.dropped());
+        if errors + dropped > 0 {
+            tracing::warn!(
+                "output: {} lines written, {errors} lost to write errors, {dropped} dropped because the sink did not keep up",
+                self.lines()
+            );
         }
     }
 }

@@ -61,7 +61,8 @@ pub fn device_mac(i: usize) -> [u8; 6] {
     [0x02, 0x00, 0x5e, 0x10, 0x00, 0x10 + i as u8]
 }
 
-fn mac_str(m: [u8; 6]) -> String {
+/// A MAC as `ip link` writes it.
+pub fn mac_str(m: [u8; 6]) -> String {
     m.iter()
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()

@@ -3,6 +3,7 @@
 //! schema-checked parsing of the event stream.
 
 pub mod announce;
+pub mod bench;
 pub mod env;
 pub mod events;
 pub mod frames;

@@ -507,6 +507,112 @@ fn a_reader_that_stops_reading_does_not_stall_the_sensor() {
     );
 }
 
+/// A tmpfs mounted for one test, unmounted on drop: a disk that can fill up.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(at: std::path::PathBuf, size: &str) -> Self {
+        std::fs::create_dir_all(&at).unwrap();
+        kettlewatch_tests::netns::sh(&[
+            "mount",
+            "-t",
+            "tmpfs",
+            "-o",
+            &format!("size={size},mode=0700"),
+            "kwtest",
+            at.to_str().unwrap(),
+        ]);
+        Self(at)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_loses_counted_lines_and_writing_resumes_when_space_returns() {
+    if !env::have_root() || !env::have_tool("ip") || !env::have_tool("mount") {
+        return;
+    }
+    let lab = Lab::build(1);
+    let dir = TempDir::new();
+    let disk = SmallDisk::mount(dir.join("disk"), "256k");
+    let eve = disk.0.join("eve.json");
+    // Fill the disk up to the last block before the sensor writes anything.
+    let filler = disk.0.join("filler");
+    {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = [b'x'; 4096];
+        while f.write_all(&block).is_ok() {}
+    }
+    let cfg = dir.join("kw.toml");
+    std::fs::write(
+        &cfg,
+        "[sensor]\npoll_interval = \"200ms\"\nflow_report = \"1s\"\nstats_interval = \"1s\"\n",
+    )
+    .unwrap();
+    let mut sensor = Sensor::start(
+        &lab.gw,
+        "lan0",
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--output",
+            eve.to_str().unwrap(),
+        ],
+        false,
+    );
+    sensor.wait_for_log(ATTACHED, Duration::from_secs(30));
+    for port in 0..50u16 {
+        send_udp(
+            &lab,
+            0,
+            SocketAddr::new(SERVERS_V4[0].into(), 20000 + port),
+            1,
+            10,
+        );
+    }
+    sensor.wait_for_log("writing events failed", Duration::from_secs(20));
+    // Space comes back: the sensor writes again without being restarted.
+    std::fs::remove_file(&filler).unwrap();
+    for port in 50..100u16 {
+        send_udp(
+            &lab,
+            0,
+            SocketAddr::new(SERVERS_V4[0].into(), 20000 + port),
+            1,
+            10,
+        );
+    }
+    sensor.wait_for_log("writing events works again", Duration::from_secs(20));
+    let out = sensor.stop();
+    assert!(
+        out.status.success(),
+        "kept running and stopped cleanly: {}",
+        out.stderr
+    );
+    let text = std::fs::read_to_string(&eve).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    // Every line on disk is whole: a line either went out entirely or was counted lost.
+    let evs = events::parse(&lines);
+    let last = &events::of_type(&evs, "stats")
+        .last()
+        .expect("stats after the disk had room again")["stats"];
+    assert!(
+        last["sensor"]["output_errors"].as_u64().unwrap() > 0,
+        "the lost lines are counted: {last}"
+    );
+    assert!(
+        out.stderr.contains("lost to write errors"),
+        "said at exit what it lost: {}",
+        out.stderr
+    );
+}
+
 #[test]
 fn run_as_an_unprivileged_user_after_attaching() {
     if !env::have_root() || !env::have_tool("ip") {

@@ -59,6 +59,15 @@ enum Cmd {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Coverage-guided fuzzing (cargo-fuzz, libFuzzer) of every userspace parser:
+    /// discovery decoders, feed formats, MUD, config and rules files, pcap, ring records.
+    FuzzParsers {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Targets to run (default: every file in sensor-user/fuzz/fuzz_targets).
+        targets: Vec<String>,
+    },
     /// Benchmarks (not part of the tests).
     Bench,
 }
@@ -128,12 +137,141 @@ fn main() -> Result<()> {
             ];
             run(&mut harness(&tools, "fuzz", &args))?;
         }
+        Cmd::FuzzParsers { seconds, targets } => {
+            let tools = Tools::setup()?;
+            toolchain::install_fuzzing()?;
+            fuzz_parsers(&tools, &root, seconds, targets)?;
+        }
         Cmd::Bench => {
             let tools = Tools::setup()?;
             build(&tools, true)?;
             let out = root.join("target/bench").display().to_string();
             run(&mut harness(&tools, "bench", &["--out".to_string(), out]))?;
         }
+    }
+    Ok(())
+}
+
+/// Builds the fuzz targets once, writes their seeds from the fixtures, runs each for
+/// `seconds`, and reports executions, coverage and findings per target.
+fn fuzz_parsers(
+    tools: &Tools,
+    root: &std::path::Path,
+    seconds: u64,
+    targets: Vec<String>,
+) -> Result<()> {
+    let fuzz_dir = root.join("sensor-user/fuzz");
+    let work = root.join("target/fuzz");
+    let seeds = work.join("seeds");
+    let _ = std::fs::remove_dir_all(&seeds);
+    run(tools
+        .cargo()
+        .args([
+            "run",
+            "-q",
+            "-p",
+            "kettlewatch-tests",
+            "--bin",
+            "fuzz",
+            "--",
+            "--parser-seeds",
+        ])
+        .arg(&seeds))?;
+    let targets = if targets.is_empty() {
+        let mut all: Vec<String> = std::fs::read_dir(fuzz_dir.join("fuzz_targets"))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()?
+                    .strip_suffix(".rs")
+                    .map(str::to_string)
+            })
+            .collect();
+        all.sort();
+        all
+    } else {
+        targets
+    };
+    let cargo_fuzz = |args: &[&str]| {
+        let mut cmd = Command::new("rustup");
+        cmd.args(["run", toolchain::FUZZ_NIGHTLY, "cargo", "fuzz"])
+            .args(args)
+            .arg("--target-dir")
+            .arg(work.join("build"))
+            .current_dir(&fuzz_dir)
+            // No bpf-linker on nightly, and the parsers need no eBPF object.
+            .env("AYA_BUILD_SKIP", "1");
+        cmd
+    };
+    // -a: debug assertions, so integer overflows are findings too.
+    run(&mut cargo_fuzz(&["build", "-a"]))?;
+    let mut report = Vec::new();
+    for t in &targets {
+        let corpus = work.join("corpus").join(t);
+        let artifacts = work.join("artifacts").join(t);
+        std::fs::create_dir_all(&corpus)?;
+        std::fs::create_dir_all(&artifacts)?;
+        let seed_dir = seeds.join(t);
+        std::fs::create_dir_all(&seed_dir)?;
+        let regressions = fuzz_dir.join("regressions").join(t);
+        let mut cmd = cargo_fuzz(&["run", "-a", t]);
+        cmd.arg(&corpus).arg(&seed_dir);
+        if regressions.is_dir() {
+            cmd.arg(&regressions);
+        }
+        cmd.arg("--").args([
+            format!("-max_total_time={seconds}"),
+            "-max_len=65536".into(),
+            "-timeout=10".into(),
+            "-rss_limit_mb=2048".into(),
+            "-print_final_stats=1".into(),
+            format!("-artifact_prefix={}/", artifacts.display()),
+        ]);
+        eprintln!("== fuzz {t} for {seconds} s");
+        let out = cmd
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .with_context(|| format!("running {cmd:?}"))?;
+        let log = String::from_utf8_lossy(&out.stderr);
+        let stat = |name: &str| {
+            log.lines()
+                .find_map(|l| l.strip_prefix(&format!("stat::{name}:")))
+                .map_or("?".to_string(), |v| v.trim().to_string())
+        };
+        let cov = log
+            .lines()
+            .rev()
+            .find_map(|l| {
+                l.split_once(" cov: ")
+                    .and_then(|(_, r)| r.split_whitespace().next())
+            })
+            .unwrap_or("?")
+            .to_string();
+        if !out.status.success() {
+            eprintln!("{log}");
+        }
+        report.push((
+            t.clone(),
+            out.status.success(),
+            stat("number_of_executed_units"),
+            cov,
+        ));
+    }
+    println!("\n| target | result | executions | coverage (edges) |\n|---|---|---|---|");
+    for (t, ok, execs, cov) in &report {
+        let result = if *ok { "ok" } else { "FINDING" };
+        println!("| {t} | {result} | {execs} | {cov} |");
+    }
+    let failed: Vec<&str> = report
+        .iter()
+        .filter(|r| !r.1)
+        .map(|r| r.0.as_str())
+        .collect();
+    if !failed.is_empty() {
+        bail!(
+            "fuzz findings in {failed:?}: the input is under {}/artifacts/TARGET/; fix it, then copy it to sensor-user/fuzz/regressions/TARGET/ so `cargo xtask test` replays it",
+            work.display()
+        );
     }
     Ok(())
 }

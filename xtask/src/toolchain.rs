@@ -11,9 +11,14 @@ use anyhow::{Context as _, Result, bail};
 /// The one place the toolchain is pinned (aya 0.16 needs Rust 1.98 or later).
 pub const TOOLCHAIN: &str = "1.99.1";
 const BPF_LINKER: &str = "0.13.0";
+/// The parser fuzz targets need a nightly (libFuzzer's sanitizer-coverage flags); pinned so
+/// a finding reproduces with the same compiler.
+pub const FUZZ_NIGHTLY: &str = "nightly-2026-10-01";
+const CARGO_FUZZ: &str = "0.13.2";
 /// What the tests and demo run: tshark (independent capture reader), iproute2 (labs),
 /// iputils-ping, dnsmasq and busybox's udhcpc (real DHCP in the labs), and bpftool for
-/// inspecting attachments.
+/// inspecting attachments; for `cargo xtask bench`, the counters the sensor is compared
+/// with (tcpdump, pmacct, softflowd) and the plot's font. A leading `/` names a file.
 const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("tshark", "tshark"),
     ("ip", "iproute2"),
@@ -21,6 +26,13 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("dnsmasq", "dnsmasq-base"),
     ("busybox", "busybox"),
     ("bpftool", "bpftool"),
+    ("tcpdump", "tcpdump"),
+    ("pmacctd", "pmacct"),
+    ("softflowd", "softflowd"),
+    (
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        "fonts-dejavu-core",
+    ),
 ];
 
 /// Paths of the installed build tools.
@@ -103,6 +115,43 @@ fn install_toolchain() -> Result<()> {
     ]))
 }
 
+/// The pinned nightly and cargo-fuzz, for `cargo xtask fuzz-parsers` only (the rest of
+/// the build stays on the stable pin).
+pub fn install_fuzzing() -> Result<()> {
+    let listed = output(Command::new("rustup").args(["toolchain", "list"]))?;
+    if !listed
+        .lines()
+        .any(|l| l.starts_with(&format!("{FUZZ_NIGHTLY}-")))
+    {
+        eprintln!("xtask: installing Rust {FUZZ_NIGHTLY} for the fuzz targets");
+        ok(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            FUZZ_NIGHTLY,
+            "--profile",
+            "minimal",
+        ]))?;
+    }
+    let have = Command::new("cargo")
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(CARGO_FUZZ));
+    if !have {
+        eprintln!("xtask: installing cargo-fuzz {CARGO_FUZZ} (once, a few minutes)");
+        ok(Command::new("rustup").args([
+            "run",
+            TOOLCHAIN,
+            "cargo",
+            "install",
+            "cargo-fuzz",
+            "--locked",
+            "--version",
+            CARGO_FUZZ,
+        ]))?;
+    }
+    Ok(())
+}
+
 fn cache_dir() -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
@@ -164,6 +213,9 @@ fn install_bpf_linker() -> Result<PathBuf> {
 }
 
 fn on_path(name: &str) -> bool {
+    if name.starts_with('/') {
+        return Path::new(name).is_file();
+    }
     std::env::var_os("PATH")
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
         || Path::new("/usr/sbin").join(name).is_file()

@@ -59,7 +59,7 @@ pub fn decode(m: &[u8]) -> Result<Option<MqttFacts>, DecodeError> {
     if level >= 5 {
         // MQTT 5 properties: a variable-length integer and that many bytes, before the id.
         return Ok(Some(MqttFacts {
-            protocol: format!("{}/{level}", text(name)),
+            protocol: protocol(name, level),
             client_id: String::new(),
             username: None,
         }));
@@ -75,10 +75,17 @@ pub fn decode(m: &[u8]) -> Result<Option<MqttFacts>, DecodeError> {
         None
     };
     Ok(Some(MqttFacts {
-        protocol: format!("{}/{level}", text(name)),
+        protocol: protocol(name, level),
         client_id: text(client_id),
         username,
     }))
+}
+
+/// "MQTT/4": the name bounded so that the whole, level included, stays within
+/// [`super::MAX_TEXT`] (a 255-byte name once made it 259; found by the fuzzer).
+fn protocol(name: &[u8], level: u8) -> String {
+    let name: String = text(name).chars().take(super::MAX_TEXT - 4).collect();
+    format!("{name}/{level}")
 }
 
 #[cfg(test)]

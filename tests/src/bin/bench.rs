@@ -36,9 +36,15 @@ struct Args {
     /// Directory for results.md and results.json.
     #[arg(long)]
     out: PathBuf,
-    /// Rounds per figure (the median is reported).
+    /// Rounds per figure (the median is reported, with the lowest and highest).
     #[arg(long, default_value_t = 5)]
     rounds: usize,
+    /// Frames per end-to-end run.
+    #[arg(long, default_value_t = 2_000_000)]
+    e2e_frames: u32,
+    /// Run only the end-to-end comparison (veth pair, live frames).
+    #[arg(long)]
+    e2e_only: bool,
 }
 
 const REPEAT: u32 = 1_000_000;
@@ -125,6 +131,71 @@ fn repeat_ns(p: &Xdp, frame: &[u8], repeat: u32) -> Result<f64> {
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
+}
+
+/// "median (lowest-highest)" of the rounds: one figure and how much it moved.
+fn spread(v: &[f64]) -> String {
+    spread_with(v, 1)
+}
+
+/// [`spread`] with `digits` decimals.
+fn spread_with(v: &[f64], digits: usize) -> String {
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let m = median(v.to_vec());
+    format!("{m:.digits$} ({lo:.digits$}-{hi:.digits$})")
+}
+
+/// The end-to-end table: each counter's rate and its ratio to the empty program in the
+/// same round, with every frame accounted for.
+fn e2e(args: &Args) -> Result<(String, serde_json::Value)> {
+    use kettlewatch_tests::bench::e2e::{self, Counter};
+    let bin = kettlewatch_tests::env::workspace().join("target/release/kettlewatch");
+    let rounds = args.rounds.min(3);
+    let runs = e2e::measure(args.e2e_frames, rounds, &bin)?;
+    let empty: Vec<&e2e::Run> = runs
+        .iter()
+        .filter(|r| r.counter == Counter::EmptyXdp)
+        .collect();
+    let mut md = String::from(
+        "\n| counter on the receiving veth | million frames counted per second, median (lowest-highest) | ratio to the empty program, same round | sent | reached the interface | dropped at the interface | counted | lost, as the counter reports |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    let mut js = Vec::new();
+    for c in Counter::ALL {
+        let mine: Vec<&e2e::Run> = runs.iter().filter(|r| r.counter == c).collect();
+        let rates: Vec<f64> = mine.iter().map(|r| r.rate()).collect();
+        let ratios: Vec<f64> = mine
+            .iter()
+            .zip(&empty)
+            .map(|(r, e)| r.rate() / e.rate())
+            .collect();
+        let sum = |f: fn(&e2e::Run) -> u64| mine.iter().map(|r| f(r)).sum::<u64>();
+        let lost = mine.iter().map(|r| r.lost_reported).sum::<Option<u64>>();
+        md += &format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            c.name(),
+            spread(&rates.iter().map(|r| r / 1e3).collect::<Vec<_>>())
+                .replace(" (", " k (")
+                .replace(')', " k)"),
+            spread(&ratios),
+            sum(|r| r.sent),
+            sum(|r| r.reached),
+            sum(|r| r.dropped_at_rx),
+            sum(|r| r.counted),
+            lost.map_or("not reported".to_string(), |l| l.to_string()),
+        );
+        js.push(json!({
+            "counter": c.name(), "rates_per_s": rates, "ratio_to_empty": ratios,
+            "sent": sum(|r| r.sent), "reached": sum(|r| r.reached), "dropped_at_rx": sum(|r| r.dropped_at_rx),
+            "counted": sum(|r| r.counted), "lost_reported": lost,
+        }));
+    }
+    md += &format!(
+        "\nEnd to end: {} frames per run (IPv4/UDP, 64 bytes, {} flows) made by `kw_bench_gen` with BPF_PROG_TEST_RUN in live-frames mode (batches of 64) on one end of a veth pair in its own namespace and sent (XDP_TX) to the other end, where the counter runs; {rounds} rounds, the counters in rotating order. Rate = frames the counter counted / seconds the generator ran. The libpcap counters and tcpdump run above the empty XDP program (veth passes XDP frames only to a peer with a program).\n",
+        args.e2e_frames,
+        maps::BENCH_GEN_FLOWS
+    );
+    Ok((md, json!(js)))
 }
 
 struct Loaded {
@@ -365,7 +436,7 @@ fn pipeline(live: u32) -> Result<(f64, f64, f64)> {
 }
 
 /// Known-flow cost and poll time with `live` flows in the map.
-fn scale(live: u32, empty_one_shot: f64) -> Result<(f64, f64, f64)> {
+fn scale(live: u32, empty_one_shot: f64) -> Result<(f64, f64, f64, f64)> {
     let sizes = MapSizes {
         flows: live + live / 4,
         ..MapSizes::from(&SensorConfig::default())
@@ -398,19 +469,42 @@ fn scale(live: u32, empty_one_shot: f64) -> Result<(f64, f64, f64)> {
         Ok(t.elapsed().as_secs_f64() * 1000.0)
     };
     let batched = median((0..3).map(|_| time(&maps)).collect::<Result<Vec<_>>>()?);
+    // The same read without merging the flow cache and building the snapshot: the
+    // kernel's batch copy and the per-CPU fold alone.
+    let rows_only = median(
+        (0..3)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                let n = maps.flow_rows()?.len();
+                anyhow::ensure!(n as u32 == live, "read {n} of {live} flows");
+                Ok(t.elapsed().as_secs_f64() * 1000.0)
+            })
+            .collect::<Result<Vec<_>>>()?,
+    );
     maps.set_batched(false);
     let by_key = time(&maps)?;
     eprintln!(
-        "{live} live flows: known flow {known:.0} ns (one-shot empty {empty_one_shot:.0} ns), poll {batched:.1} ms batched, {by_key:.1} ms key by key"
+        "{live} live flows: known flow {known:.0} ns (one-shot empty {empty_one_shot:.0} ns), poll {batched:.1} ms batched (flow map alone {rows_only:.1} ms), {by_key:.1} ms key by key"
     );
-    Ok((known, batched, by_key))
+    Ok((known, batched, rows_only, by_key))
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
     std::fs::create_dir_all(&args.out)?;
+    if args.e2e_only {
+        let (md, js) = e2e(&args)?;
+        std::fs::write(args.out.join("e2e.md"), &md)?;
+        std::fs::write(
+            args.out.join("e2e.json"),
+            serde_json::to_string_pretty(&js)?,
+        )?;
+        println!("{md}");
+        return Ok(());
+    }
     let mut rows = Vec::new();
     let mut parse_rows = Vec::new();
+    let mut spreads = Vec::new();
     for kind in [Kind::V4Tcp, Kind::V6Udp, Kind::VlanV4Udp] {
         let mut parse = Vec::new();
         let (mut empty, mut known, mut empty1, mut new, mut evict, mut woken) =
@@ -454,6 +548,14 @@ fn main() -> Result<()> {
             );
         }
         parse_rows.push((kind, median(parse)));
+        spreads.push([
+            spread(&empty),
+            spread(&known),
+            spread(&empty1),
+            spread(&new),
+            spread(&evict),
+            spread(&woken),
+        ]);
         rows.push((
             kind,
             median(empty),
@@ -466,17 +568,23 @@ fn main() -> Result<()> {
     }
 
     let mut md = String::from(
-        "| frame | empty XDP (ns) | sensor, known flow (ns) | over empty | ratio | empty, one-shot (ns) | new flow, map filling (ns) | over empty | new flow, map full: LRU evicts (ns) | over empty | new flow waking the reader (ns) |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "Each ns figure: median of the rounds (lowest-highest).\n\n| frame | empty XDP (ns) | sensor, known flow (ns) | over empty | ratio | empty, one-shot (ns) | new flow, map filling (ns) | over empty | new flow, map full: LRU evicts (ns) | over empty | new flow waking the reader (ns) |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let mut js = Vec::new();
-    for (kind, e, k, e1, n, ev, w) in &rows {
+    for ((kind, e, k, e1, n, ev, w), sp) in rows.iter().zip(&spreads) {
         md += &format!(
-            "| {} | {e:.1} | {k:.1} | +{:.1} | {:.2}x | {e1:.1} | {n:.1} | +{:.1} | {ev:.1} | +{:.1} | {w:.1} |\n",
+            "| {} | {} | {} | +{:.1} | {:.2}x | {} | {} | +{:.1} | {} | +{:.1} | {} |\n",
             kind.name(),
+            sp[0],
+            sp[1],
             k - e,
             k / e,
+            sp[2],
+            sp[3],
             n - e1,
-            ev - e1
+            sp[4],
+            ev - e1,
+            sp[5],
         );
         js.push(json!({
             "frame": kind.name(), "empty_ns": e, "known_flow_ns": k,
@@ -493,15 +601,17 @@ fn main() -> Result<()> {
         );
     }
     let empty1 = rows.first().map_or(0.0, |r| r.3);
-    md += "\n| live flows | known flow, random among them, one-shot (ns) | over one-shot empty | poll flow map, batched (ms) | poll, key by key (ms) |\n|---|---|---|---|---|\n";
+    md += "\n| live flows | known flow, random among them, one-shot (ns) | over one-shot empty | poll flow map, batched (ms) | of which the flow map's batch read and per-CPU fold (ms) | poll, key by key (ms) |\n|---|---|---|---|---|---|\n";
     let mut scale_js = Vec::new();
+    let mut known_points = Vec::new();
     for live in [1_000u32, 65_536, 1_000_000] {
-        let (known, batched, by_key) = scale(live, empty1)?;
+        let (known, batched, rows_only, by_key) = scale(live, empty1)?;
+        known_points.push((f64::from(live), known));
         md += &format!(
-            "| {live} | {known:.1} | +{:.1} | {batched:.1} | {by_key:.1} |\n",
+            "| {live} | {known:.1} | +{:.1} | {batched:.1} | {rows_only:.1} | {by_key:.1} |\n",
             known - empty1
         );
-        scale_js.push(json!({"live_flows": live, "known_flow_one_shot_ns": known, "poll_batched_ms": batched, "poll_by_key_ms": by_key}));
+        scale_js.push(json!({"live_flows": live, "known_flow_one_shot_ns": known, "poll_batched_ms": batched, "flow_map_read_ms": rows_only, "poll_by_key_ms": by_key}));
     }
     md += "\n| live flows | ring-buffer events into JSON lines (per second, userspace) | first poll of the whole map, read and processed (ms) | sensor resident growth (MB) |\n|---|---|---|---|\n";
     let mut pipe_js = Vec::new();
@@ -524,6 +634,25 @@ fn main() -> Result<()> {
         md += &format!("| {n} | {ms:.0} | {rss:.1} | {kmem:.1} | {new:.1} |\n");
         intel_js.push(json!({"prefixes": n, "load_ms": ms, "rss_growth_mb": rss, "kernel_mb": kmem, "new_flow_one_shot_ns": new}));
     }
+    let (e2e_md, e2e_js) = e2e(&args)?;
+    md += &e2e_md;
+    use kettlewatch_tests::bench::plot;
+    let png = args.out.join("ns_per_frame.png");
+    plot::ns_per_frame(
+        &png,
+        "XDP cost per frame (BPF_PROG_TEST_RUN, one-shot runs)",
+        &[
+            plot::Series {
+                name: "sensor, known flow picked at random among the live flows".into(),
+                points: known_points.clone(),
+            },
+            plot::Series {
+                name: "empty XDP program".into(),
+                points: known_points.iter().map(|p| (p.0, empty1)).collect(),
+            },
+        ],
+    )?;
+    md += &format!("\nPlot: {}\n", png.display());
     let host = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
@@ -546,7 +675,7 @@ fn main() -> Result<()> {
     std::fs::write(
         args.out.join("results.json"),
         serde_json::to_string_pretty(
-            &json!({"machine": note.trim(), "rows": js, "scale": scale_js, "intel": intel_js, "pipeline": pipe_js, "alert_latency": latency_js}),
+            &json!({"machine": note.trim(), "rows": js, "scale": scale_js, "intel": intel_js, "pipeline": pipe_js, "alert_latency": latency_js, "end_to_end": e2e_js}),
         )?,
     )?;
     println!("{md}");
