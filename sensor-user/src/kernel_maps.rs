@@ -95,8 +95,7 @@ impl KernelMaps {
     /// leaves counts out of this snapshot (the next has them) rather than counting them
     /// twice; see `FlowTable::on_poll` for the dip this can show.
     pub fn flows(&self) -> Result<Vec<(FlowKey, FlowTotals)>, MapsError> {
-        let rows = self.flow_rows()?;
-        let mut flows: HashMap<FlowKey, FlowTotals> = rows.into_iter().collect();
+        let mut rows = self.flow_rows()?;
         let slots = read_per_cpu::<u32, CacheSlot, Vec<CacheSlot>>(
             &self.cache,
             maps::FLOW_CACHE,
@@ -104,12 +103,23 @@ impl KernelMaps {
             self.batched,
             <[CacheSlot]>::to_vec,
         )?;
+        // Index the few thousand pending slots, not the million flows: one pass over the
+        // rows then merges them (building a map of every flow took about 0.4 s at 1M).
+        let mut pending: HashMap<FlowKey, Vec<CacheSlot>> = HashMap::new();
         for slot in slots.iter().flat_map(|(_, per_cpu)| per_cpu) {
-            if slot.valid == 0 || slot.packets == 0 {
-                continue;
+            if slot.valid != 0 && slot.packets != 0 {
+                pending.entry(slot.key).or_default().push(*slot);
             }
-            // A slot whose flow left the map is counted as lost when it flushes.
-            if let Some(t) = flows.get_mut(&slot.key) {
+        }
+        if pending.is_empty() {
+            return Ok(rows);
+        }
+        // A slot whose flow left the map is counted as lost when it flushes.
+        for (key, t) in &mut rows {
+            let Some(slots) = pending.get(key) else {
+                continue;
+            };
+            for slot in slots {
                 t.packets += slot.packets;
                 t.bytes += slot.bytes;
                 t.cached_packets += slot.packets;
@@ -120,7 +130,7 @@ impl KernelMaps {
                 }
             }
         }
-        Ok(flows.into_iter().collect())
+        Ok(rows)
     }
 
     /// The flow map alone, summed over CPUs, without the flow cache's pending counts (the

@@ -11,6 +11,8 @@ pub struct Series {
     pub name: String,
     /// Points, by live flows.
     pub points: Vec<(f64, f64)>,
+    /// How far each point moved between batches: (live flows, lowest, highest).
+    pub ranges: Vec<(f64, f64, f64)>,
 }
 
 /// DejaVu Sans from Debian's fonts-dejavu-core (plotters draws text with a font it is
@@ -26,7 +28,12 @@ pub fn ns_per_frame(out: &Path, title: &str, series: &[Series]) -> Result<()> {
         .map_err(|_| anyhow::anyhow!("{FONT} is not a font plotters can read"))?;
     let ymax = series
         .iter()
-        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .flat_map(|s| {
+            s.points
+                .iter()
+                .map(|p| p.1)
+                .chain(s.ranges.iter().map(|r| r.2))
+        })
         .fold(0.0, f64::max)
         * 1.15;
     let root = BitMapBackend::new(out, (900, 540)).into_drawing_area();
@@ -46,6 +53,7 @@ pub fn ns_per_frame(out: &Path, title: &str, series: &[Series]) -> Result<()> {
             v if v >= 1e3 => format!("{:.0}k", v / 1e3),
             v => format!("{v:.0}"),
         })
+        .y_label_formatter(&|v| format!("{v:.0}"))
         .label_style(("sans-serif", 15))
         .draw()?;
     let colors = [RED, BLUE, GREEN, MAGENTA, BLACK];
@@ -58,6 +66,11 @@ pub fn ns_per_frame(out: &Path, title: &str, series: &[Series]) -> Result<()> {
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });
         chart.draw_series(s.points.iter().map(|p| Circle::new(*p, 4, color.filled())))?;
+        chart.draw_series(
+            s.ranges.iter().map(|&(x, lo, hi)| {
+                PathElement::new(vec![(x, lo), (x, hi)], color.stroke_width(1))
+            }),
+        )?;
     }
     chart
         .configure_series_labels()

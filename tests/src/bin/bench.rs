@@ -40,7 +40,7 @@ struct Args {
     #[arg(long, default_value_t = 5)]
     rounds: usize,
     /// Frames per end-to-end run.
-    #[arg(long, default_value_t = 2_000_000)]
+    #[arg(long, default_value_t = 4_000_000)]
     e2e_frames: u32,
     /// Run only the end-to-end comparison (veth pair, live frames).
     #[arg(long)]
@@ -151,14 +151,14 @@ fn spread_with(v: &[f64], digits: usize) -> String {
 fn e2e(args: &Args) -> Result<(String, serde_json::Value)> {
     use kettlewatch_tests::bench::e2e::{self, Counter};
     let bin = kettlewatch_tests::env::workspace().join("target/release/kettlewatch");
-    let rounds = args.rounds.min(3);
+    let rounds = args.rounds;
     let runs = e2e::measure(args.e2e_frames, rounds, &bin)?;
     let empty: Vec<&e2e::Run> = runs
         .iter()
         .filter(|r| r.counter == Counter::EmptyXdp)
         .collect();
     let mut md = String::from(
-        "\n| counter on the receiving veth | million frames counted per second, median (lowest-highest) | ratio to the empty program, same round | sent | reached the interface | dropped at the interface | counted | lost, as the counter reports |\n|---|---|---|---|---|---|---|---|\n",
+        "\n| counter on the receiving veth | million frames counted per second, median (lowest-highest) | ratio to the empty program, same round | sent | reached the interface | dropped at the interface | counted | not counted (reached - counted) | lost, as the counter reports |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     let mut js = Vec::new();
     for c in Counter::ALL {
@@ -172,16 +172,15 @@ fn e2e(args: &Args) -> Result<(String, serde_json::Value)> {
         let sum = |f: fn(&e2e::Run) -> u64| mine.iter().map(|r| f(r)).sum::<u64>();
         let lost = mine.iter().map(|r| r.lost_reported).sum::<Option<u64>>();
         md += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             c.name(),
-            spread(&rates.iter().map(|r| r / 1e3).collect::<Vec<_>>())
-                .replace(" (", " k (")
-                .replace(')', " k)"),
-            spread(&ratios),
+            spread_with(&rates.iter().map(|r| r / 1e6).collect::<Vec<_>>(), 2),
+            spread_with(&ratios, 2),
             sum(|r| r.sent),
             sum(|r| r.reached),
             sum(|r| r.dropped_at_rx),
             sum(|r| r.counted),
+            sum(|r| r.reached) - sum(|r| r.counted),
             lost.map_or("not reported".to_string(), |l| l.to_string()),
         );
         js.push(json!({
@@ -436,7 +435,9 @@ fn pipeline(live: u32) -> Result<(f64, f64, f64)> {
 }
 
 /// Known-flow cost and poll time with `live` flows in the map.
-fn scale(live: u32, empty_one_shot: f64) -> Result<(f64, f64, f64, f64)> {
+type Scale = (f64, (f64, f64), f64, f64, f64);
+
+fn scale(live: u32, empty_one_shot: f64) -> Result<Scale> {
     let sizes = MapSizes {
         flows: live + live / 4,
         ..MapSizes::from(&SensorConfig::default())
@@ -451,11 +452,22 @@ fn scale(live: u32, empty_one_shot: f64) -> Result<(f64, f64, f64, f64)> {
         }
     }
     let mut rng = fastrand::Rng::with_seed(u64::from(live));
-    let mut ns = Vec::new();
-    for _ in 0..100_000 {
-        ns.push(repeat_ns(sensor, &Kind::V4Tcp.frame(rng.u32(0..live)), 1)?);
+    // Five batches of 20,000: the median of all, and the lowest and highest batch
+    // median, so the plot shows how much the figure moves.
+    let mut batches = Vec::new();
+    for _ in 0..5 {
+        let mut ns = Vec::new();
+        for _ in 0..20_000 {
+            ns.push(repeat_ns(sensor, &Kind::V4Tcp.frame(rng.u32(0..live)), 1)?);
+        }
+        batches.push(ns);
     }
-    let known = median(ns);
+    let known = median(batches.concat());
+    let meds: Vec<f64> = batches.into_iter().map(median).collect();
+    let range = (
+        meds.iter().copied().fold(f64::INFINITY, f64::min),
+        meds.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    );
     let s = maps.stats()?;
     anyhow::ensure!(
         s[sensor_common::stats::NEW_FLOWS as usize] == u64::from(live),
@@ -486,7 +498,7 @@ fn scale(live: u32, empty_one_shot: f64) -> Result<(f64, f64, f64, f64)> {
     eprintln!(
         "{live} live flows: known flow {known:.0} ns (one-shot empty {empty_one_shot:.0} ns), poll {batched:.1} ms batched (flow map alone {rows_only:.1} ms), {by_key:.1} ms key by key"
     );
-    Ok((known, batched, rows_only, by_key))
+    Ok((known, range, batched, rows_only, by_key))
 }
 
 fn main() -> Result<()> {
@@ -601,14 +613,16 @@ fn main() -> Result<()> {
         );
     }
     let empty1 = rows.first().map_or(0.0, |r| r.3);
-    md += "\n| live flows | known flow, random among them, one-shot (ns) | over one-shot empty | poll flow map, batched (ms) | of which the flow map's batch read and per-CPU fold (ms) | poll, key by key (ms) |\n|---|---|---|---|---|---|\n";
+    md += "\n| live flows | known flow, random among them, one-shot (ns): median (lowest-highest batch) | over one-shot empty | poll flow map, batched (ms) | of which the flow map's batch read and per-CPU fold (ms) | poll, key by key (ms) |\n|---|---|---|---|---|---|\n";
     let mut scale_js = Vec::new();
     let mut known_points = Vec::new();
-    for live in [1_000u32, 65_536, 1_000_000] {
-        let (known, batched, rows_only, by_key) = scale(live, empty1)?;
+    let mut known_ranges = Vec::new();
+    for live in [1_000u32, 16_384, 65_536, 262_144, 1_000_000] {
+        let (known, (lo, hi), batched, rows_only, by_key) = scale(live, empty1)?;
         known_points.push((f64::from(live), known));
+        known_ranges.push((f64::from(live), lo, hi));
         md += &format!(
-            "| {live} | {known:.1} | +{:.1} | {batched:.1} | {rows_only:.1} | {by_key:.1} |\n",
+            "| {live} | {known:.1} ({lo:.1}-{hi:.1}) | +{:.1} | {batched:.1} | {rows_only:.1} | {by_key:.1} |\n",
             known - empty1
         );
         scale_js.push(json!({"live_flows": live, "known_flow_one_shot_ns": known, "poll_batched_ms": batched, "flow_map_read_ms": rows_only, "poll_by_key_ms": by_key}));
@@ -645,10 +659,12 @@ fn main() -> Result<()> {
             plot::Series {
                 name: "sensor, known flow picked at random among the live flows".into(),
                 points: known_points.clone(),
+                ranges: known_ranges,
             },
             plot::Series {
                 name: "empty XDP program".into(),
                 points: known_points.iter().map(|p| (p.0, empty1)).collect(),
+                ranges: Vec::new(),
             },
         ],
     )?;
