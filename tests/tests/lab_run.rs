@@ -418,6 +418,41 @@ fn interface_down_and_up_keeps_counting_and_deletion_ends_the_run_clearly() {
     );
 }
 
+/// A sensor with fast polls and stats, `extra` configuration, writing to `output`.
+fn start_writing_to(lab: &Lab, dir: &TempDir, extra: &str, output: &std::path::Path) -> Sensor {
+    let cfg = dir.join("kw.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[sensor]\npoll_interval = \"200ms\"\nflow_report = \"1s\"\nstats_interval = \"1s\"\n{extra}"
+        ),
+    )
+    .unwrap();
+    let args = [
+        "--config",
+        cfg.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ];
+    let mut sensor = Sensor::start(&lab.gw, "lan0", &args, false);
+    sensor.wait_for_log(ATTACHED, Duration::from_secs(30));
+    sensor
+}
+
+/// One datagram from device 0 to each of `ports` (offset by 20000) of the first server:
+/// a new flow each.
+fn new_flows(lab: &Lab, ports: std::ops::Range<u16>) {
+    for port in ports {
+        send_udp(
+            lab,
+            0,
+            SocketAddr::new(SERVERS_V4[0].into(), 20000 + port),
+            1,
+            10,
+        );
+    }
+}
+
 #[test]
 fn a_reader_that_stops_reading_does_not_stall_the_sensor() {
     if !env::have_root() || !env::have_tool("ip") {
@@ -436,34 +471,9 @@ fn a_reader_that_stops_reading_does_not_stall_the_sensor() {
         .custom_flags(libc::O_NONBLOCK)
         .open(&fifo)
         .unwrap();
-    let cfg = dir.join("kw.toml");
-    std::fs::write(
-        &cfg,
-        "[sensor]\npoll_interval = \"200ms\"\nflow_report = \"1s\"\nstats_interval = \"1s\"\n[output]\nqueue_lines = 8\n",
-    )
-    .unwrap();
-    let mut sensor = Sensor::start(
-        &lab.gw,
-        "lan0",
-        &[
-            "--config",
-            cfg.to_str().unwrap(),
-            "--output",
-            fifo.to_str().unwrap(),
-        ],
-        false,
-    );
-    sensor.wait_for_log(ATTACHED, Duration::from_secs(30));
+    let sensor = start_writing_to(&lab, &dir, "[output]\nqueue_lines = 8\n", &fifo);
     // Nobody reads while 300 new flows make far more output than the pipe holds.
-    for port in 0..300u16 {
-        send_udp(
-            &lab,
-            0,
-            SocketAddr::new(SERVERS_V4[0].into(), 20000 + port),
-            1,
-            10,
-        );
-    }
+    new_flows(&lab, 0..300);
     std::thread::sleep(Duration::from_secs(3));
     // The reader comes back and reads everything.
     let mut text = Vec::new();
@@ -549,45 +559,12 @@ fn a_full_disk_loses_counted_lines_and_writing_resumes_when_space_returns() {
         let block = [b'x'; 4096];
         while f.write_all(&block).is_ok() {}
     }
-    let cfg = dir.join("kw.toml");
-    std::fs::write(
-        &cfg,
-        "[sensor]\npoll_interval = \"200ms\"\nflow_report = \"1s\"\nstats_interval = \"1s\"\n",
-    )
-    .unwrap();
-    let mut sensor = Sensor::start(
-        &lab.gw,
-        "lan0",
-        &[
-            "--config",
-            cfg.to_str().unwrap(),
-            "--output",
-            eve.to_str().unwrap(),
-        ],
-        false,
-    );
-    sensor.wait_for_log(ATTACHED, Duration::from_secs(30));
-    for port in 0..50u16 {
-        send_udp(
-            &lab,
-            0,
-            SocketAddr::new(SERVERS_V4[0].into(), 20000 + port),
-            1,
-            10,
-        );
-    }
+    let mut sensor = start_writing_to(&lab, &dir, "", &eve);
+    new_flows(&lab, 0..50);
     sensor.wait_for_log("writing events failed", Duration::from_secs(20));
     // Space comes back: the sensor writes again without being restarted.
     std::fs::remove_file(&filler).unwrap();
-    for port in 50..100u16 {
-        send_udp(
-            &lab,
-            0,
-            SocketAddr::new(SERVERS_V4[0].into(), 20000 + port),
-            1,
-            10,
-        );
-    }
+    new_flows(&lab, 50..100);
     sensor.wait_for_log("writing events works again", Duration::from_secs(20));
     let out = sensor.stop();
     assert!(
