@@ -58,6 +58,17 @@ pub fn alerts<'a>(evs: &'a [Value], id: &str) -> Vec<&'a Value> {
         .collect()
 }
 
+/// The `stats` object of the last stats line among raw output lines, if any (for the
+/// benchmarks, which report rather than assert).
+pub fn last_stats_line<S: AsRef<str>>(lines: &[S]) -> Option<Value> {
+    lines
+        .iter()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<Value>(l.as_ref()).ok())
+        .find(|v| v["event_type"] == "stats")
+        .map(|v| v["stats"].clone())
+}
+
 /// The `stats` object of the last `stats` event.
 pub fn last_stats(evs: &[Value]) -> Value {
     of_type(evs, "stats").last().expect("a stats event")["stats"].clone()

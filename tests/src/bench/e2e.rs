@@ -351,14 +351,9 @@ impl Consumer {
             Consumer::None => Ok((0, None)),
             Consumer::Sensor(s) => {
                 let out = s.stop();
-                let stats = out
-                    .stdout
-                    .iter()
-                    .rev()
-                    .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-                    .find(|v| v["event_type"] == "stats")
+                let stats = crate::events::last_stats_line(&out.stdout)
                     .context("the sensor wrote no stats line")?;
-                let k = &stats["stats"]["kernel"];
+                let k = &stats["kernel"];
                 Ok((k["frames"].as_u64().context("kernel.frames")?, None))
             }
             Consumer::Tcpdump(c) => {

@@ -357,14 +357,8 @@ fn alert_latency() -> Result<(f64, f64, u64)> {
     });
     std::thread::sleep(std::time::Duration::from_millis(2500));
     let out = sensor.stop();
-    let last = out
-        .stdout
-        .iter()
-        .rev()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["event_type"] == "stats")
-        .context("a stats line")?;
-    let l = &last["stats"]["latency"];
+    let last = kettlewatch_tests::events::last_stats_line(&out.stdout).context("a stats line")?;
+    let l = &last["latency"];
     Ok((
         l["p50_us"].as_f64().unwrap_or(f64::NAN),
         l["p99_us"].as_f64().unwrap_or(f64::NAN),
