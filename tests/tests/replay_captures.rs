@@ -27,6 +27,21 @@ fn replay(args: &[&Path]) -> Output {
         .expect("run kettlewatch replay")
 }
 
+/// `kettlewatch replay ARGS`, which must succeed; its events, schema-checked.
+fn replay_ok<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> Vec<Value> {
+    let out = Command::new(env::kettlewatch())
+        .arg("replay")
+        .args(args)
+        .output()
+        .expect("run kettlewatch replay");
+    assert!(
+        out.status.success(),
+        "kettlewatch replay failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    events::parse(&lines(&out))
+}
+
 fn lines(o: &Output) -> Vec<String> {
     String::from_utf8_lossy(&o.stdout)
         .lines()
@@ -359,17 +374,12 @@ fn a_dhcp_request_names_its_device_with_the_values_tcpdump_shows() {
     let Some(fx) = env::fixtures() else { return };
     // A capture from the relay's link, not a device LAN: the DHCP server's side is the
     // "gateway" here, so the relay's request counts as ingress.
-    let out = Command::new(env::kettlewatch())
-        .args(["replay", "--gateway-mac", "00:23:54:c2:57:02"])
-        .arg(fx.join("captures/tcpdump/dhcp-mud.pcap"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let evs = events::parse(&lines(&out));
+    let cap = fx.join("captures/tcpdump/dhcp-mud.pcap");
+    let evs = replay_ok([
+        "--gateway-mac".as_ref(),
+        "00:23:54:c2:57:02".as_ref(),
+        cap.as_os_str(),
+    ]);
     // The request came through a relay: the facts belong to the client hardware address.
     let pi = events::of_type(&evs, "device")
         .into_iter()
@@ -456,18 +466,12 @@ fn nku_devices_are_found_with_their_vendors_and_categories() {
 /// returns the last `iot.device` of each MAC, and the final stats.
 fn discovered(capture: &str, gateway: Option<&str>) -> Option<(BTreeMap<String, Value>, Value)> {
     let fx = env::fixtures()?;
-    let mut cmd = Command::new(env::kettlewatch());
-    cmd.arg("replay");
+    let mut args: Vec<std::ffi::OsString> = Vec::new();
     if let Some(g) = gateway {
-        cmd.args(["--gateway-mac", g]);
+        args.extend(["--gateway-mac".into(), g.into()]);
     }
-    let out = cmd.arg(fx.join("captures").join(capture)).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{capture}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let evs = events::parse(&lines(&out));
+    args.push(fx.join("captures").join(capture).into());
+    let evs = replay_ok(args);
     let devices = events::of_type(&evs, "device")
         .into_iter()
         .map(|d| {
@@ -657,17 +661,9 @@ fn nku_learned_on_setup_and_idle_then_monitored() {
             format!("[baseline]\nmode = \"learn\"\nlearn_for = \"{learn_for}s\"\n"),
         )
         .unwrap();
-        let out = Command::new(env::kettlewatch())
-            .args(["replay", "--config", cfg.to_str().unwrap()])
-            .args(phases.iter().map(|(_, p, _)| p))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let evs = events::parse(&lines(&out));
+        let mut args = vec![std::ffi::OsString::from("--config"), cfg.clone().into()];
+        args.extend(phases.iter().map(|(_, p, _)| p.as_os_str().to_owned()));
+        let evs = replay_ok(args);
         let st = &events::of_type(&evs, "stats").last().unwrap()["stats"]["policy"];
         assert_eq!(st["mode"], "monitor", "{device}: learning ended");
         assert!(
