@@ -284,7 +284,7 @@ pub fn seeds(fixtures: &Path, readme: &str) -> Vec<(&'static str, Vec<u8>)> {
     ));
     for kind in 0..8u8 {
         let mut ev = vec![0u8; size_of::<sensor_common::Event>()];
-        ev[0] = kind;
+        ev[std::mem::offset_of!(sensor_common::Event, kind)] = kind;
         out.push(("kernel_event", ev));
     }
     out
