@@ -30,6 +30,46 @@ pub mod verdict {
     pub const fn dropped(v: u8) -> bool {
         v == BLOCKED || v == INTEL_BLOCKED
     }
+
+    /// The policy decision for a device with a policy in `mode` (`super::mode`): a
+    /// learning device learns; otherwise what the allow-list says (`listed`: a prefix
+    /// covers the destination; `port_allowed`: that entry allows the port and protocol),
+    /// and anything not allowed is dropped when the device is enforced. The kernel and
+    /// userspace both decide with this function, so they cannot disagree.
+    #[inline(always)]
+    pub const fn decide(mode: u8, listed: bool, port_allowed: bool) -> u8 {
+        if mode == super::mode::LEARN {
+            return LEARNING;
+        }
+        let v = if !listed {
+            UNEXPECTED
+        } else if port_allowed {
+            ALLOWED
+        } else {
+            NEW_PORT
+        };
+        if v != ALLOWED && mode == super::mode::ENFORCE {
+            BLOCKED
+        } else {
+            v
+        }
+    }
+
+    /// Threat intelligence over the policy verdict, for a destination in the intel trie
+    /// with `flags` (`super::intel_flags`): a feed hit outranks any policy, and is dropped
+    /// when its feed blocks or the policy already drops; a canary is reported as such
+    /// unless the policy drops it.
+    #[inline(always)]
+    pub const fn with_intel(policy: u8, flags: u8) -> u8 {
+        let intel = flags & super::intel_flags::INTEL != 0;
+        let blocked = policy == BLOCKED || (intel && flags & super::intel_flags::BLOCK != 0);
+        match (intel, blocked) {
+            (true, true) => INTEL_BLOCKED,
+            (true, false) => INTEL,
+            (false, true) => BLOCKED,
+            (false, false) => CANARY,
+        }
+    }
 }
 
 /// Intel trie value flags.
@@ -170,6 +210,25 @@ mod pod {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_decision_table() {
+        use verdict::*;
+        assert_eq!(decide(mode::LEARN, false, false), LEARNING);
+        assert_eq!(decide(mode::MONITOR, false, false), UNEXPECTED);
+        assert_eq!(decide(mode::MONITOR, true, false), NEW_PORT);
+        assert_eq!(decide(mode::MONITOR, true, true), ALLOWED);
+        assert_eq!(decide(mode::ENFORCE, false, false), BLOCKED);
+        assert_eq!(decide(mode::ENFORCE, true, false), BLOCKED);
+        assert_eq!(decide(mode::ENFORCE, true, true), ALLOWED);
+        let (i, c, b) = (intel_flags::INTEL, intel_flags::CANARY, intel_flags::BLOCK);
+        assert_eq!(with_intel(ALLOWED, i), INTEL);
+        assert_eq!(with_intel(ALLOWED, i | b), INTEL_BLOCKED);
+        assert_eq!(with_intel(BLOCKED, i), INTEL_BLOCKED);
+        assert_eq!(with_intel(NO_POLICY, c), CANARY);
+        assert_eq!(with_intel(BLOCKED, c), BLOCKED);
+        assert!(dropped(BLOCKED) && dropped(INTEL_BLOCKED) && !dropped(INTEL));
+    }
 
     #[test]
     fn ports_match_by_rule_and_wildcard() {

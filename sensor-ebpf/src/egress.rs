@@ -4,26 +4,19 @@
 //! device receives (downstream volume). It never changes a frame.
 
 use aya_ebpf::{
-    EbpfContext as _,
-    bindings::BPF_NOEXIST,
-    helpers::bpf_skb_load_bytes,
-    macros::{classifier, map},
-    maps::LruPerCpuHashMap,
+    EbpfContext as _, bindings::BPF_NOEXIST, helpers::bpf_skb_load_bytes, macros::classifier,
     programs::TcContext,
 };
 use sensor_common::{
     DISCOVERY_BYTES, DeviceKey, DiscoveryRecord, EVENT_DNS_ANSWER, EgressCounters, Event, FlowKey,
-    discovery, maps, proto, stats, str_eq,
+    discovery, proto, stats,
 };
 
-use crate::{EVENTS, STATS, Stats, now_precise, parse};
-
-const _: () = assert!(str_eq(maps::EGRESS, "KW_EGRESS"));
-
-/// What the gateway sends each device: downstream volume.
-#[map(name = "KW_EGRESS")]
-static EGRESS: LruPerCpuHashMap<DeviceKey, EgressCounters> =
-    LruPerCpuHashMap::with_max_entries(maps::DEFAULT_MAX_DEVICES, 0);
+use crate::{
+    clock::now_precise,
+    maps::{EGRESS, EVENTS, STATS, Stats},
+    parse,
+};
 
 /// Continue: TCX_NEXT on tcx links, the default action with netlink (direct-action).
 const TC_NEXT: i32 = -1;

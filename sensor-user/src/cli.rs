@@ -5,12 +5,12 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Parser, Subcommand};
 
 use crate::{
-    addr,
     config::Config,
-    loader::AttachMode,
-    replay::{self, ReplayArgs},
-    run::{self, RunArgs},
-    state::{self, Store},
+    ingest::live::{self, RunArgs},
+    ingest::replay::{self, ReplayArgs},
+    kernel::loader::AttachMode,
+    model::addr,
+    store::state::{self, Store},
 };
 
 /// kettlewatch: an in-kernel IoT traffic sensor for Linux gateways.
@@ -107,7 +107,7 @@ fn parse_mac(s: &str) -> Result<[u8; 6], String> {
 
 fn config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
     Ok(match path {
-        Some(p) => Config::load(p)?,
+        Some(p) => crate::engine::check::load(p)?,
         None => Config::default(),
     })
 }
@@ -152,7 +152,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         } => {
             let config = config(cfg.as_ref())?;
             let output = output.unwrap_or_else(|| config.output.path.clone());
-            run::run(RunArgs {
+            live::run(RunArgs {
                 config_path: cfg.clone(),
                 iface,
                 config,
@@ -189,7 +189,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             })
         }
         Command::CheckConfig { file } => {
-            Config::load(&file)?;
+            crate::engine::check::load(&file)?;
             println!("{}: ok", file.display());
             Ok(ExitCode::SUCCESS)
         }
@@ -198,9 +198,9 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let devices = store.devices()?;
             let mut out = std::io::stdout().lock();
             if json {
-                crate::inventory_print::json(&mut out, &devices)?;
+                crate::store::print::json(&mut out, &devices)?;
             } else {
-                crate::inventory_print::table(&mut out, &devices)?;
+                crate::store::print::table(&mut out, &devices)?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -213,9 +213,9 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let rows = store.learned()?;
             let mut out = std::io::stdout().lock();
             if export {
-                crate::inventory_print::baseline_toml(&mut out, &rows)?;
+                crate::store::print::baseline_toml(&mut out, &rows)?;
             } else {
-                crate::inventory_print::baseline_table(&mut out, &rows)?;
+                crate::store::print::baseline_table(&mut out, &rows)?;
             }
             Ok(ExitCode::SUCCESS)
         }

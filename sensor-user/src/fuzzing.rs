@@ -10,13 +10,13 @@
 use std::{io::Cursor, path::Path};
 
 use crate::{
-    capture::Capture,
-    classify::Classifier,
     config::{Config, ConfigError},
-    discovery::{self, Decoded, Facts, MAX_TEXT},
-    intel::formats,
-    policy::mud,
-    profile::Profile,
+    discover::profile::Profile,
+    discover::{self, Decoded, Facts, MAX_TEXT},
+    ingest::pcap::Capture,
+    judge::classify::Classifier,
+    judge::intel::formats,
+    judge::policy::mud,
 };
 
 /// One fuzz target: arbitrary bytes in, a panic when an invariant breaks.
@@ -37,10 +37,10 @@ pub const TARGETS: [(&str, Target); 8] = [
 /// A whole Ethernet frame through the discovery router (the ingress copy) and the DNS
 /// answer decoder (the egress copy), then into a device profile.
 pub fn discovery_frame(data: &[u8]) {
-    if let Ok(Some(d)) = discovery::decode(data) {
+    if let Ok(Some(d)) = discover::decode(data) {
         profile_stays_safe(d);
     }
-    if let Ok(Some(a)) = discovery::dns::decode_answer_frame(data) {
+    if let Ok(Some(a)) = discover::dns::decode_answer_frame(data) {
         answer_safe(&a);
     }
 }
@@ -53,28 +53,28 @@ pub fn discovery_payload(data: &[u8]) {
     };
     let mac = [2, 0, 0, 0, 0, 1];
     let facts = match which % 12 {
-        0 => discovery::dhcp::decode_message(m)
+        0 => discover::dhcp::decode_message(m)
             .ok()
             .flatten()
             .map(Facts::Dhcp),
-        1 => discovery::dhcpv6::decode(mac, m)
+        1 => discover::dhcpv6::decode(mac, m)
             .ok()
             .flatten()
             .map(|(_, f)| Facts::Dhcpv6(f)),
-        2 => discovery::dns::decode(m).ok().flatten().map(Facts::Dns),
-        3 => discovery::mdns::decode(m).ok().flatten().map(Facts::Mdns),
-        4 => discovery::ssdp::decode(m).ok().map(Facts::Ssdp),
-        5 => discovery::wsd::decode(m).ok().map(Facts::Wsd),
-        6 => discovery::tplink::decode(m).ok().map(Facts::Kasa),
-        7 => discovery::tuya::decode(6666, m).ok().map(Facts::Tuya),
-        8 => discovery::tuya::decode(6667, m).ok().map(Facts::Tuya),
-        9 => discovery::mqtt::decode(m).ok().flatten().map(Facts::Mqtt),
-        10 => discovery::lldp::decode(mac, m)
+        2 => discover::dns::decode(m).ok().flatten().map(Facts::Dns),
+        3 => discover::mdns::decode(m).ok().flatten().map(Facts::Mdns),
+        4 => discover::ssdp::decode(m).ok().map(Facts::Ssdp),
+        5 => discover::wsd::decode(m).ok().map(Facts::Wsd),
+        6 => discover::tplink::decode(m).ok().map(Facts::Kasa),
+        7 => discover::tuya::decode(6666, m).ok().map(Facts::Tuya),
+        8 => discover::tuya::decode(6667, m).ok().map(Facts::Tuya),
+        9 => discover::mqtt::decode(m).ok().flatten().map(Facts::Mqtt),
+        10 => discover::lldp::decode(mac, m)
             .ok()
             .flatten()
             .map(|d| d.facts),
         _ => {
-            if let Ok(Some(a)) = discovery::dns::decode_answer(m) {
+            if let Ok(Some(a)) = discover::dns::decode_answer(m) {
                 answer_safe(&a);
             }
             None
@@ -134,8 +134,13 @@ pub fn mud_file(data: &[u8]) {
 /// The configuration file: it validates or names a line and column inside it.
 pub fn config_file(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    if let Err(e) = Config::parse(&text, "fuzz.toml") {
-        location_inside(&text, &e);
+    match Config::parse(&text, "fuzz.toml") {
+        Ok(c) => {
+            if let Err(e) = crate::engine::check::check(&c, &text, "fuzz.toml") {
+                location_inside(&text, &e);
+            }
+        }
+        Err(e) => location_inside(&text, &e),
     }
 }
 
@@ -175,16 +180,16 @@ pub fn pcap(data: &[u8]) {
 
 /// A ring-buffer record (from the kernel; still bounds-checked).
 pub fn kernel_event(data: &[u8]) {
-    let _ = crate::events::decode(data);
+    let _ = crate::kernel::records::decode(data);
 }
 
 /// Largest seed: bigger inputs slow every execution without reaching new code.
 const MAX_SEED: usize = 16 * 1024;
 
 /// Starting inputs for each target, from the shared fixtures (`fixtures`: the
-/// `../shared/fixtures` directory) and the README's example configuration: real frames,
+/// `tests/fixtures` directory) and the example configuration of docs/configuration.md: real frames,
 /// payloads, feeds, MUD files and captures, so the fuzzers start deep in each parser.
-pub fn seeds(fixtures: &Path, readme: &str) -> Vec<(&'static str, Vec<u8>)> {
+pub fn seeds(fixtures: &Path, config_doc: &str) -> Vec<(&'static str, Vec<u8>)> {
     let mut out = Vec::new();
     let files = |dir: &str| -> Vec<std::path::PathBuf> {
         let mut v = Vec::new();
@@ -226,8 +231,8 @@ pub fn seeds(fixtures: &Path, readme: &str) -> Vec<(&'static str, Vec<u8>)> {
             if let Some(p) = payload_seed(&f.data) {
                 out.push(("discovery_payload", p));
             }
-            if discovery::decode(&f.data).is_ok()
-                || discovery::dns::decode_answer_frame(&f.data).is_ok()
+            if discover::decode(&f.data).is_ok()
+                || discover::dns::decode_answer_frame(&f.data).is_ok()
             {
                 out.push(("discovery_frame", f.data));
             }
@@ -275,12 +280,12 @@ pub fn seeds(fixtures: &Path, readme: &str) -> Vec<(&'static str, Vec<u8>)> {
             out.push(("mud", bytes));
         }
     }
-    if let Some(config) = readme_config(readme) {
+    if let Some(config) = example_config(config_doc) {
         out.push(("config", config.into_bytes()));
     }
     out.push((
         "classify_rules",
-        include_bytes!("../data/classify.toml").to_vec(),
+        include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/classify.toml")).to_vec(),
     ));
     for kind in 0..8u8 {
         let mut ev = vec![0u8; size_of::<sensor_common::Event>()];
@@ -350,9 +355,9 @@ fn payload_seed(frame: &[u8]) -> Option<Vec<u8>> {
     Some(v)
 }
 
-/// The README's example configuration: the TOML block that holds `[sensor]`.
-fn readme_config(readme: &str) -> Option<String> {
-    readme
+/// The example configuration of docs/configuration.md: the TOML block that holds `[sensor]`.
+fn example_config(config_doc: &str) -> Option<String> {
+    config_doc
         .split("```toml")
         .skip(1)
         .filter_map(|b| b.split("```").next())
@@ -384,7 +389,7 @@ fn strings_safe(v: &serde_json::Value) {
 }
 
 /// A DNS answer: a bounded CNAME chain of safe names, a bounded address list.
-fn answer_safe(a: &discovery::dns::DnsAnswer) {
+fn answer_safe(a: &discover::dns::DnsAnswer) {
     assert!(a.names.len() <= 17, "CNAME chain of {}", a.names.len());
     assert!(a.addrs.len() <= 64, "{} addresses", a.addrs.len());
     a.names.iter().for_each(|n| assert_safe(n));

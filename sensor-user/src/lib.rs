@@ -1,44 +1,25 @@
 //! kettlewatch: an in-kernel IoT traffic sensor for Linux gateways.
 //!
-//! Data flow, top to bottom: `loader` puts the eBPF program in the kernel; `kernel_maps`
-//! reads its maps and ring buffer; `events` decodes ring-buffer records; `discovery`
-//! decodes what devices say into facts, merged per device by `profile`; `flows` and
-//! `devices` turn counters and events into records; `classify` and `criticality`
-//! (through `assess`) say what a device is and how much it matters; `inventory` compares
-//! that with what was declared; `state` persists the inventory; `eve` shapes records as
-//! EVE JSON; `output` writes them. `sensor` is the engine that strings those stages together, and
-//! `run` (a live interface) and `replay` (capture files) drive it.
+//! The folders follow a frame, top to bottom (ARCHITECTURE.md walks through it):
+//! `ingest` (a live interface or capture files) drives the `engine`; `kernel` loads the
+//! eBPF program and reads its maps and ring records; `discover` decodes what devices say
+//! into facts and profiles; `track` turns counters into flow records and keeps the device
+//! table; `judge` classifies devices and checks their traffic against policy, intel and
+//! behaviour; `emit` shapes EVE JSON and writes it; `store` persists the inventory.
+//! `config` is the configuration file, `model` the vocabulary all of them share.
 
-pub mod addr;
-pub mod anomaly;
-pub mod assess;
-pub mod baseline;
-pub mod capture;
-pub mod classify;
 pub mod cli;
-pub mod clock;
 pub mod config;
-pub mod criticality;
-pub mod devices;
-pub mod discovery;
-pub mod eve;
-pub mod events;
-pub mod flows;
+pub mod discover;
+pub mod emit;
+pub mod engine;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod intel;
-pub mod inventory;
-pub mod inventory_print;
-pub mod kernel_maps;
-pub mod kernel_policy;
-pub mod latency;
-pub mod loader;
-pub mod output;
-pub mod policy;
-pub mod privileges;
-pub mod profile;
-pub mod replay;
-pub mod rules;
-pub mod run;
-pub mod sensor;
-pub mod state;
+pub mod ingest;
+pub mod judge;
+pub mod kernel;
+pub mod model;
+pub mod store;
+#[cfg(test)]
+mod testdata;
+pub mod track;

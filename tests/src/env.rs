@@ -48,14 +48,16 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// `../shared/fixtures`, when present; prints why not otherwise.
-pub fn fixtures() -> Option<PathBuf> {
-    let dir = workspace().join("../shared/fixtures");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    skip(&format!("no fixtures at {}", dir.display()));
-    None
+/// `tests/fixtures`: the third-party captures and files the tests read, kept in the
+/// repository with their licences so a fresh clone runs every test.
+pub fn fixtures() -> PathBuf {
+    let dir = workspace().join("tests/fixtures");
+    assert!(
+        dir.join("README.md").is_file(),
+        "{} is missing: the checkout is incomplete",
+        dir.display()
+    );
+    dir
 }
 
 /// The `kettlewatch` binary: `$KETTLEWATCH_BIN` (set by `cargo xtask test`) or the

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use sensor_common::stats as st;
-use sensor_user::capture::Capture;
+use sensor_user::ingest::pcap::Capture;
 
 use crate::{
     frames::{self, cat, eth, ethertype as et},
@@ -146,7 +146,7 @@ fn snapshot(p: &Program) -> [u64; st::COUNT as usize] {
 /// invariant.
 pub fn run(seeds: &[Vec<u8>], iterations: u64, seed: u64) -> Report {
     let mut rng = fastrand::Rng::with_seed(seed);
-    let mut p = Program::load_sized(sensor_user::loader::MapSizes {
+    let mut p = Program::load_sized(sensor_user::kernel::loader::MapSizes {
         flows: MAP_FLOWS,
         devices: 65_536,
         ring_bytes: 1 << 20,

@@ -11,13 +11,13 @@ use aya::{
 use sensor_common::FlowKey;
 use sensor_user::{
     config::SensorConfig,
-    devices::DeviceTotals,
-    events::{KernelEvent, decode},
-    flows::FlowTotals,
-    kernel_maps::KernelMaps,
-    kernel_policy::PolicyMaps,
-    loader::{self, MapSizes},
-    sensor::KernelStats,
+    engine::sensor::KernelStats,
+    kernel::loader::{self, MapSizes},
+    kernel::maps::KernelMaps,
+    kernel::policy_maps::PolicyMaps,
+    kernel::records::{KernelEvent, decode},
+    track::devices::DeviceTotals,
+    track::flows::FlowTotals,
 };
 
 /// XDP_PASS.
@@ -28,7 +28,7 @@ pub struct Program {
     ebpf: Ebpf,
     maps: KernelMaps,
     policy: PolicyMaps,
-    intel: sensor_user::intel::IntelMaps,
+    intel: sensor_user::judge::intel::IntelMaps,
     ring: RingBuf<MapData>,
     clock: u64,
 }
@@ -44,7 +44,7 @@ impl Program {
         let mut ebpf = loader::load(sizes, true).expect("load the sensor's eBPF object");
         let (maps, ring) = KernelMaps::take(&mut ebpf).expect("maps");
         let policy = PolicyMaps::take(&mut ebpf).expect("policy maps");
-        let intel = sensor_user::intel::IntelMaps::take(&mut ebpf).expect("intel map");
+        let intel = sensor_user::judge::intel::IntelMaps::take(&mut ebpf).expect("intel map");
         Self {
             ebpf,
             maps,
@@ -76,7 +76,7 @@ impl Program {
     }
 
     /// The intel trie, to write feeds and canaries.
-    pub fn intel(&mut self) -> &mut sensor_user::intel::IntelMaps {
+    pub fn intel(&mut self) -> &mut sensor_user::judge::intel::IntelMaps {
         &mut self.intel
     }
 

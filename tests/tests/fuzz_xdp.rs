@@ -8,7 +8,7 @@ fn mutated_frames_keep_every_invariant() {
         return;
     }
     let fixtures = env::fixtures();
-    let seeds = fuzz::seeds(fixtures.as_deref());
+    let seeds = fuzz::seeds(Some(&fixtures));
     assert!(seeds.len() > 5, "fixture frames are among the seeds");
     let report = fuzz::run(&seeds, 20_000, 0x6b77);
     eprintln!("{report:?}");

@@ -14,7 +14,7 @@ use kettlewatch_tests::{
     lab::Lab,
     proc::Sensor,
 };
-use sensor_user::addr::mac;
+use sensor_user::model::addr::mac;
 use serde_json::Value;
 
 fn anomalies(evs: &[Value]) -> Vec<&Value> {

@@ -17,7 +17,7 @@ use kettlewatch_tests::{
     lab::{FAST_CONFIG, Lab},
     proc::Sensor,
 };
-use sensor_user::addr::mac;
+use sensor_user::model::addr::mac;
 use serde_json::Value;
 
 /// Whether a TCP connection from device `dev` to `to` is established within a second.
@@ -279,7 +279,7 @@ fn a_device_announcing_a_mud_url_gets_the_mud_files_policy() {
     if !env::have_root() || !env::have_tool("ip") || !env::have_tool("dnsmasq") {
         return;
     }
-    let Some(fx) = env::fixtures() else { return };
+    let fx = env::fixtures();
     let lab = Lab::build(1);
     let _dns = lab.dnsmasq_dns(&[("test.example.com", "203.0.113.10")]);
     // osMUD's copy of the draft's example bulb: from the device, test.example.com:443/tcp.

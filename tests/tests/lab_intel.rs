@@ -11,7 +11,7 @@ use kettlewatch_tests::{
     lab::{FAST_CONFIG, Lab},
     proc::Sensor,
 };
-use sensor_user::addr::mac;
+use sensor_user::model::addr::mac;
 
 #[test]
 fn listed_addresses_domains_and_canaries_alert_and_feed_edits_apply_live() {

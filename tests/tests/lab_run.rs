@@ -15,7 +15,7 @@ use kettlewatch_tests::{
     lab::{FAST_CONFIG, Lab, SERVERS_V4, SERVERS_V6},
     proc::Sensor,
 };
-use sensor_user::addr::mac;
+use sensor_user::model::addr::mac;
 use serde_json::Value;
 
 const ATTACHED: &str = "watching lan0";
@@ -1029,7 +1029,7 @@ fn the_inventory_survives_kill_9_and_is_listed_while_the_sensor_runs() {
         .expect("the device shows up again");
     assert_eq!(
         dev["iot"]["device"]["first_seen"],
-        sensor_user::clock::eve_timestamp(stored["first_seen_ns"].as_u64().unwrap()),
+        sensor_user::model::clock::eve_timestamp(stored["first_seen_ns"].as_u64().unwrap()),
         "first sight comes from the store"
     );
     assert_eq!(

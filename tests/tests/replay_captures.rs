@@ -165,7 +165,7 @@ fn tsharks(path: &Path) -> BTreeMap<Key, (u64, u64)> {
 }
 
 fn nku_captures() -> Option<Vec<PathBuf>> {
-    let dir = env::fixtures()?.join("captures/nku-lifecycle");
+    let dir = env::fixtures().join("captures/nku-lifecycle");
     let mut all = Vec::new();
     for sub in [
         "xiaobai_Y2camera_lifecycle",
@@ -340,7 +340,7 @@ fn pcapng_with_malformed_payloads_and_vlan_tags_replays() {
     if !env::have_root() {
         return;
     }
-    let Some(fx) = env::fixtures() else { return };
+    let fx = env::fixtures();
     for name in ["dhcp-fuzz.pcapng", "xiaomi.pcap", "telnet.pcap"] {
         let cap = fx.join("captures/ndpi").join(name);
         let out = replay(&[&cap]);
@@ -371,7 +371,7 @@ fn a_dhcp_request_names_its_device_with_the_values_tcpdump_shows() {
     if !env::have_root() {
         return;
     }
-    let Some(fx) = env::fixtures() else { return };
+    let fx = env::fixtures();
     // A capture from the relay's link, not a device LAN: the DHCP server's side is the
     // "gateway" here, so the relay's request counts as ingress.
     let cap = fx.join("captures/tcpdump/dhcp-mud.pcap");
@@ -465,7 +465,7 @@ fn nku_devices_are_found_with_their_vendors_and_categories() {
 /// Replays one discovery capture (with the gateway MAC when it is not a device LAN) and
 /// returns the last `iot.device` of each MAC, and the final stats.
 fn discovered(capture: &str, gateway: Option<&str>) -> Option<(BTreeMap<String, Value>, Value)> {
-    let fx = env::fixtures()?;
+    let fx = env::fixtures();
     let mut args: Vec<std::ffi::OsString> = Vec::new();
     if let Some(g) = gateway {
         args.extend(["--gateway-mac".into(), g.into()]);
@@ -585,7 +585,7 @@ fn malformed_dhcp_is_counted_not_fatal() {
 
 /// First and last frame times of a capture (ns since the epoch).
 fn span(p: &Path) -> (u64, u64) {
-    let mut c = sensor_user::capture::Capture::open(p).unwrap();
+    let mut c = sensor_user::ingest::pcap::Capture::open(p).unwrap();
     let (mut first, mut last) = (None, 0);
     while let Some(f) = c.next_frame() {
         let t = f.unwrap().ts_ns;
@@ -603,7 +603,7 @@ fn nku_learned_on_setup_and_idle_then_monitored() {
     if !env::have_root() {
         return;
     }
-    let Some(fx) = env::fixtures() else { return };
+    let fx = env::fixtures();
     let dir = fx.join("captures/nku-lifecycle");
     let cam = |p: &str| {
         dir.join(format!(

@@ -14,7 +14,7 @@ use sensor_common::{
     policy::{IntelEntry, intel_flags, verdict},
     proto,
 };
-use sensor_user::events::KernelEvent;
+use sensor_user::kernel::records::KernelEvent;
 
 const XDP_DROP: u32 = 1;
 const DEV: [u8; 6] = [0x02, 0, 0x5e, 0x10, 0, 0x17];

@@ -9,7 +9,7 @@ use kettlewatch_tests::{
     xdp::{Program, XDP_PASS, nonzero_stats},
 };
 use sensor_common::{FLOW_SERVING, FlowKey, proto};
-use sensor_user::events::KernelEvent;
+use sensor_user::kernel::records::KernelEvent;
 
 const DEV: [u8; 6] = [0x02, 0, 0x5e, 0x10, 0, 0x17];
 const GW: [u8; 6] = [0x02, 0, 0x5e, 0x10, 0, 0x01];
@@ -605,7 +605,7 @@ fn map_sizes_come_from_the_config() {
     if !env::have_root() {
         return;
     }
-    let mut p = Program::load_sized(sensor_user::loader::MapSizes {
+    let mut p = Program::load_sized(sensor_user::kernel::loader::MapSizes {
         flows: 4,
         devices: 16,
         ring_bytes: 4096,
@@ -664,7 +664,7 @@ fn cached_frames_of_an_evicted_flow_are_counted_as_lost() {
     if !env::have_root() {
         return;
     }
-    let mut p = Program::load_sized(sensor_user::loader::MapSizes {
+    let mut p = Program::load_sized(sensor_user::kernel::loader::MapSizes {
         flows: 4,
         devices: 16,
         ring_bytes: 4096,
@@ -704,7 +704,7 @@ fn the_object_has_every_map_and_program_the_constants_name() {
     }
     // The #[map] macro takes literals only; this keeps them and sensor-common in step.
     let ebpf = aya::EbpfLoader::new()
-        .load(sensor_user::loader::OBJECT)
+        .load(sensor_user::kernel::loader::OBJECT)
         .expect("load the object");
     let maps: Vec<&str> = ebpf.maps().map(|(n, _)| n).collect();
     for name in sensor_common::maps::ALL {

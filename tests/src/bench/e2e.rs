@@ -16,7 +16,7 @@ use aya::{
 use sensor_common::{maps, proto};
 use sensor_user::{
     config::SensorConfig,
-    loader::{self, MapSizes},
+    kernel::loader::{self, MapSizes},
 };
 
 use crate::{

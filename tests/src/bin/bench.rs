@@ -26,8 +26,8 @@ use kettlewatch_tests::frames::{self, cat, eth, ethertype as et};
 use sensor_common::{maps, proto};
 use sensor_user::{
     config::SensorConfig,
-    kernel_maps::KernelMaps,
-    loader::{self, MapSizes},
+    kernel::loader::{self, MapSizes},
+    kernel::maps::KernelMaps,
 };
 use serde_json::json;
 
@@ -211,7 +211,7 @@ fn load() -> Result<Loaded> {
     let (maps, ring) = KernelMaps::take(&mut ebpf)?;
     // The device is monitored against an allow-list, so every new flow takes a policy
     // verdict (device lookup, trie lookup, port rules): the figures include it.
-    let mut policy = sensor_user::kernel_policy::PolicyMaps::take(&mut ebpf)?;
+    let mut policy = sensor_user::kernel::policy_maps::PolicyMaps::take(&mut ebpf)?;
     let mut allow = std::collections::BTreeMap::new();
     let rule = |port, proto| sensor_common::policy::PortRule {
         port,
@@ -302,10 +302,10 @@ fn intel_load(n: u32) -> Result<(f64, f64, f64, f64)> {
     )?;
     let mut ebpf = loader::load(MapSizes::from(&SensorConfig::default()), false)?;
     let (_maps, mut ring) = KernelMaps::take(&mut ebpf)?;
-    let mut intel = sensor_user::intel::IntelMaps::take(&mut ebpf)?;
+    let mut intel = sensor_user::judge::intel::IntelMaps::take(&mut ebpf)?;
     let rss0 = rss_kb();
     let t = std::time::Instant::now();
-    let mut set = sensor_user::intel::IntelSet::default();
+    let mut set = sensor_user::judge::intel::IntelSet::default();
     set.load(&cfg, 0);
     let want = set.kernel();
     intel.apply(&want)?;
@@ -374,10 +374,10 @@ type Pipeline = (f64, f64, f64, (f64, f64));
 
 fn pipeline(live: u32) -> Result<Pipeline> {
     use sensor_user::{
-        clock,
-        eve::Eve,
-        output::Output,
-        sensor::{Sensor, Stages},
+        emit::eve::Eve,
+        emit::output::Output,
+        engine::sensor::{Sensor, Stages},
+        model::clock,
     };
     let sizes = MapSizes {
         flows: live + live / 4,
@@ -385,16 +385,23 @@ fn pipeline(live: u32) -> Result<Pipeline> {
     };
     let mut ebpf = loader::load(sizes, false)?;
     let (maps, mut ring) = KernelMaps::take(&mut ebpf)?;
-    let pm = sensor_user::kernel_policy::PolicyMaps::take(&mut ebpf)?;
-    let im = sensor_user::intel::IntelMaps::take(&mut ebpf)?;
+    let pm = sensor_user::kernel::policy_maps::PolicyMaps::take(&mut ebpf)?;
+    let im = sensor_user::judge::intel::IntelMaps::take(&mut ebpf)?;
     let config = sensor_user::config::Config::default();
     let time = clock::TimeBase::live();
     let now = clock::realtime_ns();
     let stages = Stages {
-        classifier: sensor_user::classify::Classifier::builtin(),
+        classifier: sensor_user::judge::classify::Classifier::builtin(),
         store: None,
-        baseline: sensor_user::baseline::start(&config, None, Vec::new(), now, &time, Some(pm))?,
-        intel: sensor_user::intel::stage::Intel::start(
+        baseline: sensor_user::judge::baseline::start(
+            &config,
+            None,
+            Vec::new(),
+            now,
+            &time,
+            Some(pm),
+        )?,
+        intel: sensor_user::judge::intel::stage::Intel::start(
             &config,
             Some(im),
             (now / 1_000_000_000) as i64,

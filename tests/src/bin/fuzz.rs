@@ -20,11 +20,11 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let fixtures = env::workspace().join("../shared/fixtures");
+    let fixtures = env::fixtures();
     if let Some(dir) = args.parser_seeds {
         return write_parser_seeds(&fixtures, &dir);
     }
-    let seeds = fuzz::seeds(fixtures.is_dir().then_some(fixtures.as_path()));
+    let seeds = fuzz::seeds(Some(&fixtures));
     eprintln!(
         "{} seed frames, {} iterations, seed {}",
         seeds.len(),
@@ -39,8 +39,14 @@ fn main() -> Result<()> {
 
 fn write_parser_seeds(fixtures: &std::path::Path, dir: &std::path::Path) -> Result<()> {
     use anyhow::Context as _;
-    let readme = std::fs::read_to_string(env::workspace().join("README.md"))?;
-    let seeds = sensor_user::fuzzing::seeds(fixtures, &readme);
+    let doc = env::workspace().join("docs/configuration.md");
+    let text = std::fs::read_to_string(&doc).with_context(|| doc.display().to_string())?;
+    let seeds = sensor_user::fuzzing::seeds(fixtures, &text);
+    anyhow::ensure!(
+        seeds.iter().any(|(t, _)| *t == "config"),
+        "{} has no ```toml block with [sensor]: the config target would have no seed",
+        doc.display()
+    );
     for (i, (target, bytes)) in seeds.iter().enumerate() {
         let d = dir.join(target);
         std::fs::create_dir_all(&d).with_context(|| d.display().to_string())?;

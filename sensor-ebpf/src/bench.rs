@@ -1,0 +1,55 @@
+//! Benchmark programs, loaded by `cargo xtask bench` and never attached by the sensor:
+//! the empty baseline, the parser alone, and the end-to-end traffic source.
+
+use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use sensor_common::maps;
+
+use crate::parse;
+
+/// The benchmark's baseline: does nothing. Never attached by the sensor.
+#[xdp(frags)]
+pub fn kw_bench_pass(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_PASS
+}
+
+/// The end-to-end benchmark's traffic source, run with BPF_PROG_TEST_RUN in live-frames
+/// mode on the sending veth: gives each IPv4/UDP frame one of
+/// [`maps::BENCH_GEN_FLOWS`] destination ports at random (a flow each, for the sensor and
+/// for 5-tuple counters) and transmits it to the peer, where the program under test
+/// counts it. Never attached.
+#[xdp]
+pub fn kw_bench_gen(ctx: XdpContext) -> u32 {
+    // Ethernet (14) + IPv4 without options (20) + UDP source port (2).
+    const DPORT: usize = 36;
+    let (data, end) = (ctx.data(), ctx.data_end());
+    if data + DPORT + 2 > end {
+        return xdp_action::XDP_ABORTED;
+    }
+    // SAFETY: bounds checked above.
+    let rnd = unsafe { aya_ebpf::helpers::bpf_get_prandom_u32() };
+    let port = 10_000 + (rnd % maps::BENCH_GEN_FLOWS) as u16;
+    // SAFETY: two bytes inside the frame (checked above).
+    unsafe { core::ptr::write_unaligned((data + DPORT) as *mut [u8; 2], port.to_be_bytes()) };
+    xdp_action::XDP_TX
+}
+
+/// The benchmark's parse-only step: the sensor's parser and nothing else (no maps), so
+/// the cost of parsing can be told from the cost of counting. Never attached.
+#[xdp(frags)]
+pub fn kw_bench_parse(ctx: XdpContext) -> u32 {
+    if let Ok(l2) = parse::l2(&ctx) {
+        let l3 = match l2.ethertype {
+            parse::ETH_P_IP => parse::ipv4(&ctx, l2.l3),
+            parse::ETH_P_IPV6 => parse::ipv6(&ctx, l2.l3),
+            _ => return xdp_action::XDP_PASS,
+        };
+        // Keep the result alive so the parse is not optimized away.
+        if let Ok(l3) = l3
+            && l3.dst_port == 0xffff
+            && l3.proto == 0xff
+        {
+            return xdp_action::XDP_ABORTED;
+        }
+    }
+    xdp_action::XDP_PASS
+}

@@ -1,0 +1,37 @@
+//! Clocks: the kernel's (coarse for counters, precise for events), or the capture's
+//! time written by the loader while replaying a file.
+
+use aya_ebpf::helpers::{bpf_ktime_get_coarse_ns, bpf_ktime_get_ns};
+
+use crate::maps::{CLOCK, KW_REPLAY};
+
+#[inline(always)]
+pub(crate) fn replaying() -> bool {
+    // SAFETY: a plain read of a read-only global the loader may have rewritten.
+    unsafe { core::ptr::read_volatile(&KW_REPLAY) != 0 }
+}
+
+/// Time for counters: the coarse clock is plenty for first/last seen and cheaper.
+#[inline(always)]
+pub(crate) fn now_coarse() -> u64 {
+    if replaying() {
+        return capture_clock();
+    }
+    // SAFETY: helper without preconditions.
+    unsafe { bpf_ktime_get_coarse_ns() }
+}
+
+/// Time for events: precise, so userspace can measure alert latency.
+#[inline(always)]
+pub(crate) fn now_precise() -> u64 {
+    if replaying() {
+        return capture_clock();
+    }
+    // SAFETY: helper without preconditions.
+    unsafe { bpf_ktime_get_ns() }
+}
+
+#[inline(always)]
+pub(crate) fn capture_clock() -> u64 {
+    CLOCK.get(0).copied().unwrap_or(0)
+}

@@ -1,0 +1,184 @@
+//! Flows: the per-CPU flow cache in front of the flow map, so a busy flow's frames are
+//! counted in place with an array lookup, and the map entry (with its verdict and a
+//! new-flow event) created once per flow.
+
+use aya_ebpf::bindings::BPF_NOEXIST;
+use sensor_common::{
+    CacheSlot, EVENT_NEW_FLOW, Event, FLOW_SERVING, FlowCounters, FlowKey, policy::verdict, proto,
+    stats,
+};
+
+use crate::{
+    clock::{now_coarse, now_precise},
+    device::count_device,
+    maps::{EEXIST, FLOW_CACHE, FLOWS, Stats},
+    parse,
+    ring::emit,
+    verdict::{count_verdict, evaluate_full, policy_gen, reevaluate},
+};
+
+/// The flow key: by destination, except when the device is answering from a well-known
+/// port to an ephemeral one: then by the device's service port, so that every client is
+/// not a new destination.
+#[inline(always)]
+pub(crate) fn flow_key(l2: &parse::L2, l3: &parse::L3) -> FlowKey {
+    let serving = (l3.proto == proto::TCP || l3.proto == proto::UDP)
+        && l3.src_port < 1024
+        && l3.dst_port >= 1024;
+    FlowKey::from_parts(
+        l3.dst,
+        l2.src_mac,
+        if serving { l3.src_port } else { l3.dst_port },
+        l3.proto,
+        if serving { FLOW_SERVING } else { 0 },
+    )
+}
+
+/// Counts a frame in the flow cache when its flow holds the slot; otherwise hands the
+/// slot's counts to the flow map, counts the frame there (with the time), and gives the
+/// slot to its flow. Returns the flow's verdict, taken again when the policy generation
+/// moved on, or while it is blocked (so an address allowed meanwhile gets through).
+#[inline(always)]
+pub(crate) fn count_flow(st: &mut Stats, l2: &parse::L2, l3: &parse::L3, len: u64) -> u8 {
+    let key = flow_key(l2, l3);
+    let generation = policy_gen();
+    let Some(slot) = FLOW_CACHE.get_ptr_mut(key.cache_slot()) else {
+        return count_in_map(st, l2, l3, &key, len, now_coarse(), generation).0;
+    };
+    // SAFETY: per-CPU value of this CPU.
+    let slot = unsafe { &mut *slot };
+    if slot.valid != 0 && slot.key.same(&key) {
+        slot.packets += 1;
+        slot.bytes += len;
+        slot.tcp_flags |= l3.tcp_flags;
+        if slot.policy_gen != generation || verdict::dropped(slot.verdict) {
+            let v = reevaluate(st, &key, slot.verdict);
+            slot.verdict = v;
+            slot.policy_gen = generation;
+        }
+        return slot.verdict;
+    }
+    if slot.valid != 0 && slot.packets != 0 {
+        flush(st, slot);
+    }
+    let (v, v_gen) = count_in_map(st, l2, l3, &key, len, now_coarse(), generation);
+    slot.key = key;
+    slot.valid = 1;
+    slot.packets = 0;
+    slot.bytes = 0;
+    slot.tcp_flags = 0;
+    slot.verdict = v;
+    slot.policy_gen = v_gen;
+    v
+}
+
+/// Adds a cache slot's counts to its flow's entry in the flow map (this CPU's value).
+#[inline(always)]
+pub(crate) fn flush(st: &mut Stats, slot: &CacheSlot) {
+    match FLOWS.get_ptr_mut(&slot.key) {
+        Some(c) => {
+            // SAFETY: per-CPU value of this CPU.
+            let c = unsafe { &mut *c };
+            c.packets += slot.packets;
+            c.bytes += slot.bytes;
+            c.tcp_flags |= slot.tcp_flags;
+            c.verdict = slot.verdict;
+            c.policy_gen = slot.policy_gen;
+        }
+        // The LRU dropped the flow while its frames waited here.
+        None => st[stats::CACHE_FLUSH_LOST as usize] += slot.packets,
+    }
+}
+
+/// Counts a frame in the flow map, creating the flow (with its verdict, and an event)
+/// when it is new. Returns the verdict and the generation it was taken under.
+#[inline(always)]
+pub(crate) fn count_in_map(
+    st: &mut Stats,
+    l2: &parse::L2,
+    l3: &parse::L3,
+    key: &FlowKey,
+    len: u64,
+    now: u64,
+    generation: u32,
+) -> (u8, u32) {
+    if let Some(c) = FLOWS.get_ptr_mut(key) {
+        // SAFETY: per-CPU value of this CPU; nothing else writes it concurrently.
+        let c = unsafe { &mut *c };
+        bump_flow(c, len, l3.tcp_flags, now);
+        if c.policy_gen != generation || c.verdict == verdict::UNSET || verdict::dropped(c.verdict)
+        {
+            c.verdict = reevaluate(st, key, c.verdict);
+            c.policy_gen = generation;
+        }
+        return (c.verdict, c.policy_gen);
+    }
+    let (v, intel_id) = evaluate_full(key);
+    let first = FlowCounters {
+        packets: 1,
+        bytes: len,
+        first_seen_ns: now,
+        last_seen_ns: now,
+        tcp_flags: l3.tcp_flags,
+        verdict: v,
+        _pad: [0; 2],
+        policy_gen: generation,
+    };
+    match FLOWS.insert(key, &first, BPF_NOEXIST as u64) {
+        Ok(()) => {
+            st[stats::NEW_FLOWS as usize] += 1;
+            count_verdict(st, v);
+            // A device's IP traffic is the sum of its flows (userspace adds them up), so
+            // the device map is only touched here, once per new flow, not per frame.
+            count_device(st, l2, None, now);
+            emit(
+                st,
+                Event {
+                    ts_ns: now_precise(),
+                    key: *key,
+                    // SAFETY: four native-order words are the address's 16 bytes.
+                    src_addr: unsafe { core::mem::transmute::<[u32; 4], [u8; 16]>(l3.src) },
+                    src_port: l3.src_port,
+                    dst_mac: l2.dst_mac,
+                    kind: EVENT_NEW_FLOW,
+                    tcp_flags: l3.tcp_flags,
+                    dst_port: l3.dst_port,
+                    frame_len: len as u32,
+                    ethertype: l2.ethertype,
+                    vlan: l2.vlan,
+                    verdict: v,
+                    _pad: [0; 3],
+                    policy_gen: generation,
+                    intel_id,
+                    _pad2: 0,
+                },
+            );
+        }
+        // Another CPU created it between our lookup and insert: count on our slot.
+        Err(e) if e == -EEXIST => match FLOWS.get_ptr_mut(key) {
+            Some(c) => {
+                // SAFETY: as above.
+                let c = unsafe { &mut *c };
+                bump_flow(c, len, l3.tcp_flags, now);
+                c.verdict = v;
+                c.policy_gen = generation;
+            }
+            // ... and the LRU already evicted it again: the frame is lost to the map.
+            None => st[stats::FLOW_INSERT_FAILED as usize] += 1,
+        },
+        Err(_) => st[stats::FLOW_INSERT_FAILED as usize] += 1,
+    }
+    (v, generation)
+}
+
+#[inline(always)]
+pub(crate) fn bump_flow(c: &mut FlowCounters, len: u64, tcp_flags: u8, now: u64) {
+    c.packets += 1;
+    c.bytes += len;
+    c.tcp_flags |= tcp_flags;
+    // A slot another CPU created starts at zero.
+    if c.first_seen_ns == 0 {
+        c.first_seen_ns = now;
+    }
+    c.last_seen_ns = now;
+}

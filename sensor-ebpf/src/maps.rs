@@ -1,0 +1,87 @@
+//! Every map of the sensor's object, and the counters every program bumps. The
+//! `#[map]` macro only takes literals, so each name is checked at compile time against
+//! the constant in `sensor_common::maps` that userspace opens it by.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap, LpmTrie, LruPerCpuHashMap, PerCpuArray, RingBuf},
+};
+use sensor_common::{
+    CacheSlot, DeviceCounters, DeviceKey, EgressCounters, FlowCounters, FlowKey, maps,
+    policy::{AllowData, AllowEntry, DevicePolicy, IntelData, IntelEntry},
+    stats, str_eq,
+};
+
+const _: () = assert!(str_eq(maps::FLOWS, "KW_FLOWS"));
+const _: () = assert!(str_eq(maps::FLOW_CACHE, "KW_FLOW_CACHE"));
+const _: () = assert!(str_eq(maps::DEVICES, "KW_DEVICES"));
+const _: () = assert!(str_eq(maps::STATS, "KW_STATS"));
+const _: () = assert!(str_eq(maps::EVENTS, "KW_EVENTS"));
+const _: () = assert!(str_eq(maps::CLOCK, "KW_CLOCK"));
+const _: () = assert!(str_eq(maps::GLOBAL_REPLAY, "KW_REPLAY"));
+const _: () = assert!(str_eq(maps::DEVICE_POLICY, "KW_DEVICE_POLICY"));
+const _: () = assert!(str_eq(maps::ALLOW, "KW_ALLOW"));
+const _: () = assert!(str_eq(maps::POLICY_GEN, "KW_POLICY_GEN"));
+const _: () = assert!(str_eq(maps::INTEL, "KW_INTEL"));
+
+#[map(name = "KW_FLOWS")]
+pub(crate) static FLOWS: LruPerCpuHashMap<FlowKey, FlowCounters> =
+    LruPerCpuHashMap::with_max_entries(maps::DEFAULT_MAX_FLOWS, 0);
+
+#[map(name = "KW_FLOW_CACHE")]
+pub(crate) static FLOW_CACHE: PerCpuArray<CacheSlot> =
+    PerCpuArray::with_max_entries(maps::FLOW_CACHE_SLOTS, 0);
+
+#[map(name = "KW_DEVICES")]
+pub(crate) static DEVICES: LruPerCpuHashMap<DeviceKey, DeviceCounters> =
+    LruPerCpuHashMap::with_max_entries(maps::DEFAULT_MAX_DEVICES, 0);
+
+#[map(name = "KW_STATS")]
+pub(crate) static STATS: PerCpuArray<Stats> = PerCpuArray::with_max_entries(1, 0);
+
+#[map(name = "KW_EVENTS")]
+pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(maps::DEFAULT_RING_BYTES, 0);
+
+#[map(name = "KW_CLOCK")]
+pub(crate) static CLOCK: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+#[map(name = "KW_DEVICE_POLICY")]
+pub(crate) static DEVICE_POLICY: HashMap<DeviceKey, DevicePolicy> =
+    HashMap::with_max_entries(maps::DEFAULT_MAX_POLICY_DEVICES, 0);
+
+#[map(name = "KW_ALLOW")]
+pub(crate) static ALLOW: LpmTrie<AllowData, AllowEntry> =
+    LpmTrie::with_max_entries(maps::DEFAULT_MAX_ALLOW, 0);
+
+#[map(name = "KW_INTEL")]
+pub(crate) static INTEL: LpmTrie<IntelData, IntelEntry> =
+    LpmTrie::with_max_entries(maps::DEFAULT_MAX_INTEL, 0);
+
+#[map(name = "KW_POLICY_GEN")]
+pub(crate) static POLICY_GEN: Array<u32> = Array::with_max_entries(1, 0);
+
+/// Set to 1 by the loader when replaying a capture; read-only, so the verifier prunes the
+/// branch that isn't taken.
+#[unsafe(no_mangle)]
+pub(crate) static KW_REPLAY: u8 = 0;
+
+const _: () = assert!(str_eq(maps::EGRESS, "KW_EGRESS"));
+
+/// What the gateway sends each device: downstream volume.
+#[map(name = "KW_EGRESS")]
+pub(crate) static EGRESS: LruPerCpuHashMap<DeviceKey, EgressCounters> =
+    LruPerCpuHashMap::with_max_entries(maps::DEFAULT_MAX_DEVICES, 0);
+
+/// The errno a `BPF_NOEXIST` insert returns when another CPU created the entry first.
+pub(crate) const EEXIST: i32 = 17;
+
+/// This CPU's counters, looked up once per frame.
+pub(crate) type Stats = [u64; stats::COUNT as usize];
+
+/// Adds `n` to counter `idx` (an index from `sensor_common::stats`).
+#[inline(always)]
+pub(crate) fn bump(st: &mut Stats, idx: u32, n: u64) {
+    if let Some(c) = st.get_mut(idx as usize) {
+        *c += n;
+    }
+}

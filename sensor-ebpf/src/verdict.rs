@@ -1,0 +1,84 @@
+//! A flow's verdict: threat intelligence and canaries, then the device's policy, decided
+//! by the table in `sensor_common::policy::verdict` that userspace uses too.
+
+use aya_ebpf::maps::lpm_trie::Key;
+use sensor_common::{
+    DeviceKey, FlowKey,
+    policy::{AllowData, GROUP_BITS, IntelData, mode, verdict},
+    stats,
+};
+
+use crate::maps::{ALLOW, DEVICE_POLICY, INTEL, POLICY_GEN, Stats, bump};
+
+/// The current policy generation.
+#[inline(always)]
+pub(crate) fn policy_gen() -> u32 {
+    POLICY_GEN.get(0).copied().unwrap_or(0)
+}
+
+/// The verdict for a flow: threat intelligence and canaries first (they outrank any
+/// policy), then the device's policy. Returns the intel entry's id too (0: none).
+#[inline(always)]
+pub(crate) fn evaluate_full(key: &FlowKey) -> (u8, u32) {
+    let policy = evaluate(key);
+    let k = Key::new(128, IntelData { addr: key.addr });
+    let Some(e) = INTEL.get(&k) else {
+        return (policy, 0);
+    };
+    (verdict::with_intel(policy, e.flags), e.id)
+}
+
+/// The policy verdict for a flow: the device's policy mode, then the longest allow-list
+/// prefix for its group and the flow's destination, then that entry's ports.
+#[inline(always)]
+pub(crate) fn evaluate(key: &FlowKey) -> u8 {
+    let dk = DeviceKey {
+        mac: key.mac,
+        _pad: [0; 2],
+    };
+    // SAFETY: a plain lookup; the value is only read.
+    let Some(p) = (unsafe { DEVICE_POLICY.get(&dk) }) else {
+        return verdict::NO_POLICY;
+    };
+    if p.mode == mode::LEARN {
+        // Skips the trie lookups a learning device does not need.
+        return verdict::LEARNING;
+    }
+    let k = Key::new(
+        GROUP_BITS + 128,
+        AllowData {
+            group: p.group.to_be_bytes(),
+            addr: key.addr,
+        },
+    );
+    match ALLOW.get(&k) {
+        None => verdict::decide(p.mode, false, false),
+        Some(e) => verdict::decide(p.mode, true, e.allows(key.port, key.proto)),
+    }
+}
+
+/// Counts a verdict taken for a new flow, or a changed one.
+#[inline(always)]
+pub(crate) fn count_verdict(st: &mut Stats, v: u8) {
+    let idx = match v {
+        verdict::ALLOWED => stats::VERDICT_ALLOWED,
+        verdict::NO_POLICY => stats::VERDICT_NO_POLICY,
+        verdict::LEARNING => stats::VERDICT_LEARNING,
+        verdict::UNEXPECTED => stats::VERDICT_UNEXPECTED,
+        verdict::NEW_PORT => stats::VERDICT_NEW_PORT,
+        verdict::INTEL | verdict::INTEL_BLOCKED => stats::VERDICT_INTEL,
+        verdict::CANARY => stats::VERDICT_CANARY,
+        _ => stats::VERDICT_BLOCKED,
+    };
+    bump(st, idx, 1);
+}
+
+/// Takes a known flow's verdict again; counts it when it changed.
+#[inline(always)]
+pub(crate) fn reevaluate(st: &mut Stats, key: &FlowKey, before: u8) -> u8 {
+    let v = evaluate_full(key).0;
+    if v != before {
+        count_verdict(st, v);
+    }
+    v
+}

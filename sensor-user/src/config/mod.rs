@@ -1,0 +1,665 @@
+//! The TOML configuration file. Every key is optional; unknown keys and bad values are
+//! errors that name the file, line and column.
+
+use std::{ops::Range, path::Path, time::Duration};
+
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+
+pub mod error;
+
+pub use error::ConfigError;
+use error::line_col;
+
+use crate::model::vocab::{CATEGORIES, Criticality};
+
+/// The whole configuration.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[sensor]`.
+    #[serde(default)]
+    pub sensor: SensorConfig,
+    /// `[output]`.
+    #[serde(default)]
+    pub output: OutputConfig,
+    /// `[inventory]`.
+    #[serde(default)]
+    pub inventory: InventoryConfig,
+    /// `[[device]]`: the declared inventory.
+    #[serde(default, rename = "device")]
+    pub devices: Vec<DeclaredDevice>,
+    /// `[classify]`.
+    #[serde(default)]
+    pub classify: ClassifyConfig,
+    /// `[baseline]`.
+    #[serde(default)]
+    pub baseline: BaselineConfig,
+    /// `[[policy]]`: declared destination policies.
+    #[serde(default, rename = "policy")]
+    pub policies: Vec<PolicyConfig>,
+    /// `[mud]`.
+    #[serde(default)]
+    pub mud: MudConfig,
+    /// `[intel]` and its `[[intel.feed]]`s.
+    #[serde(default)]
+    pub intel: IntelConfig,
+    /// `[canary]`.
+    #[serde(default)]
+    pub canary: CanaryConfig,
+    /// `[anomaly]`: thresholds of the behaviour detectors.
+    #[serde(default)]
+    pub anomaly: AnomalyConfig,
+    /// The directory of the file this came from: relative paths in it are relative to it.
+    #[serde(skip)]
+    pub base_dir: Option<std::path::PathBuf>,
+}
+
+/// A policy mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Record every destination; alert on none.
+    Learn,
+    /// Alert on unexpected destinations.
+    Monitor,
+    /// Alert on and drop unexpected destinations.
+    Enforce,
+}
+
+impl Mode {
+    /// The name in events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Learn => "learn",
+            Mode::Monitor => "monitor",
+            Mode::Enforce => "enforce",
+        }
+    }
+}
+
+/// `[baseline]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BaselineConfig {
+    /// The mode of devices without a declared policy of their own.
+    pub mode: Mode,
+    /// In learn mode: after this long, the sensor switches to monitor by itself.
+    #[serde(deserialize_with = "duration")]
+    pub learn_for: Spanned<Duration>,
+    /// Destinations every device may reach: the LAN's own prefixes. Empty: the sensor's
+    /// interface prefixes (replay: the private ranges), with multicast and broadcast.
+    pub local: Vec<Spanned<String>>,
+    /// A resolved address stays allowed this long past its DNS TTL.
+    #[serde(deserialize_with = "duration")]
+    pub dns_grace: Spanned<Duration>,
+    /// Allow-list entries in the kernel, over all devices.
+    pub max_allow_entries: u32,
+}
+
+impl Default for BaselineConfig {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Learn,
+            learn_for: Spanned::new(0..0, Duration::from_secs(24 * 3600)),
+            local: Vec::new(),
+            dns_grace: Spanned::new(0..0, Duration::from_secs(300)),
+            max_allow_entries: sensor_common::maps::DEFAULT_MAX_ALLOW,
+        }
+    }
+}
+
+/// One `[[policy]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Its name (referenced by `[[device]] policy`).
+    pub name: Spanned<String>,
+    /// Applies to devices of these categories ...
+    #[serde(default)]
+    pub categories: Vec<Spanned<String>>,
+    /// ... and to these MACs.
+    #[serde(default)]
+    pub devices: Vec<Spanned<String>>,
+    /// Allowed destinations.
+    #[serde(default)]
+    pub allow: Vec<Spanned<String>>,
+    /// A MUD file whose from-device rules it adds (relative to the config file).
+    pub mud: Option<Spanned<String>>,
+    /// Its mode (default monitor: a declared policy is meant to be checked).
+    pub mode: Option<Mode>,
+}
+
+/// `[intel]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IntelConfig {
+    /// Drop traffic to listed destinations (XDP_DROP).
+    pub block: bool,
+    /// The feeds.
+    #[serde(rename = "feed")]
+    pub feeds: Vec<FeedConfig>,
+}
+
+/// One `[[intel.feed]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedConfig {
+    /// The file (relative to the configuration file).
+    pub path: Spanned<String>,
+    /// Its format: one of `intel::formats::FORMATS`.
+    pub format: Spanned<String>,
+    /// Its name in alerts and stats (default: the file name without extension).
+    pub name: Option<String>,
+    /// Take private, loopback, link-local, multicast and very broad entries too.
+    #[serde(default)]
+    pub allow_broad: bool,
+    /// For `suricata-iprep`: the categories file naming its category numbers.
+    pub categories: Option<String>,
+}
+
+/// `[anomaly]`: every threshold of the behaviour detectors, each with its default.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnomalyConfig {
+    /// Fan-out window.
+    #[serde(deserialize_with = "duration")]
+    pub window: Spanned<Duration>,
+    /// Distinct destinations in a window that make a sweep.
+    pub fanout_destinations: usize,
+    /// Distinct ports of one destination in a window that make a port scan.
+    pub fanout_ports: usize,
+    /// Volume is judged per interval of this length.
+    #[serde(deserialize_with = "duration")]
+    pub volume_interval: Spanned<Duration>,
+    /// Intervals before a device's rate is trusted.
+    pub volume_warmup: u32,
+    /// A spike is above the learned rate by this many deviations ...
+    pub volume_k: f64,
+    /// ... and this many times the learned rate ...
+    pub volume_ratio: f64,
+    /// ... and at least this many bytes in the interval ...
+    pub volume_floor_bytes: u64,
+    /// ... (or packets, for the packet series).
+    pub volume_floor_packets: u64,
+    /// TCP SYNs to one destination and port within a poll, with no ACK ever seen.
+    pub syn_flood_packets: u64,
+    /// Resolvers devices may use besides the LAN's own.
+    pub dns_servers: Vec<Spanned<String>>,
+    /// Time servers devices may use besides the LAN's own.
+    pub ntp_servers: Vec<Spanned<String>>,
+    /// One alert per device and rule at most this often; repeats are counted.
+    #[serde(deserialize_with = "duration")]
+    pub realert_after: Spanned<Duration>,
+}
+
+impl Default for AnomalyConfig {
+    fn default() -> Self {
+        let d = |s| Spanned::new(0..0, Duration::from_secs(s));
+        Self {
+            window: d(10),
+            fanout_destinations: 32,
+            fanout_ports: 32,
+            volume_interval: d(10),
+            volume_warmup: 6,
+            volume_k: 6.0,
+            volume_ratio: 4.0,
+            volume_floor_bytes: 1_000_000,
+            volume_floor_packets: 1_000,
+            syn_flood_packets: 200,
+            dns_servers: Vec::new(),
+            ntp_servers: Vec::new(),
+            realert_after: d(600),
+        }
+    }
+}
+
+/// `[canary]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CanaryConfig {
+    /// Addresses no legitimate device ever contacts.
+    pub addresses: Vec<Spanned<String>>,
+}
+
+/// `[mud]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MudConfig {
+    /// MUD files matched to devices by the MUD URL they announce.
+    pub dir: Option<std::path::PathBuf>,
+}
+
+/// `[classify]`: where classification rules come from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClassifyConfig {
+    /// A rules file in the format of the built-in `data/classify.toml`, read after it.
+    pub rules: Option<std::path::PathBuf>,
+    /// Whether the built-in rules apply (false: only the user's file).
+    pub builtin: bool,
+}
+
+impl Default for ClassifyConfig {
+    fn default() -> Self {
+        Self {
+            rules: None,
+            builtin: true,
+        }
+    }
+}
+
+/// One `[[device]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclaredDevice {
+    /// Its MAC.
+    pub mac: Spanned<String>,
+    /// What people call it.
+    pub name: Option<String>,
+    /// One of [`CATEGORIES`].
+    pub category: Option<Spanned<String>>,
+    /// How much it matters.
+    pub criticality: Option<Criticality>,
+    /// The name of a `[[policy]]` for it.
+    pub policy: Option<Spanned<String>>,
+}
+
+/// `[inventory]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InventoryConfig {
+    /// A declared device unseen this long raises `missing_device`.
+    #[serde(deserialize_with = "duration")]
+    pub missing_after: Spanned<Duration>,
+    /// LAN devices depending on a device that raise its criticality a level.
+    pub critical_dependents: u64,
+    /// LAN devices a device reaches that raise its criticality a level.
+    pub critical_peers: u64,
+    /// External destinations a device reaches that raise its criticality a level.
+    pub critical_destinations: u64,
+}
+
+impl Default for InventoryConfig {
+    fn default() -> Self {
+        Self {
+            missing_after: Spanned::new(0..0, Duration::from_secs(3600)),
+            critical_dependents: 3,
+            critical_peers: 5,
+            critical_destinations: 50,
+        }
+    }
+}
+
+/// `[sensor]`: identity, timing and kernel table sizes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SensorConfig {
+    /// The `sensor` field of every event; defaults to the host name.
+    pub name: String,
+    /// How often the flow and device maps are read.
+    #[serde(deserialize_with = "duration")]
+    pub poll_interval: Spanned<Duration>,
+    /// How often a `stats` event is written.
+    #[serde(deserialize_with = "duration")]
+    pub stats_interval: Spanned<Duration>,
+    /// A flow with new traffic gets a `flow` record at most this often.
+    #[serde(deserialize_with = "duration")]
+    pub flow_report: Spanned<Duration>,
+    /// Flow-table entries in the kernel (LRU beyond that).
+    pub max_flows: Spanned<u32>,
+    /// Device-table entries in the kernel (LRU beyond that).
+    pub max_devices: Spanned<u32>,
+    /// Ring-buffer size in bytes: a power of two, at least one page.
+    pub ring_buffer_bytes: Spanned<u32>,
+}
+
+impl Default for SensorConfig {
+    fn default() -> Self {
+        let d = |v| Spanned::new(0..0, v);
+        Self {
+            name: hostname(),
+            poll_interval: d(Duration::from_secs(1)),
+            stats_interval: d(Duration::from_secs(60)),
+            flow_report: d(Duration::from_secs(60)),
+            max_flows: Spanned::new(0..0, sensor_common::maps::DEFAULT_MAX_FLOWS),
+            max_devices: Spanned::new(0..0, sensor_common::maps::DEFAULT_MAX_DEVICES),
+            ring_buffer_bytes: Spanned::new(0..0, sensor_common::maps::DEFAULT_RING_BYTES),
+        }
+    }
+}
+
+/// `[output]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputConfig {
+    /// Where events go: a file path, or `-` for standard output.
+    pub path: String,
+    /// Lines queued for a sink that is slow; beyond that they are dropped and counted.
+    pub queue_lines: usize,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        Self {
+            path: "-".into(),
+            queue_lines: 65_536,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and parses a configuration file (relative paths are made relative to it).
+    /// This checks the file on its own; `engine::check` adds the checks that need
+    /// other stages (feed formats, allow entries, classification rules, MUD files).
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::read(path).map(|(c, _)| c)
+    }
+
+    /// [`Config::load`], also returning the file's text, for errors that point into it.
+    pub fn read(path: &Path) -> Result<(Self, String), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut c = Self::parse(&text, &path.display().to_string())?;
+        if let Some(dir) = path.parent() {
+            if let Some(r) = &c.classify.rules
+                && r.is_relative()
+            {
+                c.classify.rules = Some(dir.join(r));
+            }
+            if let Some(m) = &c.mud.dir
+                && m.is_relative()
+            {
+                c.mud.dir = Some(dir.join(m));
+            }
+            c.base_dir = Some(dir.to_path_buf());
+        }
+        Ok((c, text))
+    }
+
+    /// Parses and validates configuration text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let at = |span: Option<Range<usize>>, message: String| {
+            let (line, column) = line_col(text, span.map_or(0, |s| s.start));
+            ConfigError::Invalid {
+                path: origin.to_string(),
+                line,
+                column,
+                message,
+            }
+        };
+        let config: Config =
+            toml::from_str(text).map_err(|e| at(e.span(), e.message().to_string()))?;
+        config
+            .validate()
+            .map_err(|(span, msg)| at(Some(span), msg))?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), (Range<usize>, String)> {
+        let s = &self.sensor;
+        for (d, what) in [
+            (&s.poll_interval, "poll_interval"),
+            (&s.stats_interval, "stats_interval"),
+            (&s.flow_report, "flow_report"),
+        ] {
+            if d.get_ref().is_zero() {
+                return Err((d.span(), format!("{what} must be longer than zero")));
+            }
+        }
+        for (n, what, min) in [
+            (&s.max_flows, "max_flows", 1),
+            (&s.max_devices, "max_devices", 1),
+        ] {
+            if *n.get_ref() < min {
+                return Err((n.span(), format!("{what} must be at least {min}")));
+            }
+        }
+        let ring = *s.ring_buffer_bytes.get_ref();
+        if !ring.is_power_of_two() || ring < 4096 {
+            return Err((
+                s.ring_buffer_bytes.span(),
+                format!("ring_buffer_bytes must be a power of two of at least 4096, not {ring}"),
+            ));
+        }
+        if s.name.is_empty() {
+            return Err((0..0, "[sensor] name must not be empty".into()));
+        }
+        if self.inventory.missing_after.get_ref().is_zero() {
+            return Err((
+                self.inventory.missing_after.span(),
+                "missing_after must be longer than zero".into(),
+            ));
+        }
+        if self.baseline.learn_for.get_ref().is_zero() {
+            return Err((
+                self.baseline.learn_for.span(),
+                "learn_for must be longer than zero".into(),
+            ));
+        }
+        for l in &self.baseline.local {
+            if l.get_ref().parse::<ipnet::IpNet>().is_err()
+                && l.get_ref().parse::<std::net::IpAddr>().is_err()
+            {
+                return Err((
+                    l.span(),
+                    format!("{:?} is not an address or prefix", l.get_ref()),
+                ));
+            }
+        }
+        let an = &self.anomaly;
+        for (d, what) in [
+            (&an.window, "window"),
+            (&an.volume_interval, "volume_interval"),
+        ] {
+            if d.get_ref().is_zero() {
+                return Err((d.span(), format!("{what} must be longer than zero")));
+            }
+        }
+        for s in an.dns_servers.iter().chain(&an.ntp_servers) {
+            if s.get_ref().parse::<ipnet::IpNet>().is_err()
+                && s.get_ref().parse::<std::net::IpAddr>().is_err()
+            {
+                return Err((
+                    s.span(),
+                    format!("{:?} is not an address or prefix", s.get_ref()),
+                ));
+            }
+        }
+        for a in &self.canary.addresses {
+            if a.get_ref().parse::<std::net::IpAddr>().is_err() {
+                return Err((a.span(), format!("{:?} is not an IP address", a.get_ref())));
+            }
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for p in &self.policies {
+            if !names.insert(p.name.get_ref().clone()) {
+                return Err((
+                    p.name.span(),
+                    format!("policy {:?} is defined twice", p.name.get_ref()),
+                ));
+            }
+            for c in &p.categories {
+                if !CATEGORIES.contains(&c.get_ref().as_str()) {
+                    return Err((
+                        c.span(),
+                        format!(
+                            "unknown category {:?}; one of {}",
+                            c.get_ref(),
+                            CATEGORIES.join(", ")
+                        ),
+                    ));
+                }
+            }
+            for m in &p.devices {
+                if crate::model::addr::parse_mac(m.get_ref()).is_none() {
+                    return Err((m.span(), format!("{:?} is not a MAC address", m.get_ref())));
+                }
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for d in &self.devices {
+            if let Some(p) = &d.policy
+                && !names.contains(p.get_ref())
+            {
+                return Err((p.span(), format!("no [[policy]] named {:?}", p.get_ref())));
+            }
+            let Some(mac) = crate::model::addr::parse_mac(d.mac.get_ref()) else {
+                return Err((
+                    d.mac.span(),
+                    format!(
+                        "{:?} is not a MAC address like 02:00:5e:10:00:0a",
+                        d.mac.get_ref()
+                    ),
+                ));
+            };
+            if !seen.insert(mac) {
+                return Err((
+                    d.mac.span(),
+                    format!("{} is declared twice", d.mac.get_ref()),
+                ));
+            }
+            if let Some(c) = &d.category
+                && !CATEGORIES.contains(&c.get_ref().as_str())
+            {
+                return Err((
+                    c.span(),
+                    format!(
+                        "unknown category {:?}; one of {}",
+                        c.get_ref(),
+                        CATEGORIES.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Spanned<Duration>, D::Error> {
+    let s = Spanned::<String>::deserialize(d)?;
+    let span = s.span();
+    humantime::parse_duration(s.get_ref())
+        .map(|v| Spanned::new(span, v))
+        .map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{:?} is not a duration such as \"500ms\", \"30s\" or \"24h\": {e}",
+                s.get_ref()
+            ))
+        })
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "kettlewatch".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Config::parse(text, "kw.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::parse("", "kw.toml").unwrap();
+        assert_eq!(*c.sensor.poll_interval.get_ref(), Duration::from_secs(1));
+        assert_eq!(*c.sensor.max_flows.get_ref(), 65_536);
+        assert_eq!(c.output.path, "-");
+        assert!(!c.sensor.name.is_empty());
+    }
+
+    #[test]
+    fn values_are_read() {
+        let c = Config::parse(
+            "[sensor]\nname = \"gw-lab-1\"\npoll_interval = \"500ms\"\nmax_flows = 1024\n[output]\npath = \"/tmp/x.json\"\n",
+            "kw.toml",
+        )
+        .unwrap();
+        assert_eq!(c.sensor.name, "gw-lab-1");
+        assert_eq!(
+            *c.sensor.poll_interval.get_ref(),
+            Duration::from_millis(500)
+        );
+        assert_eq!(*c.sensor.max_flows.get_ref(), 1024);
+        assert_eq!(c.output.path, "/tmp/x.json");
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_line() {
+        let e = err("[sensor]\nname = \"a\"\npoll_intervall = \"1s\"\n");
+        assert!(e.starts_with("kw.toml:3:1: "), "{e}");
+        assert!(e.contains("poll_intervall"), "{e}");
+    }
+
+    #[test]
+    fn unknown_section_names_file_and_line() {
+        let e = err("\n\n[sensr]\nname = \"a\"\n");
+        assert!(e.starts_with("kw.toml:3:"), "{e}");
+        assert!(e.contains("sensr"), "{e}");
+    }
+
+    #[test]
+    fn bad_duration_names_line_and_says_what_is_expected() {
+        let e = err("[sensor]\n\npoll_interval = \"soon\"\n");
+        assert!(e.starts_with("kw.toml:3:"), "{e}");
+        assert!(e.contains("not a duration"), "{e}");
+    }
+
+    #[test]
+    fn bad_ring_size_names_line() {
+        let e = err("[sensor]\nring_buffer_bytes = 5000\n");
+        assert!(e.starts_with("kw.toml:2:21: "), "{e}");
+        assert!(e.contains("power of two"), "{e}");
+    }
+
+    #[test]
+    fn zero_interval_is_refused() {
+        let e = err("[sensor]\nstats_interval = \"0s\"\n");
+        assert!(e.starts_with("kw.toml:2:"), "{e}");
+    }
+
+    #[test]
+    fn declared_devices_are_read_and_checked() {
+        let c = Config::parse(
+            "[inventory]\nmissing_after = \"2s\"\n[[device]]\nmac = \"02:00:00:00:00:0A\"\nname = \"lobby-camera\"\ncategory = \"camera\"\ncriticality = \"high\"\n",
+            "kw.toml",
+        )
+        .unwrap();
+        assert_eq!(c.devices.len(), 1);
+        assert_eq!(c.devices[0].criticality, Some(Criticality::High));
+        assert_eq!(*c.inventory.missing_after.get_ref(), Duration::from_secs(2));
+        let e = err("[[device]]\nmac = \"02:00:00:00:00\"\n");
+        assert!(
+            e.starts_with("kw.toml:2:7: ") && e.contains("not a MAC"),
+            "{e}"
+        );
+        let e = err("[[device]]\nmac = \"02:00:00:00:00:01\"\ncategory = \"toaster\"\n");
+        assert!(
+            e.starts_with("kw.toml:3:12: ") && e.contains("unknown category"),
+            "{e}"
+        );
+        let e = err(
+            "[[device]]\nmac = \"02:00:00:00:00:01\"\n[[device]]\nmac = \"02:00:00:00:00:01\"\n",
+        );
+        assert!(
+            e.starts_with("kw.toml:4:7: ") && e.contains("declared twice"),
+            "{e}"
+        );
+        let e = err("[[device]]\nmac = \"02:00:00:00:00:01\"\ncriticality = \"extreme\"\n");
+        assert!(e.starts_with("kw.toml:3:"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_is_refused() {
+        let e = err("[sensor]\nmax_flows = \"many\"\n");
+        assert!(e.starts_with("kw.toml:2:"), "{e}");
+    }
+}

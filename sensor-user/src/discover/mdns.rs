@@ -1,0 +1,191 @@
+//! Multicast DNS: the services a device offers (`_googlecast._tcp`, `_hap._tcp`,
+//! `_ipp._tcp`), its instance and host names, and the model it puts in TXT records.
+
+use std::collections::BTreeSet;
+
+use simple_dns::rdata::RData;
+
+use super::{DecodeError, dns, text};
+
+/// TXT keys that carry a model or product name, by convention of the service.
+const MODEL_KEYS: [&str; 6] = ["md", "model", "mn", "ty", "usb_mdl", "product"];
+/// Bound on each list, per message.
+const MAX_ITEMS: usize = 16;
+
+/// What one mDNS message says about its sender.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct MdnsFacts {
+    /// Service types it answers for (`_hap._tcp.local`).
+    #[serde(skip_serializing_if = "crate::discover::profile::is_empty")]
+    pub services: BTreeSet<String>,
+    /// Service instance names (`Living Room._googlecast._tcp.local`).
+    #[serde(skip_serializing_if = "crate::discover::profile::is_empty")]
+    pub instances: BTreeSet<String>,
+    /// Host names its records point at (`kitchen-speaker.local`).
+    #[serde(skip_serializing_if = "crate::discover::profile::is_empty")]
+    pub hostnames: BTreeSet<String>,
+    /// Model names from TXT records.
+    #[serde(skip_serializing_if = "crate::discover::profile::is_empty")]
+    pub models: BTreeSet<String>,
+    /// Service types it asks about (what it looks for on the LAN).
+    #[serde(skip_serializing_if = "crate::discover::profile::is_empty")]
+    pub queries: BTreeSet<String>,
+}
+
+/// Decodes an mDNS message; `Ok(None)` when it says nothing (an empty query).
+pub fn decode(m: &[u8]) -> Result<Option<MdnsFacts>, DecodeError> {
+    let p = simple_dns::Packet::parse(m).map_err(|e| DecodeError::new("mdns", e.to_string()))?;
+    let mut f = MdnsFacts::default();
+    for q in p.questions.iter().take(MAX_ITEMS) {
+        let n = dns::name(&q.qname);
+        if n.starts_with('_') || n.contains("._") {
+            f.queries.insert(service_type(&n));
+        }
+    }
+    for rr in p.answers.iter().chain(&p.additional_records).take(64) {
+        let owner = dns::name(&rr.name);
+        match &rr.rdata {
+            RData::PTR(ptr) if !owner.ends_with(".arpa") => {
+                let target = dns::name(&ptr.0);
+                if owner.starts_with("_services._dns-sd") {
+                    f.services.insert(target);
+                } else {
+                    f.services.insert(owner);
+                    if f.instances.len() < MAX_ITEMS {
+                        f.instances.insert(target);
+                    }
+                }
+            }
+            RData::SRV(srv) => {
+                if f.hostnames.len() < MAX_ITEMS {
+                    f.hostnames.insert(dns::name(&srv.target));
+                }
+            }
+            RData::TXT(txt) => {
+                for (k, v) in txt.iter_raw() {
+                    let key = String::from_utf8_lossy(k).to_ascii_lowercase();
+                    if let Some(v) = v
+                        && MODEL_KEYS.contains(&key.as_str())
+                        && !v.is_empty()
+                        && f.models.len() < MAX_ITEMS
+                    {
+                        f.models.insert(text(v));
+                    }
+                }
+            }
+            RData::A(_) | RData::AAAA(_) if f.hostnames.len() < MAX_ITEMS => {
+                f.hostnames.insert(owner);
+            }
+            _ => {}
+        }
+    }
+    f.services.retain(|s| !s.is_empty());
+    if f == MdnsFacts::default() {
+        return Ok(None);
+    }
+    Ok(Some(f))
+}
+
+/// `_airplay._tcp.local` from `_sub` forms and instance names: the part from the first
+/// label that starts with `_`.
+fn service_type(name: &str) -> String {
+    let labels: Vec<&str> = name.split('.').collect();
+    let start = labels
+        .iter()
+        .rposition(|l| {
+            l.starts_with('_') && *l != "_sub" && !l.starts_with("_tcp") && !l.starts_with("_udp")
+        })
+        .unwrap_or(0);
+    labels[start..].join(".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use simple_dns::{CLASS, Name, Packet, ResourceRecord, rdata};
+
+    fn announcement() -> Vec<u8> {
+        let mut p = Packet::new_reply(0);
+        let svc = Name::new_unchecked("_googlecast._tcp.local");
+        let inst = Name::new_unchecked("Kitchen-abc._googlecast._tcp.local");
+        let host = Name::new_unchecked("kitchen-abc.local");
+        p.answers.push(ResourceRecord::new(
+            svc,
+            CLASS::IN,
+            120,
+            RData::PTR(rdata::PTR(inst.clone())),
+        ));
+        p.additional_records.push(ResourceRecord::new(
+            inst.clone(),
+            CLASS::IN,
+            120,
+            RData::SRV(rdata::SRV {
+                priority: 0,
+                weight: 0,
+                port: 8009,
+                target: host.clone(),
+            }),
+        ));
+        let mut txt = rdata::TXT::new();
+        txt.add_string("md=Google Home Mini").unwrap();
+        txt.add_string("fn=Kitchen\u{7}").unwrap();
+        p.additional_records
+            .push(ResourceRecord::new(inst, CLASS::IN, 120, RData::TXT(txt)));
+        p.additional_records.push(ResourceRecord::new(
+            host,
+            CLASS::IN,
+            120,
+            RData::A(rdata::A {
+                address: u32::from_be_bytes([198, 51, 100, 7]),
+            }),
+        ));
+        p.build_bytes_vec().unwrap()
+    }
+
+    #[test]
+    fn announcement_gives_service_instance_host_and_model() {
+        let f = decode(&announcement()).unwrap().unwrap();
+        assert_eq!(
+            f.services.iter().collect::<Vec<_>>(),
+            ["_googlecast._tcp.local"]
+        );
+        assert_eq!(
+            f.instances.iter().collect::<Vec<_>>(),
+            ["kitchen-abc._googlecast._tcp.local"]
+        );
+        assert_eq!(
+            f.hostnames.iter().collect::<Vec<_>>(),
+            ["kitchen-abc.local"]
+        );
+        assert_eq!(f.models.iter().collect::<Vec<_>>(), ["Google Home Mini"]);
+    }
+
+    #[test]
+    fn query_gives_what_it_looks_for() {
+        let mut p = Packet::new_query(0);
+        p.questions.push(simple_dns::Question::new(
+            Name::new_unchecked("_hap._tcp.local"),
+            simple_dns::QTYPE::TYPE(simple_dns::TYPE::PTR),
+            simple_dns::QCLASS::CLASS(CLASS::IN),
+            false,
+        ));
+        let f = decode(&p.build_bytes_vec().unwrap()).unwrap().unwrap();
+        assert_eq!(f.queries.iter().collect::<Vec<_>>(), ["_hap._tcp.local"]);
+        assert!(f.services.is_empty());
+    }
+
+    #[test]
+    fn mutated_announcements_never_panic() {
+        let a = announcement();
+        let mut rng = fastrand::Rng::with_seed(5353);
+        for _ in 0..20_000 {
+            let m = crate::discover::mutate(&mut rng, &a, 0);
+            if let Ok(Some(f)) = decode(&m) {
+                for t in f.services.iter().chain(&f.instances).chain(&f.models) {
+                    crate::discover::assert_safe(t);
+                }
+            }
+        }
+    }
+}

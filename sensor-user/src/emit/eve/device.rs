@@ -1,0 +1,56 @@
+//! The `device` event: what a device is, what it said about itself, and why.
+
+use std::net::IpAddr;
+
+use serde_json::{Value, json};
+
+use super::Eve;
+use crate::{
+    model::{addr, clock::eve_timestamp, vocab::Declared},
+    track::devices::Device,
+};
+
+impl Eve {
+    /// A `device` event.
+    pub fn device(&self, now_ns: u64, d: &Device, declared: Option<&Declared>) -> Value {
+        let mut m = self.common("device", now_ns);
+        m.insert("ether".into(), json!({ "src_mac": addr::mac(d.mac) }));
+        let mut dev = self.device_object(d.mac, Some(d), declared);
+        let addresses: Vec<String> = d.addresses.iter().map(IpAddr::to_string).collect();
+        dev.insert("addresses".into(), addresses.into());
+        let first = d
+            .first_seen_epoch_ns
+            .unwrap_or_else(|| self.time.to_epoch_ns(d.first_seen_ns));
+        dev.insert("first_seen".into(), eve_timestamp(first).into());
+        dev.insert("last_seen".into(), self.time(d.last_seen_ns).into());
+        if let Some(a) = &d.assessment {
+            if declared.and_then(|x| x.category.as_ref()).is_some() {
+                dev.insert(
+                    "observed".into(),
+                    json!({"category": a.observed.category, "confidence": a.observed.confidence}),
+                );
+            }
+            dev.insert(
+                "evidence".into(),
+                serde_json::to_value(&a.observed.evidence).expect("evidence serializes"),
+            );
+            dev.insert("why".into(), a.why.clone().into());
+        }
+        dev.insert(
+            "peers".into(),
+            json!({
+                "dependents": d.peers.dependents.len(),
+                "internal": d.peers.internal.len(),
+                "external": d.peers.external_count(),
+            }),
+        );
+        if let Some(u) = d.profile.mud_url() {
+            dev.insert("mud_url".into(), u.into());
+        }
+        if let Value::Object(p) = serde_json::to_value(&d.profile).expect("a profile serializes") {
+            dev.extend(p);
+        }
+        m.insert("iot".into(), json!({ "device": dev }));
+        m.into()
+    }
+}

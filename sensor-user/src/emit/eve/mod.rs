@@ -1,0 +1,489 @@
+//! Shapes records as Suricata-EVE-compatible JSON objects, one builder per event type
+//! (`flow`, `device`, `alert`, `stats`) on one shared header ([`Eve::common`]), as
+//! Suricata's `output-json-*.c` share `CreateEveHeader`. The schema under
+//! `sensor-user/schema/` documents every field written here.
+
+mod alert;
+mod device;
+mod flow;
+mod stats;
+
+pub use alert::Subject;
+pub use stats::Tables;
+
+use std::net::IpAddr;
+
+use serde_json::{Map, Value, json};
+
+use crate::{
+    judge::rules::Rule,
+    model::addr,
+    model::clock::{TimeBase, eve_timestamp},
+    model::vocab::Declared,
+    track::devices::Device,
+    track::flows::Origin,
+};
+use sensor_common::{FLOW_SERVING, FlowKey, proto};
+
+/// What every event shares: who wrote it, where, and how kernel time maps to wall time.
+#[derive(Clone, Debug)]
+pub struct Eve {
+    /// `sensor`.
+    pub sensor: String,
+    /// `in_iface`.
+    pub in_iface: String,
+    /// Kernel time to wall time.
+    pub time: TimeBase,
+}
+
+/// What a policy alert says beyond the flow and the device.
+pub struct PolicyContext<'a> {
+    /// `iot.rule.source`: declared, learned or mud.
+    pub source: &'a str,
+    /// A short list of what was expected.
+    pub expected: Vec<String>,
+    /// The DNS name the device resolved for the destination.
+    pub rrname: Option<&'a str>,
+    /// The kernel dropped it (enforce).
+    pub blocked: bool,
+    /// `alert.metadata`.
+    pub metadata: Value,
+    /// `iot.intel`, for threat-intelligence alerts.
+    pub intel: Option<Value>,
+}
+
+/// EVE's `alert` object.
+fn alert_object(rule: &Rule, blocked: bool, metadata: Value) -> Value {
+    json!({
+        "action": if blocked { "blocked" } else { "allowed" },
+        "gid": 1,
+        "signature_id": rule.signature_id,
+        "rev": 1,
+        "signature": rule.signature,
+        "category": rule.category,
+        "severity": rule.severity,
+        "metadata": metadata,
+    })
+}
+
+/// A verdict's name in events.
+pub fn verdict_name(v: u8) -> &'static str {
+    use sensor_common::policy::verdict;
+    match v {
+        verdict::ALLOWED => "allowed",
+        verdict::NO_POLICY => "no_policy",
+        verdict::LEARNING => "learning",
+        verdict::UNEXPECTED => "unexpected",
+        verdict::NEW_PORT => "new_port",
+        verdict::BLOCKED => "blocked",
+        verdict::INTEL => "intel",
+        verdict::CANARY => "canary",
+        verdict::INTEL_BLOCKED => "intel_blocked",
+        _ => "unset",
+    }
+}
+
+/// Userspace health counters, reported in `stats` events.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SensorCounters {
+    /// Ring-buffer records read.
+    pub events: u64,
+    /// Ring-buffer records that did not decode.
+    pub events_malformed: u64,
+    /// Discovery frames received.
+    pub discovery_frames: u64,
+    /// Discovery frames whose protocol payload did not decode.
+    pub discovery_malformed: u64,
+    /// Kernel map reads that failed.
+    pub poll_errors: u64,
+    /// State-store reads or writes that failed.
+    pub state_errors: u64,
+    /// `flow` records written.
+    pub flow_records: u64,
+    /// `device` records written.
+    pub device_records: u64,
+    /// `alert` records written.
+    pub alerts: u64,
+}
+
+impl Eve {
+    /// The header every event starts with: time, type, sensor and interface.
+    fn common(&self, event_type: &str, epoch_ns: u64) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("timestamp".into(), eve_timestamp(epoch_ns).into());
+        m.insert("event_type".into(), event_type.into());
+        m.insert("sensor".into(), self.sensor.clone().into());
+        m.insert("in_iface".into(), self.in_iface.clone().into());
+        m
+    }
+
+    fn time(&self, kernel_ns: u64) -> String {
+        eve_timestamp(self.time.to_epoch_ns(kernel_ns))
+    }
+
+    /// The addressing fields of a flow: `src_ip`, `src_port`, `dest_ip`, `dest_port` (or
+    /// ICMP type and code), `proto`, `community_id`, `ether`.
+    fn addressing(&self, m: &mut Map<String, Value>, k: &FlowKey, origin: Option<Origin>) {
+        let peer = addr::ip(k.addr);
+        let serving = k.flags & FLOW_SERVING != 0;
+        let icmp = k.proto == proto::ICMP || k.proto == proto::ICMPV6;
+        // EVE's src is the side that opened the conversation: the device, unless it is
+        // answering on its service port, where the peer is the client.
+        let (src, src_port, dest, dest_port) = match (origin, serving) {
+            (Some(o), false) => (Some(o.src), o.src_port, Some(peer), k.port),
+            (Some(o), true) => (Some(peer), o.dst_port, Some(o.src), k.port),
+            (None, false) => (None, 0, Some(peer), k.port),
+            (None, true) => (Some(peer), 0, None, k.port),
+        };
+        if let Some(s) = src {
+            m.insert("src_ip".into(), s.to_string().into());
+        }
+        if let Some(d) = dest {
+            m.insert("dest_ip".into(), d.to_string().into());
+        }
+        if icmp {
+            m.insert("icmp_type".into(), (k.port >> 8).into());
+            m.insert("icmp_code".into(), (k.port & 0xff).into());
+        } else if k.proto == proto::TCP || k.proto == proto::UDP {
+            if origin.is_some() {
+                m.insert("src_port".into(), src_port.into());
+            }
+            m.insert("dest_port".into(), dest_port.into());
+        }
+        m.insert("proto".into(), addr::proto_name(k.proto).into());
+        if let (Some(s), Some(d), Some(_)) = (src, dest, origin)
+            && let Some(id) = community_id(s, d, src_port, dest_port, k.proto, icmp, k.port)
+        {
+            m.insert("community_id".into(), id.into());
+        }
+        let mut ether = Map::new();
+        ether.insert("src_mac".into(), addr::mac(k.mac).into());
+        if let Some(o) = origin {
+            ether.insert("dest_mac".into(), addr::mac(o.dst_mac).into());
+        }
+        m.insert("ether".into(), ether.into());
+    }
+
+    /// The `iot.device` object shared by `device` and `alert` events.
+    fn device_object(
+        &self,
+        mac: [u8; 6],
+        device: Option<&Device>,
+        declared: Option<&Declared>,
+    ) -> Map<String, Value> {
+        let origin = crate::discover::oui::origin(mac);
+        let mut o = Map::new();
+        o.insert("mac".into(), addr::mac(mac).into());
+        o.insert("mac_scope".into(), origin.scope().into());
+        if let Some(v) = origin.vendor() {
+            o.insert("vendor".into(), v.into());
+        }
+        let status = if declared.is_some() {
+            "declared"
+        } else {
+            "unknown"
+        };
+        o.insert("inventory_status".into(), status.into());
+        if let Some(n) = declared.and_then(|d| d.name.clone()) {
+            o.insert("name".into(), n.into());
+        }
+        let assessment = device.and_then(|d| d.assessment.as_ref());
+        let declared_category = declared.and_then(|d| d.category.clone());
+        match (&declared_category, assessment) {
+            (Some(c), _) => {
+                o.insert("category".into(), c.clone().into());
+                o.insert("category_source".into(), "declared".into());
+                o.insert("confidence".into(), 1.0.into());
+            }
+            (None, Some(a)) => {
+                o.insert("category".into(), a.observed.category.clone().into());
+                o.insert("category_source".into(), "observed".into());
+                o.insert("confidence".into(), a.observed.confidence.into());
+            }
+            (None, None) => {}
+        }
+        match (assessment, declared.and_then(|d| d.criticality)) {
+            (Some(a), _) => {
+                o.insert("criticality".into(), a.criticality.as_str().into());
+            }
+            (None, Some(c)) => {
+                o.insert("criticality".into(), c.as_str().into());
+            }
+            (None, None) => {}
+        }
+        o
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn community_id(
+    src: IpAddr,
+    dst: IpAddr,
+    sport: u16,
+    dport: u16,
+    proto: u8,
+    icmp: bool,
+    icmp_key: u16,
+) -> Option<String> {
+    let (a, b) = if icmp {
+        (Some(icmp_key >> 8), Some(icmp_key & 0xff))
+    } else if proto == 6 || proto == 17 || proto == 132 {
+        (Some(sport), Some(dport))
+    } else {
+        (None, None)
+    };
+    community_id::calculate_community_id(0, src, dst, a, b, proto, false).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::track::flows::{FlowRecord, FlowTotals, Origin, Reason};
+    use sensor_common::FlowKey;
+
+    /// Every event these tests build must fit the published schema.
+    fn valid(v: Value) -> Value {
+        let schema: Value = serde_json::from_str(include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schema/eve.schema.json"
+        )))
+        .unwrap();
+        let validator = jsonschema::options()
+            .should_validate_formats(true)
+            .build(&schema)
+            .unwrap();
+        let errors: Vec<String> = validator.iter_errors(&v).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{v}\n{errors:?}");
+        v
+    }
+
+    fn eve() -> Eve {
+        Eve {
+            sensor: "gw-lab-1".into(),
+            in_iface: "lan0".into(),
+            time: TimeBase::identity(),
+        }
+    }
+
+    fn mapped(v4: [u8; 4]) -> [u8; 16] {
+        let mut a = [0u8; 16];
+        a[10] = 0xff;
+        a[11] = 0xff;
+        a[12..].copy_from_slice(&v4);
+        a
+    }
+
+    #[test]
+    fn device_and_stats_events_fit_the_schema() {
+        let mut d = crate::track::devices::DeviceTable::default();
+        d.on_seen([2, 0, 0, 0, 0, 1], 5);
+        d.on_address([2, 0, 0, 0, 0, 1], "2001:db8::1".parse().unwrap(), 6);
+        let dev = &d.take_changed()[0];
+        let v = valid(eve().device(7, dev, None));
+        assert_eq!(v["iot"]["device"]["inventory_status"], "unknown");
+        let declared = Declared {
+            name: Some("lobby-camera".into()),
+            category: Some("camera".into()),
+            criticality: Some(crate::model::vocab::Criticality::High),
+        };
+        let a = valid(eve().alert(
+            8,
+            &crate::judge::rules::MISSING_DEVICE,
+            [2, 0, 0, 0, 0, 1],
+            Some(dev),
+            Some(&declared),
+            "inventory",
+            json!({"last_seen": ["never"]}),
+        ));
+        assert_eq!(a["alert"]["signature_id"], 9_100_007);
+        assert_eq!(a["iot"]["device"]["name"], "lobby-camera");
+        assert_eq!(a["iot"]["device"]["criticality"], "high");
+        assert_eq!(a["src_ip"], "2001:db8::1");
+        assert_eq!(v["iot"]["device"]["addresses"][0], "2001:db8::1");
+        let kernel = [1u64; sensor_common::stats::COUNT as usize];
+        let counters = SensorCounters {
+            alerts: 2,
+            ..SensorCounters::default()
+        };
+        let v = valid(eve().stats(9, 3, &kernel, &counters, &Tables::default(), Vec::new()));
+        assert_eq!(v["stats"]["sensor"]["alerts"], 2);
+        assert_eq!(v["stats"]["kernel"]["cache_flush_lost"], 1);
+    }
+
+    /// A device with facts from every decoder, assessed and declared otherwise: every
+    /// field fits the schema, and the declaration wins over the observation.
+    #[test]
+    fn an_assessed_device_with_every_kind_of_fact_fits_the_schema() {
+        use crate::discover::{Decoded, Facts, dns::DnsQuery, mqtt::MqttFacts, ssdp::SsdpFacts};
+        let mac = [2, 0, 0, 0, 0, 2];
+        let mut t = crate::track::devices::DeviceTable::default();
+        t.on_seen(mac, 5);
+        for facts in [
+            Facts::Dns(DnsQuery {
+                names: vec!["cam.example.com".into()],
+            }),
+            Facts::Ssdp(SsdpFacts {
+                kind: "notify",
+                server: Some("Linux UPnP/1.0 Roku/9.4".into()),
+                nt: Some("urn:roku-com:device:player:1-0".into()),
+                ..SsdpFacts::default()
+            }),
+            Facts::Mqtt(MqttFacts {
+                protocol: "MQTT/4".into(),
+                client_id: "dev-1".into(),
+                username: None,
+            }),
+        ] {
+            t.on_facts(Decoded { mac, facts }, 6);
+        }
+        let declared = Declared {
+            name: Some("lobby-camera".into()),
+            category: Some("camera".into()),
+            criticality: None,
+        };
+        let d = t.get(&mac).unwrap().clone();
+        let a = crate::judge::assess::assess(
+            &d,
+            Some(&declared),
+            &crate::judge::classify::Classifier::builtin(),
+            &crate::judge::criticality::Thresholds::default(),
+        );
+        t.assess(&mac, a);
+        let d = t.take_changed().pop().unwrap();
+        let v = valid(eve().device(7, &d, Some(&declared)));
+        let o = &v["iot"]["device"];
+        assert_eq!(o["category"], "camera");
+        assert_eq!(o["category_source"], "declared");
+        assert_eq!(o["observed"]["category"], "tv-media");
+        assert_eq!(o["criticality"], "medium", "a camera's level");
+        assert_eq!(o["dns"][0], "cam.example.com");
+        assert_eq!(o["mqtt"]["client_id"], "dev-1");
+        assert_eq!(o["evidence"][0]["fact"], "ssdp_server");
+    }
+
+    #[test]
+    fn community_id_matches_the_spec_example() {
+        // The Community ID spec's baseline: 128.232.110.120:34855 -> 66.35.250.204:80 TCP.
+        let id = community_id(
+            "128.232.110.120".parse().unwrap(),
+            "66.35.250.204".parse().unwrap(),
+            34855,
+            80,
+            6,
+            false,
+            0,
+        );
+        assert_eq!(id.as_deref(), Some("1:LQU9qZlK+B5F3KDmev6m5PMibrg="));
+    }
+
+    #[test]
+    fn flow_event_has_eve_fields() {
+        let r = FlowRecord {
+            key: FlowKey {
+                addr: mapped([203, 0, 113, 99]),
+                mac: [2, 0, 0x5e, 0x10, 0, 0x17],
+                port: 443,
+                proto: 6,
+                ..FlowKey::default()
+            },
+            origin: Some(Origin {
+                src: "198.51.100.23".parse().unwrap(),
+                src_port: 50412,
+                dst_port: 443,
+                dst_mac: [2, 0, 0x5e, 0x10, 0, 1],
+                verdict: 0,
+                ts_ns: 0,
+            }),
+            totals: FlowTotals {
+                packets: 10,
+                bytes: 1000,
+                first_seen_ns: 1_000_000_000,
+                last_seen_ns: 3_000_000_000,
+                tcp_flags: 0x12,
+                cached_packets: 0,
+                verdict: 0,
+                policy_gen: 0,
+            },
+            delta_packets: 4,
+            delta_bytes: 400,
+            reason: Reason::Report,
+            alert_repeats: None,
+        };
+        let v = valid(eve().flow(5_000_000_000, &r));
+        assert_eq!(v["event_type"], "flow");
+        assert_eq!(v["timestamp"], "1970-01-01T00:00:05.000000+0000");
+        assert_eq!(v["src_ip"], "198.51.100.23");
+        assert_eq!(v["src_port"], 50412);
+        assert_eq!(v["dest_ip"], "203.0.113.99");
+        assert_eq!(v["dest_port"], 443);
+        assert_eq!(v["proto"], "TCP");
+        assert_eq!(v["ether"]["dest_mac"], "02:00:5e:10:00:01");
+        assert_eq!(v["flow"]["pkts_toserver"], 10);
+        assert_eq!(v["flow"]["age"], 2);
+        assert_eq!(v["iot"]["flow"]["pkts_delta"], 4);
+        assert_eq!(v["iot"]["device"]["mac"], "02:00:5e:10:00:17");
+        assert!(v["community_id"].as_str().unwrap().starts_with("1:"));
+    }
+
+    #[test]
+    fn serving_flow_puts_the_client_first() {
+        let r = FlowRecord {
+            key: FlowKey {
+                addr: mapped([203, 0, 113, 5]),
+                mac: [2, 0, 0, 0, 0, 0x17],
+                port: 554,
+                proto: 6,
+                flags: FLOW_SERVING,
+                ..FlowKey::default()
+            },
+            origin: Some(Origin {
+                src: "198.51.100.23".parse().unwrap(),
+                src_port: 554,
+                dst_port: 41000,
+                dst_mac: [0; 6],
+                verdict: 0,
+                ts_ns: 0,
+            }),
+            totals: FlowTotals {
+                packets: 3,
+                bytes: 300,
+                ..FlowTotals::default()
+            },
+            delta_packets: 3,
+            delta_bytes: 300,
+            reason: Reason::Shutdown,
+            alert_repeats: None,
+        };
+        let v = valid(eve().flow(0, &r));
+        assert_eq!(v["src_ip"], "203.0.113.5");
+        assert_eq!(v["src_port"], 41000);
+        assert_eq!(v["dest_ip"], "198.51.100.23");
+        assert_eq!(v["dest_port"], 554);
+        assert_eq!(v["flow"]["pkts_toclient"], 3);
+        assert_eq!(v["flow"]["pkts_toserver"], 0);
+        assert_eq!(v["iot"]["flow"]["direction"], "serving");
+    }
+
+    #[test]
+    fn icmp_flow_has_type_and_code_not_ports() {
+        let r = FlowRecord {
+            key: FlowKey {
+                addr: mapped([203, 0, 113, 5]),
+                port: 8 << 8,
+                proto: 1,
+                ..FlowKey::default()
+            },
+            origin: None,
+            totals: FlowTotals::default(),
+            delta_packets: 0,
+            delta_bytes: 0,
+            reason: Reason::Report,
+            alert_repeats: None,
+        };
+        let v = valid(eve().flow(0, &r));
+        assert_eq!(v["icmp_type"], 8);
+        assert_eq!(v["icmp_code"], 0);
+        assert!(v.get("dest_port").is_none());
+        assert!(v.get("src_ip").is_none(), "unknown without the event");
+    }
+}

@@ -1,0 +1,373 @@
+//! Sinks for the JSON Lines stream. Lines go through a bounded queue to a writer thread,
+//! so a sink that stalls (a reader that stops reading, a slow disk) never stalls the
+//! sensor: when the queue is full, lines are dropped and counted.
+
+use std::{
+    fs::OpenOptions,
+    io::{self, BufWriter, Write},
+    os::unix::fs::OpenOptionsExt,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+        mpsc::{self, RecvTimeoutError, SyncSender, TrySendError},
+    },
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use serde_json::Value;
+
+/// A Unix stream socket that a log shipper listens on, connected on first use and again
+/// after it goes away (at most every `RETRY`); a line that cannot be written is an error
+/// (counted by the writer), never a stall.
+struct UnixSink {
+    path: std::path::PathBuf,
+    stream: Option<std::os::unix::net::UnixStream>,
+    next_try: std::time::Instant,
+}
+
+const RETRY: Duration = Duration::from_millis(200);
+
+impl UnixSink {
+    fn new(path: std::path::PathBuf) -> Self {
+        Self {
+            path,
+            stream: None,
+            next_try: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Write for UnixSink {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.write_all(b).map(|()| b.len())
+    }
+
+    fn write_all(&mut self, b: &[u8]) -> io::Result<()> {
+        if self.stream.is_none() {
+            if std::time::Instant::now() < self.next_try {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotConnected,
+                    "event socket not connected",
+                ));
+            }
+            match std::os::unix::net::UnixStream::connect(&self.path) {
+                Ok(s) => {
+                    // A reader that stops reading must not stall the writer for long.
+                    s.set_write_timeout(Some(Duration::from_secs(1)))?;
+                    tracing::info!("event socket {} connected", self.path.display());
+                    self.stream = Some(s);
+                }
+                Err(e) => {
+                    self.next_try = std::time::Instant::now() + RETRY;
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("{}: {e}", self.path.display()),
+                    ));
+                }
+            }
+        }
+        let s = self.stream.as_mut().expect("connected above");
+        if let Err(e) = s.write_all(b) {
+            self.stream = None;
+            self.next_try = std::time::Instant::now() + RETRY;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    written: AtomicU64,
+    errors: AtomicU64,
+    dropped: AtomicU64,
+}
+
+/// Where events go: one JSON object a line.
+pub struct Output {
+    tx: Option<SyncSender<String>>,
+    writer: Option<JoinHandle<()>>,
+    counters: Arc<Counters>,
+    warned_full: bool,
+    wait_when_full: bool,
+}
+
+impl Output {
+    /// `-` is standard output; `unix:PATH` a Unix stream socket a log shipper listens on
+    /// (reconnected when it goes away; lines written meanwhile are counted as lost); anything
+    /// else a file, appended to and created 0600.
+    pub fn open(path: &str, queue_lines: usize) -> io::Result<Self> {
+        let w: Box<dyn Write + Send> = if path == "-" {
+            Box::new(io::stdout())
+        } else if let Some(sock) = path.strip_prefix("unix:") {
+            return Ok(Self::from_writer_unbuffered(
+                Box::new(UnixSink::new(sock.into())),
+                queue_lines,
+            ));
+        } else {
+            let f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(path)?;
+            Box::new(f)
+        };
+        Ok(Self::from_writer(w, queue_lines))
+    }
+
+    /// Any writer (tests, benchmarks).
+    pub fn from_writer(w: Box<dyn Write + Send>, queue_lines: usize) -> Self {
+        Self::spawn(Box::new(BufWriter::new(w)), queue_lines)
+    }
+
+    /// A writer that takes each line whole or fails it (a socket): no buffer that would
+    /// keep a failed line around to fail again.
+    fn from_writer_unbuffered(w: Box<dyn Write + Send>, queue_lines: usize) -> Self {
+        Self::spawn(w, queue_lines)
+    }
+
+    fn spawn(mut w: Box<dyn Write + Send>, queue_lines: usize) -> Self {
+        let (tx, rx) = mpsc::sync_channel::<String>(queue_lines.max(1));
+        let counters = Arc::new(Counters::default());
+        let c = counters.clone();
+        let writer = std::thread::spawn(move || {
+            // Set while the sink is failing: one warning when it starts, one when it
+            // works again with what was lost meanwhile (not one per line).
+            let mut failing: Option<u64> = None;
+            let fail = |e: io::Error, c: &Counters, failing: &mut Option<u64>| {
+                if failing.is_none() {
+                    tracing::warn!(
+                        "writing events failed: {e}; retrying with each line, counting lost lines (output_errors)"
+                    );
+                    *failing = Some(c.errors.load(Ordering::Relaxed));
+                }
+                c.errors.fetch_add(1, Ordering::Relaxed);
+            };
+            loop {
+                // Flush whenever the queue runs dry, so lines are out within ~50 ms.
+                let line = match rx.recv_timeout(Duration::from_millis(50)) {
+                    Ok(l) => l,
+                    Err(RecvTimeoutError::Timeout) => {
+                        if let Err(e) = w.flush() {
+                            fail(e, &c, &mut failing);
+                        }
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                };
+                match w.write_all(line.as_bytes()) {
+                    Ok(()) => {
+                        c.written.fetch_add(1, Ordering::Relaxed);
+                        if let Some(before) = failing.take() {
+                            tracing::warn!(
+                                "writing events works again; {} lines were lost meanwhile",
+                                c.errors.load(Ordering::Relaxed) - before
+                            );
+                        }
+                    }
+                    Err(e) => fail(e, &c, &mut failing),
+                }
+            }
+            if let Err(e) = w.flush() {
+                fail(e, &c, &mut failing);
+            }
+        });
+        Self {
+            tx: Some(tx),
+            writer: Some(writer),
+            counters,
+            warned_full: false,
+            wait_when_full: false,
+        }
+    }
+
+    /// Waits for a full queue instead of dropping: for replays, which are offline and must
+    /// give every line whatever the reader's pace.
+    pub fn wait_when_full(mut self) -> Self {
+        self.wait_when_full = true;
+        self
+    }
+
+    /// Queues one event as one line; never blocks unless made to wait when full.
+    pub fn write(&mut self, v: &Value) {
+        let mut line = v.to_string();
+        line.push('\n');
+        let Some(tx) = &self.tx else { return };
+        if self.wait_when_full {
+            if tx.send(line).is_err() {
+                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
+        match tx.try_send(line) {
+            Ok(()) => self.warned_full = false,
+            Err(TrySendError::Full(_)) => {
+                if !self.warned_full {
+                    tracing::warn!(
+                        "the output is not keeping up; dropping lines (counted as output_dropped)"
+                    );
+                    self.warned_full = true;
+                }
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Lines written so far.
+    pub fn lines(&self) -> u64 {
+        self.counters.written.load(Ordering::Relaxed)
+    }
+
+    /// Lines lost to write errors.
+    pub fn errors(&self) -> u64 {
+        self.counters.errors.load(Ordering::Relaxed)
+    }
+
+    /// Lines dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.counters.dropped.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Output {
+    /// Writes out everything queued before returning.
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+        // The stream may be what failed: say what it lost where the operator will look.
+        let (errors, dropped) = (self.errors(), self.dropped());
+        if errors + dropped > 0 {
+            tracing::warn!(
+                "output: {} lines written, {errors} lost to write errors, {dropped} dropped because the sink did not keep up",
+                self.lines()
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A sink that blocks until released, like a reader that stopped reading.
+    struct Stalled(Arc<Mutex<()>>);
+
+    impl Write for Stalled {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            let _g = self.0.lock().unwrap();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A shipper listening on a Unix socket: lines arrive; it goes away: lines are counted
+    /// as errors and the sensor goes on; it comes back: lines arrive again.
+    #[test]
+    fn a_unix_socket_sink_survives_its_reader_going_away() {
+        use std::io::{BufRead, BufReader};
+        use std::os::unix::net::UnixListener;
+        let dir = std::env::temp_dir().join(format!("kw-sock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("eve.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let mut out = Output::open(&format!("unix:{}", path.display()), 16).unwrap();
+        out.write(&serde_json::json!({"n": 1}));
+        let (conn, _) = listener.accept().unwrap();
+        let mut lines = BufReader::new(conn.try_clone().unwrap()).lines();
+        assert_eq!(lines.next().unwrap().unwrap(), r#"{"n":1}"#);
+        // The shipper goes away.
+        drop(lines);
+        drop(conn);
+        drop(listener);
+        std::fs::remove_file(&path).unwrap();
+        for n in 2..6 {
+            out.write(&serde_json::json!({ "n": n }));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(out.errors() >= 1, "lost lines are counted");
+        // It comes back; after the retry delay lines flow again.
+        let listener = UnixListener::bind(&path).unwrap();
+        std::thread::sleep(RETRY + Duration::from_millis(50));
+        out.write(&serde_json::json!({"n": 9}));
+        let (conn, _) = listener.accept().unwrap();
+        let mut lines = BufReader::new(conn).lines();
+        assert_eq!(lines.next().unwrap().unwrap(), r#"{"n":9}"#);
+        drop(out);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn every_line_is_written_by_drop() {
+        let buf = Shared::default();
+        let mut o = Output::from_writer(Box::new(buf.clone()), 16);
+        for i in 0..10 {
+            o.write(&serde_json::json!({ "n": i }));
+        }
+        drop(o);
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 10);
+        assert_eq!(text.lines().last(), Some("{\"n\":9}"));
+    }
+
+    #[test]
+    fn waiting_when_full_loses_nothing() {
+        let buf = Shared::default();
+        let mut o = Output::from_writer(Box::new(buf.clone()), 1).wait_when_full();
+        for i in 0..1000 {
+            o.write(&serde_json::json!({ "n": i }));
+        }
+        assert_eq!(o.dropped(), 0);
+        drop(o);
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1000);
+    }
+
+    #[test]
+    fn a_stalled_sink_drops_and_counts_instead_of_blocking() {
+        let gate = Arc::new(Mutex::new(()));
+        let mut o = Output::from_writer(Box::new(Stalled(gate.clone())), 4);
+        // Declared after `o`, so a failed assertion releases the sink before `o` joins
+        // its writer.
+        let held = gate.lock().unwrap();
+        // Lines larger than the writer's buffer go straight to the (stalled) sink.
+        let pad = "x".repeat(16 * 1024);
+        let start = std::time::Instant::now();
+        for i in 0..100 {
+            o.write(&serde_json::json!({ "n": i, "pad": pad }));
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "write never blocks"
+        );
+        // At most 4 queued and 1 in the writer's hands; the rest dropped and counted.
+        assert!(o.dropped() >= 95, "{}", o.dropped());
+        drop(held);
+    }
+}

@@ -1,0 +1,104 @@
+//! The configuration checks that need more than one stage: feed formats, allow entries,
+//! classification rules and MUD files. `kettlewatch check-config` and every start run
+//! them, so a file that passes here is one the sensor runs with.
+
+use std::{ops::Range, path::Path};
+
+use crate::{
+    config::{
+        Config,
+        error::{ConfigError, line_col},
+    },
+    judge::{classify::Classifier, intel::formats::FORMATS, policy},
+};
+
+/// Reads a configuration file and runs every check on it.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let (config, text) = Config::read(path)?;
+    check(&config, &text, &path.display().to_string())?;
+    Ok(config)
+}
+
+/// The cross-stage checks of a parsed configuration; `text` is what it was parsed
+/// from and `origin` names it in errors.
+pub fn check(config: &Config, text: &str, origin: &str) -> Result<(), ConfigError> {
+    let at = |span: Range<usize>, message: String| {
+        let (line, column) = line_col(text, span.start);
+        ConfigError::Invalid {
+            path: origin.to_string(),
+            line,
+            column,
+            message,
+        }
+    };
+    for f in &config.intel.feeds {
+        if !FORMATS.contains(&f.format.get_ref().as_str()) {
+            return Err(at(
+                f.format.span(),
+                format!(
+                    "unknown feed format {:?}; one of {}",
+                    f.format.get_ref(),
+                    FORMATS.join(", ")
+                ),
+            ));
+        }
+    }
+    for p in &config.policies {
+        for a in &p.allow {
+            if let Err(e) = a.get_ref().parse::<policy::allow::AllowRule>() {
+                return Err(at(a.span(), e.to_string()));
+            }
+        }
+    }
+    classifier(config)?;
+    // MUD files named by policies must import (those in [mud] dir are checked at start).
+    for p in &config.policies {
+        if let Some(m) = &p.mud {
+            let file = config
+                .base_dir
+                .clone()
+                .unwrap_or_default()
+                .join(m.get_ref());
+            if let Err(e) = policy::mud::load(&file) {
+                return Err(at(m.span(), format!("policy {:?}: {e}", p.name.get_ref())));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The classification rules a configuration asks for, compiled.
+pub fn classifier(config: &Config) -> Result<Classifier, ConfigError> {
+    Classifier::load(config.classify.rules.as_deref(), config.classify.builtin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        let c = Config::parse(text, "kw.toml").unwrap();
+        check(&c, text, "kw.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn an_unknown_feed_format_names_its_line() {
+        let e = err("[[intel.feed]]\npath = \"f.txt\"\nformat = \"csv-ish\"\n");
+        assert!(e.starts_with("kw.toml:3:10: "), "{e}");
+        assert!(e.contains("unknown feed format"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_allow_entry_names_its_line() {
+        let e = err("[[policy]]\nname = \"p\"\nallow = [\"example.com:99999\"]\n");
+        assert!(e.starts_with("kw.toml:3:"), "{e}");
+        assert!(e.contains("not an allow entry"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_mud_file_names_the_policy() {
+        let e = err("[[policy]]\nname = \"cam\"\nmud = \"/nonexistent/cam.json\"\n");
+        assert!(e.starts_with("kw.toml:3:7: "), "{e}");
+        assert!(e.contains("policy \"cam\""), "{e}");
+    }
+}

@@ -1,0 +1,559 @@
+//! The engine both drivers share: kernel events and polled counters in, EVE events out.
+//! `run` feeds it from a live interface, `replay` from capture files, so both give the
+//! same stream for the same frames.
+
+use serde_json::{Value, json};
+
+use crate::{
+    config::Config,
+    discover,
+    emit::eve::{Eve, SensorCounters, Subject, Tables},
+    emit::output::Output,
+    judge::assess,
+    judge::baseline::{Baseline, PolicyAlert},
+    judge::classify::Classifier,
+    judge::criticality::Thresholds,
+    judge::inventory::{Finding, Inventory},
+    kernel::maps::KernelMaps,
+    kernel::records::{self, KernelEvent},
+    model::addr,
+    model::clock,
+    store::state::{Store, StoredDevice},
+    track::devices::{DeviceTable, DeviceTotals},
+    track::flows::{FlowTable, FlowTotals, Origin},
+};
+use sensor_common::{FLOW_SERVING, FlowKey, policy::verdict, stats};
+
+/// Kernel counters as read from the stats map.
+pub type KernelStats = [u64; stats::COUNT as usize];
+
+/// The stages a driver builds before the engine: they can fail, and say why, up front.
+pub struct Stages {
+    /// Classification rules.
+    pub classifier: Classifier,
+    /// The state directory, if any.
+    pub store: Option<Store>,
+    /// Destination policy.
+    pub baseline: Baseline,
+    /// Threat intelligence and canaries.
+    pub intel: crate::judge::intel::stage::Intel,
+}
+
+/// The engine.
+pub struct Sensor {
+    eve: Eve,
+    flows: FlowTable,
+    devices: DeviceTable,
+    inventory: Inventory,
+    classifier: Classifier,
+    thresholds: Thresholds,
+    store: Option<Store>,
+    baseline: Baseline,
+    intel: crate::judge::intel::stage::Intel,
+    intel_alerts: Vec<crate::judge::intel::stage::IntelAlert>,
+    anomaly: crate::judge::anomaly::Anomaly,
+    anomaly_alerts: Vec<crate::judge::anomaly::AnomalyAlert>,
+    egress: Vec<([u8; 6], u64, u64)>,
+    policy_alerts: Vec<PolicyAlert>,
+    stats_now: bool,
+    /// `device_table_pressure` was raised (once per run).
+    pressure_reported: bool,
+    latency: crate::emit::latency::Latency,
+    out: Output,
+    counters: SensorCounters,
+    /// Findings of the current batch, written after the device records they concern.
+    pending: Vec<Finding>,
+    started_ns: u64,
+    stats_every_ns: u64,
+    next_stats_ns: u64,
+}
+
+impl Sensor {
+    /// A sensor that starts at `now_ns` (epoch).
+    pub fn new(eve: Eve, config: &Config, stages: Stages, out: Output, now_ns: u64) -> Self {
+        let config_all = config;
+        let Stages {
+            classifier,
+            store,
+            baseline,
+            intel,
+        } = stages;
+        let inventory = Inventory::new(config, eve.time.to_kernel_ns(now_ns));
+        let thresholds = crate::judge::criticality::Thresholds::from_config(&config.inventory);
+        let config = &config.sensor;
+        let stats_every_ns = config.stats_interval.get_ref().as_nanos() as u64;
+        Self {
+            eve,
+            flows: FlowTable::new(*config.flow_report.get_ref()),
+            devices: DeviceTable::with_capacity(*config.max_devices.get_ref() as usize),
+            inventory,
+            classifier,
+            thresholds,
+            store,
+            baseline,
+            intel,
+            intel_alerts: Vec::new(),
+            anomaly: crate::judge::anomaly::Anomaly::new(&config_all.anomaly),
+            anomaly_alerts: Vec::new(),
+            egress: Vec::new(),
+            policy_alerts: Vec::new(),
+            stats_now: false,
+            pressure_reported: false,
+            latency: crate::emit::latency::Latency::default(),
+            out,
+            counters: SensorCounters::default(),
+            pending: Vec::new(),
+            started_ns: now_ns,
+            stats_every_ns,
+            next_stats_ns: now_ns + stats_every_ns,
+        }
+    }
+
+    /// One ring-buffer record.
+    pub fn on_record(&mut self, bytes: &[u8]) {
+        self.counters.events += 1;
+        match records::decode(bytes) {
+            Ok(KernelEvent::NewDevice(ev)) => self.devices.on_seen(ev.key.mac, ev.ts_ns),
+            Ok(KernelEvent::NewFlow(ev)) => {
+                let src = addr::ip(ev.src_addr);
+                self.devices.on_seen(ev.key.mac, ev.ts_ns);
+                self.devices.on_address(ev.key.mac, src, ev.ts_ns);
+                self.devices.on_flow(
+                    ev.key.mac,
+                    addr::ip(ev.key.addr),
+                    ev.key.flags & FLOW_SERVING != 0,
+                );
+                let origin = Origin {
+                    src,
+                    src_port: ev.src_port,
+                    dst_port: ev.dst_port,
+                    dst_mac: ev.dst_mac,
+                    verdict: ev.verdict,
+                    ts_ns: ev.ts_ns,
+                };
+                self.flows.on_new_flow(ev.key, origin);
+                let (category, mud_url) = self.policy_facts(&ev.key.mac).unwrap_or_default();
+                let facts = crate::judge::policy::DeviceFacts {
+                    mac: ev.key.mac,
+                    category: category.as_deref(),
+                    mud_url: mud_url.as_deref(),
+                };
+                // The verdict is taken once, by the baseline stage, and carried to the rest.
+                let judged = self.baseline.on_new_flow(ev.key, origin, &facts);
+                self.policy_alerts.extend(judged.alert);
+                let names: Vec<&str> = judged.names.iter().map(String::as_str).collect();
+                let hits = self.intel.on_new_flow(ev.key, origin, ev.intel_id, &names);
+                self.intel_alerts.extend(hits);
+                let cx = crate::judge::anomaly::FlowContext {
+                    learning: judged.verdict == verdict::LEARNING,
+                    allowed: judged.verdict == verdict::ALLOWED,
+                    local: judged.local,
+                };
+                let found = self.anomaly.on_new_flow(ev.ts_ns, ev.key, origin, cx);
+                self.anomaly_alerts.extend(found);
+            }
+            Ok(KernelEvent::DnsAnswer(head, frame)) => {
+                let decoded =
+                    std::panic::catch_unwind(|| discover::dns::decode_answer_frame(&frame))
+                        .unwrap_or_else(|_| Err(discover::DecodeError::new("dns", "panicked")));
+                match decoded {
+                    Ok(Some(a)) => {
+                        let hits = self.intel.on_names(head.key.mac, &a.names, "answer");
+                        self.intel_alerts.extend(hits);
+                        self.baseline.on_dns(
+                            &crate::judge::policy::dns::Answer {
+                                mac: head.key.mac,
+                                names: a.names,
+                                addrs: a.addrs,
+                                ttl_s: a.ttl_s,
+                            },
+                            head.ts_ns,
+                        )
+                    }
+                    Ok(None) => {}
+                    Err(_) => self.counters.discovery_malformed += 1,
+                }
+            }
+            Ok(KernelEvent::Discovery(head, frame)) => {
+                self.counters.discovery_frames += 1;
+                self.devices.on_seen(head.key.mac, head.ts_ns);
+                // Decoders meet hostile bytes: a panic in one (ours or a crate's) is a
+                // malformed frame, never a dead sensor.
+                let decoded = std::panic::catch_unwind(|| discover::decode(&frame))
+                    .unwrap_or_else(|_| Err(discover::DecodeError::new("decoder", "panicked")));
+                match decoded {
+                    Ok(Some(d)) => {
+                        if let discover::Facts::Dns(q) = &d.facts {
+                            let hits = self.intel.on_names(d.mac, &q.names, "query");
+                            self.intel_alerts.extend(hits);
+                        }
+                        if let discover::Facts::ArpRequest { asked, .. } = &d.facts {
+                            let found = self.anomaly.on_arp_probe(head.ts_ns, d.mac, *asked);
+                            self.anomaly_alerts.extend(found);
+                        }
+                        self.devices.on_facts(d, head.ts_ns)
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        if self.counters.discovery_malformed == 0 {
+                            tracing::warn!(
+                                "a discovery frame from {} did not decode: {e} (counted as discovery_malformed)",
+                                addr::mac(head.key.mac)
+                            );
+                        }
+                        self.counters.discovery_malformed += 1;
+                    }
+                }
+            }
+            Err(e) => {
+                if self.counters.events_malformed == 0 {
+                    tracing::warn!("{e} (counted as events_malformed in stats)");
+                }
+                self.counters.events_malformed += 1;
+            }
+        }
+    }
+
+    /// The end of a batch of records: assess what changed, write it, persist it, and
+    /// write what the inventory says of it.
+    pub fn end_batch(&mut self, now_ns: u64) {
+        self.restore_fresh();
+        let mut to_assess = self.devices.take_peer_changes();
+        to_assess.extend(self.devices.changed_macs());
+        for mac in to_assess {
+            let Some(d) = self.devices.get(&mac) else {
+                continue;
+            };
+            let a = assess::assess(
+                d,
+                self.inventory.declared(&mac),
+                &self.classifier,
+                &self.thresholds,
+            );
+            if let Some(f) =
+                self.inventory
+                    .on_classified(mac, &a.observed, self.classifier.strong())
+            {
+                self.pending.push(f);
+            }
+            self.devices.assess(&mac, a);
+        }
+        let mut rows = Vec::new();
+        for mac in self.devices.changed_macs() {
+            self.baseline.touch(mac);
+        }
+        for d in self.devices.take_changed() {
+            if let Some(f) = self.inventory.on_device(&d) {
+                self.pending.push(f);
+            }
+            let declared = self.inventory.declared(&d.mac);
+            let v = self.eve.device(now_ns, &d, declared);
+            self.out.write(&v);
+            self.counters.device_records += 1;
+            if self.store.is_some() {
+                rows.push(StoredDevice::from_device(
+                    &d,
+                    declared,
+                    self.inventory.reported_new(&d.mac),
+                    &self.eve.time,
+                ));
+            }
+        }
+        for m in self.devices.take_moves() {
+            if let Some(f) = self.inventory.on_move(m) {
+                self.pending.push(f);
+            }
+        }
+        for f in std::mem::take(&mut self.pending) {
+            if let Finding::NewDevice(mac) = f
+                && let Some(row) = rows.iter_mut().find(|r| r.mac == addr::mac(mac))
+            {
+                row.new_device_reported = true;
+            }
+            self.write_finding(now_ns, f);
+        }
+        self.persist(&rows);
+        self.sync_policy(now_ns);
+    }
+
+    /// What the policy engine needs of a device: its category in effect and MUD URL.
+    fn policy_facts(&self, mac: &[u8; 6]) -> Option<(Option<String>, Option<String>)> {
+        let d = self.devices.get(mac)?;
+        let category = self
+            .inventory
+            .declared(mac)
+            .and_then(|x| x.category.clone())
+            .or_else(|| {
+                d.assessment
+                    .as_ref()
+                    .map(|a| a.observed.category.clone())
+                    .filter(|c| c != "unknown")
+            });
+        Some((category, d.profile.mud_url().map(str::to_string)))
+    }
+
+    /// Compiles the devices whose policy may have changed, writes it to the kernel, keeps
+    /// what was learned, and writes the policy alerts of the batch.
+    fn sync_policy(&mut self, now_ns: u64) {
+        // Only the devices waiting to be compiled: a batch is one frame in a replay.
+        let facts: std::collections::BTreeMap<[u8; 6], _> = self
+            .baseline
+            .dirty()
+            .filter_map(|m| Some((m, self.policy_facts(&m)?)))
+            .collect();
+        self.baseline.sync(|m| facts.get(m).cloned());
+        if let Some(store) = &mut self.store
+            && let Err(e) = self.baseline.persist(store, now_ns)
+        {
+            self.state_failed(&e);
+        }
+        for a in std::mem::take(&mut self.intel_alerts) {
+            if let Some(ts) = a.flow_ts_ns() {
+                self.note_latency(ts);
+            }
+            let v = self
+                .eve
+                .intel_event(now_ns, a.clone(), self.subject(&a.mac()));
+            self.write_alert(&v);
+        }
+        for a in std::mem::take(&mut self.anomaly_alerts) {
+            let mac = a.mac;
+            let v = self.eve.anomaly_event(now_ns, a, self.subject(&mac));
+            self.write_alert(&v);
+        }
+        for a in std::mem::take(&mut self.policy_alerts) {
+            self.note_latency(a.origin.ts_ns);
+            let v = self.eve.policy_event(now_ns, &a, self.subject(&a.key.mac));
+            self.write_alert(&v);
+        }
+    }
+
+    /// What the alert stages need to say of a device: its table entry and declaration.
+    fn subject(&self, mac: &[u8; 6]) -> Subject<'_> {
+        Subject {
+            device: self.devices.get(mac),
+            declared: self.inventory.declared(mac),
+        }
+    }
+
+    /// Writes an alert line and counts it.
+    fn write_alert(&mut self, v: &Value) {
+        self.out.write(v);
+        self.counters.alerts += 1;
+    }
+
+    /// An alert about a flow whose first packet the kernel stamped at `ts_ns` is being
+    /// written: how long that took (live only; a capture's clock says nothing of it).
+    fn note_latency(&mut self, ts_ns: u64) {
+        if self.eve.time.is_live() && ts_ns != 0 {
+            self.latency
+                .record(clock::monotonic_ns().saturating_sub(ts_ns));
+        }
+    }
+
+    /// The device table is full (a MAC flood, or a network larger than `max_devices`):
+    /// new devices are counted, not tracked. Said once, as an alert.
+    fn check_pressure(&mut self, now_ns: u64) {
+        if self.pressure_reported || (!self.devices.full() && self.devices.dropped == 0) {
+            return;
+        }
+        self.pressure_reported = true;
+        let v = self.eve.pressure_event(
+            now_ns,
+            self.devices.len(),
+            self.devices.dropped,
+            self.devices.evicted,
+        );
+        self.write_alert(&v);
+        tracing::warn!(
+            "device table full ({} devices): new devices are counted, not tracked; raise [sensor] max_devices if the network is this large",
+            self.devices.len()
+        );
+    }
+
+    /// A reloaded configuration's feeds and canaries take effect (as a diff).
+    pub fn reload_intel(&mut self, config: &Config, now_ns: u64) {
+        self.intel.reload(config, (now_ns / 1_000_000_000) as i64);
+        self.stats_now = true;
+    }
+
+    /// Devices seen for the first time in this run get back what earlier runs knew.
+    fn restore_fresh(&mut self) {
+        let Some(store) = &self.store else {
+            for mac in self.devices.take_fresh() {
+                self.baseline.touch(mac);
+            }
+            return;
+        };
+        let mut failures = Vec::new();
+        for mac in self.devices.take_fresh() {
+            self.baseline.touch(mac);
+            match store.device(&addr::mac(mac)) {
+                Ok(Some(old)) => {
+                    if old.new_device_reported {
+                        self.inventory.already_reported_new(mac);
+                    }
+                    self.devices.restore(mac, old.first_seen_ns, old.profile);
+                }
+                Ok(None) => {}
+                Err(e) => failures.push(e),
+            }
+        }
+        for e in failures {
+            self.state_failed(&e);
+        }
+    }
+
+    fn persist(&mut self, rows: &[StoredDevice]) {
+        if let Some(store) = &mut self.store
+            && let Err(e) = store.save(rows)
+        {
+            self.state_failed(&e);
+        }
+    }
+
+    /// A state-store failure: counted, said once; the stream goes on.
+    fn state_failed(&mut self, err: &dyn std::error::Error) {
+        if self.counters.state_errors == 0 {
+            tracing::error!("state store: {err} (counted as state_errors; events continue)");
+        }
+        self.counters.state_errors += 1;
+    }
+
+    fn write_finding(&mut self, now_ns: u64, f: Finding) {
+        let v = self
+            .eve
+            .finding_event(now_ns, f.clone(), self.subject(&f.mac()));
+        self.write_alert(&v);
+    }
+
+    /// A poll of the kernel maps.
+    pub fn on_poll(
+        &mut self,
+        now_ns: u64,
+        flows: Vec<(FlowKey, FlowTotals)>,
+        devices: Vec<([u8; 6], DeviceTotals)>,
+    ) {
+        let now_kernel = self.eve.time.to_kernel_ns(now_ns);
+        let mut records = self.flows.on_poll(now_ns, now_kernel, flows);
+        self.devices
+            .on_poll(devices, &self.flows.last_seen_by_device());
+        self.baseline.annotate(&mut records);
+        self.write_flows(now_ns, &records);
+        self.check_pressure(now_ns);
+        let deltas = self.flows.take_deltas();
+        let egress = std::mem::take(&mut self.egress);
+        let found = self.anomaly.on_poll(now_kernel, &deltas, &egress);
+        self.anomaly_alerts.extend(found);
+        let macs: Vec<[u8; 6]> = self.devices.iter().map(|d| d.mac).collect();
+        // Learning ended: say so now, not at the next stats interval.
+        self.stats_now |= self.baseline.on_tick(now_kernel, macs.into_iter());
+        self.end_batch(now_ns);
+        for f in self.inventory.check_missing(now_kernel, &self.devices) {
+            self.write_finding(now_ns, f);
+        }
+    }
+
+    /// Reads the flow and device maps and takes them in.
+    pub fn poll(&mut self, maps: &KernelMaps, now_ns: u64) {
+        self.egress = maps.egress().unwrap_or_default();
+        match (maps.flows(), maps.devices()) {
+            (Ok(f), Ok(d)) => self.on_poll(now_ns, f, d),
+            (Err(e), _) | (_, Err(e)) => self.poll_failed(&e),
+        }
+    }
+
+    /// A poll that failed (counted; the next one tries again).
+    fn poll_failed(&mut self, err: &dyn std::error::Error) {
+        if self.counters.poll_errors == 0 {
+            tracing::warn!("reading kernel maps failed: {err}");
+        }
+        self.counters.poll_errors += 1;
+    }
+
+    /// The policy stage.
+    pub fn baseline(&self) -> &Baseline {
+        &self.baseline
+    }
+
+    /// A reloaded configuration's policy (`[baseline]`, `[[policy]]`, `[mud]`) takes
+    /// effect, for flows already open too. Other sections need a restart.
+    pub fn reload_policy(&mut self, engine: crate::judge::policy::Engine, now_ns: u64) {
+        let facts: std::collections::BTreeMap<[u8; 6], _> = self
+            .devices
+            .iter()
+            .filter_map(|d| Some((d.mac, self.policy_facts(&d.mac)?)))
+            .collect();
+        let flows: Vec<_> = self.flows.opened().collect();
+        let alerts = self
+            .baseline
+            .reload(engine, flows.into_iter(), |m| facts.get(m).cloned());
+        self.policy_alerts.extend(alerts);
+        self.sync_policy(now_ns);
+        self.stats_now = true;
+    }
+
+    fn write_flows(&mut self, now_ns: u64, records: &[crate::track::flows::FlowRecord]) {
+        for r in records {
+            let v = self.eve.flow(now_ns, r);
+            self.out.write(&v);
+            self.counters.flow_records += 1;
+        }
+    }
+
+    /// Whether a `stats` event is due.
+    pub fn stats_due(&self, now_ns: u64) -> bool {
+        now_ns >= self.next_stats_ns || self.stats_now
+    }
+
+    /// Writes a `stats` event; `extra` is a driver's own section (e.g. `replay`).
+    pub fn write_stats(&mut self, now_ns: u64, kernel: &KernelStats, extra: Option<(&str, Value)>) {
+        let uptime = now_ns.saturating_sub(self.started_ns) / 1_000_000_000;
+        let tables = Tables {
+            flows_tracked: self.flows.len(),
+            flows_evicted: self.flows.evicted,
+            flows_recreated: self.flows.recreated,
+            devices_tracked: self.devices.len(),
+            devices_evicted: self.devices.evicted,
+            devices_not_tracked: self.devices.dropped,
+            output_lines: self.out.lines(),
+            output_errors: self.out.errors(),
+            output_dropped: self.out.dropped(),
+        };
+        let mut sections = vec![
+            ("policy", self.baseline.stats(&self.eve.time)),
+            ("intel", self.intel.stats()),
+            ("latency", self.latency.stats()),
+            (
+                "anomaly",
+                json!({
+                    "alerts": self.anomaly.counters.alerts,
+                    "suppressed": self.anomaly.counters.suppressed,
+                }),
+            ),
+        ];
+        sections.extend(extra);
+        let v = self
+            .eve
+            .stats(now_ns, uptime, kernel, &self.counters, &tables, sections);
+        self.out.write(&v);
+        self.stats_now = false;
+        while self.next_stats_ns <= now_ns {
+            self.next_stats_ns += self.stats_every_ns;
+        }
+    }
+
+    /// Stopping: the last records of every flow, then a final `stats` event.
+    pub fn finish(&mut self, now_ns: u64, kernel: &KernelStats, extra: Option<(&str, Value)>) {
+        let mut records = self.flows.flush();
+        self.baseline.annotate(&mut records);
+        self.write_flows(now_ns, &records);
+        self.end_batch(now_ns);
+        self.write_stats(now_ns, kernel, extra);
+    }
+
+    /// Userspace counters so far.
+    pub fn counters(&self) -> SensorCounters {
+        self.counters
+    }
+}

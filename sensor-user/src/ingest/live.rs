@@ -1,0 +1,231 @@
+//! Live mode: attach to the LAN interface, read the ring buffer as events arrive, poll
+//! the maps every `poll_interval`, stop cleanly on SIGINT or SIGTERM.
+
+use anyhow::Context as _;
+use tokio::{
+    io::{Interest, unix::AsyncFd},
+    signal::unix::{SignalKind, signal},
+    time::MissedTickBehavior,
+};
+
+use crate::{
+    config::Config,
+    emit::eve::Eve,
+    emit::output::Output,
+    engine::sensor::{Sensor, Stages},
+    ingest::watch::Watch,
+    judge::baseline,
+    kernel::loader::{self, AttachMode, MapSizes},
+    kernel::maps::KernelMaps,
+    kernel::policy_maps::PolicyMaps,
+    model::clock::{TimeBase, realtime_ns},
+    store::state::Store,
+};
+
+/// What `run` was asked to do.
+pub struct RunArgs {
+    /// The LAN interface.
+    pub iface: String,
+    /// The configuration.
+    pub config: Config,
+    /// Output path (`-` for stdout).
+    pub output: String,
+    /// XDP attach mode.
+    pub mode: AttachMode,
+    /// Drop to this user once attached.
+    pub user: Option<String>,
+    /// The state directory.
+    pub state_dir: std::path::PathBuf,
+    /// The configuration file, reloaded on SIGHUP or when it changes.
+    pub config_path: Option<std::path::PathBuf>,
+}
+
+/// Runs until SIGINT or SIGTERM.
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(run_async(args))
+}
+
+async fn run_async(args: RunArgs) -> anyhow::Result<()> {
+    // Before anything is attached, so a signal at any later moment is a clean stop.
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    let mut watch = Watch::new(args.config_path.as_deref(), &args.config);
+    let classifier = crate::engine::check::classifier(&args.config)?;
+    // Opened (and its WAL created) before privileges are dropped: the directory stays
+    // root's, 0700.
+    let mut store = Store::open(&args.state_dir)?;
+    tracing::info!("state in {}", store.path().display());
+    let sizes = MapSizes::from(&args.config.sensor);
+    let mut ebpf = loader::load(sizes, false)?;
+    let (link, mode) = loader::attach(&mut ebpf, &args.iface, args.mode)?;
+    // What the gateway sends devices (DNS answers, for domain policies). Without it the
+    // sensor still counts and alerts; domain entries just never resolve.
+    let egress = match loader::attach_egress(&mut ebpf, &args.iface) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::error!(
+                "{e}: domain-based policy entries will not match (no DNS answers seen)"
+            );
+            None
+        }
+    };
+    let (maps, ring) = KernelMaps::take(&mut ebpf)?;
+    let policy_maps = PolicyMaps::take(&mut ebpf)?;
+    let intel_maps = crate::judge::intel::IntelMaps::take(&mut ebpf)?;
+    // SAFETY: the ring buffer owns its fd and lives inside the AsyncFd until both drop.
+    let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+        .map_err(|e| anyhow::anyhow!("watching the ring buffer: {e}"))?;
+    let out = Output::open(&args.output, args.config.output.queue_lines)
+        .with_context(|| format!("opening {}", args.output))?;
+    let eve = Eve {
+        sensor: args.config.sensor.name.clone(),
+        in_iface: args.iface.clone(),
+        time: TimeBase::live(),
+    };
+    let now = realtime_ns();
+    let baseline = baseline::start(
+        &args.config,
+        Some(&mut store),
+        crate::judge::policy::interface_prefixes(&args.iface),
+        now,
+        &eve.time,
+        Some(policy_maps),
+    )?;
+    let intel = crate::judge::intel::stage::Intel::start(
+        &args.config,
+        Some(intel_maps),
+        (now / 1_000_000_000) as i64,
+    );
+    let stages = Stages {
+        classifier,
+        store: Some(store),
+        baseline,
+        intel,
+    };
+    let mut sensor = Sensor::new(eve, &args.config, stages, out, now);
+    let mut tick = tokio::time::interval(*args.config.sensor.poll_interval.get_ref());
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    if let Some(user) = &args.user {
+        crate::kernel::privileges::drop_to(user)?;
+        tracing::info!("running as {user} with no capabilities");
+    }
+    let ifindex = if_index(&args.iface);
+    let mut gone = None;
+    // Said once everything is in place: from here on events flow.
+    tracing::info!(
+        "watching {} (XDP {mode} mode, {} flows, {} devices)",
+        args.iface,
+        sizes.flows,
+        sizes.devices
+    );
+
+    loop {
+        tokio::select! {
+            guard = ring.readable_mut() => {
+                let mut guard = guard?;
+                let rb = guard.get_inner_mut();
+                while let Some(item) = rb.next() {
+                    sensor.on_record(&item);
+                }
+                guard.clear_ready();
+                sensor.end_batch(realtime_ns());
+            }
+            _ = tick.tick() => {
+                let now = realtime_ns();
+                // Deleting the interface takes the XDP link with it; going down and up
+                // does not, so only the first ends the run.
+                if if_index(&args.iface) != ifindex {
+                    gone = Some(args.iface.clone());
+                    break;
+                }
+                if watch.changed() {
+                    reload(&args, &mut sensor, &mut watch, "a file changed");
+                }
+                sensor.poll(&maps, now);
+                if sensor.stats_due(now) {
+                    let k = maps.stats().unwrap_or_default();
+                    sensor.write_stats(now, &k, None);
+                }
+            }
+            _ = sighup.recv() => reload(&args, &mut sensor, &mut watch, "SIGHUP"),
+            _ = sigint.recv() => break,
+            _ = sigterm.recv() => break,
+        }
+    }
+
+    match &gone {
+        None => {
+            tracing::info!("stopping: detaching from {}", args.iface);
+            loader::xdp(&mut ebpf)?
+                .detach(link)
+                .context("detaching the XDP program")?;
+            if let Some(l) = egress {
+                loader::egress(&mut ebpf)?
+                    .detach(l)
+                    .context("detaching the TC program")?;
+            }
+        }
+        Some(iface) => tracing::error!(
+            "interface {iface} no longer exists (deleted or renamed): the XDP program went with it; writing the last records and exiting"
+        ),
+    }
+    let rb = ring.get_mut();
+    while let Some(item) = rb.next() {
+        sensor.on_record(&item);
+    }
+    let now = realtime_ns();
+    sensor.poll(&maps, now);
+    let k = maps.stats()?;
+    sensor.finish(now, &k, None);
+    match gone {
+        Some(iface) => anyhow::bail!(
+            "interface {iface} disappeared while the sensor ran; restart it once the interface is back"
+        ),
+        None => Ok(()),
+    }
+}
+
+/// Reads the configuration again and applies its policy; a broken file is reported with
+/// its location and the running configuration stays.
+fn reload(args: &RunArgs, sensor: &mut Sensor, watch: &mut Watch, why: &str) {
+    let Some(path) = &args.config_path else {
+        tracing::info!("{why}: no configuration file to reload");
+        return;
+    };
+    match crate::engine::check::load(path) {
+        Ok(c) => {
+            // The feeds the new file names are the ones watched from now on.
+            watch.follow(path, &c);
+            let now = realtime_ns();
+            let time = TimeBase::live();
+            let (engine, report) = crate::judge::policy::Engine::new(
+                &c,
+                crate::judge::policy::interface_prefixes(&args.iface),
+                time.to_kernel_ns(now),
+                None,
+            );
+            for e in &report.mud_errors {
+                tracing::error!("MUD file not imported: {e}");
+            }
+            sensor.reload_policy(engine, now);
+            sensor.reload_intel(&c, now);
+            tracing::info!(
+                "configuration reloaded ({why}): [baseline], [[policy]], [mud], [intel] and [canary] apply now; other sections take effect at restart"
+            );
+        }
+        Err(e) => tracing::error!("configuration not reloaded ({why}): {e}; the running one stays"),
+    }
+}
+
+/// The interface's index, or 0 when there is none by that name.
+fn if_index(name: &str) -> u32 {
+    let Ok(c) = std::ffi::CString::new(name) else {
+        return 0;
+    };
+    // SAFETY: a valid NUL-terminated string.
+    unsafe { libc::if_nametoindex(c.as_ptr()) }
+}

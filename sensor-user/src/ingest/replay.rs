@@ -1,0 +1,352 @@
+//! Replay: the same eBPF program, run by the kernel over capture frames with
+//! BPF_PROG_TEST_RUN, time taken from the capture, feeding the same engine as `run`.
+
+use std::{
+    collections::{HashMap, HashSet},
+    net::IpAddr,
+    path::PathBuf,
+};
+
+use anyhow::Context as _;
+use aya::programs::{TestRun as _, TestRunOptions};
+use serde_json::json;
+
+use crate::{
+    config::Config,
+    emit::eve::Eve,
+    emit::output::Output,
+    engine::sensor::{Sensor, Stages},
+    ingest::pcap::{Capture, CaptureError, Frame},
+    judge::baseline,
+    judge::policy,
+    kernel::loader::{self, MapSizes},
+    kernel::maps::KernelMaps,
+    kernel::policy_maps::PolicyMaps,
+    model::addr,
+    model::clock::TimeBase,
+    store::state::Store,
+};
+
+/// BPF_PROG_TEST_RUN takes at least an Ethernet header ...
+const MIN_FRAME: usize = 14;
+/// ... and, for a multi-buffer program, a linear page plus MAX_SKB_FRAGS (17) pages.
+const MAX_FRAME: usize = (4096 - 256 - 320) + 17 * 4096;
+
+/// What `replay` was asked to do.
+pub struct ReplayArgs {
+    /// Capture files, in order.
+    pub captures: Vec<PathBuf>,
+    /// The configuration.
+    pub config: Config,
+    /// Output path (`-` for stdout).
+    pub output: String,
+    /// The gateway's MAC, when known; otherwise inferred.
+    pub gateway_mac: Option<[u8; 6]>,
+    /// Keep the inventory here (none: nothing persists).
+    pub state_dir: Option<PathBuf>,
+}
+
+/// Replay counters, reported in the `replay` section of `stats` events.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReplayCounters {
+    /// Frames read from captures.
+    pub frames: u64,
+    /// Frames run through the XDP program.
+    pub frames_run: u64,
+    /// Frames the gateway sent (not LAN ingress, so not run through XDP).
+    pub gateway_frames: u64,
+    /// Frames shorter than an Ethernet header (counted, not run).
+    pub too_short: u64,
+    /// Frames longer than BPF_PROG_TEST_RUN takes (their first part is run).
+    pub truncated: u64,
+    /// Frames the kernel refused to run.
+    pub run_errors: u64,
+}
+
+/// The stages of a replay: policy over the private ranges as the local network (there is
+/// no interface to ask), state only when a directory was given.
+fn stages(
+    config: &Config,
+    classifier: crate::judge::classify::Classifier,
+    mut store: Option<Store>,
+    (maps, intel_maps): (PolicyMaps, crate::judge::intel::IntelMaps),
+    now: u64,
+    time: &TimeBase,
+) -> Stages {
+    // Feeds are judged at the capture's time (STIX valid_until).
+    let intel = crate::judge::intel::stage::Intel::start(
+        config,
+        Some(intel_maps),
+        (now / 1_000_000_000) as i64,
+    );
+    let baseline = match baseline::start(
+        config,
+        store.as_mut(),
+        policy::private_ranges(),
+        now,
+        time,
+        Some(maps),
+    ) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!("state store: {e}; replaying without it");
+            store = None;
+            let (engine, _) = policy::Engine::new(config, policy::private_ranges(), now, None);
+            crate::judge::baseline::Baseline::new(engine, None)
+        }
+    };
+    Stages {
+        classifier,
+        store,
+        baseline,
+        intel,
+    }
+}
+
+/// Replays captures; returns the capture errors met (the stream covers what was read).
+pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
+    // Open every file first, so a bad path or link type fails before any output.
+    for path in &args.captures {
+        Capture::open(path)?;
+    }
+    let gateway = match args.gateway_mac {
+        Some(m) => Some(m),
+        None => infer_gateway(&args.captures),
+    };
+    if let Some(g) = gateway {
+        tracing::info!(
+            "gateway MAC {}: its frames are not LAN ingress",
+            addr::mac(g)
+        );
+    }
+    let sizes = MapSizes::from(&args.config.sensor);
+    let mut ebpf = loader::load(sizes, true)?;
+    let (mut maps, mut ring) = KernelMaps::take(&mut ebpf)?;
+    // Offline: wait for a slow reader rather than drop a line.
+    let mut out = Some(
+        Output::open(&args.output, args.config.output.queue_lines)
+            .with_context(|| format!("opening {}", args.output))?
+            .wait_when_full(),
+    );
+    let eve = Eve {
+        sensor: args.config.sensor.name.clone(),
+        in_iface: "replay".into(),
+        time: TimeBase::identity(),
+    };
+    let poll_ns = args.config.sensor.poll_interval.get_ref().as_nanos() as u64;
+    let classifier = crate::engine::check::classifier(&args.config)?;
+    // Forensics is stateless unless asked: the same capture gives the same stream.
+    let mut store = match &args.state_dir {
+        Some(d) => Some(Store::open(d)?),
+        None => None,
+    };
+    let mut stage_parts = Some((
+        classifier,
+        PolicyMaps::take(&mut ebpf)?,
+        crate::judge::intel::IntelMaps::take(&mut ebpf)?,
+    ));
+    let mut sensor: Option<Sensor> = None;
+    let mut counters = ReplayCounters::default();
+    let mut errors = Vec::new();
+    let mut now = 0u64;
+    let mut next_poll = 0u64;
+    let prog: &aya::programs::Xdp = ebpf
+        .program(sensor_common::maps::XDP_PROGRAM)
+        .context("no XDP program")?
+        .try_into()?;
+    let egress: &aya::programs::SchedClassifier = ebpf
+        .program(sensor_common::maps::EGRESS_PROGRAM)
+        .context("no egress program")?
+        .try_into()?;
+
+    for path in &args.captures {
+        let mut cap = Capture::open(path)?;
+        while let Some(frame) = cap.next_frame() {
+            let frame: Frame = match frame {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::error!("{e}; reporting what was read before it");
+                    errors.push(e);
+                    break;
+                }
+            };
+            counters.frames += 1;
+            // Time never runs backwards in the stream, even if a capture's does.
+            now = now.max(frame.ts_ns);
+            let s = sensor.get_or_insert_with(|| {
+                next_poll = now + poll_ns;
+                let out = out.take().expect("created once");
+                let (c, pm, im) = stage_parts.take().expect("created once");
+                let stages = stages(&args.config, c, store.take(), (pm, im), now, &eve.time);
+                Sensor::new(eve.clone(), &args.config, stages, out, now)
+            });
+            if s.stats_due(now) || now >= next_poll {
+                s.poll(&maps, now);
+                next_poll = now + poll_ns;
+                if s.stats_due(now) {
+                    let k = maps.stats().unwrap_or_default();
+                    s.write_stats(now, &k, Some(("replay", counters_json(&counters))));
+                }
+            }
+            if gateway.is_some_and(|g| frame.data.get(6..12) == Some(&g[..])) {
+                // LAN egress: what the gateway tells devices (DNS answers).
+                counters.gateway_frames += 1;
+                if frame.data.len() >= MIN_FRAME && frame.data.len() <= MAX_FRAME {
+                    if let Err(e) = maps.set_clock(now) {
+                        anyhow::bail!("setting the replay clock: {e}");
+                    }
+                    let opts = TestRunOptions {
+                        data_in: Some(&frame.data),
+                        repeat: 1,
+                        ..TestRunOptions::default()
+                    };
+                    if let Err(e) = egress.test_run(opts) {
+                        if counters.run_errors == 0 {
+                            tracing::warn!("BPF_PROG_TEST_RUN refused a gateway frame: {e}");
+                        }
+                        counters.run_errors += 1;
+                    }
+                    while let Some(item) = ring.next() {
+                        s.on_record(&item);
+                    }
+                }
+                continue;
+            }
+            if frame.data.len() < MIN_FRAME {
+                counters.too_short += 1;
+                continue;
+            }
+            let data = if frame.data.len() > MAX_FRAME {
+                counters.truncated += 1;
+                &frame.data[..MAX_FRAME]
+            } else {
+                &frame.data[..]
+            };
+            if let Err(e) = maps.set_clock(now) {
+                anyhow::bail!("setting the replay clock: {e}");
+            }
+            let opts = TestRunOptions {
+                data_in: Some(data),
+                repeat: 1,
+                ..TestRunOptions::default()
+            };
+            match prog.test_run(opts) {
+                Ok(_) => counters.frames_run += 1,
+                Err(e) => {
+                    if counters.run_errors == 0 {
+                        tracing::warn!("BPF_PROG_TEST_RUN refused a frame: {e}");
+                    }
+                    counters.run_errors += 1;
+                }
+            }
+            while let Some(item) = ring.next() {
+                s.on_record(&item);
+            }
+            s.end_batch(now);
+        }
+    }
+    let mut s = match sensor {
+        Some(s) => s,
+        None => {
+            let (c, pm, im) = stage_parts.take().expect("unused");
+            let stages = stages(&args.config, c, store.take(), (pm, im), now, &eve.time);
+            Sensor::new(eve, &args.config, stages, out.take().expect("unused"), now)
+        }
+    };
+    s.poll(&maps, now);
+    let k = maps.stats()?;
+    s.finish(now, &k, Some(("replay", counters_json(&counters))));
+    Ok(errors)
+}
+
+fn counters_json(c: &ReplayCounters) -> serde_json::Value {
+    json!({
+        "frames": c.frames,
+        "frames_run": c.frames_run,
+        "gateway_frames": c.gateway_frames,
+        "too_short": c.too_short,
+        "truncated": c.truncated,
+        "run_errors": c.run_errors,
+    })
+}
+
+/// The gateway is the MAC every off-LAN conversation goes through: frames from the
+/// internet carry it as their source, frames to the internet as their destination. The MAC
+/// with the most distinct off-LAN addresses in those two roles wins.
+pub fn infer_gateway(captures: &[PathBuf]) -> Option<[u8; 6]> {
+    let mut seen: HashMap<[u8; 6], HashSet<IpAddr>> = HashMap::new();
+    for path in captures {
+        let Ok(mut cap) = Capture::open(path) else {
+            continue;
+        };
+        while let Some(Ok(frame)) = cap.next_frame() {
+            let Some(a) = addresses_of(&frame.data) else {
+                continue;
+            };
+            if is_off_lan(a.src_ip) {
+                seen.entry(a.src_mac).or_default().insert(a.src_ip);
+            }
+            if is_off_lan(a.dst_ip) && a.dst_mac[0] & 1 == 0 {
+                seen.entry(a.dst_mac).or_default().insert(a.dst_ip);
+            }
+        }
+    }
+    seen.into_iter()
+        .max_by_key(|(mac, ips)| (ips.len(), *mac))
+        .map(|(mac, _)| mac)
+}
+
+struct Addresses {
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    src_ip: IpAddr,
+    dst_ip: IpAddr,
+}
+
+fn addresses_of(data: &[u8]) -> Option<Addresses> {
+    use etherparse::{LinkSlice, NetSlice, SlicedPacket};
+    let p = SlicedPacket::from_ethernet(data).ok()?;
+    let Some(LinkSlice::Ethernet2(e)) = p.link else {
+        return None;
+    };
+    let (src_ip, dst_ip) = match p.net? {
+        NetSlice::Ipv4(v4) => (
+            IpAddr::V4(v4.header().source_addr()),
+            IpAddr::V4(v4.header().destination_addr()),
+        ),
+        NetSlice::Ipv6(v6) => (
+            IpAddr::V6(v6.header().source_addr()),
+            IpAddr::V6(v6.header().destination_addr()),
+        ),
+        _ => return None,
+    };
+    Some(Addresses {
+        src_mac: e.source(),
+        dst_mac: e.destination(),
+        src_ip,
+        dst_ip,
+    })
+}
+
+fn is_off_lan(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || (o[0] == 100 && (o[1] & 0xc0) == 64))
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (s & 0xfe00) == 0xfc00
+                || (s & 0xffc0) == 0xfe80)
+        }
+    }
+}

@@ -1,0 +1,427 @@
+//! The baseline stage: kernel verdicts of new flows in; learned entries, kernel
+//! allow-list updates and policy alerts (`unexpected_destination`, `new_port`) out.
+//! The kernel flags a flow on its first packet; this stage confirms it against the
+//! freshest state (a DNS answer can land a moment after the kernel looked) before alerting,
+//! once per device, destination and rule.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    net::IpAddr,
+};
+
+use sensor_common::{FlowKey, policy::verdict};
+use serde_json::{Value, json};
+
+use crate::{
+    config::Mode,
+    judge::policy::{DeviceFacts, Engine, dns::Answer, learned},
+    judge::rules::{self, Rule},
+    kernel::policy_maps::PolicyMaps,
+    model::addr,
+    store::state::Store,
+    track::flows::{FlowRecord, Origin},
+};
+
+/// How many of a device's rules an alert lists as `expected`.
+const EXPECTED_SHOWN: usize = 8;
+
+/// A policy alert to write.
+#[derive(Clone, Debug)]
+pub struct PolicyAlert {
+    /// `unexpected_destination` or `new_port`.
+    pub rule: &'static Rule,
+    /// The flow.
+    pub key: FlowKey,
+    /// Its first packet.
+    pub origin: Origin,
+    /// `declared`, `learned` or `mud`.
+    pub source: &'static str,
+    /// What the device's policy allows (a few entries).
+    pub expected: Vec<String>,
+    /// The name the device resolved for the destination.
+    pub rrname: Option<String>,
+    /// The kernel dropped it.
+    pub blocked: bool,
+    /// The policies that applied (`[[policy]]` names, `mud:<url>`, `learned`).
+    pub policies: Vec<String>,
+    /// The device's mode.
+    pub mode: Mode,
+}
+
+/// The baseline stage's judgement of a new flow.
+#[derive(Debug)]
+pub struct Judged {
+    /// The policy verdict before enforcement (`sensor_common::policy::verdict`), on the
+    /// state as it was when the flow arrived.
+    pub verdict: u8,
+    /// The destination is on the LAN (always allowed, never learned).
+    pub local: bool,
+    /// The names the device was given the destination's address for.
+    pub names: Vec<String>,
+    /// The alert it raises, if any.
+    pub alert: Option<PolicyAlert>,
+}
+
+/// Counters of this stage, in `stats`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BaselineCounters {
+    /// Policy alerts written.
+    pub alerts: u64,
+    /// Later new flows to an alerted destination (not alerted again).
+    pub repeats: u64,
+    /// Kernel flags that fresher state cleared (a DNS answer arriving just after).
+    pub cleared: u64,
+    /// Kernel policy updates that failed.
+    pub apply_errors: u64,
+    /// DNS answers taken in.
+    pub dns_answers: u64,
+}
+
+/// The stage.
+pub struct Baseline {
+    engine: Engine,
+    maps: Option<PolicyMaps>,
+    dirty: BTreeSet<[u8; 6]>,
+    alerted: HashMap<([u8; 6], IpAddr), u64>,
+    alerted_rules: BTreeSet<([u8; 6], IpAddr, &'static str)>,
+    force_generation: bool,
+    /// Counters.
+    pub counters: BaselineCounters,
+}
+
+impl Baseline {
+    /// Around an engine; `maps` when a kernel program enforces it.
+    pub fn new(engine: Engine, maps: Option<PolicyMaps>) -> Self {
+        Self {
+            engine,
+            maps,
+            dirty: BTreeSet::new(),
+            alerted: HashMap::new(),
+            alerted_rules: BTreeSet::new(),
+            force_generation: false,
+            counters: BaselineCounters::default(),
+        }
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Devices waiting to be compiled.
+    pub fn dirty(&self) -> impl Iterator<Item = [u8; 6]> + '_ {
+        self.dirty.iter().copied()
+    }
+
+    /// A device's facts (category, MUD URL) may have changed: compile it again.
+    pub fn touch(&mut self, mac: [u8; 6]) {
+        self.dirty.insert(mac);
+    }
+
+    /// Compiles `d` now if it never was (its first flow can come before its first batch)
+    /// or something changed since (a DNS answer a moment ago): the verdict must see it.
+    fn ensure(&mut self, d: &DeviceFacts<'_>) {
+        if self.engine.rules(&d.mac).is_none() || self.dirty.contains(&d.mac) {
+            self.engine.compile(d);
+            self.dirty.insert(d.mac);
+        }
+    }
+
+    /// A new flow the kernel reported with its verdict: the verdict confirmed on the
+    /// freshest state, once, for every later stage (intel, anomaly) to use.
+    pub fn on_new_flow(&mut self, key: FlowKey, origin: Origin, d: &DeviceFacts<'_>) -> Judged {
+        self.ensure(d);
+        let dst = addr::ip(key.addr);
+        let names: Vec<String> = self
+            .engine
+            .resolved
+            .names_for(&key.mac, dst)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let (verdict, enforced) = self
+            .engine
+            .evaluate_detail(&key.mac, dst, key.port, key.proto);
+        let local = self.engine.is_local(dst);
+        let name = names.first().cloned();
+        let alert = self.decide(key, origin, true, (verdict, enforced), name);
+        Judged {
+            verdict,
+            local,
+            names,
+            alert,
+        }
+    }
+
+    /// A flow's verdict on the current state: learned (when learning and `learn`), an
+    /// alert (once per device, destination and rule), or nothing.
+    fn check(&mut self, key: FlowKey, origin: Origin, learn: bool) -> Option<PolicyAlert> {
+        let dst = addr::ip(key.addr);
+        let detail = self
+            .engine
+            .evaluate_detail(&key.mac, dst, key.port, key.proto);
+        let name = self
+            .engine
+            .resolved
+            .names_for(&key.mac, dst)
+            .first()
+            .map(|s| s.to_string());
+        self.decide(key, origin, learn, detail, name)
+    }
+
+    /// [`Baseline::check`] with the verdict (before enforcement, and whether the device
+    /// is enforced) and the resolved name already taken.
+    fn decide(
+        &mut self,
+        key: FlowKey,
+        origin: Origin,
+        learn: bool,
+        (base, enforced): (u8, bool),
+        name: Option<String>,
+    ) -> Option<PolicyAlert> {
+        let mac = key.mac;
+        let dst = addr::ip(key.addr);
+        match base {
+            verdict::LEARNING if !learn || self.engine.is_local(dst) => None,
+            verdict::LEARNING => {
+                let rule = learned::rule_for(dst, key.port, key.proto, name.as_deref());
+                if self.engine.learned.record(mac, rule) {
+                    self.dirty.insert(mac);
+                }
+                None
+            }
+            verdict::UNEXPECTED | verdict::NEW_PORT => {
+                let rule = if base == verdict::NEW_PORT {
+                    &rules::NEW_PORT
+                } else {
+                    &rules::UNEXPECTED_DESTINATION
+                };
+                self.alerted.entry((mac, dst)).or_insert(0);
+                if !self.alerted_rules.insert((mac, dst, rule.id)) {
+                    *self.alerted.get_mut(&(mac, dst)).expect("inserted") += 1;
+                    self.counters.repeats += 1;
+                    return None;
+                }
+                self.counters.alerts += 1;
+                let r = self.engine.rules(&mac).expect("compiled");
+                Some(PolicyAlert {
+                    rule,
+                    key,
+                    origin,
+                    source: r.source.map_or("learned", |s| s.as_str()),
+                    expected: r.rules.iter().take(EXPECTED_SHOWN).cloned().collect(),
+                    rrname: name,
+                    blocked: enforced && origin.verdict == verdict::BLOCKED,
+                    policies: r.policies.clone(),
+                    mode: r.mode,
+                })
+            }
+            _ => {
+                if learn
+                    && matches!(
+                        origin.verdict,
+                        verdict::UNEXPECTED | verdict::NEW_PORT | verdict::BLOCKED
+                    )
+                {
+                    self.counters.cleared += 1;
+                }
+                None
+            }
+        }
+    }
+
+    /// A new configuration: the engine is rebuilt from it (keeping what was learned and
+    /// resolved), every device compiled again, and every flow's verdict taken again in the
+    /// kernel (a new generation) and here: flows that the new policy no longer allows
+    /// are alerted on now, not at their next new flow.
+    pub fn reload(
+        &mut self,
+        mut engine: Engine,
+        flows: impl Iterator<Item = (FlowKey, Origin)>,
+        facts: impl Fn(&[u8; 6]) -> Option<(Option<String>, Option<String>)>,
+    ) -> Vec<PolicyAlert> {
+        let old = std::mem::replace(&mut self.engine, Engine::placeholder());
+        let macs: Vec<[u8; 6]> = old.compiled_macs().collect();
+        engine.adopt(old);
+        self.engine = engine;
+        self.dirty.extend(macs);
+        self.force_generation = true;
+        let mut out = Vec::new();
+        for (key, origin) in flows {
+            let Some((category, mud_url)) = facts(&key.mac) else {
+                continue;
+            };
+            let d = DeviceFacts {
+                mac: key.mac,
+                category: category.as_deref(),
+                mud_url: mud_url.as_deref(),
+            };
+            self.ensure(&d);
+            if let Some(mut a) = self.check(key, origin, false) {
+                // The kernel drops its next frames if the device is enforced.
+                a.blocked = self
+                    .engine
+                    .rules(&key.mac)
+                    .is_some_and(|r| r.mode == Mode::Enforce);
+                out.push(a);
+            }
+        }
+        out
+    }
+
+    /// A DNS answer the gateway sent a device.
+    pub fn on_dns(&mut self, a: &Answer, now_kernel_ns: u64) {
+        self.counters.dns_answers += 1;
+        if self.engine.resolved.on_answer(a, now_kernel_ns) {
+            self.dirty.insert(a.mac);
+        }
+    }
+
+    /// Time passes: DNS entries expire; learning may end (returns true then, once).
+    pub fn on_tick(&mut self, now_kernel_ns: u64, devices: impl Iterator<Item = [u8; 6]>) -> bool {
+        let all: Vec<[u8; 6]> = devices.collect();
+        if self.engine.resolved.expire(now_kernel_ns) {
+            self.dirty.extend(all.iter().copied());
+        }
+        if self.engine.end_learning(now_kernel_ns) {
+            tracing::info!(
+                "learning ended: {} entries learned for {} devices; monitoring from now on",
+                self.engine.learned.len(),
+                all.len()
+            );
+            self.dirty.extend(all);
+            return true;
+        }
+        false
+    }
+
+    /// Compiles the devices that changed and writes them to the kernel; a device whose
+    /// policy entry appeared or changed mode makes every flow take its verdict again.
+    pub fn sync(&mut self, facts: impl Fn(&[u8; 6]) -> Option<(Option<String>, Option<String>)>) {
+        let mut reevaluate = false;
+        for mac in std::mem::take(&mut self.dirty) {
+            let Some((category, mud_url)) = facts(&mac) else {
+                continue;
+            };
+            let d = DeviceFacts {
+                mac,
+                category: category.as_deref(),
+                mud_url: mud_url.as_deref(),
+            };
+            let r = self.engine.compile(&d).clone();
+            if let Some(maps) = &mut self.maps {
+                match maps.apply_device(mac, Some((r.kernel(), &r.entries))) {
+                    Ok(a) => reevaluate |= a.reevaluate,
+                    Err(e) => self.apply_failed(&e),
+                }
+            }
+        }
+        if (reevaluate || std::mem::take(&mut self.force_generation))
+            && let Some(maps) = &mut self.maps
+            && let Err(e) = maps.bump_generation()
+        {
+            self.apply_failed(&e);
+        }
+    }
+
+    fn apply_failed(&mut self, e: &dyn std::error::Error) {
+        if self.counters.apply_errors == 0 {
+            tracing::error!(
+                "writing the policy to the kernel: {e} (counted as policy.apply_errors)"
+            );
+        }
+        self.counters.apply_errors += 1;
+    }
+
+    /// Marks flow records whose destination was alerted on with the repeats since.
+    pub fn annotate(&self, records: &mut [FlowRecord]) {
+        for r in records {
+            if let Some(n) = self.alerted.get(&(r.key.mac, addr::ip(r.key.addr))) {
+                r.alert_repeats = Some(*n);
+            }
+        }
+    }
+
+    /// Writes newly learned entries to the store.
+    pub fn persist(
+        &mut self,
+        store: &mut Store,
+        now_epoch_ns: u64,
+    ) -> Result<(), crate::store::state::StateError> {
+        let rows: Vec<(String, String)> = self
+            .engine
+            .learned
+            .take_pending()
+            .into_iter()
+            .map(|(m, r)| (addr::mac(m), r.to_string()))
+            .collect();
+        store.save_learned(&rows, now_epoch_ns)
+    }
+
+    /// The `policy` section of `stats`.
+    pub fn stats(&self, time: &crate::model::clock::TimeBase) -> Value {
+        let e = &self.engine;
+        let c = &self.counters;
+        json!({
+            "mode": e.mode.as_str(),
+            "learning_until": e.learn_until_ns.map(|t| crate::model::clock::eve_timestamp(time.to_epoch_ns(t))),
+            "learned_entries": e.learned.len(),
+            "learned_dropped": e.learned.dropped,
+            "allow_entries": self.maps.as_ref().map_or(0, |m| m.allow_entries()),
+            "generation": self.maps.as_ref().map_or(0, |m| m.generation()),
+            "widened": e.widened,
+            "alerts": c.alerts,
+            "repeats": c.repeats,
+            "cleared": c.cleared,
+            "apply_errors": c.apply_errors,
+            "dns_answers": c.dns_answers,
+            "dns_dropped": e.resolved.dropped,
+        })
+    }
+}
+
+/// Builds the stage at start-up: the engine from the configuration, learning resumed
+/// where an earlier run left it (the state directory keeps when it began and what was
+/// learned), MUD problems reported.
+pub fn start(
+    config: &crate::config::Config,
+    store: Option<&mut Store>,
+    local: Vec<ipnet::IpNet>,
+    now_epoch_ns: u64,
+    time: &crate::model::clock::TimeBase,
+    maps: Option<PolicyMaps>,
+) -> Result<Baseline, crate::store::state::StateError> {
+    const LEARN_STARTED: &str = "learn_started_ns";
+    let mut learned = Vec::new();
+    let started = match store {
+        Some(s) => {
+            learned = s.learned()?;
+            match s.meta(LEARN_STARTED)? {
+                Some(v) => Some(v as u64),
+                None => {
+                    s.set_meta(LEARN_STARTED, now_epoch_ns as i64)?;
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    let (mut engine, report) = Engine::new(
+        config,
+        local,
+        time.to_kernel_ns(now_epoch_ns),
+        started.map(|e| time.to_kernel_ns(e)),
+    );
+    for e in &report.mud_errors {
+        tracing::error!("MUD file not imported: {e}");
+    }
+    if report.mud_files > 0 {
+        tracing::info!("{} MUD files imported", report.mud_files);
+    }
+    for (mac, rule, _) in learned {
+        if let (Some(m), Ok(r)) = (addr::parse_mac(&mac), rule.parse()) {
+            engine.learned.restore(m, r);
+        }
+    }
+    Ok(Baseline::new(engine, maps))
+}

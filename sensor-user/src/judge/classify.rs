@@ -1,0 +1,320 @@
+//! Classification: a device's facts vote for categories by the rules of a data file
+//! (`data/classify.toml`, built in; a user's file adds to or replaces it). The result
+//! carries its confidence and the votes behind it.
+
+use std::path::Path;
+
+use globset::{GlobBuilder, GlobMatcher};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::{
+    config::error::{ConfigError, line_col},
+    model::vocab::{CATEGORIES, Classification, Evidence},
+};
+
+/// The rules shipped with the binary.
+pub const BUILTIN: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/classify.toml"));
+
+/// The fact kinds rules may name (what [`crate::discover::profile::Profile::facts`] and the vendor give).
+pub const FACTS: [&str; 18] = [
+    "vendor",
+    "hostname",
+    "dhcp_vendor_class",
+    "dns",
+    "mdns_service",
+    "mdns_query",
+    "model",
+    "ssdp_server",
+    "ssdp_type",
+    "ssdp_search",
+    "lldp_description",
+    "lldp_capability",
+    "wsd_type",
+    "wsd_scope",
+    "wsd_action",
+    "kasa",
+    "tuya",
+    "mqtt_client",
+];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesFile {
+    min_score: Option<f64>,
+    strong: Option<f64>,
+    #[serde(default, rename = "rule")]
+    rules: Vec<RuleEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleEntry {
+    fact: Spanned<String>,
+    #[serde(rename = "match")]
+    pattern: Spanned<String>,
+    category: Spanned<String>,
+    weight: Spanned<f64>,
+}
+
+struct Rule {
+    fact: String,
+    pattern: String,
+    matcher: GlobMatcher,
+    category: &'static str,
+    weight: f64,
+}
+
+/// Compiled rules.
+pub struct Classifier {
+    rules: Vec<Rule>,
+    min_score: f64,
+    strong: f64,
+}
+
+impl Classifier {
+    /// The built-in rules, then the user's file (if any); `builtin = false` drops the
+    /// built-in ones.
+    pub fn load(user: Option<&Path>, builtin: bool) -> Result<Self, ConfigError> {
+        let mut c = Self {
+            rules: Vec::new(),
+            min_score: 1.0,
+            strong: 0.6,
+        };
+        if builtin {
+            c.add(BUILTIN, "built-in data/classify.toml")?;
+        }
+        if let Some(path) = user {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            c.add(&text, &path.display().to_string())?;
+        }
+        Ok(c)
+    }
+
+    /// A user rules file's text alone (no built-in rules); `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let mut c = Self::load(None, false)?;
+        c.add(text, origin)?;
+        Ok(c)
+    }
+
+    /// The built-in rules.
+    pub fn builtin() -> Self {
+        Self::load(None, true).expect("the built-in rules are valid (unit-tested)")
+    }
+
+    fn add(&mut self, text: &str, origin: &str) -> Result<(), ConfigError> {
+        let at = |offset: usize, message: String| {
+            let (line, column) = line_col(text, offset);
+            ConfigError::Invalid {
+                path: origin.to_string(),
+                line,
+                column,
+                message,
+            }
+        };
+        let file: RulesFile = toml::from_str(text)
+            .map_err(|e| at(e.span().map_or(0, |s| s.start), e.message().to_string()))?;
+        for (v, slot) in [
+            (file.min_score, &mut self.min_score),
+            (file.strong, &mut self.strong),
+        ] {
+            if let Some(v) = v {
+                if !(0.0..=100.0).contains(&v) {
+                    return Err(at(0, format!("{v} is out of range")));
+                }
+                *slot = v;
+            }
+        }
+        for r in file.rules {
+            if !FACTS.contains(&r.fact.get_ref().as_str()) {
+                return Err(at(
+                    r.fact.span().start,
+                    format!(
+                        "unknown fact {:?}; one of {}",
+                        r.fact.get_ref(),
+                        FACTS.join(", ")
+                    ),
+                ));
+            }
+            let Some(category) = CATEGORIES.iter().find(|c| **c == r.category.get_ref()) else {
+                return Err(at(
+                    r.category.span().start,
+                    format!(
+                        "unknown category {:?}; one of {}",
+                        r.category.get_ref(),
+                        CATEGORIES.join(", ")
+                    ),
+                ));
+            };
+            let w = *r.weight.get_ref();
+            if !(w > 0.0 && w <= 10.0) {
+                return Err(at(
+                    r.weight.span().start,
+                    format!("weight {w} is not in (0, 10]"),
+                ));
+            }
+            let matcher = GlobBuilder::new(r.pattern.get_ref())
+                .case_insensitive(true)
+                .literal_separator(false)
+                .build()
+                .map_err(|e| at(r.pattern.span().start, format!("bad pattern: {e}")))?
+                .compile_matcher();
+            self.rules.push(Rule {
+                fact: r.fact.into_inner(),
+                pattern: r.pattern.into_inner(),
+                matcher,
+                category,
+                weight: w,
+            });
+        }
+        Ok(())
+    }
+
+    /// How many rules there are.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The confidence from which a classification overrules a declared category enough
+    /// to report the mismatch.
+    pub fn strong(&self) -> f64 {
+        self.strong
+    }
+
+    /// Classifies a device from its facts (kind, value). Each rule votes at most once.
+    pub fn classify<'a>(
+        &self,
+        facts: impl IntoIterator<Item = (&'a str, &'a str)> + Clone,
+    ) -> Classification {
+        let mut evidence = Vec::new();
+        for r in &self.rules {
+            if let Some((_, v)) = facts
+                .clone()
+                .into_iter()
+                .find(|(k, v)| *k == r.fact && r.matcher.is_match(v))
+            {
+                evidence.push(Evidence {
+                    fact: r.fact.clone(),
+                    value: v.to_string(),
+                    pattern: r.pattern.clone(),
+                    category: r.category.to_string(),
+                    weight: r.weight,
+                });
+            }
+        }
+        evidence.sort_by(|a, b| b.weight.total_cmp(&a.weight));
+        let total: f64 = evidence.iter().map(|e| e.weight).sum();
+        // Ties go to the category listed first in CATEGORIES: deterministic.
+        let best = CATEGORIES
+            .iter()
+            .map(|c| {
+                let score: f64 = evidence
+                    .iter()
+                    .filter(|e| e.category == *c)
+                    .map(|e| e.weight)
+                    .sum();
+                (*c, score)
+            })
+            .fold(("unknown", 0.0), |acc, x| if x.1 > acc.1 { x } else { acc });
+        if best.1 < self.min_score {
+            return Classification {
+                evidence,
+                ..Classification::unknown()
+            };
+        }
+        Classification {
+            category: best.0.to_string(),
+            confidence: ((best.1 / (total + 1.0)) * 100.0).round() / 100.0,
+            evidence,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_rules_load() {
+        assert!(Classifier::builtin().len() > 50);
+    }
+
+    #[test]
+    fn strong_evidence_wins_with_its_confidence() {
+        let c = Classifier::builtin();
+        let r = c.classify([
+            ("vendor", "Shanghai Imilab Technology Co.Ltd"),
+            ("dns", "business.smartcamera.api.io.mi.com"),
+        ]);
+        assert_eq!(r.category, "camera");
+        assert_eq!(r.confidence, 0.78, "3.5 / (3.5 + 1)");
+        assert_eq!(r.evidence.len(), 2);
+        assert_eq!(r.evidence[0].fact, "dns");
+    }
+
+    #[test]
+    fn below_the_minimum_stays_unknown_but_keeps_its_votes() {
+        let c = Classifier::builtin();
+        let r = c.classify([("vendor", "Espressif Inc.")]);
+        assert_eq!(r.category, "unknown");
+        assert_eq!(r.confidence, 0.0);
+        assert_eq!(r.evidence.len(), 1);
+    }
+
+    #[test]
+    fn a_rule_votes_once_however_many_facts_match() {
+        let c = Classifier::builtin();
+        let names: Vec<String> = (0..20).map(|i| format!("a{i}.tuyaeu.com")).collect();
+        let r = c.classify(names.iter().map(|n| ("dns", n.as_str())));
+        assert_eq!(r.evidence.len(), 1);
+    }
+
+    #[test]
+    fn user_rules_add_and_errors_have_a_location() {
+        let dir = std::env::temp_dir().join(format!("kw-classify-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.toml");
+        std::fs::write(
+            &good,
+            "[[rule]]\nfact = \"hostname\"\nmatch = \"kw-lab-*\"\ncategory = \"appliance\"\nweight = 3.0\n",
+        )
+        .unwrap();
+        let c = Classifier::load(Some(&good), false).unwrap();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.classify([("hostname", "KW-LAB-7")]).category, "appliance");
+        let bad = dir.join("bad.toml");
+        std::fs::write(
+            &bad,
+            "min_score = 1.0\n\n[[rule]]\nfact = \"hostname\"\nmatch = \"x\"\ncategory = \"toaster\"\nweight = 1.0\n",
+        )
+        .unwrap();
+        let e = Classifier::load(Some(&bad), true)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("bad.toml:6:12: unknown category \"toaster\""),
+            "{e}"
+        );
+        std::fs::write(
+            &bad,
+            "[[rule]]\nfact = \"smell\"\nmatch = \"x\"\ncategory = \"camera\"\nweight = 1.0\n",
+        )
+        .unwrap();
+        let e = Classifier::load(Some(&bad), true)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("bad.toml:2:8: unknown fact"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,456 @@
+//! Threat intelligence and canaries: feeds in the formats people have, merged (every
+//! source kept), checked for entries that would flag half the internet, loaded into the
+//! kernel's intel trie as a diff (no moment without entries), and matched: addresses in
+//! the kernel on a flow's first packet, domains here against what devices look up and
+//! are told.
+
+pub mod formats;
+pub mod stage;
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    net::IpAddr,
+    path::PathBuf,
+};
+
+use aya::{
+    Ebpf,
+    maps::{LpmTrie, MapData, lpm_trie::Key},
+};
+use ipnet::IpNet;
+use sensor_common::{
+    maps,
+    policy::{IntelData, IntelEntry, intel_flags},
+};
+use serde_json::{Value, json};
+
+use crate::{config::Config, kernel::maps::MapsError};
+use formats::Indicator;
+
+/// Where an indicator came from.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Source {
+    /// The feed's name.
+    pub feed: String,
+    /// The category or reason the feed gives.
+    pub category: Option<String>,
+}
+
+/// How one feed loaded.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FeedReport {
+    /// Its name.
+    pub name: String,
+    /// Indicators taken.
+    pub loaded: usize,
+    /// Indicators refused (private, loopback, link-local, multicast, too broad).
+    pub refused: usize,
+    /// Lines that did not parse.
+    pub invalid: usize,
+    /// Entries skipped on purpose (other indicator types, expired).
+    pub skipped: usize,
+    /// Why it could not be read this time (its previous contents stay).
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct FeedData {
+    nets: Vec<(IpNet, Option<String>)>,
+    domains: Vec<(String, Option<String>)>,
+}
+
+/// Why an indicator is refused, if it is.
+pub fn refusal(n: &IpNet) -> Option<&'static str> {
+    let a = n.addr();
+    let private = match a {
+        IpAddr::V4(v4) => v4.is_private(),
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
+    };
+    if a.is_loopback() {
+        Some("loopback")
+    } else if a.is_multicast() {
+        Some("multicast")
+    } else if a.is_unspecified() {
+        Some("unspecified")
+    } else if matches!(a, IpAddr::V4(v) if v.is_link_local())
+        || matches!(a, IpAddr::V6(v) if (v.segments()[0] & 0xffc0) == 0xfe80)
+    {
+        Some("link-local")
+    } else if private {
+        Some("private")
+    } else if match n {
+        IpNet::V4(v) => v.prefix_len() < 8,
+        IpNet::V6(v) => v.prefix_len() < 32,
+    } {
+        Some("broader than /8 (IPv4) or /32 (IPv6)")
+    } else {
+        None
+    }
+}
+
+/// Every feed's indicators, merged, with the canaries.
+#[derive(Debug, Default)]
+pub struct IntelSet {
+    feeds: BTreeMap<String, FeedData>,
+    /// How each feed loaded last time.
+    pub reports: BTreeMap<String, FeedReport>,
+    canaries: BTreeSet<IpNet>,
+    ids: HashMap<IpNet, u32>,
+    by_id: HashMap<u32, IpNet>,
+    block: bool,
+}
+
+/// What an address matched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IpHit {
+    /// The listed prefix.
+    pub net: IpNet,
+    /// Its feeds (empty for a canary only).
+    pub sources: Vec<Source>,
+    /// It is a canary.
+    pub canary: bool,
+}
+
+impl IntelSet {
+    /// Reads every feed of the configuration (a feed that can't be read keeps what it
+    /// had) and the canaries.
+    pub fn load(&mut self, config: &Config, now_epoch_s: i64) {
+        let base = config.base_dir.clone().unwrap_or_default();
+        self.block = config.intel.block;
+        let mut names = BTreeSet::new();
+        for f in &config.intel.feeds {
+            let path: PathBuf = base.join(f.path.get_ref());
+            let name = f.name.clone().unwrap_or_else(|| {
+                path.file_stem()
+                    .map_or("feed".into(), |s| s.to_string_lossy().into_owned())
+            });
+            names.insert(name.clone());
+            let mut report = FeedReport {
+                name: name.clone(),
+                ..FeedReport::default()
+            };
+            let text = match std::fs::read_to_string(&path) {
+                Ok(t) => t,
+                Err(e) => {
+                    report.error = Some(format!("{}: {e}", path.display()));
+                    tracing::warn!(
+                        "intel feed {name}: {}: {e}; keeping its previous contents",
+                        path.display()
+                    );
+                    let kept = self.reports.get(&name).map_or(0, |r| r.loaded);
+                    report.loaded = kept;
+                    self.reports.insert(name, report);
+                    continue;
+                }
+            };
+            let categories = f
+                .categories
+                .as_ref()
+                .and_then(|c| std::fs::read_to_string(base.join(c)).ok());
+            let parsed = formats::parse(
+                f.format.get_ref(),
+                &text,
+                categories.as_deref(),
+                now_epoch_s,
+            );
+            let mut data = FeedData::default();
+            for (line, why) in parsed.invalid.iter().take(5) {
+                tracing::warn!("{}:{line}: {why} (skipped)", path.display());
+            }
+            report.invalid = parsed.invalid.len();
+            report.skipped = parsed.skipped;
+            for e in parsed.entries {
+                match e.indicator {
+                    Indicator::Net(n) => {
+                        if let Some(why) = refusal(&n).filter(|_| !f.allow_broad) {
+                            if report.refused < 3 {
+                                tracing::warn!(
+                                    "{}:{}: {n} refused: {why} (allow_broad = true takes it)",
+                                    path.display(),
+                                    e.line
+                                );
+                            }
+                            report.refused += 1;
+                            continue;
+                        }
+                        data.nets.push((n, e.category));
+                    }
+                    Indicator::Domain(d) => data.domains.push((d, e.category)),
+                }
+                report.loaded += 1;
+            }
+            self.feeds.insert(name.clone(), data);
+            self.reports.insert(name, report);
+        }
+        self.feeds.retain(|n, _| names.contains(n));
+        self.reports.retain(|n, _| names.contains(n));
+        self.canaries = config
+            .canary
+            .addresses
+            .iter()
+            .filter_map(|a| formats::net(a.get_ref()))
+            .collect();
+    }
+
+    /// What the kernel's intel trie should hold: every listed prefix and canary, with a
+    /// stable id (kept across reloads, never reused).
+    pub fn kernel(&mut self) -> BTreeMap<IpNet, IntelEntry> {
+        let mut flags: BTreeMap<IpNet, u8> = BTreeMap::new();
+        let block = if self.block { intel_flags::BLOCK } else { 0 };
+        for d in self.feeds.values() {
+            for (n, _) in &d.nets {
+                *flags.entry(*n).or_default() |= intel_flags::INTEL | block;
+            }
+        }
+        for c in &self.canaries {
+            *flags.entry(*c).or_default() |= intel_flags::CANARY;
+        }
+        flags
+            .into_iter()
+            .map(|(n, f)| {
+                let next = self.ids.len() as u32 + 1;
+                let id = *self.ids.entry(n).or_insert(next);
+                self.by_id.insert(id, n);
+                (
+                    n,
+                    IntelEntry {
+                        id,
+                        flags: f,
+                        _pad: [0; 3],
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// The indicator behind a kernel id.
+    pub fn by_id(&self, id: u32) -> Option<IpHit> {
+        let net = *self.by_id.get(&id)?;
+        let mut sources: Vec<Source> = self
+            .feeds
+            .iter()
+            .flat_map(|(feed, d)| {
+                d.nets
+                    .iter()
+                    .filter(move |(n, _)| *n == net)
+                    .map(move |(_, c)| Source {
+                        feed: feed.clone(),
+                        category: c.clone(),
+                    })
+            })
+            .collect();
+        sources.sort();
+        sources.dedup();
+        Some(IpHit {
+            net,
+            sources,
+            canary: self.canaries.contains(&net),
+        })
+    }
+
+    /// The feeds listing `name` or a domain it is under.
+    pub fn domain(&self, name: &str) -> Option<(String, Vec<Source>)> {
+        let mut suffix = name;
+        loop {
+            let sources: Vec<Source> = self
+                .feeds
+                .iter()
+                .flat_map(|(feed, d)| {
+                    d.domains
+                        .iter()
+                        .filter(move |(n, _)| n == suffix)
+                        .map(move |(_, c)| Source {
+                            feed: feed.clone(),
+                            category: c.clone(),
+                        })
+                })
+                .collect();
+            if !sources.is_empty() {
+                return Some((suffix.to_string(), sources));
+            }
+            match suffix.split_once('.') {
+                Some((_, rest)) if rest.contains('.') => suffix = rest,
+                _ => return None,
+            }
+        }
+    }
+
+    /// Listed domains over all feeds.
+    pub fn domain_count(&self) -> usize {
+        self.feeds.values().map(|d| d.domains.len()).sum()
+    }
+
+    /// The `intel` section of `stats`.
+    pub fn stats(&self, entries: usize) -> Value {
+        let feeds: Vec<Value> = self
+            .reports
+            .values()
+            .map(|r| {
+                let mut v = json!({
+                    "name": r.name, "loaded": r.loaded, "refused": r.refused,
+                    "invalid": r.invalid, "skipped": r.skipped,
+                });
+                if let Some(e) = &r.error {
+                    v["warning"] = e.clone().into();
+                }
+                v
+            })
+            .collect();
+        json!({"kernel_entries": entries, "domains": self.domain_count(), "canaries": self.canaries.len(), "feeds": feeds})
+    }
+}
+
+/// The kernel's intel trie and what was last written to it.
+pub struct IntelMaps {
+    trie: LpmTrie<MapData, IntelData, IntelEntry>,
+    applied: BTreeMap<IpNet, IntelEntry>,
+    /// The trie's fd number (valid while `trie` lives), for its fdinfo.
+    fd: Option<i32>,
+}
+
+/// The trie key of a prefix (IPv4 mapped).
+pub fn intel_key(net: IpNet) -> Key<IntelData> {
+    let (addr, bits) = match net {
+        IpNet::V4(n) => (
+            n.addr().to_ipv6_mapped().octets(),
+            96 + n.prefix_len() as u32,
+        ),
+        IpNet::V6(n) => (n.addr().octets(), n.prefix_len() as u32),
+    };
+    Key::new(bits, IntelData { addr })
+}
+
+impl IntelMaps {
+    /// Takes the trie out of a loaded object.
+    pub fn take(ebpf: &mut Ebpf) -> Result<Self, MapsError> {
+        let map = ebpf
+            .take_map(maps::INTEL)
+            .ok_or(MapsError::Missing(maps::INTEL))?;
+        let fd = match &map {
+            aya::maps::Map::LpmTrie(d) => {
+                use std::os::fd::{AsFd as _, AsRawFd as _};
+                Some(d.fd().as_fd().as_raw_fd())
+            }
+            _ => None,
+        };
+        let trie = LpmTrie::try_from(map).map_err(|source| MapsError::Map {
+            name: maps::INTEL,
+            source,
+        })?;
+        Ok(Self {
+            trie,
+            applied: BTreeMap::new(),
+            fd,
+        })
+    }
+
+    /// Makes the trie hold `want`: additions and changes first, then removals. Returns
+    /// (written, removed).
+    pub fn apply(
+        &mut self,
+        want: &BTreeMap<IpNet, IntelEntry>,
+    ) -> Result<(usize, usize), MapsError> {
+        let err = |source| MapsError::Map {
+            name: maps::INTEL,
+            source,
+        };
+        let mut written = 0;
+        for (n, e) in want {
+            if self.applied.get(n) != Some(e) {
+                self.trie.insert(&intel_key(*n), e, 0).map_err(err)?;
+                self.applied.insert(*n, *e);
+                written += 1;
+            }
+        }
+        let gone: Vec<IpNet> = self
+            .applied
+            .keys()
+            .filter(|n| !want.contains_key(n))
+            .copied()
+            .collect();
+        for n in &gone {
+            let _ = self.trie.remove(&intel_key(*n));
+            self.applied.remove(n);
+        }
+        Ok((written, gone.len()))
+    }
+
+    /// Kernel memory the trie is charged for (`memlock` in the map's fdinfo), bytes.
+    pub fn kernel_bytes(&self) -> Option<u64> {
+        let fd = self.fd?;
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).ok()?;
+        info.lines()
+            .find_map(|l| l.strip_prefix("memlock:"))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    /// Entries in the trie.
+    pub fn len(&self) -> usize {
+        self.applied.len()
+    }
+
+    /// Whether the trie is empty.
+    pub fn is_empty(&self) -> bool {
+        self.applied.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_indicators_say_why() {
+        let r = |s: &str| refusal(&s.parse().unwrap());
+        assert_eq!(r("10.1.2.3/32"), Some("private"));
+        assert_eq!(r("127.0.0.1/32"), Some("loopback"));
+        assert_eq!(r("169.254.1.1/32"), Some("link-local"));
+        assert_eq!(r("224.0.0.251/32"), Some("multicast"));
+        assert_eq!(r("1.0.0.0/7"), Some("broader than /8 (IPv4) or /32 (IPv6)"));
+        assert_eq!(r("2000::/16"), Some("broader than /8 (IPv4) or /32 (IPv6)"));
+        assert_eq!(r("fd00::1/128"), Some("private"));
+        assert_eq!(r("1.10.16.0/18"), None);
+        assert_eq!(r("203.0.113.7/32"), None);
+    }
+
+    #[test]
+    fn feeds_merge_keep_every_source_and_survive_a_missing_file() {
+        let dir = std::env::temp_dir().join(format!("kw-intel-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a.txt"), "203.0.113.7\n10.0.0.1\n").unwrap();
+        std::fs::write(dir.join("b.txt"), "203.0.113.7 ; SBL1\nevil.example.com\n").unwrap();
+        std::fs::write(dir.join("c.txt"), "evil.example.com\n").unwrap();
+        let cfg = format!(
+            "[[intel.feed]]\npath = \"{0}/a.txt\"\nformat = \"plain\"\n[[intel.feed]]\npath = \"{0}/b.txt\"\nformat = \"spamhaus\"\nname = \"drop\"\n[[intel.feed]]\npath = \"{0}/c.txt\"\nformat = \"domains\"\n[canary]\naddresses = [\"192.0.2.66\"]\n",
+            dir.display()
+        );
+        let c = Config::parse(&cfg, "t.toml").unwrap();
+        let mut s = IntelSet::default();
+        s.load(&c, 0);
+        assert_eq!(s.reports["a"].loaded, 1);
+        assert_eq!(s.reports["a"].refused, 1, "10.0.0.1 is private");
+        assert_eq!(
+            s.reports["drop"].invalid, 1,
+            "a domain is not a spamhaus line"
+        );
+        let k = s.kernel();
+        assert_eq!(k.len(), 2, "one merged indicator and one canary");
+        let seven = k[&"203.0.113.7/32".parse::<IpNet>().unwrap()];
+        let hit = s.by_id(seven.id).unwrap();
+        assert_eq!(hit.sources.len(), 2, "both feeds kept: {hit:?}");
+        assert_eq!(
+            s.domain("a.evil.example.com").unwrap().0,
+            "evil.example.com"
+        );
+        assert!(s.domain("example.com").is_none());
+        // A feed that can't be read keeps what it had; ids stay.
+        std::fs::remove_file(dir.join("a.txt")).unwrap();
+        s.load(&c, 0);
+        assert!(s.reports["a"].error.is_some());
+        assert_eq!(
+            s.kernel()[&"203.0.113.7/32".parse::<IpNet>().unwrap()].id,
+            seven.id
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,162 @@
+//! The declared inventory against what the network shows: which devices are declared,
+//! which are new, which went missing.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::{
+    config::Config,
+    model::addr,
+    model::vocab::Declared,
+    track::devices::{AddressMove, Device, DeviceTable},
+};
+
+/// An inventory finding that becomes an alert.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Finding {
+    /// A MAC that is not declared showed up.
+    NewDevice([u8; 6]),
+    /// A declared MAC has not been seen for `missing_after`.
+    Missing([u8; 6]),
+    /// A device took an address another device held, or a declared device moved.
+    AddressChange(AddressMove),
+    /// A declared device's facts say, with strong confidence, that it is something else.
+    CategoryMismatch {
+        /// The device.
+        mac: [u8; 6],
+        /// Its declared category.
+        declared: String,
+        /// What its facts say.
+        observed: String,
+        /// How sure the classification is.
+        confidence: f64,
+    },
+}
+
+impl Finding {
+    /// The device the finding is about.
+    pub fn mac(&self) -> [u8; 6] {
+        match self {
+            Finding::NewDevice(m) | Finding::Missing(m) => *m,
+            Finding::AddressChange(m) => m.mac,
+            Finding::CategoryMismatch { mac, .. } => *mac,
+        }
+    }
+}
+
+/// The declared devices and what has been reported about them.
+#[derive(Debug, Default)]
+pub struct Inventory {
+    declared: BTreeMap<[u8; 6], Declared>,
+    reported_new: BTreeSet<[u8; 6]>,
+    reported_missing: BTreeSet<[u8; 6]>,
+    reported_moves: BTreeSet<([u8; 6], std::net::IpAddr)>,
+    reported_mismatch: BTreeSet<([u8; 6], String)>,
+    missing_after_ns: u64,
+    started_kernel_ns: u64,
+}
+
+impl Inventory {
+    /// From `[[device]]` and `[inventory]`; `started_kernel_ns` is when watching began.
+    pub fn new(config: &Config, started_kernel_ns: u64) -> Self {
+        let declared = config
+            .devices
+            .iter()
+            .filter_map(|d| {
+                Some((
+                    addr::parse_mac(d.mac.get_ref())?,
+                    Declared {
+                        name: d.name.clone(),
+                        category: d.category.as_ref().map(|c| c.get_ref().clone()),
+                        criticality: d.criticality,
+                    },
+                ))
+            })
+            .collect();
+        Self {
+            declared,
+            missing_after_ns: config.inventory.missing_after.get_ref().as_nanos() as u64,
+            started_kernel_ns,
+            ..Self::default()
+        }
+    }
+
+    /// The declaration of a MAC, if any.
+    pub fn declared(&self, mac: &[u8; 6]) -> Option<&Declared> {
+        self.declared.get(mac)
+    }
+
+    /// `new_device` was raised for `mac` in an earlier run: not again.
+    pub fn already_reported_new(&mut self, mac: [u8; 6]) {
+        self.reported_new.insert(mac);
+    }
+
+    /// Whether `new_device` has been raised for `mac`.
+    pub fn reported_new(&self, mac: &[u8; 6]) -> bool {
+        self.reported_new.contains(mac)
+    }
+
+    /// A device's classification: a mismatch finding when it is declared as another
+    /// category and the evidence is at least `strong`; once per device and observed category.
+    pub fn on_classified(
+        &mut self,
+        mac: [u8; 6],
+        observed: &crate::model::vocab::Classification,
+        strong: f64,
+    ) -> Option<Finding> {
+        let declared = self.declared.get(&mac)?.category.clone()?;
+        if observed.category == "unknown"
+            || observed.category == declared
+            || observed.confidence < strong
+            || !self
+                .reported_mismatch
+                .insert((mac, observed.category.clone()))
+        {
+            return None;
+        }
+        Some(Finding::CategoryMismatch {
+            mac,
+            declared,
+            observed: observed.category.clone(),
+            confidence: observed.confidence,
+        })
+    }
+
+    /// A device was seen (first sight or a change): a new-device finding, once per MAC.
+    pub fn on_device(&mut self, d: &Device) -> Option<Finding> {
+        self.reported_missing.remove(&d.mac);
+        if self.declared.contains_key(&d.mac) || !self.reported_new.insert(d.mac) {
+            return None;
+        }
+        Some(Finding::NewDevice(d.mac))
+    }
+
+    /// An address a device started using: a finding when another device held it, or when
+    /// a declared device took a new address beside one of the same family; once per
+    /// device and address.
+    pub fn on_move(&mut self, m: AddressMove) -> Option<Finding> {
+        let declared_moved = self.declared.contains_key(&m.mac) && m.had_same_family;
+        if (m.previous_owner.is_some() || declared_moved)
+            && self.reported_moves.insert((m.mac, m.addr))
+        {
+            return Some(Finding::AddressChange(m));
+        }
+        None
+    }
+
+    /// Declared devices unseen for `missing_after` at kernel time `now`, each reported
+    /// once until it shows up again.
+    pub fn check_missing(&mut self, now: u64, devices: &DeviceTable) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for mac in self.declared.keys() {
+            let last = devices
+                .get(mac)
+                .map_or(self.started_kernel_ns, |d| d.last_seen_ns);
+            if now.saturating_sub(last) >= self.missing_after_ns
+                && self.reported_missing.insert(*mac)
+            {
+                out.push(Finding::Missing(*mac));
+            }
+        }
+        out
+    }
+}

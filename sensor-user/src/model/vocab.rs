@@ -1,0 +1,98 @@
+//! The words every stage uses of a device: its category, how much it matters, and what
+//! its facts say it is. Data only, so that config, classification, the device table and
+//! the events can all name them without importing one another.
+
+use serde::{Deserialize, Serialize};
+
+/// Device categories.
+pub const CATEGORIES: [&str; 14] = [
+    "camera",
+    "doorbell",
+    "speaker",
+    "tv-media",
+    "plug-switch",
+    "light",
+    "thermostat-sensor",
+    "hub-bridge",
+    "printer",
+    "appliance",
+    "health",
+    "network",
+    "computer-phone",
+    "unknown",
+];
+
+/// How much a device matters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Criticality {
+    /// Low.
+    Low,
+    /// Medium.
+    Medium,
+    /// High.
+    High,
+    /// Critical.
+    Critical,
+}
+
+impl Criticality {
+    /// The name in events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Criticality::Low => "low",
+            Criticality::Medium => "medium",
+            Criticality::High => "high",
+            Criticality::Critical => "critical",
+        }
+    }
+}
+
+/// One vote: a fact that matched a rule.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// The fact kind.
+    pub fact: String,
+    /// The device's value that matched.
+    pub value: String,
+    /// The rule's pattern.
+    #[serde(rename = "match")]
+    pub pattern: String,
+    /// The category it voted for.
+    pub category: String,
+    /// Its weight.
+    pub weight: f64,
+}
+
+/// What the facts say a device is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Classification {
+    /// The winning category, or `unknown` below the minimum evidence.
+    pub category: String,
+    /// best / (all votes + 1), in [0, 1); 0 when unknown.
+    pub confidence: f64,
+    /// Every vote, strongest first.
+    pub evidence: Vec<Evidence>,
+}
+
+impl Classification {
+    /// Nothing known yet.
+    pub fn unknown() -> Self {
+        Self {
+            category: "unknown".into(),
+            confidence: 0.0,
+            evidence: Vec::new(),
+        }
+    }
+}
+
+/// What the inventory says about one MAC.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Declared {
+    /// Its name.
+    pub name: Option<String>,
+    /// Its declared category.
+    pub category: Option<String>,
+    /// Its declared criticality.
+    pub criticality: Option<Criticality>,
+}

@@ -1,0 +1,95 @@
+//! `kettlewatch devices` and `kettlewatch baseline`: the stored inventory and learned
+//! baseline, as tables for people, JSON lines or TOML for tools.
+
+use std::io::Write;
+
+use crate::store::state::StoredDevice;
+
+/// One JSON object a line.
+pub fn json(out: &mut impl Write, devices: &[StoredDevice]) -> std::io::Result<()> {
+    for d in devices {
+        serde_json::to_writer(&mut *out, d)?;
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// A fixed-width table; network text is already sanitized, and cut to fit its column.
+pub fn table(out: &mut impl Write, devices: &[StoredDevice]) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "MAC                STATUS    NAME                CATEGORY           CONF  CRIT      ADDRESS          LAST SEEN             VENDOR"
+    )?;
+    for d in devices {
+        let name = d
+            .name
+            .clone()
+            .or_else(|| d.profile.hostname.clone())
+            .unwrap_or_else(|| "-".into());
+        let last = crate::model::clock::eve_timestamp(d.last_seen_ns);
+        writeln!(
+            out,
+            "{:<17}  {:<8}  {:<18}  {:<17}  {:>4.2}  {:<8}  {:<15}  {:<20}  {}",
+            d.mac,
+            d.inventory_status,
+            cut(&name, 18),
+            d.category,
+            d.confidence,
+            d.criticality,
+            cut(d.addresses.first().map_or("-", String::as_str), 15),
+            &last[..19],
+            d.vendor.as_deref().unwrap_or("-"),
+        )?;
+    }
+    writeln!(out, "{} devices", devices.len())
+}
+
+fn cut(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        s.chars().take(n - 1).chain(['…']).collect()
+    }
+}
+
+/// Learned entries by device: `MAC  ENTRY  FIRST USED`.
+pub fn baseline_table(out: &mut impl Write, rows: &[(String, String, u64)]) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "MAC                ENTRY                                        FIRST USED"
+    )?;
+    for (mac, rule, first) in rows {
+        let t = crate::model::clock::eve_timestamp(*first);
+        writeln!(out, "{mac:<17}  {rule:<43}  {}", &t[..19])?;
+    }
+    let devices: std::collections::BTreeSet<&String> = rows.iter().map(|r| &r.0).collect();
+    writeln!(out, "{} entries for {} devices", rows.len(), devices.len())
+}
+
+/// One `[[policy]]` per device with its learned entries: valid configuration to edit and
+/// declare (`kettlewatch check-config` accepts it).
+pub fn baseline_toml(out: &mut impl Write, rows: &[(String, String, u64)]) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "# Learned by kettlewatch; review, then add to the configuration."
+    )?;
+    let mut by_mac: std::collections::BTreeMap<&str, Vec<&str>> = std::collections::BTreeMap::new();
+    for (mac, rule, _) in rows {
+        by_mac.entry(mac).or_default().push(rule);
+    }
+    for (mac, rules) in by_mac {
+        let mut t = toml::Table::new();
+        t.insert(
+            "name".into(),
+            format!("learned-{}", mac.replace(':', "")).into(),
+        );
+        t.insert("devices".into(), toml::Value::Array(vec![mac.into()]));
+        t.insert(
+            "allow".into(),
+            toml::Value::Array(rules.iter().map(|r| (*r).into()).collect()),
+        );
+        writeln!(out, "\n[[policy]]")?;
+        write!(out, "{}", toml::to_string(&t).expect("a table serializes"))?;
+    }
+    Ok(())
+}
