@@ -8,16 +8,36 @@ pub mod maps;
 pub mod policy;
 pub mod stats;
 
-/// Event kind: the first packet of a flow not yet in the flow map.
-pub const EVENT_NEW_FLOW: u8 = 1;
-/// Event kind: the first frame from a MAC not yet in the device map.
-pub const EVENT_NEW_DEVICE: u8 = 2;
-/// Event kind: a discovery frame (see [`discovery`]), copied for userspace decoding in a
-/// [`DiscoveryRecord`].
-pub const EVENT_DISCOVERY: u8 = 3;
-/// Event kind: a DNS answer the gateway sent a device (LAN egress), in a
-/// [`DiscoveryRecord`] whose `key.mac` is the device.
-pub const EVENT_DNS_ANSWER: u8 = 4;
+/// What a ring-buffer record is. [`Event::kind`] holds it as a `u8` (a record's bytes come
+/// from the kernel and are decoded with [`EventKind::from_u8`], never cast).
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// The first packet of a flow not yet in the flow map.
+    NewFlow = 1,
+    /// The first frame from a MAC not yet in the device map.
+    NewDevice = 2,
+    /// A discovery frame (see [`discovery`]), copied for userspace decoding in a
+    /// [`DiscoveryRecord`].
+    Discovery = 3,
+    /// A DNS answer the gateway sent a device (LAN egress), in a [`DiscoveryRecord`] whose
+    /// `key.mac` is the device.
+    DnsAnswer = 4,
+}
+
+impl EventKind {
+    /// The kind a record's `kind` byte names, if any.
+    #[inline(always)]
+    pub const fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            1 => Some(Self::NewFlow),
+            2 => Some(Self::NewDevice),
+            3 => Some(Self::Discovery),
+            4 => Some(Self::DnsAnswer),
+            _ => None,
+        }
+    }
+}
 
 /// Which frames are discovery frames: what a device says about itself (its name, vendor,
 /// services, addresses). One definition for the kernel, which copies them, and userspace,
@@ -306,7 +326,7 @@ pub struct EgressCounters {
 pub struct Event {
     /// Kernel monotonic time (ns) of the frame.
     pub ts_ns: u64,
-    /// The flow (for `EVENT_NEW_DEVICE` only `mac` is set).
+    /// The flow (for [`EventKind::NewDevice`] only `mac` is set).
     pub key: FlowKey,
     /// Source address of the frame, 16 bytes, IPv4 mapped.
     pub src_addr: [u8; 16],
@@ -314,7 +334,7 @@ pub struct Event {
     pub src_port: u16,
     /// Destination MAC of the frame.
     pub dst_mac: [u8; 6],
-    /// `EVENT_*`.
+    /// An [`EventKind`], as its byte.
     pub kind: u8,
     /// TCP flags of the frame.
     pub tcp_flags: u8,
@@ -339,7 +359,7 @@ pub struct Event {
     pub _pad2: u32,
 }
 
-/// A discovery frame: an [`Event`] header (kind [`EVENT_DISCOVERY`]) and the frame's first
+/// A discovery frame: an [`Event`] header (kind [`EventKind::Discovery`]) and the frame's first
 /// bytes.
 #[repr(C)]
 #[derive(Clone, Copy)]

@@ -4,7 +4,7 @@
 use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_xdp_load_bytes, programs::XdpContext};
 use sensor_common::{
     DISCOVERY_BURST, DISCOVERY_BYTES, DISCOVERY_RATE, DeviceCounters, DeviceKey, DiscoveryRecord,
-    EVENT_DISCOVERY, EVENT_NEW_DEVICE, Event, FlowKey, stats,
+    Event, EventKind, FlowKey, stats,
 };
 
 use crate::{
@@ -74,7 +74,7 @@ pub(crate) fn discover(
             src_addr: core::mem::transmute::<[u32; 4], [u8; 16]>(src),
             src_port,
             dst_mac: l2.dst_mac,
-            kind: EVENT_DISCOVERY,
+            kind: EventKind::Discovery as u8,
             tcp_flags: 0,
             dst_port,
             frame_len: len as u32,
@@ -140,7 +140,7 @@ pub(crate) fn count_device(st: &mut Stats, l2: &parse::L2, non_ip_len: Option<u6
                         ..FlowKey::default()
                     },
                     dst_mac: l2.dst_mac,
-                    kind: EVENT_NEW_DEVICE,
+                    kind: EventKind::NewDevice as u8,
                     ethertype: l2.ethertype,
                     vlan: l2.vlan,
                     ..Event::default()

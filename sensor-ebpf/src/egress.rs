@@ -8,7 +8,7 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use sensor_common::{
-    DISCOVERY_BYTES, DeviceKey, DiscoveryRecord, EVENT_DNS_ANSWER, EgressCounters, Event, FlowKey,
+    DISCOVERY_BYTES, DeviceKey, DiscoveryRecord, EgressCounters, Event, EventKind, FlowKey,
     discovery, proto, stats,
 };
 
@@ -91,7 +91,7 @@ fn watch(ctx: &TcContext, st: &mut Stats) {
                 ..FlowKey::default()
             },
             dst_mac: l2.src_mac,
-            kind: EVENT_DNS_ANSWER,
+            kind: EventKind::DnsAnswer as u8,
             src_port: l3.src_port,
             dst_port: l3.dst_port,
             frame_len: len,

@@ -4,8 +4,7 @@
 
 use aya_ebpf::bindings::BPF_NOEXIST;
 use sensor_common::{
-    CacheSlot, EVENT_NEW_FLOW, Event, FLOW_SERVING, FlowCounters, FlowKey, policy::verdict, proto,
-    stats,
+    CacheSlot, Event, EventKind, FLOW_SERVING, FlowCounters, FlowKey, policy::verdict, proto, stats,
 };
 
 use crate::{
@@ -140,7 +139,7 @@ pub(crate) fn count_in_map(
                     src_addr: unsafe { core::mem::transmute::<[u32; 4], [u8; 16]>(l3.src) },
                     src_port: l3.src_port,
                     dst_mac: l2.dst_mac,
-                    kind: EVENT_NEW_FLOW,
+                    kind: EventKind::NewFlow as u8,
                     tcp_flags: l3.tcp_flags,
                     dst_port: l3.dst_port,
                     frame_len: len as u32,

@@ -80,6 +80,24 @@ pub fn dns_query(id: u16, name: &str) -> Vec<u8> {
     p.build_bytes_vec().unwrap()
 }
 
+/// A DNS answer for `name` (type A) with one address and TTL.
+pub fn dns_answer(id: u16, name: &str, addr: [u8; 4], ttl: u32) -> Vec<u8> {
+    let mut p = Packet::new_reply(id);
+    p.questions.push(Question::new(
+        Name::new_unchecked(name),
+        QTYPE::TYPE(TYPE::A),
+        QCLASS::CLASS(CLASS::IN),
+        false,
+    ));
+    p.answers.push(simple_dns::ResourceRecord::new(
+        Name::new_unchecked(name),
+        CLASS::IN,
+        ttl,
+        simple_dns::rdata::RData::A(simple_dns::rdata::A::from(std::net::Ipv4Addr::from(addr))),
+    ));
+    p.build_bytes_vec().unwrap()
+}
+
 /// A DHCPDISCOVER from `mac` whose host name (option 12) is `hostname`, any bytes (at
 /// most 255, the option's limit).
 pub fn dhcp_discover(mac: [u8; 6], hostname: &[u8]) -> Vec<u8> {

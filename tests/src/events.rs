@@ -73,3 +73,23 @@ pub fn last_stats_line<S: AsRef<str>>(lines: &[S]) -> Option<Value> {
 pub fn last_stats(evs: &[Value]) -> Value {
     of_type(evs, "stats").last().expect("a stats event")["stats"].clone()
 }
+
+/// The last `device` event of `mac` (written as events write it: lowercase, colons);
+/// panics naming the MAC when there is none.
+pub fn last_device(evs: &[Value], mac: impl AsRef<str>) -> &Value {
+    let mac = mac.as_ref();
+    of_type(evs, "device")
+        .into_iter()
+        .rev()
+        .find(|d| d["iot"]["device"]["mac"] == mac)
+        .unwrap_or_else(|| panic!("no device event for {mac}"))
+}
+
+/// The first `device` event of `mac`; panics naming the MAC when there is none.
+pub fn first_device(evs: &[Value], mac: impl AsRef<str>) -> &Value {
+    let mac = mac.as_ref();
+    of_type(evs, "device")
+        .into_iter()
+        .find(|d| d["iot"]["device"]["mac"] == mac)
+        .unwrap_or_else(|| panic!("no device event for {mac}"))
+}

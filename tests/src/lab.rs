@@ -235,7 +235,30 @@ impl Drop for Dnsmasq {
 /// within a second.
 pub const FAST_CONFIG: &str = "[sensor]\nname = \"lab\"\npoll_interval = \"200ms\"\nflow_report = \"1s\"\nstats_interval = \"1s\"\n";
 
+/// What the sensor logs once it is attached and watching the lab's LAN.
+pub const ATTACHED: &str = "watching lan0";
+
 impl Lab {
+    /// Sends `n` UDP datagrams of `payload` bytes from device `dev` (its IPv4 or IPv6
+    /// address, as `to` is) to `to`.
+    pub fn send_udp(&self, dev: usize, to: std::net::SocketAddr, n: usize, payload: usize) {
+        let from: std::net::IpAddr = match to {
+            std::net::SocketAddr::V4(_) => self.devices[dev].v4.into(),
+            std::net::SocketAddr::V6(_) => self.devices[dev].v6.into(),
+        };
+        self.devices[dev].ns.run(move || {
+            let s = std::net::UdpSocket::bind((from, 0)).expect("bind in device namespace");
+            for _ in 0..n {
+                s.send_to(&vec![0x5a; payload], to).expect("send");
+            }
+        });
+    }
+
+    /// Whether an XDP program is attached to the gateway's `lan0`.
+    pub fn xdp_attached(&self) -> bool {
+        self.gw.ip(&["link", "show", "lan0"]).contains("xdp")
+    }
+
     /// Starts the sensor on the gateway's `lan0` with `config` (written to a file in the
     /// returned directory, which must live as long as the sensor) and `extra` arguments,
     /// and waits until it is watching.
@@ -250,7 +273,7 @@ impl Lab {
         let mut args = vec!["--config", path.to_str().expect("utf-8 path")];
         args.extend_from_slice(extra);
         let mut sensor = crate::proc::Sensor::start(&self.gw, "lan0", &args, false);
-        sensor.wait_for_log("watching lan0", std::time::Duration::from_secs(30));
+        sensor.wait_for_log(ATTACHED, std::time::Duration::from_secs(30));
         (dir, sensor)
     }
 

@@ -1,4 +1,4 @@
-//! The sensor's XDP program loaded in this process, run on frames with BPF_PROG_TEST_RUN,
+//! The sensor's eBPF programs (XDP ingress, TC egress) loaded in this process, run on frames with BPF_PROG_TEST_RUN,
 //! its maps read back. Time comes from the replay clock so results are deterministic.
 
 use std::collections::BTreeMap;
@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use aya::{
     Ebpf,
     maps::{MapData, RingBuf},
-    programs::{TestRun as _, TestRunOptions},
+    programs::{TestRun, TestRunOptions, TestRunResult},
 };
 use sensor_common::FlowKey;
 use sensor_user::{
@@ -58,16 +58,30 @@ impl Program {
     /// Runs one frame at the current clock, which then advances by 1 ms; returns the
     /// XDP action.
     pub fn run(&mut self, frame: &[u8]) -> u32 {
+        self.tick();
+        let prog = loader::xdp(&mut self.ebpf).expect("program");
+        test_run(prog, frame, "ingress")
+    }
+
+    /// Runs one frame through the egress TC program at the current clock, which then
+    /// advances by 1 ms; returns the TC action.
+    pub fn run_egress(&mut self, frame: &[u8]) -> i32 {
+        self.tick();
+        let prog = loader::egress(&mut self.ebpf).expect("egress program");
+        test_run(prog, frame, "egress") as i32
+    }
+
+    /// Writes the clock for the next frame, then advances it by 1 ms.
+    fn tick(&mut self) {
         self.maps.set_clock(self.clock).expect("set clock");
         self.clock += 1_000_000;
-        let prog = loader::xdp(&mut self.ebpf).expect("program");
-        prog.test_run(TestRunOptions {
-            data_in: Some(frame),
-            repeat: 1,
-            ..TestRunOptions::default()
-        })
-        .unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN on {} bytes: {e}", frame.len()))
-        .return_value
+    }
+
+    /// What the egress program counted per device: (MAC, packets, bytes).
+    pub fn egress(&self) -> Vec<([u8; 6], u64, u64)> {
+        let mut v = self.maps.egress().expect("read egress");
+        v.sort();
+        v
     }
 
     /// The policy maps, to write devices' policies and allow-lists.
@@ -112,6 +126,20 @@ impl Program {
         }
         out
     }
+}
+
+/// One BPF_PROG_TEST_RUN of `frame`; panics naming the program on a refusal.
+fn test_run<P>(prog: &P, frame: &[u8], which: &str) -> u32
+where
+    P: for<'a> TestRun<Opts<'a> = TestRunOptions<'a>, Result = TestRunResult>,
+{
+    prog.test_run(TestRunOptions {
+        data_in: Some(frame),
+        repeat: 1,
+        ..TestRunOptions::default()
+    })
+    .unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN ({which}) on {} bytes: {e}", frame.len()))
+    .return_value
 }
 
 /// Stats as a name -> value map, zeros left out, for readable assertions.

@@ -328,11 +328,7 @@ fn a_device_announcing_a_mud_url_gets_the_mud_files_policy() {
         a[0]["iot"]["rule"]["expected"],
         serde_json::json!(["test.example.com:443/tcp"])
     );
-    let d = events::of_type(&evs, "device")
-        .into_iter()
-        .rev()
-        .find(|d| d["iot"]["device"]["mac"] == mac(dev))
-        .unwrap();
+    let d = events::last_device(&evs, mac(dev));
     assert_eq!(
         d["iot"]["device"]["mud_url"],
         "https://lighting.example.com/lightbulb2000"

@@ -381,11 +381,7 @@ fn a_dhcp_request_names_its_device_with_the_values_tcpdump_shows() {
         cap.as_os_str(),
     ]);
     // The request came through a relay: the facts belong to the client hardware address.
-    let pi = events::of_type(&evs, "device")
-        .into_iter()
-        .rev()
-        .find(|d| d["iot"]["device"]["mac"] == "b8:27:eb:b8:53:c8")
-        .expect("a device event for the DHCP client");
+    let pi = events::last_device(&evs, "b8:27:eb:b8:53:c8");
     let dev = &pi["iot"]["device"];
     assert_eq!(dev["hostname"], "raspberrypi");
     assert_eq!(
@@ -436,11 +432,7 @@ fn nku_devices_are_found_with_their_vendors_and_categories() {
             .collect();
         assert!(caps.len() >= 7, "{dir}: {caps:?}");
         let evs = events::parse(&lines(&replay(&caps)));
-        let dev = events::of_type(&evs, "device")
-            .into_iter()
-            .rev()
-            .find(|d| d["iot"]["device"]["mac"] == mac)
-            .unwrap_or_else(|| panic!("{dir}: no device {mac}"));
+        let dev = events::last_device(&evs, mac);
         let d = &dev["iot"]["device"];
         assert_eq!(d["vendor"], vendor, "{dir}");
         assert_eq!(d["mac_scope"], "universal");

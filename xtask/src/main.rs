@@ -48,7 +48,7 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// `cargo fmt --check` and `cargo clippy --all-targets -- -D warnings`.
+    /// The knowledge base check, `cargo fmt --check` and `cargo clippy --all-targets -- -D warnings`.
     Lint,
     /// A long fuzzing run of the XDP program (a bounded one is part of the tests).
     Fuzz {
@@ -68,6 +68,9 @@ enum Cmd {
         /// Targets to run (default: every file in sensor-user/fuzz/fuzz_targets).
         targets: Vec<String>,
     },
+    /// Identification quality on the labelled development set (../shared/fixtures/labels.csv):
+    /// per device label against category, then accuracy, coverage, precision at `strong`.
+    Eval,
     /// Benchmarks (not part of the tests).
     Bench,
 }
@@ -122,6 +125,8 @@ fn main() -> Result<()> {
         }
         Cmd::Lint => {
             let tools = Tools::setup()?;
+            // The product knowledge base's own checks (keys, globs, examples, registry).
+            run(Command::new("python3").arg("sensor-user/data/products/check.py"))?;
             run(tools.cargo().args(["fmt", "--all", "--check"]))?;
             run(tools
                 .cargo()
@@ -141,6 +146,22 @@ fn main() -> Result<()> {
             let tools = Tools::setup()?;
             toolchain::install_fuzzing()?;
             fuzz_parsers(&tools, &root, seconds, targets)?;
+        }
+        Cmd::Eval => {
+            let tools = Tools::setup()?;
+            build(&tools, true)?;
+            let sensor = root
+                .join("target/release/kettlewatch")
+                .display()
+                .to_string();
+            std::fs::create_dir_all(root.join("target/eval"))?;
+            let out = root.join("target/eval/results.md").display().to_string();
+            let status = run_interruptible(&mut harness(
+                &tools,
+                "eval",
+                &["--sensor".to_string(), sensor, "--out".to_string(), out],
+            ))?;
+            std::process::exit(status.code().unwrap_or(1));
         }
         Cmd::Bench => {
             let tools = Tools::setup()?;

@@ -21,6 +21,19 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    /// An [`ConfigError::Invalid`] at byte `offset` of `text`, the contents of `origin`.
+    pub fn at(origin: &str, text: &str, offset: usize, message: String) -> Self {
+        let (line, column) = line_col(text, offset);
+        ConfigError::Invalid {
+            path: origin.to_string(),
+            line,
+            column,
+            message,
+        }
+    }
+}
+
 /// 1-based line and column of a byte offset.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];

@@ -9,7 +9,6 @@ use toml::Spanned;
 pub mod error;
 
 pub use error::ConfigError;
-use error::line_col;
 
 use crate::model::vocab::{CATEGORIES, Criticality};
 
@@ -381,14 +380,8 @@ impl Config {
 
     /// Parses and validates configuration text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let at = |span: Option<Range<usize>>, message: String| {
-            let (line, column) = line_col(text, span.map_or(0, |s| s.start));
-            ConfigError::Invalid {
-                path: origin.to_string(),
-                line,
-                column,
-                message,
-            }
+        let at = |span: Option<Range<usize>>, message| {
+            ConfigError::at(origin, text, span.map_or(0, |s| s.start), message)
         };
         let config: Config =
             toml::from_str(text).map_err(|e| at(e.span(), e.message().to_string()))?;

@@ -45,13 +45,18 @@ pub struct DhcpFacts {
     pub mud_url: Option<String>,
 }
 
+/// A parameter request list as fingerprint databases write it: `[1, 3, 6]` as `"1,3,6"`.
+pub fn prl_text(v: &[u8]) -> String {
+    let t: Vec<String> = v.iter().map(u8::to_string).collect();
+    t.join(",")
+}
+
 /// `[1, 3, 6]` as `"1,3,6"` and back.
 mod comma_list {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        let t: Vec<String> = v.iter().map(u8::to_string).collect();
-        s.serialize_str(&t.join(","))
+        s.serialize_str(&super::prl_text(v))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {

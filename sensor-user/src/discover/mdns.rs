@@ -9,6 +9,22 @@ use super::{DecodeError, dns, text};
 
 /// TXT keys that carry a model or product name, by convention of the service.
 const MODEL_KEYS: [&str; 6] = ["md", "model", "mn", "ty", "usb_mdl", "product"];
+/// TXT keys kept as `key=value` facts: the model keys, HomeKit's `ci` (accessory category,
+/// HomeKit Accessory Protocol specification, "Accessory Categories"), AirPlay's `am`
+/// (model identifier), and manufacturer keys (`manufacturer`, `mf`, `usb_mfg`).
+const IDENTITY_KEYS: [&str; 11] = [
+    "md",
+    "model",
+    "mn",
+    "ty",
+    "usb_mdl",
+    "product",
+    "ci",
+    "am",
+    "manufacturer",
+    "mf",
+    "usb_mfg",
+];
 /// Bound on each list, per message.
 const MAX_ITEMS: usize = 16;
 
@@ -31,6 +47,11 @@ pub struct MdnsFacts {
     /// Service types it asks about (what it looks for on the LAN).
     #[serde(skip_serializing_if = "crate::discover::profile::is_empty")]
     pub queries: BTreeSet<String>,
+    /// TXT entries that say what the device is, as `key=value` (key lowercased): the
+    /// model keys, HomeKit's accessory category `ci`, AirPlay's model `am`, a
+    /// manufacturer. Names the owner chose (`fn`, `n`) and unique ids are left out.
+    #[serde(skip_serializing_if = "crate::discover::profile::is_empty")]
+    pub txt: BTreeSet<String>,
 }
 
 /// Decodes an mDNS message; `Ok(None)` when it says nothing (an empty query).
@@ -65,12 +86,18 @@ pub fn decode(m: &[u8]) -> Result<Option<MdnsFacts>, DecodeError> {
             RData::TXT(txt) => {
                 for (k, v) in txt.iter_raw() {
                     let key = String::from_utf8_lossy(k).to_ascii_lowercase();
-                    if let Some(v) = v
-                        && MODEL_KEYS.contains(&key.as_str())
-                        && !v.is_empty()
-                        && f.models.len() < MAX_ITEMS
-                    {
+                    let Some(v) = v.filter(|v| !v.is_empty()) else {
+                        continue;
+                    };
+                    if MODEL_KEYS.contains(&key.as_str()) && f.models.len() < MAX_ITEMS {
                         f.models.insert(text(v));
+                    }
+                    if IDENTITY_KEYS.contains(&key.as_str()) && f.txt.len() < MAX_ITEMS {
+                        // The key is one of ours (short), so the value's bound keeps the
+                        // whole entry within the event's 255 characters.
+                        let v = text(v);
+                        let v: String = v.chars().take(240).collect();
+                        f.txt.insert(format!("{key}={v}"));
                     }
                 }
             }

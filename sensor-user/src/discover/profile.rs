@@ -2,7 +2,7 @@
 //! decoded discovery facts and bounded, so a chatty or hostile device cannot grow it.
 //! Classification reads it; `device` events and the state store carry it.
 
-use std::collections::BTreeSet;
+use std::{borrow::Cow, collections::BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -85,6 +85,10 @@ pub struct Profile {
     /// The name it gives itself (DHCP host name, else DHCPv6 FQDN, else mDNS or LLDP name).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
+    /// Every name it has given itself (at most [`MAX_ITEMS`]): devices rename themselves
+    /// during setup, and the first name is often the model number.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub hostnames: BTreeSet<String>,
     /// Its latest DHCP request.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dhcp: Option<DhcpFacts>,
@@ -184,7 +188,8 @@ impl Profile {
                 let c = union(&mut m.hostnames, f.hostnames, MAX_ITEMS, d);
                 let e = union(&mut m.models, f.models, MAX_ITEMS, d);
                 let g = union(&mut m.queries, f.queries, MAX_ITEMS, d);
-                a | b | c | e | g
+                let t = union(&mut m.txt, f.txt, MAX_ITEMS, d);
+                a | b | c | e | g | t
             }
             Facts::Ssdp(f) => {
                 let s = &mut self.ssdp;
@@ -226,6 +231,13 @@ impl Profile {
         };
         if changed {
             self.hostname = self.best_hostname();
+            let names: Vec<String> = self.own_names().map(str::to_string).collect();
+            union(
+                &mut self.hostnames,
+                names,
+                MAX_ITEMS,
+                &mut self.facts_dropped,
+            );
         }
         changed
     }
@@ -246,6 +258,23 @@ impl Profile {
             .or_else(|| self.lldp.as_ref().and_then(|l| l.system_name.clone()))
     }
 
+    /// Every name the device currently gives itself, from each source.
+    fn own_names(&self) -> impl Iterator<Item = &str> {
+        let dhcp = self.dhcp.as_ref().and_then(|f| f.hostname.as_deref());
+        let dhcpv6 = self.dhcpv6.as_ref().and_then(|f| f.fqdn.as_deref());
+        let lldp = self.lldp.as_ref().and_then(|l| l.system_name.as_deref());
+        let mdns = self
+            .mdns
+            .hostnames
+            .iter()
+            .map(|h| h.trim_end_matches('.').trim_end_matches(".local"));
+        dhcp.into_iter()
+            .chain(dhcpv6)
+            .chain(mdns)
+            .chain(lldp)
+            .filter(|n| !n.is_empty())
+    }
+
     /// The MUD URL it announced (DHCP, DHCPv6 or LLDP), if any.
     pub fn mud_url(&self) -> Option<&str> {
         self.dhcp
@@ -256,17 +285,32 @@ impl Profile {
     }
 
     /// Every fact as (kind, value): what classification rules match against. The kinds
-    /// are the names the rules file uses.
-    pub fn facts(&self) -> Vec<(&'static str, &str)> {
-        fn push<'a>(out: &mut Vec<(&'static str, &'a str)>, k: &'static str, v: Option<&'a str>) {
+    /// are the names the rules file uses (`judge::classify::FACTS`).
+    pub fn facts(&self) -> Vec<(&'static str, Cow<'_, str>)> {
+        fn push<'a>(
+            out: &mut Vec<(&'static str, Cow<'a, str>)>,
+            k: &'static str,
+            v: Option<&'a str>,
+        ) {
             if let Some(v) = v.filter(|v| !v.is_empty()) {
-                out.push((k, v));
+                out.push((k, Cow::Borrowed(v)));
             }
         }
-        let mut out: Vec<(&'static str, &str)> = Vec::new();
-        push(&mut out, "hostname", self.hostname.as_deref());
+        let mut out = Vec::new();
+        for h in self.hostname.iter().chain(&self.hostnames) {
+            if !out
+                .iter()
+                .any(|(k, v): &(&str, Cow<'_, str>)| *k == "hostname" && v == h)
+            {
+                push(&mut out, "hostname", Some(h));
+            }
+        }
         if let Some(f) = &self.dhcp {
             push(&mut out, "dhcp_vendor_class", f.vendor_class.as_deref());
+            if !f.parameter_request_list.is_empty() {
+                let prl = crate::discover::dhcp::prl_text(&f.parameter_request_list);
+                out.push(("dhcp_prl", Cow::Owned(prl)));
+            }
         }
         if let Some(f) = &self.dhcpv6 {
             push(&mut out, "dhcp_vendor_class", f.vendor_class.as_deref());
@@ -280,6 +324,15 @@ impl Profile {
         for s in &self.mdns.queries {
             push(&mut out, "mdns_query", Some(s));
         }
+        for s in &self.mdns.instances {
+            // The instance's own label: `Kitchen speaker` of
+            // `Kitchen speaker._googlecast._tcp.local`.
+            let label = s.split("._").next().unwrap_or(s);
+            push(&mut out, "mdns_instance", Some(label));
+        }
+        for s in &self.mdns.txt {
+            push(&mut out, "mdns_txt", Some(s));
+        }
         for s in &self.mdns.models {
             push(&mut out, "model", Some(s));
         }
@@ -291,6 +344,9 @@ impl Profile {
         }
         for s in &self.ssdp.searches {
             push(&mut out, "ssdp_search", Some(s));
+        }
+        for s in &self.ssdp.usns {
+            push(&mut out, "ssdp_usn", Some(s));
         }
         if let Some(l) = &self.lldp {
             push(

@@ -55,7 +55,7 @@ impl Write for UnixSink {
                 Ok(s) => {
                     // A reader that stops reading must not stall the writer for long.
                     s.set_write_timeout(Some(Duration::from_secs(1)))?;
-                    tracing::info!("event socket {} connected", self.path.display());
+                    tracing::info!(path = %self.path.display(), "event socket connected");
                     self.stream = Some(s);
                 }
                 Err(e) => {
@@ -142,7 +142,8 @@ impl Output {
             let fail = |e: io::Error, c: &Counters, failing: &mut Option<u64>| {
                 if failing.is_none() {
                     tracing::warn!(
-                        "writing events failed: {e}; retrying with each line, counting lost lines (output_errors)"
+                        error = %e,
+                        "writing events failed; retrying with each line, counting lost lines (output_errors)"
                     );
                     *failing = Some(c.errors.load(Ordering::Relaxed));
                 }
@@ -165,8 +166,8 @@ impl Output {
                         c.written.fetch_add(1, Ordering::Relaxed);
                         if let Some(before) = failing.take() {
                             tracing::warn!(
-                                "writing events works again; {} lines were lost meanwhile",
-                                c.errors.load(Ordering::Relaxed) - before
+                                lost = c.errors.load(Ordering::Relaxed) - before,
+                                "writing events works again"
                             );
                         }
                     }

@@ -5,10 +5,7 @@
 use std::{ops::Range, path::Path};
 
 use crate::{
-    config::{
-        Config,
-        error::{ConfigError, line_col},
-    },
+    config::{Config, error::ConfigError},
     judge::{classify::Classifier, intel::formats::FORMATS, policy},
 };
 
@@ -22,15 +19,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// The cross-stage checks of a parsed configuration; `text` is what it was parsed
 /// from and `origin` names it in errors.
 pub fn check(config: &Config, text: &str, origin: &str) -> Result<(), ConfigError> {
-    let at = |span: Range<usize>, message: String| {
-        let (line, column) = line_col(text, span.start);
-        ConfigError::Invalid {
-            path: origin.to_string(),
-            line,
-            column,
-            message,
-        }
-    };
+    let at = |span: Range<usize>, message| ConfigError::at(origin, text, span.start, message);
     for f in &config.intel.feeds {
         if !FORMATS.contains(&f.format.get_ref().as_str()) {
             return Err(at(

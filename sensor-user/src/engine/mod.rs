@@ -3,3 +3,6 @@
 
 pub mod check;
 pub mod sensor;
+
+#[cfg(test)]
+mod tests;

@@ -197,8 +197,9 @@ impl Sensor {
                     Err(e) => {
                         if self.counters.discovery_malformed == 0 {
                             tracing::warn!(
-                                "a discovery frame from {} did not decode: {e} (counted as discovery_malformed)",
-                                addr::mac(head.key.mac)
+                                mac = %addr::mac(head.key.mac),
+                                error = %e,
+                                "a discovery frame did not decode (counted as discovery_malformed)"
                             );
                         }
                         self.counters.discovery_malformed += 1;
@@ -207,7 +208,7 @@ impl Sensor {
             }
             Err(e) => {
                 if self.counters.events_malformed == 0 {
-                    tracing::warn!("{e} (counted as events_malformed in stats)");
+                    tracing::warn!(error = %e, "a ring-buffer record did not decode (counted as events_malformed)");
                 }
                 self.counters.events_malformed += 1;
             }
@@ -366,8 +367,8 @@ impl Sensor {
         );
         self.write_alert(&v);
         tracing::warn!(
-            "device table full ({} devices): new devices are counted, not tracked; raise [sensor] max_devices if the network is this large",
-            self.devices.len()
+            devices = self.devices.len(),
+            "device table full: new devices are counted, not tracked; raise [sensor] max_devices if the network is this large"
         );
     }
 
@@ -415,7 +416,7 @@ impl Sensor {
     /// A state-store failure: counted, said once; the stream goes on.
     fn state_failed(&mut self, err: &dyn std::error::Error) {
         if self.counters.state_errors == 0 {
-            tracing::error!("state store: {err} (counted as state_errors; events continue)");
+            tracing::error!(error = %err, "state store failed (counted as state_errors; events continue)");
         }
         self.counters.state_errors += 1;
     }
@@ -466,7 +467,7 @@ impl Sensor {
     /// A poll that failed (counted; the next one tries again).
     fn poll_failed(&mut self, err: &dyn std::error::Error) {
         if self.counters.poll_errors == 0 {
-            tracing::warn!("reading kernel maps failed: {err}");
+            tracing::warn!(error = %err, "reading kernel maps failed (counted as poll_errors)");
         }
         self.counters.poll_errors += 1;
     }

@@ -58,7 +58,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     // Opened (and its WAL created) before privileges are dropped: the directory stays
     // root's, 0700.
     let mut store = Store::open(&args.state_dir)?;
-    tracing::info!("state in {}", store.path().display());
+    tracing::info!(path = %store.path().display(), "state store open");
     let sizes = MapSizes::from(&args.config.sensor);
     let mut ebpf = loader::load(sizes, false)?;
     let (link, mode) = loader::attach(&mut ebpf, &args.iface, args.mode)?;
@@ -68,7 +68,8 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
         Ok(l) => Some(l),
         Err(e) => {
             tracing::error!(
-                "{e}: domain-based policy entries will not match (no DNS answers seen)"
+                error = %e,
+                "egress program not attached: domain-based policy entries will not match (no DNS answers seen)"
             );
             None
         }
@@ -111,16 +112,18 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     if let Some(user) = &args.user {
         crate::kernel::privileges::drop_to(user)?;
-        tracing::info!("running as {user} with no capabilities");
+        tracing::info!(user = %user, "running with no capabilities");
     }
     let ifindex = if_index(&args.iface);
     let mut gone = None;
     // Said once everything is in place: from here on events flow.
     tracing::info!(
-        "watching {} (XDP {mode} mode, {} flows, {} devices)",
-        args.iface,
-        sizes.flows,
-        sizes.devices
+        iface = %args.iface,
+        xdp_mode = %mode,
+        flows = sizes.flows,
+        devices = sizes.devices,
+        "watching {}",
+        args.iface
     );
 
     loop {
@@ -159,7 +162,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
 
     match &gone {
         None => {
-            tracing::info!("stopping: detaching from {}", args.iface);
+            tracing::info!(iface = %args.iface, "stopping: detaching");
             loader::xdp(&mut ebpf)?
                 .detach(link)
                 .context("detaching the XDP program")?;
@@ -170,7 +173,8 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
             }
         }
         Some(iface) => tracing::error!(
-            "interface {iface} no longer exists (deleted or renamed): the XDP program went with it; writing the last records and exiting"
+            iface = %iface,
+            "interface no longer exists (deleted or renamed): the XDP program went with it; writing the last records and exiting"
         ),
     }
     let rb = ring.get_mut();
@@ -193,7 +197,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
 /// its location and the running configuration stays.
 fn reload(args: &RunArgs, sensor: &mut Sensor, watch: &mut Watch, why: &str) {
     let Some(path) = &args.config_path else {
-        tracing::info!("{why}: no configuration file to reload");
+        tracing::info!(why, "no configuration file to reload");
         return;
     };
     match crate::engine::check::load(path) {
@@ -209,15 +213,18 @@ fn reload(args: &RunArgs, sensor: &mut Sensor, watch: &mut Watch, why: &str) {
                 None,
             );
             for e in &report.mud_errors {
-                tracing::error!("MUD file not imported: {e}");
+                tracing::error!(error = %e, "MUD file not imported");
             }
             sensor.reload_policy(engine, now);
             sensor.reload_intel(&c, now);
             tracing::info!(
-                "configuration reloaded ({why}): [baseline], [[policy]], [mud], [intel] and [canary] apply now; other sections take effect at restart"
+                why,
+                "configuration reloaded: [baseline], [[policy]], [mud], [intel] and [canary] apply now; other sections take effect at restart"
             );
         }
-        Err(e) => tracing::error!("configuration not reloaded ({why}): {e}; the running one stays"),
+        Err(e) => {
+            tracing::error!(why, error = %e, "configuration not reloaded; the running one stays")
+        }
     }
 }
 

@@ -89,7 +89,7 @@ fn stages(
     ) {
         Ok(b) => b,
         Err(e) => {
-            tracing::error!("state store: {e}; replaying without it");
+            tracing::error!(error = %e, "state store failed; replaying without it");
             store = None;
             let (engine, _) = policy::Engine::new(config, policy::private_ranges(), now, None);
             crate::judge::baseline::Baseline::new(engine, None)
@@ -115,8 +115,8 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
     };
     if let Some(g) = gateway {
         tracing::info!(
-            "gateway MAC {}: its frames are not LAN ingress",
-            addr::mac(g)
+            gateway = %addr::mac(g),
+            "the gateway's frames are not LAN ingress"
         );
     }
     let sizes = MapSizes::from(&args.config.sensor);
@@ -165,7 +165,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
             let frame: Frame = match frame {
                 Ok(f) => f,
                 Err(e) => {
-                    tracing::error!("{e}; reporting what was read before it");
+                    tracing::error!(error = %e, "capture unreadable; reporting what was read before it");
                     errors.push(e);
                     break;
                 }
@@ -202,7 +202,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
                     };
                     if let Err(e) = egress.test_run(opts) {
                         if counters.run_errors == 0 {
-                            tracing::warn!("BPF_PROG_TEST_RUN refused a gateway frame: {e}");
+                            tracing::warn!(error = %e, "BPF_PROG_TEST_RUN refused a gateway frame (counted as run_errors)");
                         }
                         counters.run_errors += 1;
                     }
@@ -234,7 +234,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
                 Ok(_) => counters.frames_run += 1,
                 Err(e) => {
                     if counters.run_errors == 0 {
-                        tracing::warn!("BPF_PROG_TEST_RUN refused a frame: {e}");
+                        tracing::warn!(error = %e, "BPF_PROG_TEST_RUN refused a frame (counted as run_errors)");
                     }
                     counters.run_errors += 1;
                 }

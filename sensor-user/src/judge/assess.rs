@@ -19,9 +19,9 @@ pub fn assess(
     let vendor = oui::origin(d.mac).vendor();
     let mut facts = d.profile.facts();
     if let Some(v) = vendor {
-        facts.push(("vendor", v));
+        facts.push(("vendor", std::borrow::Cow::Borrowed(v)));
     }
-    let observed = classifier.classify(facts.iter().copied());
+    let observed = classifier.classify(facts.iter().map(|(k, v)| (*k, v.as_ref())));
     let category = declared
         .and_then(|x| x.category.clone())
         .unwrap_or_else(|| observed.category.clone());

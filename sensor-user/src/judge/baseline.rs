@@ -413,10 +413,10 @@ pub fn start(
         started.map(|e| time.to_kernel_ns(e)),
     );
     for e in &report.mud_errors {
-        tracing::error!("MUD file not imported: {e}");
+        tracing::error!(error = %e, "MUD file not imported");
     }
     if report.mud_files > 0 {
-        tracing::info!("{} MUD files imported", report.mud_files);
+        tracing::info!(files = report.mud_files, "MUD files imported");
     }
     for (mac, rule, _) in learned {
         if let (Some(m), Ok(r)) = (addr::parse_mac(&mac), rule.parse()) {

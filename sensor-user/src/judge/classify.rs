@@ -9,25 +9,113 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::{
-    config::error::{ConfigError, line_col},
+    config::error::ConfigError,
     model::vocab::{CATEGORIES, Classification, Evidence},
 };
 
-/// The rules shipped with the binary.
-pub const BUILTIN: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/classify.toml"));
+/// The rules shipped with the binary: the scoring header and generic rules, then the
+/// product knowledge base (`data/products/`, one file per product family, each rule
+/// citing its source), as (origin, text).
+pub const BUILTIN: [(&str, &str); 12] = [
+    (
+        "built-in data/classify.toml",
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/classify.toml")),
+    ),
+    (
+        "built-in data/products/appliances-health.toml",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/data/products/appliances-health.toml"
+        )),
+    ),
+    (
+        "built-in data/products/cameras-doorbells.toml",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/data/products/cameras-doorbells.toml"
+        )),
+    ),
+    (
+        "built-in data/products/climate-sensors.toml",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/data/products/climate-sensors.toml"
+        )),
+    ),
+    (
+        "built-in data/products/computers-phones.toml",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/data/products/computers-phones.toml"
+        )),
+    ),
+    (
+        "built-in data/products/hubs.toml",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/data/products/hubs.toml"
+        )),
+    ),
+    (
+        "built-in data/products/locks-alarms.toml",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/data/products/locks-alarms.toml"
+        )),
+    ),
+    (
+        "built-in data/products/network.toml",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/data/products/network.toml"
+        )),
+    ),
+    (
+        "built-in data/products/plugs-lights.toml",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/data/products/plugs-lights.toml"
+        )),
+    ),
+    (
+        "built-in data/products/printers.toml",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/data/products/printers.toml"
+        )),
+    ),
+    (
+        "built-in data/products/speakers-media.toml",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/data/products/speakers-media.toml"
+        )),
+    ),
+    (
+        "built-in data/products/standards.toml",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/data/products/standards.toml"
+        )),
+    ),
+];
 
 /// The fact kinds rules may name (what [`crate::discover::profile::Profile::facts`] and the vendor give).
-pub const FACTS: [&str; 18] = [
+pub const FACTS: [&str; 22] = [
     "vendor",
     "hostname",
     "dhcp_vendor_class",
+    "dhcp_prl",
     "dns",
     "mdns_service",
     "mdns_query",
+    "mdns_instance",
+    "mdns_txt",
     "model",
     "ssdp_server",
     "ssdp_type",
     "ssdp_search",
+    "ssdp_usn",
     "lldp_description",
     "lldp_capability",
     "wsd_type",
@@ -82,7 +170,9 @@ impl Classifier {
             strong: 0.6,
         };
         if builtin {
-            c.add(BUILTIN, "built-in data/classify.toml")?;
+            for (origin, text) in BUILTIN {
+                c.add(text, origin)?;
+            }
         }
         if let Some(path) = user {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -107,15 +197,7 @@ impl Classifier {
     }
 
     fn add(&mut self, text: &str, origin: &str) -> Result<(), ConfigError> {
-        let at = |offset: usize, message: String| {
-            let (line, column) = line_col(text, offset);
-            ConfigError::Invalid {
-                path: origin.to_string(),
-                line,
-                column,
-                message,
-            }
-        };
+        let at = |offset: usize, message| ConfigError::at(origin, text, offset, message);
         let file: RulesFile = toml::from_str(text)
             .map_err(|e| at(e.span().map_or(0, |s| s.start), e.message().to_string()))?;
         for (v, slot) in [
@@ -263,11 +345,28 @@ mod tests {
 
     #[test]
     fn below_the_minimum_stays_unknown_but_keeps_its_votes() {
-        let c = Classifier::builtin();
-        let r = c.classify([("vendor", "Espressif Inc.")]);
+        let c = Classifier::parse(
+            "[[rule]]\nfact = \"vendor\"\nmatch = \"Acme*\"\ncategory = \"camera\"\nweight = 0.5\n",
+            "t.toml",
+        )
+        .unwrap();
+        let r = c.classify([("vendor", "Acme Widgets")]);
         assert_eq!(r.category, "unknown");
         assert_eq!(r.confidence, 0.0);
         assert_eq!(r.evidence.len(), 1);
+    }
+
+    #[test]
+    fn a_radio_module_maker_is_no_evidence() {
+        let c = Classifier::builtin();
+        for v in [
+            "Espressif Inc.",
+            "Realtek Semiconductor Corp.",
+            "AzureWave Technology Inc.",
+        ] {
+            let r = c.classify([("vendor", v)]);
+            assert!(r.evidence.is_empty(), "{v}: {:?}", r.evidence);
+        }
     }
 
     #[test]

@@ -34,12 +34,12 @@ impl Thresholds {
     }
 }
 
-/// The level a category starts at: infrastructure and health devices high (others depend
-/// on them, or people do); devices with cameras, microphones-in-the-home sensors,
+/// The level a category starts at: infrastructure, health, locks and alarms high (others
+/// depend on them, or people's safety does); devices with cameras, microphones-in-the-home sensors,
 /// general-purpose computers and unidentified devices medium; single-purpose gadgets low.
 pub fn base(category: &str) -> Criticality {
     match category {
-        "network" | "hub-bridge" | "health" => Criticality::High,
+        "network" | "hub-bridge" | "health" | "lock" | "alarm" => Criticality::High,
         "speaker" | "tv-media" | "plug-switch" | "light" | "appliance" => Criticality::Low,
         _ => Criticality::Medium,
     }

@@ -193,7 +193,9 @@ pub fn attach(
             Ok(l) => Ok((l, "native")),
             Err(LoadError::Mode { detail, .. }) => {
                 tracing::warn!(
-                    "native XDP is not available on {iface} ({detail}); using generic (skb) mode, which sees the same frames at a higher cost"
+                    iface = %iface,
+                    detail = %detail,
+                    "native XDP is not available; using generic (skb) mode, which sees the same frames at a higher cost"
                 );
                 try_mode(prog, XdpMode::Skb, "skb").map(|l| (l, "skb"))
             }
@@ -232,8 +234,8 @@ fn raise_memlock() {
     // SAFETY: plain syscall with a valid struct.
     if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) } != 0 {
         tracing::debug!(
-            "could not raise RLIMIT_MEMLOCK ({}); fine on kernels that account BPF memory per cgroup",
-            io::Error::last_os_error()
+            error = %io::Error::last_os_error(),
+            "could not raise RLIMIT_MEMLOCK; fine on kernels that account BPF memory per cgroup"
         );
     }
 }

@@ -1,9 +1,6 @@
 //! Decoding ring-buffer records into typed kernel events.
 
-use sensor_common::{
-    DISCOVERY_BYTES, DiscoveryRecord, EVENT_DISCOVERY, EVENT_DNS_ANSWER, EVENT_NEW_DEVICE,
-    EVENT_NEW_FLOW, Event,
-};
+use sensor_common::{DISCOVERY_BYTES, DiscoveryRecord, Event, EventKind};
 
 /// A record from the kernel.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,23 +34,23 @@ pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
     // SAFETY: length checked; Event is plain old data valid for any bit pattern, and
     // read_unaligned makes no alignment assumption.
     let ev: Event = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
-    match ev.kind {
-        EVENT_NEW_FLOW => Ok(KernelEvent::NewFlow(ev)),
-        EVENT_NEW_DEVICE => Ok(KernelEvent::NewDevice(ev)),
-        EVENT_DISCOVERY | EVENT_DNS_ANSWER => {
+    match EventKind::from_u8(ev.kind) {
+        Some(EventKind::NewFlow) => Ok(KernelEvent::NewFlow(ev)),
+        Some(EventKind::NewDevice) => Ok(KernelEvent::NewDevice(ev)),
+        Some(kind @ (EventKind::Discovery | EventKind::DnsAnswer)) => {
             if bytes.len() < size_of::<DiscoveryRecord>() {
                 return Err(DecodeError::Short(bytes.len()));
             }
             let at = size_of::<Event>();
             let cap = u32::from_ne_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
             let data = &bytes[at + 8..at + 8 + cap.min(DISCOVERY_BYTES)];
-            Ok(if ev.kind == EVENT_DISCOVERY {
+            Ok(if kind == EventKind::Discovery {
                 KernelEvent::Discovery(ev, data.to_vec())
             } else {
                 KernelEvent::DnsAnswer(ev, data.to_vec())
             })
         }
-        other => Err(DecodeError::UnknownKind(other)),
+        None => Err(DecodeError::UnknownKind(ev.kind)),
     }
 }
 
@@ -70,12 +67,12 @@ mod tests {
     #[test]
     fn decodes_each_kind() {
         let mut ev = Event {
-            kind: EVENT_NEW_FLOW,
+            kind: EventKind::NewFlow as u8,
             src_port: 40000,
             ..Event::default()
         };
         assert_eq!(decode(&bytes_of(&ev)), Ok(KernelEvent::NewFlow(ev)));
-        ev.kind = EVENT_NEW_DEVICE;
+        ev.kind = EventKind::NewDevice as u8;
         assert_eq!(decode(&bytes_of(&ev)), Ok(KernelEvent::NewDevice(ev)));
     }
 

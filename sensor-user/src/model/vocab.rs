@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Device categories.
-pub const CATEGORIES: [&str; 14] = [
+pub const CATEGORIES: [&str; 16] = [
     "camera",
     "doorbell",
     "speaker",
@@ -19,6 +19,10 @@ pub const CATEGORIES: [&str; 14] = [
     "health",
     "network",
     "computer-phone",
+    // Smart locks themselves (a lock's Wi-Fi bridge is a hub-bridge, as any hub).
+    "lock",
+    // Sirens, alarm panels and their sensors (door/window, motion, leak, smoke).
+    "alarm",
     "unknown",
 ];
 

@@ -358,7 +358,19 @@ mod tests {
         assert_eq!(o["criticality"], "medium", "a camera's level");
         assert_eq!(o["dns"][0], "cam.example.com");
         assert_eq!(o["mqtt"]["client_id"], "dev-1");
-        assert_eq!(o["evidence"][0]["fact"], "ssdp_server");
+        let evidence = o["evidence"].as_array().unwrap();
+        assert!(
+            evidence.iter().any(|e| e["fact"] == "ssdp_server"),
+            "the SERVER header voted: {evidence:?}"
+        );
+        let weights: Vec<f64> = evidence
+            .iter()
+            .map(|e| e["weight"].as_f64().unwrap())
+            .collect();
+        assert!(
+            weights.windows(2).all(|w| w[0] >= w[1]),
+            "strongest first: {weights:?}"
+        );
     }
 
     #[test]

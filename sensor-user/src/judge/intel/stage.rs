@@ -109,13 +109,15 @@ impl Intel {
                 Ok((w, r)) => {
                     if w + r > 0 {
                         tracing::info!(
-                            "intel: {} entries in the kernel ({w} written, {r} removed)",
-                            m.len()
+                            entries = m.len(),
+                            written = w,
+                            removed = r,
+                            "intel: kernel trie updated"
                         );
                     }
                 }
                 Err(e) => {
-                    tracing::error!("intel: writing the kernel trie: {e}");
+                    tracing::error!(error = %e, "intel: writing the kernel trie failed (counted as apply_errors)");
                     self.apply_errors += 1;
                 }
             }

@@ -1,0 +1,226 @@
+//! `cargo xtask eval`: identification quality on the labelled development set.
+//!
+//! Replays every capture `../shared/fixtures/labels.csv` names through the release
+//! `kettlewatch replay` (the same program and stream a user gets), takes each labelled
+//! device's last `device` event, and compares its category with the label. Prints one row
+//! per device (label, category, confidence, strongest evidence), then accuracy, coverage,
+//! precision at the `strong` threshold, and a confusion table; writes the same as Markdown
+//! to `--out`. The set stays in `../shared/fixtures` (its README says why); when it is
+//! absent this says so and exits 2.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, Result, bail};
+use clap::Parser;
+use kettlewatch_tests::events;
+use serde_json::Value;
+
+#[derive(Parser)]
+struct Args {
+    /// The kettlewatch binary.
+    #[arg(long)]
+    sensor: PathBuf,
+    /// The labelled set (default: ../shared/fixtures beside the workspace).
+    #[arg(long)]
+    fixtures: Option<PathBuf>,
+    /// Where to write the Markdown report.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// One labelled device.
+struct Label {
+    capture: String,
+    mac: String,
+    category: String,
+    product: String,
+}
+
+/// What the sensor said of it.
+struct Outcome {
+    category: String,
+    confidence: f64,
+    evidence: String,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let root = kettlewatch_tests::env::workspace();
+    let fixtures = args
+        .fixtures
+        .unwrap_or_else(|| root.join("../shared/fixtures"));
+    let labels_path = fixtures.join("labels.csv");
+    if !labels_path.is_file() {
+        eprintln!(
+            "no labelled set at {}: the evaluation data stays outside the repository (../shared/fixtures); nothing evaluated",
+            labels_path.display()
+        );
+        std::process::exit(2);
+    }
+    let labels = read_labels(&labels_path)?;
+    let strong = strong_threshold(&root)?;
+    let mut rows = Vec::new();
+    for l in &labels {
+        let captures = captures(&fixtures.join(&l.capture))?;
+        let out = Command::new(&args.sensor)
+            .arg("replay")
+            .args(&captures)
+            .output()
+            .with_context(|| format!("running {}", args.sensor.display()))?;
+        if !out.status.success() {
+            bail!(
+                "replay of {} failed: {}",
+                l.capture,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let lines: Vec<&str> = text.lines().collect();
+        let evs = events::parse(&lines);
+        let got = events::of_type(&evs, "device")
+            .into_iter()
+            .rev()
+            .find(|d| d["iot"]["device"]["mac"] == l.mac.as_str())
+            .map(|d| outcome(&d["iot"]["device"]));
+        rows.push((l, got));
+    }
+    let report = report(&rows, strong);
+    print!("{report}");
+    if let Some(p) = args.out {
+        std::fs::write(&p, &report).with_context(|| p.display().to_string())?;
+        eprintln!("written to {}", p.display());
+    }
+    Ok(())
+}
+
+fn read_labels(path: &Path) -> Result<Vec<Label>> {
+    let mut r = csv::Reader::from_path(path).with_context(|| path.display().to_string())?;
+    let mut out = Vec::new();
+    for (i, rec) in r.records().enumerate() {
+        let rec = rec.with_context(|| format!("{}:{}", path.display(), i + 2))?;
+        let field = |n: usize| rec.get(n).unwrap_or("").trim().to_string();
+        out.push(Label {
+            capture: field(0),
+            mac: field(1).to_ascii_lowercase(),
+            category: field(2),
+            product: field(3),
+        });
+    }
+    Ok(out)
+}
+
+/// The capture file, or every pcap/pcapng in the folder, in name order.
+fn captures(p: &Path) -> Result<Vec<PathBuf>> {
+    if p.is_file() {
+        return Ok(vec![p.to_path_buf()]);
+    }
+    let mut v: Vec<PathBuf> = std::fs::read_dir(p)
+        .with_context(|| p.display().to_string())?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|f| f.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
+        .collect();
+    v.sort();
+    if v.is_empty() {
+        bail!("no captures in {}", p.display());
+    }
+    Ok(v)
+}
+
+/// The built-in `strong` threshold, read from the rules file as the sensor does.
+fn strong_threshold(root: &Path) -> Result<f64> {
+    let t = std::fs::read_to_string(root.join("sensor-user/data/classify.toml"))?;
+    let v: toml::Value = toml::from_str(&t)?;
+    Ok(v.get("strong")
+        .and_then(toml::Value::as_float)
+        .unwrap_or(0.6))
+}
+
+fn outcome(d: &Value) -> Outcome {
+    let evidence = d["evidence"]
+        .as_array()
+        .map(|e| {
+            e.iter()
+                .take(3)
+                .map(|x| {
+                    format!(
+                        "{}={} ({}, {})",
+                        x["fact"].as_str().unwrap_or(""),
+                        x["value"].as_str().unwrap_or(""),
+                        x["category"].as_str().unwrap_or(""),
+                        x["weight"]
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .unwrap_or_default();
+    Outcome {
+        category: d["category"].as_str().unwrap_or("unknown").to_string(),
+        confidence: d["confidence"].as_f64().unwrap_or(0.0),
+        evidence,
+    }
+}
+
+fn report(rows: &[(&Label, Option<Outcome>)], strong: f64) -> String {
+    let mut s = String::from(
+        "| device | label | category | confidence | strongest evidence |\n|---|---|---|---|---|\n",
+    );
+    let (mut right, mut covered, mut strong_n, mut strong_right) = (0, 0, 0, 0);
+    let mut confusion: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for (l, o) in rows {
+        let (cat, conf, ev) = match o {
+            Some(o) => (o.category.clone(), o.confidence, o.evidence.clone()),
+            None => ("(not seen)".to_string(), 0.0, String::new()),
+        };
+        s += &format!(
+            "| {} {} | {} | {} | {:.2} | {} |\n",
+            l.product,
+            l.mac,
+            l.category,
+            cat,
+            conf,
+            ev.replace('|', "/")
+        );
+        if cat == l.category {
+            right += 1;
+        }
+        if cat != "unknown" && cat != "(not seen)" {
+            covered += 1;
+            if conf >= strong {
+                strong_n += 1;
+                if cat == l.category {
+                    strong_right += 1;
+                }
+            }
+        }
+        *confusion.entry((l.category.clone(), cat)).or_default() += 1;
+    }
+    let n = rows.len();
+    let pct = |a: usize, b: usize| {
+        if b == 0 {
+            "-".to_string()
+        } else {
+            format!("{:.0}%", 100.0 * a as f64 / b as f64)
+        }
+    };
+    s += &format!(
+        "\n{n} labelled devices: accuracy {right}/{n} ({}), coverage {covered}/{n} ({}), precision at strong (confidence >= {strong}) {strong_right}/{strong_n} ({}), wrong and not unknown {}.\n",
+        pct(right, n),
+        pct(covered, n),
+        pct(strong_right, strong_n),
+        rows.iter()
+            .filter(|(l, o)| o
+                .as_ref()
+                .is_some_and(|o| o.category != l.category && o.category != "unknown"))
+            .count()
+    );
+    s += "\n| label \\ category | count |\n|---|---|\n";
+    for ((label, got), c) in &confusion {
+        s += &format!("| {label} -> {got} | {c} |\n");
+    }
+    s
+}
