@@ -94,6 +94,11 @@ pub struct BaselineConfig {
     pub dns_grace: Spanned<Duration>,
     /// Allow-list entries in the kernel, over all devices.
     pub max_allow_entries: u32,
+    /// The built-in services no device may learn (telnet, SMTP, IRC, Tor, mining
+    /// stratum): alerted as `suspicious_service` while learning.
+    pub suspicious_builtin: bool,
+    /// More such services: `tcp:8333`, `udp:5000-5010`.
+    pub suspicious_ports: Vec<Spanned<String>>,
 }
 
 impl Default for BaselineConfig {
@@ -104,6 +109,8 @@ impl Default for BaselineConfig {
             local: Vec::new(),
             dns_grace: Spanned::new(0..0, Duration::from_secs(300)),
             max_allow_entries: sensor_common::maps::DEFAULT_MAX_ALLOW,
+            suspicious_builtin: true,
+            suspicious_ports: Vec::new(),
         }
     }
 }
@@ -125,7 +132,8 @@ pub struct PolicyConfig {
     pub allow: Vec<Spanned<String>>,
     /// A MUD file whose from-device rules it adds (relative to the config file).
     pub mud: Option<Spanned<String>>,
-    /// Its mode (default monitor: a declared policy is meant to be checked).
+    /// Its mode. Unset: enforce when `[baseline] mode` is enforce, else monitor (a declared
+    /// policy is meant to be checked, not learned).
     pub mode: Option<Mode>,
 }
 

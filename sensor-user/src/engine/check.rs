@@ -32,6 +32,11 @@ pub fn check(config: &Config, text: &str, origin: &str) -> Result<(), ConfigErro
             ));
         }
     }
+    for p in &config.baseline.suspicious_ports {
+        if let Err(e) = policy::suspicious::parse(p.get_ref()) {
+            return Err(at(p.span(), e));
+        }
+    }
     for p in &config.policies {
         for a in &p.allow {
             if let Err(e) = a.get_ref().parse::<policy::allow::AllowRule>() {
@@ -82,6 +87,13 @@ mod tests {
         let e = err("[[policy]]\nname = \"p\"\nallow = [\"example.com:99999\"]\n");
         assert!(e.starts_with("kw.toml:3:"), "{e}");
         assert!(e.contains("not an allow entry"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_suspicious_port_names_its_line() {
+        let e = err("[baseline]\nsuspicious_ports = [\"tcp:8333\", \"sctp:9\"]\n");
+        assert!(e.starts_with("kw.toml:2:33: "), "{e}");
+        assert!(e.contains("sctp:9"), "{e}");
     }
 
     #[test]

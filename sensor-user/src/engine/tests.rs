@@ -294,3 +294,41 @@ fn a_discovery_frame_names_the_device_and_a_malformed_one_is_counted() {
     assert_eq!(sensor["discovery_malformed"], 1, "{sensor}");
     assert_eq!(sensor["events_malformed"], 1, "{sensor}");
 }
+
+#[test]
+fn a_bot_talking_irc_while_learning_is_alerted_and_never_learned() {
+    let (mut s, buf) = sensor("[baseline]\nmode = \"learn\"\n");
+    let ts = 5_000_000_000;
+    s.on_record(&new_flow(ts, [203, 0, 113, 9], 443, verdict::LEARNING));
+    s.on_record(&new_flow(
+        ts + 1,
+        [203, 0, 113, 66],
+        6667,
+        verdict::LEARNING,
+    ));
+    s.on_record(&new_flow(
+        ts + 2,
+        [203, 0, 113, 66],
+        6667,
+        verdict::LEARNING,
+    ));
+    s.end_batch(T0 + ts);
+    let evs = lines(s, buf, T0 + ts + 10);
+    let a = alerts(&evs, "suspicious_service");
+    assert_eq!(a.len(), 1, "once per device and destination: {a:?}");
+    assert_eq!(a[0]["dest_port"], 6667);
+    assert_eq!(a[0]["alert"]["signature_id"], 9_100_017);
+    assert_eq!(a[0]["alert"]["metadata"]["service"][0], "irc");
+    assert_eq!(a[0]["iot"]["rule"]["source"], "suspicious");
+    let policy = &evs
+        .iter()
+        .rev()
+        .find(|e| e["event_type"] == "stats")
+        .unwrap()["stats"]["policy"];
+    assert_eq!(
+        policy["learned_entries"], 1,
+        "only the HTTPS destination: {policy}"
+    );
+    assert_eq!(policy["suspicious"], 2, "{policy}");
+    assert!(alerts(&evs, "unexpected_destination").is_empty());
+}

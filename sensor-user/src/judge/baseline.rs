@@ -9,7 +9,7 @@ use std::{
     net::IpAddr,
 };
 
-use sensor_common::{FlowKey, policy::verdict};
+use sensor_common::{FLOW_SERVING, FlowKey, policy::verdict};
 use serde_json::{Value, json};
 
 use crate::{
@@ -46,6 +46,8 @@ pub struct PolicyAlert {
     pub policies: Vec<String>,
     /// The device's mode.
     pub mode: Mode,
+    /// For `suspicious_service`: which service (`irc`, `telnet`, ...).
+    pub service: Option<String>,
 }
 
 /// The baseline stage's judgement of a new flow.
@@ -75,6 +77,8 @@ pub struct BaselineCounters {
     pub apply_errors: u64,
     /// DNS answers taken in.
     pub dns_answers: u64,
+    /// New flows to a suspicious service while learning (alerted, not learned).
+    pub suspicious: u64,
 }
 
 /// The stage.
@@ -116,6 +120,11 @@ impl Baseline {
     /// A device's facts (category, MUD URL) may have changed: compile it again.
     pub fn touch(&mut self, mac: [u8; 6]) {
         self.dirty.insert(mac);
+    }
+
+    /// The suspicious service a flow's destination port is, if any.
+    fn suspicious(&self, key: &FlowKey) -> Option<&str> {
+        self.engine.suspicious.matches(key.proto, key.port)
     }
 
     /// Compiles `d` now if it never was (its first flow can come before its first batch)
@@ -183,6 +192,34 @@ impl Baseline {
         let dst = addr::ip(key.addr);
         match base {
             verdict::LEARNING if !learn || self.engine.is_local(dst) => None,
+            verdict::LEARNING
+                if key.flags & FLOW_SERVING == 0 && self.suspicious(&key).is_some() =>
+            {
+                // Never learned: what no IoT device should do is not its normal.
+                let service = self.suspicious(&key).map(str::to_string);
+                self.counters.suspicious += 1;
+                if !self
+                    .alerted_rules
+                    .insert((mac, dst, rules::SUSPICIOUS_SERVICE.id))
+                {
+                    self.counters.repeats += 1;
+                    return None;
+                }
+                self.counters.alerts += 1;
+                let r = self.engine.rules(&mac).expect("compiled");
+                Some(PolicyAlert {
+                    rule: &rules::SUSPICIOUS_SERVICE,
+                    key,
+                    origin,
+                    source: "suspicious",
+                    expected: Vec::new(),
+                    rrname: name,
+                    blocked: false,
+                    policies: r.policies.clone(),
+                    mode: r.mode,
+                    service,
+                })
+            }
             verdict::LEARNING => {
                 let rule = learned::rule_for(dst, key.port, key.proto, name.as_deref());
                 if self.engine.learned.record(mac, rule) {
@@ -214,6 +251,7 @@ impl Baseline {
                     blocked: enforced && origin.verdict == verdict::BLOCKED,
                     policies: r.policies.clone(),
                     mode: r.mode,
+                    service: None,
                 })
             }
             _ => {
@@ -376,6 +414,7 @@ impl Baseline {
             "apply_errors": c.apply_errors,
             "dns_answers": c.dns_answers,
             "dns_dropped": e.resolved.dropped,
+            "suspicious": c.suspicious,
         })
     }
 }

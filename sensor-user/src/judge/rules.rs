@@ -162,8 +162,18 @@ pub const DEVICE_TABLE_PRESSURE: Rule = rule(
     2,
 );
 
+/// While learning, a flow to a service no IoT device should use (telnet, SMTP, IRC, Tor,
+/// mining stratum): alerted, and never learned.
+pub const SUSPICIOUS_SERVICE: Rule = rule(
+    "suspicious_service",
+    9_100_017,
+    "kettlewatch: device contacts a service no IoT device should use",
+    "A Network Trojan was detected",
+    1,
+);
+
 /// Every rule.
-pub const ALL: [Rule; 16] = [
+pub const ALL: [Rule; 17] = [
     UNEXPECTED_DESTINATION,
     NEW_PORT,
     THREAT_INTEL_IP,
@@ -180,6 +190,7 @@ pub const ALL: [Rule; 16] = [
     UNEXPECTED_NTP_SERVER,
     NEW_PROTOCOL,
     DEVICE_TABLE_PRESSURE,
+    SUSPICIOUS_SERVICE,
 ];
 
 #[cfg(test)]

@@ -116,7 +116,10 @@ impl Eve {
             expected: a.expected.clone(),
             rrname: a.rrname.as_deref(),
             blocked: a.blocked,
-            metadata: json!({"policy": a.policies, "mode": [a.mode.as_str()]}),
+            metadata: match &a.service {
+                Some(s) => json!({"policy": a.policies, "mode": [a.mode.as_str()], "service": [s]}),
+                None => json!({"policy": a.policies, "mode": [a.mode.as_str()]}),
+            },
             intel: None,
         };
         self.policy_alert(

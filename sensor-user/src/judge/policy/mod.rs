@@ -7,6 +7,7 @@ pub mod allow;
 pub mod dns;
 pub mod learned;
 pub mod mud;
+pub mod suspicious;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -115,6 +116,11 @@ pub struct Engine {
     local: Vec<IpNet>,
     /// The mode of devices without a declared policy, now.
     pub mode: Mode,
+    /// The mode of a declared or MUD policy that names none: enforce when `[baseline]`
+    /// says enforce, else monitor (a declared policy is meant to be checked, not learned).
+    declared_default: Mode,
+    /// Services no device may learn (alerted as `suspicious_service` instead).
+    pub suspicious: suspicious::Suspicious,
     /// Kernel time at which learn turns into monitor (learn mode only).
     pub learn_until_ns: Option<u64>,
     /// The learned baseline.
@@ -196,7 +202,7 @@ impl Engine {
                     .filter_map(|a| a.get_ref().parse().ok())
                     .collect(),
                 mud,
-                mode: p.mode.unwrap_or(Mode::Monitor),
+                mode: p.mode.unwrap_or(declared_default(config.baseline.mode)),
             });
         }
         let device_policy = config
@@ -263,6 +269,16 @@ impl Engine {
             mud_by_url,
             local,
             mode,
+            declared_default: declared_default(mode),
+            suspicious: suspicious::Suspicious::new(
+                config.baseline.suspicious_builtin,
+                &config
+                    .baseline
+                    .suspicious_ports
+                    .iter()
+                    .map(|s| s.get_ref().clone())
+                    .collect::<Vec<_>>(),
+            ),
             learn_until_ns,
             learned: Learned::default(),
             resolved: Resolved::new(config.baseline.dns_grace.get_ref().as_nanos() as u64),
@@ -334,7 +350,7 @@ impl Engine {
             }
         }
         if let Some(m) = d.mud_url.and_then(|u| self.mud_by_url.get(u)) {
-            mode = mode.or(Some(Mode::Monitor));
+            mode = mode.or(Some(self.declared_default));
             names.push(format!("mud:{}", m.url));
             rules.extend(m.rules.iter().map(|r| (Source::Mud, r)));
         }
@@ -423,6 +439,8 @@ impl Engine {
             mud_by_url: BTreeMap::new(),
             local: Vec::new(),
             mode: Mode::Learn,
+            declared_default: Mode::Monitor,
+            suspicious: suspicious::Suspicious::default(),
             learn_until_ns: None,
             learned: Learned::default(),
             resolved: Resolved::default(),
@@ -470,6 +488,15 @@ impl Engine {
     /// Whether an address is local (always allowed, so never worth learning).
     pub fn is_local(&self, addr: IpAddr) -> bool {
         self.local.iter().any(|n| n.contains(&addr))
+    }
+}
+
+/// The mode a declared policy without its own `mode` takes from `[baseline] mode`: a user
+/// who wrote enforce gets enforce; learn and monitor give monitor.
+fn declared_default(baseline: Mode) -> Mode {
+    match baseline {
+        Mode::Enforce => Mode::Enforce,
+        Mode::Learn | Mode::Monitor => Mode::Monitor,
     }
 }
 
@@ -603,6 +630,33 @@ mod tests {
             e.evaluate(&[9; 6], ip("192.0.2.1"), 443, 6),
             verdict::NO_POLICY
         );
+    }
+
+    #[test]
+    fn a_policy_without_a_mode_takes_enforce_from_the_baseline() {
+        let facts = DeviceFacts {
+            mac: CAM,
+            category: None,
+            mud_url: None,
+        };
+        let policy = "[[policy]]\nname = \"p\"\ndevices = [\"02:00:00:00:00:0a\"]\nallow = [\"203.0.113.7\"]\n";
+        for (baseline, want, outside) in [
+            ("enforce", Mode::Enforce, verdict::BLOCKED),
+            ("monitor", Mode::Monitor, verdict::UNEXPECTED),
+            ("learn", Mode::Monitor, verdict::UNEXPECTED),
+        ] {
+            let mut e = engine(&format!("[baseline]\nmode = \"{baseline}\"\n{policy}"));
+            assert_eq!(e.compile(&facts).mode, want, "[baseline] mode = {baseline}");
+            assert_eq!(
+                e.evaluate(&CAM, ip("192.0.2.1"), 443, 6),
+                outside,
+                "{baseline}"
+            );
+            assert_eq!(
+                e.evaluate(&CAM, ip("203.0.113.7"), 443, 6),
+                verdict::ALLOWED
+            );
+        }
     }
 
     #[test]
