@@ -190,13 +190,14 @@ impl Baseline {
     ) -> Option<PolicyAlert> {
         let mac = key.mac;
         let dst = addr::ip(key.addr);
+        // A service the device is reaching out to (not one it serves on).
+        let service = (base == verdict::LEARNING && key.flags & FLOW_SERVING == 0)
+            .then(|| self.suspicious(&key).map(str::to_string))
+            .flatten();
         match base {
             verdict::LEARNING if !learn || self.engine.is_local(dst) => None,
-            verdict::LEARNING
-                if key.flags & FLOW_SERVING == 0 && self.suspicious(&key).is_some() =>
-            {
+            verdict::LEARNING if service.is_some() => {
                 // Never learned: what no IoT device should do is not its normal.
-                let service = self.suspicious(&key).map(str::to_string);
                 self.counters.suspicious += 1;
                 if !self
                     .alerted_rules
