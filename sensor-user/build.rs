@@ -15,8 +15,9 @@ fn main() -> anyhow::Result<()> {
     if skipped() {
         // The parser fuzz targets build this crate without the eBPF object (nightly with
         // sanitizers, no bpf-linker); the loader then finds an empty object and says so.
-        let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?).join("sensor");
-        std::fs::write(out, [])?;
+        let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+        std::fs::write(out.join("sensor"), [])?;
+        std::fs::write(out.join("kw-bench"), [])?;
     }
     // Stable rustc builds `core` for the bpf target only with RUSTC_BOOTSTRAP; set it for
     // the nested eBPF build alone (aya-build reads it from our environment).

@@ -1,5 +1,6 @@
-//! kettlewatch's eBPF object: the LAN-ingress XDP program (`ingress`), the LAN-egress
-//! TC program (`egress`) and the benchmark programs (`bench`).
+//! kettlewatch's eBPF object: the LAN-ingress XDP program (`ingress`) and the LAN-egress
+//! TC program (`egress`). The benchmark programs are an object of their own
+//! (`bin/kw-bench.rs`).
 //!
 //! The fast path (a flow seen recently on this CPU) is an array lookup in the per-CPU flow
 //! cache and a key compare, counters updated in place, no clock read. A cache miss goes to
@@ -8,7 +9,6 @@
 #![no_std]
 #![no_main]
 
-mod bench;
 mod clock;
 mod device;
 mod egress;

@@ -215,7 +215,9 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             if export {
                 crate::store::print::baseline_toml(&mut out, &rows)?;
             } else {
-                crate::store::print::baseline_table(&mut out, &rows)?;
+                let windows = store.windows()?;
+                let now = crate::model::clock::realtime_ns();
+                crate::store::print::baseline_table(&mut out, &rows, &windows, now)?;
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -7,10 +7,11 @@ use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
 pub mod error;
+mod validate;
 
 pub use error::ConfigError;
 
-use crate::model::vocab::{CATEGORIES, Criticality};
+use crate::model::vocab::Criticality;
 
 /// The whole configuration.
 #[derive(Debug, Default, Deserialize)]
@@ -83,9 +84,13 @@ impl Mode {
 pub struct BaselineConfig {
     /// The mode of devices without a declared policy of their own.
     pub mode: Mode,
-    /// In learn mode: after this long, the sensor switches to monitor by itself.
+    /// In learn mode: how long each device learns, from its own first sight; then it is
+    /// monitored.
     #[serde(deserialize_with = "duration")]
     pub learn_for: Spanned<Duration>,
+    /// A name rule (learned or declared) allows every name of its registered domain
+    /// (Public Suffix List). Off by default: it also allows whoever else holds names there.
+    pub registered_domains: bool,
     /// Destinations every device may reach: the LAN's own prefixes. Empty: the sensor's
     /// interface prefixes (replay: the private ranges), with multicast and broadcast.
     pub local: Vec<Spanned<String>>,
@@ -106,6 +111,7 @@ impl Default for BaselineConfig {
         Self {
             mode: Mode::Learn,
             learn_for: Spanned::new(0..0, Duration::from_secs(24 * 3600)),
+            registered_domains: false,
             local: Vec::new(),
             dns_grace: Spanned::new(0..0, Duration::from_secs(300)),
             max_allow_entries: sensor_common::maps::DEFAULT_MAX_ALLOW,
@@ -135,6 +141,11 @@ pub struct PolicyConfig {
     /// Its mode. Unset: enforce when `[baseline] mode` is enforce, else monitor (a declared
     /// policy is meant to be checked, not learned).
     pub mode: Option<Mode>,
+    /// With `mode = "learn"`: how long its devices learn, instead of `[baseline] learn_for`.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub learn_for: Option<Spanned<Duration>>,
+    /// Its own `registered_domains`, instead of `[baseline]`'s.
+    pub registered_domains: Option<bool>,
 }
 
 /// `[intel]`.
@@ -264,7 +275,7 @@ pub struct DeclaredDevice {
     pub mac: Spanned<String>,
     /// What people call it.
     pub name: Option<String>,
-    /// One of [`CATEGORIES`].
+    /// One of [`crate::model::vocab::CATEGORIES`].
     pub category: Option<Spanned<String>>,
     /// How much it matters.
     pub criticality: Option<Criticality>,
@@ -398,145 +409,6 @@ impl Config {
             .map_err(|(span, msg)| at(Some(span), msg))?;
         Ok(config)
     }
-
-    fn validate(&self) -> Result<(), (Range<usize>, String)> {
-        let s = &self.sensor;
-        for (d, what) in [
-            (&s.poll_interval, "poll_interval"),
-            (&s.stats_interval, "stats_interval"),
-            (&s.flow_report, "flow_report"),
-        ] {
-            if d.get_ref().is_zero() {
-                return Err((d.span(), format!("{what} must be longer than zero")));
-            }
-        }
-        for (n, what, min) in [
-            (&s.max_flows, "max_flows", 1),
-            (&s.max_devices, "max_devices", 1),
-        ] {
-            if *n.get_ref() < min {
-                return Err((n.span(), format!("{what} must be at least {min}")));
-            }
-        }
-        let ring = *s.ring_buffer_bytes.get_ref();
-        if !ring.is_power_of_two() || ring < 4096 {
-            return Err((
-                s.ring_buffer_bytes.span(),
-                format!("ring_buffer_bytes must be a power of two of at least 4096, not {ring}"),
-            ));
-        }
-        if s.name.is_empty() {
-            return Err((0..0, "[sensor] name must not be empty".into()));
-        }
-        if self.inventory.missing_after.get_ref().is_zero() {
-            return Err((
-                self.inventory.missing_after.span(),
-                "missing_after must be longer than zero".into(),
-            ));
-        }
-        if self.baseline.learn_for.get_ref().is_zero() {
-            return Err((
-                self.baseline.learn_for.span(),
-                "learn_for must be longer than zero".into(),
-            ));
-        }
-        for l in &self.baseline.local {
-            if l.get_ref().parse::<ipnet::IpNet>().is_err()
-                && l.get_ref().parse::<std::net::IpAddr>().is_err()
-            {
-                return Err((
-                    l.span(),
-                    format!("{:?} is not an address or prefix", l.get_ref()),
-                ));
-            }
-        }
-        let an = &self.anomaly;
-        for (d, what) in [
-            (&an.window, "window"),
-            (&an.volume_interval, "volume_interval"),
-        ] {
-            if d.get_ref().is_zero() {
-                return Err((d.span(), format!("{what} must be longer than zero")));
-            }
-        }
-        for s in an.dns_servers.iter().chain(&an.ntp_servers) {
-            if s.get_ref().parse::<ipnet::IpNet>().is_err()
-                && s.get_ref().parse::<std::net::IpAddr>().is_err()
-            {
-                return Err((
-                    s.span(),
-                    format!("{:?} is not an address or prefix", s.get_ref()),
-                ));
-            }
-        }
-        for a in &self.canary.addresses {
-            if a.get_ref().parse::<std::net::IpAddr>().is_err() {
-                return Err((a.span(), format!("{:?} is not an IP address", a.get_ref())));
-            }
-        }
-        let mut names = std::collections::BTreeSet::new();
-        for p in &self.policies {
-            if !names.insert(p.name.get_ref().clone()) {
-                return Err((
-                    p.name.span(),
-                    format!("policy {:?} is defined twice", p.name.get_ref()),
-                ));
-            }
-            for c in &p.categories {
-                if !CATEGORIES.contains(&c.get_ref().as_str()) {
-                    return Err((
-                        c.span(),
-                        format!(
-                            "unknown category {:?}; one of {}",
-                            c.get_ref(),
-                            CATEGORIES.join(", ")
-                        ),
-                    ));
-                }
-            }
-            for m in &p.devices {
-                if crate::model::addr::parse_mac(m.get_ref()).is_none() {
-                    return Err((m.span(), format!("{:?} is not a MAC address", m.get_ref())));
-                }
-            }
-        }
-        let mut seen = std::collections::BTreeSet::new();
-        for d in &self.devices {
-            if let Some(p) = &d.policy
-                && !names.contains(p.get_ref())
-            {
-                return Err((p.span(), format!("no [[policy]] named {:?}", p.get_ref())));
-            }
-            let Some(mac) = crate::model::addr::parse_mac(d.mac.get_ref()) else {
-                return Err((
-                    d.mac.span(),
-                    format!(
-                        "{:?} is not a MAC address like 02:00:5e:10:00:0a",
-                        d.mac.get_ref()
-                    ),
-                ));
-            };
-            if !seen.insert(mac) {
-                return Err((
-                    d.mac.span(),
-                    format!("{} is declared twice", d.mac.get_ref()),
-                ));
-            }
-            if let Some(c) = &d.category
-                && !CATEGORIES.contains(&c.get_ref().as_str())
-            {
-                return Err((
-                    c.span(),
-                    format!(
-                        "unknown category {:?}; one of {}",
-                        c.get_ref(),
-                        CATEGORIES.join(", ")
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    }
 }
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Spanned<Duration>, D::Error> {
@@ -550,6 +422,10 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Spanned<Duration>, D::Err
                 s.get_ref()
             ))
         })
+}
+
+fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Spanned<Duration>>, D::Error> {
+    duration(d).map(Some)
 }
 
 fn hostname() -> String {

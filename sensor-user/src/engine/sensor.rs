@@ -2,12 +2,11 @@
 //! `run` feeds it from a live interface, `replay` from capture files, so both give the
 //! same stream for the same frames.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::{
     config::Config,
-    discover,
-    emit::eve::{Eve, SensorCounters, Subject, Tables},
+    emit::eve::{Eve, SensorCounters, Subject},
     emit::output::Output,
     judge::assess,
     judge::baseline::{Baseline, PolicyAlert},
@@ -15,14 +14,16 @@ use crate::{
     judge::criticality::Thresholds,
     judge::inventory::{Finding, Inventory},
     kernel::maps::KernelMaps,
-    kernel::records::{self, KernelEvent},
     model::addr,
     model::clock,
     store::state::{Store, StoredDevice},
     track::devices::{DeviceTable, DeviceTotals},
-    track::flows::{FlowTable, FlowTotals, Origin},
+    track::flows::{FlowTable, FlowTotals},
 };
-use sensor_common::{FLOW_SERVING, FlowKey, policy::verdict, stats};
+use sensor_common::{FlowKey, stats};
+
+mod record;
+mod stats_event;
 
 /// Kernel counters as read from the stats map.
 pub type KernelStats = [u64; stats::COUNT as usize];
@@ -109,112 +110,6 @@ impl Sensor {
         }
     }
 
-    /// One ring-buffer record.
-    pub fn on_record(&mut self, bytes: &[u8]) {
-        self.counters.events += 1;
-        match records::decode(bytes) {
-            Ok(KernelEvent::NewDevice(ev)) => self.devices.on_seen(ev.key.mac, ev.ts_ns),
-            Ok(KernelEvent::NewFlow(ev)) => {
-                let src = addr::ip(ev.src_addr);
-                self.devices.on_seen(ev.key.mac, ev.ts_ns);
-                self.devices.on_address(ev.key.mac, src, ev.ts_ns);
-                self.devices.on_flow(
-                    ev.key.mac,
-                    addr::ip(ev.key.addr),
-                    ev.key.flags & FLOW_SERVING != 0,
-                );
-                let origin = Origin {
-                    src,
-                    src_port: ev.src_port,
-                    dst_port: ev.dst_port,
-                    dst_mac: ev.dst_mac,
-                    verdict: ev.verdict,
-                    ts_ns: ev.ts_ns,
-                };
-                self.flows.on_new_flow(ev.key, origin);
-                let (category, mud_url) = self.policy_facts(&ev.key.mac).unwrap_or_default();
-                let facts = crate::judge::policy::DeviceFacts {
-                    mac: ev.key.mac,
-                    category: category.as_deref(),
-                    mud_url: mud_url.as_deref(),
-                };
-                // The verdict is taken once, by the baseline stage, and carried to the rest.
-                let judged = self.baseline.on_new_flow(ev.key, origin, &facts);
-                self.policy_alerts.extend(judged.alert);
-                let names: Vec<&str> = judged.names.iter().map(String::as_str).collect();
-                let hits = self.intel.on_new_flow(ev.key, origin, ev.intel_id, &names);
-                self.intel_alerts.extend(hits);
-                let cx = crate::judge::anomaly::FlowContext {
-                    learning: judged.verdict == verdict::LEARNING,
-                    allowed: judged.verdict == verdict::ALLOWED,
-                    local: judged.local,
-                };
-                let found = self.anomaly.on_new_flow(ev.ts_ns, ev.key, origin, cx);
-                self.anomaly_alerts.extend(found);
-            }
-            Ok(KernelEvent::DnsAnswer(head, frame)) => {
-                let decoded =
-                    std::panic::catch_unwind(|| discover::dns::decode_answer_frame(&frame))
-                        .unwrap_or_else(|_| Err(discover::DecodeError::new("dns", "panicked")));
-                match decoded {
-                    Ok(Some(a)) => {
-                        let hits = self.intel.on_names(head.key.mac, &a.names, "answer");
-                        self.intel_alerts.extend(hits);
-                        self.baseline.on_dns(
-                            &crate::judge::policy::dns::Answer {
-                                mac: head.key.mac,
-                                names: a.names,
-                                addrs: a.addrs,
-                                ttl_s: a.ttl_s,
-                            },
-                            head.ts_ns,
-                        )
-                    }
-                    Ok(None) => {}
-                    Err(_) => self.counters.discovery_malformed += 1,
-                }
-            }
-            Ok(KernelEvent::Discovery(head, frame)) => {
-                self.counters.discovery_frames += 1;
-                self.devices.on_seen(head.key.mac, head.ts_ns);
-                // Decoders meet hostile bytes: a panic in one (ours or a crate's) is a
-                // malformed frame, never a dead sensor.
-                let decoded = std::panic::catch_unwind(|| discover::decode(&frame))
-                    .unwrap_or_else(|_| Err(discover::DecodeError::new("decoder", "panicked")));
-                match decoded {
-                    Ok(Some(d)) => {
-                        if let discover::Facts::Dns(q) = &d.facts {
-                            let hits = self.intel.on_names(d.mac, &q.names, "query");
-                            self.intel_alerts.extend(hits);
-                        }
-                        if let discover::Facts::ArpRequest { asked, .. } = &d.facts {
-                            let found = self.anomaly.on_arp_probe(head.ts_ns, d.mac, *asked);
-                            self.anomaly_alerts.extend(found);
-                        }
-                        self.devices.on_facts(d, head.ts_ns)
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        if self.counters.discovery_malformed == 0 {
-                            tracing::warn!(
-                                mac = %addr::mac(head.key.mac),
-                                error = %e,
-                                "a discovery frame did not decode (counted as discovery_malformed)"
-                            );
-                        }
-                        self.counters.discovery_malformed += 1;
-                    }
-                }
-            }
-            Err(e) => {
-                if self.counters.events_malformed == 0 {
-                    tracing::warn!(error = %e, "a ring-buffer record did not decode (counted as events_malformed)");
-                }
-                self.counters.events_malformed += 1;
-            }
-        }
-    }
-
     /// The end of a batch of records: assess what changed, write it, persist it, and
     /// write what the inventory says of it.
     pub fn end_batch(&mut self, now_ns: u64) {
@@ -248,7 +143,8 @@ impl Sensor {
                 self.pending.push(f);
             }
             let declared = self.inventory.declared(&d.mac);
-            let v = self.eve.device(now_ns, &d, declared);
+            let phase = self.baseline.engine().phase(&d.mac);
+            let v = self.eve.device(now_ns, &d, declared, phase);
             self.out.write(&v);
             self.counters.device_records += 1;
             if self.store.is_some() {
@@ -277,8 +173,9 @@ impl Sensor {
         self.sync_policy(now_ns);
     }
 
-    /// What the policy engine needs of a device: its category in effect and MUD URL.
-    fn policy_facts(&self, mac: &[u8; 6]) -> Option<(Option<String>, Option<String>)> {
+    /// What the policy engine needs of a device: its category in effect, MUD URL and
+    /// first sight (kernel time, earlier runs included).
+    fn policy_facts(&self, mac: &[u8; 6]) -> Option<crate::judge::policy::OwnedFacts> {
         let d = self.devices.get(mac)?;
         let category = self
             .inventory
@@ -290,7 +187,17 @@ impl Sensor {
                     .map(|a| a.observed.category.clone())
                     .filter(|c| c != "unknown")
             });
-        Some((category, d.profile.mud_url().map(str::to_string)))
+        let first_seen_ns = d.first_seen_epoch_ns.map_or(d.first_seen_ns as i64, |e| {
+            self.eve
+                .time
+                .to_kernel_ns_signed(e)
+                .min(d.first_seen_ns as i64)
+        });
+        Some(crate::judge::policy::OwnedFacts {
+            category,
+            mud_url: d.profile.mud_url().map(str::to_string),
+            first_seen_ns,
+        })
     }
 
     /// Compiles the devices whose policy may have changed, writes it to the kernel, keeps
@@ -304,7 +211,7 @@ impl Sensor {
             .collect();
         self.baseline.sync(|m| facts.get(m).cloned());
         if let Some(store) = &mut self.store
-            && let Err(e) = self.baseline.persist(store, now_ns)
+            && let Err(e) = self.baseline.persist(store, now_ns, &self.eve.time)
         {
             self.state_failed(&e);
         }
@@ -447,8 +354,13 @@ impl Sensor {
         let found = self.anomaly.on_poll(now_kernel, &deltas, &egress);
         self.anomaly_alerts.extend(found);
         let macs: Vec<[u8; 6]> = self.devices.iter().map(|d| d.mac).collect();
-        // Learning ended: say so now, not at the next stats interval.
-        self.stats_now |= self.baseline.on_tick(now_kernel, macs.into_iter());
+        // Learning ended: say so now (stats, and each device's event), not at the next
+        // stats interval.
+        let ended = self.baseline.on_tick(now_kernel, macs.into_iter());
+        self.stats_now |= !ended.is_empty();
+        for mac in &ended {
+            self.devices.touch(mac);
+        }
         self.end_batch(now_ns);
         for f in self.inventory.check_missing(now_kernel, &self.devices) {
             self.write_finding(now_ns, f);
@@ -499,48 +411,6 @@ impl Sensor {
             let v = self.eve.flow(now_ns, r);
             self.out.write(&v);
             self.counters.flow_records += 1;
-        }
-    }
-
-    /// Whether a `stats` event is due.
-    pub fn stats_due(&self, now_ns: u64) -> bool {
-        now_ns >= self.next_stats_ns || self.stats_now
-    }
-
-    /// Writes a `stats` event; `extra` is a driver's own section (e.g. `replay`).
-    pub fn write_stats(&mut self, now_ns: u64, kernel: &KernelStats, extra: Option<(&str, Value)>) {
-        let uptime = now_ns.saturating_sub(self.started_ns) / 1_000_000_000;
-        let tables = Tables {
-            flows_tracked: self.flows.len(),
-            flows_evicted: self.flows.evicted,
-            flows_recreated: self.flows.recreated,
-            devices_tracked: self.devices.len(),
-            devices_evicted: self.devices.evicted,
-            devices_not_tracked: self.devices.dropped,
-            output_lines: self.out.lines(),
-            output_errors: self.out.errors(),
-            output_dropped: self.out.dropped(),
-        };
-        let mut sections = vec![
-            ("policy", self.baseline.stats(&self.eve.time)),
-            ("intel", self.intel.stats()),
-            ("latency", self.latency.stats()),
-            (
-                "anomaly",
-                json!({
-                    "alerts": self.anomaly.counters.alerts,
-                    "suppressed": self.anomaly.counters.suppressed,
-                }),
-            ),
-        ];
-        sections.extend(extra);
-        let v = self
-            .eve
-            .stats(now_ns, uptime, kernel, &self.counters, &tables, sections);
-        self.out.write(&v);
-        self.stats_now = false;
-        while self.next_stats_ns <= now_ns {
-            self.next_stats_ns += self.stats_every_ns;
         }
     }
 

@@ -332,3 +332,75 @@ fn a_bot_talking_irc_while_learning_is_alerted_and_never_learned() {
     assert_eq!(policy["suspicious"], 2, "{policy}");
     assert!(alerts(&evs, "unexpected_destination").is_empty());
 }
+
+#[test]
+fn a_cloud_endpoint_learned_by_address_follows_its_name_after_learning() {
+    // A lock connected before the sensor saw any DNS answer: learning recorded the
+    // address. A later answer names that address; after learning, the name is allowed at
+    // whatever address the cloud rotates it to, and only an unrelated address alerts.
+    let (mut s, buf) = sensor("[baseline]\nlearn_for = \"10s\"\n");
+    let t = T0 + 1_000_000_000;
+    s.on_record(&new_flow(t, [203, 0, 113, 10], 8883, verdict::LEARNING));
+    s.end_batch(t);
+    s.on_record(&frame_record(
+        t + 1_000,
+        EventKind::DnsAnswer,
+        DEV,
+        &dns_answer("a1b2c3-ats.iot.example.com", [203, 0, 113, 10]),
+    ));
+    s.end_batch(t + 1_000);
+    // Past the device's window (its first sight + 10 s).
+    let later = t + 20_000_000_000;
+    s.on_poll(
+        later,
+        Vec::new(),
+        vec![(DEV, crate::track::devices::DeviceTotals::default())],
+    );
+    s.on_record(&frame_record(
+        later + 1,
+        EventKind::DnsAnswer,
+        DEV,
+        &dns_answer("a1b2c3-ats.iot.example.com", [203, 0, 113, 11]),
+    ));
+    s.on_record(&new_flow(
+        later + 2,
+        [203, 0, 113, 11],
+        8883,
+        verdict::UNEXPECTED,
+    ));
+    s.on_record(&new_flow(
+        later + 3,
+        [203, 0, 113, 99],
+        8883,
+        verdict::UNEXPECTED,
+    ));
+    s.end_batch(later + 3);
+    let evs = lines(s, buf, later + 10);
+    let a = alerts(&evs, "unexpected_destination");
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(a[0]["dest_ip"], "203.0.113.99");
+    let expected = a[0]["iot"]["rule"]["expected"].to_string();
+    assert!(
+        expected.contains("a1b2c3-ats.iot.example.com:8883/tcp")
+            && !expected.contains("203.0.113.10"),
+        "the learned entry is the name now: {expected}"
+    );
+    let policy = &evs
+        .iter()
+        .rev()
+        .find(|e| e["event_type"] == "stats")
+        .unwrap()["stats"]["policy"];
+    assert_eq!(policy["renamed"], 1, "{policy}");
+    assert_eq!(policy["mode"], "monitor", "{policy}");
+    assert_eq!(policy["devices_learning"], 0, "{policy}");
+    let phases: Vec<&Value> = evs
+        .iter()
+        .filter(|e| e["event_type"] == "device")
+        .map(|e| &e["iot"]["device"]["baseline"]["phase"])
+        .collect();
+    assert_eq!(
+        phases.last().copied(),
+        Some(&Value::from("monitoring")),
+        "the device is reported again when its window ends: {phases:?}"
+    );
+}

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::{
     config::Mode,
-    judge::policy::{DeviceFacts, Engine, dns::Answer, learned},
+    judge::policy::{DeviceFacts, Engine, OwnedFacts, dns::Answer, learned},
     judge::rules::{self, Rule},
     kernel::policy_maps::PolicyMaps,
     model::addr,
@@ -79,6 +79,9 @@ pub struct BaselineCounters {
     pub dns_answers: u64,
     /// New flows to a suspicious service while learning (alerted, not learned).
     pub suspicious: u64,
+    /// Learned address entries that became name entries when the device was told the
+    /// address's name.
+    pub renamed: u64,
 }
 
 /// The stage.
@@ -139,6 +142,7 @@ impl Baseline {
     /// A new flow the kernel reported with its verdict: the verdict confirmed on the
     /// freshest state, once, for every later stage (intel, anomaly) to use.
     pub fn on_new_flow(&mut self, key: FlowKey, origin: Origin, d: &DeviceFacts<'_>) -> Judged {
+        self.engine.advance(origin.ts_ns);
         self.ensure(d);
         let dst = addr::ip(key.addr);
         let names: Vec<String> = self
@@ -277,7 +281,7 @@ impl Baseline {
         &mut self,
         mut engine: Engine,
         flows: impl Iterator<Item = (FlowKey, Origin)>,
-        facts: impl Fn(&[u8; 6]) -> Option<(Option<String>, Option<String>)>,
+        facts: impl Fn(&[u8; 6]) -> Option<OwnedFacts>,
     ) -> Vec<PolicyAlert> {
         let old = std::mem::replace(&mut self.engine, Engine::placeholder());
         let macs: Vec<[u8; 6]> = old.compiled_macs().collect();
@@ -287,15 +291,10 @@ impl Baseline {
         self.force_generation = true;
         let mut out = Vec::new();
         for (key, origin) in flows {
-            let Some((category, mud_url)) = facts(&key.mac) else {
+            let Some(f) = facts(&key.mac) else {
                 continue;
             };
-            let d = DeviceFacts {
-                mac: key.mac,
-                category: category.as_deref(),
-                mud_url: mud_url.as_deref(),
-            };
-            self.ensure(&d);
+            self.ensure(&f.of(key.mac));
             if let Some(mut a) = self.check(key, origin, false) {
                 // The kernel drops its next frames if the device is enforced.
                 a.blocked = self
@@ -308,46 +307,61 @@ impl Baseline {
         out
     }
 
-    /// A DNS answer the gateway sent a device.
+    /// A DNS answer the gateway sent a device. An address the device learned without a
+    /// name becomes the name it asked for.
     pub fn on_dns(&mut self, a: &Answer, now_kernel_ns: u64) {
         self.counters.dns_answers += 1;
         if self.engine.resolved.on_answer(a, now_kernel_ns) {
             self.dirty.insert(a.mac);
         }
+        let Some(head) = a.names.first() else { return };
+        for addr in &a.addrs {
+            let n = self.engine.learned.rekey(a.mac, *addr, head);
+            if n > 0 {
+                self.counters.renamed += n as u64;
+                self.dirty.insert(a.mac);
+                tracing::info!(
+                    mac = %addr::mac(a.mac),
+                    %addr,
+                    name = %head,
+                    entries = n,
+                    "a learned address is learned by its name from now on"
+                );
+            }
+        }
     }
 
-    /// Time passes: DNS entries expire; learning may end (returns true then, once).
-    pub fn on_tick(&mut self, now_kernel_ns: u64, devices: impl Iterator<Item = [u8; 6]>) -> bool {
-        let all: Vec<[u8; 6]> = devices.collect();
+    /// Time passes: DNS entries expire; devices' learning windows end (returns those
+    /// devices).
+    pub fn on_tick(
+        &mut self,
+        now_kernel_ns: u64,
+        devices: impl Iterator<Item = [u8; 6]>,
+    ) -> Vec<[u8; 6]> {
         if self.engine.resolved.expire(now_kernel_ns) {
-            self.dirty.extend(all.iter().copied());
+            self.dirty.extend(devices);
         }
-        if self.engine.end_learning(now_kernel_ns) {
+        let ended = self.engine.end_learning(now_kernel_ns);
+        for mac in &ended {
             tracing::info!(
-                "learning ended: {} entries learned for {} devices; monitoring from now on",
-                self.engine.learned.len(),
-                all.len()
+                mac = %addr::mac(*mac),
+                entries = self.engine.learned.rules(mac).count(),
+                "learning ended for the device; monitoring it from now on"
             );
-            self.dirty.extend(all);
-            return true;
         }
-        false
+        self.dirty.extend(ended.iter().copied());
+        ended
     }
 
     /// Compiles the devices that changed and writes them to the kernel; a device whose
     /// policy entry appeared or changed mode makes every flow take its verdict again.
-    pub fn sync(&mut self, facts: impl Fn(&[u8; 6]) -> Option<(Option<String>, Option<String>)>) {
+    pub fn sync(&mut self, facts: impl Fn(&[u8; 6]) -> Option<OwnedFacts>) {
         let mut reevaluate = false;
         for mac in std::mem::take(&mut self.dirty) {
-            let Some((category, mud_url)) = facts(&mac) else {
+            let Some(f) = facts(&mac) else {
                 continue;
             };
-            let d = DeviceFacts {
-                mac,
-                category: category.as_deref(),
-                mud_url: mud_url.as_deref(),
-            };
-            let r = self.engine.compile(&d).clone();
+            let r = self.engine.compile(&f.of(mac)).clone();
             if let Some(maps) = &mut self.maps {
                 match maps.apply_device(mac, Some((r.kernel(), &r.entries))) {
                     Ok(a) => reevaluate |= a.reevaluate,
@@ -381,11 +395,13 @@ impl Baseline {
         }
     }
 
-    /// Writes newly learned entries to the store.
+    /// Writes newly learned and renamed entries, and the learning windows when one
+    /// changed, to the store.
     pub fn persist(
         &mut self,
         store: &mut Store,
         now_epoch_ns: u64,
+        time: &crate::model::clock::TimeBase,
     ) -> Result<(), crate::store::state::StateError> {
         let rows: Vec<(String, String)> = self
             .engine
@@ -394,16 +410,34 @@ impl Baseline {
             .into_iter()
             .map(|(m, r)| (addr::mac(m), r.to_string()))
             .collect();
-        store.save_learned(&rows, now_epoch_ns)
+        let renamed: Vec<(String, String, String)> = self
+            .engine
+            .learned
+            .take_renamed()
+            .into_iter()
+            .map(|(m, old, new)| (addr::mac(m), old.to_string(), new.to_string()))
+            .collect();
+        store.save_learned(&rows, &renamed, now_epoch_ns)?;
+        if let Some(windows) = self.engine.take_windows() {
+            let rows: Vec<(String, u64)> = windows
+                .into_iter()
+                .map(|(m, until)| (addr::mac(m), time.to_epoch_ns(until)))
+                .collect();
+            store.save_windows(&rows)?;
+        }
+        Ok(())
     }
 
     /// The `policy` section of `stats`.
     pub fn stats(&self, time: &crate::model::clock::TimeBase) -> Value {
         let e = &self.engine;
         let c = &self.counters;
+        let (learning, until) = e.learning();
         json!({
-            "mode": e.mode.as_str(),
-            "learning_until": e.learn_until_ns.map(|t| crate::model::clock::eve_timestamp(time.to_epoch_ns(t))),
+            "mode": e.mode_now().as_str(),
+            "devices_learning": learning,
+            "learning_until": until.map(|t| crate::model::clock::eve_timestamp(time.to_epoch_ns(t))),
+            "renamed": c.renamed,
             "learned_entries": e.learned.len(),
             "learned_dropped": e.learned.dropped,
             "allow_entries": self.maps.as_ref().map_or(0, |m| m.allow_entries()),
@@ -450,7 +484,7 @@ pub fn start(
         config,
         local,
         time.to_kernel_ns(now_epoch_ns),
-        started.map(|e| time.to_kernel_ns(e)),
+        started.map(|e| time.to_kernel_ns_signed(e)),
     );
     for e in &report.mud_errors {
         tracing::error!(error = %e, "MUD file not imported");

@@ -17,6 +17,11 @@ use crate::config::SensorConfig;
 /// The compiled eBPF object, embedded at build time.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sensor"));
 
+/// The benchmark programs' object (`kw_bench_*`), built beside [`OBJECT`]; only the
+/// benchmarks and their tests ask for it.
+#[cfg(feature = "bench-object")]
+pub static BENCH_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/kw-bench"));
+
 /// Map sizes chosen at load time.
 #[derive(Clone, Copy, Debug)]
 pub struct MapSizes {

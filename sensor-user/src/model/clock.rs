@@ -30,6 +30,13 @@ impl TimeBase {
         (i128::from(epoch_ns) - self.offset_ns).max(0) as u64
     }
 
+    /// The kernel timestamp of an epoch time, negative before this boot (a device first
+    /// seen in an earlier boot).
+    pub fn to_kernel_ns_signed(&self, epoch_ns: u64) -> i64 {
+        (i128::from(epoch_ns) - self.offset_ns).clamp(i128::from(i64::MIN), i128::from(i64::MAX))
+            as i64
+    }
+
     /// Epoch nanoseconds of a kernel timestamp.
     pub fn to_epoch_ns(&self, kernel_ns: u64) -> u64 {
         (i128::from(kernel_ns) + self.offset_ns).max(0) as u64

@@ -53,7 +53,25 @@ fn cut(s: &str, n: usize) -> String {
 }
 
 /// Learned entries by device: `MAC  ENTRY  FIRST USED`.
-pub fn baseline_table(out: &mut impl Write, rows: &[(String, String, u64)]) -> std::io::Result<()> {
+pub fn baseline_table(
+    out: &mut impl Write,
+    rows: &[(String, String, u64)],
+    windows: &[(String, u64)],
+    now_epoch_ns: u64,
+) -> std::io::Result<()> {
+    if !windows.is_empty() {
+        writeln!(out, "MAC                PHASE       WINDOW ENDS")?;
+        for (mac, until) in windows {
+            let phase = if *until > now_epoch_ns {
+                "learning"
+            } else {
+                "monitoring"
+            };
+            let t = crate::model::clock::eve_timestamp(*until);
+            writeln!(out, "{mac:<17}  {phase:<10}  {}", &t[..19])?;
+        }
+        writeln!(out)?;
+    }
     writeln!(
         out,
         "MAC                ENTRY                                        FIRST USED"

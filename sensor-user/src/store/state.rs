@@ -180,6 +180,10 @@ impl Store {
                      first_seen_ns INTEGER NOT NULL,
                      PRIMARY KEY (mac, rule)
                  );
+                 CREATE TABLE IF NOT EXISTS learning (
+                     mac TEXT PRIMARY KEY,
+                     until_ns INTEGER NOT NULL
+                 );
                  CREATE TABLE IF NOT EXISTS devices (
                      mac TEXT PRIMARY KEY,
                      first_seen_ns INTEGER NOT NULL,
@@ -315,13 +319,15 @@ impl Store {
         tx.commit().map_err(sql)
     }
 
-    /// Writes learned baseline entries (mac, allow entry) in one transaction.
+    /// Writes learned baseline entries (mac, allow entry) and renamed ones (mac, old
+    /// entry, new entry; the first use is kept) in one transaction.
     pub fn save_learned(
         &mut self,
         rows: &[(String, String)],
+        renamed: &[(String, String, String)],
         now_epoch_ns: u64,
     ) -> Result<(), StateError> {
-        if rows.is_empty() {
+        if rows.is_empty() && renamed.is_empty() {
             return Ok(());
         }
         let path = self.path.display().to_string();
@@ -340,8 +346,65 @@ impl Store {
                 st.execute(params![mac, rule, now_epoch_ns as i64])
                     .map_err(sql)?;
             }
+            // The new entry may exist already (learned by name too): then the old goes.
+            let mut rename = tx
+                .prepare_cached(
+                    "UPDATE OR IGNORE baseline SET rule = ?3 WHERE mac = ?1 AND rule = ?2",
+                )
+                .map_err(sql)?;
+            let mut delete = tx
+                .prepare_cached("DELETE FROM baseline WHERE mac = ?1 AND rule = ?2")
+                .map_err(sql)?;
+            for (mac, old, new) in renamed {
+                rename.execute(params![mac, old, new]).map_err(sql)?;
+                delete.execute(params![mac, old]).map_err(sql)?;
+            }
         }
         tx.commit().map_err(sql)
+    }
+
+    /// Replaces every device's learning window (mac, end in epoch ns), in one transaction.
+    pub fn save_windows(&mut self, rows: &[(String, u64)]) -> Result<(), StateError> {
+        let path = self.path.display().to_string();
+        let sql = |source| StateError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        tx.execute("DELETE FROM learning", []).map_err(sql)?;
+        {
+            let mut st = tx
+                .prepare_cached("INSERT INTO learning (mac, until_ns) VALUES (?1, ?2)")
+                .map_err(sql)?;
+            for (mac, until) in rows {
+                st.execute(params![mac, *until as i64]).map_err(sql)?;
+            }
+        }
+        tx.commit().map_err(sql)
+    }
+
+    /// Every device's learning window: (mac, end in epoch ns), by MAC.
+    pub fn windows(&self) -> Result<Vec<(String, u64)>, StateError> {
+        // A store written before windows were kept, opened read-only, has no table.
+        let has: i64 = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'learning'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(self.sql())?;
+        if has == 0 {
+            return Ok(Vec::new());
+        }
+        let mut st = self
+            .conn
+            .prepare("SELECT mac, until_ns FROM learning ORDER BY mac")
+            .map_err(self.sql())?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
+            .map_err(self.sql())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())
     }
 
     /// Every learned entry: (mac, allow entry, first use in epoch ns), by MAC.
@@ -437,6 +500,54 @@ mod tests {
             std::fs::metadata(d.join(DB_FILE)).unwrap().mode() & 0o777,
             0o600
         );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_renamed_entry_keeps_its_first_use_and_windows_come_back() {
+        let d = tmp("renamed");
+        let mut s = Store::open(&d).unwrap();
+        let m = "02:00:00:00:00:0a".to_string();
+        s.save_learned(
+            &[
+                (m.clone(), "203.0.113.10:8883/tcp".into()),
+                (m.clone(), "203.0.113.11:443/tcp".into()),
+                (m.clone(), "lock.example.com:443/tcp".into()),
+            ],
+            &[],
+            100,
+        )
+        .unwrap();
+        s.save_learned(
+            &[],
+            &[
+                (
+                    m.clone(),
+                    "203.0.113.10:8883/tcp".into(),
+                    "lock.example.com:8883/tcp".into(),
+                ),
+                // The name's entry exists already: the address's entry just goes.
+                (
+                    m.clone(),
+                    "203.0.113.11:443/tcp".into(),
+                    "lock.example.com:443/tcp".into(),
+                ),
+            ],
+            200,
+        )
+        .unwrap();
+        s.save_windows(&[(m.clone(), 5_000)]).unwrap();
+        s.save_windows(&[(m.clone(), 9_000)]).unwrap();
+        drop(s);
+        let r = Store::open_readonly(&d).unwrap();
+        assert_eq!(
+            r.learned().unwrap(),
+            vec![
+                (m.clone(), "lock.example.com:443/tcp".to_string(), 100),
+                (m.clone(), "lock.example.com:8883/tcp".to_string(), 100),
+            ]
+        );
+        assert_eq!(r.windows().unwrap(), vec![(m, 9_000)]);
         std::fs::remove_dir_all(&d).unwrap();
     }
 

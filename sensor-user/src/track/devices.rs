@@ -321,6 +321,14 @@ impl DeviceTable {
         }
     }
 
+    /// Something another stage keeps changed (its learning window ended): the device is
+    /// reported again.
+    pub fn touch(&mut self, mac: &[u8; 6]) {
+        if self.devices.contains_key(mac) {
+            self.changed.insert(*mac);
+        }
+    }
+
     /// Devices changed since the last [`DeviceTable::take_changed`].
     pub fn changed_macs(&self) -> Vec<[u8; 6]> {
         self.changed.iter().copied().collect()

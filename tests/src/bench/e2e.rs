@@ -14,10 +14,7 @@ use aya::{
     programs::{TestRun as _, TestRunAttrs, TestRunOptions, Xdp, XdpMode},
 };
 use sensor_common::{maps, proto};
-use sensor_user::{
-    config::SensorConfig,
-    kernel::loader::{self, MapSizes},
-};
+use sensor_user::kernel::loader;
 
 use crate::{
     frames::{self, cat, eth, ethertype as et},
@@ -155,7 +152,7 @@ impl Pair {
             unsafe { libc::if_nametoindex(c"tx0".as_ptr()) }
         });
         ensure!(tx_ifindex != 0, "tx0 has no ifindex");
-        let mut source = loader::load(MapSizes::from(&SensorConfig::default()), false)?;
+        let mut source = Ebpf::load(loader::BENCH_OBJECT).context("the benchmark object")?;
         xdp(&mut source, maps::BENCH_GEN_PROGRAM)?.load()?;
         Ok(Self {
             src_ns,
@@ -243,7 +240,7 @@ impl Pair {
 
     fn attach_empty(&self) -> Result<Ebpf> {
         self.rx_ns.run(|| -> Result<Ebpf> {
-            let mut e = loader::load(MapSizes::from(&SensorConfig::default()), false)?;
+            let mut e = Ebpf::load(loader::BENCH_OBJECT).context("the benchmark object")?;
             let p = xdp(&mut e, maps::BENCH_PASS_PROGRAM)?;
             p.load()?;
             p.attach(c"rx0", XdpMode::Driver)?;

@@ -17,12 +17,12 @@
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
-use aya::{
-    Ebpf,
-    programs::{TestRun as _, TestRunOptions, Xdp},
-};
+use aya::Ebpf;
 use clap::Parser;
-use kettlewatch_tests::frames::{self, cat, eth, ethertype as et};
+use kettlewatch_tests::bench::{
+    run::{DEV, Kind, median, prog, repeat_ns, spread, spread_with},
+    userspace::{alert_latency, intel_load, pipeline, scale},
+};
 use sensor_common::{maps, proto};
 use sensor_user::{
     config::SensorConfig,
@@ -49,102 +49,6 @@ struct Args {
 
 const REPEAT: u32 = 1_000_000;
 const NEW_FLOWS: u32 = 200_000;
-const DEV: [u8; 6] = [0x02, 0, 0x5e, 0x10, 0, 0x17];
-const GW: [u8; 6] = [0x02, 0, 0x5e, 0x10, 0, 0x01];
-
-#[derive(Clone, Copy)]
-enum Kind {
-    V4Tcp,
-    V6Udp,
-    VlanV4Udp,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::V4Tcp => "IPv4/TCP",
-            Kind::V6Udp => "IPv6/UDP",
-            Kind::VlanV4Udp => "802.1Q IPv4/UDP",
-        }
-    }
-
-    /// A 64-byte-class frame to destination number `n`.
-    fn frame(self, n: u32) -> Vec<u8> {
-        let b = n.to_be_bytes();
-        match self {
-            Kind::V4Tcp => cat(&[
-                &eth(GW, DEV, &[], et::IPV4),
-                &frames::ipv4(
-                    [198, 51, 100, 23],
-                    [10, b[1], b[2], b[3]],
-                    proto::TCP,
-                    &[],
-                    0,
-                    &frames::tcp(50000, 443, 0x10, &[0; 6]),
-                ),
-            ]),
-            Kind::V6Udp => {
-                let mut dst = [0x20, 0x01, 0x0d, 0xb8, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-                dst[12..].copy_from_slice(&b);
-                cat(&[
-                    &eth(GW, DEV, &[], et::IPV6),
-                    &frames::ipv6(
-                        [
-                            0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x17,
-                        ],
-                        dst,
-                        proto::UDP,
-                        &frames::udp(50000, 443, &[0; 10]),
-                    ),
-                ])
-            }
-            Kind::VlanV4Udp => cat(&[
-                &eth(GW, DEV, &[(et::VLAN, 10)], et::IPV4),
-                &frames::ipv4(
-                    [198, 51, 100, 23],
-                    [10, b[1], b[2], b[3]],
-                    proto::UDP,
-                    &[],
-                    0,
-                    &frames::udp(50000, 123, &[0; 14]),
-                ),
-            ]),
-        }
-    }
-}
-
-fn prog<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp> {
-    let p: &mut Xdp = ebpf.program_mut(name).context("program")?.try_into()?;
-    Ok(p)
-}
-
-/// Average ns per run over `repeat` runs of one frame, as the kernel measures it.
-fn repeat_ns(p: &Xdp, frame: &[u8], repeat: u32) -> Result<f64> {
-    let r = p.test_run(TestRunOptions {
-        data_in: Some(frame),
-        repeat,
-        ..TestRunOptions::default()
-    })?;
-    Ok(r.duration.as_nanos() as f64)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
-/// "median (lowest-highest)" of the rounds: one figure and how much it moved.
-fn spread(v: &[f64]) -> String {
-    spread_with(v, 1)
-}
-
-/// [`spread`] with `digits` decimals.
-fn spread_with(v: &[f64], digits: usize) -> String {
-    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let m = median(v.to_vec());
-    format!("{m:.digits$} ({lo:.digits$}-{hi:.digits$})")
-}
 
 /// The end-to-end table: each counter's rate and its ratio to the empty program in the
 /// same round, with every frame accounted for.
@@ -199,6 +103,8 @@ fn e2e(args: &Args) -> Result<(String, serde_json::Value)> {
 
 struct Loaded {
     ebpf: Ebpf,
+    /// The benchmark programs' own object.
+    bench: Ebpf,
     maps: KernelMaps,
     ring: aya::maps::RingBuf<aya::maps::MapData>,
 }
@@ -206,8 +112,9 @@ struct Loaded {
 fn load() -> Result<Loaded> {
     // Live mode (replay = false): the clock comes from bpf_ktime_get_*, as on a gateway.
     let mut ebpf = loader::load(MapSizes::from(&SensorConfig::default()), false)?;
-    prog(&mut ebpf, maps::BENCH_PASS_PROGRAM)?.load()?;
-    prog(&mut ebpf, maps::BENCH_PARSE_PROGRAM)?.load()?;
+    let mut bench = Ebpf::load(loader::BENCH_OBJECT).context("the benchmark object")?;
+    prog(&mut bench, maps::BENCH_PASS_PROGRAM)?.load()?;
+    prog(&mut bench, maps::BENCH_PARSE_PROGRAM)?.load()?;
     let (maps, ring) = KernelMaps::take(&mut ebpf)?;
     // The device is monitored against an allow-list, so every new flow takes a policy
     // verdict (device lookup, trie lookup, port rules): the figures include it.
@@ -234,7 +141,12 @@ fn load() -> Result<Loaded> {
         _pad: [0; 3],
     };
     policy.apply_device(DEV, Some((device, &allow)))?;
-    Ok(Loaded { ebpf, maps, ring })
+    Ok(Loaded {
+        ebpf,
+        bench,
+        maps,
+        ring,
+    })
 }
 
 /// One-shot runs over distinct frames: medians while the flow map fills (the first
@@ -253,7 +165,12 @@ fn one_shot_ns(
     let (mut filling, mut full) = (Vec::new(), Vec::new());
     for i in 0..count {
         let f = kind.frame(base + i);
-        let p = prog(&mut l.ebpf, name)?;
+        let object = if name.starts_with("kw_bench") {
+            &mut l.bench
+        } else {
+            &mut l.ebpf
+        };
+        let p = prog(object, name)?;
         let ns = repeat_ns(p, &f, 1)?;
         if i < 60_000 {
             filling.push(ns);
@@ -266,261 +183,6 @@ fn one_shot_ns(
     }
     let full = if full.is_empty() { 0.0 } else { median(full) };
     Ok((median(filling), full))
-}
-
-fn rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// Loads `n` IPv4 prefixes (/30s in 11.0.0.0/8) from a plain feed file the way the sensor
-/// does (read, parse, check, merge, write the trie); returns load time (ms), userspace
-/// resident growth (MB), the trie's kernel memory (MB), and then a new flow's one-shot
-/// cost (ns) with them loaded.
-fn intel_load(n: u32) -> Result<(f64, f64, f64, f64)> {
-    let dir = std::env::temp_dir().join(format!("kw-bench-intel-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let feed = dir.join("feed.txt");
-    let mut text = String::with_capacity(n as usize * 16);
-    let base = u32::from(std::net::Ipv4Addr::new(11, 0, 0, 0));
-    for i in 0..n {
-        text += &format!("{}/30\n", std::net::Ipv4Addr::from(base + i * 4));
-    }
-    std::fs::write(&feed, text)?;
-    let cfg = sensor_user::config::Config::parse(
-        &format!(
-            "[[intel.feed]]\npath = \"{}\"\nformat = \"plain\"\n",
-            feed.display()
-        ),
-        "bench.toml",
-    )?;
-    let mut ebpf = loader::load(MapSizes::from(&SensorConfig::default()), false)?;
-    let (_maps, mut ring) = KernelMaps::take(&mut ebpf)?;
-    let mut intel = sensor_user::judge::intel::IntelMaps::take(&mut ebpf)?;
-    let rss0 = rss_kb();
-    let t = std::time::Instant::now();
-    let mut set = sensor_user::judge::intel::IntelSet::default();
-    set.load(&cfg, 0);
-    let want = set.kernel();
-    intel.apply(&want)?;
-    let load_ms = t.elapsed().as_secs_f64() * 1e3;
-    let rss_mb = rss_kb().saturating_sub(rss0) as f64 / 1024.0;
-    let kernel_mb = intel.kernel_bytes().unwrap_or(0) as f64 / 1_048_576.0;
-    assert_eq!(intel.len(), n as usize, "every prefix loaded");
-    let sensor = prog(&mut ebpf, maps::XDP_PROGRAM)?;
-    let mut ns = Vec::new();
-    for i in 0..20_000u32 {
-        ns.push(repeat_ns(sensor, &Kind::V4Tcp.frame(3_000_000 + i), 1)?);
-        if i % 1024 == 1023 {
-            while ring.next().is_some() {}
-        }
-    }
-    std::fs::remove_dir_all(&dir)?;
-    Ok((load_ms, rss_mb, kernel_mb, median(ns)))
-}
-
-/// Alert latency on a live lab: a monitored device with an empty baseline opens 2,000 new
-/// flows (500 a second), each an `unexpected_destination`; the sensor's `stats.latency`
-/// gives p50 and p99 from the kernel's stamp on the first packet to the line handed to
-/// the output. Returns (p50 us, p99 us, alerts measured).
-fn alert_latency() -> Result<(f64, f64, u64)> {
-    use kettlewatch_tests::{lab::Lab, proc::Sensor};
-    let bin = kettlewatch_tests::env::workspace().join("target/release/kettlewatch");
-    // SAFETY: the benchmark is single-threaded here.
-    unsafe { std::env::set_var("KETTLEWATCH_BIN", &bin) };
-    let lab = Lab::build(1);
-    let dir = kettlewatch_tests::env::TempDir::new();
-    let cfg = dir.join("kw.toml");
-    std::fs::write(
-        &cfg,
-        "[sensor]\nstats_interval = \"1s\"\n[baseline]\nmode = \"monitor\"\n",
-    )?;
-    let mut sensor = Sensor::start(&lab.gw, "lan0", &["--config", cfg.to_str().unwrap()], false);
-    sensor.wait_for_log("watching lan0", std::time::Duration::from_secs(30));
-    let from: std::net::IpAddr = lab.devices[0].v6.into();
-    lab.devices[0].ns.run(move || {
-        let s = std::net::UdpSocket::bind((from, 0)).unwrap();
-        for i in 0..2000u16 {
-            let to = std::net::SocketAddr::from((
-                std::net::Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0x10, i),
-                443,
-            ));
-            let _ = s.send_to(b"x", to);
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        }
-    });
-    std::thread::sleep(std::time::Duration::from_millis(2500));
-    let out = sensor.stop();
-    let last = kettlewatch_tests::events::last_stats_line(&out.stdout).context("a stats line")?;
-    let l = &last["latency"];
-    Ok((
-        l["p50_us"].as_f64().unwrap_or(f64::NAN),
-        l["p99_us"].as_f64().unwrap_or(f64::NAN),
-        l["alerts_measured"].as_u64().unwrap_or(0),
-    ))
-}
-
-/// The userspace pipeline at scale: `live` new flows created in the kernel, their
-/// ring-buffer events taken in by a sensor (default configuration, lines to /dev/null) as
-/// it would on a gateway, then one poll of the whole map. Returns events per second
-/// (userspace time only), the poll (ms, read and process) and resident growth (MB).
-type Pipeline = (f64, f64, f64, (f64, f64));
-
-fn pipeline(live: u32) -> Result<Pipeline> {
-    use sensor_user::{
-        emit::eve::Eve,
-        emit::output::Output,
-        engine::sensor::{Sensor, Stages},
-        model::clock,
-    };
-    let sizes = MapSizes {
-        flows: live + live / 4,
-        ..MapSizes::from(&SensorConfig::default())
-    };
-    let mut ebpf = loader::load(sizes, false)?;
-    let (maps, mut ring) = KernelMaps::take(&mut ebpf)?;
-    let pm = sensor_user::kernel::policy_maps::PolicyMaps::take(&mut ebpf)?;
-    let im = sensor_user::judge::intel::IntelMaps::take(&mut ebpf)?;
-    let config = sensor_user::config::Config::default();
-    let time = clock::TimeBase::live();
-    let now = clock::realtime_ns();
-    let stages = Stages {
-        classifier: sensor_user::judge::classify::Classifier::builtin(),
-        store: None,
-        baseline: sensor_user::judge::baseline::start(
-            &config,
-            None,
-            Vec::new(),
-            now,
-            &time,
-            Some(pm),
-        )?,
-        intel: sensor_user::judge::intel::stage::Intel::start(
-            &config,
-            Some(im),
-            (now / 1_000_000_000) as i64,
-        ),
-    };
-    let out = Output::open("/dev/null", 65_536)?;
-    let eve = Eve {
-        sensor: "bench".into(),
-        in_iface: "bench0".into(),
-        time,
-    };
-    let rss0 = rss_kb();
-    let mut sensor = Sensor::new(eve, &config, stages, out, now);
-    let sensor_prog = prog(&mut ebpf, maps::XDP_PROGRAM)?;
-    let mut user = std::time::Duration::ZERO;
-    let mut events = 0u64;
-    for i in 0..live {
-        repeat_ns(sensor_prog, &Kind::V4Tcp.frame(i), 1)?;
-        if i % 1024 == 1023 || i == live - 1 {
-            let t = std::time::Instant::now();
-            while let Some(item) = ring.next() {
-                sensor.on_record(&item);
-                events += 1;
-            }
-            sensor.end_batch(clock::realtime_ns());
-            user += t.elapsed();
-        }
-    }
-    let t = std::time::Instant::now();
-    sensor.poll(&maps, clock::realtime_ns());
-    let poll_ms = t.elapsed().as_secs_f64() * 1e3;
-    let rss_mb = rss_kb().saturating_sub(rss0) as f64 / 1024.0;
-    // A steady poll: 1% of the flows got traffic since the last one. Its CPU time (user
-    // and system: most of a poll is the kernel's batch copy) is what the sensor spends
-    // every poll_interval.
-    for i in (0..live).step_by(100) {
-        repeat_ns(sensor_prog, &Kind::V4Tcp.frame(i), 1)?;
-    }
-    let cpu0 = cpu_ms();
-    let t = std::time::Instant::now();
-    sensor.poll(&maps, clock::realtime_ns());
-    let steady = (t.elapsed().as_secs_f64() * 1e3, cpu_ms() - cpu0);
-    Ok((events as f64 / user.as_secs_f64(), poll_ms, rss_mb, steady))
-}
-
-/// CPU time of this process so far (user + system), ms.
-fn cpu_ms() -> f64 {
-    // SAFETY: getrusage fills the struct it is given.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    let ms = |t: libc::timeval| t.tv_sec as f64 * 1e3 + t.tv_usec as f64 / 1e3;
-    ms(ru.ru_utime) + ms(ru.ru_stime)
-}
-
-/// Known-flow cost and poll time with `live` flows in the map.
-type Scale = (f64, (f64, f64), f64, f64, f64);
-
-fn scale(live: u32, empty_one_shot: f64) -> Result<Scale> {
-    let sizes = MapSizes {
-        flows: live + live / 4,
-        ..MapSizes::from(&SensorConfig::default())
-    };
-    let mut ebpf = loader::load(sizes, false)?;
-    let (mut maps, mut ring) = KernelMaps::take(&mut ebpf)?;
-    let sensor = prog(&mut ebpf, maps::XDP_PROGRAM)?;
-    for i in 0..live {
-        repeat_ns(sensor, &Kind::V4Tcp.frame(i), 1)?;
-        if i % 1024 == 1023 {
-            while ring.next().is_some() {}
-        }
-    }
-    let mut rng = fastrand::Rng::with_seed(u64::from(live));
-    // Five batches of 20,000: the median of all, and the lowest and highest batch
-    // median, so the plot shows how much the figure moves.
-    let mut batches = Vec::new();
-    for _ in 0..5 {
-        let mut ns = Vec::new();
-        for _ in 0..20_000 {
-            ns.push(repeat_ns(sensor, &Kind::V4Tcp.frame(rng.u32(0..live)), 1)?);
-        }
-        batches.push(ns);
-    }
-    let known = median(batches.concat());
-    let meds: Vec<f64> = batches.into_iter().map(median).collect();
-    let range = (
-        meds.iter().copied().fold(f64::INFINITY, f64::min),
-        meds.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-    );
-    let s = maps.stats()?;
-    anyhow::ensure!(
-        s[sensor_common::stats::NEW_FLOWS as usize] == u64::from(live),
-        "populating {live} flows created {}",
-        s[sensor_common::stats::NEW_FLOWS as usize]
-    );
-    let time = |maps: &KernelMaps| -> Result<f64> {
-        let t = std::time::Instant::now();
-        let n = maps.flows()?.len();
-        anyhow::ensure!(n as u32 == live, "poll read {n} of {live} flows");
-        Ok(t.elapsed().as_secs_f64() * 1000.0)
-    };
-    let batched = median((0..3).map(|_| time(&maps)).collect::<Result<Vec<_>>>()?);
-    // The same read without merging the flow cache and building the snapshot: the
-    // kernel's batch copy and the per-CPU fold alone.
-    let rows_only = median(
-        (0..3)
-            .map(|_| {
-                let t = std::time::Instant::now();
-                let n = maps.flow_rows()?.len();
-                anyhow::ensure!(n as u32 == live, "read {n} of {live} flows");
-                Ok(t.elapsed().as_secs_f64() * 1000.0)
-            })
-            .collect::<Result<Vec<_>>>()?,
-    );
-    maps.set_batched(false);
-    let by_key = time(&maps)?;
-    eprintln!(
-        "{live} live flows: known flow {known:.0} ns (one-shot empty {empty_one_shot:.0} ns), poll {batched:.1} ms batched (flow map alone {rows_only:.1} ms), {by_key:.1} ms key by key"
-    );
-    Ok((known, range, batched, rows_only, by_key))
 }
 
 fn main() -> Result<()> {
@@ -547,12 +209,12 @@ fn main() -> Result<()> {
             let mut l = load()?;
             let f = kind.frame(1);
             empty.push(repeat_ns(
-                prog(&mut l.ebpf, maps::BENCH_PASS_PROGRAM)?,
+                prog(&mut l.bench, maps::BENCH_PASS_PROGRAM)?,
                 &f,
                 REPEAT,
             )?);
             parse.push(repeat_ns(
-                prog(&mut l.ebpf, maps::BENCH_PARSE_PROGRAM)?,
+                prog(&mut l.bench, maps::BENCH_PARSE_PROGRAM)?,
                 &f,
                 REPEAT,
             )?);

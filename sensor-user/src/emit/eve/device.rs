@@ -6,13 +6,21 @@ use serde_json::{Value, json};
 
 use super::Eve;
 use crate::{
+    judge::policy::Phase,
     model::{addr, clock::eve_timestamp, vocab::Declared},
     track::devices::Device,
 };
 
 impl Eve {
-    /// A `device` event.
-    pub fn device(&self, now_ns: u64, d: &Device, declared: Option<&Declared>) -> Value {
+    /// A `device` event; `phase` where the device is in its learning window (absent
+    /// before its first flow compiled its policy).
+    pub fn device(
+        &self,
+        now_ns: u64,
+        d: &Device,
+        declared: Option<&Declared>,
+        phase: Option<Phase>,
+    ) -> Value {
         let mut m = self.common("device", now_ns);
         m.insert("ether".into(), json!({ "src_mac": addr::mac(d.mac) }));
         let mut dev = self.device_object(d.mac, Some(d), declared);
@@ -44,6 +52,13 @@ impl Eve {
                 "external": d.peers.external_count(),
             }),
         );
+        if let Some(p) = phase {
+            let mut b = json!({ "phase": p.as_str() });
+            if let Phase::Learning(until) = p {
+                b["learning_until"] = self.time(until).into();
+            }
+            dev.insert("baseline".into(), b);
+        }
         if let Some(u) = d.profile.mud_url() {
             dev.insert("mud_url".into(), u.into());
         }

@@ -279,7 +279,8 @@ mod tests {
         d.on_seen([2, 0, 0, 0, 0, 1], 5);
         d.on_address([2, 0, 0, 0, 0, 1], "2001:db8::1".parse().unwrap(), 6);
         let dev = &d.take_changed()[0];
-        let v = valid(eve().device(7, dev, None));
+        let v = valid(eve().device(7, dev, None, Some(crate::judge::policy::Phase::Learning(9))));
+        assert_eq!(v["iot"]["device"]["baseline"]["phase"], "learning");
         assert_eq!(v["iot"]["device"]["inventory_status"], "unknown");
         let declared = Declared {
             name: Some("lobby-camera".into()),
@@ -350,7 +351,7 @@ mod tests {
         );
         t.assess(&mac, a);
         let d = t.take_changed().pop().unwrap();
-        let v = valid(eve().device(7, &d, Some(&declared)));
+        let v = valid(eve().device(7, &d, Some(&declared), None));
         let o = &v["iot"]["device"];
         assert_eq!(o["category"], "camera");
         assert_eq!(o["category_source"], "declared");

@@ -42,6 +42,21 @@ impl Dest {
             Dest::Net(_) => false,
         }
     }
+
+    /// Whether `name` is in the same registered domain (the label under a public suffix,
+    /// from the Public Suffix List: `vendor.co.uk` for `eu.api.vendor.co.uk`) as this
+    /// entry's name. Wider than the entry: anyone who can get a name under that domain
+    /// (a cloud provider's customers, for a provider's domain) is allowed too.
+    pub fn same_registered_domain(&self, name: &str) -> bool {
+        let own = match self {
+            Dest::Domain(d) | Dest::Wildcard(d) => d,
+            Dest::Net(_) => return false,
+        };
+        match (psl::domain_str(own), psl::domain_str(name)) {
+            (Some(a), Some(b)) => a == b,
+            _ => false,
+        }
+    }
 }
 
 impl AllowRule {

@@ -24,10 +24,18 @@ pub struct Answer {
     pub ttl_s: u32,
 }
 
-/// Per device: name -> address -> expiry (kernel ns).
+/// One name a device was told about: its addresses with their expiry (kernel ns), and
+/// whether the device asked for it (the head of a chain) or met it as a CNAME target.
+#[derive(Debug, Default)]
+struct Told {
+    addrs: BTreeMap<IpAddr, u64>,
+    asked: bool,
+}
+
+/// Per device: name -> addresses and expiry.
 #[derive(Debug, Default)]
 pub struct Resolved {
-    by_device: HashMap<[u8; 6], BTreeMap<String, BTreeMap<IpAddr, u64>>>,
+    by_device: HashMap<[u8; 6], BTreeMap<String, Told>>,
     grace_ns: u64,
     /// Names dropped because a device held too many.
     pub dropped: u64,
@@ -48,17 +56,18 @@ impl Resolved {
         let expires = now + u64::from(a.ttl_s) * 1_000_000_000 + self.grace_ns;
         let names = self.by_device.entry(a.mac).or_default();
         let mut new = false;
-        for n in &a.names {
+        for (i, n) in a.names.iter().enumerate() {
             if !names.contains_key(n) && names.len() >= MAX_NAMES_PER_DEVICE {
                 self.dropped += 1;
                 continue;
             }
-            let addrs = names.entry(n.clone()).or_default();
+            let told = names.entry(n.clone()).or_default();
+            told.asked |= i == 0;
             for addr in &a.addrs {
-                match addrs.insert(*addr, expires) {
+                match told.addrs.insert(*addr, expires) {
                     None => new = true,
                     Some(old) if old > expires => {
-                        addrs.insert(*addr, old);
+                        told.addrs.insert(*addr, old);
                     }
                     Some(_) => {}
                 }
@@ -71,12 +80,12 @@ impl Resolved {
     pub fn expire(&mut self, now: u64) -> bool {
         let mut any = false;
         for names in self.by_device.values_mut() {
-            for addrs in names.values_mut() {
-                let before = addrs.len();
-                addrs.retain(|_, e| *e > now);
-                any |= addrs.len() != before;
+            for told in names.values_mut() {
+                let before = told.addrs.len();
+                told.addrs.retain(|_, e| *e > now);
+                any |= told.addrs.len() != before;
             }
-            names.retain(|_, a| !a.is_empty());
+            names.retain(|_, t| !t.addrs.is_empty());
         }
         self.by_device.retain(|_, n| !n.is_empty());
         any
@@ -89,19 +98,24 @@ impl Resolved {
             .into_iter()
             .flatten()
             .filter(|(n, _)| pred(n))
-            .flat_map(|(_, a)| a.keys().copied())
+            .flat_map(|(_, t)| t.addrs.keys().copied())
             .collect()
     }
 
-    /// The names `mac` resolved to `addr` (the question first when several).
+    /// The names `mac` resolved to `addr`: the names it asked for first, then the CNAME
+    /// targets (a load balancer's name at the tail of a chain changes with the provider's
+    /// whims; the name the device asked for is what its firmware holds).
     pub fn names_for(&self, mac: &[u8; 6], addr: IpAddr) -> Vec<&str> {
-        self.by_device
+        let mut out: Vec<(bool, &str)> = self
+            .by_device
             .get(mac)
             .into_iter()
             .flatten()
-            .filter(|(_, a)| a.contains_key(&addr))
-            .map(|(n, _)| n.as_str())
-            .collect()
+            .filter(|(_, t)| t.addrs.contains_key(&addr))
+            .map(|(n, t)| (!t.asked, n.as_str()))
+            .collect();
+        out.sort();
+        out.into_iter().map(|(_, n)| n).collect()
     }
 }
 
@@ -151,6 +165,24 @@ mod tests {
             r.names_for(&[9; 6], "203.0.113.20".parse().unwrap())
                 .is_empty(),
             "per device"
+        );
+    }
+
+    #[test]
+    fn the_name_asked_for_comes_first_whatever_its_spelling() {
+        // The chain's tail sorts first alphabetically; the device asked for the head.
+        let mut r = Resolved::new(0);
+        r.on_answer(
+            &answer(
+                &["zz-device.vendor.example", "a1.lb.cloud.example"],
+                &["203.0.113.21"],
+                30,
+            ),
+            0,
+        );
+        assert_eq!(
+            r.names_for(&M, "203.0.113.21".parse().unwrap()),
+            vec!["zz-device.vendor.example", "a1.lb.cloud.example"]
         );
     }
 }

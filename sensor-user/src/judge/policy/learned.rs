@@ -21,6 +21,8 @@ pub struct Learned {
     by_device: BTreeMap<[u8; 6], BTreeSet<AllowRule>>,
     /// Entries not yet persisted.
     pending: Vec<([u8; 6], AllowRule)>,
+    /// Address entries turned into name entries, not yet persisted: (device, old, new).
+    renamed: Vec<([u8; 6], AllowRule, AllowRule)>,
     /// Entries not kept because a device had [`MAX_PER_DEVICE`].
     pub dropped: u64,
 }
@@ -60,6 +62,29 @@ impl Learned {
         true
     }
 
+    /// The device was told `addr` is `name`: its entries for exactly that address become
+    /// entries for the name (same port and protocol), so the name is allowed wherever the
+    /// cloud moves it. Learning can see a first connection before any DNS answer (the
+    /// device resolved before the sensor started); this is how such an entry gets its name.
+    /// Returns how many entries changed.
+    pub fn rekey(&mut self, mac: [u8; 6], addr: IpAddr, name: &str) -> usize {
+        let Some(set) = self.by_device.get_mut(&mac) else {
+            return 0;
+        };
+        let host = Dest::Net(IpNet::from(addr));
+        let old: Vec<AllowRule> = set.iter().filter(|r| r.dest == host).cloned().collect();
+        for r in &old {
+            set.remove(r);
+            let new = AllowRule {
+                dest: Dest::Domain(name.to_string()),
+                ..r.clone()
+            };
+            set.insert(new.clone());
+            self.renamed.push((mac, r.clone(), new));
+        }
+        old.len()
+    }
+
     /// A device's learned entries.
     pub fn rules(&self, mac: &[u8; 6]) -> impl Iterator<Item = &AllowRule> {
         self.by_device.get(mac).into_iter().flatten()
@@ -78,6 +103,11 @@ impl Learned {
     /// Entries recorded since the last call (to persist).
     pub fn take_pending(&mut self) -> Vec<([u8; 6], AllowRule)> {
         std::mem::take(&mut self.pending)
+    }
+
+    /// Entries renamed since the last call (to persist): (device, old, new).
+    pub fn take_renamed(&mut self) -> Vec<([u8; 6], AllowRule, AllowRule)> {
+        std::mem::take(&mut self.renamed)
     }
 }
 
@@ -116,5 +146,32 @@ mod tests {
         }
         assert_eq!(l.rules(&m).count(), MAX_PER_DEVICE);
         assert!(l.dropped > 0);
+    }
+
+    #[test]
+    fn an_address_entry_becomes_the_name_the_device_is_told() {
+        let mut l = Learned::default();
+        let m = [2, 0, 0, 0, 0, 1];
+        let a: IpAddr = "203.0.113.10".parse().unwrap();
+        l.record(m, rule_for(a, 8883, proto::TCP, None));
+        l.record(m, rule_for(a, 443, proto::TCP, None));
+        l.record(
+            m,
+            rule_for("203.0.113.11".parse().unwrap(), 443, proto::TCP, None),
+        );
+        l.take_pending();
+        assert_eq!(l.rekey(m, a, "lock.iot.example.com"), 2);
+        let now: Vec<String> = l.rules(&m).map(ToString::to_string).collect();
+        assert_eq!(
+            now,
+            [
+                "203.0.113.11:443/tcp",
+                "lock.iot.example.com:443/tcp",
+                "lock.iot.example.com:8883/tcp"
+            ]
+        );
+        assert_eq!(l.take_renamed().len(), 2);
+        assert_eq!(l.rekey(m, a, "lock.iot.example.com"), 0, "once");
+        assert_eq!(l.rekey([9; 6], a, "x.example.com"), 0, "per device");
     }
 }

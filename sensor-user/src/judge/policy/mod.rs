@@ -4,10 +4,18 @@
 //! alert with the freshest DNS state.
 
 pub mod allow;
+mod build;
 pub mod dns;
 pub mod learned;
+mod local;
 pub mod mud;
 pub mod suspicious;
+mod window;
+
+pub use build::LoadReport;
+pub use local::{interface_prefixes, private_ranges};
+pub use window::Phase;
+use window::Window;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -17,11 +25,11 @@ use std::{
 use ipnet::IpNet;
 use sensor_common::policy::{ALLOW_PORTS, AllowEntry, DevicePolicy, PortRule, mode, verdict};
 
-use crate::config::{Config, Mode};
+use crate::config::Mode;
 use allow::{AllowRule, Dest};
 use dns::Resolved;
 use learned::Learned;
-use mud::{MudError, MudPolicy};
+use mud::MudPolicy;
 
 /// Where a device's rules came from (`iot.rule.source`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -52,6 +60,10 @@ struct DeclaredPolicy {
     rules: Vec<AllowRule>,
     mud: Option<MudPolicy>,
     mode: Mode,
+    /// Its own learning window (learn mode), instead of `[baseline] learn_for`.
+    learn_for_ns: Option<u64>,
+    /// Its own `registered_domains`, instead of `[baseline]`'s.
+    registered_domains: Option<bool>,
 }
 
 /// What the engine needs to know of a device.
@@ -63,6 +75,41 @@ pub struct DeviceFacts<'a> {
     pub category: Option<&'a str>,
     /// The MUD URL it announced, if any.
     pub mud_url: Option<&'a str>,
+    /// Kernel time of its first sight (any run; negative before this boot): its learning
+    /// window starts there.
+    pub first_seen_ns: i64,
+}
+
+/// [`DeviceFacts`], owned: what a stage collects of each device before compiling them.
+#[derive(Clone, Debug, Default)]
+pub struct OwnedFacts {
+    /// Its category in effect, if known.
+    pub category: Option<String>,
+    /// The MUD URL it announced, if any.
+    pub mud_url: Option<String>,
+    /// Kernel time of its first sight (negative before this boot).
+    pub first_seen_ns: i64,
+}
+
+impl OwnedFacts {
+    /// Borrowed, for the device `mac`.
+    pub fn of(&self, mac: [u8; 6]) -> DeviceFacts<'_> {
+        DeviceFacts {
+            mac,
+            category: self.category.as_deref(),
+            mud_url: self.mud_url.as_deref(),
+            first_seen_ns: self.first_seen_ns,
+        }
+    }
+}
+
+/// What applies to a device from declared policies and MUD.
+struct Applied<'e> {
+    rules: Vec<(Source, &'e AllowRule)>,
+    mode: Option<Mode>,
+    names: Vec<String>,
+    learn_for_ns: Option<u64>,
+    registered_domains: Option<bool>,
 }
 
 /// One device's compiled policy.
@@ -121,8 +168,20 @@ pub struct Engine {
     declared_default: Mode,
     /// Services no device may learn (alerted as `suspicious_service` instead).
     pub suspicious: suspicious::Suspicious,
-    /// Kernel time at which learn turns into monitor (learn mode only).
-    pub learn_until_ns: Option<u64>,
+    /// How long a device in learn mode learns, from its first sight.
+    learn_for_ns: u64,
+    /// No device's learning window starts before this kernel time (when this sensor
+    /// first learned, from the state directory; negative before this boot).
+    learn_from_ns: i64,
+    /// Devices in learn mode and their windows.
+    learn_until: BTreeMap<[u8; 6], Window>,
+    /// `learn_until` changed since the store last took it.
+    windows_changed: bool,
+    /// The latest kernel time the engine was told.
+    now_ns: u64,
+    /// `[baseline] registered_domains`: a name rule allows every name of its registered
+    /// domain (Public Suffix List), for devices whose policy does not say.
+    registered_domains: bool,
     /// The learned baseline.
     pub learned: Learned,
     /// What each device was told by DNS.
@@ -133,202 +192,29 @@ pub struct Engine {
     pub widened: u64,
 }
 
-/// Multicast and broadcast: local by nature.
-fn always_local() -> Vec<IpNet> {
-    ["224.0.0.0/4", "255.255.255.255/32", "ff00::/8", "fe80::/10"]
-        .iter()
-        .map(|s| s.parse().expect("valid"))
-        .collect()
-}
-
-/// The private ranges: what `local` means when there is no interface to ask (replay).
-pub fn private_ranges() -> Vec<IpNet> {
-    [
-        "10.0.0.0/8",
-        "172.16.0.0/12",
-        "192.168.0.0/16",
-        "169.254.0.0/16",
-        "fc00::/7",
-    ]
-    .iter()
-    .map(|s| s.parse().expect("valid"))
-    .collect()
-}
-
-/// Problems met building the engine (the sensor starts anyway; each is reported).
-#[derive(Debug, Default)]
-pub struct LoadReport {
-    /// MUD files that did not import.
-    pub mud_errors: Vec<MudError>,
-    /// MUD files imported from `[mud] dir`.
-    pub mud_files: usize,
-}
-
 impl Engine {
-    /// From the configuration; `local` are the LAN's prefixes (config `[baseline] local`
-    /// wins over them); `now_ns` is kernel time now; `learn_started_ns` (kernel time) when
-    /// learning began, if an earlier run began it.
-    pub fn new(
-        config: &Config,
-        local: Vec<IpNet>,
-        now_ns: u64,
-        learn_started_ns: Option<u64>,
-    ) -> (Self, LoadReport) {
-        let mut report = LoadReport::default();
-        let base = config.base_dir.clone().unwrap_or_default();
-        let mut policies = Vec::new();
-        for p in &config.policies {
-            let mud = p.mud.as_ref().and_then(|m| {
-                let path = base.join(m.get_ref());
-                match mud::load(&path) {
-                    Ok(m) => Some(m),
-                    Err(e) => {
-                        report.mud_errors.push(e);
-                        None
-                    }
-                }
-            });
-            policies.push(DeclaredPolicy {
-                name: p.name.get_ref().clone(),
-                categories: p.categories.iter().map(|c| c.get_ref().clone()).collect(),
-                devices: p
-                    .devices
-                    .iter()
-                    .filter_map(|m| crate::model::addr::parse_mac(m.get_ref()))
-                    .collect(),
-                rules: p
-                    .allow
-                    .iter()
-                    .filter_map(|a| a.get_ref().parse().ok())
-                    .collect(),
-                mud,
-                mode: p.mode.unwrap_or(declared_default(config.baseline.mode)),
-            });
-        }
-        let device_policy = config
-            .devices
-            .iter()
-            .filter_map(|d| {
-                Some((
-                    crate::model::addr::parse_mac(d.mac.get_ref())?,
-                    d.policy.as_ref()?.get_ref().clone(),
-                ))
-            })
-            .collect();
-        let mut mud_by_url = BTreeMap::new();
-        if let Some(dir) = &config.mud.dir {
-            let files = std::fs::read_dir(dir)
-                .map(|rd| {
-                    rd.filter_map(Result::ok)
-                        .map(|e| e.path())
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_else(|e| {
-                    report.mud_errors.push(MudError {
-                        file: dir.display().to_string(),
-                        path: "$".into(),
-                        why: e.to_string(),
-                    });
-                    Vec::new()
-                });
-            for f in files.iter().filter(|f| f.is_file()) {
-                match mud::load(f) {
-                    Ok(m) => {
-                        report.mud_files += 1;
-                        mud_by_url.insert(m.url.clone(), m);
-                    }
-                    Err(e) => report.mud_errors.push(e),
-                }
-            }
-        }
-        let configured: Vec<IpNet> = config
-            .baseline
-            .local
-            .iter()
-            .filter_map(|l| {
-                let s = l.get_ref();
-                s.parse::<IpNet>()
-                    .ok()
-                    .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
-            })
-            .collect();
-        let mut local = if configured.is_empty() {
-            local
-        } else {
-            configured
-        };
-        local.extend(always_local());
-        let mode = config.baseline.mode;
-        let learn_until_ns = (mode == Mode::Learn).then(|| {
-            learn_started_ns.unwrap_or(now_ns)
-                + config.baseline.learn_for.get_ref().as_nanos() as u64
-        });
-        let engine = Self {
-            policies,
-            device_policy,
-            mud_by_url,
-            local,
-            mode,
-            declared_default: declared_default(mode),
-            suspicious: suspicious::Suspicious::new(
-                config.baseline.suspicious_builtin,
-                &config
-                    .baseline
-                    .suspicious_ports
-                    .iter()
-                    .map(|s| s.get_ref().clone())
-                    .collect::<Vec<_>>(),
-            ),
-            learn_until_ns,
-            learned: Learned::default(),
-            resolved: Resolved::new(config.baseline.dns_grace.get_ref().as_nanos() as u64),
-            groups: BTreeMap::new(),
-            compiled: BTreeMap::new(),
-            widened: 0,
-        };
-        (engine, report)
-    }
-
     /// Takes over what a running engine knows that configuration does not: the learned
-    /// baseline, DNS answers, kernel group numbers, and that learning already ended.
+    /// baseline, DNS answers, kernel group numbers, the learning windows and the time.
     pub fn adopt(&mut self, old: Engine) {
         self.learned = old.learned;
         self.resolved = old.resolved;
         self.groups = old.groups;
         self.widened = old.widened;
-        if self.mode == Mode::Learn {
-            match old.mode {
-                Mode::Learn => self.learn_until_ns = old.learn_until_ns,
-                _ => {
-                    self.mode = Mode::Monitor;
-                    self.learn_until_ns = None;
-                }
-            }
-        }
+        self.learn_from_ns = old.learn_from_ns;
+        self.learn_until = old.learn_until;
+        self.now_ns = self.now_ns.max(old.now_ns);
     }
 
-    /// Whether learning is over at kernel time `now` (and the mode switched to monitor):
-    /// true once, when it happens.
-    pub fn end_learning(&mut self, now_ns: u64) -> bool {
-        match self.learn_until_ns {
-            Some(t) if now_ns >= t && self.mode == Mode::Learn => {
-                self.mode = Mode::Monitor;
-                self.learn_until_ns = None;
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// The declared and MUD rules that apply to a device, and the mode they ask for.
-    fn declared(
-        &self,
-        d: &DeviceFacts<'_>,
-    ) -> (Vec<(Source, &AllowRule)>, Option<Mode>, Vec<String>) {
-        let mut names = Vec::new();
+    /// The declared and MUD rules that apply to a device, and what they ask for.
+    fn declared(&self, d: &DeviceFacts<'_>) -> Applied<'_> {
+        let mut out = Applied {
+            rules: Vec::new(),
+            mode: None,
+            names: Vec::new(),
+            learn_for_ns: None,
+            registered_domains: None,
+        };
         let named = self.device_policy.get(&d.mac);
-        let mut rules = Vec::new();
-        let mut mode: Option<Mode> = None;
         let strictest = |a: Option<Mode>, b: Mode| match (a, b) {
             (Some(Mode::Enforce), _) | (_, Mode::Enforce) => Some(Mode::Enforce),
             (Some(Mode::Monitor), _) | (_, Mode::Monitor) => Some(Mode::Monitor),
@@ -342,32 +228,50 @@ impl Engine {
             if !applies {
                 continue;
             }
-            mode = strictest(mode, p.mode);
-            names.push(p.name.clone());
-            rules.extend(p.rules.iter().map(|r| (Source::Declared, r)));
+            out.mode = strictest(out.mode, p.mode);
+            out.names.push(p.name.clone());
+            // Several policies: the shortest window, and wide matching only if all agree.
+            out.learn_for_ns = match (out.learn_for_ns, p.learn_for_ns) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            out.registered_domains = match (out.registered_domains, p.registered_domains) {
+                (Some(a), Some(b)) => Some(a && b),
+                (a, b) => a.or(b),
+            };
+            out.rules
+                .extend(p.rules.iter().map(|r| (Source::Declared, r)));
             if let Some(m) = &p.mud {
-                rules.extend(m.rules.iter().map(|r| (Source::Mud, r)));
+                out.rules.extend(m.rules.iter().map(|r| (Source::Mud, r)));
             }
         }
         if let Some(m) = d.mud_url.and_then(|u| self.mud_by_url.get(u)) {
-            mode = mode.or(Some(self.declared_default));
-            names.push(format!("mud:{}", m.url));
-            rules.extend(m.rules.iter().map(|r| (Source::Mud, r)));
+            out.mode = out.mode.or(Some(self.declared_default));
+            out.names.push(format!("mud:{}", m.url));
+            out.rules.extend(m.rules.iter().map(|r| (Source::Mud, r)));
         }
-        (rules, mode, names)
+        out
     }
 
     /// Compiles one device's policy (and keeps it for [`Engine::evaluate`]).
     pub fn compile(&mut self, d: &DeviceFacts<'_>) -> &DeviceRules {
         let next = self.groups.len() as u32 + 1;
         let group = *self.groups.entry(d.mac).or_insert(next);
-        let (declared, declared_mode, mut policies) = self.declared(d);
+        let applied = self.declared(d);
+        let mut policies = applied.names;
         if self.learned.rules(&d.mac).next().is_some() {
             policies.push("learned".into());
         }
-        let mode = declared_mode.unwrap_or(self.mode);
-        let mut all: Vec<(Source, AllowRule)> =
-            declared.into_iter().map(|(s, r)| (s, r.clone())).collect();
+        let wide = applied
+            .registered_domains
+            .unwrap_or(self.registered_domains);
+        let (declared_mode, learn_for_ns) = (applied.mode, applied.learn_for_ns);
+        let mut all: Vec<(Source, AllowRule)> = applied
+            .rules
+            .into_iter()
+            .map(|(s, r)| (s, r.clone()))
+            .collect();
+        let mode = self.mode_for(d, declared_mode.unwrap_or(self.mode), learn_for_ns);
         all.extend(
             self.learned
                 .rules(&d.mac)
@@ -385,7 +289,9 @@ impl Engine {
                     Dest::Net(n) => vec![*n],
                     dest => self
                         .resolved
-                        .addrs_for(&d.mac, |name| dest.matches_name(name))
+                        .addrs_for(&d.mac, |name| {
+                            dest.matches_name(name) || (wide && dest.same_registered_domain(name))
+                        })
                         .into_iter()
                         .map(IpNet::from)
                         .collect(),
@@ -441,7 +347,12 @@ impl Engine {
             mode: Mode::Learn,
             declared_default: Mode::Monitor,
             suspicious: suspicious::Suspicious::default(),
-            learn_until_ns: None,
+            learn_for_ns: 0,
+            learn_from_ns: 0,
+            learn_until: BTreeMap::new(),
+            windows_changed: false,
+            now_ns: 0,
+            registered_domains: false,
             learned: Learned::default(),
             resolved: Resolved::default(),
             groups: BTreeMap::new(),
@@ -491,15 +402,6 @@ impl Engine {
     }
 }
 
-/// The mode a declared policy without its own `mode` takes from `[baseline] mode`: a user
-/// who wrote enforce gets enforce; learn and monitor give monitor.
-fn declared_default(baseline: Mode) -> Mode {
-    match baseline {
-        Mode::Enforce => Mode::Enforce,
-        Mode::Learn | Mode::Monitor => Mode::Monitor,
-    }
-}
-
 /// A policy mode as the kernel's device-policy map stores it.
 fn kernel_mode(m: Mode) -> u8 {
     match m {
@@ -520,60 +422,10 @@ fn port_rule(r: &AllowRule) -> Option<PortRule> {
     })
 }
 
-/// The interface's own prefixes (its addresses with their masks).
-pub fn interface_prefixes(iface: &str) -> Vec<IpNet> {
-    let mut out = Vec::new();
-    let mut ifap: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs fills a list we free below; we only read it in between.
-    if unsafe { libc::getifaddrs(&mut ifap) } != 0 {
-        return out;
-    }
-    let mut cur = ifap;
-    while !cur.is_null() {
-        // SAFETY: a node of the list getifaddrs returned.
-        let ifa = unsafe { &*cur };
-        cur = ifa.ifa_next;
-        // SAFETY: ifa_name is a NUL-terminated string.
-        let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
-        if name.to_bytes() != iface.as_bytes()
-            || ifa.ifa_addr.is_null()
-            || ifa.ifa_netmask.is_null()
-        {
-            continue;
-        }
-        // SAFETY: the family says which sockaddr these are.
-        unsafe {
-            match i32::from((*ifa.ifa_addr).sa_family) {
-                libc::AF_INET => {
-                    let a = &*(ifa.ifa_addr as *const libc::sockaddr_in);
-                    let m = &*(ifa.ifa_netmask as *const libc::sockaddr_in);
-                    let addr = std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
-                    let bits = u32::from_be(m.sin_addr.s_addr).count_ones() as u8;
-                    if let Ok(n) = ipnet::Ipv4Net::new(addr, bits) {
-                        out.push(IpNet::V4(n.trunc()));
-                    }
-                }
-                libc::AF_INET6 => {
-                    let a = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
-                    let m = &*(ifa.ifa_netmask as *const libc::sockaddr_in6);
-                    let addr = std::net::Ipv6Addr::from(a.sin6_addr.s6_addr);
-                    let bits: u32 = m.sin6_addr.s6_addr.iter().map(|b| b.count_ones()).sum();
-                    if let Ok(n) = ipnet::Ipv6Net::new(addr, bits as u8) {
-                        out.push(IpNet::V6(n.trunc()));
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-    // SAFETY: the list getifaddrs allocated.
-    unsafe { libc::freeifaddrs(ifap) };
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
 
     fn engine(toml: &str) -> Engine {
         let c = Config::parse(toml, "test.toml").unwrap();
@@ -595,6 +447,7 @@ mod tests {
             mac: CAM,
             category: Some("camera"),
             mud_url: None,
+            first_seen_ns: 0,
         };
         let r = e.compile(&d).clone();
         assert_eq!(r.source, Some(Source::Declared));
@@ -638,6 +491,7 @@ mod tests {
             mac: CAM,
             category: None,
             mud_url: None,
+            first_seen_ns: 0,
         };
         let policy = "[[policy]]\nname = \"p\"\ndevices = [\"02:00:00:00:00:0a\"]\nallow = [\"203.0.113.7\"]\n";
         for (baseline, want, outside) in [
@@ -668,6 +522,7 @@ mod tests {
             mac: CAM,
             category: None,
             mud_url: None,
+            first_seen_ns: 0,
         };
         let r = e.compile(&d).clone();
         let seven = r.entries[&"203.0.113.7/32".parse::<IpNet>().unwrap()];
@@ -692,6 +547,7 @@ mod tests {
             mac: CAM,
             category: None,
             mud_url: None,
+            first_seen_ns: 0,
         };
         e.compile(&d);
         assert_eq!(
@@ -734,6 +590,7 @@ mod tests {
             mac: other,
             category: None,
             mud_url: None,
+            first_seen_ns: 0,
         });
         assert_eq!(
             e.evaluate(&other, ip("203.0.113.10"), 443, 6),
@@ -749,19 +606,22 @@ mod tests {
             mac: CAM,
             category: None,
             mud_url: None,
+            first_seen_ns: 0,
         };
         e.compile(&d);
         assert_eq!(
             e.evaluate(&CAM, ip("203.0.113.10"), 443, 6),
             verdict::LEARNING
         );
+        assert_eq!(e.phase(&CAM), Some(Phase::Learning(10_000_000_000)));
         e.learned
             .record(CAM, learned::rule_for(ip("203.0.113.10"), 443, 6, None));
-        assert!(!e.end_learning(9_999_999_999));
-        assert!(e.end_learning(10_000_000_000));
-        assert!(!e.end_learning(20_000_000_000), "once");
+        assert!(e.end_learning(9_999_999_999).is_empty());
+        assert_eq!(e.end_learning(10_000_000_000), vec![CAM]);
+        assert!(e.end_learning(20_000_000_000).is_empty(), "once");
         let r = e.compile(&d).clone();
         assert_eq!(r.source, Some(Source::Learned));
+        assert_eq!(e.phase(&CAM), Some(Phase::Monitoring));
         assert_eq!(
             e.evaluate(&CAM, ip("203.0.113.10"), 443, 6),
             verdict::ALLOWED
@@ -770,5 +630,117 @@ mod tests {
             e.evaluate(&CAM, ip("203.0.113.11"), 443, 6),
             verdict::UNEXPECTED
         );
+    }
+
+    #[test]
+    fn a_device_first_seen_later_learns_for_its_own_window() {
+        let mut e = engine("[baseline]\nlearn_for = \"10s\"\n");
+        let early = DeviceFacts {
+            mac: CAM,
+            category: None,
+            mud_url: None,
+            first_seen_ns: 0,
+        };
+        let late_mac = [2, 0, 0, 0, 0, 0xb];
+        let late = DeviceFacts {
+            mac: late_mac,
+            first_seen_ns: 86_400_000_000_000,
+            ..early
+        };
+        e.compile(&early);
+        assert_eq!(e.end_learning(86_400_000_000_000), vec![CAM]);
+        e.compile(&early);
+        e.compile(&late);
+        assert_eq!(e.phase(&CAM), Some(Phase::Monitoring));
+        assert_eq!(
+            e.phase(&late_mac),
+            Some(Phase::Learning(86_410_000_000_000)),
+            "a device added on day two learns from its own first sight"
+        );
+        assert_eq!(
+            e.evaluate(&late_mac, ip("203.0.113.10"), 443, 6),
+            verdict::LEARNING
+        );
+        assert_eq!(e.mode_now(), Mode::Learn);
+        assert_eq!(e.learning(), (1, Some(86_410_000_000_000)));
+        assert_eq!(e.end_learning(86_410_000_000_000), vec![late_mac]);
+        e.compile(&late);
+        assert_eq!(e.mode_now(), Mode::Monitor);
+        // A device first seen in an earlier boot (negative kernel time) whose window is
+        // over stays over.
+        let old_mac = [2, 0, 0, 0, 0, 0xc];
+        e.compile(&DeviceFacts {
+            mac: old_mac,
+            first_seen_ns: -100_000_000_000,
+            ..early
+        });
+        assert_eq!(e.phase(&old_mac), Some(Phase::Monitoring));
+    }
+
+    #[test]
+    fn a_policy_in_learn_mode_has_its_own_window() {
+        let mut e = engine(
+            "[baseline]\nmode = \"monitor\"\n[[policy]]\nname = \"cams\"\ncategories = [\"camera\"]\nmode = \"learn\"\nlearn_for = \"2s\"\n",
+        );
+        let d = DeviceFacts {
+            mac: CAM,
+            category: Some("camera"),
+            mud_url: None,
+            first_seen_ns: 1_000_000_000,
+        };
+        e.compile(&d);
+        assert_eq!(e.phase(&CAM), Some(Phase::Learning(3_000_000_000)));
+        assert_eq!(e.end_learning(3_000_000_000), vec![CAM]);
+        e.compile(&d);
+        assert_eq!(e.phase(&CAM), Some(Phase::Monitoring));
+        let bad = Config::parse(
+            "[[policy]]\nname = \"p\"\nmode = \"learn\"\nlearn_for = \"0s\"\n",
+            "t.toml",
+        );
+        assert!(bad.is_err(), "a zero window is refused");
+    }
+
+    #[test]
+    fn registered_domains_widen_name_rules_only_when_asked() {
+        let policy = "[[policy]]\nname = \"p\"\ndevices = [\"02:00:00:00:00:0a\"]\nmode = \"monitor\"\nallow = [\"api.vendor.co.uk:443/tcp\"]\n";
+        let d = DeviceFacts {
+            mac: CAM,
+            category: None,
+            mud_url: None,
+            first_seen_ns: 0,
+        };
+        let answer = |e: &mut Engine, name: &str, a: &str| {
+            e.resolved.on_answer(
+                &dns::Answer {
+                    mac: CAM,
+                    names: vec![name.into()],
+                    addrs: vec![ip(a)],
+                    ttl_s: 60,
+                },
+                0,
+            );
+        };
+        for (wide, want) in [
+            ("", verdict::UNEXPECTED),
+            ("registered_domains = true\n", verdict::ALLOWED),
+        ] {
+            let mut e = engine(&format!("{policy}{wide}"));
+            answer(&mut e, "eu.cdn.vendor.co.uk", "203.0.113.30");
+            answer(&mut e, "vendor.co.uk.attacker.example", "203.0.113.31");
+            answer(&mut e, "other.co.uk", "203.0.113.32");
+            e.compile(&d);
+            assert_eq!(
+                e.evaluate(&CAM, ip("203.0.113.30"), 443, 6),
+                want,
+                "{wide:?}"
+            );
+            for other in ["203.0.113.31", "203.0.113.32"] {
+                assert_eq!(
+                    e.evaluate(&CAM, ip(other), 443, 6),
+                    verdict::UNEXPECTED,
+                    "another registered domain: {other}"
+                );
+            }
+        }
     }
 }

@@ -1,10 +1,17 @@
-//! Benchmark programs, loaded by `cargo xtask bench` and never attached by the sensor:
-//! the empty baseline, the parser alone, and the end-to-end traffic source.
+//! kettlewatch's benchmark object, loaded by `cargo xtask bench` and by its tests, never
+//! by the sensor (the shipped binary does not embed it): the empty baseline, the parser
+//! alone, and the end-to-end traffic source.
+#![no_std]
+#![no_main]
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use sensor_common::maps;
 
-use crate::parse;
+// The sensor's own parser, compiled into this object as well: an eBPF object cannot call
+// functions of another, and the parse-only figure must measure the very same code.
+#[path = "../parse.rs"]
+#[allow(dead_code)] // the egress and discovery helpers are the sensor's alone
+mod parse;
 
 /// The benchmark's baseline: does nothing. Never attached by the sensor.
 #[xdp(frags)]
@@ -53,3 +60,13 @@ pub fn kw_bench_parse(ctx: XdpContext) -> u32 {
     }
     xdp_action::XDP_PASS
 }
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

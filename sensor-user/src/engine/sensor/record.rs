@@ -1,0 +1,118 @@
+//! One ring-buffer record through the stages: a new device, a new flow (its verdict taken
+//! once by the baseline stage and carried to intel and anomaly), a DNS answer, a
+//! discovery frame.
+
+use sensor_common::{FLOW_SERVING, policy::verdict};
+
+use super::Sensor;
+use crate::{
+    discover,
+    kernel::records::{self, KernelEvent},
+    model::addr,
+    track::flows::Origin,
+};
+
+impl Sensor {
+    /// One ring-buffer record.
+    pub fn on_record(&mut self, bytes: &[u8]) {
+        self.counters.events += 1;
+        match records::decode(bytes) {
+            Ok(KernelEvent::NewDevice(ev)) => self.devices.on_seen(ev.key.mac, ev.ts_ns),
+            Ok(KernelEvent::NewFlow(ev)) => {
+                let src = addr::ip(ev.src_addr);
+                self.devices.on_seen(ev.key.mac, ev.ts_ns);
+                self.devices.on_address(ev.key.mac, src, ev.ts_ns);
+                self.devices.on_flow(
+                    ev.key.mac,
+                    addr::ip(ev.key.addr),
+                    ev.key.flags & FLOW_SERVING != 0,
+                );
+                let origin = Origin {
+                    src,
+                    src_port: ev.src_port,
+                    dst_port: ev.dst_port,
+                    dst_mac: ev.dst_mac,
+                    verdict: ev.verdict,
+                    ts_ns: ev.ts_ns,
+                };
+                self.flows.on_new_flow(ev.key, origin);
+                let facts = self.policy_facts(&ev.key.mac).unwrap_or_default();
+                // The verdict is taken once, by the baseline stage, and carried to the rest.
+                let judged = self
+                    .baseline
+                    .on_new_flow(ev.key, origin, &facts.of(ev.key.mac));
+                self.policy_alerts.extend(judged.alert);
+                let names: Vec<&str> = judged.names.iter().map(String::as_str).collect();
+                let hits = self.intel.on_new_flow(ev.key, origin, ev.intel_id, &names);
+                self.intel_alerts.extend(hits);
+                let cx = crate::judge::anomaly::FlowContext {
+                    learning: judged.verdict == verdict::LEARNING,
+                    allowed: judged.verdict == verdict::ALLOWED,
+                    local: judged.local,
+                };
+                let found = self.anomaly.on_new_flow(ev.ts_ns, ev.key, origin, cx);
+                self.anomaly_alerts.extend(found);
+            }
+            Ok(KernelEvent::DnsAnswer(head, frame)) => {
+                let decoded =
+                    std::panic::catch_unwind(|| discover::dns::decode_answer_frame(&frame))
+                        .unwrap_or_else(|_| Err(discover::DecodeError::new("dns", "panicked")));
+                match decoded {
+                    Ok(Some(a)) => {
+                        let hits = self.intel.on_names(head.key.mac, &a.names, "answer");
+                        self.intel_alerts.extend(hits);
+                        self.baseline.on_dns(
+                            &crate::judge::policy::dns::Answer {
+                                mac: head.key.mac,
+                                names: a.names,
+                                addrs: a.addrs,
+                                ttl_s: a.ttl_s,
+                            },
+                            head.ts_ns,
+                        )
+                    }
+                    Ok(None) => {}
+                    Err(_) => self.counters.discovery_malformed += 1,
+                }
+            }
+            Ok(KernelEvent::Discovery(head, frame)) => {
+                self.counters.discovery_frames += 1;
+                self.devices.on_seen(head.key.mac, head.ts_ns);
+                // Decoders meet hostile bytes: a panic in one (ours or a crate's) is a
+                // malformed frame, never a dead sensor.
+                let decoded = std::panic::catch_unwind(|| discover::decode(&frame))
+                    .unwrap_or_else(|_| Err(discover::DecodeError::new("decoder", "panicked")));
+                match decoded {
+                    Ok(Some(d)) => {
+                        if let discover::Facts::Dns(q) = &d.facts {
+                            let hits = self.intel.on_names(d.mac, &q.names, "query");
+                            self.intel_alerts.extend(hits);
+                        }
+                        if let discover::Facts::ArpRequest { asked, .. } = &d.facts {
+                            let found = self.anomaly.on_arp_probe(head.ts_ns, d.mac, *asked);
+                            self.anomaly_alerts.extend(found);
+                        }
+                        self.devices.on_facts(d, head.ts_ns)
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        if self.counters.discovery_malformed == 0 {
+                            tracing::warn!(
+                                mac = %addr::mac(head.key.mac),
+                                error = %e,
+                                "a discovery frame did not decode (counted as discovery_malformed)"
+                            );
+                        }
+                        self.counters.discovery_malformed += 1;
+                    }
+                }
+            }
+            Err(e) => {
+                if self.counters.events_malformed == 0 {
+                    tracing::warn!(error = %e, "a ring-buffer record did not decode (counted as events_malformed)");
+                }
+                self.counters.events_malformed += 1;
+            }
+        }
+    }
+}

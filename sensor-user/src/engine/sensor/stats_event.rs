@@ -1,0 +1,51 @@
+//! The `stats` event: every stage's counters on one line, at the stats interval or at once
+//! when something worth saying happened (a learning window ended).
+
+use serde_json::{Value, json};
+
+use super::{KernelStats, Sensor};
+use crate::emit::eve::Tables;
+
+impl Sensor {
+    /// Whether a `stats` event is due.
+    pub fn stats_due(&self, now_ns: u64) -> bool {
+        now_ns >= self.next_stats_ns || self.stats_now
+    }
+
+    /// Writes a `stats` event; `extra` is a driver's own section (e.g. `replay`).
+    pub fn write_stats(&mut self, now_ns: u64, kernel: &KernelStats, extra: Option<(&str, Value)>) {
+        let uptime = now_ns.saturating_sub(self.started_ns) / 1_000_000_000;
+        let tables = Tables {
+            flows_tracked: self.flows.len(),
+            flows_evicted: self.flows.evicted,
+            flows_recreated: self.flows.recreated,
+            devices_tracked: self.devices.len(),
+            devices_evicted: self.devices.evicted,
+            devices_not_tracked: self.devices.dropped,
+            output_lines: self.out.lines(),
+            output_errors: self.out.errors(),
+            output_dropped: self.out.dropped(),
+        };
+        let mut sections = vec![
+            ("policy", self.baseline.stats(&self.eve.time)),
+            ("intel", self.intel.stats()),
+            ("latency", self.latency.stats()),
+            (
+                "anomaly",
+                json!({
+                    "alerts": self.anomaly.counters.alerts,
+                    "suppressed": self.anomaly.counters.suppressed,
+                }),
+            ),
+        ];
+        sections.extend(extra);
+        let v = self
+            .eve
+            .stats(now_ns, uptime, kernel, &self.counters, &tables, sections);
+        self.out.write(&v);
+        self.stats_now = false;
+        while self.next_stats_ns <= now_ns {
+            self.next_stats_ns += self.stats_every_ns;
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! The benchmarks' userspace figures: loading a large feed, alert latency on a live lab,
+//! the ring-buffer-to-poll pipeline, and the known-flow cost and poll time at scale.
+
+use anyhow::{Context as _, Result};
+use sensor_common::maps;
+use sensor_user::{
+    config::SensorConfig,
+    kernel::loader::{self, MapSizes},
+    kernel::maps::KernelMaps,
+};
+
+use super::run::{Kind, cpu_ms, median, prog, repeat_ns, rss_kb};
+
+/// Loads `n` IPv4 prefixes (/30s in 11.0.0.0/8) from a plain feed file the way the sensor
+/// does (read, parse, check, merge, write the trie); returns load time (ms), userspace
+/// resident growth (MB), the trie's kernel memory (MB), and then a new flow's one-shot
+/// cost (ns) with them loaded.
+pub fn intel_load(n: u32) -> Result<(f64, f64, f64, f64)> {
+    let dir = std::env::temp_dir().join(format!("kw-bench-intel-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let feed = dir.join("feed.txt");
+    let mut text = String::with_capacity(n as usize * 16);
+    let base = u32::from(std::net::Ipv4Addr::new(11, 0, 0, 0));
+    for i in 0..n {
+        text += &format!("{}/30\n", std::net::Ipv4Addr::from(base + i * 4));
+    }
+    std::fs::write(&feed, text)?;
+    let cfg = sensor_user::config::Config::parse(
+        &format!(
+            "[[intel.feed]]\npath = \"{}\"\nformat = \"plain\"\n",
+            feed.display()
+        ),
+        "bench.toml",
+    )?;
+    let mut ebpf = loader::load(MapSizes::from(&SensorConfig::default()), false)?;
+    let (_maps, mut ring) = KernelMaps::take(&mut ebpf)?;
+    let mut intel = sensor_user::judge::intel::IntelMaps::take(&mut ebpf)?;
+    let rss0 = rss_kb();
+    let t = std::time::Instant::now();
+    let mut set = sensor_user::judge::intel::IntelSet::default();
+    set.load(&cfg, 0);
+    let want = set.kernel();
+    intel.apply(&want)?;
+    let load_ms = t.elapsed().as_secs_f64() * 1e3;
+    let rss_mb = rss_kb().saturating_sub(rss0) as f64 / 1024.0;
+    let kernel_mb = intel.kernel_bytes().unwrap_or(0) as f64 / 1_048_576.0;
+    assert_eq!(intel.len(), n as usize, "every prefix loaded");
+    let sensor = prog(&mut ebpf, maps::XDP_PROGRAM)?;
+    let mut ns = Vec::new();
+    for i in 0..20_000u32 {
+        ns.push(repeat_ns(sensor, &Kind::V4Tcp.frame(3_000_000 + i), 1)?);
+        if i % 1024 == 1023 {
+            while ring.next().is_some() {}
+        }
+    }
+    std::fs::remove_dir_all(&dir)?;
+    Ok((load_ms, rss_mb, kernel_mb, median(ns)))
+}
+
+/// Alert latency on a live lab: a monitored device with an empty baseline opens 2,000 new
+/// flows (500 a second), each an `unexpected_destination`; the sensor's `stats.latency`
+/// gives p50 and p99 from the kernel's stamp on the first packet to the line handed to
+/// the output. Returns (p50 us, p99 us, alerts measured).
+pub fn alert_latency() -> Result<(f64, f64, u64)> {
+    use crate::{lab::Lab, proc::Sensor};
+    let bin = crate::env::workspace().join("target/release/kettlewatch");
+    // SAFETY: the benchmark is single-threaded here.
+    unsafe { std::env::set_var("KETTLEWATCH_BIN", &bin) };
+    let lab = Lab::build(1);
+    let dir = crate::env::TempDir::new();
+    let cfg = dir.join("kw.toml");
+    std::fs::write(
+        &cfg,
+        "[sensor]\nstats_interval = \"1s\"\n[baseline]\nmode = \"monitor\"\n",
+    )?;
+    let mut sensor = Sensor::start(&lab.gw, "lan0", &["--config", cfg.to_str().unwrap()], false);
+    sensor.wait_for_log("watching lan0", std::time::Duration::from_secs(30));
+    let from: std::net::IpAddr = lab.devices[0].v6.into();
+    lab.devices[0].ns.run(move || {
+        let s = std::net::UdpSocket::bind((from, 0)).unwrap();
+        for i in 0..2000u16 {
+            let to = std::net::SocketAddr::from((
+                std::net::Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0x10, i),
+                443,
+            ));
+            let _ = s.send_to(b"x", to);
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let out = sensor.stop();
+    let last = crate::events::last_stats_line(&out.stdout).context("a stats line")?;
+    let l = &last["latency"];
+    Ok((
+        l["p50_us"].as_f64().unwrap_or(f64::NAN),
+        l["p99_us"].as_f64().unwrap_or(f64::NAN),
+        l["alerts_measured"].as_u64().unwrap_or(0),
+    ))
+}
+
+/// The userspace pipeline at scale: `live` new flows created in the kernel, their
+/// ring-buffer events taken in by a sensor (default configuration, lines to /dev/null) as
+/// it would on a gateway, then one poll of the whole map. Returns events per second
+/// (userspace time only), the poll (ms, read and process) and resident growth (MB).
+pub type Pipeline = (f64, f64, f64, (f64, f64));
+
+pub fn pipeline(live: u32) -> Result<Pipeline> {
+    use sensor_user::{
+        emit::eve::Eve,
+        emit::output::Output,
+        engine::sensor::{Sensor, Stages},
+        model::clock,
+    };
+    let sizes = MapSizes {
+        flows: live + live / 4,
+        ..MapSizes::from(&SensorConfig::default())
+    };
+    let mut ebpf = loader::load(sizes, false)?;
+    let (maps, mut ring) = KernelMaps::take(&mut ebpf)?;
+    let pm = sensor_user::kernel::policy_maps::PolicyMaps::take(&mut ebpf)?;
+    let im = sensor_user::judge::intel::IntelMaps::take(&mut ebpf)?;
+    let config = sensor_user::config::Config::default();
+    let time = clock::TimeBase::live();
+    let now = clock::realtime_ns();
+    let stages = Stages {
+        classifier: sensor_user::judge::classify::Classifier::builtin(),
+        store: None,
+        baseline: sensor_user::judge::baseline::start(
+            &config,
+            None,
+            Vec::new(),
+            now,
+            &time,
+            Some(pm),
+        )?,
+        intel: sensor_user::judge::intel::stage::Intel::start(
+            &config,
+            Some(im),
+            (now / 1_000_000_000) as i64,
+        ),
+    };
+    let out = Output::open("/dev/null", 65_536)?;
+    let eve = Eve {
+        sensor: "bench".into(),
+        in_iface: "bench0".into(),
+        time,
+    };
+    let rss0 = rss_kb();
+    let mut sensor = Sensor::new(eve, &config, stages, out, now);
+    let sensor_prog = prog(&mut ebpf, maps::XDP_PROGRAM)?;
+    let mut user = std::time::Duration::ZERO;
+    let mut events = 0u64;
+    for i in 0..live {
+        repeat_ns(sensor_prog, &Kind::V4Tcp.frame(i), 1)?;
+        if i % 1024 == 1023 || i == live - 1 {
+            let t = std::time::Instant::now();
+            while let Some(item) = ring.next() {
+                sensor.on_record(&item);
+                events += 1;
+            }
+            sensor.end_batch(clock::realtime_ns());
+            user += t.elapsed();
+        }
+    }
+    let t = std::time::Instant::now();
+    sensor.poll(&maps, clock::realtime_ns());
+    let poll_ms = t.elapsed().as_secs_f64() * 1e3;
+    let rss_mb = rss_kb().saturating_sub(rss0) as f64 / 1024.0;
+    // A steady poll: 1% of the flows got traffic since the last one. Its CPU time (user
+    // and system: most of a poll is the kernel's batch copy) is what the sensor spends
+    // every poll_interval.
+    for i in (0..live).step_by(100) {
+        repeat_ns(sensor_prog, &Kind::V4Tcp.frame(i), 1)?;
+    }
+    let cpu0 = cpu_ms();
+    let t = std::time::Instant::now();
+    sensor.poll(&maps, clock::realtime_ns());
+    let steady = (t.elapsed().as_secs_f64() * 1e3, cpu_ms() - cpu0);
+    Ok((events as f64 / user.as_secs_f64(), poll_ms, rss_mb, steady))
+}
+
+/// Known-flow cost and poll time with `live` flows in the map.
+pub type Scale = (f64, (f64, f64), f64, f64, f64);
+
+pub fn scale(live: u32, empty_one_shot: f64) -> Result<Scale> {
+    let sizes = MapSizes {
+        flows: live + live / 4,
+        ..MapSizes::from(&SensorConfig::default())
+    };
+    let mut ebpf = loader::load(sizes, false)?;
+    let (mut maps, mut ring) = KernelMaps::take(&mut ebpf)?;
+    let sensor = prog(&mut ebpf, maps::XDP_PROGRAM)?;
+    for i in 0..live {
+        repeat_ns(sensor, &Kind::V4Tcp.frame(i), 1)?;
+        if i % 1024 == 1023 {
+            while ring.next().is_some() {}
+        }
+    }
+    let mut rng = fastrand::Rng::with_seed(u64::from(live));
+    // Five batches of 20,000: the median of all, and the lowest and highest batch
+    // median, so the plot shows how much the figure moves.
+    let mut batches = Vec::new();
+    for _ in 0..5 {
+        let mut ns = Vec::new();
+        for _ in 0..20_000 {
+            ns.push(repeat_ns(sensor, &Kind::V4Tcp.frame(rng.u32(0..live)), 1)?);
+        }
+        batches.push(ns);
+    }
+    let known = median(batches.concat());
+    let meds: Vec<f64> = batches.into_iter().map(median).collect();
+    let range = (
+        meds.iter().copied().fold(f64::INFINITY, f64::min),
+        meds.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    );
+    let s = maps.stats()?;
+    anyhow::ensure!(
+        s[sensor_common::stats::NEW_FLOWS as usize] == u64::from(live),
+        "populating {live} flows created {}",
+        s[sensor_common::stats::NEW_FLOWS as usize]
+    );
+    let time = |maps: &KernelMaps| -> Result<f64> {
+        let t = std::time::Instant::now();
+        let n = maps.flows()?.len();
+        anyhow::ensure!(n as u32 == live, "poll read {n} of {live} flows");
+        Ok(t.elapsed().as_secs_f64() * 1000.0)
+    };
+    let batched = median((0..3).map(|_| time(&maps)).collect::<Result<Vec<_>>>()?);
+    // The same read without merging the flow cache and building the snapshot: the
+    // kernel's batch copy and the per-CPU fold alone.
+    let rows_only = median(
+        (0..3)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                let n = maps.flow_rows()?.len();
+                anyhow::ensure!(n as u32 == live, "read {n} of {live} flows");
+                Ok(t.elapsed().as_secs_f64() * 1000.0)
+            })
+            .collect::<Result<Vec<_>>>()?,
+    );
+    maps.set_batched(false);
+    let by_key = time(&maps)?;
+    eprintln!(
+        "{live} live flows: known flow {known:.0} ns (one-shot empty {empty_one_shot:.0} ns), poll {batched:.1} ms batched (flow map alone {rows_only:.1} ms), {by_key:.1} ms key by key"
+    );
+    Ok((known, range, batched, rows_only, by_key))
+}
