@@ -4,9 +4,12 @@
 //! byte layout; the `user` feature adds `aya::Pod` so userspace can read maps of them.
 #![no_std]
 
+mod mac;
 pub mod maps;
 pub mod policy;
 pub mod stats;
+
+pub use mac::{MacAddr, ParseMacError};
 
 /// What a ring-buffer record is. [`Event::kind`] holds it as a `u8` (a record's bytes come
 /// from the kernel and are decoded with [`EventKind::from_u8`], never cast).
@@ -160,7 +163,7 @@ pub struct FlowKey {
     /// Destination address, 16 bytes; IPv4 is mapped (`::ffff:a.b.c.d`).
     pub addr: [u8; 16],
     /// The device: source MAC of the frame.
-    pub mac: [u8; 6],
+    pub mac: MacAddr,
     /// Destination port (host byte order); for ICMP `type << 8 | code`; 0 when absent.
     pub port: u16,
     /// IP protocol number.
@@ -176,8 +179,9 @@ impl FlowKey {
     /// word what it wrote as bytes (a store-forwarding stall per word). `addr` is the
     /// 16-byte address as four native-order words.
     #[inline(always)]
-    pub fn from_parts(addr: [u32; 4], mac: [u8; 6], port: u16, proto: u8, flags: u8) -> Self {
+    pub fn from_parts(addr: [u32; 4], mac: MacAddr, port: u16, proto: u8, flags: u8) -> Self {
         let p = port.to_ne_bytes();
+        let mac = mac.0;
         let w = [
             addr[0],
             addr[1],
@@ -284,7 +288,7 @@ pub struct FlowCounters {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DeviceKey {
     /// The device's MAC address.
-    pub mac: [u8; 6],
+    pub mac: MacAddr,
     /// Explicit padding, always zero.
     pub _pad: [u8; 2],
 }
@@ -333,7 +337,7 @@ pub struct Event {
     /// Source port (host byte order), 0 when absent.
     pub src_port: u16,
     /// Destination MAC of the frame.
-    pub dst_mac: [u8; 6],
+    pub dst_mac: MacAddr,
     /// An [`EventKind`], as its byte.
     pub kind: u8,
     /// TCP flags of the frame.
@@ -430,10 +434,16 @@ mod tests {
             u32::from_ne_bytes([0, 0, 0xff, 0xff]),
             u32::from_ne_bytes([203, 0, 113, 99]),
         ];
-        let k = FlowKey::from_parts(words, [2, 0, 0x5e, 0x10, 0, 0x17], 443, 6, FLOW_SERVING);
+        let k = FlowKey::from_parts(
+            words,
+            MacAddr([2, 0, 0x5e, 0x10, 0, 0x17]),
+            443,
+            6,
+            FLOW_SERVING,
+        );
         let expected = FlowKey {
             addr,
-            mac: [2, 0, 0x5e, 0x10, 0, 0x17],
+            mac: MacAddr([2, 0, 0x5e, 0x10, 0, 0x17]),
             port: 443,
             proto: 6,
             flags: FLOW_SERVING,
@@ -470,7 +480,7 @@ mod tests {
                 u32::from_ne_bytes(b),
             ]
         };
-        let mac = [2, 0, 0x5e, 0x10, 0, 0x17];
+        let mac = MacAddr([2, 0, 0x5e, 0x10, 0, 0x17]);
         let ports = sharing(|| {
             (10_000..11_024u16).map(|p| FlowKey::from_parts(addr([203, 0, 113, 10]), mac, p, 17, 0))
         });

@@ -35,7 +35,7 @@ fn watch(ctx: &TcContext, st: &mut Stats) {
     st[stats::EGRESS_FRAMES as usize] += 1;
     let Ok(l2) = parse::l2(ctx) else { return };
     // Unicast to one device: its downstream volume.
-    if l2.dst_mac[0] & 1 == 0 {
+    if !l2.dst_mac.is_multicast() {
         let key = DeviceKey {
             mac: l2.dst_mac,
             _pad: [0; 2],

@@ -3,7 +3,7 @@
 //! `data_end`; a failure names the stats slot that counts it.
 
 use aya_ebpf::programs::{TcContext, XdpContext};
-use sensor_common::{proto, stats};
+use sensor_common::{MacAddr, proto, stats};
 
 /// EtherType of IPv4.
 pub const ETH_P_IP: u16 = 0x0800;
@@ -17,8 +17,8 @@ const MAX_IPV6_EXT: usize = 6;
 
 /// What the data path needs from layer 2.
 pub struct L2 {
-    pub src_mac: [u8; 6],
-    pub dst_mac: [u8; 6],
+    pub src_mac: MacAddr,
+    pub dst_mac: MacAddr,
     pub ethertype: u16,
     pub vlan: u16,
     /// Offset of the layer-3 header.
@@ -115,8 +115,8 @@ pub fn l2<C: Packet>(ctx: &C) -> Result<L2, u32> {
         return Err(stats::ERR_UNSUPPORTED);
     }
     Ok(L2 {
-        src_mac,
-        dst_mac,
+        src_mac: MacAddr(src_mac),
+        dst_mac: MacAddr(dst_mac),
         ethertype,
         vlan,
         l3,

@@ -1,5 +1,7 @@
 //! The command line: `run`, `replay`, `check-config`, `devices`, `version`.
 
+use sensor_common::MacAddr;
+
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
@@ -9,7 +11,6 @@ use crate::{
     ingest::live::{self, RunArgs},
     ingest::replay::{self, ReplayArgs},
     kernel::loader::AttachMode,
-    model::addr,
     store::state::{self, Store},
 };
 
@@ -57,7 +58,7 @@ enum Command {
         output: Option<String>,
         /// The gateway's MAC: its frames are not LAN ingress. Inferred when absent.
         #[arg(long, value_parser = parse_mac)]
-        gateway_mac: Option<[u8; 6]>,
+        gateway_mac: Option<MacAddr>,
         /// Keep the inventory here (default: nothing persists, every replay starts fresh).
         #[arg(long)]
         state_dir: Option<PathBuf>,
@@ -101,8 +102,9 @@ enum BaselineCommand {
     },
 }
 
-fn parse_mac(s: &str) -> Result<[u8; 6], String> {
-    addr::parse_mac(s).ok_or_else(|| format!("{s:?} is not a MAC address like 02:00:5e:10:00:01"))
+fn parse_mac(s: &str) -> Result<MacAddr, String> {
+    s.parse::<MacAddr>()
+        .map_err(|_| format!("{s:?} is not a MAC address like 02:00:5e:10:00:01"))
 }
 
 fn config(path: Option<&PathBuf>) -> anyhow::Result<Config> {

@@ -9,6 +9,8 @@
 
 use std::{io::Cursor, path::Path};
 
+use sensor_common::MacAddr;
+
 use crate::{
     config::{Config, ConfigError},
     discover::profile::Profile,
@@ -51,7 +53,7 @@ pub fn discovery_payload(data: &[u8]) {
     let Some((&which, m)) = data.split_first() else {
         return;
     };
-    let mac = [2, 0, 0, 0, 0, 1];
+    let mac = MacAddr([2, 0, 0, 0, 0, 1]);
     let facts = match which % 12 {
         0 => discover::dhcp::decode_message(m)
             .ok()

@@ -2,6 +2,8 @@
 //! an mDNS announcement, an SSDP notification, a TP-Link Kasa answer, a WS-Discovery Hello,
 //! a DNS query.
 
+use sensor_common::MacAddr;
+
 use simple_dns::{
     CLASS, Name, Packet, QCLASS, QTYPE, Question, ResourceRecord, TYPE, rdata, rdata::RData,
 };
@@ -100,15 +102,15 @@ pub fn dns_answer(id: u16, name: &str, addr: [u8; 4], ttl: u32) -> Vec<u8> {
 
 /// A DHCPDISCOVER from `mac` whose host name (option 12) is `hostname`, any bytes (at
 /// most 255, the option's limit).
-pub fn dhcp_discover(mac: [u8; 6], hostname: &[u8]) -> Vec<u8> {
+pub fn dhcp_discover(mac: MacAddr, hostname: &[u8]) -> Vec<u8> {
     dhcp_discover_with(mac, &[(12, hostname)])
 }
 
 /// A DHCPDISCOVER from `mac` with the given options (code, value), e.g. a MUD URL (161).
-pub fn dhcp_discover_with(mac: [u8; 6], options: &[(u8, &[u8])]) -> Vec<u8> {
+pub fn dhcp_discover_with(mac: MacAddr, options: &[(u8, &[u8])]) -> Vec<u8> {
     let mut m = vec![1, 1, 6, 0, 0x4b, 0x57, 0, 1, 0, 0, 0x80, 0];
     m.extend([0; 16]); // ciaddr, yiaddr, siaddr, giaddr
-    m.extend(mac);
+    m.extend(mac.0);
     m.extend([0; 10 + 64 + 128]); // chaddr padding, sname, file
     m.extend([0x63, 0x82, 0x53, 0x63, 53, 1, 1]);
     for (code, value) in options {

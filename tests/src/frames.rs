@@ -1,5 +1,7 @@
 //! Frames built byte by byte, so tests can also build the broken ones.
 
+use sensor_common::MacAddr;
+
 /// EtherTypes used in tests.
 pub mod ethertype {
     /// IPv4.
@@ -19,10 +21,10 @@ pub mod ethertype {
 }
 
 /// An Ethernet header with optional VLAN tags `(tpid, vid)`, outermost first.
-pub fn eth(dst: [u8; 6], src: [u8; 6], tags: &[(u16, u16)], ethertype: u16) -> Vec<u8> {
+pub fn eth(dst: MacAddr, src: MacAddr, tags: &[(u16, u16)], ethertype: u16) -> Vec<u8> {
     let mut f = Vec::new();
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&src);
+    f.extend_from_slice(&dst.0);
+    f.extend_from_slice(&src.0);
     for (tpid, vid) in tags {
         f.extend_from_slice(&tpid.to_be_bytes());
         f.extend_from_slice(&vid.to_be_bytes());

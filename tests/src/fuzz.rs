@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use sensor_common::stats as st;
+use sensor_common::{MacAddr, stats as st};
 use sensor_user::ingest::pcap::Capture;
 
 use crate::{
@@ -30,8 +30,8 @@ pub struct Report {
 /// Seed frames: every frame of the captures under `fixtures` (when given), and crafted
 /// frames for each layer the parser knows.
 pub fn seeds(fixtures: Option<&Path>) -> Vec<Vec<u8>> {
-    let dev = [2, 0, 0x5e, 0x10, 0, 0x17];
-    let gw = [2, 0, 0x5e, 0x10, 0, 1];
+    let dev = MacAddr([2, 0, 0x5e, 0x10, 0, 0x17]);
+    let gw = MacAddr([2, 0, 0x5e, 0x10, 0, 1]);
     let v6a = [0x20, 1, 0xd, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x17];
     let v6b = [0x20, 1, 0xd, 0xb8, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x99];
     let v4 = |proto, l4: &[u8]| {
@@ -57,7 +57,7 @@ pub fn seeds(fixtures: Option<&Path>) -> Vec<Vec<u8>> {
                 ]),
             ),
         ]),
-        cat(&[&eth([0xff; 6], dev, &[], et::ARP), &[0u8; 28]]),
+        cat(&[&eth(MacAddr::BROADCAST, dev, &[], et::ARP), &[0u8; 28]]),
     ];
     if let Some(dir) = fixtures {
         for sub in [

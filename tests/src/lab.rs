@@ -8,12 +8,14 @@
 //!  dev2 ─┘                          [2001:db8:1::1] [203.0.113.1]   .10 .20 .30, 2001:db8:2::10 ...]
 //! ```
 
+use sensor_common::MacAddr;
+
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::netns::{Netns, sweep_stale};
 
 /// The gateway's LAN MAC.
-pub const GW_MAC: [u8; 6] = [0x02, 0x00, 0x5e, 0x10, 0x00, 0x01];
+pub const GW_MAC: MacAddr = MacAddr([0x02, 0x00, 0x5e, 0x10, 0x00, 0x01]);
 /// The gateway's LAN address.
 pub const GW_V4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 /// The gateway's LAN IPv6 address.
@@ -36,7 +38,7 @@ pub struct Device {
     /// Its namespace.
     pub ns: Netns,
     /// Its MAC.
-    pub mac: [u8; 6],
+    pub mac: MacAddr,
     /// Its IPv4 address.
     pub v4: Ipv4Addr,
     /// Its IPv6 address.
@@ -57,16 +59,13 @@ pub struct Lab {
 }
 
 /// The MAC of device `i`.
-pub fn device_mac(i: usize) -> [u8; 6] {
-    [0x02, 0x00, 0x5e, 0x10, 0x00, 0x10 + i as u8]
+pub fn device_mac(i: usize) -> MacAddr {
+    MacAddr([0x02, 0x00, 0x5e, 0x10, 0x00, 0x10 + i as u8])
 }
 
 /// A MAC as `ip link` writes it.
-pub fn mac_str(m: [u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+pub fn mac_str(m: MacAddr) -> String {
+    m.to_string()
 }
 
 impl Lab {

@@ -1,6 +1,8 @@
 //! The sensor's eBPF programs (XDP ingress, TC egress) loaded in this process, run on frames with BPF_PROG_TEST_RUN,
 //! its maps read back. Time comes from the replay clock so results are deterministic.
 
+use sensor_common::MacAddr;
+
 use std::collections::BTreeMap;
 
 use aya::{
@@ -78,7 +80,7 @@ impl Program {
     }
 
     /// What the egress program counted per device: (MAC, packets, bytes).
-    pub fn egress(&self) -> Vec<([u8; 6], u64, u64)> {
+    pub fn egress(&self) -> Vec<(MacAddr, u64, u64)> {
         let mut v = self.maps.egress().expect("read egress");
         v.sort();
         v
@@ -105,7 +107,7 @@ impl Program {
     }
 
     /// The device map, summed over CPUs.
-    pub fn devices(&self) -> BTreeMap<[u8; 6], DeviceTotals> {
+    pub fn devices(&self) -> BTreeMap<MacAddr, DeviceTotals> {
         self.maps
             .devices()
             .expect("read devices")

@@ -14,7 +14,6 @@ use kettlewatch_tests::{
     lab::Lab,
     proc::Sensor,
 };
-use sensor_user::model::addr::mac;
 use serde_json::Value;
 
 fn anomalies(evs: &[Value]) -> Vec<&Value> {
@@ -107,7 +106,8 @@ fn sweeps_bursts_and_foreign_resolvers_alert_and_steady_devices_do_not() {
         found
             .iter()
             .filter(|a| {
-                a["iot"]["rule"]["id"] == id && a["ether"]["src_mac"] == mac(lab.devices[dev].mac)
+                a["iot"]["rule"]["id"] == id
+                    && a["ether"]["src_mac"] == lab.devices[dev].mac.to_string()
             })
             .count()
     };
@@ -127,7 +127,7 @@ fn sweeps_bursts_and_foreign_resolvers_alert_and_steady_devices_do_not() {
     for dev in 3..6 {
         let any: Vec<_> = found
             .iter()
-            .filter(|a| a["ether"]["src_mac"] == mac(lab.devices[dev].mac))
+            .filter(|a| a["ether"]["src_mac"] == lab.devices[dev].mac.to_string())
             .collect();
         assert!(any.is_empty(), "steady device {dev}: {any:#?}");
     }

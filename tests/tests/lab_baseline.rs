@@ -17,7 +17,6 @@ use kettlewatch_tests::{
     lab::{FAST_CONFIG, Lab},
     proc::Sensor,
 };
-use sensor_user::model::addr::mac;
 use serde_json::Value;
 
 /// Whether a TCP connection from device `dev` to `to` is established within a second.
@@ -99,7 +98,7 @@ fn a_declared_policy_alerts_once_per_device_and_destination() {
         return;
     }
     let lab = Lab::build(1);
-    let me = mac(lab.devices[0].mac);
+    let me = lab.devices[0].mac.to_string();
     let config = format!(
         "{FAST_CONFIG}[baseline]\nmode = \"monitor\"\n\n[[policy]]\nname = \"cams\"\ndevices = [\"{me}\"]\nallow = [\"203.0.113.10:4242/udp\"]\n"
     );
@@ -157,7 +156,7 @@ fn enforce_blocks_the_unexpected_connection_and_counts_the_drops() {
     }
     let lab = Lab::build(1);
     let _servers = Servers::start(&lab, &["203.0.113.10:7000", "203.0.113.20:7000"]);
-    let me = mac(lab.devices[0].mac);
+    let me = lab.devices[0].mac.to_string();
     let config = format!(
         "{FAST_CONFIG}[[policy]]\nname = \"locked\"\ndevices = [\"{me}\"]\nmode = \"enforce\"\nallow = [\"203.0.113.10:7000/tcp\"]\n"
     );
@@ -243,7 +242,7 @@ fn a_domain_policy_allows_exactly_what_the_device_resolved() {
         ("cloud.example.com", "203.0.113.10"),
         ("other.example.net", "203.0.113.20"),
     ]);
-    let me = mac(lab.devices[0].mac);
+    let me = lab.devices[0].mac.to_string();
     let config = format!(
         "{FAST_CONFIG}[baseline]\nmode = \"monitor\"\n\n[[policy]]\nname = \"cams\"\ndevices = [\"{me}\"]\nallow = [\"cloud.example.com:4242/udp\"]\n"
     );
@@ -328,7 +327,7 @@ fn a_device_announcing_a_mud_url_gets_the_mud_files_policy() {
         a[0]["iot"]["rule"]["expected"],
         serde_json::json!(["test.example.com:443/tcp"])
     );
-    let d = events::last_device(&evs, mac(dev));
+    let d = events::last_device(&evs, dev.to_string());
     assert_eq!(
         d["iot"]["device"]["mud_url"],
         "https://lighting.example.com/lightbulb2000"
@@ -374,7 +373,7 @@ fn baseline_show_and_export_print_what_was_learned() {
     let show = kw(&["baseline", "show"]);
     let show = String::from_utf8_lossy(&show.stdout);
     assert!(
-        show.contains(&mac(lab.devices[0].mac)) && show.contains("203.0.113.10:4242/udp"),
+        show.contains(&lab.devices[0].mac.to_string()) && show.contains("203.0.113.10:4242/udp"),
         "{show}"
     );
     let export = kw(&["baseline", "export"]);
@@ -403,7 +402,7 @@ fn a_reloaded_policy_applies_to_flows_already_open() {
         return;
     }
     let lab = Lab::build(1);
-    let me = mac(lab.devices[0].mac);
+    let me = lab.devices[0].mac.to_string();
     let policy = |allow: &str, mode: &str| {
         format!(
             "{FAST_CONFIG}[baseline]\nmode = \"monitor\"\n\n[[policy]]\nname = \"p\"\ndevices = [\"{me}\"]\nmode = \"{mode}\"\nallow = [{allow}]\n"

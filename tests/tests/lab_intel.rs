@@ -11,7 +11,6 @@ use kettlewatch_tests::{
     lab::{FAST_CONFIG, Lab},
     proc::Sensor,
 };
-use sensor_user::model::addr::mac;
 
 #[test]
 fn listed_addresses_domains_and_canaries_alert_and_feed_edits_apply_live() {
@@ -62,7 +61,7 @@ fn listed_addresses_domains_and_canaries_alert_and_feed_edits_apply_live() {
             )
         })
         .collect();
-    let d0 = mac(lab.devices[0].mac);
+    let d0 = lab.devices[0].mac.to_string();
     assert_eq!(
         hits,
         [

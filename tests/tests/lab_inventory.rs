@@ -13,7 +13,6 @@ use kettlewatch_tests::{
     events,
     lab::{FAST_CONFIG, Lab, SERVERS_V4},
 };
-use sensor_user::model::addr::mac;
 use serde_json::Value;
 
 #[test]
@@ -65,7 +64,7 @@ fn devices_appear_with_the_hostnames_their_dhcp_clients_send() {
     assert!(out.status.success(), "{}", out.stderr);
     let evs = events::parse(&out.stdout);
     for (i, (host, vendor)) in names.iter().enumerate() {
-        let d = events::last_device(&evs, mac(lab.devices[i].mac));
+        let d = events::last_device(&evs, lab.devices[i].mac.to_string());
         assert_eq!(d["iot"]["device"]["hostname"], *host, "{d}");
         // A quote survives (JSON-escaped); a control character does not.
         let expected = vendor.replace('\u{7}', "\u{fffd}");
@@ -94,7 +93,7 @@ fn the_inventory_says_which_devices_are_new_and_which_are_missing() {
         "[sensor]\npoll_interval = \"200ms\"\nflow_report = \"1s\"\n[inventory]\nmissing_after = \"2s\"\n\n\
              [[device]]\nmac = \"{}\"\nname = \"lobby-camera\"\ncategory = \"camera\"\ncriticality = \"high\"\n\n\
              [[device]]\nmac = \"02:00:5e:10:00:99\"\nname = \"garage-sensor\"\n",
-        mac(lab.devices[0].mac)
+        lab.devices[0].mac
     );
     let (_dir, sensor) = lab.watch(&config, &[]);
     lab.send_udp(1, SocketAddr::new(SERVERS_V4[1].into(), 5555), 1, 10);
@@ -114,8 +113,8 @@ fn the_inventory_says_which_devices_are_new_and_which_are_missing() {
             .filter(|a| a["iot"]["rule"]["id"] == id)
             .collect()
     };
-    let cam = mac(lab.devices[0].mac);
-    let plug = mac(lab.devices[1].mac);
+    let cam = lab.devices[0].mac.to_string();
+    let plug = lab.devices[1].mac.to_string();
     let new: Vec<&str> = by_rule("new_device")
         .iter()
         .map(|a| a["ether"]["src_mac"].as_str().unwrap())
@@ -173,7 +172,7 @@ fn taking_another_devices_address_or_a_declared_device_moving_alerts() {
     let lab = Lab::build(2);
     let config = format!(
         "[sensor]\npoll_interval = \"200ms\"\n[[device]]\nmac = \"{}\"\nname = \"lobby-camera\"\n",
-        mac(lab.devices[0].mac)
+        lab.devices[0].mac
     );
     let (_dir, sensor) = lab.watch(&config, &[]);
     let srv = SocketAddr::new(SERVERS_V4[0].into(), 6060);
@@ -210,17 +209,17 @@ fn taking_another_devices_address_or_a_declared_device_moving_alerts() {
     assert_eq!(changes.len(), 2, "{changes:#?}");
     let taken = changes
         .iter()
-        .find(|a| a["ether"]["src_mac"] == mac(lab.devices[1].mac).as_str())
+        .find(|a| a["ether"]["src_mac"] == lab.devices[1].mac.to_string().as_str())
         .expect("an alert for the device that took the address");
     assert_eq!(taken["alert"]["metadata"]["address"][0], camera_ip.as_str());
     assert_eq!(
         taken["alert"]["metadata"]["previous_mac"][0],
-        mac(lab.devices[0].mac).as_str()
+        lab.devices[0].mac.to_string().as_str()
     );
     assert_eq!(taken["alert"]["signature_id"], 9_100_009);
     let moved = changes
         .iter()
-        .find(|a| a["ether"]["src_mac"] == mac(lab.devices[0].mac).as_str())
+        .find(|a| a["ether"]["src_mac"] == lab.devices[0].mac.to_string().as_str())
         .expect("an alert for the declared device that moved");
     assert_eq!(moved["alert"]["metadata"]["address"][0], "198.51.100.50");
     assert!(moved["alert"]["metadata"].get("previous_mac").is_none());
@@ -236,7 +235,7 @@ fn devices_that_announce_themselves_are_classified_and_a_declared_mismatch_alert
     // Device 0 is declared a camera; it will announce itself as a cast speaker.
     let config = format!(
         "{FAST_CONFIG}[[device]]\nmac = \"{}\"\nname = \"lobby-camera\"\ncategory = \"camera\"\ncriticality = \"high\"\n",
-        mac(lab.devices[0].mac)
+        lab.devices[0].mac
     );
     let (_dir, sensor) = lab.watch(&config, &[]);
     lab.udp(
@@ -270,8 +269,9 @@ fn devices_that_announce_themselves_are_classified_and_a_declared_mismatch_alert
     let out = sensor.stop();
     assert!(out.status.success(), "{}", out.stderr);
     let evs = events::parse(&out.stdout);
-    let last =
-        |i: usize| events::last_device(&evs, mac(lab.devices[i].mac))["iot"]["device"].clone();
+    let last = |i: usize| {
+        events::last_device(&evs, lab.devices[i].mac.to_string())["iot"]["device"].clone()
+    };
     let cam = last(0);
     assert_eq!(cam["category"], "camera", "the declaration wins: {cam}");
     assert_eq!(cam["category_source"], "declared");
@@ -297,7 +297,7 @@ fn devices_that_announce_themselves_are_classified_and_a_declared_mismatch_alert
         .collect();
     assert_eq!(mismatch.len(), 1, "{mismatch:?}");
     let m = mismatch[0];
-    assert_eq!(m["ether"]["src_mac"], mac(lab.devices[0].mac));
+    assert_eq!(m["ether"]["src_mac"], lab.devices[0].mac.to_string());
     assert_eq!(
         m["alert"]["metadata"]["observed_category"],
         serde_json::json!(["speaker"])
@@ -350,7 +350,7 @@ fn the_inventory_survives_kill_9_and_is_listed_while_the_sensor_runs() {
         .output()
         .unwrap();
     assert!(out.status.success(), "udhcpc");
-    let me = mac(lab.devices[0].mac);
+    let me = lab.devices[0].mac.to_string();
     // `devices` reads the store while the sensor writes it.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let stored = loop {
@@ -453,8 +453,9 @@ fn hostile_names_and_headers_stay_valid_bounded_json() {
     // Every line is one valid JSON object that fits the schema (whose network strings
     // are at most 255 characters).
     let evs = events::parse(&out.stdout);
-    let dev =
-        |i: usize| events::last_device(&evs, mac(lab.devices[i].mac))["iot"]["device"].clone();
+    let dev = |i: usize| {
+        events::last_device(&evs, lab.devices[i].mac.to_string())["iot"]["device"].clone()
+    };
     let host = dev(0)["hostname"].as_str().unwrap().to_string();
     assert!(host.starts_with("evil\"\\"), "{host:?}");
     assert!(host.chars().count() <= 255);

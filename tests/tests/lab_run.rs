@@ -15,7 +15,6 @@ use kettlewatch_tests::{
     lab::{ATTACHED, FAST_CONFIG, Lab, SERVERS_V4, SERVERS_V6},
     proc::Sensor,
 };
-use sensor_user::model::addr::mac;
 use serde_json::Value;
 
 /// (device mac, dest ip, dest port, proto).
@@ -89,7 +88,7 @@ fn known_traffic_appears_in_flow_events_with_exact_counts() {
 
     let evs = events::parse(&out.stdout);
     let sums = flow_sums(&evs);
-    let d = |i: usize| mac(lab.devices[i].mac);
+    let d = |i: usize| lab.devices[i].mac.to_string();
     // Frame sizes on the wire: Ethernet 14 + IPv4 20 / IPv6 40 + UDP 8 + payload;
     // ping -s 56 is 64 bytes of ICMP.
     let expected = [
@@ -124,7 +123,7 @@ fn known_traffic_appears_in_flow_events_with_exact_counts() {
 
     // Every device shows up with the addresses it used.
     for (i, dev) in lab.devices.iter().enumerate() {
-        let last = events::last_device(&evs, mac(dev.mac));
+        let last = events::last_device(&evs, dev.mac.to_string());
         let addrs: Vec<&str> = last["iot"]["device"]["addresses"]
             .as_array()
             .unwrap()
@@ -145,7 +144,7 @@ fn known_traffic_appears_in_flow_events_with_exact_counts() {
     assert!(
         events::of_type(&evs, "device")
             .iter()
-            .all(|e| e["ether"]["src_mac"] != mac(kettlewatch_tests::lab::GW_MAC)),
+            .all(|e| e["ether"]["src_mac"] != kettlewatch_tests::lab::GW_MAC.to_string()),
         "the gateway is not a device"
     );
 
@@ -289,7 +288,7 @@ fn kill_9_twenty_times_under_traffic_leaves_nothing_attached_and_the_inventory_i
             "round {round}: a program is still attached after kill -9: {links:?}"
         );
         let macs = stored(&sd);
-        let both = (0..2).all(|d| macs.contains(&mac(lab.devices[d].mac)));
+        let both = (0..2).all(|d| macs.contains(&lab.devices[d].mac.to_string()));
         // Once stored, a device stays stored, whatever moment the kill came at.
         assert!(
             both || !seen_both,
@@ -420,7 +419,7 @@ fn run_as_an_unprivileged_user_after_attaching() {
     assert!(out.status.success(), "{}", out.stderr);
     let sums = flow_sums(&events::parse(&out.stdout));
     let key = (
-        mac(lab.devices[0].mac),
+        lab.devices[0].mac.to_string(),
         "203.0.113.10".to_string(),
         4242,
         "UDP".to_string(),

@@ -12,6 +12,7 @@ use kettlewatch_tests::{
     env::{self, TempDir},
     events,
 };
+use sensor_common::MacAddr;
 use serde_json::Value;
 
 /// The NKU gateway (fixtures README); replay must infer it and leave its frames out.
@@ -763,7 +764,12 @@ fn a_mac_flood_keeps_the_device_table_bounded_and_alerts_once() {
             rng.fill(&mut src);
             src[0] = (src[0] & 0xfc) | 0x02;
             let frame = kettlewatch_tests::frames::cat(&[
-                &kettlewatch_tests::frames::eth([0x02, 0, 0x5e, 0, 0, 1], src, &[], 0x0800),
+                &kettlewatch_tests::frames::eth(
+                    MacAddr([0x02, 0, 0x5e, 0, 0, 1]),
+                    MacAddr(src),
+                    &[],
+                    0x0800,
+                ),
                 &kettlewatch_tests::frames::ipv4(
                     [198, 51, 100, 23],
                     [203, 0, 113, 10],

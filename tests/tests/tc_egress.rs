@@ -3,6 +3,8 @@
 //! (and only those) are copied whole to userspace, where they decode to the names and
 //! addresses the gateway gave the device.
 
+use sensor_common::MacAddr;
+
 use std::net::{IpAddr, Ipv4Addr};
 
 use kettlewatch_tests::{
@@ -13,11 +15,11 @@ use kettlewatch_tests::{
 use sensor_common::proto;
 use sensor_user::{discover::dns::decode_answer_frame, kernel::records::KernelEvent};
 
-const DEV: [u8; 6] = [0x02, 0, 0x5e, 0x10, 0, 0x17];
-const GW: [u8; 6] = [0x02, 0, 0x5e, 0x10, 0, 0x01];
+const DEV: MacAddr = MacAddr([0x02, 0, 0x5e, 0x10, 0, 0x17]);
+const GW: MacAddr = MacAddr([0x02, 0, 0x5e, 0x10, 0, 0x01]);
 
 /// A frame from the gateway to the device: UDP from `sport`.
-fn to_device(dst: [u8; 6], sport: u16, payload: &[u8]) -> Vec<u8> {
+fn to_device(dst: MacAddr, sport: u16, payload: &[u8]) -> Vec<u8> {
     cat(&[
         &eth(dst, GW, &[], et::IPV4),
         &frames::ipv4(
@@ -78,7 +80,7 @@ fn other_traffic_is_counted_but_not_copied_and_broadcast_belongs_to_no_device() 
     p.run_egress(&ntp);
     p.run_egress(&ntp);
     // To every device (a DHCP offer): counted as a frame, not as any device's volume.
-    p.run_egress(&to_device([0xff; 6], 67, &[0; 240]));
+    p.run_egress(&to_device(MacAddr::BROADCAST, 67, &[0; 240]));
     // Not IP (ARP): counted as a frame, for the device.
     let arp = cat(&[&eth(DEV, GW, &[], et::ARP), &[0u8; 28]]);
     p.run_egress(&arp);

@@ -11,7 +11,7 @@ use kettlewatch_tests::{
     env,
     frames::{self, cat, eth, ethertype as et},
 };
-use sensor_common::{maps, proto};
+use sensor_common::{MacAddr, maps, proto};
 use sensor_user::kernel::loader;
 
 const XDP_ABORTED: u32 = 0;
@@ -43,7 +43,12 @@ fn run(e: &mut Ebpf, name: &str, frame: &[u8]) -> (u32, Vec<u8>) {
 
 fn udp_frame(dport: u16) -> Vec<u8> {
     cat(&[
-        &eth([0x02, 0, 0, 0, 0, 1], [0x02, 0, 0, 0, 0, 2], &[], et::IPV4),
+        &eth(
+            MacAddr([0x02, 0, 0, 0, 0, 1]),
+            MacAddr([0x02, 0, 0, 0, 0, 2]),
+            &[],
+            et::IPV4,
+        ),
         &frames::ipv4(
             [198, 51, 100, 23],
             [203, 0, 113, 9],

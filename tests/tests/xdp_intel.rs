@@ -11,14 +11,15 @@ use kettlewatch_tests::{
     xdp::{Program, XDP_PASS, nonzero_stats},
 };
 use sensor_common::{
+    MacAddr,
     policy::{IntelEntry, intel_flags, verdict},
     proto,
 };
 use sensor_user::kernel::records::KernelEvent;
 
 const XDP_DROP: u32 = 1;
-const DEV: [u8; 6] = [0x02, 0, 0x5e, 0x10, 0, 0x17];
-const GW: [u8; 6] = [0x02, 0, 0x5e, 0x10, 0, 0x01];
+const DEV: MacAddr = MacAddr([0x02, 0, 0x5e, 0x10, 0, 0x17]);
+const GW: MacAddr = MacAddr([0x02, 0, 0x5e, 0x10, 0, 0x01]);
 
 fn tcp4(dst: [u8; 4]) -> Vec<u8> {
     cat(&[

@@ -12,21 +12,22 @@ use kettlewatch_tests::{
     xdp::{Program, XDP_PASS, nonzero_stats},
 };
 use sensor_common::{
+    MacAddr,
     policy::{AllowEntry, DevicePolicy, PortRule, mode, verdict},
     proto,
 };
 use sensor_user::kernel::records::KernelEvent;
 
 const XDP_DROP: u32 = 1;
-const DEV: [u8; 6] = [0x02, 0, 0x5e, 0x10, 0, 0x17];
-const OTHER: [u8; 6] = [0x02, 0, 0x5e, 0x10, 0, 0x18];
-const GW: [u8; 6] = [0x02, 0, 0x5e, 0x10, 0, 0x01];
+const DEV: MacAddr = MacAddr([0x02, 0, 0x5e, 0x10, 0, 0x17]);
+const OTHER: MacAddr = MacAddr([0x02, 0, 0x5e, 0x10, 0, 0x18]);
+const GW: MacAddr = MacAddr([0x02, 0, 0x5e, 0x10, 0, 0x01]);
 const DEV_V4: [u8; 4] = [198, 51, 100, 23];
 const DEV_V6: [u8; 16] = [
     0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x17,
 ];
 
-fn tcp4(src: [u8; 6], dst: [u8; 4], dport: u16) -> Vec<u8> {
+fn tcp4(src: MacAddr, dst: [u8; 4], dport: u16) -> Vec<u8> {
     cat(&[
         &eth(GW, src, &[], et::IPV4),
         &frames::ipv4(
@@ -67,7 +68,7 @@ fn entry(rules: &[(u16, u8)]) -> AllowEntry {
     e
 }
 
-fn set(p: &mut Program, mac: [u8; 6], m: u8, allow: &[(&str, AllowEntry)]) {
+fn set(p: &mut Program, mac: MacAddr, m: u8, allow: &[(&str, AllowEntry)]) {
     let entries: BTreeMap<IpNet, AllowEntry> = allow
         .iter()
         .map(|(n, e)| (n.parse().unwrap(), *e))

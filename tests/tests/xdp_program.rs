@@ -8,11 +8,11 @@ use kettlewatch_tests::{
     frames::{self, cat, eth, ethertype as et, tcp_flags},
     xdp::{Program, XDP_PASS, nonzero_stats},
 };
-use sensor_common::{FLOW_SERVING, FlowKey, proto};
+use sensor_common::{FLOW_SERVING, FlowKey, MacAddr, proto};
 use sensor_user::kernel::records::KernelEvent;
 
-const DEV: [u8; 6] = [0x02, 0, 0x5e, 0x10, 0, 0x17];
-const GW: [u8; 6] = [0x02, 0, 0x5e, 0x10, 0, 0x01];
+const DEV: MacAddr = MacAddr([0x02, 0, 0x5e, 0x10, 0, 0x17]);
+const GW: MacAddr = MacAddr([0x02, 0, 0x5e, 0x10, 0, 0x01]);
 const DEV_V4: [u8; 4] = [198, 51, 100, 23];
 const SRV_V4: [u8; 4] = [203, 0, 113, 99];
 const DEV_V6: [u8; 16] = [
@@ -383,13 +383,13 @@ fn non_ip_frames_count_for_the_device_only() {
     }
     let mut p = Program::load();
     let pad = [0u8; 46];
-    let arp = cat(&[&eth([0xff; 6], DEV, &[], et::ARP), &pad]);
+    let arp = cat(&[&eth(MacAddr::BROADCAST, DEV, &[], et::ARP), &pad]);
     let lldp = cat(&[
-        &eth([0x01, 0x80, 0xc2, 0, 0, 0x0e], DEV, &[], et::LLDP),
+        &eth(MacAddr([0x01, 0x80, 0xc2, 0, 0, 0x0e]), DEV, &[], et::LLDP),
         &pad,
     ]);
     let eapol = cat(&[
-        &eth([0x01, 0x80, 0xc2, 0, 0, 0x03], DEV, &[], et::EAPOL),
+        &eth(MacAddr([0x01, 0x80, 0xc2, 0, 0, 0x03]), DEV, &[], et::EAPOL),
         &pad,
     ]);
     run_all(&mut p, &[arp, lldp, eapol]);
@@ -426,7 +426,7 @@ fn tcp4_payload(dport: u16, payload: &[u8]) -> Vec<u8> {
     ])
 }
 
-fn v6_from(src_mac: [u8; 6], next: u8, rest: &[u8]) -> Vec<u8> {
+fn v6_from(src_mac: MacAddr, next: u8, rest: &[u8]) -> Vec<u8> {
     cat(&[
         &eth(GW, src_mac, &[], et::IPV6),
         &frames::ipv6(DEV_V6, SRV_V6, next, rest),
@@ -455,9 +455,9 @@ fn discovery_frames_are_copied_whole_and_nothing_else_is() {
             &[0x10, 12, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60, 0, 0],
         ), // MQTT CONNECT
         v6_from(DEV, proto::ICMPV6, &cat(&[&frames::icmp(135, 0), &[0; 16]])), // NDP
-        cat(&[&eth([0xff; 6], DEV, &[], et::ARP), &pad]),
+        cat(&[&eth(MacAddr::BROADCAST, DEV, &[], et::ARP), &pad]),
         cat(&[
-            &eth([0x01, 0x80, 0xc2, 0, 0, 0x0e], DEV, &[], et::LLDP),
+            &eth(MacAddr([0x01, 0x80, 0xc2, 0, 0, 0x0e]), DEV, &[], et::LLDP),
             &pad,
         ]),
         udp4(40000, 53, 1600), // longer than the copy
@@ -468,7 +468,7 @@ fn discovery_frames_are_copied_whole_and_nothing_else_is() {
         tcp4(50001, 1883, tcp_flags::SYN),    // no payload
         v6_from(DEV, proto::ICMPV6, &frames::icmp(128, 0)), // echo request
         cat(&[
-            &eth([0x01, 0x80, 0xc2, 0, 0, 0x03], DEV, &[], et::EAPOL),
+            &eth(MacAddr([0x01, 0x80, 0xc2, 0, 0, 0x03]), DEV, &[], et::EAPOL),
             &pad,
         ]),
     ];
@@ -505,7 +505,7 @@ fn one_device_flooding_discovery_is_limited_and_counted_and_others_get_through()
     }
     let other = [0x02, 0, 0x5e, 0x10, 0, 0x18];
     p.run(&v6_from(
-        other,
+        MacAddr(other),
         proto::UDP,
         &frames::udp(40000, 53, &[0; 30]),
     ));

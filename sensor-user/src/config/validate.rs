@@ -2,6 +2,8 @@
 //! intervals, power-of-two sizes, known categories, valid MACs and prefixes), each
 //! pointing at the value's span.
 
+use sensor_common::MacAddr;
+
 use std::ops::Range;
 
 use super::Config;
@@ -105,7 +107,7 @@ impl Config {
                 }
             }
             for m in &p.devices {
-                if crate::model::addr::parse_mac(m.get_ref()).is_none() {
+                if m.get_ref().parse::<MacAddr>().ok().is_none() {
                     return Err((m.span(), format!("{:?} is not a MAC address", m.get_ref())));
                 }
             }
@@ -117,7 +119,7 @@ impl Config {
             {
                 return Err((p.span(), format!("no [[policy]] named {:?}", p.get_ref())));
             }
-            let Some(mac) = crate::model::addr::parse_mac(d.mac.get_ref()) else {
+            let Some(mac) = d.mac.get_ref().parse::<MacAddr>().ok() else {
                 return Err((
                     d.mac.span(),
                     format!(

@@ -5,6 +5,8 @@
 //! below found; a sensor on untrusted traffic cannot use it. The format is a fixed header
 //! and a list of (code, length, value) options (RFC 2131, RFC 2132).
 
+use sensor_common::MacAddr;
+
 use super::{DecodeError, text};
 
 const OP_BOOTREQUEST: u8 = 1;
@@ -26,7 +28,7 @@ const OPT_MUD_URL: u8 = 161;
 pub struct DhcpFacts {
     /// Client hardware address (chaddr): the device the facts are about, not a fact.
     #[serde(skip)]
-    pub client_mac: [u8; 6],
+    pub client_mac: MacAddr,
     /// Host name (option 12).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
@@ -234,7 +236,7 @@ mod tests {
                 let got = decode(&frames[i]).unwrap_or_else(|e| panic!("{path} #{i}: {e}"));
                 let got = got.map(|f| {
                     (
-                        crate::model::addr::mac(f.client_mac),
+                        f.client_mac.to_string(),
                         f.hostname,
                         f.parameter_request_list,
                     )

@@ -2,6 +2,8 @@
 //! (option 112, RFC 8520), FQDN, the options it asks for. Relayed messages are unwrapped
 //! (bounded depth). Options are (16-bit code, 16-bit length) TLVs, parsed by hand.
 
+use sensor_common::MacAddr;
+
 use super::{DecodeError, text};
 
 const RELAY_FORW: u8 = 12;
@@ -47,7 +49,7 @@ fn malformed(why: &str) -> DecodeError {
 /// Decodes a message sent to a DHCPv6 server or relay. Returns the client's MAC (from a
 /// link-layer DUID, or a relay's EUI-64 peer address, else the frame's sender) and the facts;
 /// `Ok(None)` for server messages.
-pub fn decode(src_mac: [u8; 6], m: &[u8]) -> Result<Option<([u8; 6], Dhcpv6Facts)>, DecodeError> {
+pub fn decode(src_mac: MacAddr, m: &[u8]) -> Result<Option<(MacAddr, Dhcpv6Facts)>, DecodeError> {
     let mut msg = m;
     let mut mac = src_mac;
     for _ in 0..MAX_DEPTH {
@@ -128,7 +130,7 @@ fn options(mut p: &[u8]) -> Result<impl Iterator<Item = (u16, &[u8])>, DecodeErr
 }
 
 /// The MAC in a DUID-LLT (type 1) or DUID-LL (type 3) of an Ethernet interface.
-fn duid_mac(d: &[u8]) -> Option<[u8; 6]> {
+fn duid_mac(d: &[u8]) -> Option<MacAddr> {
     let kind = u16::from_be_bytes([*d.first()?, *d.get(1)?]);
     let hw = u16::from_be_bytes([*d.get(2)?, *d.get(3)?]);
     let lladdr = match kind {
@@ -140,9 +142,10 @@ fn duid_mac(d: &[u8]) -> Option<[u8; 6]> {
 }
 
 /// The MAC inside a modified EUI-64 interface identifier (`...:xxff:fexx:...`).
-fn eui64_mac(a: &[u8]) -> Option<[u8; 6]> {
+fn eui64_mac(a: &[u8]) -> Option<MacAddr> {
     let id = a.get(8..16)?;
-    (id[3] == 0xff && id[4] == 0xfe).then(|| [id[0] ^ 0x02, id[1], id[2], id[5], id[6], id[7]])
+    (id[3] == 0xff && id[4] == 0xfe)
+        .then(|| MacAddr([id[0] ^ 0x02, id[1], id[2], id[5], id[6], id[7]]))
 }
 
 /// A DNS wire-format name (no compression in this option) as dotted text.
@@ -195,7 +198,7 @@ mod tests {
     #[test]
     fn server_messages_are_not_client_facts() {
         // ADVERTISE (2), no options.
-        assert_eq!(decode([0; 6], &[2, 0, 0, 1]), Ok(None));
+        assert_eq!(decode(MacAddr([0; 6]), &[2, 0, 0, 1]), Ok(None));
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! (OS and version), capabilities, management addresses, and an RFC 8520 MUD URL.
 //! A list of (7-bit type, 9-bit length) TLVs, parsed by hand with every length checked.
 
+use sensor_common::MacAddr;
+
 use std::net::IpAddr;
 
 use super::{DecodeError, Decoded, Facts, text};
@@ -59,7 +61,7 @@ fn malformed(why: &str) -> DecodeError {
 
 /// Decodes an LLDP frame's payload. The device is the chassis when its ID is a MAC,
 /// else the frame's sender.
-pub fn decode(src_mac: [u8; 6], mut p: &[u8]) -> Result<Option<Decoded>, DecodeError> {
+pub fn decode(src_mac: MacAddr, mut p: &[u8]) -> Result<Option<Decoded>, DecodeError> {
     let mut f = LldpFacts::default();
     let mut mac = src_mac;
     let mut seen_end = false;
@@ -76,7 +78,7 @@ pub fn decode(src_mac: [u8; 6], mut p: &[u8]) -> Result<Option<Decoded>, DecodeE
                 break;
             }
             TLV_CHASSIS_ID if v.len() == 7 && v[0] == CHASSIS_SUBTYPE_MAC => {
-                mac.copy_from_slice(&v[1..7]);
+                mac.0.copy_from_slice(&v[1..7]);
             }
             TLV_SYSTEM_NAME => f.system_name = Some(text(v)),
             TLV_SYSTEM_DESCRIPTION => f.system_description = Some(text(v)),

@@ -5,6 +5,8 @@
 //! to the decoder of its protocol; each decoder is a pure function of the bytes. A new
 //! decoder is a file here, a `Facts` variant, and an arm in [`decode`].
 
+use sensor_common::MacAddr;
+
 pub mod arp;
 pub mod dhcp;
 pub mod dhcpv6;
@@ -77,7 +79,7 @@ pub enum Facts {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Decoded {
     /// The device.
-    pub mac: [u8; 6],
+    pub mac: MacAddr,
     /// What the frame says about it.
     pub facts: Facts,
 }
@@ -110,7 +112,7 @@ pub fn decode(frame: &[u8]) -> Result<Option<Decoded>, DecodeError> {
     let Some(etherparse::LinkSlice::Ethernet2(eth)) = &p.link else {
         return Err(DecodeError::new("ethernet", "no Ethernet II header"));
     };
-    let src_mac = eth.source();
+    let src_mac = MacAddr(eth.source());
     if let Some(NetSlice::Arp(a)) = &p.net {
         return arp::decode(src_mac, a);
     }

@@ -1,6 +1,8 @@
 //! The vendor behind a MAC address, from the IEEE registries (MA-L, MA-M, MA-S, CID, IAB)
 //! that the oui-data crate compiles in; nothing is fetched.
 
+use sensor_common::MacAddr;
+
 /// What a MAC address says about who made the interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MacOrigin {
@@ -30,11 +32,11 @@ impl MacOrigin {
 }
 
 /// Looks a MAC up (longest registered prefix: 36, 28 or 24 bits).
-pub fn origin(mac: [u8; 6]) -> MacOrigin {
-    if mac[0] & 0x02 != 0 {
+pub fn origin(mac: MacAddr) -> MacOrigin {
+    if mac.is_locally_administered() {
         return MacOrigin::Local;
     }
-    let hex: String = mac.iter().map(|b| format!("{b:02X}")).collect();
+    let hex: String = mac.0.iter().map(|b| format!("{b:02X}")).collect();
     MacOrigin::Universal(oui_data::lookup(&hex).map(|o| o.organization()))
 }
 
@@ -60,7 +62,7 @@ mod tests {
             ),
         ];
         for (mac, vendor) in cases {
-            assert_eq!(origin(mac), MacOrigin::Universal(Some(vendor)));
+            assert_eq!(origin(MacAddr(mac)), MacOrigin::Universal(Some(vendor)));
         }
     }
 
@@ -68,14 +70,17 @@ mod tests {
     fn locally_administered_addresses_get_no_vendor() {
         // 02:00:5e... is what the lab uses; a randomised phone MAC looks like da:a1:...
         for mac in [[0x02, 0, 0x5e, 0x10, 0, 0x17], [0xda, 0xa1, 0x19, 1, 2, 3]] {
-            assert_eq!(origin(mac), MacOrigin::Local);
-            assert_eq!(origin(mac).vendor(), None);
-            assert_eq!(origin(mac).scope(), "local");
+            assert_eq!(origin(MacAddr(mac)), MacOrigin::Local);
+            assert_eq!(origin(MacAddr(mac)).vendor(), None);
+            assert_eq!(origin(MacAddr(mac)).scope(), "local");
         }
     }
 
     #[test]
     fn unregistered_universal_prefix_has_no_vendor() {
-        assert_eq!(origin([0x00, 0x00, 0x00, 0, 0, 1]).scope(), "universal");
+        assert_eq!(
+            origin(MacAddr([0x00, 0x00, 0x00, 0, 0, 1])).scope(),
+            "universal"
+        );
     }
 }

@@ -2,6 +2,8 @@
 //! `run` feeds it from a live interface, `replay` from capture files, so both give the
 //! same stream for the same frames.
 
+use sensor_common::MacAddr;
+
 use serde_json::Value;
 
 use crate::{
@@ -14,7 +16,6 @@ use crate::{
     judge::criticality::Thresholds,
     judge::inventory::{Finding, Inventory},
     kernel::maps::KernelMaps,
-    model::addr,
     model::clock,
     store::state::{Store, StoredDevice},
     track::devices::{DeviceTable, DeviceTotals},
@@ -54,7 +55,7 @@ pub struct Sensor {
     intel_alerts: Vec<crate::judge::intel::stage::IntelAlert>,
     anomaly: crate::judge::anomaly::Anomaly,
     anomaly_alerts: Vec<crate::judge::anomaly::AnomalyAlert>,
-    egress: Vec<([u8; 6], u64, u64)>,
+    egress: Vec<(MacAddr, u64, u64)>,
     policy_alerts: Vec<PolicyAlert>,
     stats_now: bool,
     /// `device_table_pressure` was raised (once per run).
@@ -163,7 +164,7 @@ impl Sensor {
         }
         for f in std::mem::take(&mut self.pending) {
             if let Finding::NewDevice(mac) = f
-                && let Some(row) = rows.iter_mut().find(|r| r.mac == addr::mac(mac))
+                && let Some(row) = rows.iter_mut().find(|r| r.mac == mac.to_string())
             {
                 row.new_device_reported = true;
             }
@@ -175,7 +176,7 @@ impl Sensor {
 
     /// What the policy engine needs of a device: its category in effect, MUD URL and
     /// first sight (kernel time, earlier runs included).
-    fn policy_facts(&self, mac: &[u8; 6]) -> Option<crate::judge::policy::OwnedFacts> {
+    fn policy_facts(&self, mac: &MacAddr) -> Option<crate::judge::policy::OwnedFacts> {
         let d = self.devices.get(mac)?;
         let category = self
             .inventory
@@ -204,7 +205,7 @@ impl Sensor {
     /// what was learned, and writes the policy alerts of the batch.
     fn sync_policy(&mut self, now_ns: u64) {
         // Only the devices waiting to be compiled: a batch is one frame in a replay.
-        let facts: std::collections::BTreeMap<[u8; 6], _> = self
+        let facts: std::collections::BTreeMap<MacAddr, _> = self
             .baseline
             .dirty()
             .filter_map(|m| Some((m, self.policy_facts(&m)?)))
@@ -237,7 +238,7 @@ impl Sensor {
     }
 
     /// What the alert stages need to say of a device: its table entry and declaration.
-    fn subject(&self, mac: &[u8; 6]) -> Subject<'_> {
+    fn subject(&self, mac: &MacAddr) -> Subject<'_> {
         Subject {
             device: self.devices.get(mac),
             declared: self.inventory.declared(mac),
@@ -296,7 +297,7 @@ impl Sensor {
         let mut failures = Vec::new();
         for mac in self.devices.take_fresh() {
             self.baseline.touch(mac);
-            match store.device(&addr::mac(mac)) {
+            match store.device(&mac.to_string()) {
                 Ok(Some(old)) => {
                     if old.new_device_reported {
                         self.inventory.already_reported_new(mac);
@@ -340,7 +341,7 @@ impl Sensor {
         &mut self,
         now_ns: u64,
         flows: Vec<(FlowKey, FlowTotals)>,
-        devices: Vec<([u8; 6], DeviceTotals)>,
+        devices: Vec<(MacAddr, DeviceTotals)>,
     ) {
         let now_kernel = self.eve.time.to_kernel_ns(now_ns);
         let mut records = self.flows.on_poll(now_ns, now_kernel, flows);
@@ -353,7 +354,7 @@ impl Sensor {
         let egress = std::mem::take(&mut self.egress);
         let found = self.anomaly.on_poll(now_kernel, &deltas, &egress);
         self.anomaly_alerts.extend(found);
-        let macs: Vec<[u8; 6]> = self.devices.iter().map(|d| d.mac).collect();
+        let macs: Vec<MacAddr> = self.devices.iter().map(|d| d.mac).collect();
         // Learning ended: say so now (stats, and each device's event), not at the next
         // stats interval.
         let ended = self.baseline.on_tick(now_kernel, macs.into_iter());
@@ -392,7 +393,7 @@ impl Sensor {
     /// A reloaded configuration's policy (`[baseline]`, `[[policy]]`, `[mud]`) takes
     /// effect, for flows already open too. Other sections need a restart.
     pub fn reload_policy(&mut self, engine: crate::judge::policy::Engine, now_ns: u64) {
-        let facts: std::collections::BTreeMap<[u8; 6], _> = self
+        let facts: std::collections::BTreeMap<MacAddr, _> = self
             .devices
             .iter()
             .filter_map(|d| Some((d.mac, self.policy_facts(&d.mac)?)))

@@ -2,6 +2,8 @@
 //! user reads in the stream for a new device, a flow outside its policy, a flow a DNS
 //! answer allowed a moment before, and a discovery frame.
 
+use sensor_common::MacAddr;
+
 use std::{
     io::Write,
     sync::{Arc, Mutex},
@@ -18,8 +20,8 @@ use crate::{
     model::clock::TimeBase,
 };
 
-const DEV: [u8; 6] = [0x02, 0, 0x5e, 0x10, 0, 0x17];
-const GW: [u8; 6] = [0x02, 0, 0x5e, 0x10, 0, 0x01];
+const DEV: MacAddr = MacAddr([0x02, 0, 0x5e, 0x10, 0, 0x17]);
+const GW: MacAddr = MacAddr([0x02, 0, 0x5e, 0x10, 0, 0x01]);
 const T0: u64 = 1_700_000_000_000_000_000;
 
 /// A writer the test reads back after the sensor is gone.
@@ -103,7 +105,7 @@ fn new_flow(ts: u64, dst: [u8; 4], port: u16, v: u8) -> Vec<u8> {
 }
 
 /// A record carrying a frame (discovery, DNS answer), as the kernel writes it.
-fn frame_record(ts: u64, kind: EventKind, mac: [u8; 6], frame: &[u8]) -> Vec<u8> {
+fn frame_record(ts: u64, kind: EventKind, mac: MacAddr, frame: &[u8]) -> Vec<u8> {
     let mut b = bytes_of(&Event {
         ts_ns: ts,
         key: FlowKey {
@@ -145,7 +147,7 @@ fn dns_answer(name: &str, addr: [u8; 4]) -> Vec<u8> {
     ));
     let payload = p.build_bytes_vec().unwrap();
     let mut out = Vec::new();
-    etherparse::PacketBuilder::ethernet2(GW, DEV)
+    etherparse::PacketBuilder::ethernet2(GW.0, DEV.0)
         .ipv4([192, 168, 1, 1], [192, 168, 1, 23], 64)
         .udp(53, 40000)
         .write(&mut out, &payload)
@@ -265,7 +267,7 @@ fn a_discovery_frame_names_the_device_and_a_malformed_one_is_counted() {
     let (mut s, buf) = sensor("");
     let frames = crate::testdata::frames("tcpdump/dhcp-mud.pcap");
     let dhcp = &frames[0];
-    let mac: [u8; 6] = dhcp[6..12].try_into().unwrap();
+    let mac: MacAddr = dhcp[6..12].try_into().unwrap();
     s.on_record(&frame_record(1_000, EventKind::Discovery, mac, dhcp));
     // Cut inside the DHCP message.
     let broken = dhcp[..60].to_vec();

@@ -1,6 +1,8 @@
 //! Replay: the same eBPF program, run by the kernel over capture frames with
 //! BPF_PROG_TEST_RUN, time taken from the capture, feeding the same engine as `run`.
 
+use sensor_common::MacAddr;
+
 use std::{
     collections::{HashMap, HashSet},
     net::IpAddr,
@@ -22,7 +24,6 @@ use crate::{
     kernel::loader::{self, MapSizes},
     kernel::maps::KernelMaps,
     kernel::policy_maps::PolicyMaps,
-    model::addr,
     model::clock::TimeBase,
     store::state::Store,
 };
@@ -41,7 +42,7 @@ pub struct ReplayArgs {
     /// Output path (`-` for stdout).
     pub output: String,
     /// The gateway's MAC, when known; otherwise inferred.
-    pub gateway_mac: Option<[u8; 6]>,
+    pub gateway_mac: Option<MacAddr>,
     /// Keep the inventory here (none: nothing persists).
     pub state_dir: Option<PathBuf>,
 }
@@ -115,7 +116,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
     };
     if let Some(g) = gateway {
         tracing::info!(
-            gateway = %addr::mac(g),
+            gateway = %g,
             "the gateway's frames are not LAN ingress"
         );
     }
@@ -188,7 +189,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
                     s.write_stats(now, &k, Some(("replay", counters_json(&counters))));
                 }
             }
-            if gateway.is_some_and(|g| frame.data.get(6..12) == Some(&g[..])) {
+            if gateway.is_some_and(|g| frame.data.get(6..12) == Some(&g.0[..])) {
                 // LAN egress: what the gateway tells devices (DNS answers).
                 counters.gateway_frames += 1;
                 if frame.data.len() >= MIN_FRAME && frame.data.len() <= MAX_FRAME {
@@ -273,8 +274,8 @@ fn counters_json(c: &ReplayCounters) -> serde_json::Value {
 /// The gateway is the MAC every off-LAN conversation goes through: frames from the
 /// internet carry it as their source, frames to the internet as their destination. The MAC
 /// with the most distinct off-LAN addresses in those two roles wins.
-pub fn infer_gateway(captures: &[PathBuf]) -> Option<[u8; 6]> {
-    let mut seen: HashMap<[u8; 6], HashSet<IpAddr>> = HashMap::new();
+pub fn infer_gateway(captures: &[PathBuf]) -> Option<MacAddr> {
+    let mut seen: HashMap<MacAddr, HashSet<IpAddr>> = HashMap::new();
     for path in captures {
         let Ok(mut cap) = Capture::open(path) else {
             continue;
@@ -286,7 +287,7 @@ pub fn infer_gateway(captures: &[PathBuf]) -> Option<[u8; 6]> {
             if is_off_lan(a.src_ip) {
                 seen.entry(a.src_mac).or_default().insert(a.src_ip);
             }
-            if is_off_lan(a.dst_ip) && a.dst_mac[0] & 1 == 0 {
+            if is_off_lan(a.dst_ip) && !a.dst_mac.is_multicast() {
                 seen.entry(a.dst_mac).or_default().insert(a.dst_ip);
             }
         }
@@ -297,8 +298,8 @@ pub fn infer_gateway(captures: &[PathBuf]) -> Option<[u8; 6]> {
 }
 
 struct Addresses {
-    src_mac: [u8; 6],
-    dst_mac: [u8; 6],
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
     src_ip: IpAddr,
     dst_ip: IpAddr,
 }
@@ -321,8 +322,8 @@ fn addresses_of(data: &[u8]) -> Option<Addresses> {
         _ => return None,
     };
     Some(Addresses {
-        src_mac: e.source(),
-        dst_mac: e.destination(),
+        src_mac: MacAddr(e.source()),
+        dst_mac: MacAddr(e.destination()),
         src_ip,
         dst_ip,
     })

@@ -4,6 +4,8 @@
 //! freshest state (a DNS answer can land a moment after the kernel looked) before alerting,
 //! once per device, destination and rule.
 
+use sensor_common::MacAddr;
+
 use std::{
     collections::{BTreeSet, HashMap},
     net::IpAddr,
@@ -88,9 +90,9 @@ pub struct BaselineCounters {
 pub struct Baseline {
     engine: Engine,
     maps: Option<PolicyMaps>,
-    dirty: BTreeSet<[u8; 6]>,
-    alerted: HashMap<([u8; 6], IpAddr), u64>,
-    alerted_rules: BTreeSet<([u8; 6], IpAddr, &'static str)>,
+    dirty: BTreeSet<MacAddr>,
+    alerted: HashMap<(MacAddr, IpAddr), u64>,
+    alerted_rules: BTreeSet<(MacAddr, IpAddr, &'static str)>,
     force_generation: bool,
     /// Counters.
     pub counters: BaselineCounters,
@@ -116,12 +118,12 @@ impl Baseline {
     }
 
     /// Devices waiting to be compiled.
-    pub fn dirty(&self) -> impl Iterator<Item = [u8; 6]> + '_ {
+    pub fn dirty(&self) -> impl Iterator<Item = MacAddr> + '_ {
         self.dirty.iter().copied()
     }
 
     /// A device's facts (category, MUD URL) may have changed: compile it again.
-    pub fn touch(&mut self, mac: [u8; 6]) {
+    pub fn touch(&mut self, mac: MacAddr) {
         self.dirty.insert(mac);
     }
 
@@ -281,10 +283,10 @@ impl Baseline {
         &mut self,
         mut engine: Engine,
         flows: impl Iterator<Item = (FlowKey, Origin)>,
-        facts: impl Fn(&[u8; 6]) -> Option<OwnedFacts>,
+        facts: impl Fn(&MacAddr) -> Option<OwnedFacts>,
     ) -> Vec<PolicyAlert> {
         let old = std::mem::replace(&mut self.engine, Engine::placeholder());
-        let macs: Vec<[u8; 6]> = old.compiled_macs().collect();
+        let macs: Vec<MacAddr> = old.compiled_macs().collect();
         engine.adopt(old);
         self.engine = engine;
         self.dirty.extend(macs);
@@ -321,7 +323,7 @@ impl Baseline {
                 self.counters.renamed += n as u64;
                 self.dirty.insert(a.mac);
                 tracing::info!(
-                    mac = %addr::mac(a.mac),
+                    mac = %a.mac,
                     %addr,
                     name = %head,
                     entries = n,
@@ -336,15 +338,15 @@ impl Baseline {
     pub fn on_tick(
         &mut self,
         now_kernel_ns: u64,
-        devices: impl Iterator<Item = [u8; 6]>,
-    ) -> Vec<[u8; 6]> {
+        devices: impl Iterator<Item = MacAddr>,
+    ) -> Vec<MacAddr> {
         if self.engine.resolved.expire(now_kernel_ns) {
             self.dirty.extend(devices);
         }
         let ended = self.engine.end_learning(now_kernel_ns);
         for mac in &ended {
             tracing::info!(
-                mac = %addr::mac(*mac),
+                mac = %mac,
                 entries = self.engine.learned.rules(mac).count(),
                 "learning ended for the device; monitoring it from now on"
             );
@@ -355,7 +357,7 @@ impl Baseline {
 
     /// Compiles the devices that changed and writes them to the kernel; a device whose
     /// policy entry appeared or changed mode makes every flow take its verdict again.
-    pub fn sync(&mut self, facts: impl Fn(&[u8; 6]) -> Option<OwnedFacts>) {
+    pub fn sync(&mut self, facts: impl Fn(&MacAddr) -> Option<OwnedFacts>) {
         let mut reevaluate = false;
         for mac in std::mem::take(&mut self.dirty) {
             let Some(f) = facts(&mac) else {
@@ -408,20 +410,20 @@ impl Baseline {
             .learned
             .take_pending()
             .into_iter()
-            .map(|(m, r)| (addr::mac(m), r.to_string()))
+            .map(|(m, r)| (m.to_string(), r.to_string()))
             .collect();
         let renamed: Vec<(String, String, String)> = self
             .engine
             .learned
             .take_renamed()
             .into_iter()
-            .map(|(m, old, new)| (addr::mac(m), old.to_string(), new.to_string()))
+            .map(|(m, old, new)| (m.to_string(), old.to_string(), new.to_string()))
             .collect();
         store.save_learned(&rows, &renamed, now_epoch_ns)?;
         if let Some(windows) = self.engine.take_windows() {
             let rows: Vec<(String, u64)> = windows
                 .into_iter()
-                .map(|(m, until)| (addr::mac(m), time.to_epoch_ns(until)))
+                .map(|(m, until)| (m.to_string(), time.to_epoch_ns(until)))
                 .collect();
             store.save_windows(&rows)?;
         }
@@ -493,7 +495,7 @@ pub fn start(
         tracing::info!(files = report.mud_files, "MUD files imported");
     }
     for (mac, rule, _) in learned {
-        if let (Some(m), Ok(r)) = (addr::parse_mac(&mac), rule.parse()) {
+        if let (Some(m), Ok(r)) = (mac.parse::<MacAddr>().ok(), rule.parse()) {
             engine.learned.restore(m, r);
         }
     }

@@ -89,11 +89,12 @@ pub fn derive(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sensor_common::MacAddr;
 
     fn peers(deps: u8, internal: u8, external: u8) -> Peers {
         Peers {
-            dependents: (0..deps).map(|i| [2, 0, 0, 0, 1, i]).collect(),
-            internal: (0..internal).map(|i| [2, 0, 0, 0, 2, i]).collect(),
+            dependents: (0..deps).map(|i| MacAddr([2, 0, 0, 0, 1, i])).collect(),
+            internal: (0..internal).map(|i| MacAddr([2, 0, 0, 0, 2, i])).collect(),
             external: (0..external)
                 .map(|i| std::net::IpAddr::from([203, 0, 113, i]))
                 .collect(),

@@ -1,11 +1,12 @@
 //! The declared inventory against what the network shows: which devices are declared,
 //! which are new, which went missing.
 
+use sensor_common::MacAddr;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::{
     config::Config,
-    model::addr,
     model::vocab::Declared,
     track::devices::{AddressMove, Device, DeviceTable},
 };
@@ -14,15 +15,15 @@ use crate::{
 #[derive(Clone, Debug, PartialEq)]
 pub enum Finding {
     /// A MAC that is not declared showed up.
-    NewDevice([u8; 6]),
+    NewDevice(MacAddr),
     /// A declared MAC has not been seen for `missing_after`.
-    Missing([u8; 6]),
+    Missing(MacAddr),
     /// A device took an address another device held, or a declared device moved.
     AddressChange(AddressMove),
     /// A declared device's facts say, with strong confidence, that it is something else.
     CategoryMismatch {
         /// The device.
-        mac: [u8; 6],
+        mac: MacAddr,
         /// Its declared category.
         declared: String,
         /// What its facts say.
@@ -34,7 +35,7 @@ pub enum Finding {
 
 impl Finding {
     /// The device the finding is about.
-    pub fn mac(&self) -> [u8; 6] {
+    pub fn mac(&self) -> MacAddr {
         match self {
             Finding::NewDevice(m) | Finding::Missing(m) => *m,
             Finding::AddressChange(m) => m.mac,
@@ -46,11 +47,11 @@ impl Finding {
 /// The declared devices and what has been reported about them.
 #[derive(Debug, Default)]
 pub struct Inventory {
-    declared: BTreeMap<[u8; 6], Declared>,
-    reported_new: BTreeSet<[u8; 6]>,
-    reported_missing: BTreeSet<[u8; 6]>,
-    reported_moves: BTreeSet<([u8; 6], std::net::IpAddr)>,
-    reported_mismatch: BTreeSet<([u8; 6], String)>,
+    declared: BTreeMap<MacAddr, Declared>,
+    reported_new: BTreeSet<MacAddr>,
+    reported_missing: BTreeSet<MacAddr>,
+    reported_moves: BTreeSet<(MacAddr, std::net::IpAddr)>,
+    reported_mismatch: BTreeSet<(MacAddr, String)>,
     missing_after_ns: u64,
     started_kernel_ns: u64,
 }
@@ -63,7 +64,7 @@ impl Inventory {
             .iter()
             .filter_map(|d| {
                 Some((
-                    addr::parse_mac(d.mac.get_ref())?,
+                    d.mac.get_ref().parse::<MacAddr>().ok()?,
                     Declared {
                         name: d.name.clone(),
                         category: d.category.as_ref().map(|c| c.get_ref().clone()),
@@ -81,17 +82,17 @@ impl Inventory {
     }
 
     /// The declaration of a MAC, if any.
-    pub fn declared(&self, mac: &[u8; 6]) -> Option<&Declared> {
+    pub fn declared(&self, mac: &MacAddr) -> Option<&Declared> {
         self.declared.get(mac)
     }
 
     /// `new_device` was raised for `mac` in an earlier run: not again.
-    pub fn already_reported_new(&mut self, mac: [u8; 6]) {
+    pub fn already_reported_new(&mut self, mac: MacAddr) {
         self.reported_new.insert(mac);
     }
 
     /// Whether `new_device` has been raised for `mac`.
-    pub fn reported_new(&self, mac: &[u8; 6]) -> bool {
+    pub fn reported_new(&self, mac: &MacAddr) -> bool {
         self.reported_new.contains(mac)
     }
 
@@ -99,7 +100,7 @@ impl Inventory {
     /// category and the evidence is at least `strong`; once per device and observed category.
     pub fn on_classified(
         &mut self,
-        mac: [u8; 6],
+        mac: MacAddr,
         observed: &crate::model::vocab::Classification,
         strong: f64,
     ) -> Option<Finding> {

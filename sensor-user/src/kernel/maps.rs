@@ -1,6 +1,8 @@
 //! Reading the kernel's maps: flows and devices in batches (BPF_MAP_LOOKUP_BATCH), the
 //! stats array, the capture clock for replay, and the ring buffer handle.
 
+use sensor_common::MacAddr;
+
 use std::{
     io,
     os::fd::{AsFd as _, AsRawFd as _, BorrowedFd},
@@ -146,7 +148,7 @@ impl KernelMaps {
     }
 
     /// What the gateway sent each device: (mac, packets, bytes), summed over CPUs.
-    pub fn egress(&self) -> Result<Vec<([u8; 6], u64, u64)>, MapsError> {
+    pub fn egress(&self) -> Result<Vec<(MacAddr, u64, u64)>, MapsError> {
         let rows = read_per_cpu::<DeviceKey, sensor_common::EgressCounters, (u64, u64)>(
             &self.egress,
             maps::EGRESS,
@@ -161,7 +163,7 @@ impl KernelMaps {
     }
 
     /// Every device with its counters summed over CPUs.
-    pub fn devices(&self) -> Result<Vec<([u8; 6], DeviceTotals)>, MapsError> {
+    pub fn devices(&self) -> Result<Vec<(MacAddr, DeviceTotals)>, MapsError> {
         let rows = read_per_cpu::<DeviceKey, DeviceCounters, DeviceTotals>(
             &self.devices,
             maps::DEVICES,

@@ -2,6 +2,8 @@
 //! trie and the policy generation. Changes go in as a diff (additions and updates before
 //! removals), so the maps are never empty in between.
 
+use sensor_common::MacAddr;
+
 use std::collections::BTreeMap;
 
 use aya::{
@@ -39,7 +41,7 @@ pub struct PolicyMaps {
     devices: HashMap<MapData, DeviceKey, DevicePolicy>,
     allow: LpmTrie<MapData, AllowData, AllowEntry>,
     generation: Array<MapData, u32>,
-    applied: BTreeMap<[u8; 6], (DevicePolicy, BTreeMap<IpNet, AllowEntry>)>,
+    applied: BTreeMap<MacAddr, (DevicePolicy, BTreeMap<IpNet, AllowEntry>)>,
     current_gen: u32,
 }
 
@@ -79,7 +81,7 @@ impl PolicyMaps {
     /// updates go in before removals, so there is no moment with less than both.
     pub fn apply_device(
         &mut self,
-        mac: [u8; 6],
+        mac: MacAddr,
         want: Option<(DevicePolicy, &BTreeMap<IpNet, AllowEntry>)>,
     ) -> Result<Applied, MapsError> {
         let mut out = Applied::default();

@@ -1,6 +1,10 @@
-//! Address and MAC formatting shared by every stage.
+//! Addresses as every stage uses them: the kernel's 16-byte form as an `IpAddr`, host
+//! addresses, protocol names, and the MAC type (from sensor-common, which the kernel
+//! shares).
 
 use std::net::{IpAddr, Ipv6Addr};
+
+pub use sensor_common::MacAddr;
 
 /// A 16-byte address from the kernel (IPv4 mapped) as the `IpAddr` users expect.
 pub fn ip(bytes: [u8; 16]) -> IpAddr {
@@ -9,24 +13,6 @@ pub fn ip(bytes: [u8; 16]) -> IpAddr {
         Some(v4) => IpAddr::V4(v4),
         None => IpAddr::V6(v6),
     }
-}
-
-/// `aa:bb:cc:dd:ee:ff`.
-pub fn mac(m: [u8; 6]) -> String {
-    format!(
-        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        m[0], m[1], m[2], m[3], m[4], m[5]
-    )
-}
-
-/// Parses `aa:bb:cc:dd:ee:ff` (or with `-`).
-pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut out = [0u8; 6];
-    let mut parts = s.split([':', '-']);
-    for b in &mut out {
-        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
-    }
-    parts.next().is_none().then_some(out)
 }
 
 /// Whether an address can belong to one device (not unspecified, multicast or broadcast).
@@ -65,14 +51,5 @@ mod tests {
         b[10] = 0;
         b[11] = 0;
         assert_eq!(ip(b).to_string(), "::cb00:7109");
-    }
-
-    #[test]
-    fn mac_round_trip() {
-        let m = parse_mac("02:00:5E:10:00:17").unwrap();
-        assert_eq!(mac(m), "02:00:5e:10:00:17");
-        assert!(parse_mac("02:00:5e:10:00").is_none());
-        assert!(parse_mac("02:00:5e:10:00:17:01").is_none());
-        assert!(parse_mac("zz:00:5e:10:00:17").is_none());
     }
 }

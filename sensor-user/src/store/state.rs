@@ -86,7 +86,7 @@ impl StoredDevice {
         let a = d.assessment.as_ref();
         let declared_category = declared.and_then(|x| x.category.clone());
         Self {
-            mac: crate::model::addr::mac(d.mac),
+            mac: d.mac.to_string(),
             first_seen_ns: d
                 .first_seen_epoch_ns
                 .unwrap_or_else(|| time.to_epoch_ns(d.first_seen_ns)),

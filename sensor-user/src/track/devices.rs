@@ -1,6 +1,8 @@
 //! The device table: every source MAC seen on the LAN, the addresses it used, and when.
 //! A device is written as a `device` event on first sight and whenever its addresses change.
 
+use sensor_common::MacAddr;
+
 use std::{
     collections::{BTreeMap, BTreeSet},
     net::IpAddr,
@@ -25,9 +27,9 @@ pub const MAX_PEERS: usize = 1024;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Peers {
     /// LAN devices it opened flows to.
-    pub internal: BTreeSet<[u8; 6]>,
+    pub internal: BTreeSet<MacAddr>,
     /// LAN devices that depend on it: they opened flows to it, or it serves them.
-    pub dependents: BTreeSet<[u8; 6]>,
+    pub dependents: BTreeSet<MacAddr>,
     /// Destinations outside the LAN (addresses no device here uses).
     pub external: BTreeSet<IpAddr>,
     /// External destinations past [`MAX_PEERS`], counted only.
@@ -83,7 +85,7 @@ impl DeviceTotals {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Device {
     /// Its MAC.
-    pub mac: [u8; 6],
+    pub mac: MacAddr,
     /// Kernel time of its first frame.
     pub first_seen_ns: u64,
     /// Kernel time of its latest frame we know of.
@@ -108,15 +110,15 @@ pub struct Device {
 /// Devices seen on the LAN.
 #[derive(Debug, Default)]
 pub struct DeviceTable {
-    devices: BTreeMap<[u8; 6], Device>,
-    changed: BTreeSet<[u8; 6]>,
+    devices: BTreeMap<MacAddr, Device>,
+    changed: BTreeSet<MacAddr>,
     /// Which device last used each address.
-    owners: std::collections::HashMap<IpAddr, [u8; 6]>,
+    owners: std::collections::HashMap<IpAddr, MacAddr>,
     moves: Vec<AddressMove>,
     /// Devices whose peers changed since the last call to [`DeviceTable::take_peer_changes`].
-    peers_changed: BTreeSet<[u8; 6]>,
+    peers_changed: BTreeSet<MacAddr>,
     /// Devices first seen in this run since the last call to [`DeviceTable::take_fresh`].
-    fresh: Vec<[u8; 6]>,
+    fresh: Vec<MacAddr>,
     /// Devices that left the kernel map (LRU eviction).
     pub evicted: u64,
     /// At most this many devices (0: no limit).
@@ -130,11 +132,11 @@ pub struct DeviceTable {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AddressMove {
     /// The device.
-    pub mac: [u8; 6],
+    pub mac: MacAddr,
     /// The address it now uses.
     pub addr: IpAddr,
     /// The device that used it before, if another did.
-    pub previous_owner: Option<[u8; 6]>,
+    pub previous_owner: Option<MacAddr>,
     /// Whether the device already had an address of this family (it moved or added one).
     pub had_same_family: bool,
 }
@@ -151,7 +153,7 @@ impl DeviceTable {
     }
 
     /// A device by MAC.
-    pub fn get(&self, mac: &[u8; 6]) -> Option<&Device> {
+    pub fn get(&self, mac: &MacAddr) -> Option<&Device> {
         self.devices.get(mac)
     }
 
@@ -169,7 +171,7 @@ impl DeviceTable {
         self.cap != 0 && self.devices.len() >= self.cap
     }
 
-    fn entry(&mut self, mac: [u8; 6], ts_ns: u64) -> Option<&mut Device> {
+    fn entry(&mut self, mac: MacAddr, ts_ns: u64) -> Option<&mut Device> {
         if !self.devices.contains_key(&mac) && self.full() {
             return None;
         }
@@ -194,7 +196,7 @@ impl DeviceTable {
     }
 
     /// A frame from `mac` at kernel time `ts_ns` (first sight when unknown).
-    pub fn on_seen(&mut self, mac: [u8; 6], ts_ns: u64) {
+    pub fn on_seen(&mut self, mac: MacAddr, ts_ns: u64) {
         match self.entry(mac, ts_ns) {
             Some(d) => d.last_seen_ns = d.last_seen_ns.max(ts_ns),
             None => self.dropped += 1,
@@ -202,7 +204,7 @@ impl DeviceTable {
     }
 
     /// `mac` used source address `addr`.
-    pub fn on_address(&mut self, mac: [u8; 6], addr: IpAddr, ts_ns: u64) {
+    pub fn on_address(&mut self, mac: MacAddr, addr: IpAddr, ts_ns: u64) {
         if !crate::model::addr::is_host_address(addr) {
             return;
         }
@@ -258,7 +260,7 @@ impl DeviceTable {
 
     /// `mac` opened a flow to `dst` (`serving`: it answers a client there). Links it to
     /// the device that uses `dst`, or counts `dst` as an external destination.
-    pub fn on_flow(&mut self, mac: [u8; 6], dst: IpAddr, serving: bool) {
+    pub fn on_flow(&mut self, mac: MacAddr, dst: IpAddr, serving: bool) {
         if !crate::model::addr::is_host_address(dst) || !self.devices.contains_key(&mac) {
             return;
         }
@@ -296,12 +298,12 @@ impl DeviceTable {
     }
 
     /// Devices whose peers changed since the last call.
-    pub fn take_peer_changes(&mut self) -> BTreeSet<[u8; 6]> {
+    pub fn take_peer_changes(&mut self) -> BTreeSet<MacAddr> {
         std::mem::take(&mut self.peers_changed)
     }
 
     /// Sets a device's assessment; a change of it is a change of the device.
-    pub fn assess(&mut self, mac: &[u8; 6], a: Assessment) {
+    pub fn assess(&mut self, mac: &MacAddr, a: Assessment) {
         if let Some(d) = self.devices.get_mut(mac)
             && d.assessment.as_ref() != Some(&a)
         {
@@ -312,7 +314,7 @@ impl DeviceTable {
 
     /// Puts back what an earlier run knew of a device seen again: its first sight and
     /// profile. Call on first sight in this run.
-    pub fn restore(&mut self, mac: [u8; 6], first_seen_epoch_ns: u64, profile: Profile) {
+    pub fn restore(&mut self, mac: MacAddr, first_seen_epoch_ns: u64, profile: Profile) {
         if let Some(d) = self.devices.get_mut(&mac) {
             d.first_seen_epoch_ns = Some(first_seen_epoch_ns);
             if d.profile == Profile::default() {
@@ -323,19 +325,19 @@ impl DeviceTable {
 
     /// Something another stage keeps changed (its learning window ended): the device is
     /// reported again.
-    pub fn touch(&mut self, mac: &[u8; 6]) {
+    pub fn touch(&mut self, mac: &MacAddr) {
         if self.devices.contains_key(mac) {
             self.changed.insert(*mac);
         }
     }
 
     /// Devices changed since the last [`DeviceTable::take_changed`].
-    pub fn changed_macs(&self) -> Vec<[u8; 6]> {
+    pub fn changed_macs(&self) -> Vec<MacAddr> {
         self.changed.iter().copied().collect()
     }
 
     /// Devices first seen (in this run) since the last call.
-    pub fn take_fresh(&mut self) -> Vec<[u8; 6]> {
+    pub fn take_fresh(&mut self) -> Vec<MacAddr> {
         std::mem::take(&mut self.fresh)
     }
 
@@ -348,8 +350,8 @@ impl DeviceTable {
     /// device's flows (a device's IP frames only show there).
     pub fn on_poll(
         &mut self,
-        snapshot: impl IntoIterator<Item = ([u8; 6], DeviceTotals)>,
-        flow_last_seen: &BTreeMap<[u8; 6], u64>,
+        snapshot: impl IntoIterator<Item = (MacAddr, DeviceTotals)>,
+        flow_last_seen: &BTreeMap<MacAddr, u64>,
     ) {
         let mut present = BTreeSet::new();
         for (mac, totals) in snapshot {
@@ -391,7 +393,7 @@ mod tests {
 
     #[test]
     fn taking_another_devices_address_is_a_move_with_its_previous_owner() {
-        let b = [2, 0, 0, 0, 0, 0xb];
+        let b = MacAddr([2, 0, 0, 0, 0, 0xb]);
         let mut t = DeviceTable::default();
         t.on_address(A, "198.51.100.10".parse().unwrap(), 1);
         let first = t.take_moves();
@@ -413,7 +415,7 @@ mod tests {
         );
     }
 
-    const A: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
+    const A: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xa]);
 
     #[test]
     fn first_sight_and_new_address_are_changes_once() {
@@ -454,7 +456,7 @@ mod tests {
     #[test]
     fn poll_updates_counters_and_drops_evicted() {
         let mut t = DeviceTable::default();
-        let b = [2, 0, 0, 0, 0, 0xb];
+        let b = MacAddr([2, 0, 0, 0, 0, 0xb]);
         t.on_seen(A, 1);
         t.on_seen(b, 1);
         let tot = DeviceTotals {

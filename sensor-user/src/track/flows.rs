@@ -1,6 +1,8 @@
 //! The userspace flow table: turns polled kernel counters into `flow` records with totals
 //! and deltas, notices LRU evictions, and decides when a flow is due a record.
 
+use sensor_common::MacAddr;
+
 use std::{collections::HashMap, net::IpAddr, time::Duration};
 
 use sensor_common::{FlowCounters, FlowKey};
@@ -58,7 +60,7 @@ pub struct Origin {
     /// Destination port of the first packet (the client's, on a serving flow).
     pub dst_port: u16,
     /// Destination MAC of the first packet.
-    pub dst_mac: [u8; 6],
+    pub dst_mac: MacAddr,
     /// The kernel's verdict on the first packet (`policy::verdict::*`).
     pub verdict: u8,
     /// Kernel time of the first packet (for alert latency).
@@ -253,7 +255,7 @@ impl FlowTable {
     }
 
     /// The latest frame time of each device's flows.
-    pub fn last_seen_by_device(&self) -> std::collections::BTreeMap<[u8; 6], u64> {
+    pub fn last_seen_by_device(&self) -> std::collections::BTreeMap<MacAddr, u64> {
         let mut m = std::collections::BTreeMap::new();
         for (k, t) in &self.flows {
             let e = m.entry(k.mac).or_insert(0);
@@ -406,7 +408,7 @@ mod tests {
         assert_eq!(r[0].totals.last_seen_ns, 102 * SEC);
         // Nothing new: the time stays.
         ft.on_poll(109 * SEC, 109 * SEC, [(key(1), cached)]);
-        assert_eq!(ft.last_seen_by_device()[&[0; 6]], 102 * SEC);
+        assert_eq!(ft.last_seen_by_device()[&MacAddr([0; 6])], 102 * SEC);
     }
 
     #[test]
@@ -449,7 +451,7 @@ mod tests {
             src: "198.51.100.23".parse().unwrap(),
             src_port: 50412,
             dst_port: 443,
-            dst_mac: [2, 0, 0, 0, 0, 1],
+            dst_mac: MacAddr([2, 0, 0, 0, 0, 1]),
             verdict: 0,
             ts_ns: 0,
         };
@@ -465,7 +467,7 @@ mod tests {
             src: "198.51.100.23".parse().unwrap(),
             src_port: 1,
             dst_port: 2,
-            dst_mac: [0; 6],
+            dst_mac: MacAddr([0; 6]),
             verdict: 0,
             ts_ns: 0,
         };

@@ -13,7 +13,7 @@ use aya::{
     Ebpf,
     programs::{TestRun as _, TestRunAttrs, TestRunOptions, Xdp, XdpMode},
 };
-use sensor_common::{maps, proto};
+use sensor_common::{MacAddr, maps, proto};
 use sensor_user::kernel::loader;
 
 use crate::{
@@ -103,8 +103,8 @@ pub struct Pair {
     dir: crate::env::TempDir,
 }
 
-const TX_MAC: [u8; 6] = [0x02, 0, 0x5e, 0x10, 0, 0x17];
-const RX_MAC: [u8; 6] = [0x02, 0, 0x5e, 0x10, 0, 0x01];
+const TX_MAC: MacAddr = MacAddr([0x02, 0, 0x5e, 0x10, 0, 0x17]);
+const RX_MAC: MacAddr = MacAddr([0x02, 0, 0x5e, 0x10, 0, 0x01]);
 
 impl Pair {
     /// Builds the pair and loads the generator.

@@ -1,6 +1,8 @@
 //! The benchmarks' BPF_PROG_TEST_RUN primitives: test frames by kind, timed runs,
 //! medians and spreads, and this process's CPU time and resident memory.
 
+use sensor_common::MacAddr;
+
 use anyhow::{Context as _, Result};
 use aya::Ebpf;
 use aya::programs::{TestRun as _, TestRunOptions, Xdp};
@@ -8,8 +10,8 @@ use sensor_common::proto;
 
 use crate::frames::{self, cat, eth, ethertype as et};
 
-pub const DEV: [u8; 6] = [0x02, 0, 0x5e, 0x10, 0, 0x17];
-pub const GW: [u8; 6] = [0x02, 0, 0x5e, 0x10, 0, 0x01];
+pub const DEV: MacAddr = MacAddr([0x02, 0, 0x5e, 0x10, 0, 0x17]);
+pub const GW: MacAddr = MacAddr([0x02, 0, 0x5e, 0x10, 0, 0x01]);
 
 #[derive(Clone, Copy)]
 pub enum Kind {

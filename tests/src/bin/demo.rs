@@ -2,6 +2,8 @@
 //! gateway's LAN interface, its JSON events streamed to the terminal until Ctrl-C or
 //! `--duration`. The lab is torn down on every exit path (its guards drop).
 
+use sensor_common::MacAddr;
+
 use std::{
     io::{Read as _, Write as _},
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket},
@@ -48,16 +50,7 @@ fn main() -> Result<()> {
     let names = ["lobby-camera", "smart-plug", "kitchen-speaker"];
     eprintln!("kettlewatch demo: a gateway ({}) with", lab.gw.name);
     for (d, n) in lab.devices.iter().zip(names) {
-        eprintln!(
-            "  {n:<16} {} {} {}",
-            d.mac
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<Vec<_>>()
-                .join(":"),
-            d.v4,
-            d.v6
-        );
+        eprintln!("  {n:<16} {} {} {}", d.mac, d.v4, d.v6);
     }
     eprintln!("  servers {:?} in the \"internet\" namespace", SERVERS_V4);
     eprintln!("Declared: lobby-camera, smart-plug, and a garage-sensor that never shows up.");
@@ -70,12 +63,7 @@ fn main() -> Result<()> {
     let cfg = dir.join("demo.toml");
     // The camera and the plug are declared; the speaker is not (a new_device alert), and a
     // declared garage sensor never shows up (a missing_device alert after 15 s).
-    let mac = |m: [u8; 6]| {
-        m.iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(":")
-    };
+    let mac = |m: MacAddr| m.to_string();
     std::fs::write(
         &cfg,
         format!(

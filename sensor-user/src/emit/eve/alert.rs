@@ -2,6 +2,8 @@
 //! canaries, anomalies with a flow), a device (inventory findings, anomalies without a
 //! flow), and the sensor itself.
 
+use sensor_common::MacAddr;
+
 use sensor_common::FlowKey;
 use serde_json::{Value, json};
 
@@ -14,7 +16,7 @@ use crate::{
         inventory::Finding,
         rules::{self, Rule},
     },
-    model::{addr, clock::eve_timestamp, vocab::Declared},
+    model::{clock::eve_timestamp, vocab::Declared},
     track::{devices::Device, flows::Origin},
 };
 
@@ -69,7 +71,7 @@ impl Eve {
         &self,
         now_ns: u64,
         rule: &Rule,
-        mac: [u8; 6],
+        mac: MacAddr,
         device: Option<&Device>,
         declared: Option<&Declared>,
         source: &str,
@@ -85,7 +87,7 @@ impl Eve {
         }) {
             m.insert("src_ip".into(), ip.to_string().into());
         }
-        m.insert("ether".into(), json!({ "src_mac": addr::mac(mac) }));
+        m.insert("ether".into(), json!({ "src_mac": mac.to_string() }));
         m.insert("alert".into(), alert_object(rule, false, metadata));
         let dev = self.device_object(mac, device, declared);
         m.insert(
@@ -286,7 +288,7 @@ impl Eve {
             Finding::AddressChange(m) => {
                 let mut meta = json!({ "address": [m.addr.to_string()] });
                 if let Some(prev) = m.previous_owner {
-                    meta["previous_mac"] = json!([addr::mac(prev)]);
+                    meta["previous_mac"] = json!([prev.to_string()]);
                 }
                 (&rules::ADDRESS_CHANGE, m.mac, meta)
             }

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::Eve;
 use crate::{
     judge::policy::Phase,
-    model::{addr, clock::eve_timestamp, vocab::Declared},
+    model::{clock::eve_timestamp, vocab::Declared},
     track::devices::Device,
 };
 
@@ -22,7 +22,7 @@ impl Eve {
         phase: Option<Phase>,
     ) -> Value {
         let mut m = self.common("device", now_ns);
-        m.insert("ether".into(), json!({ "src_mac": addr::mac(d.mac) }));
+        m.insert("ether".into(), json!({ "src_mac": d.mac.to_string() }));
         let mut dev = self.device_object(d.mac, Some(d), declared);
         let addresses: Vec<String> = d.addresses.iter().map(IpAddr::to_string).collect();
         dev.insert("addresses".into(), addresses.into());

@@ -4,7 +4,7 @@ use sensor_common::FLOW_SERVING;
 use serde_json::{Value, json};
 
 use super::{Eve, verdict_name};
-use crate::{model::addr, track::flows::FlowRecord};
+use crate::track::flows::FlowRecord;
 
 impl Eve {
     /// A `flow` event.
@@ -13,7 +13,7 @@ impl Eve {
         let k = &r.key;
         let serving = k.flags & FLOW_SERVING != 0;
         self.addressing(&mut m, k, r.origin);
-        let device_mac = addr::mac(k.mac);
+        let device_mac = k.mac.to_string();
         let (to_server, to_client) = if serving {
             ((0, 0), (r.totals.packets, r.totals.bytes))
         } else {

@@ -3,6 +3,8 @@
 //! Suricata's `output-json-*.c` share `CreateEveHeader`. The schema under
 //! `sensor-user/schema/` documents every field written here.
 
+use sensor_common::MacAddr;
+
 mod alert;
 mod device;
 mod flow;
@@ -157,9 +159,9 @@ impl Eve {
             m.insert("community_id".into(), id.into());
         }
         let mut ether = Map::new();
-        ether.insert("src_mac".into(), addr::mac(k.mac).into());
+        ether.insert("src_mac".into(), k.mac.to_string().into());
         if let Some(o) = origin {
-            ether.insert("dest_mac".into(), addr::mac(o.dst_mac).into());
+            ether.insert("dest_mac".into(), o.dst_mac.to_string().into());
         }
         m.insert("ether".into(), ether.into());
     }
@@ -167,13 +169,13 @@ impl Eve {
     /// The `iot.device` object shared by `device` and `alert` events.
     fn device_object(
         &self,
-        mac: [u8; 6],
+        mac: MacAddr,
         device: Option<&Device>,
         declared: Option<&Declared>,
     ) -> Map<String, Value> {
         let origin = crate::discover::oui::origin(mac);
         let mut o = Map::new();
-        o.insert("mac".into(), addr::mac(mac).into());
+        o.insert("mac".into(), mac.to_string().into());
         o.insert("mac_scope".into(), origin.scope().into());
         if let Some(v) = origin.vendor() {
             o.insert("vendor".into(), v.into());
@@ -276,8 +278,12 @@ mod tests {
     #[test]
     fn device_and_stats_events_fit_the_schema() {
         let mut d = crate::track::devices::DeviceTable::default();
-        d.on_seen([2, 0, 0, 0, 0, 1], 5);
-        d.on_address([2, 0, 0, 0, 0, 1], "2001:db8::1".parse().unwrap(), 6);
+        d.on_seen(MacAddr([2, 0, 0, 0, 0, 1]), 5);
+        d.on_address(
+            MacAddr([2, 0, 0, 0, 0, 1]),
+            "2001:db8::1".parse().unwrap(),
+            6,
+        );
         let dev = &d.take_changed()[0];
         let v = valid(eve().device(7, dev, None, Some(crate::judge::policy::Phase::Learning(9))));
         assert_eq!(v["iot"]["device"]["baseline"]["phase"], "learning");
@@ -290,7 +296,7 @@ mod tests {
         let a = valid(eve().alert(
             8,
             &crate::judge::rules::MISSING_DEVICE,
-            [2, 0, 0, 0, 0, 1],
+            MacAddr([2, 0, 0, 0, 0, 1]),
             Some(dev),
             Some(&declared),
             "inventory",
@@ -316,7 +322,7 @@ mod tests {
     #[test]
     fn an_assessed_device_with_every_kind_of_fact_fits_the_schema() {
         use crate::discover::{Decoded, Facts, dns::DnsQuery, mqtt::MqttFacts, ssdp::SsdpFacts};
-        let mac = [2, 0, 0, 0, 0, 2];
+        let mac = MacAddr([2, 0, 0, 0, 0, 2]);
         let mut t = crate::track::devices::DeviceTable::default();
         t.on_seen(mac, 5);
         for facts in [
@@ -394,7 +400,7 @@ mod tests {
         let r = FlowRecord {
             key: FlowKey {
                 addr: mapped([203, 0, 113, 99]),
-                mac: [2, 0, 0x5e, 0x10, 0, 0x17],
+                mac: MacAddr([2, 0, 0x5e, 0x10, 0, 0x17]),
                 port: 443,
                 proto: 6,
                 ..FlowKey::default()
@@ -403,7 +409,7 @@ mod tests {
                 src: "198.51.100.23".parse().unwrap(),
                 src_port: 50412,
                 dst_port: 443,
-                dst_mac: [2, 0, 0x5e, 0x10, 0, 1],
+                dst_mac: MacAddr([2, 0, 0x5e, 0x10, 0, 1]),
                 verdict: 0,
                 ts_ns: 0,
             }),
@@ -443,7 +449,7 @@ mod tests {
         let r = FlowRecord {
             key: FlowKey {
                 addr: mapped([203, 0, 113, 5]),
-                mac: [2, 0, 0, 0, 0, 0x17],
+                mac: MacAddr([2, 0, 0, 0, 0, 0x17]),
                 port: 554,
                 proto: 6,
                 flags: FLOW_SERVING,
@@ -453,7 +459,7 @@ mod tests {
                 src: "198.51.100.23".parse().unwrap(),
                 src_port: 554,
                 dst_port: 41000,
-                dst_mac: [0; 6],
+                dst_mac: MacAddr([0; 6]),
                 verdict: 0,
                 ts_ns: 0,
             }),

@@ -98,7 +98,7 @@ impl Sensor {
                     Err(e) => {
                         if self.counters.discovery_malformed == 0 {
                             tracing::warn!(
-                                mac = %addr::mac(head.key.mac),
+                                mac = %head.key.mac,
                                 error = %e,
                                 "a discovery frame did not decode (counted as discovery_malformed)"
                             );

@@ -3,6 +3,8 @@
 //! this stage feeds them, and deduplicates and rate-limits what they find per device
 //! and rule, counting the repeats it held back in the next alert's metadata.
 
+use sensor_common::MacAddr;
+
 pub mod fanout;
 pub mod volume;
 
@@ -33,7 +35,7 @@ pub struct AnomalyAlert {
     /// The rule.
     pub rule: &'static Rule,
     /// The device.
-    pub mac: [u8; 6],
+    pub mac: MacAddr,
     /// The flow it is about, if one.
     pub flow: Option<(FlowKey, Origin)>,
     /// `alert.metadata`: names to lists of strings.
@@ -93,13 +95,13 @@ pub struct Anomaly {
     dns_ok: Vec<IpNet>,
     ntp_ok: Vec<IpNet>,
     realert_ns: u64,
-    fanout: HashMap<[u8; 6], Fanout>,
-    series: HashMap<([u8; 6], &'static str, &'static str), Series>,
-    acc: HashMap<[u8; 6], [u64; 4]>,
-    egress_prev: HashMap<[u8; 6], (u64, u64)>,
+    fanout: HashMap<MacAddr, Fanout>,
+    series: HashMap<(MacAddr, &'static str, &'static str), Series>,
+    acc: HashMap<MacAddr, [u64; 4]>,
+    egress_prev: HashMap<MacAddr, (u64, u64)>,
     next_interval_ns: Option<u64>,
-    protocols: HashMap<[u8; 6], BTreeSet<(u8, u16)>>,
-    limiter: HashMap<([u8; 6], &'static str), (u64, u64)>,
+    protocols: HashMap<MacAddr, BTreeSet<(u8, u16)>>,
+    limiter: HashMap<(MacAddr, &'static str), (u64, u64)>,
     /// Counters.
     pub counters: AnomalyCounters,
 }
@@ -152,7 +154,7 @@ impl Anomaly {
         &mut self,
         now: u64,
         rule: &'static Rule,
-        mac: [u8; 6],
+        mac: MacAddr,
         flow: Option<(FlowKey, Origin)>,
         mut metadata: Value,
     ) -> Option<AnomalyAlert> {
@@ -241,7 +243,7 @@ impl Anomaly {
     }
 
     /// An ARP request from `mac` for `target`: a LAN sweep shows as many targets.
-    pub fn on_arp_probe(&mut self, now: u64, mac: [u8; 6], target: IpAddr) -> Vec<AnomalyAlert> {
+    pub fn on_arp_probe(&mut self, now: u64, mac: MacAddr, target: IpAddr) -> Vec<AnomalyAlert> {
         let sweep = self.fanout.entry(mac).or_default().on_contact(
             now,
             self.window_ns,
@@ -259,7 +261,7 @@ impl Anomaly {
     fn sweep_alert(
         &mut self,
         now: u64,
-        mac: [u8; 6],
+        mac: MacAddr,
         flow: Option<(FlowKey, Origin)>,
         s: Sweep,
     ) -> Option<AnomalyAlert> {
@@ -287,7 +289,7 @@ impl Anomaly {
         &mut self,
         now: u64,
         deltas: &[FlowDelta],
-        egress: &[([u8; 6], u64, u64)],
+        egress: &[(MacAddr, u64, u64)],
     ) -> Vec<AnomalyAlert> {
         let mut out = Vec::new();
         for d in deltas {
@@ -322,7 +324,7 @@ impl Anomaly {
             return out;
         }
         self.next_interval_ns = Some(now + self.interval_ns);
-        let acc: Vec<([u8; 6], [u64; 4])> = self.acc.drain().collect();
+        let acc: Vec<(MacAddr, [u64; 4])> = self.acc.drain().collect();
         for (mac, v) in acc {
             for (i, direction, unit) in [
                 (0, "upstream", "bytes"),
@@ -362,7 +364,7 @@ mod tests {
     use super::*;
     use crate::config::Config;
 
-    const M: [u8; 6] = [2, 0, 0, 0, 0, 1];
+    const M: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
     const S: u64 = 1_000_000_000;
 
     fn stage(extra: &str) -> Anomaly {
@@ -390,7 +392,7 @@ mod tests {
             src: "198.51.100.10".parse().unwrap(),
             src_port: 40000,
             dst_port: port,
-            dst_mac: [2, 0, 0, 0, 0, 0xee],
+            dst_mac: MacAddr([2, 0, 0, 0, 0, 0xee]),
             verdict: 0,
             ts_ns: 0,
         };

@@ -2,6 +2,8 @@
 //! and the names devices look up or are told in; `threat_intel_ip`, `threat_intel_domain`
 //! and `canary_contact` alerts out, once per device and indicator.
 
+use sensor_common::MacAddr;
+
 use std::collections::BTreeSet;
 
 use ipnet::IpNet;
@@ -41,7 +43,7 @@ pub enum IntelAlert {
     /// A listed name a device looked up, was told, or connected to an address of.
     Domain {
         /// The device.
-        mac: [u8; 6],
+        mac: MacAddr,
         /// The name it used.
         name: String,
         /// The listed domain (the name or one it is under).
@@ -57,7 +59,7 @@ pub enum IntelAlert {
 
 impl IntelAlert {
     /// The device the alert is about.
-    pub fn mac(&self) -> [u8; 6] {
+    pub fn mac(&self) -> MacAddr {
         match self {
             IntelAlert::Ip { key, .. } | IntelAlert::Canary { key, .. } => key.mac,
             IntelAlert::Domain { mac, .. } => *mac,
@@ -77,8 +79,8 @@ impl IntelAlert {
 pub struct Intel {
     set: IntelSet,
     maps: Option<IntelMaps>,
-    alerted_ip: BTreeSet<([u8; 6], IpNet)>,
-    alerted_domain: BTreeSet<([u8; 6], String)>,
+    alerted_ip: BTreeSet<(MacAddr, IpNet)>,
+    alerted_domain: BTreeSet<(MacAddr, String)>,
     /// Intel alerts written.
     pub alerts: u64,
     /// Writes to the kernel that failed.
@@ -168,7 +170,7 @@ impl Intel {
     /// Names a device looked up (`query`) or was told (`answer`).
     pub fn on_names(
         &mut self,
-        mac: [u8; 6],
+        mac: MacAddr,
         names: &[String],
         via: &'static str,
     ) -> Vec<IntelAlert> {
@@ -182,7 +184,7 @@ impl Intel {
 
     fn domain(
         &mut self,
-        mac: [u8; 6],
+        mac: MacAddr,
         name: &str,
         via: &'static str,
         flow: Option<(FlowKey, Origin)>,

@@ -1,6 +1,8 @@
 //! Building the policy engine from the configuration: declared policies with their MUD
 //! files, `[mud] dir`, the LAN's prefixes, the learning window.
 
+use sensor_common::MacAddr;
+
 use std::{collections::BTreeMap, net::IpAddr};
 
 use ipnet::IpNet;
@@ -49,7 +51,7 @@ impl Engine {
                 devices: p
                     .devices
                     .iter()
-                    .filter_map(|m| crate::model::addr::parse_mac(m.get_ref()))
+                    .filter_map(|m| m.get_ref().parse::<MacAddr>().ok())
                     .collect(),
                 rules: p
                     .allow
@@ -67,7 +69,7 @@ impl Engine {
             .iter()
             .filter_map(|d| {
                 Some((
-                    crate::model::addr::parse_mac(d.mac.get_ref())?,
+                    d.mac.get_ref().parse::<MacAddr>().ok()?,
                     d.policy.as_ref()?.get_ref().clone(),
                 ))
             })

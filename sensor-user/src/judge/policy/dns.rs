@@ -2,6 +2,8 @@
 //! allow entries become kernel entries for exactly these addresses, and alerts name the
 //! domain a device resolved for a destination.
 
+use sensor_common::MacAddr;
+
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     net::IpAddr,
@@ -15,7 +17,7 @@ pub const MAX_NAMES_PER_DEVICE: usize = 4096;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Answer {
     /// The device.
-    pub mac: [u8; 6],
+    pub mac: MacAddr,
     /// Names: the question, then the CNAME chain.
     pub names: Vec<String>,
     /// Addresses the answer gave.
@@ -35,7 +37,7 @@ struct Told {
 /// Per device: name -> addresses and expiry.
 #[derive(Debug, Default)]
 pub struct Resolved {
-    by_device: HashMap<[u8; 6], BTreeMap<String, Told>>,
+    by_device: HashMap<MacAddr, BTreeMap<String, Told>>,
     grace_ns: u64,
     /// Names dropped because a device held too many.
     pub dropped: u64,
@@ -92,7 +94,7 @@ impl Resolved {
     }
 
     /// Addresses `mac` holds for names matching `pred`.
-    pub fn addrs_for(&self, mac: &[u8; 6], pred: impl Fn(&str) -> bool) -> BTreeSet<IpAddr> {
+    pub fn addrs_for(&self, mac: &MacAddr, pred: impl Fn(&str) -> bool) -> BTreeSet<IpAddr> {
         self.by_device
             .get(mac)
             .into_iter()
@@ -105,7 +107,7 @@ impl Resolved {
     /// The names `mac` resolved to `addr`: the names it asked for first, then the CNAME
     /// targets (a load balancer's name at the tail of a chain changes with the provider's
     /// whims; the name the device asked for is what its firmware holds).
-    pub fn names_for(&self, mac: &[u8; 6], addr: IpAddr) -> Vec<&str> {
+    pub fn names_for(&self, mac: &MacAddr, addr: IpAddr) -> Vec<&str> {
         let mut out: Vec<(bool, &str)> = self
             .by_device
             .get(mac)
@@ -123,7 +125,7 @@ impl Resolved {
 mod tests {
     use super::*;
 
-    const M: [u8; 6] = [2, 0, 0, 0, 0, 1];
+    const M: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
 
     fn answer(names: &[&str], addrs: &[&str], ttl_s: u32) -> Answer {
         Answer {
@@ -162,7 +164,7 @@ mod tests {
             vec!["cam.example.com", "edge.cdn.example.net"]
         );
         assert!(
-            r.names_for(&[9; 6], "203.0.113.20".parse().unwrap())
+            r.names_for(&MacAddr([9; 6]), "203.0.113.20".parse().unwrap())
                 .is_empty(),
             "per device"
         );

@@ -2,6 +2,8 @@
 //! (by domain when the device resolved one for the address, so CDN address changes don't
 //! break it; else by address), with when it was first used.
 
+use sensor_common::MacAddr;
+
 use std::{
     collections::{BTreeMap, BTreeSet},
     net::IpAddr,
@@ -18,11 +20,11 @@ pub const MAX_PER_DEVICE: usize = 1024;
 /// Learned entries per device.
 #[derive(Debug, Default)]
 pub struct Learned {
-    by_device: BTreeMap<[u8; 6], BTreeSet<AllowRule>>,
+    by_device: BTreeMap<MacAddr, BTreeSet<AllowRule>>,
     /// Entries not yet persisted.
-    pending: Vec<([u8; 6], AllowRule)>,
+    pending: Vec<(MacAddr, AllowRule)>,
     /// Address entries turned into name entries, not yet persisted: (device, old, new).
-    renamed: Vec<([u8; 6], AllowRule, AllowRule)>,
+    renamed: Vec<(MacAddr, AllowRule, AllowRule)>,
     /// Entries not kept because a device had [`MAX_PER_DEVICE`].
     pub dropped: u64,
 }
@@ -43,12 +45,12 @@ pub fn rule_for(addr: IpAddr, port: u16, proto_nr: u8, name: Option<&str>) -> Al
 
 impl Learned {
     /// Puts back entries from the state store.
-    pub fn restore(&mut self, mac: [u8; 6], rule: AllowRule) {
+    pub fn restore(&mut self, mac: MacAddr, rule: AllowRule) {
         self.by_device.entry(mac).or_default().insert(rule);
     }
 
     /// Records a rule; returns whether it is new.
-    pub fn record(&mut self, mac: [u8; 6], rule: AllowRule) -> bool {
+    pub fn record(&mut self, mac: MacAddr, rule: AllowRule) -> bool {
         let set = self.by_device.entry(mac).or_default();
         if set.contains(&rule) {
             return false;
@@ -67,7 +69,7 @@ impl Learned {
     /// cloud moves it. Learning can see a first connection before any DNS answer (the
     /// device resolved before the sensor started); this is how such an entry gets its name.
     /// Returns how many entries changed.
-    pub fn rekey(&mut self, mac: [u8; 6], addr: IpAddr, name: &str) -> usize {
+    pub fn rekey(&mut self, mac: MacAddr, addr: IpAddr, name: &str) -> usize {
         let Some(set) = self.by_device.get_mut(&mac) else {
             return 0;
         };
@@ -86,7 +88,7 @@ impl Learned {
     }
 
     /// A device's learned entries.
-    pub fn rules(&self, mac: &[u8; 6]) -> impl Iterator<Item = &AllowRule> {
+    pub fn rules(&self, mac: &MacAddr) -> impl Iterator<Item = &AllowRule> {
         self.by_device.get(mac).into_iter().flatten()
     }
 
@@ -101,12 +103,12 @@ impl Learned {
     }
 
     /// Entries recorded since the last call (to persist).
-    pub fn take_pending(&mut self) -> Vec<([u8; 6], AllowRule)> {
+    pub fn take_pending(&mut self) -> Vec<(MacAddr, AllowRule)> {
         std::mem::take(&mut self.pending)
     }
 
     /// Entries renamed since the last call (to persist): (device, old, new).
-    pub fn take_renamed(&mut self) -> Vec<([u8; 6], AllowRule, AllowRule)> {
+    pub fn take_renamed(&mut self) -> Vec<(MacAddr, AllowRule, AllowRule)> {
         std::mem::take(&mut self.renamed)
     }
 }
@@ -133,7 +135,7 @@ mod tests {
     #[test]
     fn entries_are_recorded_once_and_bounded() {
         let mut l = Learned::default();
-        let m = [2, 0, 0, 0, 0, 1];
+        let m = MacAddr([2, 0, 0, 0, 0, 1]);
         let r = rule_for("203.0.113.10".parse().unwrap(), 443, proto::TCP, None);
         assert!(l.record(m, r.clone()));
         assert!(!l.record(m, r));
@@ -151,7 +153,7 @@ mod tests {
     #[test]
     fn an_address_entry_becomes_the_name_the_device_is_told() {
         let mut l = Learned::default();
-        let m = [2, 0, 0, 0, 0, 1];
+        let m = MacAddr([2, 0, 0, 0, 0, 1]);
         let a: IpAddr = "203.0.113.10".parse().unwrap();
         l.record(m, rule_for(a, 8883, proto::TCP, None));
         l.record(m, rule_for(a, 443, proto::TCP, None));
@@ -172,6 +174,10 @@ mod tests {
         );
         assert_eq!(l.take_renamed().len(), 2);
         assert_eq!(l.rekey(m, a, "lock.iot.example.com"), 0, "once");
-        assert_eq!(l.rekey([9; 6], a, "x.example.com"), 0, "per device");
+        assert_eq!(
+            l.rekey(MacAddr([9; 6]), a, "x.example.com"),
+            0,
+            "per device"
+        );
     }
 }

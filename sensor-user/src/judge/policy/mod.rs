@@ -3,6 +3,8 @@
 //! into kernel allow-list entries, and the same verdict taken in userspace to confirm an
 //! alert with the freshest DNS state.
 
+use sensor_common::MacAddr;
+
 pub mod allow;
 mod build;
 pub mod dns;
@@ -56,7 +58,7 @@ impl Source {
 struct DeclaredPolicy {
     name: String,
     categories: Vec<String>,
-    devices: BTreeSet<[u8; 6]>,
+    devices: BTreeSet<MacAddr>,
     rules: Vec<AllowRule>,
     mud: Option<MudPolicy>,
     mode: Mode,
@@ -70,7 +72,7 @@ struct DeclaredPolicy {
 #[derive(Clone, Copy, Debug)]
 pub struct DeviceFacts<'a> {
     /// Its MAC.
-    pub mac: [u8; 6],
+    pub mac: MacAddr,
     /// Its category in effect (declared, else observed), if known.
     pub category: Option<&'a str>,
     /// The MUD URL it announced, if any.
@@ -93,7 +95,7 @@ pub struct OwnedFacts {
 
 impl OwnedFacts {
     /// Borrowed, for the device `mac`.
-    pub fn of(&self, mac: [u8; 6]) -> DeviceFacts<'_> {
+    pub fn of(&self, mac: MacAddr) -> DeviceFacts<'_> {
         DeviceFacts {
             mac,
             category: self.category.as_deref(),
@@ -158,7 +160,7 @@ impl DeviceRules {
 /// The policy engine.
 pub struct Engine {
     policies: Vec<DeclaredPolicy>,
-    device_policy: BTreeMap<[u8; 6], String>,
+    device_policy: BTreeMap<MacAddr, String>,
     mud_by_url: BTreeMap<String, MudPolicy>,
     local: Vec<IpNet>,
     /// The mode of devices without a declared policy, now.
@@ -174,7 +176,7 @@ pub struct Engine {
     /// first learned, from the state directory; negative before this boot).
     learn_from_ns: i64,
     /// Devices in learn mode and their windows.
-    learn_until: BTreeMap<[u8; 6], Window>,
+    learn_until: BTreeMap<MacAddr, Window>,
     /// `learn_until` changed since the store last took it.
     windows_changed: bool,
     /// The latest kernel time the engine was told.
@@ -186,8 +188,8 @@ pub struct Engine {
     pub learned: Learned,
     /// What each device was told by DNS.
     pub resolved: Resolved,
-    groups: BTreeMap<[u8; 6], u32>,
-    compiled: BTreeMap<[u8; 6], DeviceRules>,
+    groups: BTreeMap<MacAddr, u32>,
+    compiled: BTreeMap<MacAddr, DeviceRules>,
     /// Port rules past [`ALLOW_PORTS`] on one prefix, widened to any port.
     pub widened: u64,
 }
@@ -362,17 +364,17 @@ impl Engine {
     }
 
     /// Devices compiled so far.
-    pub fn compiled_macs(&self) -> impl Iterator<Item = [u8; 6]> + '_ {
+    pub fn compiled_macs(&self) -> impl Iterator<Item = MacAddr> + '_ {
         self.compiled.keys().copied()
     }
 
     /// A device's compiled policy.
-    pub fn rules(&self, mac: &[u8; 6]) -> Option<&DeviceRules> {
+    pub fn rules(&self, mac: &MacAddr) -> Option<&DeviceRules> {
         self.compiled.get(mac)
     }
 
     /// The verdict for a flow, as the kernel takes it, on the current state.
-    pub fn evaluate(&self, mac: &[u8; 6], addr: IpAddr, port: u16, proto: u8) -> u8 {
+    pub fn evaluate(&self, mac: &MacAddr, addr: IpAddr, port: u16, proto: u8) -> u8 {
         let Some(d) = self.compiled.get(mac) else {
             return verdict::NO_POLICY;
         };
@@ -382,7 +384,7 @@ impl Engine {
 
     /// The verdict before enforcement (unexpected or new port), and whether the device is
     /// enforced.
-    pub fn evaluate_detail(&self, mac: &[u8; 6], addr: IpAddr, port: u16, proto: u8) -> (u8, bool) {
+    pub fn evaluate_detail(&self, mac: &MacAddr, addr: IpAddr, port: u16, proto: u8) -> (u8, bool) {
         let Some(d) = self.compiled.get(mac) else {
             return (verdict::NO_POLICY, false);
         };
@@ -432,7 +434,7 @@ mod tests {
         Engine::new(&c, vec!["198.51.100.0/24".parse().unwrap()], 0, None).0
     }
 
-    const CAM: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
+    const CAM: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xa]);
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
@@ -480,7 +482,7 @@ mod tests {
             "multicast"
         );
         assert_eq!(
-            e.evaluate(&[9; 6], ip("192.0.2.1"), 443, 6),
+            e.evaluate(&MacAddr([9; 6]), ip("192.0.2.1"), 443, 6),
             verdict::NO_POLICY
         );
     }
@@ -585,7 +587,7 @@ mod tests {
             e.evaluate(&CAM, ip("203.0.113.20"), 443, 6),
             verdict::NEW_PORT
         );
-        let other = [2, 0, 0, 0, 0, 0xb];
+        let other = MacAddr([2, 0, 0, 0, 0, 0xb]);
         e.compile(&DeviceFacts {
             mac: other,
             category: None,
@@ -641,7 +643,7 @@ mod tests {
             mud_url: None,
             first_seen_ns: 0,
         };
-        let late_mac = [2, 0, 0, 0, 0, 0xb];
+        let late_mac = MacAddr([2, 0, 0, 0, 0, 0xb]);
         let late = DeviceFacts {
             mac: late_mac,
             first_seen_ns: 86_400_000_000_000,
@@ -668,7 +670,7 @@ mod tests {
         assert_eq!(e.mode_now(), Mode::Monitor);
         // A device first seen in an earlier boot (negative kernel time) whose window is
         // over stays over.
-        let old_mac = [2, 0, 0, 0, 0, 0xc];
+        let old_mac = MacAddr([2, 0, 0, 0, 0, 0xc]);
         e.compile(&DeviceFacts {
             mac: old_mac,
             first_seen_ns: -100_000_000_000,

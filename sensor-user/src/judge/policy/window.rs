@@ -1,6 +1,8 @@
 //! Learning windows: each device in learn mode learns for `learn_for` from its own first
 //! sight (a device added on day two learns on day two), then is monitored.
 
+use sensor_common::MacAddr;
+
 use super::{DeviceFacts, Engine};
 use crate::config::Mode;
 
@@ -45,7 +47,7 @@ impl Engine {
 
     /// The devices whose learning window ended by kernel time `now`: each once, when it
     /// happens. They must be compiled again to leave learn mode.
-    pub fn end_learning(&mut self, now_ns: u64) -> Vec<[u8; 6]> {
+    pub fn end_learning(&mut self, now_ns: u64) -> Vec<MacAddr> {
         self.advance(now_ns);
         let now = self.now_ns;
         self.learn_until
@@ -60,7 +62,7 @@ impl Engine {
 
     /// Every device's learning window (device, end in kernel ns), when one changed since
     /// the last call.
-    pub fn take_windows(&mut self) -> Option<Vec<([u8; 6], u64)>> {
+    pub fn take_windows(&mut self) -> Option<Vec<(MacAddr, u64)>> {
         std::mem::take(&mut self.windows_changed).then(|| {
             self.learn_until
                 .iter()
@@ -70,7 +72,7 @@ impl Engine {
     }
 
     /// A device's phase now (its mode as last compiled, and whether its window is over).
-    pub fn phase(&self, mac: &[u8; 6]) -> Option<Phase> {
+    pub fn phase(&self, mac: &MacAddr) -> Option<Phase> {
         let r = self.compiled.get(mac)?;
         Some(match r.mode {
             Mode::Learn => match self.learn_until.get(mac) {
