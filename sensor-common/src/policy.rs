@@ -1,74 +1,145 @@
 //! Destination policy in the kernel: which device is in which policy group and mode, the
 //! allow-list trie keyed by group and destination prefix, and the verdicts a new flow gets.
 
-/// A flow's verdict, taken once when it is created (and again when the policy
-/// generation changes), stored with its counters.
-pub mod verdict {
+/// A flow's verdict, as the kernel takes it on a flow's first packet (and again on a
+/// policy change) and userspace confirms it. The kernel stores it as its byte
+/// ([`verdict`]); userspace decodes the byte with [`Verdict::from_u8`], never casts it.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Verdict {
     /// Not evaluated on this CPU yet.
-    pub const UNSET: u8 = 0;
+    #[default]
+    Unset = 0,
     /// The destination (and port) is on the device's allow-list.
-    pub const ALLOWED: u8 = 1;
+    Allowed = 1,
     /// The device has no policy in the kernel (userspace decides).
-    pub const NO_POLICY: u8 = 2;
+    NoPolicy = 2,
     /// The device is learning: allowed, and recorded by userspace.
-    pub const LEARNING: u8 = 3;
+    Learning = 3,
     /// The destination is on no allow-list entry of the device.
-    pub const UNEXPECTED: u8 = 4;
+    Unexpected = 4,
     /// The destination is allowed, but not on this port or protocol.
-    pub const NEW_PORT: u8 = 5;
+    NewPort = 5,
     /// Unexpected or a new port, and the device is enforced: dropped.
-    pub const BLOCKED: u8 = 6;
+    Blocked = 6,
     /// The destination is on a threat-intelligence feed.
-    pub const INTEL: u8 = 7;
+    Intel = 7,
     /// The destination is a canary address.
-    pub const CANARY: u8 = 8;
+    Canary = 8,
     /// On a feed, and dropped (`[intel] block`, or the device is enforced).
-    pub const INTEL_BLOCKED: u8 = 9;
+    IntelBlocked = 9,
+}
+
+impl Verdict {
+    /// The verdict a byte from the kernel holds, if it is one.
+    pub const fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            0 => Self::Unset,
+            1 => Self::Allowed,
+            2 => Self::NoPolicy,
+            3 => Self::Learning,
+            4 => Self::Unexpected,
+            5 => Self::NewPort,
+            6 => Self::Blocked,
+            7 => Self::Intel,
+            8 => Self::Canary,
+            9 => Self::IntelBlocked,
+            _ => return None,
+        })
+    }
 
     /// Whether frames of a flow with this verdict are dropped.
     #[inline(always)]
-    pub const fn dropped(v: u8) -> bool {
-        v == BLOCKED || v == INTEL_BLOCKED
+    pub const fn dropped(self) -> bool {
+        matches!(self, Self::Blocked | Self::IntelBlocked)
     }
 
-    /// The policy decision for a device with a policy in `mode` (`super::mode`): a
-    /// learning device learns; otherwise what the allow-list says (`listed`: a prefix
-    /// covers the destination; `port_allowed`: that entry allows the port and protocol),
-    /// and anything not allowed is dropped when the device is enforced. The kernel and
-    /// userspace both decide with this function, so they cannot disagree.
+    /// The policy decision for a device with a policy in `mode` (`mode`): a learning
+    /// device learns; otherwise what the allow-list says (`listed`: a prefix covers the
+    /// destination; `port_allowed`: that entry allows the port and protocol), and anything
+    /// not allowed is dropped when the device is enforced. The kernel and userspace both
+    /// decide with this function, so they cannot disagree.
     #[inline(always)]
-    pub const fn decide(mode: u8, listed: bool, port_allowed: bool) -> u8 {
-        if mode == super::mode::LEARN {
-            return LEARNING;
+    pub const fn decide(mode: u8, listed: bool, port_allowed: bool) -> Self {
+        if mode == mode::LEARN {
+            return Self::Learning;
         }
         let v = if !listed {
-            UNEXPECTED
+            Self::Unexpected
         } else if port_allowed {
-            ALLOWED
+            Self::Allowed
         } else {
-            NEW_PORT
+            Self::NewPort
         };
-        if v != ALLOWED && mode == super::mode::ENFORCE {
-            BLOCKED
+        if !matches!(v, Self::Allowed) && mode == mode::ENFORCE {
+            Self::Blocked
         } else {
             v
         }
     }
 
     /// Threat intelligence over the policy verdict, for a destination in the intel trie
-    /// with `flags` (`super::intel_flags`): a feed hit outranks any policy, and is dropped
-    /// when its feed blocks or the policy already drops; a canary is reported as such
-    /// unless the policy drops it.
+    /// with `flags` (`intel_flags`): a feed hit outranks any policy, and is dropped when
+    /// its feed blocks or the policy already drops; a canary is reported as such unless
+    /// the policy drops it.
     #[inline(always)]
-    pub const fn with_intel(policy: u8, flags: u8) -> u8 {
-        let intel = flags & super::intel_flags::INTEL != 0;
-        let blocked = policy == BLOCKED || (intel && flags & super::intel_flags::BLOCK != 0);
+    pub const fn with_intel(policy: Self, flags: u8) -> Self {
+        let intel = flags & intel_flags::INTEL != 0;
+        let blocked = matches!(policy, Self::Blocked) || (intel && flags & intel_flags::BLOCK != 0);
         match (intel, blocked) {
-            (true, true) => INTEL_BLOCKED,
-            (true, false) => INTEL,
-            (false, true) => BLOCKED,
-            (false, false) => CANARY,
+            (true, true) => Self::IntelBlocked,
+            (true, false) => Self::Intel,
+            (false, true) => Self::Blocked,
+            (false, false) => Self::Canary,
         }
+    }
+
+    /// The name in events (`iot.flow.verdict`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Unset => "unset",
+            Self::Allowed => "allowed",
+            Self::NoPolicy => "no_policy",
+            Self::Learning => "learning",
+            Self::Unexpected => "unexpected",
+            Self::NewPort => "new_port",
+            Self::Blocked => "blocked",
+            Self::Intel => "intel",
+            Self::Canary => "canary",
+            Self::IntelBlocked => "intel_blocked",
+        }
+    }
+}
+
+/// [`Verdict`] as the byte the kernel stores in flow slots, counters and records.
+pub mod verdict {
+    use super::Verdict;
+
+    /// [`Verdict::Unset`].
+    pub const UNSET: u8 = Verdict::Unset as u8;
+    /// [`Verdict::Allowed`].
+    pub const ALLOWED: u8 = Verdict::Allowed as u8;
+    /// [`Verdict::NoPolicy`].
+    pub const NO_POLICY: u8 = Verdict::NoPolicy as u8;
+    /// [`Verdict::Learning`].
+    pub const LEARNING: u8 = Verdict::Learning as u8;
+    /// [`Verdict::Unexpected`].
+    pub const UNEXPECTED: u8 = Verdict::Unexpected as u8;
+    /// [`Verdict::NewPort`].
+    pub const NEW_PORT: u8 = Verdict::NewPort as u8;
+    /// [`Verdict::Blocked`].
+    pub const BLOCKED: u8 = Verdict::Blocked as u8;
+    /// [`Verdict::Intel`].
+    pub const INTEL: u8 = Verdict::Intel as u8;
+    /// [`Verdict::Canary`].
+    pub const CANARY: u8 = Verdict::Canary as u8;
+    /// [`Verdict::IntelBlocked`].
+    pub const INTEL_BLOCKED: u8 = Verdict::IntelBlocked as u8;
+
+    /// [`Verdict::dropped`] on the stored byte: the fast path checks it per frame.
+    #[inline(always)]
+    pub const fn dropped(v: u8) -> bool {
+        v == BLOCKED || v == INTEL_BLOCKED
     }
 }
 
@@ -213,21 +284,34 @@ mod tests {
 
     #[test]
     fn the_decision_table() {
-        use verdict::*;
-        assert_eq!(decide(mode::LEARN, false, false), LEARNING);
-        assert_eq!(decide(mode::MONITOR, false, false), UNEXPECTED);
-        assert_eq!(decide(mode::MONITOR, true, false), NEW_PORT);
-        assert_eq!(decide(mode::MONITOR, true, true), ALLOWED);
-        assert_eq!(decide(mode::ENFORCE, false, false), BLOCKED);
-        assert_eq!(decide(mode::ENFORCE, true, false), BLOCKED);
-        assert_eq!(decide(mode::ENFORCE, true, true), ALLOWED);
+        use Verdict::*;
+        let decide = Verdict::decide;
+        assert_eq!(decide(mode::LEARN, false, false), Learning);
+        assert_eq!(decide(mode::MONITOR, false, false), Unexpected);
+        assert_eq!(decide(mode::MONITOR, true, false), NewPort);
+        assert_eq!(decide(mode::MONITOR, true, true), Allowed);
+        assert_eq!(decide(mode::ENFORCE, false, false), Blocked);
+        assert_eq!(decide(mode::ENFORCE, true, false), Blocked);
+        assert_eq!(decide(mode::ENFORCE, true, true), Allowed);
         let (i, c, b) = (intel_flags::INTEL, intel_flags::CANARY, intel_flags::BLOCK);
-        assert_eq!(with_intel(ALLOWED, i), INTEL);
-        assert_eq!(with_intel(ALLOWED, i | b), INTEL_BLOCKED);
-        assert_eq!(with_intel(BLOCKED, i), INTEL_BLOCKED);
-        assert_eq!(with_intel(NO_POLICY, c), CANARY);
-        assert_eq!(with_intel(BLOCKED, c), BLOCKED);
-        assert!(dropped(BLOCKED) && dropped(INTEL_BLOCKED) && !dropped(INTEL));
+        let with_intel = Verdict::with_intel;
+        assert_eq!(with_intel(Allowed, i), Intel);
+        assert_eq!(with_intel(Allowed, i | b), IntelBlocked);
+        assert_eq!(with_intel(Blocked, i), IntelBlocked);
+        assert_eq!(with_intel(NoPolicy, c), Canary);
+        assert_eq!(with_intel(Blocked, c), Blocked);
+        assert!(Blocked.dropped() && IntelBlocked.dropped() && !Intel.dropped());
+        assert!(verdict::dropped(verdict::BLOCKED) && !verdict::dropped(verdict::ALLOWED));
+    }
+
+    #[test]
+    fn every_verdict_byte_decodes_to_itself() {
+        for b in 0..=u8::MAX {
+            match Verdict::from_u8(b) {
+                Some(v) => assert_eq!(v as u8, b),
+                None => assert!(b > verdict::INTEL_BLOCKED, "{b}"),
+            }
+        }
     }
 
     #[test]

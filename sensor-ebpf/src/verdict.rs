@@ -1,10 +1,10 @@
 //! A flow's verdict: threat intelligence and canaries, then the device's policy, decided
-//! by the table in `sensor_common::policy::verdict` that userspace uses too.
+//! by `sensor_common::policy::Verdict::decide`, the table userspace uses too.
 
 use aya_ebpf::maps::lpm_trie::Key;
 use sensor_common::{
     DeviceKey, FlowKey,
-    policy::{AllowData, GROUP_BITS, IntelData, mode, verdict},
+    policy::{AllowData, GROUP_BITS, IntelData, Verdict, mode, verdict},
     stats,
 };
 
@@ -17,32 +17,33 @@ pub(crate) fn policy_gen() -> u32 {
 }
 
 /// The verdict for a flow: threat intelligence and canaries first (they outrank any
-/// policy), then the device's policy. Returns the intel entry's id too (0: none).
+/// policy), then the device's policy. Returns the verdict's byte and the intel entry's id
+/// (0: none).
 #[inline(always)]
 pub(crate) fn evaluate_full(key: &FlowKey) -> (u8, u32) {
     let policy = evaluate(key);
     let k = Key::new(128, IntelData { addr: key.addr });
     let Some(e) = INTEL.get(&k) else {
-        return (policy, 0);
+        return (policy as u8, 0);
     };
-    (verdict::with_intel(policy, e.flags), e.id)
+    (Verdict::with_intel(policy, e.flags) as u8, e.id)
 }
 
 /// The policy verdict for a flow: the device's policy mode, then the longest allow-list
 /// prefix for its group and the flow's destination, then that entry's ports.
 #[inline(always)]
-pub(crate) fn evaluate(key: &FlowKey) -> u8 {
+pub(crate) fn evaluate(key: &FlowKey) -> Verdict {
     let dk = DeviceKey {
         mac: key.mac,
         _pad: [0; 2],
     };
     // SAFETY: a plain lookup; the value is only read.
     let Some(p) = (unsafe { DEVICE_POLICY.get(&dk) }) else {
-        return verdict::NO_POLICY;
+        return Verdict::NoPolicy;
     };
     if p.mode == mode::LEARN {
         // Skips the trie lookups a learning device does not need.
-        return verdict::LEARNING;
+        return Verdict::Learning;
     }
     let k = Key::new(
         GROUP_BITS + 128,
@@ -52,8 +53,8 @@ pub(crate) fn evaluate(key: &FlowKey) -> u8 {
         },
     );
     match ALLOW.get(&k) {
-        None => verdict::decide(p.mode, false, false),
-        Some(e) => verdict::decide(p.mode, true, e.allows(key.port, key.proto)),
+        None => Verdict::decide(p.mode, false, false),
+        Some(e) => Verdict::decide(p.mode, true, e.allows(key.port, key.proto)),
     }
 }
 

@@ -191,8 +191,11 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             })
         }
         Command::CheckConfig { file } => {
-            crate::engine::check::load(&file)?;
+            let config = crate::engine::check::load(&file)?;
             println!("{}: ok", file.display());
+            for line in crate::judge::policy::effective_modes(&config) {
+                println!("  {line}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Devices { state_dir, json } => {

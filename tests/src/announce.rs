@@ -72,10 +72,15 @@ pub fn wsd_onvif_hello(model: &str) -> Vec<u8> {
 
 /// A DNS query for `name` (type A).
 pub fn dns_query(id: u16, name: &str) -> Vec<u8> {
+    dns_query_for(id, name, TYPE::A)
+}
+
+/// A DNS query for `name`, record type `ty`.
+pub fn dns_query_for(id: u16, name: &str, ty: TYPE) -> Vec<u8> {
     let mut p = Packet::new_query(id);
     p.questions.push(Question::new(
         Name::new_unchecked(name),
-        QTYPE::TYPE(TYPE::A),
+        QTYPE::TYPE(ty),
         QCLASS::CLASS(CLASS::IN),
         false,
     ));

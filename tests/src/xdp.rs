@@ -1,8 +1,6 @@
 //! The sensor's eBPF programs (XDP ingress, TC egress) loaded in this process, run on frames with BPF_PROG_TEST_RUN,
 //! its maps read back. Time comes from the replay clock so results are deterministic.
 
-use sensor_common::MacAddr;
-
 use std::collections::BTreeMap;
 
 use aya::{
@@ -10,7 +8,7 @@ use aya::{
     maps::{MapData, RingBuf},
     programs::{TestRun, TestRunOptions, TestRunResult},
 };
-use sensor_common::FlowKey;
+use sensor_common::{FlowKey, MacAddr};
 use sensor_user::{
     config::SensorConfig,
     engine::sensor::KernelStats,

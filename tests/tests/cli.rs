@@ -135,3 +135,34 @@ fn devices_without_a_state_directory_says_so() {
         "{err}"
     );
 }
+
+#[test]
+fn check_config_says_the_mode_each_policy_runs_in() {
+    let dir = TempDir::new();
+    let path = dir.join("kw.toml");
+    std::fs::write(
+        &path,
+        "[baseline]\nmode = \"enforce\"\n\n[[policy]]\nname = \"cams\"\ncategories = [\"camera\"]\nallow = [\"203.0.113.10\"]\n\n\
+         [[policy]]\nname = \"plugs\"\ncategories = [\"plug-switch\"]\nmode = \"learn\"\nlearn_for = \"12h\"\n",
+    )
+    .unwrap();
+    let out = kw(&["check-config", path.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("devices without a declared policy: enforce"),
+        "{text}"
+    );
+    assert!(
+        text.contains("policy \"cams\": enforce (from [baseline] mode = \"enforce\")"),
+        "a policy without a mode enforces when the baseline does: {text}"
+    );
+    assert!(
+        text.contains("policy \"plugs\": learn, each device for 12h (its own mode)"),
+        "{text}"
+    );
+}

@@ -132,3 +132,101 @@ fn sweeps_bursts_and_foreign_resolvers_alert_and_steady_devices_do_not() {
         assert!(any.is_empty(), "steady device {dev}: {any:#?}");
     }
 }
+
+/// Asks the lab's resolver (the gateway's dnsmasq) `name` for record type `ty`; returns
+/// the answer's RCODE.
+fn ask(lab: &Lab, dev: usize, id: u16, name: &str, ty: simple_dns::TYPE) -> simple_dns::RCODE {
+    let from: IpAddr = lab.devices[dev].v4.into();
+    let q = announce::dns_query_for(id, name, ty);
+    let answer = lab.devices[dev].ns.run(move || {
+        let s = UdpSocket::bind((from, 0)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        s.send_to(&q, "198.51.100.1:53").unwrap();
+        let mut buf = [0u8; 1500];
+        let n = s.recv(&mut buf).expect("an answer from the lab's resolver");
+        buf[..n].to_vec()
+    });
+    simple_dns::Packet::parse(&answer).unwrap().rcode()
+}
+
+/// Base32 text as a tunnel encodes data (deterministic, random-looking).
+fn encoded(seed: u64, n: usize) -> String {
+    const A: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            A[(x % 32) as usize] as char
+        })
+        .collect()
+}
+
+#[test]
+fn a_dns_tunnel_and_generated_names_through_the_lans_resolver_alert() {
+    if !env::have_root() || !env::have_tool("ip") || !env::have_tool("dnsmasq") {
+        return;
+    }
+    // 0: tunnels through the LAN's resolver (TXT queries carrying base32 data, as dnscat2
+    // does), 1: a DGA bot (NXDOMAIN for generated .com names), 2: an ordinary device.
+    let lab = Lab::build(3);
+    // No upstream: every name under these domains is NXDOMAIN, nothing leaves the lab.
+    let _dns = lab.dnsmasq_dns(&[
+        ("tunnel.example", ""),
+        ("com", ""),
+        ("cloud.example.net", "203.0.113.10"),
+    ]);
+    let config = format!(
+        "{}[baseline]\nmode = \"monitor\"\n",
+        kettlewatch_tests::lab::FAST_CONFIG
+    );
+    let (_dir, sensor) = lab.watch(&config, &[]);
+    for i in 0..40u16 {
+        let name = format!(
+            "{}.{}.t.tunnel.example",
+            encoded(u64::from(i), 48),
+            encoded(u64::from(i) + 999, 16)
+        );
+        ask(&lab, 0, i, &name, simple_dns::TYPE::TXT);
+        assert_eq!(
+            ask(&lab, 2, 1000 + i, "cloud.example.net", simple_dns::TYPE::A),
+            simple_dns::RCODE::NoError
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for i in 0..14u16 {
+        let name = format!("www.{}.com", encoded(u64::from(i) + 5000, 12));
+        assert_eq!(
+            ask(&lab, 1, 2000 + i, &name, simple_dns::TYPE::A),
+            simple_dns::RCODE::NameError,
+            "the lab's resolver says {name} does not exist"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let found = sensor.wait_for_line(|l| l.contains("\"dga_activity\""), Duration::from_secs(10));
+    assert!(found.is_some(), "a dga_activity alert");
+    std::thread::sleep(Duration::from_millis(500));
+    let out = sensor.stop();
+    assert!(out.status.success(), "{}", out.stderr);
+    let evs = events::parse(&out.stdout);
+    let mac = |i: usize| lab.devices[i].mac.to_string();
+    let tunnel = events::alerts(&evs, "dns_tunnel");
+    assert_eq!(tunnel.len(), 1, "{tunnel:#?}");
+    assert_eq!(tunnel[0]["iot"]["device"]["mac"], mac(0));
+    assert_eq!(
+        tunnel[0]["alert"]["metadata"]["domain"][0],
+        "tunnel.example"
+    );
+    assert_eq!(tunnel[0]["alert"]["metadata"]["txt_or_null"][0], "30");
+    let dga = events::alerts(&evs, "dga_activity");
+    assert_eq!(dga.len(), 1, "{dga:#?}");
+    assert_eq!(dga[0]["iot"]["device"]["mac"], mac(1));
+    assert!(
+        anomalies(&evs)
+            .iter()
+            .all(|a| a["iot"]["device"]["mac"] != mac(2)),
+        "the ordinary device raised nothing: {:#?}",
+        anomalies(&evs)
+    );
+}

@@ -833,3 +833,58 @@ fn a_mac_flood_keeps_the_device_table_bounded_and_alerts_once() {
         "device events are bounded too: {device_events}"
     );
 }
+
+#[test]
+fn the_iodine_tunnel_is_a_dns_tunnel_and_no_benign_capture_raises_one() {
+    if !env::have_root() {
+        return;
+    }
+    let fx = env::fixtures();
+    let evs = replay_ok([fx.join("captures/ndpi/dns-tunnel-iodine.pcap")]);
+    let dns_alerts = |evs: &[Value]| -> Vec<Value> {
+        events::of_type(evs, "alert")
+            .into_iter()
+            .filter(|a| {
+                matches!(
+                    a["iot"]["rule"]["id"].as_str(),
+                    Some("dns_tunnel" | "dga_activity")
+                )
+            })
+            .cloned()
+            .collect()
+    };
+    let found = dns_alerts(&evs);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let a = &found[0];
+    assert_eq!(a["iot"]["rule"]["id"], "dns_tunnel");
+    assert_eq!(a["alert"]["signature_id"], 9_100_018);
+    assert_eq!(
+        a["iot"]["device"]["mac"], "08:00:27:9c:e0:b4",
+        "the tunnel's client"
+    );
+    assert_eq!(a["alert"]["metadata"]["domain"][0], "pirate.sea");
+    // Every other capture here is benign, setup and control traffic of real devices
+    // included: none raises either rule.
+    let mut benign: Vec<PathBuf> = nku_captures().unwrap();
+    for name in [
+        "dns.pcap",
+        "mqtt.pcap",
+        "upnp.pcap",
+        "xiaomi.pcap",
+        "tplink_shp.pcap",
+    ] {
+        benign.push(fx.join("captures/ndpi").join(name));
+    }
+    for name in ["dns_udp.pcap", "dns_tcp.pcap", "edns-opts.pcap"] {
+        benign.push(fx.join("captures/tcpdump").join(name));
+    }
+    for cap in &benign {
+        let evs = replay_ok([cap]);
+        assert!(
+            dns_alerts(&evs).is_empty(),
+            "{}: {:#?}",
+            cap.display(),
+            dns_alerts(&evs)
+        );
+    }
+}

@@ -3,8 +3,6 @@
 //! (and only those) are copied whole to userspace, where they decode to the names and
 //! addresses the gateway gave the device.
 
-use sensor_common::MacAddr;
-
 use std::net::{IpAddr, Ipv4Addr};
 
 use kettlewatch_tests::{
@@ -12,7 +10,7 @@ use kettlewatch_tests::{
     frames::{self, cat, eth, ethertype as et},
     xdp::{Program, nonzero_stats},
 };
-use sensor_common::proto;
+use sensor_common::{MacAddr, proto};
 use sensor_user::{discover::dns::decode_answer_frame, kernel::records::KernelEvent};
 
 const DEV: MacAddr = MacAddr([0x02, 0, 0x5e, 0x10, 0, 0x17]);

@@ -13,7 +13,7 @@ use kettlewatch_tests::{
 };
 use sensor_common::{
     MacAddr,
-    policy::{AllowEntry, DevicePolicy, PortRule, mode, verdict},
+    policy::{AllowEntry, DevicePolicy, PortRule, Verdict, mode, verdict},
     proto,
 };
 use sensor_user::kernel::records::KernelEvent;
@@ -152,7 +152,7 @@ fn allowed_unexpected_wrong_port_ipv6_and_no_policy() {
         .iter()
         .find(|(k, _)| k.addr == frames::mapped([192, 0, 2, 66]) && k.mac == DEV)
         .unwrap();
-    assert_eq!(unexpected.1.verdict, verdict::UNEXPECTED);
+    assert_eq!(unexpected.1.verdict, Verdict::Unexpected);
 }
 
 #[test]
@@ -246,5 +246,5 @@ fn a_new_generation_takes_verdicts_again_for_flows_already_counted() {
     assert_eq!(st.get("verdict_allowed"), Some(&1), "{st:?}");
     assert_eq!(st["verdict_blocked"], 1, "counted once, when it changed");
     let flow = p.flows().into_iter().find(|(k, _)| k.mac == DEV).unwrap().1;
-    assert_eq!((flow.packets, flow.verdict), (3, verdict::BLOCKED));
+    assert_eq!((flow.packets, flow.verdict), (3, Verdict::Blocked));
 }

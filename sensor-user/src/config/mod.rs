@@ -209,6 +209,20 @@ pub struct AnomalyConfig {
     /// One alert per device and rule at most this often; repeats are counted.
     #[serde(deserialize_with = "duration")]
     pub realert_after: Spanned<Duration>,
+    /// The DNS detectors' window.
+    #[serde(deserialize_with = "duration")]
+    pub dns_window: Spanned<Duration>,
+    /// Distinct encoded names under one registered domain in the window: `dns_tunnel`.
+    pub dns_tunnel_names: usize,
+    /// Characters left of the registered domain that make a name encoded ...
+    pub dns_tunnel_chars: usize,
+    /// ... with at least this entropy, bits per character.
+    pub dns_tunnel_entropy: f64,
+    /// Distinct random-looking registered domains answered NXDOMAIN in the window:
+    /// `dga_activity`.
+    pub dga_domains: usize,
+    /// The entropy a generated domain's label has at least, bits per character.
+    pub dga_entropy: f64,
 }
 
 impl Default for AnomalyConfig {
@@ -228,6 +242,12 @@ impl Default for AnomalyConfig {
             dns_servers: Vec::new(),
             ntp_servers: Vec::new(),
             realert_after: d(600),
+            dns_window: d(60),
+            dns_tunnel_names: 30,
+            dns_tunnel_chars: 20,
+            dns_tunnel_entropy: 3.0,
+            dga_domains: 10,
+            dga_entropy: 2.5,
         }
     }
 }

@@ -8,6 +8,8 @@ use super::{DecodeError, text};
 pub struct DnsQuery {
     /// Query names, lower case, without the trailing dot.
     pub names: Vec<String>,
+    /// The record type asked for each name (`qtypes[i]` for `names[i]`).
+    pub qtypes: Vec<u16>,
 }
 
 /// Questions of a DNS message a device sent; `Ok(None)` for responses.
@@ -16,8 +18,10 @@ pub fn decode(m: &[u8]) -> Result<Option<DnsQuery>, DecodeError> {
     if p.has_flags(simple_dns::PacketFlag::RESPONSE) {
         return Ok(None);
     }
+    let questions = p.questions.iter().take(8);
     Ok(Some(DnsQuery {
-        names: p.questions.iter().take(8).map(|q| name(&q.qname)).collect(),
+        names: questions.clone().map(|q| name(&q.qname)).collect(),
+        qtypes: questions.map(|q| u16::from(q.qtype)).collect(),
     }))
 }
 
@@ -85,6 +89,18 @@ pub fn decode_answer(m: &[u8]) -> Result<Option<DnsAnswer>, DecodeError> {
         addrs,
         ttl_s: ttl,
     }))
+}
+
+/// The name a response says does not exist (RCODE 3, NXDOMAIN), from a whole frame.
+pub fn nxdomain_frame(frame: &[u8]) -> Option<String> {
+    let p = etherparse::SlicedPacket::from_ethernet(frame).ok()?;
+    let Some(etherparse::TransportSlice::Udp(udp)) = p.transport else {
+        return None;
+    };
+    let m = simple_dns::Packet::parse(udp.payload()).ok()?;
+    (m.has_flags(simple_dns::PacketFlag::RESPONSE) && m.rcode() == simple_dns::RCODE::NameError)
+        .then(|| m.questions.first().map(|q| name(&q.qname)))
+        .flatten()
 }
 
 /// A DNS answer from a whole frame (what the egress program copies).

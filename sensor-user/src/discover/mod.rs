@@ -5,8 +5,6 @@
 //! to the decoder of its protocol; each decoder is a pure function of the bytes. A new
 //! decoder is a file here, a `Facts` variant, and an arm in [`decode`].
 
-use sensor_common::MacAddr;
-
 pub mod arp;
 pub mod dhcp;
 pub mod dhcpv6;
@@ -23,7 +21,7 @@ pub mod tuya;
 pub mod wsd;
 
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
-use sensor_common::discovery as kinds;
+use sensor_common::{MacAddr, discovery as kinds};
 
 /// Longest string kept from the network: a hostile device cannot grow events without bound.
 pub const MAX_TEXT: usize = 255;

@@ -397,13 +397,15 @@ mod tests {
         for i in 0..(MAX_NAMES + 10) {
             p.merge(Facts::Dns(DnsQuery {
                 names: vec![format!("n{i}.example.com")],
+                qtypes: Vec::new(),
             }));
         }
         assert_eq!(p.dns.len(), MAX_NAMES);
         assert_eq!(p.facts_dropped, 10);
         assert!(
             !p.merge(Facts::Dns(DnsQuery {
-                names: vec!["n0.example.com".into()]
+                names: vec!["n0.example.com".into()],
+                qtypes: Vec::new(),
             })),
             "a name it already has is no change"
         );
@@ -436,6 +438,7 @@ mod tests {
         }));
         p.merge(Facts::Dns(DnsQuery {
             names: vec!["a.example.com".into()],
+            qtypes: Vec::new(),
         }));
         let j = serde_json::to_value(&p).unwrap();
         assert_eq!(j["dhcp"]["parameter_request_list"], "1,3,6");

@@ -2,8 +2,6 @@
 //! `run` feeds it from a live interface, `replay` from capture files, so both give the
 //! same stream for the same frames.
 
-use sensor_common::MacAddr;
-
 use serde_json::Value;
 
 use crate::{
@@ -21,7 +19,7 @@ use crate::{
     track::devices::{DeviceTable, DeviceTotals},
     track::flows::{FlowTable, FlowTotals},
 };
-use sensor_common::{FlowKey, stats};
+use sensor_common::{FlowKey, MacAddr, stats};
 
 mod record;
 mod stats_event;

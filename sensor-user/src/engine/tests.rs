@@ -2,14 +2,12 @@
 //! user reads in the stream for a new device, a flow outside its policy, a flow a DNS
 //! answer allowed a moment before, and a discovery frame.
 
-use sensor_common::MacAddr;
-
 use std::{
     io::Write,
     sync::{Arc, Mutex},
 };
 
-use sensor_common::{DISCOVERY_BYTES, Event, EventKind, FlowKey, policy::verdict, proto};
+use sensor_common::{DISCOVERY_BYTES, Event, EventKind, FlowKey, MacAddr, policy::verdict, proto};
 use serde_json::Value;
 
 use super::sensor::{KernelStats, Sensor, Stages};
@@ -405,4 +403,68 @@ fn a_cloud_endpoint_learned_by_address_follows_its_name_after_learning() {
         Some(&Value::from("monitoring")),
         "the device is reported again when its window ends: {phases:?}"
     );
+}
+
+/// An Ethernet frame from the gateway to the device saying `name` does not exist.
+fn nxdomain(name: &str) -> Vec<u8> {
+    use simple_dns::{CLASS, Name, Packet, QCLASS, QTYPE, Question, RCODE, TYPE};
+    let mut p = Packet::new_reply(9);
+    *p.rcode_mut() = RCODE::NameError;
+    p.questions.push(Question::new(
+        Name::new_unchecked(name),
+        QTYPE::TYPE(TYPE::A),
+        QCLASS::CLASS(CLASS::IN),
+        false,
+    ));
+    let payload = p.build_bytes_vec().unwrap();
+    let mut out = Vec::new();
+    etherparse::PacketBuilder::ethernet2(GW.0, DEV.0)
+        .ipv4([192, 168, 1, 1], [192, 168, 1, 23], 64)
+        .udp(53, 40000)
+        .write(&mut out, &payload)
+        .unwrap();
+    out
+}
+
+#[test]
+fn a_burst_of_nxdomain_for_generated_names_is_a_dga_and_one_typo_is_not() {
+    let (mut s, buf) = sensor("");
+    let t = T0 + 1_000_000_000;
+    s.on_record(&frame_record(
+        t,
+        EventKind::DnsAnswer,
+        DEV,
+        &nxdomain("wpad.lan"),
+    ));
+    // What a DGA bot asks: a dozen random second-level names a second apart.
+    let generated = [
+        "xkqzvbwpmt",
+        "qhrtzlkwvn",
+        "bvmxqpzrtk",
+        "ztkwqhvnbx",
+        "mwqzxtkvrp",
+        "rkvbzqtwxm",
+        "tqzwmkxvbh",
+        "hvxqkzrtwm",
+        "wzbtqxkmvr",
+        "kxmvzqwtrb",
+        "pzqkvxmtwh",
+        "vbkzqmxtrw",
+    ];
+    for (i, g) in generated.iter().enumerate() {
+        let name = format!("www.{g}.com");
+        s.on_record(&frame_record(
+            t + (i as u64 + 1) * 1_000_000_000,
+            EventKind::DnsAnswer,
+            DEV,
+            &nxdomain(&name),
+        ));
+    }
+    s.end_batch(t + 20_000_000_000);
+    let evs = lines(s, buf, t + 21_000_000_000);
+    let a = alerts(&evs, "dga_activity");
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(a[0]["alert"]["signature_id"], 9_100_019);
+    assert_eq!(a[0]["iot"]["device"]["mac"], "02:00:5e:10:00:17");
+    assert_eq!(a[0]["alert"]["metadata"]["nxdomain_domains"][0], "10");
 }

@@ -4,14 +4,12 @@
 //! freshest state (a DNS answer can land a moment after the kernel looked) before alerting,
 //! once per device, destination and rule.
 
-use sensor_common::MacAddr;
-
 use std::{
     collections::{BTreeSet, HashMap},
     net::IpAddr,
 };
 
-use sensor_common::{FLOW_SERVING, FlowKey, policy::verdict};
+use sensor_common::{FLOW_SERVING, FlowKey, MacAddr, policy::Verdict};
 use serde_json::{Value, json};
 
 use crate::{
@@ -55,9 +53,9 @@ pub struct PolicyAlert {
 /// The baseline stage's judgement of a new flow.
 #[derive(Debug)]
 pub struct Judged {
-    /// The policy verdict before enforcement (`sensor_common::policy::verdict`), on the
-    /// state as it was when the flow arrived.
-    pub verdict: u8,
+    /// The policy verdict before enforcement, on the state as it was when the flow
+    /// arrived.
+    pub verdict: Verdict,
     /// The destination is on the LAN (always allowed, never learned).
     pub local: bool,
     /// The names the device was given the destination's address for.
@@ -191,18 +189,18 @@ impl Baseline {
         key: FlowKey,
         origin: Origin,
         learn: bool,
-        (base, enforced): (u8, bool),
+        (base, enforced): (Verdict, bool),
         name: Option<String>,
     ) -> Option<PolicyAlert> {
         let mac = key.mac;
         let dst = addr::ip(key.addr);
         // A service the device is reaching out to (not one it serves on).
-        let service = (base == verdict::LEARNING && key.flags & FLOW_SERVING == 0)
+        let service = (base == Verdict::Learning && key.flags & FLOW_SERVING == 0)
             .then(|| self.suspicious(&key).map(str::to_string))
             .flatten();
         match base {
-            verdict::LEARNING if !learn || self.engine.is_local(dst) => None,
-            verdict::LEARNING if service.is_some() => {
+            Verdict::Learning if !learn || self.engine.is_local(dst) => None,
+            Verdict::Learning if service.is_some() => {
                 // Never learned: what no IoT device should do is not its normal.
                 self.counters.suspicious += 1;
                 if !self
@@ -227,15 +225,15 @@ impl Baseline {
                     service,
                 })
             }
-            verdict::LEARNING => {
+            Verdict::Learning => {
                 let rule = learned::rule_for(dst, key.port, key.proto, name.as_deref());
                 if self.engine.learned.record(mac, rule) {
                     self.dirty.insert(mac);
                 }
                 None
             }
-            verdict::UNEXPECTED | verdict::NEW_PORT => {
-                let rule = if base == verdict::NEW_PORT {
+            Verdict::Unexpected | Verdict::NewPort => {
+                let rule = if base == Verdict::NewPort {
                     &rules::NEW_PORT
                 } else {
                     &rules::UNEXPECTED_DESTINATION
@@ -255,7 +253,7 @@ impl Baseline {
                     source: r.source.map_or("learned", |s| s.as_str()),
                     expected: r.rules.iter().take(EXPECTED_SHOWN).cloned().collect(),
                     rrname: name,
-                    blocked: enforced && origin.verdict == verdict::BLOCKED,
+                    blocked: enforced && origin.verdict == Verdict::Blocked,
                     policies: r.policies.clone(),
                     mode: r.mode,
                     service: None,
@@ -265,7 +263,7 @@ impl Baseline {
                 if learn
                     && matches!(
                         origin.verdict,
-                        verdict::UNEXPECTED | verdict::NEW_PORT | verdict::BLOCKED
+                        Verdict::Unexpected | Verdict::NewPort | Verdict::Blocked
                     )
                 {
                     self.counters.cleared += 1;

@@ -173,7 +173,24 @@ pub const SUSPICIOUS_SERVICE: Rule = rule(
 );
 
 /// Every rule.
-pub const ALL: [Rule; 17] = [
+/// Many distinct encoded names under one registered domain: data carried in DNS.
+pub const DNS_TUNNEL: Rule = rule(
+    "dns_tunnel",
+    9_100_018,
+    "kettlewatch: device tunnels data through DNS",
+    "Potentially Bad Traffic",
+    1,
+);
+/// A burst of NXDOMAIN for random-looking domains: a domain-generation algorithm.
+pub const DGA_ACTIVITY: Rule = rule(
+    "dga_activity",
+    9_100_019,
+    "kettlewatch: device looks up generated domain names",
+    "Potentially Bad Traffic",
+    1,
+);
+
+pub const ALL: [Rule; 19] = [
     UNEXPECTED_DESTINATION,
     NEW_PORT,
     THREAT_INTEL_IP,
@@ -191,6 +208,8 @@ pub const ALL: [Rule; 17] = [
     NEW_PROTOCOL,
     DEVICE_TABLE_PRESSURE,
     SUSPICIOUS_SERVICE,
+    DNS_TUNNEL,
+    DGA_ACTIVITY,
 ];
 
 #[cfg(test)]
@@ -207,5 +226,33 @@ mod tests {
         sids.dedup();
         assert_eq!((ids.len(), sids.len()), (ALL.len(), ALL.len()));
         assert!(ALL.iter().all(|r| (1..=3).contains(&r.severity)));
+    }
+
+    #[test]
+    fn the_event_schema_knows_every_rule() {
+        let schema: serde_json::Value = serde_json::from_str(include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schema/eve.schema.json"
+        )))
+        .unwrap();
+        let text = schema.to_string();
+        let sid = text
+            .find("\"signature_id\":{")
+            .expect("signature_id in the schema");
+        let bounds: serde_json::Value =
+            serde_json::from_str(&text[sid + 15..=sid + text[sid..].find('}').unwrap()]).unwrap();
+        for r in ALL {
+            assert!(
+                text.contains(&format!("\"{}\"", r.id)),
+                "{} is not in the schema's rule ids",
+                r.id
+            );
+            let sid = u64::from(r.signature_id);
+            assert!(
+                bounds["minimum"].as_u64() <= Some(sid) && Some(sid) <= bounds["maximum"].as_u64(),
+                "{} ({sid}) is outside the schema's signature_id range {bounds}",
+                r.id
+            );
+        }
     }
 }

@@ -1,8 +1,6 @@
 //! Reading the kernel's maps: flows and devices in batches (BPF_MAP_LOOKUP_BATCH), the
 //! stats array, the capture clock for replay, and the ring buffer handle.
 
-use sensor_common::MacAddr;
-
 use std::{
     io,
     os::fd::{AsFd as _, AsRawFd as _, BorrowedFd},
@@ -14,7 +12,10 @@ use aya::{
     Ebpf, Pod,
     maps::{Map, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf},
 };
-use sensor_common::{CacheSlot, DeviceCounters, DeviceKey, FlowCounters, FlowKey, maps, stats};
+use sensor_common::{
+    CacheSlot, DeviceCounters, DeviceKey, FlowCounters, FlowKey, MacAddr, maps, policy::Verdict,
+    stats,
+};
 
 use crate::{track::devices::DeviceTotals, track::flows::FlowTotals};
 
@@ -126,8 +127,9 @@ impl KernelMaps {
                 t.bytes += slot.bytes;
                 t.cached_packets += slot.packets;
                 t.tcp_flags |= slot.tcp_flags;
-                if slot.policy_gen >= t.policy_gen && slot.verdict != 0 {
-                    t.verdict = slot.verdict;
+                let v = Verdict::from_u8(slot.verdict).unwrap_or_default();
+                if slot.policy_gen >= t.policy_gen && v != Verdict::Unset {
+                    t.verdict = v;
                     t.policy_gen = slot.policy_gen;
                 }
             }

@@ -2,8 +2,6 @@
 //! trie and the policy generation. Changes go in as a diff (additions and updates before
 //! removals), so the maps are never empty in between.
 
-use sensor_common::MacAddr;
-
 use std::collections::BTreeMap;
 
 use aya::{
@@ -12,7 +10,7 @@ use aya::{
 };
 use ipnet::IpNet;
 use sensor_common::{
-    DeviceKey, maps,
+    DeviceKey, MacAddr, maps,
     policy::{AllowData, AllowEntry, DevicePolicy, GROUP_BITS},
 };
 

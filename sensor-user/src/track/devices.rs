@@ -1,14 +1,12 @@
 //! The device table: every source MAC seen on the LAN, the addresses it used, and when.
 //! A device is written as a `device` event on first sight and whenever its addresses change.
 
-use sensor_common::MacAddr;
-
 use std::{
     collections::{BTreeMap, BTreeSet},
     net::IpAddr,
 };
 
-use sensor_common::DeviceCounters;
+use sensor_common::{DeviceCounters, MacAddr};
 
 use crate::{
     discover::profile::Profile,

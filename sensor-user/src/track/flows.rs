@@ -1,11 +1,9 @@
 //! The userspace flow table: turns polled kernel counters into `flow` records with totals
 //! and deltas, notices LRU evictions, and decides when a flow is due a record.
 
-use sensor_common::MacAddr;
-
 use std::{collections::HashMap, net::IpAddr, time::Duration};
 
-use sensor_common::{FlowCounters, FlowKey};
+use sensor_common::{FlowCounters, FlowKey, MacAddr, policy::Verdict};
 
 /// A flow's counters summed over CPUs (times are kernel nanoseconds).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -24,7 +22,7 @@ pub struct FlowTotals {
     pub cached_packets: u64,
     /// The newest verdict over CPUs (highest policy generation; the flow cache's when it
     /// holds the flow).
-    pub verdict: u8,
+    pub verdict: Verdict,
     /// Its policy generation.
     pub policy_gen: u32,
 }
@@ -34,8 +32,9 @@ impl FlowTotals {
     pub fn sum(per_cpu: &[FlowCounters]) -> Self {
         let mut t = Self::default();
         for c in per_cpu.iter().filter(|c| c.packets > 0) {
-            if c.verdict != 0 && (t.verdict == 0 || c.policy_gen > t.policy_gen) {
-                t.verdict = c.verdict;
+            let v = Verdict::from_u8(c.verdict).unwrap_or_default();
+            if v != Verdict::Unset && (t.verdict == Verdict::Unset || c.policy_gen > t.policy_gen) {
+                t.verdict = v;
                 t.policy_gen = c.policy_gen;
             }
             t.packets += c.packets;
@@ -61,8 +60,8 @@ pub struct Origin {
     pub dst_port: u16,
     /// Destination MAC of the first packet.
     pub dst_mac: MacAddr,
-    /// The kernel's verdict on the first packet (`policy::verdict::*`).
-    pub verdict: u8,
+    /// The kernel's verdict on the first packet.
+    pub verdict: Verdict,
     /// Kernel time of the first packet (for alert latency).
     pub ts_ns: u64,
 }
@@ -315,7 +314,7 @@ mod tests {
             last_seen_ns: packets,
             tcp_flags: 0,
             cached_packets: 0,
-            verdict: 0,
+            verdict: Verdict::Unset,
             policy_gen: 0,
         }
     }
@@ -400,7 +399,7 @@ mod tests {
         ft.on_poll(100 * SEC, 100 * SEC, [(key(1), totals(1))]);
         let cached = FlowTotals {
             cached_packets: 4,
-            verdict: 0,
+            verdict: Verdict::Unset,
             policy_gen: 0,
             ..totals(5)
         };
@@ -452,7 +451,7 @@ mod tests {
             src_port: 50412,
             dst_port: 443,
             dst_mac: MacAddr([2, 0, 0, 0, 0, 1]),
-            verdict: 0,
+            verdict: Verdict::Unset,
             ts_ns: 0,
         };
         ft.on_new_flow(key(1), o);
@@ -468,7 +467,7 @@ mod tests {
             src_port: 1,
             dst_port: 2,
             dst_mac: MacAddr([0; 6]),
-            verdict: 0,
+            verdict: Verdict::Unset,
             ts_ns: 0,
         };
         ft.on_new_flow(key(1), o);

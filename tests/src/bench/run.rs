@@ -1,12 +1,10 @@
 //! The benchmarks' BPF_PROG_TEST_RUN primitives: test frames by kind, timed runs,
 //! medians and spreads, and this process's CPU time and resident memory.
 
-use sensor_common::MacAddr;
-
 use anyhow::{Context as _, Result};
 use aya::Ebpf;
 use aya::programs::{TestRun as _, TestRunOptions, Xdp};
-use sensor_common::proto;
+use sensor_common::{MacAddr, proto};
 
 use crate::frames::{self, cat, eth, ethertype as et};
 

@@ -2,9 +2,7 @@
 //! canaries, anomalies with a flow), a device (inventory findings, anomalies without a
 //! flow), and the sensor itself.
 
-use sensor_common::MacAddr;
-
-use sensor_common::FlowKey;
+use sensor_common::{FlowKey, MacAddr};
 use serde_json::{Value, json};
 
 use super::{Eve, PolicyContext, alert_object};
@@ -249,7 +247,7 @@ impl Eve {
                             source: "intel",
                             expected: Vec::new(),
                             rrname: Some(&name),
-                            blocked: sensor_common::policy::verdict::dropped(origin.verdict),
+                            blocked: origin.verdict.dropped(),
                             metadata: meta,
                             intel: Some(intel_obj(&sources, listed)),
                         };

@@ -3,7 +3,9 @@
 use sensor_common::FLOW_SERVING;
 use serde_json::{Value, json};
 
-use super::{Eve, verdict_name};
+use sensor_common::policy::Verdict;
+
+use super::Eve;
 use crate::track::flows::FlowRecord;
 
 impl Eve {
@@ -47,14 +49,14 @@ impl Eve {
         );
         // The verdict now (it changes with the policy), else the first packet's.
         let v = match (r.totals.verdict, r.origin) {
-            (0, Some(o)) => o.verdict,
+            (Verdict::Unset, Some(o)) => o.verdict,
             (v, _) => v,
         };
-        if v != 0
+        if v != Verdict::Unset
             && let Some(Value::Object(iot)) = m.get_mut("iot")
             && let Some(Value::Object(f)) = iot.get_mut("flow")
         {
-            f.insert("verdict".into(), verdict_name(v).into());
+            f.insert("verdict".into(), v.as_str().into());
             if let Some(n) = r.alert_repeats {
                 f.insert("alert_repeats".into(), n.into());
             }

@@ -3,8 +3,6 @@
 //! Suricata's `output-json-*.c` share `CreateEveHeader`. The schema under
 //! `sensor-user/schema/` documents every field written here.
 
-use sensor_common::MacAddr;
-
 mod alert;
 mod device;
 mod flow;
@@ -25,7 +23,7 @@ use crate::{
     track::devices::Device,
     track::flows::Origin,
 };
-use sensor_common::{FLOW_SERVING, FlowKey, proto};
+use sensor_common::{FLOW_SERVING, FlowKey, MacAddr, proto};
 
 /// What every event shares: who wrote it, where, and how kernel time maps to wall time.
 #[derive(Clone, Debug)]
@@ -66,23 +64,6 @@ fn alert_object(rule: &Rule, blocked: bool, metadata: Value) -> Value {
         "severity": rule.severity,
         "metadata": metadata,
     })
-}
-
-/// A verdict's name in events.
-pub fn verdict_name(v: u8) -> &'static str {
-    use sensor_common::policy::verdict;
-    match v {
-        verdict::ALLOWED => "allowed",
-        verdict::NO_POLICY => "no_policy",
-        verdict::LEARNING => "learning",
-        verdict::UNEXPECTED => "unexpected",
-        verdict::NEW_PORT => "new_port",
-        verdict::BLOCKED => "blocked",
-        verdict::INTEL => "intel",
-        verdict::CANARY => "canary",
-        verdict::INTEL_BLOCKED => "intel_blocked",
-        _ => "unset",
-    }
 }
 
 /// Userspace health counters, reported in `stats` events.
@@ -328,6 +309,7 @@ mod tests {
         for facts in [
             Facts::Dns(DnsQuery {
                 names: vec!["cam.example.com".into()],
+                qtypes: Vec::new(),
             }),
             Facts::Ssdp(SsdpFacts {
                 kind: "notify",
@@ -410,7 +392,7 @@ mod tests {
                 src_port: 50412,
                 dst_port: 443,
                 dst_mac: MacAddr([2, 0, 0x5e, 0x10, 0, 1]),
-                verdict: 0,
+                verdict: sensor_common::policy::Verdict::Unset,
                 ts_ns: 0,
             }),
             totals: FlowTotals {
@@ -420,7 +402,7 @@ mod tests {
                 last_seen_ns: 3_000_000_000,
                 tcp_flags: 0x12,
                 cached_packets: 0,
-                verdict: 0,
+                verdict: sensor_common::policy::Verdict::Unset,
                 policy_gen: 0,
             },
             delta_packets: 4,
@@ -460,7 +442,7 @@ mod tests {
                 src_port: 554,
                 dst_port: 41000,
                 dst_mac: MacAddr([0; 6]),
-                verdict: 0,
+                verdict: sensor_common::policy::Verdict::Unset,
                 ts_ns: 0,
             }),
             totals: FlowTotals {

@@ -2,7 +2,7 @@
 //! once by the baseline stage and carried to intel and anomaly), a DNS answer, a
 //! discovery frame.
 
-use sensor_common::{FLOW_SERVING, policy::verdict};
+use sensor_common::{FLOW_SERVING, policy::Verdict};
 
 use super::Sensor;
 use crate::{
@@ -32,7 +32,8 @@ impl Sensor {
                     src_port: ev.src_port,
                     dst_port: ev.dst_port,
                     dst_mac: ev.dst_mac,
-                    verdict: ev.verdict,
+                    // A byte no verdict has (another build's object) reads as unset.
+                    verdict: Verdict::from_u8(ev.verdict).unwrap_or_default(),
                     ts_ns: ev.ts_ns,
                 };
                 self.flows.on_new_flow(ev.key, origin);
@@ -46,8 +47,8 @@ impl Sensor {
                 let hits = self.intel.on_new_flow(ev.key, origin, ev.intel_id, &names);
                 self.intel_alerts.extend(hits);
                 let cx = crate::judge::anomaly::FlowContext {
-                    learning: judged.verdict == verdict::LEARNING,
-                    allowed: judged.verdict == verdict::ALLOWED,
+                    learning: judged.verdict == Verdict::Learning,
+                    allowed: judged.verdict == Verdict::Allowed,
                     local: judged.local,
                 };
                 let found = self.anomaly.on_new_flow(ev.ts_ns, ev.key, origin, cx);
@@ -71,7 +72,16 @@ impl Sensor {
                             head.ts_ns,
                         )
                     }
-                    Ok(None) => {}
+                    Ok(None) => {
+                        // No addresses: a name that does not exist counts towards a DGA.
+                        let nx = std::panic::catch_unwind(|| discover::dns::nxdomain_frame(&frame))
+                            .ok()
+                            .flatten();
+                        if let Some(name) = nx {
+                            let found = self.anomaly.on_nxdomain(head.ts_ns, head.key.mac, &name);
+                            self.anomaly_alerts.extend(found);
+                        }
+                    }
                     Err(_) => self.counters.discovery_malformed += 1,
                 }
             }
@@ -87,6 +97,8 @@ impl Sensor {
                         if let discover::Facts::Dns(q) = &d.facts {
                             let hits = self.intel.on_names(d.mac, &q.names, "query");
                             self.intel_alerts.extend(hits);
+                            let found = self.anomaly.on_dns_query(head.ts_ns, d.mac, q);
+                            self.anomaly_alerts.extend(found);
                         }
                         if let discover::Facts::ArpRequest { asked, .. } = &d.facts {
                             let found = self.anomaly.on_arp_probe(head.ts_ns, d.mac, *asked);

@@ -1,10 +1,10 @@
-//! Behaviour: anomalies in each device's connections and volume. Detectors are small and
-//! separate (fan-out, volume, SYN floods, resolvers and time servers, new protocols);
+//! Behaviour: anomalies in each device's connections, volume and DNS. Detectors are small
+//! and separate (fan-out, volume, SYN floods, resolvers and time servers, new protocols,
+//! DNS tunnels and generated domains);
 //! this stage feeds them, and deduplicates and rate-limits what they find per device
 //! and rule, counting the repeats it held back in the next alert's metadata.
 
-use sensor_common::MacAddr;
-
+pub mod dns;
 pub mod fanout;
 pub mod volume;
 
@@ -14,7 +14,7 @@ use std::{
 };
 
 use ipnet::IpNet;
-use sensor_common::{FLOW_SERVING, FlowKey, proto};
+use sensor_common::{FLOW_SERVING, FlowKey, MacAddr, proto};
 use serde_json::{Value, json};
 
 use crate::{
@@ -23,6 +23,7 @@ use crate::{
     model::addr,
     track::flows::{FlowDelta, Origin},
 };
+use dns::{DnsFinding, DnsThresholds, DnsWatch};
 use fanout::{Fanout, Sweep};
 use volume::{Series, VolumeRule};
 
@@ -102,6 +103,7 @@ pub struct Anomaly {
     next_interval_ns: Option<u64>,
     protocols: HashMap<MacAddr, BTreeSet<(u8, u16)>>,
     limiter: HashMap<(MacAddr, &'static str), (u64, u64)>,
+    dns: DnsWatch,
     /// Counters.
     pub counters: AnomalyCounters,
 }
@@ -144,8 +146,71 @@ impl Anomaly {
             next_interval_ns: None,
             protocols: HashMap::new(),
             limiter: HashMap::new(),
+            dns: DnsWatch::new(DnsThresholds {
+                window_ns: c.dns_window.get_ref().as_nanos() as u64,
+                tunnel_names: c.dns_tunnel_names.max(2),
+                tunnel_min_chars: c.dns_tunnel_chars,
+                tunnel_entropy: c.dns_tunnel_entropy,
+                dga_domains: c.dga_domains.max(2),
+                dga_entropy: c.dga_entropy,
+            }),
             counters: AnomalyCounters::default(),
         }
+    }
+
+    /// A DNS query device `mac` sent at kernel time `now` (the names and their types).
+    pub fn on_dns_query(
+        &mut self,
+        now: u64,
+        mac: MacAddr,
+        q: &crate::discover::dns::DnsQuery,
+    ) -> Vec<AnomalyAlert> {
+        let mut out = Vec::new();
+        for (i, name) in q.names.iter().enumerate() {
+            let qtype = q.qtypes.get(i).copied().unwrap_or(0);
+            if let Some(f) = self.dns.on_query(now, mac, name, qtype) {
+                out.extend(self.dns_alert(now, mac, f));
+            }
+        }
+        out
+    }
+
+    /// The gateway answered device `mac` at kernel time `now` that `name` does not exist.
+    pub fn on_nxdomain(&mut self, now: u64, mac: MacAddr, name: &str) -> Vec<AnomalyAlert> {
+        match self.dns.on_nxdomain(now, mac, name) {
+            Some(f) => self.dns_alert(now, mac, f).into_iter().collect(),
+            None => Vec::new(),
+        }
+    }
+
+    fn dns_alert(&mut self, now: u64, mac: MacAddr, f: DnsFinding) -> Option<AnomalyAlert> {
+        let window_s = [(self.dns.window_ns() / 1_000_000_000).to_string()];
+        let (rule, meta) = match f {
+            DnsFinding::Tunnel {
+                domain,
+                names,
+                typed,
+                examples,
+            } => (
+                &rules::DNS_TUNNEL,
+                json!({
+                    "domain": [domain],
+                    "names": [names.to_string()],
+                    "txt_or_null": [typed.to_string()],
+                    "window_s": window_s,
+                    "examples": examples,
+                }),
+            ),
+            DnsFinding::Dga { domains, examples } => (
+                &rules::DGA_ACTIVITY,
+                json!({
+                    "nxdomain_domains": [domains.to_string()],
+                    "window_s": window_s,
+                    "examples": examples,
+                }),
+            ),
+        };
+        self.emit(now, rule, mac, None, meta)
     }
 
     /// One alert per device and rule per `realert_after`; what is held back is counted
@@ -393,7 +458,7 @@ mod tests {
             src_port: 40000,
             dst_port: port,
             dst_mac: MacAddr([2, 0, 0, 0, 0, 0xee]),
-            verdict: 0,
+            verdict: sensor_common::policy::Verdict::Unset,
             ts_ns: 0,
         };
         (key, origin)

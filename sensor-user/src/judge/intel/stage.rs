@@ -2,12 +2,10 @@
 //! and the names devices look up or are told in; `threat_intel_ip`, `threat_intel_domain`
 //! and `canary_contact` alerts out, once per device and indicator.
 
-use sensor_common::MacAddr;
-
 use std::collections::BTreeSet;
 
 use ipnet::IpNet;
-use sensor_common::{FlowKey, policy::verdict};
+use sensor_common::{FlowKey, MacAddr};
 use serde_json::Value;
 
 use super::{IntelMaps, IntelSet, Source};
@@ -135,7 +133,7 @@ impl Intel {
         names: &[&str],
     ) -> Vec<IntelAlert> {
         let mut out = Vec::new();
-        let blocked = verdict::dropped(origin.verdict);
+        let blocked = origin.verdict.dropped();
         if intel_id != 0
             && let Some(hit) = self.set.by_id(intel_id)
             && self.alerted_ip.insert((key.mac, hit.net))

@@ -150,6 +150,41 @@ impl Engine {
     }
 }
 
+/// What `check-config` says of the modes in effect: one line for devices without a
+/// declared policy, then one per `[[policy]]` with where its mode comes from.
+pub fn effective_modes(config: &Config) -> Vec<String> {
+    let b = &config.baseline;
+    let window = humantime::format_duration(*b.learn_for.get_ref());
+    let undeclared = match b.mode {
+        Mode::Learn => {
+            format!("learn: each learns for {window} from its own first sight, then is monitored")
+        }
+        m => m.as_str().to_string(),
+    };
+    let mut out = vec![format!("devices without a declared policy: {undeclared}")];
+    for p in &config.policies {
+        let mode = p.mode.unwrap_or(declared_default(b.mode));
+        let why = match p.mode {
+            Some(_) => "its own mode".to_string(),
+            None => format!("from [baseline] mode = \"{}\"", b.mode.as_str()),
+        };
+        let window = match (mode, &p.learn_for) {
+            (Mode::Learn, Some(w)) => format!(
+                ", each device for {}",
+                humantime::format_duration(*w.get_ref())
+            ),
+            (Mode::Learn, None) => format!(", each device for {window}"),
+            _ => String::new(),
+        };
+        out.push(format!(
+            "policy {:?}: {}{window} ({why})",
+            p.name.get_ref(),
+            mode.as_str()
+        ));
+    }
+    out
+}
+
 /// The mode a declared policy without its own `mode` takes from `[baseline] mode`: a user
 /// who wrote enforce gets enforce; learn and monitor give monitor.
 pub(super) fn declared_default(baseline: Mode) -> Mode {

@@ -2,15 +2,13 @@
 //! (by domain when the device resolved one for the address, so CDN address changes don't
 //! break it; else by address), with when it was first used.
 
-use sensor_common::MacAddr;
-
 use std::{
     collections::{BTreeMap, BTreeSet},
     net::IpAddr,
 };
 
 use ipnet::IpNet;
-use sensor_common::proto;
+use sensor_common::{MacAddr, proto};
 
 use super::allow::{AllowRule, Dest};
 

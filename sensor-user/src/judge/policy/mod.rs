@@ -14,7 +14,7 @@ pub mod mud;
 pub mod suspicious;
 mod window;
 
-pub use build::LoadReport;
+pub use build::{LoadReport, effective_modes};
 pub use local::{interface_prefixes, private_ranges};
 pub use window::Phase;
 use window::Window;
@@ -25,7 +25,7 @@ use std::{
 };
 
 use ipnet::IpNet;
-use sensor_common::policy::{ALLOW_PORTS, AllowEntry, DevicePolicy, PortRule, mode, verdict};
+use sensor_common::policy::{ALLOW_PORTS, AllowEntry, DevicePolicy, PortRule, Verdict, mode};
 
 use crate::config::Mode;
 use allow::{AllowRule, Dest};
@@ -374,19 +374,25 @@ impl Engine {
     }
 
     /// The verdict for a flow, as the kernel takes it, on the current state.
-    pub fn evaluate(&self, mac: &MacAddr, addr: IpAddr, port: u16, proto: u8) -> u8 {
+    pub fn evaluate(&self, mac: &MacAddr, addr: IpAddr, port: u16, proto: u8) -> Verdict {
         let Some(d) = self.compiled.get(mac) else {
-            return verdict::NO_POLICY;
+            return Verdict::NoPolicy;
         };
         let (listed, port_allowed) = d.lookup(addr, port, proto);
-        verdict::decide(kernel_mode(d.mode), listed, port_allowed)
+        Verdict::decide(kernel_mode(d.mode), listed, port_allowed)
     }
 
     /// The verdict before enforcement (unexpected or new port), and whether the device is
     /// enforced.
-    pub fn evaluate_detail(&self, mac: &MacAddr, addr: IpAddr, port: u16, proto: u8) -> (u8, bool) {
+    pub fn evaluate_detail(
+        &self,
+        mac: &MacAddr,
+        addr: IpAddr,
+        port: u16,
+        proto: u8,
+    ) -> (Verdict, bool) {
         let Some(d) = self.compiled.get(mac) else {
-            return (verdict::NO_POLICY, false);
+            return (Verdict::NoPolicy, false);
         };
         let (listed, port_allowed) = d.lookup(addr, port, proto);
         let enforced = d.mode == Mode::Enforce;
@@ -395,7 +401,7 @@ impl Engine {
         } else {
             kernel_mode(d.mode)
         };
-        (verdict::decide(m, listed, port_allowed), enforced)
+        (Verdict::decide(m, listed, port_allowed), enforced)
     }
 
     /// Whether an address is local (always allowed, so never worth learning).
@@ -456,34 +462,31 @@ mod tests {
         assert_eq!(r.mode, Mode::Monitor);
         assert_eq!(
             e.evaluate(&CAM, ip("203.0.113.9"), 443, 6),
-            verdict::ALLOWED
+            Verdict::Allowed
         );
-        assert_eq!(
-            e.evaluate(&CAM, ip("203.0.113.9"), 80, 6),
-            verdict::NEW_PORT
-        );
+        assert_eq!(e.evaluate(&CAM, ip("203.0.113.9"), 80, 6), Verdict::NewPort);
         assert_eq!(
             e.evaluate(&CAM, ip("203.0.113.7"), 80, 6),
-            verdict::ALLOWED,
+            Verdict::Allowed,
             "the /32 allows any port"
         );
         assert_eq!(
             e.evaluate(&CAM, ip("192.0.2.1"), 443, 6),
-            verdict::UNEXPECTED
+            Verdict::Unexpected
         );
         assert_eq!(
             e.evaluate(&CAM, ip("198.51.100.1"), 53, 17),
-            verdict::ALLOWED,
+            Verdict::Allowed,
             "the LAN"
         );
         assert_eq!(
             e.evaluate(&CAM, ip("224.0.0.251"), 5353, 17),
-            verdict::ALLOWED,
+            Verdict::Allowed,
             "multicast"
         );
         assert_eq!(
             e.evaluate(&MacAddr([9; 6]), ip("192.0.2.1"), 443, 6),
-            verdict::NO_POLICY
+            Verdict::NoPolicy
         );
     }
 
@@ -497,9 +500,9 @@ mod tests {
         };
         let policy = "[[policy]]\nname = \"p\"\ndevices = [\"02:00:00:00:00:0a\"]\nallow = [\"203.0.113.7\"]\n";
         for (baseline, want, outside) in [
-            ("enforce", Mode::Enforce, verdict::BLOCKED),
-            ("monitor", Mode::Monitor, verdict::UNEXPECTED),
-            ("learn", Mode::Monitor, verdict::UNEXPECTED),
+            ("enforce", Mode::Enforce, Verdict::Blocked),
+            ("monitor", Mode::Monitor, Verdict::Unexpected),
+            ("learn", Mode::Monitor, Verdict::Unexpected),
         ] {
             let mut e = engine(&format!("[baseline]\nmode = \"{baseline}\"\n{policy}"));
             assert_eq!(e.compile(&facts).mode, want, "[baseline] mode = {baseline}");
@@ -510,7 +513,7 @@ mod tests {
             );
             assert_eq!(
                 e.evaluate(&CAM, ip("203.0.113.7"), 443, 6),
-                verdict::ALLOWED
+                Verdict::Allowed
             );
         }
     }
@@ -531,11 +534,11 @@ mod tests {
         assert_eq!(seven.count, 2, "the /32 holds its own rule and the /24's");
         assert_eq!(
             e.evaluate(&CAM, ip("203.0.113.7"), 443, 6),
-            verdict::ALLOWED
+            Verdict::Allowed
         );
         assert_eq!(
             e.evaluate(&CAM, ip("203.0.113.7"), 80, 6),
-            verdict::BLOCKED,
+            Verdict::Blocked,
             "enforced"
         );
     }
@@ -554,7 +557,7 @@ mod tests {
         e.compile(&d);
         assert_eq!(
             e.evaluate(&CAM, ip("203.0.113.10"), 443, 6),
-            verdict::UNEXPECTED
+            Verdict::Unexpected
         );
         e.resolved.on_answer(
             &dns::Answer {
@@ -577,15 +580,15 @@ mod tests {
         e.compile(&d);
         assert_eq!(
             e.evaluate(&CAM, ip("203.0.113.10"), 443, 6),
-            verdict::ALLOWED
+            Verdict::Allowed
         );
         assert_eq!(
             e.evaluate(&CAM, ip("203.0.113.20"), 123, 17),
-            verdict::ALLOWED
+            Verdict::Allowed
         );
         assert_eq!(
             e.evaluate(&CAM, ip("203.0.113.20"), 443, 6),
-            verdict::NEW_PORT
+            Verdict::NewPort
         );
         let other = MacAddr([2, 0, 0, 0, 0, 0xb]);
         e.compile(&DeviceFacts {
@@ -596,7 +599,7 @@ mod tests {
         });
         assert_eq!(
             e.evaluate(&other, ip("203.0.113.10"), 443, 6),
-            verdict::LEARNING,
+            Verdict::Learning,
             "another device, in the default learn mode, is not given the camera's answers"
         );
     }
@@ -613,7 +616,7 @@ mod tests {
         e.compile(&d);
         assert_eq!(
             e.evaluate(&CAM, ip("203.0.113.10"), 443, 6),
-            verdict::LEARNING
+            Verdict::Learning
         );
         assert_eq!(e.phase(&CAM), Some(Phase::Learning(10_000_000_000)));
         e.learned
@@ -626,11 +629,11 @@ mod tests {
         assert_eq!(e.phase(&CAM), Some(Phase::Monitoring));
         assert_eq!(
             e.evaluate(&CAM, ip("203.0.113.10"), 443, 6),
-            verdict::ALLOWED
+            Verdict::Allowed
         );
         assert_eq!(
             e.evaluate(&CAM, ip("203.0.113.11"), 443, 6),
-            verdict::UNEXPECTED
+            Verdict::Unexpected
         );
     }
 
@@ -661,7 +664,7 @@ mod tests {
         );
         assert_eq!(
             e.evaluate(&late_mac, ip("203.0.113.10"), 443, 6),
-            verdict::LEARNING
+            Verdict::Learning
         );
         assert_eq!(e.mode_now(), Mode::Learn);
         assert_eq!(e.learning(), (1, Some(86_410_000_000_000)));
@@ -723,8 +726,8 @@ mod tests {
             );
         };
         for (wide, want) in [
-            ("", verdict::UNEXPECTED),
-            ("registered_domains = true\n", verdict::ALLOWED),
+            ("", Verdict::Unexpected),
+            ("registered_domains = true\n", Verdict::Allowed),
         ] {
             let mut e = engine(&format!("{policy}{wide}"));
             answer(&mut e, "eu.cdn.vendor.co.uk", "203.0.113.30");
@@ -739,7 +742,7 @@ mod tests {
             for other in ["203.0.113.31", "203.0.113.32"] {
                 assert_eq!(
                     e.evaluate(&CAM, ip(other), 443, 6),
-                    verdict::UNEXPECTED,
+                    Verdict::Unexpected,
                     "another registered domain: {other}"
                 );
             }
