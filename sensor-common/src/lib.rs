@@ -253,8 +253,9 @@ pub struct CacheSlot {
     pub _pad: u8,
     /// Policy generation of `verdict`.
     pub policy_gen: u32,
-    /// Explicit padding, always zero.
-    pub _pad2: u32,
+    /// Frames with the SYN flag among those counted here: connections the device opened
+    /// (SYN) or accepted (SYN-ACK, on a serving flow).
+    pub syns: u32,
     /// Frames since the flow took the slot (or since the last flush).
     pub packets: u64,
     /// Their bytes.
@@ -277,8 +278,9 @@ pub struct FlowCounters {
     pub tcp_flags: u8,
     /// `policy::verdict::*` on this CPU.
     pub verdict: u8,
-    /// Explicit padding, always zero.
-    pub _pad: [u8; 2],
+    /// Frames with the SYN flag on this CPU (connections opened or accepted), saturating:
+    /// per-poll differences of it count connection attempts (brute force, SYN floods).
+    pub syns: u16,
     /// Policy generation the verdict was taken under (0: none yet).
     pub policy_gen: u32,
 }

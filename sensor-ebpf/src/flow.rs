@@ -50,6 +50,7 @@ pub(crate) fn count_flow(st: &mut Stats, l2: &parse::L2, l3: &parse::L3, len: u6
         slot.packets += 1;
         slot.bytes += len;
         slot.tcp_flags |= l3.tcp_flags;
+        slot.syns += u32::from((l3.tcp_flags >> 1) & 1);
         if slot.policy_gen != generation || verdict::dropped(slot.verdict) {
             let v = reevaluate(st, &key, slot.verdict);
             slot.verdict = v;
@@ -66,6 +67,7 @@ pub(crate) fn count_flow(st: &mut Stats, l2: &parse::L2, l3: &parse::L3, len: u6
     slot.packets = 0;
     slot.bytes = 0;
     slot.tcp_flags = 0;
+    slot.syns = 0;
     slot.verdict = v;
     slot.policy_gen = v_gen;
     v
@@ -81,6 +83,9 @@ pub(crate) fn flush(st: &mut Stats, slot: &CacheSlot) {
             c.packets += slot.packets;
             c.bytes += slot.bytes;
             c.tcp_flags |= slot.tcp_flags;
+            c.syns = c
+                .syns
+                .saturating_add(slot.syns.min(u32::from(u16::MAX)) as u16);
             c.verdict = slot.verdict;
             c.policy_gen = slot.policy_gen;
         }
@@ -120,7 +125,7 @@ pub(crate) fn count_in_map(
         last_seen_ns: now,
         tcp_flags: l3.tcp_flags,
         verdict: v,
-        _pad: [0; 2],
+        syns: u16::from((l3.tcp_flags >> 1) & 1),
         policy_gen: generation,
     };
     match FLOWS.insert(key, &first, BPF_NOEXIST as u64) {
@@ -175,6 +180,7 @@ pub(crate) fn bump_flow(c: &mut FlowCounters, len: u64, tcp_flags: u8, now: u64)
     c.packets += 1;
     c.bytes += len;
     c.tcp_flags |= tcp_flags;
+    c.syns = c.syns.saturating_add(u16::from((tcp_flags >> 1) & 1));
     // A slot another CPU created starts at zero.
     if c.first_seen_ns == 0 {
         c.first_seen_ns = now;

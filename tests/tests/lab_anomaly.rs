@@ -230,3 +230,55 @@ fn a_dns_tunnel_and_generated_names_through_the_lans_resolver_alert() {
         anomalies(&evs)
     );
 }
+
+#[test]
+fn password_guessing_over_ssh_alerts_and_a_device_polling_https_does_not() {
+    if !env::have_root() || !env::have_tool("ip") {
+        return;
+    }
+    // 0: 25 SSH connections to one server in a few seconds (a bot guessing passwords),
+    // 1: 25 HTTPS connections to the same server (a chatty device without keep-alive).
+    let lab = Lab::build(2);
+    let config = format!(
+        "{}[baseline]\nmode = \"monitor\"\n",
+        kettlewatch_tests::lab::FAST_CONFIG
+    );
+    let (_dir, sensor) = lab.watch(&config, &[]);
+    for (dev, port) in [(0usize, 22u16), (1, 443)] {
+        lab.devices[dev].ns.run(move || {
+            let to = SocketAddr::from(([203, 0, 113, 10], port));
+            for _ in 0..25 {
+                // Nothing listens there: each attempt is one SYN and a reset.
+                let _ = TcpStream::connect_timeout(&to, Duration::from_millis(200));
+                std::thread::sleep(Duration::from_millis(40));
+            }
+        });
+    }
+    let found = sensor.wait_for_line(|l| l.contains("\"brute_force\""), Duration::from_secs(10));
+    assert!(found.is_some(), "a brute_force alert");
+    std::thread::sleep(Duration::from_millis(600));
+    let out = sensor.stop();
+    assert!(out.status.success(), "{}", out.stderr);
+    let evs = events::parse(&out.stdout);
+    let a = events::alerts(&evs, "brute_force");
+    assert_eq!(a.len(), 1, "{a:#?}");
+    assert_eq!(a[0]["iot"]["device"]["mac"], lab.devices[0].mac.to_string());
+    assert_eq!(a[0]["alert"]["signature_id"], 9_100_020);
+    let m = &a[0]["alert"]["metadata"];
+    assert_eq!(m["direction"][0], "outbound");
+    assert_eq!(m["peer"][0], "203.0.113.10");
+    assert_eq!(m["port"][0], "22");
+    assert!(
+        m["connections"][0]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 20,
+        "{m}"
+    );
+    assert!(
+        events::alerts(&evs, "syn_flood_participation").is_empty(),
+        "25 connections are no flood"
+    );
+}

@@ -175,6 +175,28 @@ fn tcp_flags_accumulate() {
 }
 
 #[test]
+fn syn_frames_are_counted_per_flow_through_the_cache_and_the_map() {
+    if !env::have_root() {
+        return;
+    }
+    let mut p = Program::load();
+    // 25 connection attempts from new source ports (one flow: same server and port),
+    // the handshake frames of one that succeeded, and data: only SYNs count.
+    let mut frames = Vec::new();
+    for i in 0..25u16 {
+        frames.push(tcp4(40000 + i, 22, tcp_flags::SYN));
+    }
+    frames.push(tcp4(40000, 22, tcp_flags::ACK));
+    for _ in 0..10 {
+        frames.push(tcp4(40000, 22, tcp_flags::ACK | tcp_flags::PSH));
+    }
+    run_all(&mut p, &frames);
+    let t = p.flows()[&key(frames::mapped(SRV_V4), 22, proto::TCP)];
+    assert_eq!(t.packets, 36);
+    assert_eq!(t.syns, 25, "SYNs, counted in the cache and the map alike");
+}
+
+#[test]
 fn device_answering_from_a_service_port_is_keyed_by_that_port() {
     if !env::have_root() {
         return;

@@ -200,8 +200,16 @@ pub struct AnomalyConfig {
     pub volume_floor_bytes: u64,
     /// ... (or packets, for the packet series).
     pub volume_floor_packets: u64,
-    /// TCP SYNs to one destination and port within a poll, with no ACK ever seen.
+    /// TCP SYNs a device sends to one destination and port within a poll.
     pub syn_flood_packets: u64,
+    /// Connections to one login service (by the device, or to it) in
+    /// `brute_force_window` that make `brute_force`.
+    pub brute_force_connections: u64,
+    /// Its window.
+    #[serde(deserialize_with = "duration")]
+    pub brute_force_window: Spanned<Duration>,
+    /// The login services (TCP ports) it watches.
+    pub brute_force_ports: Vec<u16>,
     /// Resolvers devices may use besides the LAN's own.
     pub dns_servers: Vec<Spanned<String>>,
     /// Time servers devices may use besides the LAN's own.
@@ -239,6 +247,14 @@ impl Default for AnomalyConfig {
             volume_floor_bytes: 1_000_000,
             volume_floor_packets: 1_000,
             syn_flood_packets: 200,
+            brute_force_connections: 20,
+            brute_force_window: d(60),
+            // FTP, SSH, telnet and their usual alternates, POP3/IMAP (plain and TLS), SMB,
+            // MS SQL, MySQL, RDP, PostgreSQL, VNC, MikroTik Winbox: what password-guessing
+            // tools and IoT botnets try (Mirai and its kin on 22, 23, 2323).
+            brute_force_ports: vec![
+                21, 22, 23, 110, 143, 445, 993, 995, 1433, 2222, 2323, 3306, 3389, 5432, 5900, 8291,
+            ],
             dns_servers: Vec::new(),
             ntp_servers: Vec::new(),
             realert_after: d(600),

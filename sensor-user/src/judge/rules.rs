@@ -190,7 +190,17 @@ pub const DGA_ACTIVITY: Rule = rule(
     1,
 );
 
-pub const ALL: [Rule; 19] = [
+/// Many connections to one login service in a window: password guessing, by the device
+/// or against it.
+pub const BRUTE_FORCE: Rule = rule(
+    "brute_force",
+    9_100_020,
+    "kettlewatch: repeated connections to a login service (password guessing)",
+    "Attempted Administrator Privilege Gain",
+    1,
+);
+
+pub const ALL: [Rule; 20] = [
     UNEXPECTED_DESTINATION,
     NEW_PORT,
     THREAT_INTEL_IP,
@@ -210,6 +220,7 @@ pub const ALL: [Rule; 19] = [
     SUSPICIOUS_SERVICE,
     DNS_TUNNEL,
     DGA_ACTIVITY,
+    BRUTE_FORCE,
 ];
 
 #[cfg(test)]

@@ -127,6 +127,7 @@ impl KernelMaps {
                 t.bytes += slot.bytes;
                 t.cached_packets += slot.packets;
                 t.tcp_flags |= slot.tcp_flags;
+                t.syns += u64::from(slot.syns);
                 let v = Verdict::from_u8(slot.verdict).unwrap_or_default();
                 if slot.policy_gen >= t.policy_gen && v != Verdict::Unset {
                     t.verdict = v;

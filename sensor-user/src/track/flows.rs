@@ -25,6 +25,8 @@ pub struct FlowTotals {
     pub verdict: Verdict,
     /// Its policy generation.
     pub policy_gen: u32,
+    /// Frames with the SYN flag (connections opened, or accepted on a serving flow).
+    pub syns: u64,
 }
 
 impl FlowTotals {
@@ -40,6 +42,7 @@ impl FlowTotals {
             t.packets += c.packets;
             t.bytes += c.bytes;
             t.tcp_flags |= c.tcp_flags;
+            t.syns += u64::from(c.syns);
             t.last_seen_ns = t.last_seen_ns.max(c.last_seen_ns);
             if t.first_seen_ns == 0 || (c.first_seen_ns != 0 && c.first_seen_ns < t.first_seen_ns) {
                 t.first_seen_ns = c.first_seen_ns;
@@ -99,6 +102,9 @@ pub struct FlowDelta {
     pub bytes: u64,
     /// OR of every TCP flag byte the flow has seen.
     pub tcp_flags: u8,
+    /// Frames with the SYN flag since the previous poll: connections opened (accepted,
+    /// on a serving flow).
+    pub syns: u64,
 }
 
 /// One `flow` record.
@@ -224,6 +230,7 @@ impl FlowTable {
                     packets: totals.packets - before.packets,
                     bytes: totals.bytes.saturating_sub(before.bytes),
                     tcp_flags: totals.tcp_flags,
+                    syns: totals.syns.saturating_sub(before.syns),
                 });
             }
             t.totals = totals;
@@ -316,6 +323,7 @@ mod tests {
             cached_packets: 0,
             verdict: Verdict::Unset,
             policy_gen: 0,
+            syns: 0,
         }
     }
 
@@ -328,7 +336,7 @@ mod tests {
             last_seen_ns: last,
             tcp_flags: flags,
             verdict: 0,
-            _pad: [0; 2],
+            syns: 0,
             policy_gen: 0,
         };
         let t = FlowTotals::sum(&[c(2, 50, 60, 0x02), c(0, 0, 0, 0), c(3, 40, 55, 0x10)]);

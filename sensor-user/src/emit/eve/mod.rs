@@ -404,6 +404,7 @@ mod tests {
                 cached_packets: 0,
                 verdict: sensor_common::policy::Verdict::Unset,
                 policy_gen: 0,
+                syns: 1,
             },
             delta_packets: 4,
             delta_bytes: 400,

@@ -4,6 +4,7 @@
 //! this stage feeds them, and deduplicates and rate-limits what they find per device
 //! and rule, counting the repeats it held back in the next alert's metadata.
 
+pub mod brute;
 pub mod dns;
 pub mod fanout;
 pub mod volume;
@@ -23,12 +24,10 @@ use crate::{
     model::addr,
     track::flows::{FlowDelta, Origin},
 };
+use brute::Brute;
 use dns::{DnsFinding, DnsThresholds, DnsWatch};
 use fanout::{Fanout, Sweep};
 use volume::{Series, VolumeRule};
-
-const TCP_SYN: u8 = 0x02;
-const TCP_ACK: u8 = 0x10;
 
 /// An anomaly alert to write.
 #[derive(Clone, Debug)]
@@ -104,6 +103,7 @@ pub struct Anomaly {
     protocols: HashMap<MacAddr, BTreeSet<(u8, u16)>>,
     limiter: HashMap<(MacAddr, &'static str), (u64, u64)>,
     dns: DnsWatch,
+    brute: Brute,
     /// Counters.
     pub counters: AnomalyCounters,
 }
@@ -154,8 +154,17 @@ impl Anomaly {
                 dga_domains: c.dga_domains.max(2),
                 dga_entropy: c.dga_entropy,
             }),
+            brute: Brute::new(
+                c.brute_force_connections,
+                c.brute_force_window.get_ref().as_nanos() as u64,
+                c.brute_force_ports.clone(),
+            ),
             counters: AnomalyCounters::default(),
         }
+    }
+
+    fn brute_window_s(&self) -> u64 {
+        self.brute.window_ns() / 1_000_000_000
     }
 
     /// A DNS query device `mac` sent at kernel time `now` (the names and their types).
@@ -361,18 +370,29 @@ impl Anomaly {
             let a = self.acc.entry(d.key.mac).or_default();
             a[0] += d.bytes;
             a[1] += d.packets;
-            if d.key.proto == proto::TCP
-                && d.packets >= self.syn_flood_packets
-                && d.tcp_flags & TCP_SYN != 0
-                && d.tcp_flags & TCP_ACK == 0
-            {
+            // SYNs counted frame by frame: a flood mixed with a few completed
+            // handshakes is still a flood.
+            let sending = d.key.flags & FLOW_SERVING == 0;
+            if d.key.proto == proto::TCP && sending && d.syns >= self.syn_flood_packets {
                 let dst = addr::ip(d.key.addr);
                 let meta = json!({
                     "destination": [dst.to_string()],
                     "port": [d.key.port.to_string()],
-                    "syns": [d.packets.to_string()],
+                    "syns": [d.syns.to_string()],
                 });
                 out.extend(self.emit(now, &rules::SYN_FLOOD_PARTICIPATION, d.key.mac, None, meta));
+                continue;
+            }
+            if let Some(g) = self.brute.on_syns(now, d.key, d.syns) {
+                let peer = addr::ip(g.key.addr);
+                let meta = json!({
+                    "direction": [if g.inbound { "inbound" } else { "outbound" }],
+                    "peer": [peer.to_string()],
+                    "port": [g.key.port.to_string()],
+                    "connections": [g.connections.to_string()],
+                    "window_s": [(self.brute_window_s()).to_string()],
+                });
+                out.extend(self.emit(now, &rules::BRUTE_FORCE, d.key.mac, None, meta));
             }
         }
         for (mac, packets, bytes) in egress {
@@ -427,6 +447,9 @@ impl Anomaly {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const TCP_SYN: u8 = 0x02;
+    const TCP_ACK: u8 = 0x10;
     use crate::config::Config;
 
     const M: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
@@ -560,21 +583,49 @@ mod tests {
             packets: n,
             bytes: n * 60,
             tcp_flags: TCP_SYN,
+            syns: n,
         };
         assert!(a.on_poll(S, &[syn(99)], &[]).is_empty(), "just under");
         assert_eq!(
             a.on_poll(S + 1, &[syn(100)], &[])[0].rule.id,
             "syn_flood_participation"
         );
-        let done = FlowDelta {
+        let (k2, _) = flow([203, 0, 113, 81], 80, proto::TCP);
+        // Another device: the first flood's alert holds this rule back for M.
+        let k2 = FlowKey {
+            mac: MacAddr([2, 0, 0, 0, 0, 0x22]),
+            ..k2
+        };
+        let mixed = FlowDelta {
+            key: k2,
+            packets: 400,
+            bytes: 400 * 60,
             tcp_flags: TCP_SYN | TCP_ACK,
-            ..syn(500)
+            syns: 300,
+        };
+        assert_eq!(
+            a.on_poll(S + 2, &[mixed], &[])[0].rule.id,
+            "syn_flood_participation",
+            "a flood mixed with completed handshakes (the ACKs OR'd in) is still one"
+        );
+        let (k3, _) = flow([203, 0, 113, 82], 80, proto::TCP);
+        // And another, so its volume stays out of M's series below.
+        let k3 = FlowKey {
+            mac: MacAddr([2, 0, 0, 0, 0, 0x23]),
+            ..k3
+        };
+        let busy = FlowDelta {
+            key: k3,
+            packets: 5000,
+            bytes: 5000 * 1400,
+            tcp_flags: TCP_SYN | TCP_ACK,
+            syns: 3,
         };
         assert!(
-            a.on_poll(S + 2, &[done], &[])
+            a.on_poll(S + 3, &[busy], &[])
                 .iter()
                 .all(|x| x.rule.id != "syn_flood_participation"),
-            "handshakes completed"
+            "a busy flow with a few connections"
         );
         let (u, _) = flow([203, 0, 113, 90], 443, proto::TCP);
         let up = |bytes| FlowDelta {
@@ -582,6 +633,7 @@ mod tests {
             packets: bytes / 1000,
             bytes,
             tcp_flags: TCP_ACK,
+            syns: 0,
         };
         let mut spikes = Vec::new();
         for i in 2..12u64 {

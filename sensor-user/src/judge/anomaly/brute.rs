@@ -1,0 +1,137 @@
+//! Password guessing: many connections to one login service in a window, counted from the
+//! SYN frames the kernel counts per flow. A device that opens them is guessing someone's
+//! password (a bot spreading); a device that accepts them (SYN-ACKs on its serving flow,
+//! one flow per client address) is having its own guessed.
+
+use std::collections::{HashMap, VecDeque};
+
+use sensor_common::{FLOW_SERVING, FlowKey, proto};
+
+/// Flows followed at once; the stalest are dropped past this.
+const MAX_FLOWS: usize = 4096;
+
+/// What the detector found on one flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Guessing {
+    /// The flow (device, the other side, the service port).
+    pub key: FlowKey,
+    /// Connections in the window.
+    pub connections: u64,
+    /// The device accepted them (the service is its own) rather than opened them.
+    pub inbound: bool,
+}
+
+/// The detector.
+#[derive(Debug)]
+pub struct Brute {
+    threshold: u64,
+    window_ns: u64,
+    ports: Vec<u16>,
+    flows: HashMap<FlowKey, VecDeque<(u64, u64)>>,
+}
+
+impl Brute {
+    /// `threshold` connections within `window_ns` to one of `ports` (TCP).
+    pub fn new(threshold: u64, window_ns: u64, ports: Vec<u16>) -> Self {
+        Self {
+            threshold: threshold.max(2),
+            window_ns,
+            ports,
+            flows: HashMap::new(),
+        }
+    }
+
+    /// The window, ns.
+    pub fn window_ns(&self) -> u64 {
+        self.window_ns
+    }
+
+    /// A flow opened (or accepted) `syns` connections since the last poll, at `now`.
+    pub fn on_syns(&mut self, now: u64, key: FlowKey, syns: u64) -> Option<Guessing> {
+        if key.proto != proto::TCP || syns == 0 || !self.ports.contains(&key.port) {
+            return None;
+        }
+        if !self.flows.contains_key(&key) && self.flows.len() >= MAX_FLOWS {
+            let window = self.window_ns;
+            self.flows.retain(|_, q| {
+                q.back()
+                    .is_some_and(|(t, _)| now.saturating_sub(*t) < window)
+            });
+            if self.flows.len() >= MAX_FLOWS {
+                return None;
+            }
+        }
+        let q = self.flows.entry(key).or_default();
+        q.push_back((now, syns));
+        while q
+            .front()
+            .is_some_and(|(t, _)| now.saturating_sub(*t) >= self.window_ns)
+        {
+            q.pop_front();
+        }
+        let connections: u64 = q.iter().map(|(_, n)| n).sum();
+        if connections < self.threshold {
+            return None;
+        }
+        // Counting starts again: the next alert is about the next window's worth.
+        q.clear();
+        Some(Guessing {
+            key,
+            connections,
+            inbound: key.flags & FLOW_SERVING != 0,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sensor_common::MacAddr;
+
+    use super::*;
+
+    const SEC: u64 = 1_000_000_000;
+
+    fn key(port: u16, flags: u8) -> FlowKey {
+        FlowKey::from_parts(
+            [0, 0, 0xffff_u32.to_be(), 0x0a00_0005_u32.to_be()],
+            MacAddr([2, 0, 0, 0, 0, 1]),
+            port,
+            proto::TCP,
+            flags,
+        )
+    }
+
+    fn brute() -> Brute {
+        Brute::new(20, 60 * SEC, vec![22, 23])
+    }
+
+    #[test]
+    fn twenty_ssh_connections_in_a_minute_are_guessing() {
+        let mut b = brute();
+        let k = key(22, 0);
+        for i in 0..19u64 {
+            assert_eq!(b.on_syns(i * SEC, k, 1), None, "{i}");
+        }
+        let g = b.on_syns(19 * SEC, k, 1).expect("the 20th");
+        assert_eq!((g.connections, g.inbound), (20, false));
+        let served = key(22, FLOW_SERVING);
+        assert_eq!(
+            b.on_syns(20 * SEC, served, 25).map(|g| g.inbound),
+            Some(true),
+            "the device accepting them: its own password is guessed"
+        );
+    }
+
+    #[test]
+    fn slow_logins_and_other_services_are_not() {
+        let mut b = brute();
+        // One SSH login every four seconds: 15 a minute, for an hour.
+        for i in 0..900u64 {
+            assert_eq!(b.on_syns(i * 4 * SEC, key(22, 0), 1), None, "{i}");
+        }
+        // HTTPS polling with a new connection a second is a chatty device, not a guess.
+        for i in 0..600u64 {
+            assert_eq!(b.on_syns(i * SEC, key(443, 0), 1), None);
+        }
+    }
+}
