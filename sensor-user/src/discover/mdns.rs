@@ -132,42 +132,47 @@ mod tests {
     use super::*;
     use simple_dns::{CLASS, Name, Packet, ResourceRecord, rdata};
 
-    fn announcement() -> Vec<u8> {
+    /// An mDNS response of `records` (owner, data): the first the answer, the rest
+    /// additional records, as responders send them.
+    fn response(records: Vec<(&'static str, RData<'static>)>) -> Vec<u8> {
         let mut p = Packet::new_reply(0);
-        let svc = Name::new_unchecked("_googlecast._tcp.local");
-        let inst = Name::new_unchecked("Kitchen-abc._googlecast._tcp.local");
-        let host = Name::new_unchecked("kitchen-abc.local");
-        p.answers.push(ResourceRecord::new(
-            svc,
-            CLASS::IN,
-            120,
-            RData::PTR(rdata::PTR(inst.clone())),
-        ));
-        p.additional_records.push(ResourceRecord::new(
-            inst.clone(),
-            CLASS::IN,
-            120,
-            RData::SRV(rdata::SRV {
-                priority: 0,
-                weight: 0,
-                port: 8009,
-                target: host.clone(),
-            }),
-        ));
+        for (i, (owner, data)) in records.into_iter().enumerate() {
+            let rr = ResourceRecord::new(Name::new_unchecked(owner), CLASS::IN, 120, data);
+            if i == 0 {
+                p.answers.push(rr);
+            } else {
+                p.additional_records.push(rr);
+            }
+        }
+        p.build_bytes_vec().unwrap()
+    }
+
+    /// A cast speaker's announcement, its friendly name with a control character (BEL)
+    /// in it, as hostile or sloppy firmware sends.
+    fn announcement() -> Vec<u8> {
+        const INSTANCE: &str = "Kitchen-abc._googlecast._tcp.local";
+        const HOST: &str = "kitchen-abc.local";
         let mut txt = rdata::TXT::new();
         txt.add_string("md=Google Home Mini").unwrap();
         txt.add_string("fn=Kitchen\u{7}").unwrap();
-        p.additional_records
-            .push(ResourceRecord::new(inst, CLASS::IN, 120, RData::TXT(txt)));
-        p.additional_records.push(ResourceRecord::new(
-            host,
-            CLASS::IN,
-            120,
-            RData::A(rdata::A {
-                address: u32::from_be_bytes([198, 51, 100, 7]),
-            }),
-        ));
-        p.build_bytes_vec().unwrap()
+        let srv = rdata::SRV {
+            priority: 0,
+            weight: 0,
+            port: 8009,
+            target: Name::new_unchecked(HOST),
+        };
+        let a = rdata::A {
+            address: u32::from_be_bytes([198, 51, 100, 7]),
+        };
+        response(vec![
+            (
+                "_googlecast._tcp.local",
+                RData::PTR(rdata::PTR(Name::new_unchecked(INSTANCE))),
+            ),
+            (INSTANCE, RData::SRV(srv)),
+            (INSTANCE, RData::TXT(txt)),
+            (HOST, RData::A(a)),
+        ])
     }
 
     #[test]
