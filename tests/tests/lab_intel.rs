@@ -102,3 +102,52 @@ fn listed_addresses_domains_and_canaries_alert_and_feed_edits_apply_live() {
     );
     assert!(st["kernel"]["verdict_intel"].as_u64().unwrap() >= 2);
 }
+
+#[test]
+fn a_tor_relay_on_a_zeek_feed_alerts_while_learning_and_is_never_learned() {
+    if !env::have_root() || !env::have_tool("ip") {
+        return;
+    }
+    let lab = Lab::build(1);
+    let dir = TempDir::new();
+    // A Tor relay list as the Zeek intel feeds publish it (tests/fixtures/intel/zeek/
+    // tor-exit.intel has the real one), with a lab address in it.
+    std::fs::write(
+        dir.join("tor-exit.intel"),
+        "#fields\tindicator\tindicator_type\tmeta.source\tmeta.do_notice\tmeta.desc\n\
+         203.0.113.20\tIntel::ADDR\tCPS-TOR-INTEL\tF\tCPS-TOR-INTEL\n",
+    )
+    .unwrap();
+    let cfg = dir.join("kw.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "{FAST_CONFIG}[baseline]\nmode = \"learn\"\nlearn_for = \"3s\"\n\n[[intel.feed]]\npath = \"tor-exit.intel\"\nformat = \"zeek\"\nname = \"tor-exit\"\n"
+        ),
+    )
+    .unwrap();
+    let mut sensor = Sensor::start(&lab.gw, "lan0", &["--config", cfg.to_str().unwrap()], false);
+    sensor.wait_for_log("watching lan0", Duration::from_secs(30));
+    // While learning: the cloud it always uses, and a Tor relay on an ordinary port.
+    lab.udp(0, 0, "203.0.113.10:4242", b"hello");
+    lab.udp(0, 0, "203.0.113.20:443", b"circuit");
+    let switched = sensor.wait_for_line(
+        |l| l.contains("\"event_type\":\"stats\"") && l.contains("\"mode\":\"monitor\""),
+        Duration::from_secs(10),
+    );
+    assert!(switched.is_some(), "learning ended");
+    let out = sensor.stop();
+    assert!(out.status.success(), "{}", out.stderr);
+    let evs = events::parse(&out.stdout);
+    let hits = events::alerts(&evs, "threat_intel_ip");
+    assert_eq!(hits.len(), 1, "{hits:#?}");
+    assert_eq!(hits[0]["dest_ip"], "203.0.113.20");
+    assert_eq!(hits[0]["iot"]["intel"]["feed"], "tor-exit");
+    let st = events::last_stats(&evs);
+    assert_eq!(
+        st["policy"]["learned_entries"], 1,
+        "only the cloud destination was learned: {}",
+        st["policy"]
+    );
+    assert_eq!(st["policy"]["intel_not_learned"], 1, "{}", st["policy"]);
+}

@@ -82,6 +82,8 @@ pub struct BaselineCounters {
     /// Learned address entries that became name entries when the device was told the
     /// address's name.
     pub renamed: u64,
+    /// New flows to a threat-intel or canary destination while learning (never learned).
+    pub intel_not_learned: u64,
 }
 
 /// The stage.
@@ -200,6 +202,17 @@ impl Baseline {
             .flatten();
         match base {
             Verdict::Learning if !learn || self.engine.is_local(dst) => None,
+            // The kernel found the destination on a feed or among the canaries: the intel
+            // stage alerts on it, and it is never anyone's normal.
+            Verdict::Learning
+                if matches!(
+                    origin.verdict,
+                    Verdict::Intel | Verdict::IntelBlocked | Verdict::Canary
+                ) =>
+            {
+                self.counters.intel_not_learned += 1;
+                None
+            }
             Verdict::Learning if service.is_some() => {
                 // Never learned: what no IoT device should do is not its normal.
                 self.counters.suspicious += 1;
@@ -438,6 +451,7 @@ impl Baseline {
             "devices_learning": learning,
             "learning_until": until.map(|t| crate::model::clock::eve_timestamp(time.to_epoch_ns(t))),
             "renamed": c.renamed,
+            "intel_not_learned": c.intel_not_learned,
             "learned_entries": e.learned.len(),
             "learned_dropped": e.learned.dropped,
             "allow_entries": self.maps.as_ref().map_or(0, |m| m.allow_entries()),
