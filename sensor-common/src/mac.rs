@@ -12,12 +12,6 @@ impl MacAddr {
     /// The broadcast address, `ff:ff:ff:ff:ff:ff`.
     pub const BROADCAST: MacAddr = MacAddr([0xff; 6]);
 
-    /// Its six bytes, in transmission order.
-    #[inline(always)]
-    pub const fn octets(self) -> [u8; 6] {
-        self.0
-    }
-
     /// The I/G bit: a group (multicast or broadcast) address, never one device's.
     #[inline(always)]
     pub const fn is_multicast(self) -> bool {

@@ -376,6 +376,12 @@ fn baseline_show_and_export_print_what_was_learned() {
         show.contains(&lab.devices[0].mac.to_string()) && show.contains("203.0.113.10:4242/udp"),
         "{show}"
     );
+    let me = lab.devices[0].mac.to_string();
+    assert!(
+        show.lines()
+            .any(|l| l.starts_with(&me) && l.contains("learning")),
+        "its learning window (24 h from its first sight) is listed: {show}"
+    );
     let export = kw(&["baseline", "export"]);
     assert!(export.status.success());
     let toml = dir.join("learned.toml");
