@@ -151,6 +151,17 @@ fn a_declared_policy_alerts_once_per_device_and_destination() {
 
 #[test]
 fn enforce_blocks_the_unexpected_connection_and_counts_the_drops() {
+    enforce_blocks("[[policy]]\nmode = \"enforce\"\n");
+}
+
+#[test]
+fn a_global_enforce_blocks_for_a_policy_that_sets_no_mode() {
+    enforce_blocks("[baseline]\nmode = \"enforce\"\n[[policy]]\n");
+}
+
+/// `mode_and_header` ends in the `[[policy]]` header, with the mode written in the policy or
+/// in `[baseline]`; both have to drop the connection the policy does not allow.
+fn enforce_blocks(mode_and_header: &str) {
     if !env::have_root() || !env::have_tool("ip") {
         return;
     }
@@ -158,7 +169,7 @@ fn enforce_blocks_the_unexpected_connection_and_counts_the_drops() {
     let _servers = Servers::start(&lab, &["203.0.113.10:7000", "203.0.113.20:7000"]);
     let me = lab.devices[0].mac.to_string();
     let config = format!(
-        "{FAST_CONFIG}[[policy]]\nname = \"locked\"\ndevices = [\"{me}\"]\nmode = \"enforce\"\nallow = [\"203.0.113.10:7000/tcp\"]\n"
+        "{FAST_CONFIG}{mode_and_header}name = \"locked\"\ndevices = [\"{me}\"]\nallow = [\"203.0.113.10:7000/tcp\"]\n"
     );
     let (_dir, sensor) = lab.watch(&config, &[]);
     // The device's first frame makes it known; its policy is in the kernel a moment later.
