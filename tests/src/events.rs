@@ -1,4 +1,5 @@
-//! Parsing the event stream, every line validated against the project's JSON Schema.
+//! Parsing the event stream, every line validated against the project's JSON Schema, and
+//! the event types Suricata also writes against Suricata's.
 
 use std::sync::OnceLock;
 
@@ -17,12 +18,35 @@ fn validator() -> &'static jsonschema::Validator {
     })
 }
 
-/// Checks one event against the schema; panics with the line and every violation.
+/// Suricata's own EVE schema (`tests/fixtures/eve/schema.json`, from Suricata's
+/// `etc/schema.json`) with one change: the top-level `iot` object, which is ours.
+fn suricata_validator() -> &'static jsonschema::Validator {
+    static V: OnceLock<jsonschema::Validator> = OnceLock::new();
+    V.get_or_init(|| {
+        let path = crate::env::workspace().join("tests/fixtures/eve/schema.json");
+        let text = std::fs::read_to_string(&path).expect("read Suricata's schema");
+        let mut schema: Value = serde_json::from_str(&text).expect("schema is JSON");
+        schema["properties"]["iot"] = serde_json::json!({"type": "object"});
+        jsonschema::options()
+            .build(&schema)
+            .expect("Suricata's schema compiles")
+    })
+}
+
+/// Checks one event against the project's schema, and an `alert`, `flow` or `stats`
+/// event against Suricata's too; panics with the line and every violation.
 pub fn validate(v: &Value) {
-    let errors: Vec<String> = validator()
+    let mut errors: Vec<String> = validator()
         .iter_errors(v)
         .map(|e| format!("{} at {}", e, e.instance_path()))
         .collect();
+    if matches!(v["event_type"].as_str(), Some("alert" | "flow" | "stats")) {
+        errors.extend(
+            suricata_validator()
+                .iter_errors(v)
+                .map(|e| format!("Suricata's schema: {} at {}", e, e.instance_path())),
+        );
+    }
     assert!(
         errors.is_empty(),
         "event violates the schema:\n{v}\n{}",
@@ -58,7 +82,7 @@ pub fn alerts<'a>(evs: &'a [Value], id: &str) -> Vec<&'a Value> {
         .collect()
 }
 
-/// The `stats` object of the last stats line among raw output lines, if any (for the
+/// Our counters (`iot`) of the last stats line among raw output lines, if any (for the
 /// benchmarks, which report rather than assert).
 pub fn last_stats_line<S: AsRef<str>>(lines: &[S]) -> Option<Value> {
     lines
@@ -66,12 +90,12 @@ pub fn last_stats_line<S: AsRef<str>>(lines: &[S]) -> Option<Value> {
         .rev()
         .filter_map(|l| serde_json::from_str::<Value>(l.as_ref()).ok())
         .find(|v| v["event_type"] == "stats")
-        .map(|v| v["stats"].clone())
+        .map(|v| v["iot"].clone())
 }
 
-/// The `stats` object of the last `stats` event.
+/// Our counters (`iot`: kernel, sensor, policy, ...) of the last `stats` event.
 pub fn last_stats(evs: &[Value]) -> Value {
-    of_type(evs, "stats").last().expect("a stats event")["stats"].clone()
+    of_type(evs, "stats").last().expect("a stats event")["iot"].clone()
 }
 
 /// The last `device` event of `mac` (written as events write it: lowercase, colons);

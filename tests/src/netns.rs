@@ -79,6 +79,17 @@ impl Netns {
     }
 }
 
+/// Runs `f` on a thread inside the existing namespace `name` (which this does not own).
+pub fn run_in<R: Send + 'static>(name: &str, f: impl FnOnce() -> R + Send + 'static) -> R {
+    let path = format!("/run/netns/{name}");
+    std::thread::spawn(move || {
+        enter(&path);
+        f()
+    })
+    .join()
+    .unwrap_or_else(|e| std::panic::resume_unwind(e))
+}
+
 fn enter(path: &str) {
     let f = File::open(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     // SAFETY: a valid namespace fd; affects only the calling thread.

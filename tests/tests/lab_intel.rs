@@ -95,7 +95,7 @@ fn listed_addresses_domains_and_canaries_alert_and_feed_edits_apply_live() {
     assert_eq!(canary[0]["dest_ip"], "203.0.113.66");
     assert_eq!(canary[0]["alert"]["severity"], 1);
     assert_eq!(canary[0]["iot"]["rule"]["source"], "canary");
-    let st = &events::of_type(&evs, "stats").last().unwrap()["stats"];
+    let st = &events::of_type(&evs, "stats").last().unwrap()["iot"];
     assert_eq!(
         st["intel"]["kernel_entries"], 2,
         "one listed address and the canary"

@@ -470,7 +470,7 @@ fn hostile_names_and_headers_stay_valid_bounded_json() {
         assert!(s.starts_with("Evil/1.0 \"quoted\" back\\slash"), "{s:?}");
         assert_eq!(s.chars().count(), 255, "truncated to 255 characters");
     }
-    let st = &events::of_type(&evs, "stats").last().unwrap()["stats"];
+    let st = &events::of_type(&evs, "stats").last().unwrap()["iot"];
     assert_eq!(
         st["sensor"]["discovery_frames"], st["kernel"]["discovery_copied"],
         "every copied frame was decoded or counted"

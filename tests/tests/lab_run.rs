@@ -20,8 +20,8 @@ use serde_json::Value;
 /// (device mac, dest ip, dest port, proto).
 type FlowId = (String, String, u64, String);
 
-/// Per flow: (sum of pkts_delta, sum of bytes_delta, last pkts_toserver, last
-/// bytes_toserver).
+/// Per flow: (sum of `flow.pkts_*`, sum of `flow.bytes_*`, the last record's
+/// `iot.flow.pkts_total`, its `bytes_total`): a SIEM's sum and the sensor's totals.
 fn flow_sums(evs: &[Value]) -> BTreeMap<FlowId, (u64, u64, u64, u64)> {
     let mut m = BTreeMap::new();
     for e in events::of_type(evs, "flow") {
@@ -35,10 +35,11 @@ fn flow_sums(evs: &[Value]) -> BTreeMap<FlowId, (u64, u64, u64, u64)> {
             e["proto"].as_str().unwrap().to_string(),
         );
         let v = m.entry(k).or_insert((0, 0, 0, 0));
-        v.0 += e["iot"]["flow"]["pkts_delta"].as_u64().unwrap();
-        v.1 += e["iot"]["flow"]["bytes_delta"].as_u64().unwrap();
-        v.2 = e["flow"]["pkts_toserver"].as_u64().unwrap();
-        v.3 = e["flow"]["bytes_toserver"].as_u64().unwrap();
+        let f = &e["flow"];
+        v.0 += f["pkts_toserver"].as_u64().unwrap() + f["pkts_toclient"].as_u64().unwrap();
+        v.1 += f["bytes_toserver"].as_u64().unwrap() + f["bytes_toclient"].as_u64().unwrap();
+        v.2 = e["iot"]["flow"]["pkts_total"].as_u64().unwrap();
+        v.3 = e["iot"]["flow"]["bytes_total"].as_u64().unwrap();
     }
     m
 }
@@ -117,7 +118,7 @@ fn known_traffic_appears_in_flow_events_with_exact_counts() {
         assert_eq!(
             *got,
             (n, n * frame, n, n * frame),
-            "{key:?}: (sum of pkts_delta, sum of bytes_delta, pkts_toserver, bytes_toserver)"
+            "{key:?}: (summed packets, summed bytes, total packets, total bytes)"
         );
     }
 
@@ -150,7 +151,7 @@ fn known_traffic_appears_in_flow_events_with_exact_counts() {
 
     // Health: the last stats event accounts for every frame and lost nothing.
     let stats = events::of_type(&evs, "stats");
-    let last = &stats.last().expect("a final stats event")["stats"];
+    let last = &stats.last().expect("a final stats event")["iot"];
     let k = &last["kernel"];
     let classified: u64 = sensor_common::stats::FRAME_CLASSES
         .iter()
@@ -167,7 +168,7 @@ fn known_traffic_appears_in_flow_events_with_exact_counts() {
     assert_eq!(last["sensor"]["events_malformed"], 0);
     assert_eq!(last["sensor"]["output_errors"], 0);
     for e in &evs {
-        assert_eq!(e["sensor"], "lab");
+        assert_eq!(e["host"], "lab");
         assert_eq!(e["in_iface"], "lan0");
     }
 }

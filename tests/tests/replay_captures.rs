@@ -76,8 +76,10 @@ fn ours(evs: &[Value]) -> BTreeMap<Key, (u64, u64)> {
             proto(e["proto"].as_str().unwrap()),
         );
         let v = m.entry(key).or_default();
-        v.0 += e["iot"]["flow"]["pkts_delta"].as_u64().unwrap();
-        v.1 += e["iot"]["flow"]["bytes_delta"].as_u64().unwrap();
+        // What a SIEM sums: each record carries what is new since the flow's last one.
+        let f = &e["flow"];
+        v.0 += f["pkts_toserver"].as_u64().unwrap() + f["pkts_toclient"].as_u64().unwrap();
+        v.1 += f["bytes_toserver"].as_u64().unwrap() + f["bytes_toclient"].as_u64().unwrap();
     }
     m
 }
@@ -186,7 +188,7 @@ fn nku_captures() -> Option<Vec<PathBuf>> {
 }
 
 #[test]
-fn nku_per_device_destination_totals_equal_tsharks() {
+fn nku_flow_records_summed_per_flow_equal_tsharks_counts() {
     if !env::have_root() || !env::have_tool("tshark") {
         return;
     }
@@ -226,7 +228,7 @@ fn nku_per_device_destination_totals_equal_tsharks() {
             "{}: gateway reported as a device",
             cap.display()
         );
-        let last = &events::of_type(&evs, "stats").last().unwrap()["stats"];
+        let last = &events::of_type(&evs, "stats").last().unwrap()["iot"];
         assert_eq!(last["replay"]["run_errors"], 0);
         assert_eq!(last["kernel"]["frames"], last["replay"]["frames_run"]);
     }
@@ -283,7 +285,7 @@ fn truncated_capture_reports_what_it_read_and_fails() {
         !events::of_type(&evs, "flow").is_empty(),
         "flows read before the damage are reported"
     );
-    let read = events::of_type(&evs, "stats").last().unwrap()["stats"]["replay"]["frames"]
+    let read = events::of_type(&evs, "stats").last().unwrap()["iot"]["replay"]["frames"]
         .as_u64()
         .unwrap();
     let n: u64 = err
@@ -351,7 +353,7 @@ fn pcapng_with_malformed_payloads_and_vlan_tags_replays() {
             String::from_utf8_lossy(&out.stderr)
         );
         let evs = events::parse(&lines(&out));
-        let last = &events::of_type(&evs, "stats").last().unwrap()["stats"];
+        let last = &events::of_type(&evs, "stats").last().unwrap()["iot"];
         let r = &last["replay"];
         let frames = r["frames"].as_u64().unwrap();
         assert!(frames > 0, "{name}");
@@ -398,7 +400,7 @@ fn a_dhcp_request_names_its_device_with_the_values_tcpdump_shows() {
         "1,121,33,3,6,12,15,28,42,51,54,58,59,100,101,119"
     );
     assert_eq!(dev["dhcp"]["client_id"], "01b827ebb853c8");
-    let k = &events::of_type(&evs, "stats").last().unwrap()["stats"];
+    let k = &events::of_type(&evs, "stats").last().unwrap()["iot"];
     assert_eq!(k["kernel"]["discovery_copied"], 1);
     assert_eq!(k["sensor"]["discovery_malformed"], 0);
 }
@@ -472,7 +474,7 @@ fn discovered(capture: &str, gateway: Option<&str>) -> Option<(BTreeMap<String, 
             (d["mac"].as_str().unwrap().to_string(), d)
         })
         .collect();
-    let stats = events::of_type(&evs, "stats").last().unwrap()["stats"].clone();
+    let stats = events::of_type(&evs, "stats").last().unwrap()["iot"].clone();
     Some((devices, stats))
 }
 
@@ -657,7 +659,7 @@ fn nku_learned_on_setup_and_idle_then_monitored() {
         let mut args = vec![std::ffi::OsString::from("--config"), cfg.clone().into()];
         args.extend(phases.iter().map(|(_, p, _)| p.as_os_str().to_owned()));
         let evs = replay_ok(args);
-        let st = &events::of_type(&evs, "stats").last().unwrap()["stats"]["policy"];
+        let st = &events::of_type(&evs, "stats").last().unwrap()["iot"]["policy"];
         assert_eq!(st["mode"], "monitor", "{device}: learning ended");
         assert!(
             st["learned_entries"].as_u64().unwrap() > 5,
@@ -825,7 +827,7 @@ fn a_mac_flood_keeps_the_device_table_bounded_and_alerts_once() {
     assert_eq!(pressure[0]["iot"]["rule"]["source"], "sensor");
     let st = last_stats.unwrap();
     events::validate(&st);
-    let s = &st["stats"]["sensor"];
+    let s = &st["iot"]["sensor"];
     assert!(s["devices_tracked"].as_u64().unwrap() <= 4096, "{s}");
     assert!(s["devices_not_tracked"].as_u64().unwrap() > 0, "{s}");
     assert!(
@@ -887,4 +889,45 @@ fn the_iodine_tunnel_is_a_dns_tunnel_and_no_benign_capture_raises_one() {
             dns_alerts(&evs)
         );
     }
+}
+
+/// `kettlewatch replay CAPTURE | head -n 3`: the reader has its lines, and the replay
+/// ends at once, successfully, without a word about lost lines.
+#[test]
+fn a_reader_that_closes_the_pipe_ends_the_replay_quietly() {
+    if !env::have_root() {
+        return;
+    }
+    let Some(captures) = nku_captures() else {
+        return;
+    };
+    let dir = TempDir::new();
+    let stderr = dir.join("stderr");
+    let script = format!(
+        "{} replay {} 2>{} | head -n 3; exit ${{PIPESTATUS[0]}}",
+        env::kettlewatch().display(),
+        captures
+            .iter()
+            .map(|c| c.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" "),
+        stderr.display()
+    );
+    let out = Command::new("bash")
+        .args(["-c", &script])
+        .output()
+        .expect("run bash");
+    let said = std::fs::read_to_string(&stderr).unwrap();
+    assert!(
+        out.status.success(),
+        "replay's exit: {:?}\n{said}",
+        out.status
+    );
+    let lines = lines(&out);
+    assert_eq!(lines.len(), 3, "head got its lines");
+    events::parse(&lines);
+    assert!(
+        !said.contains("WARN") && !said.contains("ERROR") && !said.contains("lost"),
+        "nothing to say about a reader that left: {said}"
+    );
 }

@@ -18,7 +18,8 @@ const CARGO_FUZZ: &str = "0.13.2";
 /// What the tests and demo run: tshark (independent capture reader), iproute2 (labs),
 /// iputils-ping, dnsmasq and busybox's udhcpc (real DHCP in the labs), and bpftool for
 /// inspecting attachments; for `cargo xtask bench`, the counters the sensor is compared
-/// with (tcpdump, pmacct, softflowd) and the plot's font. A leading `/` names a file.
+/// with (tcpdump, pmacct, softflowd) and the plot's font; a real Prometheus that scrapes
+/// the metrics endpoint. A leading `/` names a file.
 const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("tshark", "tshark"),
     ("ip", "iproute2"),
@@ -29,6 +30,7 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("tcpdump", "tcpdump"),
     ("pmacctd", "pmacct"),
     ("softflowd", "softflowd"),
+    ("prometheus", "prometheus"),
     (
         "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
         "fonts-dejavu-core",

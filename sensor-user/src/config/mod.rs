@@ -50,6 +50,8 @@ pub struct Config {
     /// `[anomaly]`: thresholds of the behaviour detectors.
     #[serde(default)]
     pub anomaly: AnomalyConfig,
+    /// `[metrics]`: a Prometheus endpoint, off unless the section is there.
+    pub metrics: Option<MetricsConfig>,
     /// The directory of the file this came from: relative paths in it are relative to it.
     #[serde(skip)]
     pub base_dir: Option<std::path::PathBuf>,
@@ -349,7 +351,7 @@ impl Default for InventoryConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SensorConfig {
-    /// The `sensor` field of every event; defaults to the host name.
+    /// The `host` field of every event (Suricata's name for it); defaults to the host name.
     pub name: String,
     /// How often the flow and device maps are read.
     #[serde(deserialize_with = "duration")]
@@ -398,6 +400,23 @@ impl Default for OutputConfig {
         Self {
             path: "-".into(),
             queue_lines: 65_536,
+        }
+    }
+}
+
+/// `[metrics]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Where the Prometheus endpoint listens (`/metrics`); loopback unless the user says
+    /// otherwise, because the counters describe the network it watches.
+    pub listen: std::net::SocketAddr,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 9560)),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Emitting: shaping records as EVE JSON (`eve`), writing lines to their sinks
-//! (`output`), and the alert latency sample (`latency`). A new sink is a variant in `output`.
+//! (`output`), the alert latency sample (`latency`), and the Prometheus endpoint
+//! (`metrics`). A new line sink is a variant in `output`.
 
 pub mod eve;
 pub mod latency;
+pub mod metrics;
 pub mod output;

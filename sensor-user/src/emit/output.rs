@@ -8,7 +8,7 @@ use std::{
     os::unix::fs::OpenOptionsExt,
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         mpsc::{self, RecvTimeoutError, SyncSender, TrySendError},
     },
     thread::JoinHandle,
@@ -86,6 +86,30 @@ struct Counters {
     written: AtomicU64,
     errors: AtomicU64,
     dropped: AtomicU64,
+    /// Asked to reopen the file (SIGHUP, after logrotate moved it).
+    reopen: AtomicBool,
+    /// The reader closed the pipe: the stream has ended.
+    closed: AtomicBool,
+}
+
+/// Opens the same path again, for a file sink after a rotation.
+type Reopen = Box<dyn FnMut() -> io::Result<Box<dyn Write + Send>> + Send>;
+
+/// What the writer thread writes to.
+struct Sink {
+    w: Box<dyn Write + Send>,
+    reopen: Option<Reopen>,
+    /// Standard output: a closed pipe means the reader is gone for good (`| head`), not a
+    /// failure to count.
+    ends_on_broken_pipe: bool,
+}
+
+fn open_file(path: &str) -> io::Result<std::fs::File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
 }
 
 /// Where events go: one JSON object a line.
@@ -100,38 +124,57 @@ pub struct Output {
 impl Output {
     /// `-` is standard output; `unix:PATH` a Unix stream socket a log shipper listens on
     /// (reconnected when it goes away; lines written meanwhile are counted as lost); anything
-    /// else a file, appended to and created 0600.
+    /// else a file, appended to and created 0600, opened again by [`Output::reopen`].
     pub fn open(path: &str, queue_lines: usize) -> io::Result<Self> {
-        let w: Box<dyn Write + Send> = if path == "-" {
-            Box::new(io::stdout())
-        } else if let Some(sock) = path.strip_prefix("unix:") {
-            return Ok(Self::from_writer_unbuffered(
-                Box::new(UnixSink::new(sock.into())),
+        if path == "-" {
+            return Ok(Self::spawn(
+                Sink {
+                    w: Box::new(BufWriter::new(io::stdout())),
+                    reopen: None,
+                    ends_on_broken_pipe: true,
+                },
                 queue_lines,
             ));
-        } else {
-            let f = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o600)
-                .open(path)?;
-            Box::new(f)
-        };
-        Ok(Self::from_writer(w, queue_lines))
+        }
+        if let Some(sock) = path.strip_prefix("unix:") {
+            // Each line whole or failed: no buffer that would keep a failed line around
+            // to fail again.
+            return Ok(Self::spawn(
+                Sink {
+                    w: Box::new(UnixSink::new(sock.into())),
+                    reopen: None,
+                    ends_on_broken_pipe: false,
+                },
+                queue_lines,
+            ));
+        }
+        let f = open_file(path)?;
+        let owned = path.to_string();
+        Ok(Self::spawn(
+            Sink {
+                w: Box::new(BufWriter::new(f)),
+                reopen: Some(Box::new(move || {
+                    Ok(Box::new(BufWriter::new(open_file(&owned)?)) as Box<dyn Write + Send>)
+                })),
+                ends_on_broken_pipe: false,
+            },
+            queue_lines,
+        ))
     }
 
     /// Any writer (tests, benchmarks).
     pub fn from_writer(w: Box<dyn Write + Send>, queue_lines: usize) -> Self {
-        Self::spawn(Box::new(BufWriter::new(w)), queue_lines)
+        Self::spawn(
+            Sink {
+                w: Box::new(BufWriter::new(w)),
+                reopen: None,
+                ends_on_broken_pipe: false,
+            },
+            queue_lines,
+        )
     }
 
-    /// A writer that takes each line whole or fails it (a socket): no buffer that would
-    /// keep a failed line around to fail again.
-    fn from_writer_unbuffered(w: Box<dyn Write + Send>, queue_lines: usize) -> Self {
-        Self::spawn(w, queue_lines)
-    }
-
-    fn spawn(mut w: Box<dyn Write + Send>, queue_lines: usize) -> Self {
+    fn spawn(mut sink: Sink, queue_lines: usize) -> Self {
         let (tx, rx) = mpsc::sync_channel::<String>(queue_lines.max(1));
         let counters = Arc::new(Counters::default());
         let c = counters.clone();
@@ -149,19 +192,48 @@ impl Output {
                 }
                 c.errors.fetch_add(1, Ordering::Relaxed);
             };
+            let ended = |e: &io::Error, sink: &Sink, c: &Counters| {
+                let gone = sink.ends_on_broken_pipe && e.kind() == io::ErrorKind::BrokenPipe;
+                if gone {
+                    c.closed.store(true, Ordering::Relaxed);
+                }
+                gone
+            };
             loop {
+                if c.reopen.swap(false, Ordering::Relaxed)
+                    && let Some(reopen) = sink.reopen.as_mut()
+                {
+                    // What was written to the old file stays there; a failed reopen keeps
+                    // writing to the old one, said once.
+                    if let Err(e) = sink.w.flush() {
+                        fail(e, &c, &mut failing);
+                    }
+                    match reopen() {
+                        Ok(w) => {
+                            sink.w = w;
+                            tracing::info!("output file reopened");
+                        }
+                        Err(e) => tracing::error!(
+                            error = %e,
+                            "reopening the output file failed; still writing to the one open"
+                        ),
+                    }
+                }
                 // Flush whenever the queue runs dry, so lines are out within ~50 ms.
                 let line = match rx.recv_timeout(Duration::from_millis(50)) {
                     Ok(l) => l,
                     Err(RecvTimeoutError::Timeout) => {
-                        if let Err(e) = w.flush() {
+                        if let Err(e) = sink.w.flush() {
+                            if ended(&e, &sink, &c) {
+                                return;
+                            }
                             fail(e, &c, &mut failing);
                         }
                         continue;
                     }
                     Err(RecvTimeoutError::Disconnected) => break,
                 };
-                match w.write_all(line.as_bytes()) {
+                match sink.w.write_all(line.as_bytes()) {
                     Ok(()) => {
                         c.written.fetch_add(1, Ordering::Relaxed);
                         if let Some(before) = failing.take() {
@@ -171,10 +243,13 @@ impl Output {
                             );
                         }
                     }
+                    Err(e) if ended(&e, &sink, &c) => return,
                     Err(e) => fail(e, &c, &mut failing),
                 }
             }
-            if let Err(e) = w.flush() {
+            if let Err(e) = sink.w.flush()
+                && !ended(&e, &sink, &c)
+            {
                 fail(e, &c, &mut failing);
             }
         });
@@ -185,6 +260,17 @@ impl Output {
             warned_full: false,
             wait_when_full: false,
         }
+    }
+
+    /// The file is opened again by path before the next line (SIGHUP: logrotate moved
+    /// it); other sinks ignore it.
+    pub fn reopen(&self) {
+        self.counters.reopen.store(true, Ordering::Relaxed);
+    }
+
+    /// The reader closed standard output: nothing more can be written, and the run ends.
+    pub fn closed(&self) -> bool {
+        self.counters.closed.load(Ordering::Relaxed)
     }
 
     /// Waits for a full queue instead of dropping: for replays, which are offline and must
@@ -199,8 +285,11 @@ impl Output {
         let mut line = v.to_string();
         line.push('\n');
         let Some(tx) = &self.tx else { return };
+        if self.closed() {
+            return;
+        }
         if self.wait_when_full {
-            if tx.send(line).is_err() {
+            if tx.send(line).is_err() && !self.closed() {
                 self.counters.errors.fetch_add(1, Ordering::Relaxed);
             }
             return;
@@ -216,6 +305,7 @@ impl Output {
                 }
                 self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             }
+            Err(TrySendError::Disconnected(_)) if self.closed() => {}
             Err(TrySendError::Disconnected(_)) => {
                 self.counters.errors.fetch_add(1, Ordering::Relaxed);
             }
@@ -246,8 +336,9 @@ impl Drop for Output {
             let _ = w.join();
         }
         // The stream may be what failed: say what it lost where the operator will look.
+        // A reader that closed the pipe wanted no more: nothing to say.
         let (errors, dropped) = (self.errors(), self.dropped());
-        if errors + dropped > 0 {
+        if errors + dropped > 0 && !self.closed() {
             tracing::warn!(
                 "output: {} lines written, {errors} lost to write errors, {dropped} dropped because the sink did not keep up",
                 self.lines()
@@ -322,6 +413,37 @@ mod tests {
         assert_eq!(lines.next().unwrap().unwrap(), r#"{"n":9}"#);
         drop(out);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// logrotate without copytruncate: the file is moved, the sensor told to reopen, and
+    /// later lines go to a new file at the same path; nothing is lost or doubled.
+    #[test]
+    fn a_moved_file_is_opened_again_by_path_on_reopen() {
+        let dir = std::env::temp_dir().join(format!("kw-reopen-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("eve.json");
+        let rotated = dir.join("eve.json.1");
+        let mut out = Output::open(path.to_str().unwrap(), 16).unwrap();
+        out.write(&serde_json::json!({"n": 1}));
+        std::thread::sleep(Duration::from_millis(150));
+        std::fs::rename(&path, &rotated).unwrap();
+        out.write(&serde_json::json!({"n": 2}));
+        std::thread::sleep(Duration::from_millis(150));
+        out.reopen();
+        std::thread::sleep(Duration::from_millis(150));
+        out.write(&serde_json::json!({"n": 3}));
+        drop(out);
+        let old = std::fs::read_to_string(&rotated).unwrap();
+        let new = std::fs::read_to_string(&path).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            old, "{\"n\":1}\n{\"n\":2}\n",
+            "before the reopen: the moved file"
+        );
+        assert_eq!(new, "{\"n\":3}\n", "after it: a new file at the path");
+        assert_eq!(mode, 0o600);
     }
 
     #[test]

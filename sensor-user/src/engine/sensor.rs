@@ -61,6 +61,8 @@ pub struct Sensor {
     latency: crate::emit::latency::Latency,
     out: Output,
     counters: SensorCounters,
+    /// Alerts written, per rule id (for the metrics endpoint).
+    alerts_by_rule: std::collections::BTreeMap<&'static str, u64>,
     /// Findings of the current batch, written after the device records they concern.
     pending: Vec<Finding>,
     started_ns: u64,
@@ -102,6 +104,7 @@ impl Sensor {
             latency: crate::emit::latency::Latency::default(),
             out,
             counters: SensorCounters::default(),
+            alerts_by_rule: Default::default(),
             pending: Vec::new(),
             started_ns: now_ns,
             stats_every_ns,
@@ -218,6 +221,9 @@ impl Sensor {
             if let Some(ts) = a.flow_ts_ns() {
                 self.note_latency(ts);
             }
+            if let Some(k) = a.key() {
+                self.flows.mark_alerted(&k);
+            }
             let v = self
                 .eve
                 .intel_event(now_ns, a.clone(), self.subject(&a.mac()));
@@ -225,11 +231,15 @@ impl Sensor {
         }
         for a in std::mem::take(&mut self.anomaly_alerts) {
             let mac = a.mac;
+            if let Some((k, _)) = a.flow {
+                self.flows.mark_alerted(&k);
+            }
             let v = self.eve.anomaly_event(now_ns, a, self.subject(&mac));
             self.write_alert(&v);
         }
         for a in std::mem::take(&mut self.policy_alerts) {
             self.note_latency(a.origin.ts_ns);
+            self.flows.mark_alerted(&a.key);
             let v = self.eve.policy_event(now_ns, &a, self.subject(&a.key.mac));
             self.write_alert(&v);
         }
@@ -243,10 +253,14 @@ impl Sensor {
         }
     }
 
-    /// Writes an alert line and counts it.
+    /// Writes an alert line and counts it, per rule too.
     fn write_alert(&mut self, v: &Value) {
         self.out.write(v);
         self.counters.alerts += 1;
+        let id = v["iot"]["rule"]["id"].as_str().unwrap_or("");
+        if let Some(r) = crate::judge::rules::ALL.iter().find(|r| r.id == id) {
+            *self.alerts_by_rule.entry(r.id).or_default() += 1;
+        }
     }
 
     /// An alert about a flow whose first packet the kernel stamped at `ts_ns` is being
@@ -420,6 +434,16 @@ impl Sensor {
         self.write_flows(now_ns, &records);
         self.end_batch(now_ns);
         self.write_stats(now_ns, kernel, extra);
+    }
+
+    /// The output file is opened again by path (SIGHUP, after logrotate moved it).
+    pub fn reopen_output(&self) {
+        self.out.reopen();
+    }
+
+    /// The reader closed standard output: the run has nowhere to write and ends.
+    pub fn output_closed(&self) -> bool {
+        self.out.closed()
     }
 
     /// Userspace counters so far.

@@ -49,9 +49,10 @@ fn sensor(config: &str) -> (Sensor, Shared) {
         intel: Intel::start(&config, None, (T0 / 1_000_000_000) as i64),
     };
     let eve = Eve {
-        sensor: "gw-test".into(),
+        host: "gw-test".into(),
         in_iface: "lan0".into(),
         time,
+        flow_id_seed: 0,
     };
     (Sensor::new(eve, &config, stages, out, T0), buf)
 }
@@ -207,10 +208,10 @@ fn a_flow_outside_the_policy_alerts_once_and_a_new_device_is_reported() {
         .rev()
         .find(|e| e["event_type"] == "stats")
         .unwrap();
-    assert_eq!(stats["stats"]["sensor"]["events"], 4);
+    assert_eq!(stats["iot"]["sensor"]["events"], 4);
     let written = evs.iter().filter(|e| e["event_type"] == "alert").count();
     assert_eq!(
-        stats["stats"]["sensor"]["alerts"], written,
+        stats["iot"]["sensor"]["alerts"], written,
         "every alert is counted"
     );
     // The anomaly stage got the carried verdict (monitoring, not allowed): telnet is a
@@ -254,9 +255,9 @@ fn an_answer_seen_before_the_flow_clears_the_kernels_flag() {
         .find(|e| e["event_type"] == "stats")
         .unwrap();
     assert_eq!(
-        stats["stats"]["policy"]["cleared"], 1,
+        stats["iot"]["policy"]["cleared"], 1,
         "{}",
-        stats["stats"]["policy"]
+        stats["iot"]["policy"]
     );
 }
 
@@ -289,7 +290,7 @@ fn a_discovery_frame_names_the_device_and_a_malformed_one_is_counted() {
         .iter()
         .rev()
         .find(|e| e["event_type"] == "stats")
-        .unwrap()["stats"]["sensor"];
+        .unwrap()["iot"]["sensor"];
     assert_eq!(sensor["discovery_frames"], 2, "{sensor}");
     assert_eq!(sensor["discovery_malformed"], 1, "{sensor}");
     assert_eq!(sensor["events_malformed"], 1, "{sensor}");
@@ -324,7 +325,7 @@ fn a_bot_talking_irc_while_learning_is_alerted_and_never_learned() {
         .iter()
         .rev()
         .find(|e| e["event_type"] == "stats")
-        .unwrap()["stats"]["policy"];
+        .unwrap()["iot"]["policy"];
     assert_eq!(
         policy["learned_entries"], 1,
         "only the HTTPS destination: {policy}"
@@ -389,7 +390,7 @@ fn a_cloud_endpoint_learned_by_address_follows_its_name_after_learning() {
         .iter()
         .rev()
         .find(|e| e["event_type"] == "stats")
-        .unwrap()["stats"]["policy"];
+        .unwrap()["iot"]["policy"];
     assert_eq!(policy["renamed"], 1, "{policy}");
     assert_eq!(policy["mode"], "monitor", "{policy}");
     assert_eq!(policy["devices_learning"], 0, "{policy}");

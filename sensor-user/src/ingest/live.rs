@@ -1,5 +1,6 @@
 //! Live mode: attach to the LAN interface, read the ring buffer as events arrive, poll
-//! the maps every `poll_interval`, stop cleanly on SIGINT or SIGTERM.
+//! the maps every `poll_interval`, reload and reopen the output file on SIGHUP, stop
+//! cleanly on SIGINT or SIGTERM or when the output's reader goes away.
 
 use anyhow::Context as _;
 use tokio::{
@@ -83,8 +84,9 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     let out = Output::open(&args.output, args.config.output.queue_lines)
         .with_context(|| format!("opening {}", args.output))?;
     let eve = Eve {
-        sensor: args.config.sensor.name.clone(),
+        host: args.config.sensor.name.clone(),
         in_iface: args.iface.clone(),
+        flow_id_seed: crate::emit::eve::random_flow_id_seed(),
         time: TimeBase::live(),
     };
     let now = realtime_ns();
@@ -108,6 +110,15 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
         intel,
     };
     let mut sensor = Sensor::new(eve, &args.config, stages, out, now);
+    // Bound before privileges are dropped; served on this runtime, from a snapshot the
+    // loop refreshes at each poll, so a scrape never touches the sensor's tables.
+    let metrics = match &args.config.metrics {
+        Some(m) => Some(crate::emit::metrics::Metrics::start(
+            m.listen,
+            now / 1_000_000_000,
+        )?),
+        None => None,
+    };
     let mut tick = tokio::time::interval(*args.config.sensor.poll_interval.get_ref());
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     if let Some(user) = &args.user {
@@ -148,13 +159,27 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
                 if watch.changed() {
                     reload(&args, &mut sensor, &mut watch, "a file changed");
                 }
+                if sensor.output_closed() {
+                    tracing::info!("the output's reader closed it; stopping");
+                    break;
+                }
                 sensor.poll(&maps, now);
-                if sensor.stats_due(now) {
+                let due = sensor.stats_due(now);
+                if due || metrics.is_some() {
                     let k = maps.stats().unwrap_or_default();
-                    sensor.write_stats(now, &k, None);
+                    if let Some(m) = &metrics {
+                        m.publish(sensor.metrics_snapshot(&k));
+                    }
+                    if due {
+                        sensor.write_stats(now, &k, None);
+                    }
                 }
             }
-            _ = sighup.recv() => reload(&args, &mut sensor, &mut watch, "SIGHUP"),
+            _ = sighup.recv() => {
+                // logrotate moved the file: later lines go to a new one at the path.
+                sensor.reopen_output();
+                reload(&args, &mut sensor, &mut watch, "SIGHUP");
+            }
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
         }

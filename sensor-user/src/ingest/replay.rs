@@ -130,8 +130,9 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
             .wait_when_full(),
     );
     let eve = Eve {
-        sensor: args.config.sensor.name.clone(),
+        host: args.config.sensor.name.clone(),
         in_iface: "replay".into(),
+        flow_id_seed: 0,
         time: TimeBase::identity(),
     };
     let poll_ns = args.config.sensor.poll_interval.get_ref().as_nanos() as u64;
@@ -160,7 +161,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
         .context("no egress program")?
         .try_into()?;
 
-    for path in &args.captures {
+    'captures: for path in &args.captures {
         let mut cap = Capture::open(path)?;
         while let Some(frame) = cap.next_frame() {
             let frame: Frame = match frame {
@@ -181,6 +182,10 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
                 let stages = stages(&args.config, c, store.take(), (pm, im), now, &eve.time);
                 Sensor::new(eve.clone(), &args.config, stages, out, now)
             });
+            // `replay CAPTURE | head`: the reader has what it wanted.
+            if s.output_closed() {
+                break 'captures;
+            }
             if s.stats_due(now) || now >= next_poll {
                 s.poll(&maps, now);
                 next_poll = now + poll_ns;

@@ -81,12 +81,22 @@ pub enum Reason {
 }
 
 impl Reason {
-    /// The name in `flow.reason`.
+    /// The name in `iot.flow.reason`.
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Report => "report",
             Reason::Evicted => "evicted",
             Reason::Shutdown => "shutdown",
+        }
+    }
+
+    /// Suricata's `flow.reason` for a flow's last record (its flow-end reasons): the LRU
+    /// forcing a flow out is `forced`; an interim report ends nothing and has none.
+    pub fn suricata(self) -> Option<&'static str> {
+        match self {
+            Reason::Report => None,
+            Reason::Evicted => Some("forced"),
+            Reason::Shutdown => Some("shutdown"),
         }
     }
 }
@@ -124,6 +134,8 @@ pub struct FlowRecord {
     pub reason: Reason,
     /// When its destination was alerted on: how many more flows to it came since.
     pub alert_repeats: Option<u64>,
+    /// An alert was written about this flow (EVE's `flow.alerted`).
+    pub alerted: bool,
 }
 
 #[derive(Debug, Default)]
@@ -134,6 +146,7 @@ struct Tracked {
     reported_bytes: u64,
     last_report_ns: u64,
     seen: bool,
+    alerted: bool,
 }
 
 /// Flows known to userspace, mirroring the kernel map.
@@ -178,6 +191,13 @@ impl FlowTable {
     /// What each flow carried between the last two polls (flows with new traffic only).
     pub fn take_deltas(&mut self) -> Vec<FlowDelta> {
         std::mem::take(&mut self.deltas)
+    }
+
+    /// An alert was written about `key`: its records say `flow.alerted` from now on.
+    pub fn mark_alerted(&mut self, key: &FlowKey) {
+        if let Some(t) = self.flows.get_mut(key) {
+            t.alerted = true;
+        }
     }
 
     /// A ring-buffer event announced a new flow.
@@ -292,6 +312,7 @@ fn record(key: FlowKey, t: &mut Tracked, reason: Reason) -> FlowRecord {
         delta_bytes: t.totals.bytes.saturating_sub(t.reported_bytes),
         reason,
         alert_repeats: None,
+        alerted: t.alerted,
     };
     t.reported_packets = t.totals.packets;
     t.reported_bytes = t.totals.bytes;

@@ -58,7 +58,7 @@ pub fn intel_load(n: u32) -> Result<(f64, f64, f64, f64)> {
 }
 
 /// Alert latency on a live lab: a monitored device with an empty baseline opens 2,000 new
-/// flows (500 a second), each an `unexpected_destination`; the sensor's `stats.latency`
+/// flows (500 a second), each an `unexpected_destination`; the sensor's `iot.latency`
 /// gives p50 and p99 from the kernel's stamp on the first packet to the line handed to
 /// the output. Returns (p50 us, p99 us, alerts measured).
 pub fn alert_latency() -> Result<(f64, f64, u64)> {
@@ -141,9 +141,10 @@ pub fn pipeline(live: u32) -> Result<Pipeline> {
     };
     let out = Output::open("/dev/null", 65_536)?;
     let eve = Eve {
-        sensor: "bench".into(),
+        host: "bench".into(),
         in_iface: "bench0".into(),
         time,
+        flow_id_seed: 0,
     };
     let rss0 = rss_kb();
     let mut sensor = Sensor::new(eve, &config, stages, out, now);

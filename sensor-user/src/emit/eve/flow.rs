@@ -1,12 +1,39 @@
-//! The `flow` event: a flow's counters, from the flow table's records.
+//! The `flow` event: NetFlow-style records of a flow, from the flow table's records.
+//! `flow.pkts_*`/`bytes_*` carry what is new since the flow's previous record, so summing
+//! them over a flow's records gives its traffic once; the totals to date are in `iot.flow`.
 
-use sensor_common::FLOW_SERVING;
+use sensor_common::{FLOW_SERVING, proto};
 use serde_json::{Value, json};
 
 use sensor_common::policy::Verdict;
 
 use super::Eve;
-use crate::track::flows::FlowRecord;
+use crate::track::flows::{FlowRecord, Reason};
+
+const TCP_FIN: u8 = 0x01;
+const TCP_RST: u8 = 0x04;
+const TCP_ACK: u8 = 0x10;
+
+/// Suricata's `flow.state` from what one side of the flow shows: TCP by its flags; other
+/// protocols are `new` until the device is seen answering (a serving flow), because the
+/// sensor sees only what devices send.
+fn state(r: &FlowRecord) -> &'static str {
+    let flags = r.totals.tcp_flags;
+    let last = r.reason != Reason::Report;
+    if r.key.proto == proto::TCP {
+        if last && flags & (TCP_FIN | TCP_RST) != 0 {
+            "closed"
+        } else if flags & TCP_ACK != 0 {
+            "established"
+        } else {
+            "new"
+        }
+    } else if r.key.flags & FLOW_SERVING != 0 {
+        "established"
+    } else {
+        "new"
+    }
+}
 
 impl Eve {
     /// A `flow` event.
@@ -17,50 +44,48 @@ impl Eve {
         self.addressing(&mut m, k, r.origin);
         let device_mac = k.mac.to_string();
         let (to_server, to_client) = if serving {
-            ((0, 0), (r.totals.packets, r.totals.bytes))
+            ((0, 0), (r.delta_packets, r.delta_bytes))
         } else {
-            ((r.totals.packets, r.totals.bytes), (0, 0))
+            ((r.delta_packets, r.delta_bytes), (0, 0))
         };
         let age = r.totals.last_seen_ns.saturating_sub(r.totals.first_seen_ns) / 1_000_000_000;
-        m.insert(
-            "flow".into(),
-            json!({
-                "pkts_toserver": to_server.0,
-                "bytes_toserver": to_server.1,
-                "pkts_toclient": to_client.0,
-                "bytes_toclient": to_client.1,
-                "start": self.time(r.totals.first_seen_ns),
-                "end": self.time(r.totals.last_seen_ns),
-                "age": age,
-                "reason": r.reason.as_str(),
-            }),
-        );
-        m.insert(
-            "iot".into(),
-            json!({
-                "device": {"mac": device_mac},
-                "flow": {
-                    "direction": if serving { "serving" } else { "outbound" },
-                    "pkts_delta": r.delta_packets,
-                    "bytes_delta": r.delta_bytes,
-                    "tcp_flags": format!("{:02x}", r.totals.tcp_flags),
-                },
-            }),
-        );
+        let mut flow = json!({
+            "pkts_toserver": to_server.0,
+            "bytes_toserver": to_server.1,
+            "pkts_toclient": to_client.0,
+            "bytes_toclient": to_client.1,
+            "start": self.time(r.totals.first_seen_ns),
+            "end": self.time(r.totals.last_seen_ns),
+            "age": age,
+            "state": state(r),
+            "alerted": r.alerted,
+        });
+        if let Some(reason) = r.reason.suricata() {
+            flow["reason"] = reason.into();
+        }
+        m.insert("flow".into(), flow);
+        let mut iot_flow = json!({
+            "direction": if serving { "serving" } else { "outbound" },
+            "reason": r.reason.as_str(),
+            "pkts_total": r.totals.packets,
+            "bytes_total": r.totals.bytes,
+            "tcp_flags": format!("{:02x}", r.totals.tcp_flags),
+        });
         // The verdict now (it changes with the policy), else the first packet's.
         let v = match (r.totals.verdict, r.origin) {
             (Verdict::Unset, Some(o)) => o.verdict,
             (v, _) => v,
         };
-        if v != Verdict::Unset
-            && let Some(Value::Object(iot)) = m.get_mut("iot")
-            && let Some(Value::Object(f)) = iot.get_mut("flow")
-        {
-            f.insert("verdict".into(), v.as_str().into());
+        if v != Verdict::Unset {
+            iot_flow["verdict"] = v.as_str().into();
             if let Some(n) = r.alert_repeats {
-                f.insert("alert_repeats".into(), n.into());
+                iot_flow["alert_repeats"] = n.into();
             }
         }
+        m.insert(
+            "iot".into(),
+            json!({ "device": {"mac": device_mac}, "flow": iot_flow }),
+        );
         m.into()
     }
 }

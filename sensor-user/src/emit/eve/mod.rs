@@ -28,12 +28,26 @@ use sensor_common::{FLOW_SERVING, FlowKey, MacAddr, proto};
 /// What every event shares: who wrote it, where, and how kernel time maps to wall time.
 #[derive(Clone, Debug)]
 pub struct Eve {
-    /// `sensor`.
-    pub sensor: String,
+    /// `host`: the sensor's name (Suricata's field for it).
+    pub host: String,
     /// `in_iface`.
     pub in_iface: String,
     /// Kernel time to wall time.
     pub time: TimeBase,
+    /// Mixed into every `flow_id`, so ids are stable within a run and differ between
+    /// live runs (a replay uses 0: the same capture gives the same stream).
+    pub flow_id_seed: u64,
+}
+
+/// `flow_id` is kept below 2^53 so tools that read JSON numbers as doubles read it exactly.
+const FLOW_ID_MASK: u64 = (1 << 53) - 1;
+
+/// A seed for [`Eve::flow_id_seed`] that differs between runs.
+pub fn random_flow_id_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
 }
 
 /// What a policy alert says beyond the flow and the device.
@@ -52,8 +66,12 @@ pub struct PolicyContext<'a> {
     pub intel: Option<Value>,
 }
 
-/// EVE's `alert` object.
-fn alert_object(rule: &Rule, blocked: bool, metadata: Value) -> Value {
+/// EVE's `alert` object. A metadata name with no value is left out: Suricata's schema
+/// wants at least one string in each list.
+fn alert_object(rule: &Rule, blocked: bool, mut metadata: Value) -> Value {
+    if let Value::Object(m) = &mut metadata {
+        m.retain(|_, v| !matches!(v, Value::Array(a) if a.is_empty()));
+    }
     json!({
         "action": if blocked { "blocked" } else { "allowed" },
         "gid": 1,
@@ -95,9 +113,19 @@ impl Eve {
         let mut m = Map::new();
         m.insert("timestamp".into(), eve_timestamp(epoch_ns).into());
         m.insert("event_type".into(), event_type.into());
-        m.insert("sensor".into(), self.sensor.clone().into());
+        m.insert("host".into(), self.host.clone().into());
         m.insert("in_iface".into(), self.in_iface.clone().into());
         m
+    }
+
+    /// EVE's `flow_id` of a flow: the same for every record and alert of it in this run.
+    pub fn flow_id(&self, k: &FlowKey) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        self.flow_id_seed.hash(&mut h);
+        k.hash(&mut h);
+        // 0 reads as "no flow" to some tools.
+        (h.finish() & FLOW_ID_MASK).max(1)
     }
 
     fn time(&self, kernel_ns: u64) -> String {
@@ -107,6 +135,7 @@ impl Eve {
     /// The addressing fields of a flow: `src_ip`, `src_port`, `dest_ip`, `dest_port` (or
     /// ICMP type and code), `proto`, `community_id`, `ether`.
     fn addressing(&self, m: &mut Map<String, Value>, k: &FlowKey, origin: Option<Origin>) {
+        m.insert("flow_id".into(), self.flow_id(k).into());
         let peer = addr::ip(k.addr);
         let serving = k.flags & FLOW_SERVING != 0;
         let icmp = k.proto == proto::ICMP || k.proto == proto::ICMPV6;
@@ -224,7 +253,8 @@ mod tests {
     use crate::track::flows::{FlowRecord, FlowTotals, Origin, Reason};
     use sensor_common::FlowKey;
 
-    /// Every event these tests build must fit the published schema.
+    /// Every event these tests build must fit the published schema, and an event type
+    /// Suricata also writes must fit Suricata's schema with our `iot` object added.
     fn valid(v: Value) -> Value {
         let schema: Value = serde_json::from_str(include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -235,16 +265,31 @@ mod tests {
             .should_validate_formats(true)
             .build(&schema)
             .unwrap();
-        let errors: Vec<String> = validator.iter_errors(&v).map(|e| e.to_string()).collect();
+        let mut errors: Vec<String> = validator.iter_errors(&v).map(|e| e.to_string()).collect();
+        if v["event_type"] != "device" {
+            let mut suricata: Value = serde_json::from_str(include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../tests/fixtures/eve/schema.json"
+            )))
+            .unwrap();
+            suricata["properties"]["iot"] = json!({"type": "object"});
+            let validator = jsonschema::options().build(&suricata).unwrap();
+            errors.extend(
+                validator
+                    .iter_errors(&v)
+                    .map(|e| format!("Suricata's: {e}")),
+            );
+        }
         assert!(errors.is_empty(), "{v}\n{errors:?}");
         v
     }
 
     fn eve() -> Eve {
         Eve {
-            sensor: "gw-lab-1".into(),
+            host: "gw-lab-1".into(),
             in_iface: "lan0".into(),
             time: TimeBase::identity(),
+            flow_id_seed: 0,
         }
     }
 
@@ -294,8 +339,18 @@ mod tests {
             ..SensorCounters::default()
         };
         let v = valid(eve().stats(9, 3, &kernel, &counters, &Tables::default(), Vec::new()));
-        assert_eq!(v["stats"]["sensor"]["alerts"], 2);
-        assert_eq!(v["stats"]["kernel"]["cache_flush_lost"], 1);
+        assert_eq!(v["iot"]["sensor"]["alerts"], 2);
+        assert_eq!(v["iot"]["kernel"]["cache_flush_lost"], 1);
+        // Suricata's keys, for dashboards built on them.
+        assert_eq!(v["stats"]["uptime"], 3);
+        assert_eq!(v["stats"]["detect"]["alert"], 2);
+        assert_eq!(v["stats"]["capture"]["kernel_packets"], 1);
+        assert_eq!(
+            v["stats"]["capture"]["kernel_drops"], 2,
+            "insert failed + flush lost"
+        );
+        assert_eq!(v["stats"]["decoder"]["invalid"], 5);
+        assert_eq!(v["stats"]["ips"]["blocked"], 2);
     }
 
     /// A device with facts from every decoder, assessed and declared otherwise: every
@@ -410,6 +465,7 @@ mod tests {
             delta_bytes: 400,
             reason: Reason::Report,
             alert_repeats: None,
+            alerted: false,
         };
         let v = valid(eve().flow(5_000_000_000, &r));
         assert_eq!(v["event_type"], "flow");
@@ -420,11 +476,68 @@ mod tests {
         assert_eq!(v["dest_port"], 443);
         assert_eq!(v["proto"], "TCP");
         assert_eq!(v["ether"]["dest_mac"], "02:00:5e:10:00:01");
-        assert_eq!(v["flow"]["pkts_toserver"], 10);
+        // NetFlow-style: what is new since the last record, the totals under iot.
+        assert_eq!(v["flow"]["pkts_toserver"], 4);
+        assert_eq!(v["flow"]["bytes_toserver"], 400);
+        assert_eq!(v["iot"]["flow"]["pkts_total"], 10);
+        assert_eq!(v["iot"]["flow"]["bytes_total"], 1000);
         assert_eq!(v["flow"]["age"], 2);
-        assert_eq!(v["iot"]["flow"]["pkts_delta"], 4);
+        assert_eq!(v["flow"]["state"], "established", "an ACK was sent");
+        assert_eq!(v["flow"]["alerted"], false);
+        assert!(
+            v["flow"].get("reason").is_none(),
+            "an interim record ends nothing"
+        );
+        assert_eq!(v["iot"]["flow"]["reason"], "report");
         assert_eq!(v["iot"]["device"]["mac"], "02:00:5e:10:00:17");
         assert!(v["community_id"].as_str().unwrap().starts_with("1:"));
+        // One id per flow within a run, another run's differs.
+        let id = v["flow_id"].as_u64().unwrap();
+        assert!((1..1 << 53).contains(&id));
+        assert_eq!(eve().flow(9, &r)["flow_id"], id);
+        let other = Eve {
+            flow_id_seed: 7,
+            ..eve()
+        };
+        assert_ne!(other.flow(9, &r)["flow_id"], id);
+        let mut elsewhere = r.clone();
+        elsewhere.key.port = 8443;
+        assert_ne!(eve().flow(9, &elsewhere)["flow_id"], id);
+    }
+
+    #[test]
+    fn a_flows_last_record_says_why_it_ended_in_suricatas_words() {
+        let mut r = FlowRecord {
+            key: FlowKey {
+                addr: mapped([203, 0, 113, 5]),
+                port: 443,
+                proto: 6,
+                ..FlowKey::default()
+            },
+            origin: None,
+            totals: FlowTotals {
+                packets: 5,
+                tcp_flags: 0x11,
+                ..FlowTotals::default()
+            },
+            delta_packets: 1,
+            delta_bytes: 60,
+            reason: Reason::Evicted,
+            alert_repeats: None,
+            alerted: false,
+        };
+        let v = valid(eve().flow(0, &r));
+        assert_eq!(v["flow"]["reason"], "forced");
+        assert_eq!(v["flow"]["state"], "closed", "a FIN on its last record");
+        assert_eq!(v["iot"]["flow"]["reason"], "evicted");
+        r.reason = Reason::Report;
+        assert_eq!(valid(eve().flow(0, &r))["flow"]["state"], "established");
+        r.key.proto = 17;
+        assert_eq!(
+            valid(eve().flow(0, &r))["flow"]["state"],
+            "new",
+            "one side of UDP"
+        );
     }
 
     #[test]
@@ -455,6 +568,7 @@ mod tests {
             delta_bytes: 300,
             reason: Reason::Shutdown,
             alert_repeats: None,
+            alerted: true,
         };
         let v = valid(eve().flow(0, &r));
         assert_eq!(v["src_ip"], "203.0.113.5");
@@ -463,6 +577,8 @@ mod tests {
         assert_eq!(v["dest_port"], 554);
         assert_eq!(v["flow"]["pkts_toclient"], 3);
         assert_eq!(v["flow"]["pkts_toserver"], 0);
+        assert_eq!(v["flow"]["reason"], "shutdown");
+        assert_eq!(v["flow"]["alerted"], true);
         assert_eq!(v["iot"]["flow"]["direction"], "serving");
     }
 
@@ -481,6 +597,7 @@ mod tests {
             delta_bytes: 0,
             reason: Reason::Report,
             alert_repeats: None,
+            alerted: false,
         };
         let v = valid(eve().flow(0, &r));
         assert_eq!(v["icmp_type"], 8);

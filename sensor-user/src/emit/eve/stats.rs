@@ -1,11 +1,12 @@
-//! The `stats` event: kernel counters, userspace counters, and each stage's section.
+//! The `stats` event: Suricata's own counters where ours mean the same, and every counter
+//! of ours (kernel, userspace, each stage's section) under `iot`.
 
 use sensor_common::stats;
 use serde_json::{Map, Value, json};
 
 use super::{Eve, SensorCounters};
 
-/// The sizes of the engine's tables and output, for the `sensor` section of `stats`.
+/// The sizes of the engine's tables and output, for the `iot.sensor` section of `stats` events.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Tables {
     /// Flows in the userspace flow table.
@@ -28,7 +29,7 @@ pub struct Tables {
     pub output_dropped: u64,
 }
 
-/// The `sensor` section: userspace counters and table sizes.
+/// The `iot.sensor` section: userspace counters and table sizes.
 fn sensor_section(c: &SensorCounters, t: &Tables) -> Value {
     json!({
         "events": c.events,
@@ -52,9 +53,56 @@ fn sensor_section(c: &SensorCounters, t: &Tables) -> Value {
     })
 }
 
+/// The Suricata keys that mean the same as one of ours, so dashboards built for
+/// Suricata's `stats` read the sensor's traffic, drops and alerts.
+fn suricata_section(
+    uptime_s: u64,
+    k: &[u64; stats::COUNT as usize],
+    c: &SensorCounters,
+    t: &Tables,
+) -> Map<String, Value> {
+    let n = |i: u32| k[i as usize];
+    let invalid = n(stats::ERR_TRUNCATED_L2)
+        + n(stats::ERR_TRUNCATED_L3)
+        + n(stats::ERR_BAD_IHL)
+        + n(stats::ERR_TRUNCATED_L4)
+        + n(stats::ERR_UNSUPPORTED);
+    let blocked = n(stats::DROPPED_POLICY) + n(stats::DROPPED_INTEL);
+    let json = json!({
+        "uptime": uptime_s,
+        // Frames the program saw but could not count in a flow: the sensor's packet loss.
+        "capture": {
+            "kernel_packets": n(stats::FRAMES),
+            "kernel_drops": n(stats::FLOW_INSERT_FAILED) + n(stats::CACHE_FLUSH_LOST),
+        },
+        "decoder": {
+            "pkts": n(stats::FRAMES),
+            "bytes": n(stats::BYTES),
+            "ethernet": n(stats::FRAMES),
+            "ipv4": n(stats::IPV4),
+            "ipv6": n(stats::IPV6),
+            "invalid": invalid,
+        },
+        "flow": {
+            "total": n(stats::NEW_FLOWS),
+            "active": t.flows_tracked,
+        },
+        "detect": { "alert": c.alerts },
+        "ips": {
+            "accepted": n(stats::FRAMES).saturating_sub(blocked),
+            "blocked": blocked,
+        },
+    });
+    match json {
+        Value::Object(m) => m,
+        _ => unreachable!("built as an object"),
+    }
+}
+
 impl Eve {
-    /// A `stats` event: kernel counters, userspace counters, and each stage's section
-    /// (policy, intel, latency, anomaly, and a driver's own, e.g. `replay`).
+    /// A `stats` event: Suricata's keys where they mean the same under `stats`, and every
+    /// counter of ours under `iot`: kernel, userspace, and each stage's section (policy,
+    /// intel, latency, anomaly, and a driver's own, e.g. `replay`).
     pub fn stats(
         &self,
         now_ns: u64,
@@ -65,19 +113,22 @@ impl Eve {
         sections: Vec<(&str, Value)>,
     ) -> Value {
         let mut m = self.common("stats", now_ns);
-        let kernel: Map<String, Value> = stats::NAMES
+        m.insert(
+            "stats".into(),
+            suricata_section(uptime_s, kernel, counters, tables).into(),
+        );
+        let named: Map<String, Value> = stats::NAMES
             .iter()
             .zip(kernel)
             .map(|(n, v)| ((*n).to_string(), (*v).into()))
             .collect();
         let mut s = Map::new();
-        s.insert("uptime".into(), uptime_s.into());
-        s.insert("kernel".into(), kernel.into());
+        s.insert("kernel".into(), named.into());
         s.insert("sensor".into(), sensor_section(counters, tables));
         for (name, v) in sections {
             s.insert(name.into(), v);
         }
-        m.insert("stats".into(), s.into());
+        m.insert("iot".into(), s.into());
         m.into()
     }
 }

@@ -1,5 +1,6 @@
 //! The `stats` event: every stage's counters on one line, at the stats interval or at once
-//! when something worth saying happened (a learning window ended).
+//! when something worth saying happened (a learning window ended); and the same counters
+//! as the metrics endpoint's snapshot.
 
 use serde_json::{Value, json};
 
@@ -12,10 +13,8 @@ impl Sensor {
         now_ns >= self.next_stats_ns || self.stats_now
     }
 
-    /// Writes a `stats` event; `extra` is a driver's own section (e.g. `replay`).
-    pub fn write_stats(&mut self, now_ns: u64, kernel: &KernelStats, extra: Option<(&str, Value)>) {
-        let uptime = now_ns.saturating_sub(self.started_ns) / 1_000_000_000;
-        let tables = Tables {
+    fn tables(&self) -> Tables {
+        Tables {
             flows_tracked: self.flows.len(),
             flows_evicted: self.flows.evicted,
             flows_recreated: self.flows.recreated,
@@ -25,7 +24,23 @@ impl Sensor {
             output_lines: self.out.lines(),
             output_errors: self.out.errors(),
             output_dropped: self.out.dropped(),
-        };
+        }
+    }
+
+    /// What the metrics endpoint reports now: the counters a `stats` event would carry.
+    pub fn metrics_snapshot(&self, kernel: &KernelStats) -> crate::emit::metrics::Snapshot {
+        crate::emit::metrics::Snapshot {
+            kernel: kernel.to_vec(),
+            counters: self.counters,
+            tables: self.tables(),
+            alerts: self.alerts_by_rule.clone(),
+        }
+    }
+
+    /// Writes a `stats` event; `extra` is a driver's own section (e.g. `replay`).
+    pub fn write_stats(&mut self, now_ns: u64, kernel: &KernelStats, extra: Option<(&str, Value)>) {
+        let uptime = now_ns.saturating_sub(self.started_ns) / 1_000_000_000;
+        let tables = self.tables();
         let mut sections = vec![
             ("policy", self.baseline.stats(&self.eve.time)),
             ("intel", self.intel.stats()),

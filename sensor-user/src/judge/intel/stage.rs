@@ -64,6 +64,14 @@ impl IntelAlert {
         }
     }
 
+    /// The flow it is about, if one.
+    pub fn key(&self) -> Option<FlowKey> {
+        match self {
+            IntelAlert::Ip { key, .. } | IntelAlert::Canary { key, .. } => Some(*key),
+            IntelAlert::Domain { .. } => None,
+        }
+    }
+
     /// The kernel's stamp of the flow's first packet, for alerts about a flow.
     pub fn flow_ts_ns(&self) -> Option<u64> {
         match self {
