@@ -35,6 +35,11 @@ enum Command {
         /// Where events go: a file, or - for standard output (overrides [output] path).
         #[arg(long)]
         output: Option<String>,
+        /// json: EVE lines; text: one readable line per alert and device change and a
+        /// periodic summary (the JSON still goes to --output when it is a file); auto:
+        /// text when events would go to a terminal.
+        #[arg(long, value_enum, default_value = "auto")]
+        format: crate::emit::text::Format,
         /// XDP attach mode.
         #[arg(long, value_enum, default_value = "auto")]
         xdp_mode: AttachMode,
@@ -56,6 +61,11 @@ enum Command {
         /// Where events go: a file, or - for standard output (overrides [output] path).
         #[arg(long)]
         output: Option<String>,
+        /// json: EVE lines; text: one readable line per alert and device change and a
+        /// periodic summary (the JSON still goes to --output when it is a file); auto:
+        /// text when events would go to a terminal.
+        #[arg(long, value_enum, default_value = "auto")]
+        format: crate::emit::text::Format,
         /// The gateway's MAC: its frames are not LAN ingress. Inferred when absent.
         #[arg(long, value_parser = parse_mac)]
         gateway_mac: Option<MacAddr>,
@@ -148,6 +158,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             iface,
             config: cfg,
             output,
+            format,
             xdp_mode,
             user,
             state_dir,
@@ -158,6 +169,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 config_path: cfg.clone(),
                 iface,
                 config,
+                format: format.resolve(&output),
                 output,
                 mode: xdp_mode,
                 user,
@@ -169,6 +181,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             captures,
             config: cfg,
             output,
+            format,
             gateway_mac,
             state_dir,
         } => {
@@ -177,6 +190,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let errors = replay::replay(ReplayArgs {
                 captures,
                 config,
+                format: format.resolve(&output),
                 output,
                 gateway_mac,
                 state_dir,

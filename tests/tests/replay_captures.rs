@@ -931,3 +931,74 @@ fn a_reader_that_closes_the_pipe_ends_the_replay_quietly() {
         "nothing to say about a reader that left: {said}"
     );
 }
+
+/// `--format text`: the terminal gets one line per alert and device, the file the JSON
+/// a SIEM reads, and the two tell the same story.
+#[test]
+fn the_text_view_shows_the_alerts_the_json_file_has() {
+    if !env::have_root() {
+        return;
+    }
+    let dir = env::fixtures().join("captures/nku-lifecycle/xiaobai_Y2camera_lifecycle");
+    let phases = ["setup", "idle_local", "idle_remote", "speak_remote"];
+    let caps: Vec<PathBuf> = phases
+        .iter()
+        .map(|p| dir.join(format!("xiaobai_Y2camera_{p}.pcap")))
+        .collect();
+    if !caps.iter().all(|c| c.exists()) {
+        env::skip("NKU camera captures not found");
+        return;
+    }
+    let tmp = TempDir::new();
+    let cfg = tmp.join("kw.toml");
+    std::fs::write(&cfg, "[baseline]\nmode = \"learn\"\nlearn_for = \"1h\"\n").unwrap();
+    let json = tmp.join("eve.json");
+    let out = Command::new(env::kettlewatch())
+        .arg("replay")
+        .args(&caps)
+        .args(["--format", "text", "--config"])
+        .arg(&cfg)
+        .arg("--output")
+        .arg(&json)
+        .output()
+        .expect("run kettlewatch replay");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let evs = events::parse(
+        &std::fs::read_to_string(&json)
+            .unwrap()
+            .lines()
+            .collect::<Vec<_>>(),
+    );
+    let alerts = events::of_type(&evs, "alert");
+    assert!(!alerts.is_empty(), "the camera's new server alerts");
+    let alert_lines: Vec<&str> = text.lines().filter(|l| l.contains("  ALERT")).collect();
+    assert_eq!(
+        alert_lines.len(),
+        alerts.len(),
+        "one line per alert:\n{text}"
+    );
+    for a in &alerts {
+        let rule = a["iot"]["rule"]["id"].as_str().unwrap();
+        assert!(
+            alert_lines
+                .iter()
+                .any(|l| l.ends_with(&format!("[{rule}]"))),
+            "{rule} not in the view:\n{text}"
+        );
+    }
+    assert!(
+        text.contains("ALERT  78:df:72:24:69:4d (camera): unexpected destination for device -> 110.43.68.240:443/tcp"),
+        "{text}"
+    );
+    assert!(text.contains("DEVICE 78:df:72:24:69:4d"), "{text}");
+    assert!(
+        text.lines().any(|l| l.contains("  FLOWS  ")),
+        "a summary: {text}"
+    );
+    assert!(!text.contains('{'), "no JSON on the terminal: {text}");
+}

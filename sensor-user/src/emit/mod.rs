@@ -1,8 +1,9 @@
 //! Emitting: shaping records as EVE JSON (`eve`), writing lines to their sinks
-//! (`output`), the alert latency sample (`latency`), and the Prometheus endpoint
-//! (`metrics`). A new line sink is a variant in `output`.
+//! (`output`), the terminal view (`text`), the alert latency sample (`latency`), and the
+//! Prometheus endpoint (`metrics`). A new line sink is a variant in `output`.
 
 pub mod eve;
 pub mod latency;
 pub mod metrics;
 pub mod output;
+pub mod text;

@@ -284,6 +284,18 @@ impl Output {
     pub fn write(&mut self, v: &Value) {
         let mut line = v.to_string();
         line.push('\n');
+        self.queue(line);
+    }
+
+    /// Queues one line of text (the terminal view), on the same terms as an event.
+    pub fn write_text(&mut self, text: &str) {
+        let mut line = String::with_capacity(text.len() + 1);
+        line.push_str(text);
+        line.push('\n');
+        self.queue(line);
+    }
+
+    fn queue(&mut self, line: String) {
         let Some(tx) = &self.tx else { return };
         if self.closed() {
             return;

@@ -60,6 +60,8 @@ pub struct Sensor {
     pressure_reported: bool,
     latency: crate::emit::latency::Latency,
     out: Output,
+    /// The terminal view and where its lines go, when asked for (`--format text`).
+    view: Option<(crate::emit::text::TextView, Output)>,
     counters: SensorCounters,
     /// Alerts written, per rule id (for the metrics endpoint).
     alerts_by_rule: std::collections::BTreeMap<&'static str, u64>,
@@ -104,6 +106,7 @@ impl Sensor {
             latency: crate::emit::latency::Latency::default(),
             out,
             counters: SensorCounters::default(),
+            view: None,
             alerts_by_rule: Default::default(),
             pending: Vec::new(),
             started_ns: now_ns,
@@ -147,7 +150,7 @@ impl Sensor {
             let declared = self.inventory.declared(&d.mac);
             let phase = self.baseline.engine().phase(&d.mac);
             let v = self.eve.device(now_ns, &d, declared, phase);
-            self.out.write(&v);
+            emit_to(&mut self.out, &mut self.view, &v);
             self.counters.device_records += 1;
             if self.store.is_some() {
                 rows.push(StoredDevice::from_device(
@@ -255,7 +258,7 @@ impl Sensor {
 
     /// Writes an alert line and counts it, per rule too.
     fn write_alert(&mut self, v: &Value) {
-        self.out.write(v);
+        self.emit(v);
         self.counters.alerts += 1;
         let id = v["iot"]["rule"]["id"].as_str().unwrap_or("");
         if let Some(r) = crate::judge::rules::ALL.iter().find(|r| r.id == id) {
@@ -422,7 +425,7 @@ impl Sensor {
     fn write_flows(&mut self, now_ns: u64, records: &[crate::track::flows::FlowRecord]) {
         for r in records {
             let v = self.eve.flow(now_ns, r);
-            self.out.write(&v);
+            self.emit(&v);
             self.counters.flow_records += 1;
         }
     }
@@ -436,6 +439,17 @@ impl Sensor {
         self.write_stats(now_ns, kernel, extra);
     }
 
+    /// Also prints the terminal view of every event to `lines` (`--format text`).
+    pub fn with_text_view(mut self, lines: Output) -> Self {
+        self.view = Some((crate::emit::text::TextView::default(), lines));
+        self
+    }
+
+    /// Writes one event to the stream, and its line to the terminal view if there is one.
+    fn emit(&mut self, v: &Value) {
+        emit_to(&mut self.out, &mut self.view, v);
+    }
+
     /// The output file is opened again by path (SIGHUP, after logrotate moved it).
     pub fn reopen_output(&self) {
         self.out.reopen();
@@ -443,11 +457,22 @@ impl Sensor {
 
     /// The reader closed standard output: the run has nowhere to write and ends.
     pub fn output_closed(&self) -> bool {
-        self.out.closed()
+        self.out.closed() || self.view.as_ref().is_some_and(|(_, l)| l.closed())
     }
 
     /// Userspace counters so far.
     pub fn counters(&self) -> SensorCounters {
         self.counters
+    }
+}
+
+/// [`Sensor::emit`] on the two fields it needs, for callers that hold other borrows of
+/// the sensor.
+fn emit_to(out: &mut Output, view: &mut Option<(crate::emit::text::TextView, Output)>, v: &Value) {
+    out.write(v);
+    if let Some((view, lines)) = view
+        && let Some(line) = view.line(v)
+    {
+        lines.write_text(&line);
     }
 }

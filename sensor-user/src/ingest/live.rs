@@ -12,7 +12,6 @@ use tokio::{
 use crate::{
     config::Config,
     emit::eve::Eve,
-    emit::output::Output,
     engine::sensor::{Sensor, Stages},
     ingest::watch::Watch,
     judge::baseline,
@@ -31,6 +30,8 @@ pub struct RunArgs {
     pub config: Config,
     /// Output path (`-` for stdout).
     pub output: String,
+    /// JSON, or the terminal view (resolved: not `auto`).
+    pub format: crate::emit::text::Format,
     /// XDP attach mode.
     pub mode: AttachMode,
     /// Drop to this user once attached.
@@ -81,8 +82,9 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     // SAFETY: the ring buffer owns its fd and lives inside the AsyncFd until both drop.
     let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
         .map_err(|e| anyhow::anyhow!("watching the ring buffer: {e}"))?;
-    let out = Output::open(&args.output, args.config.output.queue_lines)
-        .with_context(|| format!("opening {}", args.output))?;
+    let (out, view) =
+        crate::emit::text::open_outputs(&args.output, args.format, args.config.output.queue_lines)
+            .with_context(|| format!("opening {}", args.output))?;
     let eve = Eve {
         host: args.config.sensor.name.clone(),
         in_iface: args.iface.clone(),
@@ -110,6 +112,9 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
         intel,
     };
     let mut sensor = Sensor::new(eve, &args.config, stages, out, now);
+    if let Some(v) = view {
+        sensor = sensor.with_text_view(v);
+    }
     // Bound before privileges are dropped; served on this runtime, from a snapshot the
     // loop refreshes at each poll, so a scrape never touches the sensor's tables.
     let metrics = match &args.config.metrics {

@@ -41,6 +41,8 @@ pub struct ReplayArgs {
     pub config: Config,
     /// Output path (`-` for stdout).
     pub output: String,
+    /// JSON, or the terminal view (resolved: not `auto`).
+    pub format: crate::emit::text::Format,
     /// The gateway's MAC, when known; otherwise inferred.
     pub gateway_mac: Option<MacAddr>,
     /// Keep the inventory here (none: nothing persists).
@@ -124,11 +126,10 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
     let mut ebpf = loader::load(sizes, true)?;
     let (mut maps, mut ring) = KernelMaps::take(&mut ebpf)?;
     // Offline: wait for a slow reader rather than drop a line.
-    let mut out = Some(
-        Output::open(&args.output, args.config.output.queue_lines)
-            .with_context(|| format!("opening {}", args.output))?
-            .wait_when_full(),
-    );
+    let (events, view) =
+        crate::emit::text::open_outputs(&args.output, args.format, args.config.output.queue_lines)
+            .with_context(|| format!("opening {}", args.output))?;
+    let mut out = Some((events.wait_when_full(), view.map(Output::wait_when_full)));
     let eve = Eve {
         host: args.config.sensor.name.clone(),
         in_iface: "replay".into(),
@@ -180,7 +181,10 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
                 let out = out.take().expect("created once");
                 let (c, pm, im) = stage_parts.take().expect("created once");
                 let stages = stages(&args.config, c, store.take(), (pm, im), now, &eve.time);
-                Sensor::new(eve.clone(), &args.config, stages, out, now)
+                with_view(
+                    Sensor::new(eve.clone(), &args.config, stages, out.0, now),
+                    out.1,
+                )
             });
             // `replay CAPTURE | head`: the reader has what it wanted.
             if s.output_closed() {
@@ -256,13 +260,21 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
         None => {
             let (c, pm, im) = stage_parts.take().expect("unused");
             let stages = stages(&args.config, c, store.take(), (pm, im), now, &eve.time);
-            Sensor::new(eve, &args.config, stages, out.take().expect("unused"), now)
+            let out = out.take().expect("unused");
+            with_view(Sensor::new(eve, &args.config, stages, out.0, now), out.1)
         }
     };
     s.poll(&maps, now);
     let k = maps.stats()?;
     s.finish(now, &k, Some(("replay", counters_json(&counters))));
     Ok(errors)
+}
+
+fn with_view(s: Sensor, view: Option<Output>) -> Sensor {
+    match view {
+        Some(v) => s.with_text_view(v),
+        None => s,
+    }
 }
 
 fn counters_json(c: &ReplayCounters) -> serde_json::Value {

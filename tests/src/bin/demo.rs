@@ -1,6 +1,7 @@
 //! `cargo xtask demo`: a lab of simulated IoT devices behind a gateway, the sensor on the
-//! gateway's LAN interface, its JSON events streamed to the terminal until Ctrl-C or
-//! `--duration`. The lab is torn down on every exit path (its guards drop).
+//! gateway's LAN interface, its readable view (`--format text`) on the terminal and its EVE
+//! JSON in `target/kettlewatch-demo/eve.json`, until Ctrl-C or `--duration`. The lab is
+//! torn down on every exit path (its guards drop).
 
 use sensor_common::MacAddr;
 
@@ -85,7 +86,22 @@ fn main() -> Result<()> {
                 .spawn(move || serve_tcp(SocketAddr::new(addr.into(), port), &stop)),
         );
     }
-    let mut sensor = Sensor::start(&lab.gw, "lan0", &["--config", cfg.to_str().unwrap()], true);
+    // The terminal shows the readable view; the EVE JSON a SIEM would read goes to a file
+    // that outlives the demo.
+    let json_dir = kettlewatch_tests::env::workspace().join("target/kettlewatch-demo");
+    std::fs::create_dir_all(&json_dir)?;
+    let json = json_dir.join("eve.json");
+    let _ = std::fs::remove_file(&json);
+    eprintln!("EVE JSON lines: {}\n", json.display());
+    let sensor_args = [
+        "--config",
+        cfg.to_str().unwrap(),
+        "--output",
+        json.to_str().unwrap(),
+        "--format",
+        "text",
+    ];
+    let mut sensor = Sensor::start(&lab.gw, "lan0", &sensor_args, true);
     sensor.wait_for_log("watching lan0", Duration::from_secs(30));
 
     let st = stop.clone();
@@ -166,10 +182,11 @@ fn main() -> Result<()> {
         let _ = w.join();
     }
     let out = sensor.stop();
+    let lines = std::fs::read_to_string(&json).map_or(0, |t| t.lines().count());
     eprintln!(
-        "\nkettlewatch demo: sensor stopped ({}), {} events; removing the lab",
+        "\nkettlewatch demo: sensor stopped ({}); {lines} EVE lines in {}; removing the lab",
         out.status,
-        out.stdout.len()
+        json.display()
     );
     drop(lab);
     if !out.status.success() {

@@ -57,7 +57,7 @@ impl Sensor {
         let v = self
             .eve
             .stats(now_ns, uptime, kernel, &self.counters, &tables, sections);
-        self.out.write(&v);
+        self.emit(&v);
         self.stats_now = false;
         while self.next_stats_ns <= now_ns {
             self.next_stats_ns += self.stats_every_ns;
