@@ -207,6 +207,9 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::CheckConfig { file } => {
             let config = crate::engine::check::load(&file)?;
             println!("{}: ok", file.display());
+            for line in crate::engine::check::effective_settings(&config) {
+                println!("  {line}");
+            }
             for line in crate::judge::policy::effective_modes(&config) {
                 println!("  {line}");
             }

@@ -137,12 +137,12 @@ fn devices_without_a_state_directory_says_so() {
 }
 
 #[test]
-fn check_config_says_the_mode_each_policy_runs_in() {
+fn check_config_says_the_mode_each_policy_runs_in_and_the_effective_settings() {
     let dir = TempDir::new();
     let path = dir.join("kw.toml");
     std::fs::write(
         &path,
-        "[baseline]\nmode = \"enforce\"\n\n[[policy]]\nname = \"cams\"\ncategories = [\"camera\"]\nallow = [\"203.0.113.10\"]\n\n\
+        "[metrics]\nlisten = \"127.0.0.1:9561\"\n\n[baseline]\nmode = \"enforce\"\n\n[[policy]]\nname = \"cams\"\ncategories = [\"camera\"]\nallow = [\"203.0.113.10\"]\n\n\
          [[policy]]\nname = \"plugs\"\ncategories = [\"plug-switch\"]\nmode = \"learn\"\nlearn_for = \"12h\"\n",
     )
     .unwrap();
@@ -164,5 +164,18 @@ fn check_config_says_the_mode_each_policy_runs_in() {
     assert!(
         text.contains("policy \"plugs\": learn, each device for 12h (its own mode)"),
         "{text}"
+    );
+    // The rest of what a run takes from the file, defaults filled in.
+    assert!(
+        text.contains("metrics: http://127.0.0.1:9561/metrics"),
+        "{text}"
+    );
+    assert!(
+        text.contains("output: standard output (queue 65536 lines"),
+        "{text}"
+    );
+    assert!(
+        text.contains("stats every 1m"),
+        "the default stats interval: {text}"
     );
 }

@@ -1002,3 +1002,41 @@ fn the_text_view_shows_the_alerts_the_json_file_has() {
     );
     assert!(!text.contains('{'), "no JSON on the terminal: {text}");
 }
+
+/// On a terminal, replay shows its progress (bytes, rate, time left, frames) on stderr;
+/// the event stream never carries it.
+#[test]
+fn replay_progress_is_on_the_terminal_and_never_in_the_stream() {
+    if !env::have_root() || !env::have_tool("script") {
+        return;
+    }
+    let cap = env::fixtures()
+        .join("captures/nku-lifecycle/xiaobai_Y2camera_lifecycle/xiaobai_Y2camera_idle_local.pcap");
+    if !cap.exists() {
+        env::skip("NKU camera capture not found");
+        return;
+    }
+    let tmp = TempDir::new();
+    let json = tmp.join("eve.json");
+    // `script` gives the replay a terminal and copies what it drew to our stdout.
+    let cmd = format!(
+        "{} replay {} --output {}",
+        env::kettlewatch().display(),
+        cap.display(),
+        json.display()
+    );
+    let out = Command::new("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .output()
+        .expect("run script");
+    let drawn = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{drawn}");
+    assert!(
+        drawn.contains("frames") && drawn.contains("left"),
+        "a progress line on the terminal: {drawn:?}"
+    );
+    let text = std::fs::read_to_string(&json).unwrap();
+    let evs = events::parse(&text.lines().collect::<Vec<_>>());
+    assert!(!evs.is_empty());
+    assert!(!text.contains("left,"), "progress in the stream");
+}

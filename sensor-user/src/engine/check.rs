@@ -9,6 +9,41 @@ use crate::{
     judge::{classify::Classifier, intel::formats::FORMATS, policy},
 };
 
+/// The settings a run takes from `config`, defaults filled in, one line each, for
+/// `check-config` (the policy modes are [`policy::effective_modes`]).
+pub fn effective_settings(config: &Config) -> Vec<String> {
+    let s = &config.sensor;
+    let d = |v: &std::time::Duration| humantime::format_duration(*v).to_string();
+    vec![
+        format!("sensor name (host): {:?}", s.name),
+        format!(
+            "poll every {}, flow records at most every {}, stats every {}",
+            d(s.poll_interval.get_ref()),
+            d(s.flow_report.get_ref()),
+            d(s.stats_interval.get_ref())
+        ),
+        format!(
+            "tables: {} flows, {} devices, ring buffer {} bytes",
+            s.max_flows.get_ref(),
+            s.max_devices.get_ref(),
+            s.ring_buffer_bytes.get_ref()
+        ),
+        format!(
+            "output: {} (queue {} lines; --output wins)",
+            if config.output.path == "-" {
+                "standard output"
+            } else {
+                config.output.path.as_str()
+            },
+            config.output.queue_lines
+        ),
+        match &config.metrics {
+            Some(m) => format!("metrics: http://{}/metrics", m.listen),
+            None => "metrics: off (no [metrics] section)".to_string(),
+        },
+    ]
+}
+
 /// Reads a configuration file and runs every check on it.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let (config, text) = Config::read(path)?;

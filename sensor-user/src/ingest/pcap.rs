@@ -69,6 +69,22 @@ pub struct Capture {
     inner: Inner,
     frames: u64,
     done: bool,
+    read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Counts the bytes taken from a reader, for progress.
+struct Counted<R> {
+    inner: R,
+    n: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let k = self.inner.read(buf)?;
+        self.n
+            .fetch_add(k as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(k)
+    }
 }
 
 impl Capture {
@@ -84,8 +100,13 @@ impl Capture {
     /// Reads a capture from any reader; `path` names it in errors.
     pub fn from_reader(
         path: &Path,
-        mut reader: impl Read + Send + 'static,
+        reader: impl Read + Send + 'static,
     ) -> Result<Self, CaptureError> {
+        let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut reader = Counted {
+            inner: reader,
+            n: read.clone(),
+        };
         let mut magic = [0u8; 4];
         reader.read_exact(&mut magic).map_err(|e| match e.kind() {
             std::io::ErrorKind::UnexpectedEof => CaptureError::Format {
@@ -124,7 +145,14 @@ impl Capture {
             inner,
             frames: 0,
             done: false,
+            read,
         })
+    }
+
+    /// Bytes of the file read so far (read ahead of the frames handed out by a buffer's
+    /// worth).
+    pub fn bytes_read(&self) -> u64 {
+        self.read.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Frames read so far.

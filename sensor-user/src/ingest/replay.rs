@@ -162,9 +162,13 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
         .context("no egress program")?
         .try_into()?;
 
+    let mut progress = Progress::new(&args.captures);
     'captures: for path in &args.captures {
         let mut cap = Capture::open(path)?;
         while let Some(frame) = cap.next_frame() {
+            if counters.frames % 1024 == 0 {
+                progress.show(&cap, counters.frames);
+            }
             let frame: Frame = match frame {
                 Ok(f) => f,
                 Err(e) => {
@@ -254,7 +258,9 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
             }
             s.end_batch(now);
         }
+        progress.file_done(&cap);
     }
+    drop(progress);
     let mut s = match sensor {
         Some(s) => s,
         None => {
@@ -268,6 +274,53 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
     let k = maps.stats()?;
     s.finish(now, &k, Some(("replay", counters_json(&counters))));
     Ok(errors)
+}
+
+/// Progress over all the captures on a terminal (stderr; hidden otherwise), never in the
+/// event stream: bytes of the files read, frames, rate and time left.
+struct Progress {
+    bar: indicatif::ProgressBar,
+    /// Bytes of the files before the current one.
+    done: u64,
+}
+
+impl Progress {
+    fn new(captures: &[PathBuf]) -> Self {
+        use std::io::IsTerminal as _;
+        let total: u64 = captures
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
+        let bar = if std::io::stderr().is_terminal() {
+            indicatif::ProgressBar::new(total)
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ~{eta} left, {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        Self { bar, done: 0 }
+    }
+
+    fn show(&self, cap: &Capture, frames: u64) {
+        self.bar.set_position(self.done + cap.bytes_read());
+        self.bar.set_message(format!("{frames} frames"));
+    }
+
+    fn file_done(&mut self, cap: &Capture) {
+        self.done += cap.bytes_read();
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
 }
 
 fn with_view(s: Sensor, view: Option<Output>) -> Sensor {
