@@ -52,8 +52,28 @@ impl Sensor {
     /// lines are printed as they come (the demo). Without `--state-dir` in `extra`, the
     /// state goes to a fresh directory of its own, never the system's.
     pub fn start(ns: &Netns, iface: &str, extra: &[&str], echo: bool) -> Self {
+        Self::start_under(ns, &[], iface, extra, echo)
+    }
+
+    /// [`Sensor::start`] with `wrapper` before the binary (e.g. `setpriv` and its options,
+    /// to run it with the privileges a service manager would give it).
+    pub fn start_under(
+        ns: &Netns,
+        wrapper: &[&str],
+        iface: &str,
+        extra: &[&str],
+        echo: bool,
+    ) -> Self {
         let bin = crate::env::kettlewatch();
-        let mut cmd = ns.cmd(bin.to_str().expect("utf-8 path"));
+        let bin = bin.to_str().expect("utf-8 path");
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = ns.cmd(first);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => ns.cmd(bin),
+        };
         cmd.args(["run", "--iface", iface]).args(extra);
         let state = (!extra.contains(&"--state-dir")).then(crate::env::TempDir::new);
         if let Some(s) = &state {

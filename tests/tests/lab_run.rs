@@ -428,3 +428,74 @@ fn run_as_an_unprivileged_user_after_attaching() {
     assert_eq!(sums.get(&key).map(|v| v.0), Some(3), "{sums:#?}");
     assert!(!lab.xdp_attached(), "detached after dropping privileges");
 }
+
+/// The privileges the packaged unit gives the sensor (`sensor-user/packaging/
+/// kettlewatch.service`): a user that is not root, with CAP_BPF, CAP_NET_ADMIN and
+/// CAP_PERFMON as ambient capabilities, the bounding set cut to those three and
+/// no_new_privs. It attaches, counts, writes its state and detaches.
+#[test]
+fn runs_as_a_non_root_user_with_only_the_units_three_capabilities() {
+    if !env::have_root() || !env::have_tool("ip") || !env::have_tool("setpriv") {
+        return;
+    }
+    let lab = Lab::build(1);
+    let dir = env::TempDir::new();
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let cfg = dir.join("kw.toml");
+    std::fs::write(&cfg, FAST_CONFIG).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::chown(&state, Some(65534), Some(65534)).unwrap();
+    let caps = "-all,+bpf,+net_admin,+perfmon";
+    let wrapper = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        &format!("--inh-caps={caps}"),
+        &format!("--ambient-caps={caps}"),
+        &format!("--bounding-set={caps}"),
+        "--no-new-privs",
+    ];
+    let args = [
+        "--config",
+        cfg.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ];
+    let mut sensor = Sensor::start_under(&lab.gw, &wrapper, "lan0", &args, false);
+    sensor.wait_for_log(ATTACHED, Duration::from_secs(30));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", sensor.pid())).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(field("Uid:"), vec!["65534"; 4], "{status}");
+    // CAP_NET_ADMIN (12), CAP_PERFMON (38), CAP_BPF (39), and nothing else.
+    let three = format!("{:016x}", (1u64 << 12) | (1 << 38) | (1 << 39));
+    assert_eq!(field("CapEff:"), vec![three.as_str()], "{status}");
+    assert_eq!(field("CapBnd:"), vec![three.as_str()], "{status}");
+    assert_eq!(field("NoNewPrivs:"), vec!["1"], "{status}");
+    lab.send_udp(0, SocketAddr::new(SERVERS_V4[0].into(), 4242), 3, 20);
+    std::thread::sleep(Duration::from_millis(800));
+    let out = sensor.stop();
+    assert!(out.status.success(), "{}", out.stderr);
+    let sums = flow_sums(&events::parse(&out.stdout));
+    let key = (
+        lab.devices[0].mac.to_string(),
+        "203.0.113.10".to_string(),
+        4242,
+        "UDP".to_string(),
+    );
+    assert_eq!(sums.get(&key).map(|v| v.0), Some(3), "{sums:#?}");
+    assert!(!lab.xdp_attached(), "detached");
+    assert!(
+        std::fs::read_dir(&state).unwrap().count() > 0,
+        "the inventory was written by the unprivileged user"
+    );
+}

@@ -3,6 +3,7 @@
 //! xtask compiles with whatever toolchain a fresh machine has; it then installs the
 //! pinned toolchain and bpf-linker itself and drives every real build through them.
 
+mod package;
 mod toolchain;
 
 use std::{path::PathBuf, process::Command};
@@ -78,6 +79,14 @@ enum Cmd {
     Eval,
     /// Benchmarks (not part of the tests).
     Bench,
+    /// The Debian package (cargo-deb): binary, hardened systemd unit, default configuration
+    /// in /etc/kettlewatch, logrotate snippet; in target/debian.
+    Package {
+        /// Also install it here (root), check its files, unit (`systemd-analyze verify`)
+        /// and configuration, and purge it.
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 fn main() -> Result<()> {
@@ -171,6 +180,13 @@ fn main() -> Result<()> {
                 &["--sensor".to_string(), sensor, "--out".to_string(), out],
             ))?;
             std::process::exit(status.code().unwrap_or(1));
+        }
+        Cmd::Package { check } => {
+            let tools = Tools::setup()?;
+            let deb = package::build(&tools, &root)?;
+            if check {
+                package::check(&deb)?;
+            }
         }
         Cmd::Bench => {
             let tools = Tools::setup()?;

@@ -15,6 +15,8 @@ const BPF_LINKER: &str = "0.13.0";
 /// a finding reproduces with the same compiler.
 pub const FUZZ_NIGHTLY: &str = "nightly-2026-10-01";
 const CARGO_FUZZ: &str = "0.13.2";
+/// Builds the Debian package (`cargo xtask package`).
+const CARGO_DEB: &str = "3.8.0";
 /// What the tests and demo run: tshark (independent capture reader), iproute2 (labs),
 /// iputils-ping, dnsmasq and busybox's udhcpc (real DHCP in the labs), and bpftool for
 /// inspecting attachments; for `cargo xtask bench`, the counters the sensor is compared
@@ -149,6 +151,28 @@ pub fn install_fuzzing() -> Result<()> {
             "--locked",
             "--version",
             CARGO_FUZZ,
+        ]))?;
+    }
+    Ok(())
+}
+
+/// cargo-deb, pinned, for `cargo xtask package`.
+pub fn install_cargo_deb() -> Result<()> {
+    let have = Command::new("cargo")
+        .args(["deb", "--version"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(CARGO_DEB));
+    if !have {
+        eprintln!("xtask: installing cargo-deb {CARGO_DEB} (once, a few minutes)");
+        ok(Command::new("rustup").args([
+            "run",
+            TOOLCHAIN,
+            "cargo",
+            "install",
+            "cargo-deb",
+            "--locked",
+            "--version",
+            CARGO_DEB,
         ]))?;
     }
     Ok(())
