@@ -81,6 +81,13 @@ enum Command {
         /// One JSON object per device, one a line.
         #[arg(long)]
         json: bool,
+        /// List every gateway's devices from the fleet's NATS bucket at this server
+        /// instead (credentials, TLS and bucket name from --config's [output.nats]).
+        #[arg(long)]
+        nats: Option<String>,
+        /// Configuration file whose [output.nats] says how to reach the bucket.
+        #[arg(long, requires = "nats")]
+        config: Option<PathBuf>,
     },
     /// Check a configuration file; prints each problem with file:line:column.
     CheckConfig {
@@ -215,7 +222,42 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Devices { state_dir, json } => {
+        Command::Devices {
+            json,
+            nats: Some(url),
+            config: cfg,
+            ..
+        } => {
+            let config = config(cfg.as_ref())?;
+            let mut nats = config.output.nats.unwrap_or_default();
+            nats.url = toml::Spanned::new(0..0, vec![url]);
+            if let Some(base) = &config.base_dir {
+                for p in [
+                    &mut nats.creds,
+                    &mut nats.tls_ca,
+                    &mut nats.tls_cert,
+                    &mut nats.tls_key,
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    if p.is_relative() {
+                        *p = base.join(&*p);
+                    }
+                }
+            }
+            let devices = crate::store::fleet::list(&nats)?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                crate::store::print::fleet_json(&mut out, &devices)?;
+            } else {
+                crate::store::print::fleet_table(&mut out, &devices)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Devices {
+            state_dir, json, ..
+        } => {
             let store = Store::open_readonly(&state_dir)?;
             let devices = store.devices()?;
             let mut out = std::io::stdout().lock();

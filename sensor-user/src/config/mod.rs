@@ -393,6 +393,8 @@ pub struct OutputConfig {
     pub path: String,
     /// Lines queued for a sink that is slow; beyond that they are dropped and counted.
     pub queue_lines: usize,
+    /// `[output.nats]`: also publish every line to NATS JetStream (a fleet's one place).
+    pub nats: Option<NatsConfig>,
 }
 
 impl Default for OutputConfig {
@@ -400,8 +402,96 @@ impl Default for OutputConfig {
         Self {
             path: "-".into(),
             queue_lines: 65_536,
+            nats: None,
         }
     }
+}
+
+/// `[output.nats]`: JetStream publishing beside the file or standard output.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NatsConfig {
+    /// One server or several (`nats://` or `tls://`); the client fails over between them.
+    #[serde(deserialize_with = "one_or_many")]
+    pub url: Spanned<Vec<String>>,
+    /// A `.creds` file (JWT and NKey seed) for the account the sensor publishes as.
+    pub creds: Option<std::path::PathBuf>,
+    /// User name (with `password`), when the server uses plain accounts.
+    pub user: Option<String>,
+    /// The user's password.
+    pub password: Option<String>,
+    /// A token, when the server uses token authentication.
+    pub token: Option<String>,
+    /// Certificate authority (PEM) that signs the servers' certificates.
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// Client certificate (PEM), for servers that verify clients; needs `tls_key`.
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The client certificate's private key (PEM).
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Refuse a connection that is not TLS.
+    pub tls_required: bool,
+    /// Subjects are `<subject_prefix>.<host>.<event_type>`.
+    pub subject_prefix: Spanned<String>,
+    /// The stream created when none covers the subjects.
+    pub stream: Spanned<String>,
+    /// How long the created stream keeps a line.
+    #[serde(deserialize_with = "duration")]
+    pub max_age: Spanned<Duration>,
+    /// How many bytes the created stream keeps (oldest go first); 0 is no limit.
+    pub max_bytes: u64,
+    /// Copies of the created stream and bucket in a cluster (1 to 5).
+    pub replicas: Spanned<usize>,
+    /// The key-value bucket of device profiles (key `<host>.<mac-with-dashes>`).
+    pub kv_bucket: Spanned<String>,
+    /// Lines kept in the state directory while the broker is unreachable; beyond this the
+    /// newest are dropped and counted.
+    pub spool_bytes: Spanned<u64>,
+    /// At exit, how long to wait for the broker to take what is spooled (the rest waits
+    /// for the next start).
+    #[serde(deserialize_with = "duration")]
+    pub drain_timeout: Spanned<Duration>,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self {
+            url: Spanned::new(0..0, vec!["nats://127.0.0.1:4222".into()]),
+            creds: None,
+            user: None,
+            password: None,
+            token: None,
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_required: false,
+            subject_prefix: Spanned::new(0..0, "kettlewatch".into()),
+            stream: Spanned::new(0..0, "KETTLEWATCH".into()),
+            max_age: Spanned::new(0..0, Duration::from_secs(30 * 24 * 3600)),
+            max_bytes: 0,
+            replicas: Spanned::new(0..0, 1),
+            kv_bucket: Spanned::new(0..0, "kettlewatch-devices".into()),
+            spool_bytes: Spanned::new(0..0, 256 << 20),
+            drain_timeout: Spanned::new(0..0, Duration::from_secs(10)),
+        }
+    }
+}
+
+fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Spanned<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let v = Spanned::<OneOrMany>::deserialize(d)?;
+    let span = v.span();
+    Ok(Spanned::new(
+        span,
+        match v.into_inner() {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        },
+    ))
 }
 
 /// `[metrics]`.
@@ -522,6 +612,42 @@ mod tests {
         );
         assert_eq!(*c.sensor.max_flows.get_ref(), 1024);
         assert_eq!(c.output.path, "/tmp/x.json");
+    }
+
+    #[test]
+    fn nats_takes_one_server_or_several_and_names_the_line_of_a_bad_one() {
+        let c = Config::parse(
+            "[output.nats]\nurl = \"nats://192.0.2.5:4222\"\n",
+            "kw.toml",
+        )
+        .unwrap();
+        let n = c.output.nats.unwrap();
+        assert_eq!(n.url.get_ref(), &vec!["nats://192.0.2.5:4222".to_string()]);
+        assert_eq!(n.stream.get_ref(), "KETTLEWATCH");
+        let c = Config::parse(
+            "[output.nats]\nurl = [\"nats://192.0.2.5:4222\", \"tls://192.0.2.6:4222\"]\nreplicas = 3\n",
+            "kw.toml",
+        )
+        .unwrap();
+        assert_eq!(c.output.nats.unwrap().url.get_ref().len(), 2);
+        assert!(Config::parse("", "kw.toml").unwrap().output.nats.is_none());
+        let e = err("[output.nats]\nurl = \"http://[::1\"\n");
+        assert!(
+            e.starts_with("kw.toml:2:7: ") && e.contains("not a NATS server"),
+            "{e}"
+        );
+        let e = err("[output.nats]\nurl = \"nats://192.0.2.5\"\n\nstream = \"A.B\"\n");
+        assert!(
+            e.starts_with("kw.toml:4:10: ") && e.contains("stream"),
+            "{e}"
+        );
+        let e = err("[output.nats]\nreplicas = 7\n");
+        assert!(
+            e.starts_with("kw.toml:2:12: ") && e.contains("1 to 5"),
+            "{e}"
+        );
+        let e = err("[output.nats]\ntls_cert = \"c.pem\"\n");
+        assert!(e.contains("tls_cert and tls_key go together"), "{e}");
     }
 
     #[test]

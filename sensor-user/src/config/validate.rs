@@ -40,6 +40,9 @@ impl Config {
         if s.name.is_empty() {
             return Err((0..0, "[sensor] name must not be empty".into()));
         }
+        if let Some(n) = &self.output.nats {
+            n.validate()?;
+        }
         if self.inventory.missing_after.get_ref().is_zero() {
             return Err((
                 self.inventory.missing_after.span(),
@@ -146,6 +149,80 @@ impl Config {
                     ),
                 ));
             }
+        }
+        Ok(())
+    }
+}
+
+/// A JetStream stream or bucket name, or a subject token: no dots, spaces or wildcards.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+impl super::NatsConfig {
+    fn validate(&self) -> Result<(), (Range<usize>, String)> {
+        if self.url.get_ref().is_empty() {
+            return Err((
+                self.url.span(),
+                "[output.nats] url needs at least one server".into(),
+            ));
+        }
+        for u in self.url.get_ref() {
+            if u.parse::<async_nats::ServerAddr>().is_err() {
+                return Err((
+                    self.url.span(),
+                    format!("{u:?} is not a NATS server address like \"nats://127.0.0.1:4222\""),
+                ));
+            }
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err((
+                0..0,
+                "[output.nats] tls_cert and tls_key go together".into(),
+            ));
+        }
+        if self.creds.is_some() && (self.user.is_some() || self.token.is_some()) {
+            return Err((
+                0..0,
+                "[output.nats] creds, user/password and token are alternatives: set one".into(),
+            ));
+        }
+        if self.user.is_some() != self.password.is_some() {
+            return Err((0..0, "[output.nats] user and password go together".into()));
+        }
+        let prefix = self.subject_prefix.get_ref();
+        if prefix.is_empty() || !prefix.split('.').all(is_token) {
+            return Err((
+                self.subject_prefix.span(),
+                format!(
+                    "subject_prefix {prefix:?} must be dot-separated tokens of letters, digits, - and _"
+                ),
+            ));
+        }
+        for (v, what) in [(&self.stream, "stream"), (&self.kv_bucket, "kv_bucket")] {
+            if !is_token(v.get_ref()) {
+                return Err((
+                    v.span(),
+                    format!("{what} {:?} must be letters, digits, - and _", v.get_ref()),
+                ));
+            }
+        }
+        if !(1..=5).contains(self.replicas.get_ref()) {
+            return Err((self.replicas.span(), "replicas must be 1 to 5".into()));
+        }
+        if *self.spool_bytes.get_ref() < 65_536 {
+            return Err((
+                self.spool_bytes.span(),
+                "spool_bytes must be at least 65536".into(),
+            ));
+        }
+        if self.max_age.get_ref().is_zero() {
+            return Err((
+                self.max_age.span(),
+                "max_age must be longer than zero".into(),
+            ));
         }
         Ok(())
     }

@@ -36,6 +36,8 @@ pub struct Snapshot {
     pub tables: Tables,
     /// Alerts written, per rule id.
     pub alerts: BTreeMap<&'static str, u64>,
+    /// The fleet output's counters, when it is on.
+    pub nats: Option<crate::emit::nats::NatsStats>,
 }
 
 /// Why the endpoint could not start.
@@ -273,8 +275,30 @@ impl Collector for SnapshotCollector {
                 ("events_malformed", s.counters.events_malformed),
                 ("output_queue_full", s.tables.output_dropped),
                 ("output_write_error", s.tables.output_errors),
+                ("nats_queue_full", s.nats.map_or(0, |n| n.queue_full)),
+                ("nats_spool_full", s.nats.map_or(0, |n| n.spool_full)),
             ],
         )?;
+        if let Some(n) = s.nats {
+            counter(
+                &mut e,
+                "nats_published_lines",
+                "Lines NATS JetStream acknowledged.",
+                n.published,
+            )?;
+            gauge(
+                &mut e,
+                "nats_spooled_lines",
+                "Lines waiting in the spool for the broker.",
+                n.spooled as i64,
+            )?;
+            gauge(
+                &mut e,
+                "nats_connected",
+                "1 while connected to a NATS server.",
+                i64::from(n.connected),
+            )?;
+        }
         counter(
             &mut e,
             "flows_created",

@@ -41,6 +41,17 @@ pub fn effective_settings(config: &Config) -> Vec<String> {
             Some(m) => format!("metrics: http://{}/metrics", m.listen),
             None => "metrics: off (no [metrics] section)".to_string(),
         },
+        match &config.output.nats {
+            Some(n) => format!(
+                "nats: {} as {}.{}.<event_type> (stream {}, devices in bucket {})",
+                n.url.get_ref().join(", "),
+                n.subject_prefix.get_ref(),
+                crate::emit::nats::subject_token(&config.sensor.name),
+                n.stream.get_ref(),
+                n.kv_bucket.get_ref()
+            ),
+            None => "nats: off (no [output.nats] section)".to_string(),
+        },
     ]
 }
 

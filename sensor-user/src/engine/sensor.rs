@@ -59,9 +59,7 @@ pub struct Sensor {
     /// `device_table_pressure` was raised (once per run).
     pressure_reported: bool,
     latency: crate::emit::latency::Latency,
-    out: Output,
-    /// The terminal view and where its lines go, when asked for (`--format text`).
-    view: Option<(crate::emit::text::TextView, Output)>,
+    sinks: Sinks,
     counters: SensorCounters,
     /// Alerts written, per rule id (for the metrics endpoint).
     alerts_by_rule: std::collections::BTreeMap<&'static str, u64>,
@@ -104,9 +102,12 @@ impl Sensor {
             stats_now: false,
             pressure_reported: false,
             latency: crate::emit::latency::Latency::default(),
-            out,
+            sinks: Sinks {
+                out,
+                view: None,
+                fleet: None,
+            },
             counters: SensorCounters::default(),
-            view: None,
             alerts_by_rule: Default::default(),
             pending: Vec::new(),
             started_ns: now_ns,
@@ -150,9 +151,9 @@ impl Sensor {
             let declared = self.inventory.declared(&d.mac);
             let phase = self.baseline.engine().phase(&d.mac);
             let v = self.eve.device(now_ns, &d, declared, phase);
-            emit_to(&mut self.out, &mut self.view, &v);
+            self.sinks.emit(&v);
             self.counters.device_records += 1;
-            if self.store.is_some() {
+            if self.store.is_some() || self.sinks.fleet.is_some() {
                 rows.push(StoredDevice::from_device(
                     &d,
                     declared,
@@ -173,6 +174,14 @@ impl Sensor {
                 row.new_device_reported = true;
             }
             self.write_finding(now_ns, f);
+        }
+        if let Some(fleet) = &mut self.sinks.fleet {
+            for row in &rows {
+                fleet.put_device(
+                    &row.mac,
+                    serde_json::to_vec(row).expect("a record serializes"),
+                );
+            }
         }
         self.persist(&rows);
         self.sync_policy(now_ns);
@@ -441,23 +450,29 @@ impl Sensor {
 
     /// Also prints the terminal view of every event to `lines` (`--format text`).
     pub fn with_text_view(mut self, lines: Output) -> Self {
-        self.view = Some((crate::emit::text::TextView::default(), lines));
+        self.sinks.view = Some((crate::emit::text::TextView::default(), lines));
         self
     }
 
-    /// Writes one event to the stream, and its line to the terminal view if there is one.
+    /// Also publishes every line, and each device's profile, to NATS JetStream.
+    pub fn with_fleet(mut self, fleet: crate::emit::nats::Fleet) -> Self {
+        self.sinks.fleet = Some(fleet);
+        self
+    }
+
+    /// Writes one event to every sink.
     fn emit(&mut self, v: &Value) {
-        emit_to(&mut self.out, &mut self.view, v);
+        self.sinks.emit(v);
     }
 
     /// The output file is opened again by path (SIGHUP, after logrotate moved it).
     pub fn reopen_output(&self) {
-        self.out.reopen();
+        self.sinks.out.reopen();
     }
 
     /// The reader closed standard output: the run has nowhere to write and ends.
     pub fn output_closed(&self) -> bool {
-        self.out.closed() || self.view.as_ref().is_some_and(|(_, l)| l.closed())
+        self.sinks.out.closed() || self.sinks.view.as_ref().is_some_and(|(_, l)| l.closed())
     }
 
     /// Userspace counters so far.
@@ -466,13 +481,26 @@ impl Sensor {
     }
 }
 
-/// [`Sensor::emit`] on the two fields it needs, for callers that hold other borrows of
-/// the sensor.
-fn emit_to(out: &mut Output, view: &mut Option<(crate::emit::text::TextView, Output)>, v: &Value) {
-    out.write(v);
-    if let Some((view, lines)) = view
-        && let Some(line) = view.line(v)
-    {
-        lines.write_text(&line);
+/// Where events go: the stream, the terminal view when asked for, and the fleet.
+struct Sinks {
+    out: Output,
+    /// The terminal view and where its lines go (`--format text`).
+    view: Option<(crate::emit::text::TextView, Output)>,
+    /// NATS JetStream (`[output.nats]`).
+    fleet: Option<crate::emit::nats::Fleet>,
+}
+
+impl Sinks {
+    fn emit(&mut self, v: &Value) {
+        self.out.write(v);
+        if let Some((view, lines)) = &mut self.view
+            && let Some(line) = view.line(v)
+        {
+            lines.write_text(&line);
+        }
+        if let Some(fleet) = &mut self.fleet {
+            let event_type = v["event_type"].as_str().unwrap_or("event");
+            fleet.send(event_type, v.to_string());
+        }
     }
 }

@@ -115,6 +115,16 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     if let Some(v) = view {
         sensor = sensor.with_text_view(v);
     }
+    // Its spool is opened now, before privileges are dropped, in the state directory.
+    if let Some(n) = &args.config.output.nats {
+        sensor = sensor.with_fleet(crate::emit::nats::Fleet::start(
+            n,
+            args.config.base_dir.as_deref(),
+            &args.config.sensor.name,
+            Some(&args.state_dir),
+            args.config.output.queue_lines,
+        )?);
+    }
     // Bound before privileges are dropped; served on this runtime, from a snapshot the
     // loop refreshes at each poll, so a scrape never touches the sensor's tables.
     let metrics = match &args.config.metrics {

@@ -130,6 +130,18 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
         crate::emit::text::open_outputs(&args.output, args.format, args.config.output.queue_lines)
             .with_context(|| format!("opening {}", args.output))?;
     let mut out = Some((events.wait_when_full(), view.map(Output::wait_when_full)));
+    // The fleet output's spool is the state directory's when there is one: what the
+    // broker did not take goes out at the next start.
+    let mut fleet = match &args.config.output.nats {
+        Some(n) => Some(crate::emit::nats::Fleet::start(
+            n,
+            args.config.base_dir.as_deref(),
+            &args.config.sensor.name,
+            args.state_dir.as_deref(),
+            args.config.output.queue_lines,
+        )?),
+        None => None,
+    };
     let eve = Eve {
         host: args.config.sensor.name.clone(),
         in_iface: "replay".into(),
@@ -185,10 +197,14 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
                 let out = out.take().expect("created once");
                 let (c, pm, im) = stage_parts.take().expect("created once");
                 let stages = stages(&args.config, c, store.take(), (pm, im), now, &eve.time);
-                with_view(
+                let s = with_view(
                     Sensor::new(eve.clone(), &args.config, stages, out.0, now),
                     out.1,
-                )
+                );
+                match fleet.take() {
+                    Some(f) => s.with_fleet(f),
+                    None => s,
+                }
             });
             // `replay CAPTURE | head`: the reader has what it wanted.
             if s.output_closed() {

@@ -16,32 +16,59 @@ pub fn json(out: &mut impl Write, devices: &[StoredDevice]) -> std::io::Result<(
 
 /// A fixed-width table; network text is already sanitized, and cut to fit its column.
 pub fn table(out: &mut impl Write, devices: &[StoredDevice]) -> std::io::Result<()> {
-    writeln!(
-        out,
-        "MAC                STATUS    NAME                CATEGORY           CONF  CRIT      ADDRESS          LAST SEEN             VENDOR"
-    )?;
+    writeln!(out, "{HEADER}")?;
     for d in devices {
-        let name = d
-            .name
-            .clone()
-            .or_else(|| d.profile.hostname.clone())
-            .unwrap_or_else(|| "-".into());
-        let last = crate::model::clock::eve_timestamp(d.last_seen_ns);
-        writeln!(
-            out,
-            "{:<17}  {:<8}  {:<18}  {:<17}  {:>4.2}  {:<8}  {:<15}  {:<20}  {}",
-            d.mac,
-            d.inventory_status,
-            cut(&name, 18),
-            d.category,
-            d.confidence,
-            d.criticality,
-            cut(d.addresses.first().map_or("-", String::as_str), 15),
-            &last[..19],
-            d.vendor.as_deref().unwrap_or("-"),
-        )?;
+        writeln!(out, "{}", row(d))?;
     }
     writeln!(out, "{} devices", devices.len())
+}
+
+/// The same table for a fleet, each row led by its gateway's host name.
+pub fn fleet_table(
+    out: &mut impl Write,
+    devices: &[crate::store::fleet::FleetDevice],
+) -> std::io::Result<()> {
+    writeln!(out, "{:<16}  {HEADER}", "HOST")?;
+    for d in devices {
+        writeln!(out, "{:<16}  {}", cut(&d.host, 16), row(&d.device))?;
+    }
+    let hosts: std::collections::BTreeSet<&str> = devices.iter().map(|d| d.host.as_str()).collect();
+    writeln!(out, "{} devices on {} gateways", devices.len(), hosts.len())
+}
+
+const HEADER: &str = "MAC                STATUS    NAME                CATEGORY           CONF  CRIT      ADDRESS          LAST SEEN             VENDOR";
+
+fn row(d: &StoredDevice) -> String {
+    let name = d
+        .name
+        .clone()
+        .or_else(|| d.profile.hostname.clone())
+        .unwrap_or_else(|| "-".into());
+    let last = crate::model::clock::eve_timestamp(d.last_seen_ns);
+    format!(
+        "{:<17}  {:<8}  {:<18}  {:<17}  {:>4.2}  {:<8}  {:<15}  {:<20}  {}",
+        d.mac,
+        d.inventory_status,
+        cut(&name, 18),
+        d.category,
+        d.confidence,
+        d.criticality,
+        cut(d.addresses.first().map_or("-", String::as_str), 15),
+        &last[..19],
+        d.vendor.as_deref().unwrap_or("-"),
+    )
+}
+
+/// One JSON object a line, each with its gateway's `host`.
+pub fn fleet_json(
+    out: &mut impl Write,
+    devices: &[crate::store::fleet::FleetDevice],
+) -> std::io::Result<()> {
+    for d in devices {
+        serde_json::to_writer(&mut *out, d)?;
+        writeln!(out)?;
+    }
+    Ok(())
 }
 
 fn cut(s: &str, n: usize) -> String {

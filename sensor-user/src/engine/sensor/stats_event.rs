@@ -21,9 +21,9 @@ impl Sensor {
             devices_tracked: self.devices.len(),
             devices_evicted: self.devices.evicted,
             devices_not_tracked: self.devices.dropped,
-            output_lines: self.out.lines(),
-            output_errors: self.out.errors(),
-            output_dropped: self.out.dropped(),
+            output_lines: self.sinks.out.lines(),
+            output_errors: self.sinks.out.errors(),
+            output_dropped: self.sinks.out.dropped(),
         }
     }
 
@@ -34,6 +34,7 @@ impl Sensor {
             counters: self.counters,
             tables: self.tables(),
             alerts: self.alerts_by_rule.clone(),
+            nats: self.sinks.fleet.as_ref().map(|f| f.stats()),
         }
     }
 
@@ -53,6 +54,9 @@ impl Sensor {
                 }),
             ),
         ];
+        if let Some(f) = &self.sinks.fleet {
+            sections.push(("nats", json!(f.stats())));
+        }
         sections.extend(extra);
         let v = self
             .eve

@@ -1,0 +1,266 @@
+//! Real NATS servers (Debian's `nats-server`) with JetStream, one or a cluster, on the
+//! loopback of a namespace the guard owns; every server is killed and its storage
+//! removed when the guard drops. A JetStream client runs inside the namespace to read
+//! back what the sensor published.
+
+use std::{
+    collections::BTreeMap,
+    process::{Child, Stdio},
+    time::{Duration, Instant},
+};
+
+use async_nats::jetstream;
+use futures_util::StreamExt;
+
+use crate::{env::TempDir, netns::Netns};
+
+/// Client port of server `i`.
+fn client_port(i: usize) -> u16 {
+    4222 + i as u16
+}
+
+/// One running server, or none while it is stopped.
+struct Node {
+    name: String,
+    config: std::path::PathBuf,
+    child: Option<Child>,
+}
+
+/// The servers, their namespace and storage.
+pub struct Nats {
+    /// The namespace they listen in: run the sensor there.
+    pub ns: Netns,
+    nodes: Vec<Node>,
+    dir: TempDir,
+}
+
+impl Nats {
+    /// `n` servers; with more than one, a cluster (routes between them on loopback).
+    /// None is started: call [`Nats::start`].
+    pub fn new(tag: &str, n: usize) -> Self {
+        let ns = Netns::new(&crate::env::unique(tag));
+        let dir = TempDir::new();
+        let routes: Vec<String> = (0..n)
+            .map(|i| format!("nats-route://127.0.0.1:{}", 6222 + i))
+            .collect();
+        let nodes = (0..n)
+            .map(|i| {
+                let name = format!("n{i}");
+                let store = dir.join(&format!("{name}-js"));
+                let mut c = format!(
+                    "server_name: {name}\nlisten: 127.0.0.1:{}\njetstream {{ store_dir: \"{}\" }}\n",
+                    client_port(i),
+                    store.display()
+                );
+                if n > 1 {
+                    c.push_str(&format!(
+                        "cluster {{ name: kw, listen: 127.0.0.1:{}, routes: [{}] }}\n",
+                        6222 + i,
+                        routes.join(", ")
+                    ));
+                }
+                let config = dir.join(&format!("{name}.conf"));
+                std::fs::write(&config, c).expect("write nats-server config");
+                Node {
+                    name,
+                    config,
+                    child: None,
+                }
+            })
+            .collect();
+        Self { ns, nodes, dir }
+    }
+
+    /// Starts server `i`.
+    pub fn start(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        assert!(node.child.is_none(), "{} already runs", node.name);
+        let log = std::fs::File::create(self.dir.join(&format!("{}.log", node.name)))
+            .expect("create server log");
+        node.child = Some(
+            self.ns
+                .cmd("nats-server")
+                .arg("-c")
+                .arg(&node.config)
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("start nats-server"),
+        );
+    }
+
+    /// Starts every server.
+    pub fn start_all(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.start(i);
+        }
+    }
+
+    /// Kills server `i` with SIGKILL: no goodbye to the cluster.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Server `i` by name (`n0`, ...).
+    pub fn index(&self, name: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.name == name)
+    }
+
+    /// Every server's URL, for `[output.nats] url`.
+    pub fn urls(&self) -> Vec<String> {
+        (0..self.nodes.len())
+            .map(|i| format!("nats://127.0.0.1:{}", client_port(i)))
+            .collect()
+    }
+
+    /// What the servers logged (for a failing test's message).
+    pub fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| {
+                let l = std::fs::read_to_string(self.dir.join(&format!("{}.log", n.name)))
+                    .unwrap_or_default();
+                let tail: Vec<&str> = l.lines().rev().take(15).collect();
+                format!(
+                    "--- {} ---\n{}",
+                    n.name,
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Runs `f` with a JetStream client connected to the running servers, inside the
+    /// namespace, on its own runtime.
+    pub fn with_client<R: Send + 'static, F>(&self, f: F) -> R
+    where
+        F: FnOnce(jetstream::Context) -> std::pin::Pin<Box<dyn Future<Output = R> + Send>>
+            + Send
+            + 'static,
+    {
+        let urls: Vec<async_nats::ServerAddr> =
+            self.urls().iter().map(|u| u.parse().unwrap()).collect();
+        self.ns.run(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let client = async_nats::ConnectOptions::new()
+                    .retry_on_initial_connect()
+                    .connect(urls)
+                    .await
+                    .expect("connect to the test's NATS servers");
+                let js = jetstream::ContextBuilder::new()
+                    .timeout(Duration::from_secs(5))
+                    .build(client);
+                f(js).await
+            })
+        })
+    }
+
+    /// Waits until JetStream answers (a cluster has elected its meta leader).
+    pub fn wait_ready(&self, timeout: Duration) {
+        let ok = self.with_client(move |js| {
+            Box::pin(async move {
+                let end = Instant::now() + timeout;
+                let mut last = String::new();
+                while Instant::now() < end {
+                    // The JetStream API's own info request: answered once a meta leader
+                    // is elected and this server is part of the cluster.
+                    match js.client().request("$JS.API.INFO", "".into()).await {
+                        Ok(m) if !String::from_utf8_lossy(&m.payload).contains("\"error\"") => {
+                            return Ok(());
+                        }
+                        Ok(m) => last = String::from_utf8_lossy(&m.payload).into_owned(),
+                        Err(e) => last = e.to_string(),
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(last)
+            })
+        });
+        if let Err(e) = ok {
+            panic!(
+                "JetStream did not answer within {timeout:?} ({e}):\n{}",
+                self.logs()
+            );
+        }
+    }
+
+    /// Every message of `stream`, in stream order: (subject, payload).
+    pub fn messages(&self, stream: &str) -> Vec<(String, String)> {
+        let stream = stream.to_string();
+        self.with_client(move |js| {
+            Box::pin(async move {
+                let mut s = js.get_stream(&stream).await.expect("stream exists");
+                let last = s.info().await.expect("stream info").state.last_sequence;
+                let mut out = Vec::new();
+                for seq in 1..=last {
+                    if let Ok(m) = s.get_raw_message(seq).await {
+                        out.push((
+                            m.subject.to_string(),
+                            String::from_utf8_lossy(&m.payload).into_owned(),
+                        ));
+                    }
+                }
+                out
+            })
+        })
+    }
+
+    /// How many messages `stream` holds now (0 while it does not exist).
+    pub fn count(&self, stream: &str) -> u64 {
+        let stream = stream.to_string();
+        self.with_client(move |js| {
+            Box::pin(async move {
+                match js.get_stream(&stream).await {
+                    Ok(mut s) => s.info().await.map_or(0, |i| i.state.messages),
+                    Err(_) => 0,
+                }
+            })
+        })
+    }
+
+    /// The server leading `stream` now, if any.
+    pub fn leader(&self, stream: &str) -> Option<String> {
+        let stream = stream.to_string();
+        self.with_client(move |js| {
+            Box::pin(async move {
+                let mut s = js.get_stream(&stream).await.ok()?;
+                s.info().await.ok()?.cluster.as_ref()?.leader.clone()
+            })
+        })
+    }
+
+    /// Every key of `bucket` with its value.
+    pub fn bucket(&self, bucket: &str) -> BTreeMap<String, String> {
+        let bucket = bucket.to_string();
+        self.with_client(move |js| {
+            Box::pin(async move {
+                let kv = js.get_key_value(bucket).await.expect("bucket exists");
+                let mut keys = kv.keys().await.expect("keys");
+                let mut out = BTreeMap::new();
+                while let Some(k) = keys.next().await {
+                    let k = k.expect("key");
+                    if let Some(v) = kv.get(k.clone()).await.expect("get") {
+                        out.insert(k, String::from_utf8_lossy(&v).into_owned());
+                    }
+                }
+                out
+            })
+        })
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! `[output.nats]` against real NATS servers (Debian's `nats-server`, JetStream on) in
+//! the test's own namespace: a three-node cluster whose stream leader is killed while
+//! the sensor publishes loses no line and stores none twice; a broker that was down gets
+//! every spooled line afterwards, in order, also those of a sensor killed with -9 while
+//! it waited; the device bucket lists every device, and
+//! `kettlewatch devices --nats` prints them with their gateway.
+
+use std::{
+    collections::BTreeMap,
+    path::Path,
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use kettlewatch_tests::{
+    env::{self, TempDir},
+    events,
+    frames::{cat, eth, ipv4, udp},
+    nats::Nats,
+};
+use sensor_common::MacAddr;
+use serde_json::Value;
+
+const GATEWAY: &str = "02:00:5e:00:00:01";
+const DEVICE: MacAddr = MacAddr([0x02, 0, 0x5e, 0, 0, 0x17]);
+
+fn prerequisites() -> bool {
+    env::have_root() && env::have_tool("nats-server")
+}
+
+/// A capture of one device opening `flows` UDP flows (one destination port each) over
+/// `flows` milliseconds: at the end of the replay, one flow record each.
+fn many_flows(path: &Path, flows: u32) {
+    let f = std::fs::File::create(path).expect("create capture");
+    let mut w = pcap_file::pcap::PcapWriter::new(f).expect("pcap header");
+    let gw: MacAddr = GATEWAY.parse().unwrap();
+    for i in 0..flows {
+        let frame = cat(&[
+            &eth(gw, DEVICE, &[], 0x0800),
+            &ipv4(
+                [198, 51, 100, 23],
+                [203, 0, 113, 10],
+                17,
+                &[],
+                0,
+                &udp(40000, 1024 + (i % 60000) as u16, &[0; 18]),
+            ),
+        ]);
+        let ts = Duration::from_micros(1_700_000_000_000_000 + u64::from(i) * 1000);
+        w.write_packet(&pcap_file::pcap::PcapPacket::new(
+            ts,
+            frame.len() as u32,
+            &frame,
+        ))
+        .expect("write packet");
+    }
+}
+
+fn config(dir: &TempDir, name: &str, out: &Path, nats: &str) -> std::path::PathBuf {
+    let path = dir.join(&format!("{name}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "[sensor]\nname = \"{name}\"\nmax_flows = 32768\n[output]\npath = \"{}\"\n[output.nats]\n{nats}\n",
+            out.display()
+        ),
+    )
+    .expect("write config");
+    path
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Checks each message's subject against its line, and returns the lines of `host`.
+fn published_by(messages: &[(String, String)], host: &str) -> Vec<String> {
+    let prefix = format!("kettlewatch.{host}.");
+    messages
+        .iter()
+        .filter(|(s, _)| s.starts_with(&prefix))
+        .map(|(subject, line)| {
+            let v: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("message on {subject} is not JSON ({e}): {line}"));
+            assert_eq!(
+                subject,
+                &format!("{prefix}{}", v["event_type"].as_str().unwrap()),
+                "subject is kettlewatch.<host>.<event_type>"
+            );
+            line.clone()
+        })
+        .collect()
+}
+
+/// The stream holds exactly the lines written, in order; a failure says where they part.
+fn same_lines(stored: &[String], written: &[String]) {
+    if stored == written {
+        return;
+    }
+    let at = stored
+        .iter()
+        .zip(written)
+        .position(|(a, b)| a != b)
+        .unwrap_or(stored.len().min(written.len()));
+    let cut =
+        |l: Option<&String>| l.map_or("(none)".to_string(), |l| l.chars().take(300).collect());
+    panic!(
+        "stream holds {} lines, {} were written; first difference at line {at}:\n stored:  {}\n written: {}",
+        stored.len(),
+        written.len(),
+        cut(stored.get(at)),
+        cut(written.get(at)),
+    );
+}
+
+fn multiset(lines: &[String]) -> BTreeMap<&str, usize> {
+    let mut m = BTreeMap::new();
+    for l in lines {
+        *m.entry(l.as_str()).or_default() += 1;
+    }
+    m
+}
+
+#[test]
+fn a_cluster_whose_stream_leader_is_killed_mid_stream_loses_no_line_and_stores_none_twice() {
+    if !prerequisites() {
+        return;
+    }
+    let mut nats = Nats::new("nc", 3);
+    nats.start_all();
+    nats.wait_ready(Duration::from_secs(30));
+    let work = TempDir::new();
+    let cap = work.join("flows.pcap");
+    many_flows(&cap, 20_000);
+    let out = work.join("eve.json");
+    let urls: Vec<String> = nats.urls().iter().map(|u| format!("\"{u}\"")).collect();
+    let cfg = config(
+        &work,
+        "gw-cluster",
+        &out,
+        &format!(
+            "url = [{}]\nreplicas = 3\ndrain_timeout = \"90s\"",
+            urls.join(", ")
+        ),
+    );
+    let mut sensor = nats
+        .ns
+        .cmd(env::kettlewatch().to_str().unwrap())
+        .args(["replay", "--gateway-mac", GATEWAY, "--config"])
+        .arg(&cfg)
+        .arg(&cap)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start kettlewatch replay");
+    // Mid-stream: the stream exists and holds some of the lines, not all.
+    let end = Instant::now() + Duration::from_secs(60);
+    let mut at_kill = 0;
+    while Instant::now() < end {
+        at_kill = nats.count("KETTLEWATCH");
+        if at_kill > 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(at_kill > 0, "nothing reached the stream:\n{}", nats.logs());
+    let leader = nats
+        .leader("KETTLEWATCH")
+        .expect("a replicated stream has a leader");
+    let i = nats.index(&leader).expect("the leader is one of ours");
+    nats.kill(i);
+    let status = sensor.wait().expect("wait for replay");
+    let stderr = std::io::read_to_string(sensor.stderr.take().unwrap()).unwrap_or_default();
+    assert!(status.success(), "replay failed: {stderr}");
+    let written = lines(&out);
+    let said: Vec<&str> = stderr.lines().filter(|l| l.contains("NATS")).collect();
+    eprintln!(
+        "leader {leader} killed with {at_kill} of {} lines stored; the sensor said:\n{}",
+        written.len(),
+        said.join("\n")
+    );
+    assert!(
+        at_kill < written.len() as u64,
+        "the leader died after the last line was stored ({at_kill} of {}): not mid-stream",
+        written.len()
+    );
+    let stored = published_by(&nats.messages("KETTLEWATCH"), "gw-cluster");
+    assert_eq!(
+        stored.len(),
+        written.len(),
+        "lines written {} vs stored {} (leader {leader} killed at {at_kill}); sensor said: {stderr}",
+        written.len(),
+        stored.len()
+    );
+    assert_eq!(
+        multiset(&stored),
+        multiset(&written),
+        "the stream holds exactly the lines written, each once"
+    );
+    assert!(
+        written.len() > 20_000,
+        "one flow record per flow: {}",
+        written.len()
+    );
+}
+
+#[test]
+fn a_broker_that_was_down_gets_every_spooled_line_in_order_and_the_fleet_lists_the_devices() {
+    if !prerequisites() {
+        return;
+    }
+    let mut nats = Nats::new("nd", 1);
+    let work = TempDir::new();
+    let state = work.join("state");
+    let fixtures = env::fixtures().join("captures/ndpi");
+    let url = format!("url = \"{}\"", nats.urls()[0]);
+    // The broker is down for the whole first run: its lines wait in the spool.
+    let first = work.join("first.json");
+    let cfg = config(
+        &work,
+        "gw-edge",
+        &first,
+        &format!("{url}\ndrain_timeout = \"1s\""),
+    );
+    let run = |nats: &Nats, cfg: &Path, capture: &str| {
+        let o = nats
+            .ns
+            .cmd(env::kettlewatch().to_str().unwrap())
+            .args(["replay", "--config"])
+            .arg(cfg)
+            .arg("--state-dir")
+            .arg(&state)
+            .arg(fixtures.join(capture))
+            .output()
+            .expect("run kettlewatch replay");
+        let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "replay failed: {stderr}");
+        stderr
+    };
+    let said = run(&nats, &cfg, "tplink_shp.pcap");
+    assert!(
+        said.contains("wait in the spool"),
+        "the sensor says where the lines are: {said}"
+    );
+    let down = events::parse(&lines(&first));
+    assert_eq!(events::last_stats(&down)["nats"]["connected"], false);
+    // Still down, and this time the sensor is killed with -9 while it waits for the
+    // broker: what it had spooled is not lost.
+    let killed = work.join("killed.json");
+    let cfg = config(
+        &work,
+        "gw-edge",
+        &killed,
+        &format!("{url}\ndrain_timeout = \"300s\""),
+    );
+    let mut child = nats
+        .ns
+        .cmd(env::kettlewatch().to_str().unwrap())
+        .args(["replay", "--config"])
+        .arg(&cfg)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg(fixtures.join("xiaomi.pcap"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start kettlewatch replay");
+    let end = Instant::now() + Duration::from_secs(60);
+    // The final stats line is the last the stream gets: after it the sensor only drains.
+    while Instant::now() < end
+        && !std::fs::read_to_string(&killed)
+            .unwrap_or_default()
+            .lines()
+            .last()
+            .is_some_and(|l| l.contains("\"event_type\":\"stats\""))
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        child.try_wait().expect("poll replay").is_none(),
+        "the replay should still be waiting for the broker"
+    );
+    child.kill().expect("kill -9 the sensor");
+    child.wait().expect("reap the sensor");
+    // Back up: the next run sends the spool first, then its own lines.
+    nats.start(0);
+    nats.wait_ready(Duration::from_secs(30));
+    let second = work.join("second.json");
+    let cfg = config(
+        &work,
+        "gw-edge",
+        &second,
+        &format!("{url}\ndrain_timeout = \"60s\""),
+    );
+    run(&nats, &cfg, "tuya_lp.pcap");
+    let mut written = lines(&first);
+    written.extend(lines(&killed));
+    written.extend(lines(&second));
+    let stored = published_by(&nats.messages("KETTLEWATCH"), "gw-edge");
+    same_lines(&stored, &written);
+
+    // The bucket: every device either run saw, its latest profile, keyed by gateway.
+    let evs = events::parse(&written);
+    let macs: std::collections::BTreeSet<String> = events::of_type(&evs, "device")
+        .iter()
+        .map(|d| d["iot"]["device"]["mac"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!macs.is_empty());
+    let bucket = nats.bucket("kettlewatch-devices");
+    let keys: std::collections::BTreeSet<String> = bucket.keys().cloned().collect();
+    let want: std::collections::BTreeSet<String> = macs
+        .iter()
+        .map(|m| format!("gw-edge.{}", m.replace(':', "-")))
+        .collect();
+    assert_eq!(keys, want, "one key per device: <host>.<mac-with-dashes>");
+    let listed = nats
+        .ns
+        .cmd(env::kettlewatch().to_str().unwrap())
+        .args(["devices", "--json", "--nats", &nats.urls()[0]])
+        .output()
+        .expect("run kettlewatch devices --nats");
+    assert!(
+        listed.status.success(),
+        "devices --nats failed: {}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let rows: Vec<Value> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let listed_macs: std::collections::BTreeSet<String> = rows
+        .iter()
+        .map(|r| {
+            assert_eq!(r["host"], "gw-edge");
+            r["mac"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(listed_macs, macs);
+    for mac in &macs {
+        let last = events::last_device(&evs, mac);
+        let row = rows.iter().find(|r| r["mac"] == mac.as_str()).unwrap();
+        assert_eq!(
+            row["category"], last["iot"]["device"]["category"],
+            "the bucket holds {mac}'s latest category"
+        );
+    }
+    let table = nats
+        .ns
+        .cmd(env::kettlewatch().to_str().unwrap())
+        .args(["devices", "--nats", &nats.urls()[0]])
+        .output()
+        .expect("run kettlewatch devices --nats");
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains(&format!("{} devices on 1 gateways", macs.len())),
+        "{text}"
+    );
+}
