@@ -26,12 +26,110 @@ struct Node {
     child: Option<Child>,
 }
 
+/// Certificates and a password for a broker that wants TLS and authentication.
+pub struct Secure {
+    /// The test CA (PEM) that signed both certificates.
+    pub ca: std::path::PathBuf,
+    /// The client's certificate and key (PEM).
+    pub client: (std::path::PathBuf, std::path::PathBuf),
+    server: (std::path::PathBuf, std::path::PathBuf),
+    /// The one account: user and password.
+    pub user: (String, String),
+}
+
+impl Secure {
+    /// A fresh CA, a server certificate for 127.0.0.1 and a client certificate, made with
+    /// openssl in `dir`.
+    pub fn make(dir: &TempDir) -> Self {
+        let p = |n: &str| dir.join(n);
+        let sh = |args: &[&str]| {
+            let o = std::process::Command::new("openssl")
+                .args(args)
+                .output()
+                .expect("run openssl");
+            assert!(
+                o.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        };
+        let s = |p: std::path::PathBuf| p.display().to_string();
+        sh(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &s(p("ca.key")),
+            "-out",
+            &s(p("ca.pem")),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=kettlewatch test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+        for (name, usage) in [("server", "serverAuth"), ("client", "clientAuth")] {
+            let ext = p(&format!("{name}.ext"));
+            std::fs::write(
+                &ext,
+                format!("subjectAltName=IP:127.0.0.1\nextendedKeyUsage={usage}\nbasicConstraints=CA:FALSE\n"),
+            )
+            .expect("write extensions");
+            sh(&[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                &s(p(&format!("{name}.key"))),
+                "-out",
+                &s(p(&format!("{name}.csr"))),
+                "-subj",
+                &format!("/CN=kettlewatch test {name}"),
+            ]);
+            sh(&[
+                "x509",
+                "-req",
+                "-in",
+                &s(p(&format!("{name}.csr"))),
+                "-CA",
+                &s(p("ca.pem")),
+                "-CAkey",
+                &s(p("ca.key")),
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-out",
+                &s(p(&format!("{name}.pem"))),
+                "-extfile",
+                &s(ext),
+            ]);
+        }
+        Self {
+            ca: p("ca.pem"),
+            client: (p("client.pem"), p("client.key")),
+            server: (p("server.pem"), p("server.key")),
+            user: ("kw-sensor".into(), "s3cret-for-tests".into()),
+        }
+    }
+}
+
 /// The servers, their namespace and storage.
 pub struct Nats {
     /// The namespace they listen in: run the sensor there.
     pub ns: Netns,
     nodes: Vec<Node>,
     dir: TempDir,
+    secure: Option<Secure>,
 }
 
 impl Nats {
@@ -68,7 +166,31 @@ impl Nats {
                 }
             })
             .collect();
-        Self { ns, nodes, dir }
+        Self {
+            ns,
+            nodes,
+            dir,
+            secure: None,
+        }
+    }
+
+    /// Every server wants TLS with a client certificate, and the password (set before
+    /// [`Nats::start`]); the test's own client uses them too.
+    pub fn secure(&mut self, secure: Secure) {
+        let extra = format!(
+            "tls {{ cert_file: \"{}\", key_file: \"{}\", ca_file: \"{}\", verify: true }}\nauthorization {{ user: \"{}\", password: \"{}\" }}\n",
+            secure.server.0.display(),
+            secure.server.1.display(),
+            secure.ca.display(),
+            secure.user.0,
+            secure.user.1
+        );
+        for n in &self.nodes {
+            let mut c = std::fs::read_to_string(&n.config).expect("read server config");
+            c.push_str(&extra);
+            std::fs::write(&n.config, c).expect("write server config");
+        }
+        self.secure = Some(secure);
     }
 
     /// Starts server `i`.
@@ -144,14 +266,21 @@ impl Nats {
     {
         let urls: Vec<async_nats::ServerAddr> =
             self.urls().iter().map(|u| u.parse().unwrap()).collect();
+        let mut options = async_nats::ConnectOptions::new().retry_on_initial_connect();
+        if let Some(s) = &self.secure {
+            options = options
+                .add_root_certificates(s.ca.clone())
+                .add_client_certificate(s.client.0.clone(), s.client.1.clone())
+                .require_tls(true)
+                .user_and_password(s.user.0.clone(), s.user.1.clone());
+        }
         self.ns.run(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("runtime");
             rt.block_on(async move {
-                let client = async_nats::ConnectOptions::new()
-                    .retry_on_initial_connect()
+                let client = options
                     .connect(urls)
                     .await
                     .expect("connect to the test's NATS servers");

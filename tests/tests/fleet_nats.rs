@@ -3,7 +3,9 @@
 //! the sensor publishes loses no line and stores none twice; a broker that was down gets
 //! every spooled line afterwards, in order, also those of a sensor killed with -9 while
 //! it waited; the device bucket lists every device, and
-//! `kettlewatch devices --nats` prints them with their gateway.
+//! `kettlewatch devices --nats` prints them with their gateway; a broker that wants TLS,
+//! a client certificate and a password takes the lines from a sensor configured so, and
+//! a wrong password keeps them spooled.
 
 use std::{
     collections::BTreeMap,
@@ -16,7 +18,7 @@ use kettlewatch_tests::{
     env::{self, TempDir},
     events,
     frames::{cat, eth, ipv4, udp},
-    nats::Nats,
+    nats::{Nats, Secure},
 };
 use sensor_common::MacAddr;
 use serde_json::Value;
@@ -359,5 +361,69 @@ fn a_broker_that_was_down_gets_every_spooled_line_in_order_and_the_fleet_lists_t
     assert!(
         text.contains(&format!("{} devices on 1 gateways", macs.len())),
         "{text}"
+    );
+}
+
+#[test]
+fn a_broker_with_tls_and_a_password_takes_the_lines_and_a_wrong_password_keeps_them_spooled() {
+    if !prerequisites() || !env::have_tool("openssl") {
+        return;
+    }
+    let work = TempDir::new();
+    let mut nats = Nats::new("nt", 1);
+    let secure = Secure::make(&work);
+    let tls = format!(
+        "url = \"{}\"\ntls_required = true\ntls_ca = \"{}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\nuser = \"{}\"\n",
+        nats.urls()[0],
+        secure.ca.display(),
+        secure.client.0.display(),
+        secure.client.1.display(),
+        secure.user.0
+    );
+    nats.secure(secure);
+    nats.start(0);
+    nats.wait_ready(Duration::from_secs(30));
+    let state = work.join("state");
+    let capture = env::fixtures().join("captures/ndpi/mqtt.pcap");
+    let run = |name: &str, password: &str, drain: &str| {
+        let out = work.join(&format!("{name}.json"));
+        let cfg = config(
+            &work,
+            "gw-tls",
+            &out,
+            &format!("{tls}password = \"{password}\"\ndrain_timeout = \"{drain}\""),
+        );
+        let o = nats
+            .ns
+            .cmd(env::kettlewatch().to_str().unwrap())
+            .args(["replay", "--config"])
+            .arg(&cfg)
+            .arg("--state-dir")
+            .arg(&state)
+            .arg(&capture)
+            .output()
+            .expect("run kettlewatch replay");
+        let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "replay failed: {stderr}");
+        (lines(&out), stderr)
+    };
+    let (refused, said) = run("refused", "not-the-password", "2s");
+    assert!(
+        said.to_lowercase().contains("authorization"),
+        "the sensor says the broker refused it: {said}"
+    );
+    assert!(said.contains("wait in the spool"), "{said}");
+    assert_eq!(
+        nats.count("KETTLEWATCH"),
+        0,
+        "nothing got in without the password"
+    );
+    let (taken, said) = run("taken", "s3cret-for-tests", "60s");
+    assert!(!said.contains("wait in the spool"), "{said}");
+    let mut written = refused;
+    written.extend(taken);
+    same_lines(
+        &published_by(&nats.messages("KETTLEWATCH"), "gw-tls"),
+        &written,
     );
 }

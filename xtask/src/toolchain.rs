@@ -33,6 +33,8 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("pmacctd", "pmacct"),
     ("softflowd", "softflowd"),
     ("prometheus", "prometheus"),
+    ("nats-server", "nats-server"),
+    ("openssl", "openssl"),
     (
         "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
         "fonts-dejavu-core",

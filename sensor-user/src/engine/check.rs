@@ -91,6 +91,13 @@ pub fn check(config: &Config, text: &str, origin: &str) -> Result<(), ConfigErro
         }
     }
     classifier(config)?;
+    // The fleet output's credentials and TLS files must be there and readable now, not
+    // at the first publish.
+    if let Some(n) = &config.output.nats
+        && let Err(e) = crate::emit::nats::connect_options(n, config.base_dir.as_deref(), "check")
+    {
+        return Err(at(0..0, e.to_string()));
+    }
     // MUD files named by policies must import (those in [mud] dir are checked at start).
     for p in &config.policies {
         if let Some(m) = &p.mud {
@@ -115,6 +122,27 @@ pub fn classifier(config: &Config) -> Result<Classifier, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_nats_credentials_file_is_named() {
+        let c = Config::parse(
+            "[output.nats]\ncreds = \"/nonexistent/kettlewatch-test.creds\"\n",
+            "kw.toml",
+        )
+        .unwrap();
+        let e = check(&c, "", "kw.toml").unwrap_err().to_string();
+        assert!(
+            e.contains("creds /nonexistent/kettlewatch-test.creds") && e.contains("No such file"),
+            "{e}"
+        );
+        let c = Config::parse(
+            "[output.nats]\ntls_ca = \"/nonexistent/ca.pem\"\n",
+            "kw.toml",
+        )
+        .unwrap();
+        let e = check(&c, "", "kw.toml").unwrap_err().to_string();
+        assert!(e.contains("tls_ca /nonexistent/ca.pem"), "{e}");
+    }
 
     fn err(text: &str) -> String {
         let c = Config::parse(text, "kw.toml").unwrap();

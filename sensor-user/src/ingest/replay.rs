@@ -133,13 +133,16 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
     // The fleet output's spool is the state directory's when there is one: what the
     // broker did not take goes out at the next start.
     let mut fleet = match &args.config.output.nats {
-        Some(n) => Some(crate::emit::nats::Fleet::start(
-            n,
-            args.config.base_dir.as_deref(),
-            &args.config.sensor.name,
-            args.state_dir.as_deref(),
-            args.config.output.queue_lines,
-        )?),
+        Some(n) => Some(
+            crate::emit::nats::Fleet::start(
+                n,
+                args.config.base_dir.as_deref(),
+                &args.config.sensor.name,
+                args.state_dir.as_deref(),
+                args.config.output.queue_lines,
+            )?
+            .wait_when_full(),
+        ),
         None => None,
     };
     let eve = Eve {

@@ -97,6 +97,7 @@ pub struct Fleet {
     drain_timeout: Duration,
     persistent: bool,
     warned_full: bool,
+    wait_when_full: bool,
 }
 
 /// A name as one subject token: what is not a letter, digit, `-` or `_` becomes `_`.
@@ -235,7 +236,8 @@ impl Fleet {
                     let intake = tokio::spawn(publish::intake(rx, spool.clone(), s.clone()));
                     match options.connect(addrs).await {
                         Ok(client) => {
-                            let publisher = publish::Publisher::new(client, plan, spool, s.clone());
+                            let publisher =
+                                publish::Publisher::new(client, plan, spool.clone(), s.clone());
                             // Past the drain timeout the publisher is cut off wherever it
                             // waits; a line acknowledged but not yet forgotten is sent
                             // again next time and stored once (its message id).
@@ -248,6 +250,8 @@ impl Fleet {
                     }
                     // The queue is closed by now: the intake ends once it is spooled.
                     let _ = tokio::time::timeout(Duration::from_secs(5), intake).await;
+                    let left = spool.lock().map_or(0, |sp| sp.lines());
+                    s.spooled_lines.store(left, Ordering::Relaxed);
                 });
                 let _ = done_tx.send(());
             })
@@ -262,11 +266,25 @@ impl Fleet {
             drain_timeout: *cfg.drain_timeout.get_ref(),
             persistent: state_dir.is_some(),
             warned_full: false,
+            wait_when_full: false,
         })
+    }
+
+    /// Offline (replay): wait for room in the queue instead of dropping a line. Not for
+    /// a thread inside an async runtime.
+    pub fn wait_when_full(mut self) -> Self {
+        self.wait_when_full = true;
+        self
     }
 
     fn queue(&mut self, subject: String, line: Vec<u8>) {
         let Some(tx) = &self.tx else { return };
+        if self.wait_when_full {
+            if tx.blocking_send((subject, line)).is_err() {
+                self.shared.queue_full.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
         match tx.try_send((subject, line)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Closed(_)) => {

@@ -295,7 +295,13 @@ pub(super) async fn intake(
                 Err(_) => break,
             }
         }
-        let appended = spool.lock().expect("spool lock").append(&batch);
+        let appended = {
+            let mut spool = spool.lock().expect("spool lock");
+            let r = spool.append(&batch);
+            shared.spooled_lines.store(spool.lines(), Ordering::Relaxed);
+            shared.spooled_bytes.store(spool.bytes(), Ordering::Relaxed);
+            r
+        };
         match appended {
             Ok(0) => {}
             Ok(n) => {
