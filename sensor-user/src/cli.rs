@@ -246,7 +246,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            let devices = crate::store::fleet::list(&nats)?;
+            let devices = crate::emit::nats::devices::list(&nats)?;
             let mut out = std::io::stdout().lock();
             if json {
                 crate::store::print::fleet_json(&mut out, &devices)?;

@@ -1,7 +1,8 @@
 //! `kettlewatch run` on the gateway of a namespace lab, its lifecycle: known traffic from
 //! known devices comes out of the JSON stream with exactly those counts; a killed sensor
 //! leaves nothing attached; attach problems get a sentence that says what to do; the
-//! interface going away ends the run clearly; privileges are dropped after attaching.
+//! interface going away ends the run clearly; privileges are dropped after attaching; a
+//! reader that closes standard output ends the run quietly.
 
 use std::{
     collections::BTreeMap,
@@ -394,6 +395,28 @@ fn interface_down_and_up_keeps_counting_and_deletion_ends_the_run_clearly() {
     );
 }
 
+/// The whitespace-separated values of a `/proc/PID/status` line such as `Uid:`.
+fn status_field<'a>(status: &'a str, name: &str) -> Vec<&'a str> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .unwrap_or_else(|| panic!("no {name} in {status}"))
+        .split_whitespace()
+        .collect()
+}
+
+/// Device 0's three datagrams to 203.0.113.10:4242 are in the stream's flow records.
+fn assert_three_packets_to_4242(lab: &Lab, stdout: &[String]) {
+    let sums = flow_sums(&events::parse(stdout));
+    let key = (
+        lab.devices[0].mac.to_string(),
+        "203.0.113.10".to_string(),
+        4242,
+        "UDP".to_string(),
+    );
+    assert_eq!(sums.get(&key).map(|v| v.0), Some(3), "{sums:#?}");
+}
+
 #[test]
 fn run_as_an_unprivileged_user_after_attaching() {
     if !env::have_root() || !env::have_tool("ip") {
@@ -402,14 +425,7 @@ fn run_as_an_unprivileged_user_after_attaching() {
     let lab = Lab::build(1);
     let (_dir, sensor) = lab.watch(FAST_CONFIG, &["--user", "nobody"]);
     let status = std::fs::read_to_string(format!("/proc/{}/status", sensor.pid())).unwrap();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .unwrap()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-    };
+    let field = |name: &str| status_field(&status, name);
     assert_eq!(field("Uid:"), vec!["65534"; 4], "{status}");
     assert_eq!(field("CapEff:"), vec!["0000000000000000"]);
     assert_eq!(field("CapPrm:"), vec!["0000000000000000"]);
@@ -418,14 +434,7 @@ fn run_as_an_unprivileged_user_after_attaching() {
     std::thread::sleep(Duration::from_millis(500));
     let out = sensor.stop();
     assert!(out.status.success(), "{}", out.stderr);
-    let sums = flow_sums(&events::parse(&out.stdout));
-    let key = (
-        lab.devices[0].mac.to_string(),
-        "203.0.113.10".to_string(),
-        4242,
-        "UDP".to_string(),
-    );
-    assert_eq!(sums.get(&key).map(|v| v.0), Some(3), "{sums:#?}");
+    assert_three_packets_to_4242(&lab, &out.stdout);
     assert!(!lab.xdp_attached(), "detached after dropping privileges");
 }
 
@@ -467,14 +476,7 @@ fn runs_as_a_non_root_user_with_only_the_units_three_capabilities() {
     let mut sensor = Sensor::start_under(&lab.gw, &wrapper, "lan0", &args, false);
     sensor.wait_for_log(ATTACHED, Duration::from_secs(30));
     let status = std::fs::read_to_string(format!("/proc/{}/status", sensor.pid())).unwrap();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .unwrap()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-    };
+    let field = |name: &str| status_field(&status, name);
     assert_eq!(field("Uid:"), vec!["65534"; 4], "{status}");
     // CAP_NET_ADMIN (12), CAP_PERFMON (38), CAP_BPF (39), and nothing else.
     let three = format!("{:016x}", (1u64 << 12) | (1 << 38) | (1 << 39));
@@ -485,17 +487,62 @@ fn runs_as_a_non_root_user_with_only_the_units_three_capabilities() {
     std::thread::sleep(Duration::from_millis(800));
     let out = sensor.stop();
     assert!(out.status.success(), "{}", out.stderr);
-    let sums = flow_sums(&events::parse(&out.stdout));
-    let key = (
-        lab.devices[0].mac.to_string(),
-        "203.0.113.10".to_string(),
-        4242,
-        "UDP".to_string(),
-    );
-    assert_eq!(sums.get(&key).map(|v| v.0), Some(3), "{sums:#?}");
+    assert_three_packets_to_4242(&lab, &out.stdout);
     assert!(!lab.xdp_attached(), "detached");
     assert!(
         std::fs::read_dir(&state).unwrap().count() > 0,
         "the inventory was written by the unprivileged user"
     );
+}
+
+/// `kettlewatch run ... | head -n 2`: once the reader has its lines and leaves, the run
+/// stops by itself, exits 0 without a word about lost lines, and detaches.
+#[test]
+fn a_reader_that_closes_stdout_ends_the_run_quietly_and_detaches() {
+    if !env::have_root() || !env::have_tool("ip") {
+        return;
+    }
+    let lab = Lab::build(1);
+    let dir = TempDir::new();
+    let cfg = dir.join("kw.toml");
+    std::fs::write(&cfg, FAST_CONFIG).unwrap();
+    let stderr = dir.join("stderr");
+    let script = format!(
+        "timeout 60 ip netns exec {} {} run --iface lan0 --format json --config {} --state-dir {} 2>{} | head -n 2; exit ${{PIPESTATUS[0]}}",
+        lab.gw.name,
+        env::kettlewatch().display(),
+        cfg.display(),
+        dir.join("state").display(),
+        stderr.display()
+    );
+    let run = std::thread::spawn(move || {
+        std::process::Command::new("bash")
+            .args(["-c", &script])
+            .output()
+            .expect("run bash")
+    });
+    // Traffic until the run ends, so there are lines to write after the reader left.
+    let to = SocketAddr::new(IpAddr::V4(SERVERS_V4[0]), 40001);
+    while !run.is_finished() {
+        lab.send_udp(0, to, 5, 64);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = run.join().unwrap();
+    let said = std::fs::read_to_string(&stderr).unwrap_or_default();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "run's exit (124 is timeout's: it never noticed the reader left)\n{said}"
+    );
+    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(lines.len(), 2, "head got its lines");
+    events::parse(&lines);
+    assert!(
+        !said.contains("WARN") && !said.contains("ERROR") && !said.contains("lost"),
+        "nothing to say about a reader that left: {said}"
+    );
+    assert!(!lab.xdp_attached(), "detached on the way out");
 }

@@ -239,21 +239,21 @@ impl Sensor {
             let v = self
                 .eve
                 .intel_event(now_ns, a.clone(), self.subject(&a.mac()));
-            self.write_alert(&v);
+            self.write_alert(&v, a.rule());
         }
         for a in std::mem::take(&mut self.anomaly_alerts) {
-            let mac = a.mac;
+            let (mac, rule) = (a.mac, a.rule);
             if let Some((k, _)) = a.flow {
                 self.flows.mark_alerted(&k);
             }
             let v = self.eve.anomaly_event(now_ns, a, self.subject(&mac));
-            self.write_alert(&v);
+            self.write_alert(&v, rule);
         }
         for a in std::mem::take(&mut self.policy_alerts) {
             self.note_latency(a.origin.ts_ns);
             self.flows.mark_alerted(&a.key);
             let v = self.eve.policy_event(now_ns, &a, self.subject(&a.key.mac));
-            self.write_alert(&v);
+            self.write_alert(&v, a.rule);
         }
     }
 
@@ -266,13 +266,14 @@ impl Sensor {
     }
 
     /// Writes an alert line and counts it, per rule too.
-    fn write_alert(&mut self, v: &Value) {
+    fn write_alert(&mut self, v: &Value, rule: &'static crate::judge::rules::Rule) {
+        debug_assert_eq!(
+            v["iot"]["rule"]["id"], rule.id,
+            "the line says the rule counted"
+        );
         self.emit(v);
         self.counters.alerts += 1;
-        let id = v["iot"]["rule"]["id"].as_str().unwrap_or("");
-        if let Some(r) = crate::judge::rules::ALL.iter().find(|r| r.id == id) {
-            *self.alerts_by_rule.entry(r.id).or_default() += 1;
-        }
+        *self.alerts_by_rule.entry(rule.id).or_default() += 1;
     }
 
     /// An alert about a flow whose first packet the kernel stamped at `ts_ns` is being
@@ -297,7 +298,7 @@ impl Sensor {
             self.devices.dropped,
             self.devices.evicted,
         );
-        self.write_alert(&v);
+        self.write_alert(&v, &crate::judge::rules::DEVICE_TABLE_PRESSURE);
         tracing::warn!(
             devices = self.devices.len(),
             "device table full: new devices are counted, not tracked; raise [sensor] max_devices if the network is this large"
@@ -357,7 +358,7 @@ impl Sensor {
         let v = self
             .eve
             .finding_event(now_ns, f.clone(), self.subject(&f.mac()));
-        self.write_alert(&v);
+        self.write_alert(&v, f.rule());
     }
 
     /// A poll of the kernel maps.

@@ -34,6 +34,17 @@ pub enum Finding {
 }
 
 impl Finding {
+    /// The rule it raises.
+    pub fn rule(&self) -> &'static crate::judge::rules::Rule {
+        use crate::judge::rules;
+        match self {
+            Finding::NewDevice(_) => &rules::NEW_DEVICE,
+            Finding::Missing(_) => &rules::MISSING_DEVICE,
+            Finding::AddressChange(_) => &rules::ADDRESS_CHANGE,
+            Finding::CategoryMismatch { .. } => &rules::CATEGORY_MISMATCH,
+        }
+    }
+
     /// The device the finding is about.
     pub fn mac(&self) -> MacAddr {
         match self {

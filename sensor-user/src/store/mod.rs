@@ -1,7 +1,5 @@
-//! Persisted state: the SQLite device inventory and learned baseline (`state`), printing
-//! it for `kettlewatch devices` and `baseline` (`print`), and every gateway's devices
-//! read back from the fleet's NATS bucket (`fleet`, `kettlewatch devices --nats`).
+//! Persisted state: the SQLite device inventory and learned baseline (`state`), and
+//! printing it, or a fleet's devices, for `kettlewatch devices` and `baseline` (`print`).
 
-pub mod fleet;
 pub mod print;
 pub mod state;

@@ -26,13 +26,13 @@ pub fn table(out: &mut impl Write, devices: &[StoredDevice]) -> std::io::Result<
 /// The same table for a fleet, each row led by its gateway's host name.
 pub fn fleet_table(
     out: &mut impl Write,
-    devices: &[crate::store::fleet::FleetDevice],
+    devices: &[(String, StoredDevice)],
 ) -> std::io::Result<()> {
     writeln!(out, "{:<16}  {HEADER}", "HOST")?;
-    for d in devices {
-        writeln!(out, "{:<16}  {}", cut(&d.host, 16), row(&d.device))?;
+    for (host, d) in devices {
+        writeln!(out, "{:<16}  {}", cut(host, 16), row(d))?;
     }
-    let hosts: std::collections::BTreeSet<&str> = devices.iter().map(|d| d.host.as_str()).collect();
+    let hosts: std::collections::BTreeSet<&str> = devices.iter().map(|d| d.0.as_str()).collect();
     writeln!(out, "{} devices on {} gateways", devices.len(), hosts.len())
 }
 
@@ -59,13 +59,15 @@ fn row(d: &StoredDevice) -> String {
     )
 }
 
-/// One JSON object a line, each with its gateway's `host`.
-pub fn fleet_json(
-    out: &mut impl Write,
-    devices: &[crate::store::fleet::FleetDevice],
-) -> std::io::Result<()> {
-    for d in devices {
-        serde_json::to_writer(&mut *out, d)?;
+/// One JSON object a line, each with its gateway's `host` first.
+pub fn fleet_json(out: &mut impl Write, devices: &[(String, StoredDevice)]) -> std::io::Result<()> {
+    for (host, d) in devices {
+        let mut m = serde_json::Map::new();
+        m.insert("host".into(), host.clone().into());
+        if let serde_json::Value::Object(fields) = serde_json::to_value(d)? {
+            m.extend(fields);
+        }
+        serde_json::to_writer(&mut *out, &m)?;
         writeln!(out)?;
     }
     Ok(())

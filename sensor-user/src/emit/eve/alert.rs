@@ -275,20 +275,21 @@ impl Eve {
     /// An inventory finding: a new or missing device, an address that moved, a category
     /// that disagrees with the declared one.
     pub fn finding_event(&self, now_ns: u64, f: Finding, who: Subject<'_>) -> Value {
-        let (rule, mac, metadata) = match f {
-            Finding::NewDevice(mac) => (&rules::NEW_DEVICE, mac, json!({})),
+        let rule = f.rule();
+        let (mac, metadata) = match f {
+            Finding::NewDevice(mac) => (mac, json!({})),
             Finding::Missing(mac) => {
                 let last = who.device.map_or("never".to_string(), |d| {
                     eve_timestamp(self.time.to_epoch_ns(d.last_seen_ns))
                 });
-                (&rules::MISSING_DEVICE, mac, json!({ "last_seen": [last] }))
+                (mac, json!({ "last_seen": [last] }))
             }
             Finding::AddressChange(m) => {
                 let mut meta = json!({ "address": [m.addr.to_string()] });
                 if let Some(prev) = m.previous_owner {
                     meta["previous_mac"] = json!([prev.to_string()]);
                 }
-                (&rules::ADDRESS_CHANGE, m.mac, meta)
+                (m.mac, meta)
             }
             Finding::CategoryMismatch {
                 mac,
@@ -296,7 +297,6 @@ impl Eve {
                 observed,
                 confidence,
             } => (
-                &rules::CATEGORY_MISMATCH,
                 mac,
                 json!({
                     "declared_category": [declared],

@@ -56,6 +56,15 @@ pub enum IntelAlert {
 }
 
 impl IntelAlert {
+    /// The rule it raises.
+    pub fn rule(&self) -> &'static crate::judge::rules::Rule {
+        match self {
+            IntelAlert::Ip { .. } => &crate::judge::rules::THREAT_INTEL_IP,
+            IntelAlert::Canary { .. } => &crate::judge::rules::CANARY_CONTACT,
+            IntelAlert::Domain { .. } => &crate::judge::rules::THREAT_INTEL_DOMAIN,
+        }
+    }
+
     /// The device the alert is about.
     pub fn mac(&self) -> MacAddr {
         match self {

@@ -7,27 +7,18 @@ use futures_util::StreamExt;
 
 use crate::{config::NatsConfig, store::state::StoredDevice};
 
-/// One gateway's device, as its sensor last published it.
-#[derive(Debug, serde::Serialize)]
-pub struct FleetDevice {
-    /// The sensor's host name (as its subject token).
-    pub host: String,
-    /// The profile.
-    #[serde(flatten)]
-    pub device: StoredDevice,
-}
-
-/// Every device in the bucket, by host then MAC. A value that does not parse is an
+/// Every device in the bucket with its gateway's host name (as its subject token), by
+/// host then MAC. A value that does not parse is an
 /// error naming its key: a bucket someone else writes to is not ours to guess at.
-pub fn list(cfg: &NatsConfig) -> anyhow::Result<Vec<FleetDevice>> {
+pub fn list(cfg: &NatsConfig) -> anyhow::Result<Vec<(String, StoredDevice)>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let mut options = crate::emit::nats::connect_options(cfg, None, "kettlewatch devices")?;
+        let mut options = super::connect_options(cfg, None, "kettlewatch devices")?;
         // A listing that cannot reach the broker says so instead of waiting for it.
         options = options.connection_timeout(Duration::from_secs(5));
-        let addrs = crate::emit::nats::server_addrs(cfg)?;
+        let addrs = super::server_addrs(cfg)?;
         let client = tokio::time::timeout(Duration::from_secs(10), options.connect(addrs))
             .await
             .map_err(|_| anyhow::anyhow!("no NATS server answered within 10 s"))??;
@@ -47,9 +38,9 @@ pub fn list(cfg: &NatsConfig) -> anyhow::Result<Vec<FleetDevice>> {
             let device: StoredDevice = serde_json::from_slice(&value)
                 .map_err(|e| anyhow::anyhow!("bucket {bucket:?} key {key:?}: {e}"))?;
             let host = key.split_once('.').map_or("", |(h, _)| h).to_string();
-            out.push(FleetDevice { host, device });
+            out.push((host, device));
         }
-        out.sort_by(|a, b| (&a.host, &a.device.mac).cmp(&(&b.host, &b.device.mac)));
+        out.sort_by(|a, b| (&a.0, &a.1.mac).cmp(&(&b.0, &b.1.mac)));
         Ok(out)
     })
 }
