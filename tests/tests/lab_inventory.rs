@@ -1,6 +1,7 @@
 //! The device inventory in a namespace lab: host names from real DHCP clients, new and
 //! missing devices, address changes, classification from announcements and a declared
-//! mismatch, the inventory surviving kill -9, hostile names staying valid JSON.
+//! mismatch, the inventory surviving kill -9, hostile names staying valid JSON, a device
+//! that changes its randomised MAC keeping its identity.
 
 use std::{
     net::{SocketAddr, UdpSocket},
@@ -474,5 +475,127 @@ fn hostile_names_and_headers_stay_valid_bounded_json() {
     assert_eq!(
         st["sensor"]["discovery_frames"], st["kernel"]["discovery_copied"],
         "every copied frame was decoded or counted"
+    );
+}
+
+/// busybox udhcpc on device `dev` with host name `host` and, when given, client id
+/// `client_id` (hex, option 61); panics with its output when it gets no lease.
+fn dhcp_with(lab: &Lab, dev: usize, host: &str, client_id: Option<&str>) {
+    let mut cmd = lab.devices[dev].ns.cmd("busybox");
+    cmd.args([
+        "udhcpc",
+        "-i",
+        "eth0",
+        "-f",
+        "-q",
+        "-n",
+        "-t",
+        "5",
+        "-T",
+        "1",
+        "-s",
+        "/bin/true",
+    ])
+    .args(["-x", &format!("hostname:{host}")]);
+    if let Some(id) = client_id {
+        cmd.args(["-x", &format!("0x3d:{id}")]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "udhcpc on device {dev}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Device `dev` takes MAC `mac`, as a phone does when it rotates its randomised MAC; its
+/// routes come back with the link.
+fn new_mac(lab: &Lab, dev: usize, mac: &str) {
+    let ns = &lab.devices[dev].ns;
+    ns.ip(&["link", "set", "eth0", "down"]);
+    ns.ip(&["link", "set", "eth0", "address", mac]);
+    ns.ip(&["link", "set", "eth0", "up"]);
+    ns.ip(&["route", "replace", "default", "via", "198.51.100.1"]);
+}
+
+/// One device, many MACs: a device that changes its (randomised) MAC and asks DHCP again
+/// with the same client id and host name is the same identity: no second `new_device`,
+/// and its device event says which MAC it was tied to. A different device, and a MAC that
+/// never says who it is (after `identity_grace`), are new.
+#[test]
+fn a_device_that_changes_its_randomised_mac_keeps_its_identity() {
+    if !env::have_root()
+        || !env::have_tool("ip")
+        || !env::have_tool("dnsmasq")
+        || !env::have_tool("busybox")
+    {
+        return;
+    }
+    let lab = Lab::build(2);
+    let _dhcp = lab.dnsmasq();
+    let config = format!("{FAST_CONFIG}[inventory]\nidentity_grace = \"2s\"\n");
+    let (_dir, sensor) = lab.watch(&config, &[]);
+    let first = lab.devices[0].mac.to_string();
+    let other = lab.devices[1].mac.to_string();
+    dhcp_with(&lab, 0, "den-tablet", Some("ff00a1b2c3d4e5f6"));
+    dhcp_with(&lab, 1, "hall-sensor", Some("ff0011223344"));
+    assert!(
+        sensor
+            .wait_for_line(
+                |l| l.contains("den-tablet") && l.contains(&first),
+                Duration::from_secs(10)
+            )
+            .is_some(),
+        "the first MAC's device event"
+    );
+    // The same device, a new randomised MAC (locally administered), the same DHCP identity.
+    let rotated = "06:3c:1d:7a:52:e9";
+    new_mac(&lab, 0, rotated);
+    dhcp_with(&lab, 0, "den-tablet", Some("ff00a1b2c3d4e5f6"));
+    // Device 1 also takes a new MAC but says nothing about itself: after the grace it is new.
+    let silent = "0a:77:31:c0:fe:01";
+    new_mac(&lab, 1, silent);
+    lab.send_udp(1, SocketAddr::new(SERVERS_V4[0].into(), 40002), 2, 10);
+    assert!(
+        sensor
+            .wait_for_line(
+                |l| l.contains("\"new_device\"") && l.contains(silent),
+                Duration::from_secs(15)
+            )
+            .is_some(),
+        "the silent MAC is new once its grace has passed"
+    );
+    let out = sensor.stop();
+    assert!(out.status.success(), "{}", out.stderr);
+    let evs = events::parse(&out.stdout);
+    let new_for: Vec<String> = events::alerts(&evs, "new_device")
+        .iter()
+        .map(|a| a["iot"]["device"]["mac"].as_str().unwrap().to_string())
+        .collect();
+    assert!(new_for.contains(&first), "{new_for:?}");
+    assert!(
+        new_for.contains(&other),
+        "a different client id is another device: {new_for:?}"
+    );
+    assert!(
+        !new_for.iter().any(|m| m == rotated),
+        "the rotated MAC is the same identity: {new_for:?}"
+    );
+    assert_eq!(
+        new_for.iter().filter(|m| *m == silent).count(),
+        1,
+        "{new_for:?}"
+    );
+    let d = events::last_device(&evs, rotated);
+    let id = &d["iot"]["device"]["identity"];
+    assert_eq!(id["tied_to"], first.as_str(), "{d}");
+    assert_eq!(id["by"], "dhcp_client_id", "{d}");
+    assert_eq!(id["randomised_mac"], true);
+    assert_eq!(d["iot"]["device"]["mac_scope"], "local");
+    assert!(
+        events::last_device(&evs, silent)["iot"]["device"]
+            .get("identity")
+            .is_none(),
+        "nothing tied the silent MAC"
     );
 }

@@ -334,6 +334,11 @@ pub struct InventoryConfig {
     pub critical_peers: u64,
     /// External destinations a device reaches that raise its criticality a level.
     pub critical_destinations: u64,
+    /// A locally administered (randomised) MAC that has said nothing to tie it to an
+    /// earlier identity (DHCP client id, DUID, host name) waits this long for it before
+    /// `new_device`.
+    #[serde(deserialize_with = "duration")]
+    pub identity_grace: Spanned<Duration>,
 }
 
 impl Default for InventoryConfig {
@@ -343,6 +348,7 @@ impl Default for InventoryConfig {
             critical_dependents: 3,
             critical_peers: 5,
             critical_destinations: 50,
+            identity_grace: Spanned::new(0..0, Duration::from_secs(30)),
         }
     }
 }

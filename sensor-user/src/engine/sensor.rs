@@ -45,6 +45,8 @@ pub struct Sensor {
     flows: FlowTable,
     devices: DeviceTable,
     inventory: Inventory,
+    /// Which earlier identity each randomised MAC stands for.
+    identities: crate::judge::identity::Identities,
     classifier: Classifier,
     thresholds: Thresholds,
     store: Option<Store>,
@@ -81,6 +83,15 @@ impl Sensor {
             intel,
         } = stages;
         let inventory = Inventory::new(config, eve.time.to_kernel_ns(now_ns));
+        // Identities from earlier runs: a MAC first seen today can be tied to one of them.
+        let mut identities = crate::judge::identity::Identities::default();
+        if let Some(s) = &store {
+            for d in s.devices().unwrap_or_default() {
+                if let Ok(mac) = d.mac.parse::<MacAddr>() {
+                    identities.remember(mac, &d.profile, stored_tie(&d));
+                }
+            }
+        }
         let thresholds = crate::judge::criticality::Thresholds::from_config(&config.inventory);
         let config = &config.sensor;
         let stats_every_ns = config.stats_interval.get_ref().as_nanos() as u64;
@@ -89,6 +100,7 @@ impl Sensor {
             flows: FlowTable::new(*config.flow_report.get_ref()),
             devices: DeviceTable::with_capacity(*config.max_devices.get_ref() as usize),
             inventory,
+            identities,
             classifier,
             thresholds,
             store,
@@ -145,24 +157,42 @@ impl Sensor {
             self.baseline.touch(mac);
         }
         for d in self.devices.take_changed() {
-            if let Some(f) = self.inventory.on_device(&d) {
+            let devices = &self.devices;
+            let tie = self
+                .identities
+                .observe(d.mac, &d.profile, d.first_seen_ns, |m| {
+                    devices.get(m).map(|o| o.last_seen_ns)
+                });
+            let has_keys = self.identities.has_keys(&d.mac);
+            if let Some(f) = self.inventory.on_device(&d, tie.is_some(), has_keys) {
                 self.pending.push(f);
             }
             let declared = self.inventory.declared(&d.mac);
             let phase = self.baseline.engine().phase(&d.mac);
-            let v = self.eve.device(now_ns, &d, declared, phase);
+            let v = self.eve.device(now_ns, &d, declared, phase, tie);
             self.sinks.emit(&v);
             self.counters.device_records += 1;
             if self.store.is_some() || self.sinks.fleet.is_some() {
-                rows.push(StoredDevice::from_device(
+                let mut row = StoredDevice::from_device(
                     &d,
                     declared,
                     self.inventory.reported_new(&d.mac),
                     &self.eve.time,
-                ));
+                );
+                row.identity = tie.map(|t| crate::store::state::StoredIdentity {
+                    tied_to: t.identity.to_string(),
+                    by: t.by.as_str().into(),
+                });
+                rows.push(row);
             }
         }
-        for m in self.devices.take_moves() {
+        for mut m in self.devices.take_moves() {
+            // An address passed between two MACs of one identity did not change hands.
+            if m.previous_owner
+                .is_some_and(|p| self.identities.same(&p, &m.mac))
+            {
+                m.previous_owner = None;
+            }
             if let Some(f) = self.inventory.on_move(m) {
                 self.pending.push(f);
             }
@@ -327,6 +357,8 @@ impl Sensor {
                     if old.new_device_reported {
                         self.inventory.already_reported_new(mac);
                     }
+                    self.identities
+                        .remember(mac, &old.profile, stored_tie(&old));
                     self.devices.restore(mac, old.first_seen_ns, old.profile);
                 }
                 Ok(None) => {}
@@ -391,6 +423,16 @@ impl Sensor {
         for f in self.inventory.check_missing(now_kernel, &self.devices) {
             self.write_finding(now_ns, f);
         }
+        self.release_held(now_ns, now_kernel);
+    }
+
+    /// Randomised MACs that waited long enough without saying who they are: new after
+    /// all. Touched, so the next batch stores that `new_device` was raised.
+    fn release_held(&mut self, now_ns: u64, until_kernel: u64) {
+        for f in self.inventory.release_held(until_kernel) {
+            self.devices.touch(&f.mac());
+            self.write_finding(now_ns, f);
+        }
     }
 
     /// Reads the flow and device maps and takes them in.
@@ -442,6 +484,8 @@ impl Sensor {
 
     /// Stopping: the last records of every flow, then a final `stats` event.
     pub fn finish(&mut self, now_ns: u64, kernel: &KernelStats, extra: Option<(&str, Value)>) {
+        // The run ends: randomised MACs still waiting to say who they are are new.
+        self.release_held(now_ns, u64::MAX);
         let mut records = self.flows.flush();
         self.baseline.annotate(&mut records);
         self.write_flows(now_ns, &records);
@@ -480,6 +524,15 @@ impl Sensor {
     pub fn counters(&self) -> SensorCounters {
         self.counters
     }
+}
+
+/// A stored device's tie, if it had one.
+fn stored_tie(d: &StoredDevice) -> Option<crate::judge::identity::Tie> {
+    let i = d.identity.as_ref()?;
+    Some(crate::judge::identity::Tie {
+        identity: i.tied_to.parse().ok()?,
+        by: crate::judge::identity::Key::parse(&i.by)?,
+    })
 }
 
 /// Where events go: the stream, the terminal view when asked for, and the fleet.

@@ -63,7 +63,10 @@ pub struct Inventory {
     reported_missing: BTreeSet<MacAddr>,
     reported_moves: BTreeSet<(MacAddr, std::net::IpAddr)>,
     reported_mismatch: BTreeSet<(MacAddr, String)>,
+    /// Randomised MACs waiting to say who they are, with the kernel time their wait ends.
+    held: BTreeMap<MacAddr, u64>,
     missing_after_ns: u64,
+    identity_grace_ns: u64,
     started_kernel_ns: u64,
 }
 
@@ -87,6 +90,7 @@ impl Inventory {
         Self {
             declared,
             missing_after_ns: config.inventory.missing_after.get_ref().as_nanos() as u64,
+            identity_grace_ns: config.inventory.identity_grace.get_ref().as_nanos() as u64,
             started_kernel_ns,
             ..Self::default()
         }
@@ -133,13 +137,41 @@ impl Inventory {
         })
     }
 
-    /// A device was seen (first sight or a change): a new-device finding, once per MAC.
-    pub fn on_device(&mut self, d: &Device) -> Option<Finding> {
+    /// A device was seen (first sight or a change): a new-device finding, once per
+    /// identity. A MAC tied to an earlier identity (`tied`) is not new; a randomised MAC
+    /// that has said nothing to tie it by yet (`has_keys` false) waits up to
+    /// `identity_grace` (see [`Inventory::release_held`]).
+    pub fn on_device(&mut self, d: &Device, tied: bool, has_keys: bool) -> Option<Finding> {
         self.reported_missing.remove(&d.mac);
-        if self.declared.contains_key(&d.mac) || !self.reported_new.insert(d.mac) {
+        if self.declared.contains_key(&d.mac) || self.reported_new.contains(&d.mac) {
             return None;
         }
-        Some(Finding::NewDevice(d.mac))
+        if !tied && !has_keys && d.mac.is_locally_administered() && self.identity_grace_ns > 0 {
+            self.held
+                .entry(d.mac)
+                .or_insert(d.first_seen_ns.saturating_add(self.identity_grace_ns));
+            return None;
+        }
+        self.held.remove(&d.mac);
+        self.reported_new.insert(d.mac);
+        (!tied).then_some(Finding::NewDevice(d.mac))
+    }
+
+    /// Randomised MACs whose wait has ended at kernel time `now` (all of them with
+    /// `u64::MAX`, when the run ends) without a tie: new after all.
+    pub fn release_held(&mut self, now: u64) -> Vec<Finding> {
+        let due: Vec<MacAddr> = self
+            .held
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(m, _)| *m)
+            .collect();
+        due.into_iter()
+            .filter_map(|m| {
+                self.held.remove(&m);
+                self.reported_new.insert(m).then_some(Finding::NewDevice(m))
+            })
+            .collect()
     }
 
     /// An address a device started using: a finding when another device held it, or when

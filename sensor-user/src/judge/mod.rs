@@ -1,5 +1,6 @@
 //! Judging what is seen: what a device is (`classify`, `criticality`, `assess`), whether
-//! it was declared (`inventory`), and whether its traffic is expected (`baseline` over
+//! it was declared (`inventory`), which earlier MAC a randomised one stands for
+//! (`identity`), and whether its traffic is expected (`baseline` over
 //! `policy`, `intel`, `anomaly`). `rules` is the registry of every alert rule. A new
 //! detector is a module here fed by the engine.
 
@@ -8,6 +9,7 @@ pub mod assess;
 pub mod baseline;
 pub mod classify;
 pub mod criticality;
+pub mod identity;
 pub mod intel;
 pub mod inventory;
 pub mod policy;

@@ -73,6 +73,18 @@ pub struct StoredDevice {
     pub evidence: Vec<Evidence>,
     /// Whether `new_device` was raised for it (it is raised once per MAC, ever).
     pub new_device_reported: bool,
+    /// The earlier MAC whose identity this randomised one was tied to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<StoredIdentity>,
+}
+
+/// A tie of a randomised MAC to an earlier identity, as stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoredIdentity {
+    /// The identity's first MAC.
+    pub tied_to: String,
+    /// What agreed (`dhcp_client_id`, `dhcpv6_duid`, `hostname`, `mdns_hostname`).
+    pub by: String,
 }
 
 impl StoredDevice {
@@ -120,6 +132,7 @@ impl StoredDevice {
             profile: d.profile.clone(),
             evidence: a.map(|a| a.observed.evidence.clone()).unwrap_or_default(),
             new_device_reported,
+            identity: None,
         }
     }
 }
@@ -466,6 +479,7 @@ mod tests {
             profile: Profile::default(),
             evidence: Vec::new(),
             new_device_reported: true,
+            identity: None,
         }
     }
 

@@ -13,13 +13,15 @@ use crate::{
 
 impl Eve {
     /// A `device` event; `phase` where the device is in its learning window (absent
-    /// before its first flow compiled its policy).
+    /// before its first flow compiled its policy), `tie` the earlier identity a
+    /// randomised MAC was tied to.
     pub fn device(
         &self,
         now_ns: u64,
         d: &Device,
         declared: Option<&Declared>,
         phase: Option<Phase>,
+        tie: Option<crate::judge::identity::Tie>,
     ) -> Value {
         let mut m = self.common("device", now_ns);
         m.insert("ether".into(), json!({ "src_mac": d.mac.to_string() }));
@@ -58,6 +60,16 @@ impl Eve {
                 b["learning_until"] = self.time(until).into();
             }
             dev.insert("baseline".into(), b);
+        }
+        if let Some(t) = tie {
+            dev.insert(
+                "identity".into(),
+                json!({
+                    "tied_to": t.identity.to_string(),
+                    "by": t.by.as_str(),
+                    "randomised_mac": true,
+                }),
+            );
         }
         if let Some(u) = d.profile.mud_url() {
             dev.insert("mud_url".into(), u.into());

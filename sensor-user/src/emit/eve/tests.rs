@@ -61,7 +61,13 @@ fn device_and_stats_events_fit_the_schema() {
         6,
     );
     let dev = &d.take_changed()[0];
-    let v = valid(eve().device(7, dev, None, Some(crate::judge::policy::Phase::Learning(9))));
+    let v = valid(eve().device(
+        7,
+        dev,
+        None,
+        Some(crate::judge::policy::Phase::Learning(9)),
+        None,
+    ));
     assert_eq!(v["iot"]["device"]["baseline"]["phase"], "learning");
     assert_eq!(v["iot"]["device"]["inventory_status"], "unknown");
     let declared = Declared {
@@ -144,8 +150,14 @@ fn an_assessed_device_with_every_kind_of_fact_fits_the_schema() {
     );
     t.assess(&mac, a);
     let d = t.take_changed().pop().unwrap();
-    let v = valid(eve().device(7, &d, Some(&declared), None));
+    let tie = crate::judge::identity::Tie {
+        identity: MacAddr([0x02, 0, 0x5e, 0, 0, 0x42]),
+        by: crate::judge::identity::Key::DhcpClientId,
+    };
+    let v = valid(eve().device(7, &d, Some(&declared), None, Some(tie)));
     let o = &v["iot"]["device"];
+    assert_eq!(o["identity"]["tied_to"], "02:00:5e:00:00:42");
+    assert_eq!(o["identity"]["by"], "dhcp_client_id");
     assert_eq!(o["category"], "camera");
     assert_eq!(o["category_source"], "declared");
     assert_eq!(o["observed"]["category"], "tv-media");
