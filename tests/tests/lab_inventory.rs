@@ -291,6 +291,16 @@ fn devices_that_announce_themselves_are_classified_and_a_declared_mismatch_alert
     let plug = last(2);
     assert_eq!(plug["category"], "plug-switch", "{plug}");
     assert_eq!(plug["kasa"]["model"], "HS110(EU)");
+    assert_eq!(
+        plug["product"],
+        serde_json::json!({"brand": "TP-Link", "model": "HS110(EU)"}),
+        "Kasa names its model; Kasa is TP-Link's"
+    );
+    assert_eq!(
+        cam["product"],
+        serde_json::json!({"model": "Google Home Mini"}),
+        "the mDNS model, and no brand from a randomised MAC"
+    );
     assert!(plug["confidence"].as_f64().unwrap() > 0.8);
     let mismatch: Vec<&Value> = events::of_type(&evs, "alert")
         .into_iter()

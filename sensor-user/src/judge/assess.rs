@@ -1,5 +1,5 @@
 //! Assessment: what a device is (classification of its facts) and how much it matters
-//! (criticality), with the declared inventory taking precedence over both.
+//! (criticality), which product it is (`product`), with the declared inventory taking precedence over both.
 
 use crate::{
     discover::oui,
@@ -31,9 +31,11 @@ pub fn assess(
         &d.peers,
         thresholds,
     );
+    let product = crate::judge::product::product(d, vendor, &observed.evidence);
     Assessment {
         observed,
         criticality,
         why,
+        product,
     }
 }

@@ -1,4 +1,5 @@
-//! Judging what is seen: what a device is (`classify`, `criticality`, `assess`), whether
+//! Judging what is seen: what a device is (`classify`, `product`, `criticality`,
+//! `assess`), whether
 //! it was declared (`inventory`), which earlier MAC a randomised one stands for
 //! (`identity`), and whether its traffic is expected (`baseline` over
 //! `policy`, `intel`, `anomaly`). `rules` is the registry of every alert rule. A new
@@ -13,4 +14,5 @@ pub mod identity;
 pub mod intel;
 pub mod inventory;
 pub mod policy;
+pub mod product;
 pub mod rules;

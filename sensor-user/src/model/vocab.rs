@@ -100,3 +100,14 @@ pub struct Declared {
     /// Its declared criticality.
     pub criticality: Option<Criticality>,
 }
+
+/// What product a device is, as far as it named itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Product {
+    /// Its maker, as announced or from the IEEE registry (never a radio-module maker).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub brand: Option<String>,
+    /// Its model, as announced or as a vendor's model-number scheme recognised it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+}

@@ -73,6 +73,9 @@ pub struct StoredDevice {
     pub evidence: Vec<Evidence>,
     /// Whether `new_device` was raised for it (it is raised once per MAC, ever).
     pub new_device_reported: bool,
+    /// Brand and model, when the device named itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<crate::model::vocab::Product>,
     /// The earlier MAC whose identity this randomised one was tied to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<StoredIdentity>,
@@ -132,6 +135,7 @@ impl StoredDevice {
             profile: d.profile.clone(),
             evidence: a.map(|a| a.observed.evidence.clone()).unwrap_or_default(),
             new_device_reported,
+            product: a.and_then(|a| a.product.clone()),
             identity: None,
         }
     }
@@ -479,6 +483,7 @@ mod tests {
             profile: Profile::default(),
             evidence: Vec::new(),
             new_device_reported: true,
+            product: None,
             identity: None,
         }
     }

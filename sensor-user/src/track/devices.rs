@@ -50,6 +50,8 @@ pub struct Assessment {
     pub criticality: Criticality,
     /// Why that criticality.
     pub why: String,
+    /// Brand and model, when the device named itself.
+    pub product: Option<crate::model::vocab::Product>,
 }
 
 /// A device's kernel counters summed over CPUs (kernel times). Its IP traffic is the sum

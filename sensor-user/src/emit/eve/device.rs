@@ -45,6 +45,12 @@ impl Eve {
                 serde_json::to_value(&a.observed.evidence).expect("evidence serializes"),
             );
             dev.insert("why".into(), a.why.clone().into());
+            if let Some(p) = &a.product {
+                dev.insert(
+                    "product".into(),
+                    serde_json::to_value(p).expect("a product serializes"),
+                );
+            }
         }
         dev.insert(
             "peers".into(),

@@ -1,0 +1,154 @@
+//! The product a device is, brand and model, from what it said about itself: a model
+//! field it announces (mDNS TXT `md`/`model`/..., Kasa's `model`, an ONVIF
+//! `hardware/<model>` scope), else a host name that a vendor's model-number scheme in the
+//! knowledge base recognised; the brand from an announced manufacturer (mDNS TXT `mf`/
+//! `manufacturer`, ONVIF `name/<brand>` scope, Kasa is TP-Link's) or else the MAC's IEEE
+//! registry name, unless that names a radio-module maker or contract manufacturer
+//! (`data/module-makers.txt`). Nothing is guessed: absent when nothing said it.
+
+use std::sync::LazyLock;
+
+use crate::{
+    model::vocab::{Evidence, Product},
+    track::devices::Device,
+};
+
+static MODULE_MAKERS: LazyLock<globset::GlobSet> = LazyLock::new(|| {
+    let mut b = globset::GlobSetBuilder::new();
+    for line in include_str!("../../data/module-makers.txt").lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        b.add(
+            globset::GlobBuilder::new(line)
+                .case_insensitive(true)
+                .build()
+                .expect("module-makers.txt globs are checked by its test"),
+        );
+    }
+    b.build().expect("module-makers.txt builds")
+});
+
+/// Whether an IEEE registry name is a radio-module maker's or a contract manufacturer's.
+pub fn module_maker(vendor: &str) -> bool {
+    MODULE_MAKERS.is_match(vendor)
+}
+
+fn onvif(scopes: &std::collections::BTreeSet<String>, kind: &str) -> Option<String> {
+    let prefix = format!("onvif://www.onvif.org/{kind}/");
+    scopes.iter().find_map(|s| {
+        let v = s.strip_prefix(&prefix)?;
+        // ONVIF scopes are URI-encoded (`%20` for a space).
+        let v = v.replace("%20", " ").replace('_', " ");
+        (!v.trim().is_empty()).then(|| v.trim().to_string())
+    })
+}
+
+fn txt(entries: &std::collections::BTreeSet<String>, keys: &[&str]) -> Option<String> {
+    entries.iter().find_map(|e| {
+        let (k, v) = e.split_once('=')?;
+        (keys.contains(&k) && !v.trim().is_empty()).then(|| v.trim().to_string())
+    })
+}
+
+/// The product, when the device said enough; `vendor` is its IEEE registry name and
+/// `evidence` the votes its classification counted.
+pub fn product(d: &Device, vendor: Option<&str>, evidence: &[Evidence]) -> Option<Product> {
+    let p = &d.profile;
+    let model = p
+        .mdns
+        .models
+        .iter()
+        .next()
+        .cloned()
+        .or_else(|| p.kasa.model.clone())
+        .or_else(|| onvif(&p.wsd.scopes, "hardware"))
+        .or_else(|| {
+            // A host name only when a model-number scheme (weight 3 and up: a rule that
+            // names one kind of product) recognised it.
+            evidence
+                .iter()
+                .find(|e| (e.fact == "hostname" || e.fact == "hostnames") && e.weight >= 3.0)
+                .map(|e| e.value.clone())
+        });
+    let brand = txt(&p.mdns.txt, &["manufacturer", "mf", "usb_mfg"])
+        .or_else(|| onvif(&p.wsd.scopes, "name"))
+        .or_else(|| p.kasa.model.as_ref().map(|_| "TP-Link".to_string()))
+        .or_else(|| vendor.filter(|v| !module_maker(v)).map(str::to_string));
+    // A brand alone from the registry says who made the MAC, which the device event
+    // already has as `vendor`: a product needs the device to have named itself.
+    model.as_ref()?;
+    Some(Product { brand, model })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discover::{Facts, mdns::MdnsFacts};
+    use sensor_common::MacAddr;
+
+    fn device() -> Device {
+        let mut t = crate::track::devices::DeviceTable::with_capacity(4);
+        let mac = MacAddr([0x02, 0, 0, 0, 0, 1]);
+        t.on_seen(mac, 1);
+        t.get(&mac).unwrap().clone()
+    }
+
+    #[test]
+    fn every_module_maker_line_is_a_glob_and_module_makers_are_not_brands() {
+        assert!(module_maker("Espressif Inc."));
+        assert!(module_maker("Hon Hai Precision Ind. Co.,Ltd."));
+        assert!(module_maker(
+            "Shenzhen Hi-Flying Electronics Technology Co.,Ltd"
+        ));
+        assert!(!module_maker("Sonos, Inc."));
+        assert!(!module_maker("Raspberry Pi Trading Ltd"));
+        let mut d = device();
+        d.profile.merge(Facts::Mdns(MdnsFacts {
+            models: ["ESP-Plug-2".to_string()].into(),
+            ..Default::default()
+        }));
+        let p = product(&d, Some("Espressif Inc."), &[]).unwrap();
+        assert_eq!(p.model.as_deref(), Some("ESP-Plug-2"));
+        assert_eq!(p.brand, None, "the module maker is not the brand");
+    }
+
+    #[test]
+    fn an_announced_model_and_manufacturer_make_the_product_and_a_bare_vendor_does_not() {
+        let mut d = device();
+        assert_eq!(product(&d, Some("Sonos, Inc."), &[]), None);
+        d.profile.merge(Facts::Mdns(MdnsFacts {
+            models: ["Google Home Mini".to_string()].into(),
+            txt: [
+                "md=Google Home Mini".to_string(),
+                "mf=Google Inc.".to_string(),
+            ]
+            .into(),
+            ..Default::default()
+        }));
+        let p = product(&d, Some("Espressif Inc."), &[]).unwrap();
+        assert_eq!(p.brand.as_deref(), Some("Google Inc."));
+        assert_eq!(p.model.as_deref(), Some("Google Home Mini"));
+    }
+
+    #[test]
+    fn a_host_name_is_a_model_only_when_a_model_scheme_recognised_it() {
+        let d = device();
+        let vote = |w: f64| Evidence {
+            fact: "hostname".into(),
+            value: "HS110".into(),
+            pattern: "HS1[0-9][0-9]*".into(),
+            category: "plug-switch".into(),
+            weight: w,
+        };
+        assert_eq!(product(&d, None, &[vote(1.5)]), None);
+        assert_eq!(
+            product(&d, Some("TP-LINK TECHNOLOGIES CO.,LTD."), &[vote(3.0)]),
+            Some(Product {
+                brand: Some("TP-LINK TECHNOLOGIES CO.,LTD.".into()),
+                model: Some("HS110".into())
+            })
+        );
+    }
+}
