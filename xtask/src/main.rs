@@ -76,9 +76,17 @@ enum Cmd {
     },
     /// Identification quality on the labelled development set (../shared/fixtures/labels.csv):
     /// per device label against category, then accuracy, coverage, precision at `strong`.
-    Eval,
-    /// Benchmarks (not part of the tests).
-    Bench,
+    Eval {
+        /// Also fail when a figure falls below tests/eval-floor.toml (CI runs this).
+        #[arg(long)]
+        check: bool,
+    },
+    /// Benchmarks (not part of the tests). Arguments after `--` go to the harness
+    /// (`--rounds N`, `--e2e-only`, `--latency-only`).
+    Bench {
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
     /// The Debian package (cargo-deb): binary, hardened systemd unit, default configuration
     /// in /etc/kettlewatch, logrotate snippet; in target/debian.
     Package {
@@ -165,20 +173,23 @@ fn main() -> Result<()> {
             toolchain::install_fuzzing()?;
             fuzz_parsers(&tools, &root, seconds, quick, targets)?;
         }
-        Cmd::Eval => {
+        Cmd::Eval { check } => {
             let tools = Tools::setup()?;
-            build(&tools, true)?;
+            // Only the sensor in release (the package step builds the same one); the scorer
+            // runs from the debug build the tests already made, so CI compiles nothing twice.
+            build_sensor_release(&tools)?;
             let sensor = root
                 .join("target/release/kettlewatch")
                 .display()
                 .to_string();
             std::fs::create_dir_all(root.join("target/eval"))?;
             let out = root.join("target/eval/results.md").display().to_string();
-            let status = run_interruptible(&mut harness(
-                &tools,
-                "eval",
-                &["--sensor".to_string(), sensor, "--out".to_string(), out],
-            ))?;
+            let mut args = vec!["--sensor".to_string(), sensor, "--out".to_string(), out];
+            if check {
+                args.push("--check".into());
+                args.push(root.join("tests/eval-floor.toml").display().to_string());
+            }
+            let status = run_interruptible(&mut debug_harness(&tools, "eval", &args))?;
             std::process::exit(status.code().unwrap_or(1));
         }
         Cmd::Package { check } => {
@@ -188,11 +199,13 @@ fn main() -> Result<()> {
                 package::check(&deb)?;
             }
         }
-        Cmd::Bench => {
+        Cmd::Bench { args } => {
             let tools = Tools::setup()?;
             build(&tools, true)?;
             let out = root.join("target/bench").display().to_string();
-            run(&mut harness(&tools, "bench", &["--out".to_string(), out]))?;
+            let mut all = vec!["--out".to_string(), out];
+            all.extend(args);
+            run(&mut harness(&tools, "bench", &all))?;
         }
     }
     Ok(())
@@ -344,6 +357,26 @@ fn harness(tools: &Tools, bin: &str, args: &[String]) -> Command {
     ]);
     cmd.args(args);
     cmd
+}
+
+/// The same tool from the debug profile, for harnesses whose own speed does not matter.
+fn debug_harness(tools: &Tools, bin: &str, args: &[String]) -> Command {
+    let mut cmd = tools.cargo();
+    cmd.args(["run", "-q", "-p", "kettlewatch-tests", "--bin", bin, "--"]);
+    cmd.args(args);
+    cmd
+}
+
+/// The release sensor binary alone (what `package` and `eval` replay through).
+fn build_sensor_release(tools: &Tools) -> Result<()> {
+    run(tools.cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "sensor-user",
+        "--bin",
+        "kettlewatch",
+    ]))
 }
 
 fn build(tools: &Tools, release: bool) -> Result<()> {

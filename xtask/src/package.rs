@@ -25,14 +25,7 @@ const FILES: &[&str] = &[
 /// Builds `target/debian/kettlewatch_*.deb` and returns its path.
 pub fn build(tools: &Tools, root: &Path) -> Result<PathBuf> {
     // Only the binary the package holds: not the test harness's tools.
-    crate::run(tools.cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "sensor-user",
-        "--bin",
-        "kettlewatch",
-    ]))?;
+    crate::build_sensor_release(tools)?;
     crate::toolchain::install_cargo_deb()?;
     let out = root.join("target/debian");
     let _ = std::fs::remove_dir_all(&out);

@@ -34,6 +34,30 @@ struct Args {
     /// Where to write the Markdown report.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Fail when a figure is worse than this file's floors (`tests/eval-floor.toml`).
+    #[arg(long)]
+    check: Option<PathBuf>,
+}
+
+/// The figures a floor is checked against.
+#[derive(Default, Debug)]
+struct Figures {
+    right: usize,
+    wrong: usize,
+    strong_wrong: usize,
+    alerts_after_learning: usize,
+    attacks_missed: usize,
+}
+
+/// `tests/eval-floor.toml`: what the figures may not fall below (or rise above).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Floor {
+    min_right: usize,
+    max_wrong: usize,
+    max_strong_wrong: usize,
+    max_alerts_after_learning: usize,
+    max_attacks_missed: usize,
 }
 
 /// One labelled device.
@@ -92,12 +116,63 @@ fn main() -> Result<()> {
             .map(|d| outcome(&d["iot"]["device"]));
         rows.push((l, got));
     }
-    let mut report = report(&rows, strong);
-    report += &detection(&args.sensor, &fixtures)?;
+    let mut figures = Figures::default();
+    let mut report = report(&rows, strong, &mut figures);
+    report += &detection(&args.sensor, &fixtures, &mut figures)?;
     print!("{report}");
     if let Some(p) = args.out {
         std::fs::write(&p, &report).with_context(|| p.display().to_string())?;
         eprintln!("written to {}", p.display());
+    }
+    if let Some(path) = args.check {
+        let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
+        let floor: Floor = toml::from_str(&text).with_context(|| path.display().to_string())?;
+        let f = &figures;
+        let failed: Vec<String> = [
+            (
+                f.right < floor.min_right,
+                format!("right {} < {}", f.right, floor.min_right),
+            ),
+            (
+                f.wrong > floor.max_wrong,
+                format!("wrong {} > {}", f.wrong, floor.max_wrong),
+            ),
+            (
+                f.strong_wrong > floor.max_strong_wrong,
+                format!(
+                    "wrong at strong {} > {}",
+                    f.strong_wrong, floor.max_strong_wrong
+                ),
+            ),
+            (
+                f.alerts_after_learning > floor.max_alerts_after_learning,
+                format!(
+                    "alerts after learning {} > {}",
+                    f.alerts_after_learning, floor.max_alerts_after_learning
+                ),
+            ),
+            (
+                f.attacks_missed > floor.max_attacks_missed,
+                format!(
+                    "attacks missed {} > {}",
+                    f.attacks_missed, floor.max_attacks_missed
+                ),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(bad, why)| bad.then_some(why))
+        .collect();
+        if !failed.is_empty() {
+            bail!(
+                "the evaluation fell below {}: {}",
+                path.display(),
+                failed.join("; ")
+            );
+        }
+        eprintln!(
+            "eval: 1 passed, 0 failed (figures at or above {})",
+            path.display()
+        );
     }
     Ok(())
 }
@@ -170,7 +245,7 @@ fn outcome(d: &Value) -> Outcome {
     }
 }
 
-fn report(rows: &[(&Label, Option<Outcome>)], strong: f64) -> String {
+fn report(rows: &[(&Label, Option<Outcome>)], strong: f64, figures: &mut Figures) -> String {
     let mut s = String::from(
         "| device | label | category | confidence | strongest evidence |\n|---|---|---|---|---|\n",
     );
@@ -199,12 +274,22 @@ fn report(rows: &[(&Label, Option<Outcome>)], strong: f64) -> String {
                 strong_n += 1;
                 if cat == l.category {
                     strong_right += 1;
+                } else {
+                    figures.strong_wrong += 1;
                 }
             }
         }
         *confusion.entry((l.category.clone(), cat)).or_default() += 1;
     }
     let n = rows.len();
+    figures.right = right;
+    figures.wrong = rows
+        .iter()
+        .filter(|(l, o)| {
+            o.as_ref()
+                .is_some_and(|o| o.category != l.category && o.category != "unknown")
+        })
+        .count();
     let pct = |a: usize, b: usize| {
         if b == 0 {
             "-".to_string()
@@ -258,7 +343,7 @@ fn epoch_s(t: &str) -> f64 {
 }
 
 /// The detection half of the report.
-fn detection(sensor: &Path, fixtures: &Path) -> Result<String> {
+fn detection(sensor: &Path, fixtures: &Path, figures: &mut Figures) -> Result<String> {
     const LEARN: &str = "[baseline]\nmode = \"learn\"\nlearn_for = \"24h\"\n";
     let mut s = String::from(
         "\n## Detection\n\nBenign week-long captures, replayed with `[baseline] mode = \"learn\"`, `learn_for = \"24h\"` (each device learns for a day from its own first sight), every other setting default. Alerts raised after a device's first day, by rule (`new_device` is the inventory's, once per device, and left out):\n\n| capture | device | days seen | alerts after learning | per device-week |\n|---|---|---|---|---|\n",
@@ -327,6 +412,7 @@ fn detection(sensor: &Path, fixtures: &Path) -> Result<String> {
     if weeks.is_empty() {
         s += "| (no week-long captures here) | | | | |\n";
     }
+    figures.alerts_after_learning = total_alerts;
     s += &format!(
         "\n{total_alerts} alerts in {total_weeks:.1} device-weeks after learning.\n\nAttack captures, each replayed with the same learning window, and the rule it must raise:\n\n| capture | what it is | must raise | result |\n|---|---|---|---|\n"
     );
@@ -348,6 +434,7 @@ fn detection(sensor: &Path, fixtures: &Path) -> Result<String> {
         let result = if n > 0 {
             format!("caught ({n})")
         } else {
+            figures.attacks_missed += 1;
             "missed".to_string()
         };
         s += &format!("| {rel} | {what} | {rule} | {result} |\n");
