@@ -39,6 +39,31 @@ pub struct Stages {
     pub intel: crate::judge::intel::stage::Intel,
 }
 
+/// What one poll reads from the kernel: everything `Sensor::apply_poll` needs, read in
+/// one place so a driver can read it on another thread.
+pub struct PollRead {
+    /// When the read began (epoch).
+    pub now_ns: u64,
+    flows: Result<Vec<(FlowKey, FlowTotals)>, crate::kernel::maps::MapsError>,
+    devices: Result<Vec<(MacAddr, DeviceTotals)>, crate::kernel::maps::MapsError>,
+    egress: Vec<(MacAddr, u64, u64)>,
+    /// The kernel's stats counters, for `stats` and the metrics snapshot.
+    pub stats: KernelStats,
+}
+
+impl PollRead {
+    /// Reads flows, devices, egress counters and stats, in batches.
+    pub fn read(maps: &KernelMaps, now_ns: u64) -> Self {
+        Self {
+            now_ns,
+            flows: maps.flows(),
+            devices: maps.devices(),
+            egress: maps.egress().unwrap_or_default(),
+            stats: maps.stats().unwrap_or_default(),
+        }
+    }
+}
+
 /// The engine.
 pub struct Sensor {
     eve: Eve,
@@ -67,6 +92,9 @@ pub struct Sensor {
     alerts_by_rule: std::collections::BTreeMap<&'static str, u64>,
     /// Findings of the current batch, written after the device records they concern.
     pending: Vec<Finding>,
+    /// Flow lines a poll produced, not yet written (live; see `slice_flow_lines`).
+    flow_backlog: std::collections::VecDeque<(u64, crate::track::flows::FlowRecord)>,
+    slice_flows: bool,
     started_ns: u64,
     stats_every_ns: u64,
     next_stats_ns: u64,
@@ -122,6 +150,8 @@ impl Sensor {
             counters: SensorCounters::default(),
             alerts_by_rule: Default::default(),
             pending: Vec::new(),
+            flow_backlog: Default::default(),
+            slice_flows: false,
             started_ns: now_ns,
             stats_every_ns,
             next_stats_ns: now_ns + stats_every_ns,
@@ -405,7 +435,7 @@ impl Sensor {
         self.devices
             .on_poll(devices, &self.flows.last_seen_by_device());
         self.baseline.annotate(&mut records);
-        self.write_flows(now_ns, &records);
+        self.write_flows(now_ns, records);
         self.check_pressure(now_ns);
         let deltas = self.flows.take_deltas();
         let egress = std::mem::take(&mut self.egress);
@@ -437,10 +467,37 @@ impl Sensor {
 
     /// Reads the flow and device maps and takes them in.
     pub fn poll(&mut self, maps: &KernelMaps, now_ns: u64) {
-        self.egress = maps.egress().unwrap_or_default();
-        match (maps.flows(), maps.devices()) {
-            (Ok(f), Ok(d)) => self.on_poll(now_ns, f, d),
+        self.apply_poll(PollRead::read(maps, now_ns));
+    }
+
+    /// A poll whose kernel read was made elsewhere (live: on the poll thread, so the
+    /// ring buffer is served while the maps are walked).
+    pub fn apply_poll(&mut self, read: PollRead) {
+        self.egress = read.egress;
+        match (read.flows, read.devices) {
+            (Ok(f), Ok(d)) => self.on_poll(read.now_ns, f, d),
             (Err(e), _) | (_, Err(e)) => self.poll_failed(&e),
+        }
+    }
+
+    /// Flow lines are queued by a poll and written a slice at a time
+    /// (`write_flow_backlog`), so an alert waits for one slice, not for a whole poll's
+    /// lines. Off by default: replay and the tests keep the lines in poll order.
+    pub fn slice_flow_lines(&mut self, on: bool) {
+        self.slice_flows = on;
+    }
+
+    /// Whether flow lines are waiting to be written.
+    pub fn has_flow_backlog(&self) -> bool {
+        !self.flow_backlog.is_empty()
+    }
+
+    /// Writes up to `max` queued flow lines, oldest first.
+    pub fn write_flow_backlog(&mut self, max: usize) {
+        let n = max.min(self.flow_backlog.len());
+        let batch: Vec<_> = self.flow_backlog.drain(..n).collect();
+        for (now_ns, r) in &batch {
+            self.write_flow(*now_ns, r);
         }
     }
 
@@ -474,21 +531,32 @@ impl Sensor {
         self.stats_now = true;
     }
 
-    fn write_flows(&mut self, now_ns: u64, records: &[crate::track::flows::FlowRecord]) {
-        for r in records {
-            let v = self.eve.flow(now_ns, r);
-            self.emit(&v);
-            self.counters.flow_records += 1;
+    fn write_flows(&mut self, now_ns: u64, records: Vec<crate::track::flows::FlowRecord>) {
+        if self.slice_flows {
+            self.flow_backlog
+                .extend(records.into_iter().map(|r| (now_ns, r)));
+            return;
         }
+        for r in &records {
+            self.write_flow(now_ns, r);
+        }
+    }
+
+    fn write_flow(&mut self, now_ns: u64, r: &crate::track::flows::FlowRecord) {
+        let v = self.eve.flow(now_ns, r);
+        self.emit(&v);
+        self.counters.flow_records += 1;
     }
 
     /// Stopping: the last records of every flow, then a final `stats` event.
     pub fn finish(&mut self, now_ns: u64, kernel: &KernelStats, extra: Option<(&str, Value)>) {
         // The run ends: randomised MACs still waiting to say who they are are new.
         self.release_held(now_ns, u64::MAX);
+        self.write_flow_backlog(usize::MAX);
+        self.slice_flows = false;
         let mut records = self.flows.flush();
         self.baseline.annotate(&mut records);
-        self.write_flows(now_ns, &records);
+        self.write_flows(now_ns, records);
         self.end_batch(now_ns);
         self.write_stats(now_ns, kernel, extra);
     }

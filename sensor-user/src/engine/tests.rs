@@ -469,3 +469,67 @@ fn a_burst_of_nxdomain_for_generated_names_is_a_dga_and_one_typo_is_not() {
     assert_eq!(a[0]["iot"]["device"]["mac"], "02:00:5e:10:00:17");
     assert_eq!(a[0]["alert"]["metadata"]["nxdomain_domains"][0], "10");
 }
+
+#[test]
+fn sliced_flow_lines_let_an_alert_go_first_and_are_all_written_once() {
+    // Live mode: a poll's flow lines wait in a queue written a slice at a time, so an
+    // alert raised meanwhile is not written behind all of them; nothing is lost at stop.
+    let (mut s, buf) = sensor("[baseline]\nmode = \"monitor\"\n");
+    s.slice_flow_lines(true);
+    let t = T0 + 1_000_000_000;
+    let flows: Vec<_> = (0..300u16)
+        .map(|i| {
+            let key = FlowKey::from_parts(
+                unsafe { std::mem::transmute::<[u8; 16], [u32; 4]>(mapped([198, 51, 100, 7])) },
+                DEV,
+                1000 + i,
+                proto::UDP,
+                0,
+            );
+            let totals = crate::track::flows::FlowTotals {
+                packets: 1,
+                bytes: 60,
+                first_seen_ns: t,
+                last_seen_ns: t,
+                ..Default::default()
+            };
+            (key, totals)
+        })
+        .collect();
+    s.on_poll(
+        t,
+        flows,
+        vec![(DEV, crate::track::devices::DeviceTotals::default())],
+    );
+    assert!(s.has_flow_backlog(), "the poll's 300 flow lines are queued");
+    s.write_flow_backlog(100);
+    s.on_record(&new_flow(
+        t + 5,
+        [203, 0, 113, 50],
+        443,
+        verdict::UNEXPECTED,
+    ));
+    s.end_batch(t + 5);
+    let evs = lines(s, buf, t + 10);
+    let kinds: Vec<&str> = evs
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap_or(""))
+        .collect();
+    let first_alert = kinds.iter().position(|k| *k == "alert").expect("an alert");
+    let flows_before = kinds[..first_alert]
+        .iter()
+        .filter(|k| **k == "flow")
+        .count();
+    assert_eq!(flows_before, 100, "one slice before the alert: {kinds:?}");
+    let mut ports: Vec<u64> = evs
+        .iter()
+        .filter(|e| e["event_type"] == "flow" && e["proto"] == "UDP")
+        .map(|e| e["dest_port"].as_u64().unwrap())
+        .collect();
+    ports.sort_unstable();
+    assert_eq!(
+        ports,
+        (1000..1300).collect::<Vec<u64>>(),
+        "every queued flow written once"
+    );
+}

@@ -13,6 +13,7 @@ use crate::{
     config::Config,
     emit::eve::Eve,
     engine::sensor::{Sensor, Stages},
+    ingest::map_reader::MapReader,
     ingest::watch::Watch,
     judge::baseline,
     kernel::loader::{self, AttachMode, MapSizes},
@@ -21,6 +22,10 @@ use crate::{
     model::clock::{TimeBase, realtime_ns},
     store::state::Store,
 };
+
+/// Flow lines written between two looks at the ring buffer: an alert behind a poll's
+/// lines waits for at most this many (about a millisecond of JSON).
+const FLOW_LINES_PER_SLICE: usize = 128;
 
 /// What `run` was asked to do.
 pub struct RunArgs {
@@ -112,6 +117,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
         intel,
     };
     let mut sensor = Sensor::new(eve, &args.config, stages, out, now);
+    sensor.slice_flow_lines(true);
     if let Some(v) = view {
         sensor = sensor.with_text_view(v);
     }
@@ -140,6 +146,8 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
         crate::kernel::privileges::drop_to(user)?;
         tracing::info!(user = %user, "running with no capabilities");
     }
+    let maps = std::sync::Arc::new(maps);
+    let mut reader = MapReader::start(maps.clone()).context("starting the map reader thread")?;
     let ifindex = if_index(&args.iface);
     let mut gone = None;
     // Said once everything is in place: from here on events flow.
@@ -178,17 +186,23 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
                     tracing::info!("the output's reader closed it; stopping");
                     break;
                 }
-                sensor.poll(&maps, now);
+                reader.ask(now);
+            }
+            Some(read) = reader.reads.recv() => {
+                reader.busy = false;
+                let (now, k) = (read.now_ns, read.stats);
+                sensor.apply_poll(read);
                 let due = sensor.stats_due(now);
-                if due || metrics.is_some() {
-                    let k = maps.stats().unwrap_or_default();
-                    if let Some(m) = &metrics {
-                        m.publish(sensor.metrics_snapshot(&k));
-                    }
-                    if due {
-                        sensor.write_stats(now, &k, None);
-                    }
+                if let Some(m) = &metrics {
+                    m.publish(sensor.metrics_snapshot(&k));
                 }
+                if due {
+                    sensor.write_stats(now, &k, None);
+                }
+            }
+            // A poll's flow lines, a slice at a time between the other branches.
+            _ = std::future::ready(()), if sensor.has_flow_backlog() => {
+                sensor.write_flow_backlog(FLOW_LINES_PER_SLICE);
             }
             _ = sighup.recv() => {
                 // logrotate moved the file: later lines go to a new one at the path.
@@ -200,6 +214,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
         }
     }
 
+    reader.stop();
     match &gone {
         None => {
             tracing::info!(iface = %args.iface, "stopping: detaching");
