@@ -71,15 +71,6 @@ fn watch(ctx: &TcContext, st: &mut Stats) {
         return;
     };
     let len = ctx.len();
-    let n = if len > DISCOVERY_BYTES as u32 {
-        DISCOVERY_BYTES as u32
-    } else {
-        len
-    };
-    if n == 0 {
-        slot.discard(0);
-        return;
-    }
     let rec = slot.as_mut_ptr();
     // SAFETY: `rec` is the reserved record; `n` is at most the size of `data`.
     let loaded = unsafe {
@@ -99,13 +90,24 @@ fn watch(ctx: &TcContext, st: &mut Stats) {
             vlan: l2.vlan,
             ..Event::default()
         };
-        (*rec).cap_len = n;
         (*rec)._pad = 0;
+        // The copy length must be seen as 1..=DISCOVERY_BYTES by the verifier of every
+        // kernel. Linux 6.1's learns nothing from `n != 0` (it tracks ranges, and a
+        // check against zero does not move one), so the range is built by arithmetic:
+        // (len - 1) clamped, plus 1. A frame is never empty; if one were, the wrapped
+        // length asks for more than the frame holds and the helper refuses the copy.
+        // Found by `cargo xtask vm-test` ("R3 min value is outside of the allowed memory
+        // range").
+        let n: u64 = u64::from(len)
+            .wrapping_sub(1)
+            .min(DISCOVERY_BYTES as u64 - 1)
+            + 1;
+        (*rec).cap_len = n as u32;
         bpf_skb_load_bytes(
             ctx.as_ptr().cast_const(),
             0,
             (*rec).data.as_mut_ptr().cast(),
-            n,
+            n as u32,
         )
     };
     if loaded == 0 {

@@ -41,6 +41,7 @@ impl Program {
 
     /// Loads with the given map sizes.
     pub fn load_sized(sizes: MapSizes) -> Self {
+        pin_to_this_cpu();
         let mut ebpf = loader::load(sizes, true).expect("load the sensor's eBPF object");
         let (maps, ring) = KernelMaps::take(&mut ebpf).expect("maps");
         let policy = PolicyMaps::take(&mut ebpf).expect("policy maps");
@@ -150,4 +151,27 @@ pub fn nonzero_stats(s: &KernelStats) -> BTreeMap<&'static str, u64> {
         .filter(|(_, v)| **v != 0)
         .map(|(n, v)| (*n, *v))
         .collect()
+}
+
+/// Keeps the calling test thread on the CPU it runs on: BPF_PROG_TEST_RUN runs the
+/// program on the caller's CPU, and the flow cache and LRU lists are per CPU, so a test
+/// that migrated between two frames would see another CPU's cache (seen as a flaky
+/// `cached_frames_of_an_evicted_flow_are_counted_as_lost` while CI ran beside it).
+fn pin_to_this_cpu() {
+    // SAFETY: plain syscalls on this thread with a zeroed, then filled, cpu_set_t.
+    unsafe {
+        let cpu = libc::sched_getcpu();
+        if cpu < 0 {
+            return;
+        }
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu as usize, &mut set);
+        let rc = libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
+        assert_eq!(
+            rc,
+            0,
+            "pinning the test thread to CPU {cpu}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
 }

@@ -5,6 +5,7 @@
 
 mod package;
 mod toolchain;
+mod vm;
 
 use std::{path::PathBuf, process::Command};
 
@@ -80,6 +81,19 @@ enum Cmd {
         /// Also fail when a figure falls below tests/eval-floor.toml (CI runs this).
         #[arg(long)]
         check: bool,
+    },
+    /// The kernel-facing tests inside Debian's Linux 6.1 under qemu (KVM if it boots,
+    /// else TCG): program loads through the verifier, BPF_PROG_TEST_RUN, the egress
+    /// program, capture replays. Arguments after `--` filter the tests by name.
+    VmTest {
+        /// Kernel series: 6.1 (Debian 12's, the cloud flavour).
+        #[arg(long, default_value = "6.1")]
+        kernel: String,
+        /// Guest architecture (x86_64 only for now).
+        #[arg(long, default_value = "x86_64")]
+        arch: String,
+        #[arg(last = true)]
+        filter: Vec<String>,
     },
     /// Benchmarks (not part of the tests). Arguments after `--` go to the harness
     /// (`--rounds N`, `--e2e-only`, `--latency-only`).
@@ -172,6 +186,14 @@ fn main() -> Result<()> {
             let tools = Tools::setup()?;
             toolchain::install_fuzzing()?;
             fuzz_parsers(&tools, &root, seconds, quick, targets)?;
+        }
+        Cmd::VmTest {
+            kernel,
+            arch,
+            filter,
+        } => {
+            let tools = Tools::setup()?;
+            vm::run(&tools, &root, &kernel, &arch, &filter)?;
         }
         Cmd::Eval { check } => {
             let tools = Tools::setup()?;

@@ -1,0 +1,155 @@
+//! `cargo xtask vm-test`: the kernel-facing tests inside a Debian kernel booted under
+//! qemu, so the verifier and attach paths of the kernels gateways run are exercised here.
+//!
+//! `xtask/vm/run-in-vm.sh` does the booting: the kernel package is downloaded from
+//! Debian and unpacked (never installed on this host), the host's root is shared
+//! read-only into the guest over virtiofs (Debian's cloud kernels have no 9p) with a RAM
+//! overlay on top, so the test binaries run at their own paths with their own libraries,
+//! and the guest's exit status comes back through a shared work directory. KVM is used
+//! when a guest reaches its init under it, TCG otherwise. The VM and its file servers are
+//! killed on every exit path of the script.
+
+use std::{path::Path, process::Command};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::toolchain::Tools;
+
+/// The test targets that touch the kernel: program loads and BPF_PROG_TEST_RUN, the
+/// egress program, policy and intel maps, capture replays.
+const KERNEL_TESTS: &[&str] = &[
+    "xdp_program",
+    "tc_egress",
+    "xdp_policy",
+    "xdp_intel",
+    "replay_captures",
+];
+
+/// Debian's kernel package for `series` (the newest `-cloud-amd64` build the archive
+/// has), as the directory name the script fetches into.
+fn kernel_dir(series: &str) -> Result<String> {
+    let out = Command::new("apt-cache")
+        .args(["search", "--names-only"])
+        .arg(format!(
+            "^linux-image-{}\\.0-[0-9]+-cloud-amd64-unsigned$",
+            series.replace('.', "\\.")
+        ))
+        .output()
+        .context("apt-cache (Debian's package index) is needed to find the kernel")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let newest = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter_map(|p| {
+            let v = p.strip_prefix("linux-image-")?.strip_suffix("-unsigned")?;
+            let abi: u32 = v.split('-').nth(1)?.parse().ok()?;
+            Some((abi, v.to_string()))
+        })
+        .max();
+    match newest {
+        Some((_, v)) => Ok(format!("linux-{v}")),
+        None => bail!(
+            "no linux-image-{series}.0-*-cloud-amd64-unsigned in Debian's index (apt-get update?)"
+        ),
+    }
+}
+
+/// Builds the test binaries, boots the kernel and runs them inside; fails when any fails.
+pub fn run(tools: &Tools, root: &Path, kernel: &str, arch: &str, filter: &[String]) -> Result<()> {
+    if arch != "x86_64" {
+        bail!(
+            "vm-test --arch {arch}: not built yet (only x86_64 guests; an arm64 guest needs the cross-built binary and qemu-system-arm, see issue 18)"
+        );
+    }
+    let series = match kernel {
+        "6.1" => "6.1",
+        other => bail!("vm-test --kernel {other}: only 6.1 (Debian 12's kernel) is known"),
+    };
+    crate::run(tools.cargo().args(["build", "--bins"]))?;
+    let mut cargo = tools.cargo();
+    cargo.args(["test", "-p", "kettlewatch-tests", "--no-run"]);
+    for t in KERNEL_TESTS {
+        cargo.args(["--test", t]);
+    }
+    let out = cargo.output().context("cargo test --no-run")?;
+    let said = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        bail!("building the tests failed:\n{said}");
+    }
+    // cargo names each test executable: "Executable tests/NAME.rs (target/debug/deps/NAME-HASH)".
+    let bins: Vec<(String, String)> = said
+        .lines()
+        .filter_map(|l| {
+            let rest = l.trim().strip_prefix("Executable tests/")?;
+            let (file, path) = rest.split_once(" (")?;
+            let name = file.strip_suffix(".rs")?;
+            Some((
+                name.to_string(),
+                root.join(path.strip_suffix(')')?).display().to_string(),
+            ))
+        })
+        .collect();
+    if bins.len() != KERNEL_TESTS.len() {
+        bail!(
+            "expected {} test binaries, cargo said {bins:?}",
+            KERNEL_TESTS.len()
+        );
+    }
+    let cache = crate::toolchain::cache_dir().join("vm");
+    std::fs::create_dir_all(&cache)?;
+    let kdir = cache.join(kernel_dir(series)?);
+    let work = root.join("target/vm-test");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    // The guest runs each binary and leaves its output and status in the work directory.
+    let mut guest = String::from("set -u\ncd /\nfailed=0\nuname -r\n");
+    let kw = root.join("target/debug/kettlewatch");
+    for (name, exe) in &bins {
+        guest += &format!(
+            "echo \"== {name}\"\nKETTLEWATCH_BIN='{}' CI=true RUST_BACKTRACE=0 '{exe}' --test-threads=1 {} > '{}/{name}.log' 2>&1\nrc=$?\necho \"$rc\" > '{}/{name}.rc'\ngrep -E '^test result|^    [a-z_]+$' '{}/{name}.log'\n[ $rc = 0 ] || failed=1\n",
+            kw.display(),
+            filter.join(" "),
+            work.display(),
+            work.display(),
+            work.display(),
+        );
+    }
+    guest += "exit $failed\n";
+    let script = work.join("guest.sh");
+    std::fs::write(&script, guest)?;
+    let status = Command::new("bash")
+        .arg(root.join("xtask/vm/run-in-vm.sh"))
+        .arg(&kdir)
+        .arg(&work)
+        .arg("--")
+        .arg("sh")
+        .arg(&script)
+        .env("VM_TIMEOUT", "1500")
+        .status()
+        .context("running xtask/vm/run-in-vm.sh")?;
+    let mut summary = Vec::new();
+    for (name, _) in &bins {
+        let rc = std::fs::read_to_string(work.join(format!("{name}.rc")))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "did not run".into());
+        summary.push(format!(
+            "{name}: {}",
+            if rc == "0" {
+                "ok".into()
+            } else {
+                format!("FAILED ({rc}), see target/vm-test/{name}.log")
+            }
+        ));
+    }
+    println!(
+        "\nvm-test on Linux {series} (x86_64):\n  {}",
+        summary.join("\n  ")
+    );
+    if !status.success() {
+        bail!(
+            "vm-test failed on Linux {series} (exit {:?})",
+            status.code()
+        );
+    }
+    Ok(())
+}
