@@ -1,17 +1,19 @@
 //! The device table: a device's non-IP frames and new flows, and the token bucket that
 //! bounds how many of its discovery frames are copied to userspace.
 
+use core::mem::MaybeUninit;
+
 use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_xdp_load_bytes, programs::XdpContext};
 use sensor_common::{
     DISCOVERY_BURST, DISCOVERY_BYTES, DISCOVERY_RATE, DeviceCounters, DeviceKey, DiscoveryRecord,
-    Event, EventKind, FlowKey, stats,
+    EventKind, stats,
 };
 
 use crate::{
     clock::{now_coarse, now_precise},
     maps::{DEVICES, EEXIST, EVENTS, Stats},
     parse,
-    ring::emit,
+    ring::{emit, put, zero},
 };
 
 /// Copies a discovery frame to userspace, within its device's rate. `src` is the source
@@ -54,24 +56,24 @@ pub(crate) fn discover(
     let rec = slot.as_mut_ptr();
     // SAFETY: `rec` is the reserved record; `n` is at most the size of `data`.
     let loaded = unsafe {
-        (*rec).head = Event {
-            ts_ns: now_precise(),
-            key: FlowKey {
-                mac: l2.src_mac,
-                ..FlowKey::default()
-            },
-            // SAFETY: four native-order words are the address's 16 bytes.
-            src_addr: core::mem::transmute::<[u32; 4], [u8; 16]>(src),
-            src_port,
-            dst_mac: l2.dst_mac,
-            kind: EventKind::Discovery as u8,
-            tcp_flags: 0,
-            dst_port,
-            frame_len: len as u32,
-            ethertype: l2.ethertype,
-            vlan: l2.vlan,
-            ..Event::default()
-        };
+        // Only the header: the copy below writes the data.
+        zero(&raw mut (*rec).head);
+        let e = &mut (*rec).head;
+        e.ts_ns = now_precise();
+        e.key.mac = l2.src_mac;
+        // Zero for a non-IP frame, so written word by word with `put`. SAFETY: the
+        // address's 16 bytes, at a 4-aligned offset, are four words.
+        let words = &mut *e.src_addr.as_mut_ptr().cast::<[u32; 4]>();
+        for (w, v) in words.iter_mut().zip(src) {
+            put(w, v);
+        }
+        put(&mut e.src_port, src_port);
+        e.dst_mac = l2.dst_mac;
+        e.kind = EventKind::Discovery as u8;
+        put(&mut e.dst_port, dst_port);
+        e.frame_len = len as u32;
+        e.ethertype = l2.ethertype;
+        e.vlan = l2.vlan;
         (*rec)._pad = 0;
         // The copy length must be seen as 1..=DISCOVERY_BYTES by the verifier of every
         // kernel. Linux 6.1's learns nothing from `n != 0` (it tracks ranges, and a
@@ -117,33 +119,32 @@ pub(crate) fn count_device(st: &mut Stats, l2: &parse::L2, non_ip_len: Option<u6
         add(unsafe { &mut *c });
         return;
     }
-    let first = DeviceCounters {
-        non_ip_packets: packets,
-        non_ip_bytes: bytes,
-        new_flows: flows,
-        first_seen_ns: now,
-        last_seen_ns: now,
-        discovery_tokens: DISCOVERY_BURST,
-        discovery_refill_ns: now,
+    let mut first = MaybeUninit::<DeviceCounters>::uninit();
+    // SAFETY: a local, aligned to 8; every field is written (zero, then the rest). Used
+    // in place: a copy out of it would be zeroed again by a memset.
+    let first = unsafe {
+        zero(first.as_mut_ptr());
+        let c = &mut *first.as_mut_ptr();
+        put(&mut c.non_ip_packets, packets);
+        put(&mut c.non_ip_bytes, bytes);
+        put(&mut c.new_flows, flows);
+        c.first_seen_ns = now;
+        c.last_seen_ns = now;
+        c.discovery_tokens = DISCOVERY_BURST;
+        c.discovery_refill_ns = now;
+        first.assume_init_ref()
     };
-    match DEVICES.insert(&key, &first, BPF_NOEXIST as u64) {
+    match DEVICES.insert(&key, first, BPF_NOEXIST as u64) {
         Ok(()) => {
             st[stats::NEW_DEVICES as usize] += 1;
-            emit(
-                st,
-                Event {
-                    ts_ns: now_precise(),
-                    key: FlowKey {
-                        mac: l2.src_mac,
-                        ..FlowKey::default()
-                    },
-                    dst_mac: l2.dst_mac,
-                    kind: EventKind::NewDevice as u8,
-                    ethertype: l2.ethertype,
-                    vlan: l2.vlan,
-                    ..Event::default()
-                },
-            );
+            emit(st, |e| {
+                e.ts_ns = now_precise();
+                e.key.mac = l2.src_mac;
+                e.dst_mac = l2.dst_mac;
+                e.kind = EventKind::NewDevice as u8;
+                e.ethertype = l2.ethertype;
+                e.vlan = l2.vlan;
+            });
         }
         Err(e) if e == -EEXIST => match DEVICES.get_ptr_mut(&key) {
             // SAFETY: per-CPU value of this CPU.

@@ -10,7 +10,7 @@ use crate::{
     config::Config,
     ingest::live::{self, RunArgs},
     ingest::replay::{self, ReplayArgs},
-    kernel::loader::AttachMode,
+    kernel::loader::{AttachMode, EgressAttach},
     store::state::{self, Store},
 };
 
@@ -43,6 +43,9 @@ enum Command {
         /// XDP attach mode.
         #[arg(long, value_enum, default_value = "auto")]
         xdp_mode: AttachMode,
+        /// How the egress (TC) program is attached.
+        #[arg(long, value_enum, default_value = "auto")]
+        egress_attach: EgressAttach,
         /// Once attached, run as this user with no capabilities.
         #[arg(long)]
         user: Option<String>,
@@ -167,6 +170,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             output,
             format,
             xdp_mode,
+            egress_attach,
             user,
             state_dir,
         } => {
@@ -179,6 +183,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 format: format.resolve(&output),
                 output,
                 mode: xdp_mode,
+                egress_attach,
                 user,
                 state_dir,
             })?;

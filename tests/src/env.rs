@@ -113,3 +113,15 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// `timeout` stretched by `KW_TIME_SCALE` (a whole number, default 1): `cargo xtask
+/// vm-test` sets it, because under qemu's TCG a program load that takes milliseconds here
+/// takes seconds. Only waits for something to happen are stretched, never a measurement.
+pub fn slow(timeout: std::time::Duration) -> std::time::Duration {
+    let scale = std::env::var("KW_TIME_SCALE")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(1)
+        .max(1);
+    timeout * scale
+}

@@ -258,6 +258,22 @@ impl Lab {
         self.gw.ip(&["link", "show", "lan0"]).contains("xdp")
     }
 
+    /// How many netlink (clsact) egress filters on the gateway's `lan0` run the sensor's
+    /// egress program, as `tc filter show` lists them.
+    pub fn egress_filters(&self) -> usize {
+        let out = self
+            .gw
+            .cmd("tc")
+            .args(["filter", "show", "dev", "lan0", "egress"])
+            .output()
+            .expect("run tc filter show");
+        // One line per filter; the program's name appears twice on it (filter and program).
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains(sensor_common::maps::EGRESS_PROGRAM))
+            .count()
+    }
+
     /// Starts the sensor on the gateway's `lan0` with `config` (written to a file in the
     /// returned directory, which must live as long as the sensor) and `extra` arguments,
     /// and waits until it is watching.

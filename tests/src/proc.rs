@@ -97,6 +97,7 @@ impl Sensor {
     /// Waits until stderr has a line containing `needle`; panics with stderr on timeout or
     /// if the process exits first.
     pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) {
+        let timeout = crate::env::slow(timeout);
         let start = Instant::now();
         loop {
             if self
@@ -162,7 +163,7 @@ impl Sensor {
     /// SIGTERM, then waits (SIGKILL after 20 s) and returns what it wrote.
     pub fn stop(mut self) -> Stopped {
         self.signal(libc::SIGTERM);
-        self.finish(Duration::from_secs(20))
+        self.finish(crate::env::slow(Duration::from_secs(20)))
     }
 
     /// SIGKILL, and returns what it wrote.

@@ -267,10 +267,12 @@ fn kill_9_twenty_times_under_traffic_leaves_nothing_attached_and_the_inventory_i
         sensor.wait_for_log(ATTACHED, Duration::from_secs(30));
         let links = links_of(sensor.pid());
         let types: Vec<&str> = links.iter().map(|(t, _)| t.as_str()).collect();
+        // Before 6.6 the egress program is a netlink filter, not a link: what kill -9
+        // leaves of it is the next test's.
+        let expected: &[&str] = if tcx() { &["tcx", "xdp"] } else { &["xdp"] };
         assert_eq!(
-            types,
-            ["tcx", "xdp"],
-            "round {round}: both programs attached by links"
+            types, expected,
+            "round {round}: the programs attached by links"
         );
         assert!(lab.xdp_attached());
         std::thread::sleep(Duration::from_millis(rng.u64(50..600)));
@@ -303,6 +305,69 @@ fn kill_9_twenty_times_under_traffic_leaves_nothing_attached_and_the_inventory_i
     for t in traffic {
         t.join().unwrap();
     }
+}
+
+/// Whether this kernel attaches TC programs by tcx links (Linux 6.6 and later).
+fn tcx() -> bool {
+    aya::util::KernelVersion::current().is_ok_and(|v| v >= aya::util::KernelVersion::new(6, 6, 0))
+}
+
+/// The egress path kernels before 6.6 take, run here on any kernel: a netlink filter is
+/// not a link, so kill -9 leaves it attached (the XDP link still goes); the next start
+/// removes it and says so, a clean stop removes its own, and there is never more than one.
+#[test]
+fn a_netlink_egress_filter_left_by_kill_9_is_replaced_at_the_next_start() {
+    if !env::have_root() || !env::have_tool("ip") || !env::have_tool("tc") {
+        return;
+    }
+    let lab = Lab::build(1);
+    let netlink: &[&str] = &["--egress-attach", "netlink"];
+    let mut sensor = Sensor::start(&lab.gw, "lan0", netlink, false);
+    sensor.wait_for_log(ATTACHED, Duration::from_secs(30));
+    assert_eq!(lab.egress_filters(), 1, "one egress filter while running");
+    let links = links_of(sensor.pid());
+    assert_eq!(links.len(), 1, "only XDP is a link: {links:?}");
+    let out = sensor.kill9();
+    assert_eq!(out.status.code(), None, "killed by a signal");
+    let mut xdp_gone = false;
+    for _ in 0..50 {
+        if !lab.xdp_attached() {
+            xdp_gone = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(xdp_gone, "the XDP link went with the process");
+    assert_eq!(
+        lab.egress_filters(),
+        1,
+        "kill -9 leaves the netlink egress filter attached"
+    );
+
+    let mut sensor = Sensor::start(&lab.gw, "lan0", netlink, false);
+    sensor.wait_for_log(ATTACHED, Duration::from_secs(30));
+    assert_eq!(
+        lab.egress_filters(),
+        1,
+        "the next start replaced the leftover filter instead of adding one"
+    );
+    let out = sensor.stop();
+    assert!(out.status.success(), "{:?}: {}", out.status, out.stderr);
+    assert!(
+        out.stderr
+            .contains("removed the egress filter an earlier run left attached"),
+        "the start said it removed the leftover: {}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| l.contains(ATTACHED) && l.contains("\"netlink\"")),
+        "the start said how egress is attached: {}",
+        out.stderr
+    );
+    assert_eq!(lab.egress_filters(), 0, "a clean stop removes its filter");
+    assert!(!lab.xdp_attached());
 }
 
 #[test]
@@ -419,16 +484,54 @@ fn assert_three_packets_to_4242(lab: &Lab, stdout: &[String]) {
 
 #[test]
 fn run_as_an_unprivileged_user_after_attaching() {
-    if !env::have_root() || !env::have_tool("ip") {
+    unprivileged_run(false);
+}
+
+/// With a netlink egress filter, `--user` keeps CAP_NET_ADMIN (and nothing else it does
+/// not need), so the clean stop still removes the filter.
+#[test]
+fn run_as_an_unprivileged_user_keeps_net_admin_for_a_netlink_egress_filter() {
+    unprivileged_run(true);
+}
+
+/// Runs with `--user nobody`: uid 65534 and only the capabilities this kernel still
+/// needs (CAP_BPF before 6.5 while kernel.unprivileged_bpf_disabled is set; CAP_NET_ADMIN
+/// for a netlink egress filter), still counting, and detached at the end.
+fn unprivileged_run(netlink: bool) {
+    if !env::have_root() || !env::have_tool("ip") || (netlink && !env::have_tool("tc")) {
         return;
     }
+    const CAP_NET_ADMIN: u64 = 1 << 12;
+    const CAP_BPF: u64 = 1 << 39;
+    let before_6_5 = aya::util::KernelVersion::current()
+        .is_ok_and(|v| v < aya::util::KernelVersion::new(6, 5, 0));
+    let sysctl = std::fs::read_to_string("/proc/sys/kernel/unprivileged_bpf_disabled")
+        .map_or(true, |v| v.trim() != "0");
+    let mut expected = 0;
+    if before_6_5 && sysctl {
+        expected |= CAP_BPF;
+    }
+    // Before 6.6 the egress program is a netlink filter whatever was asked.
+    if netlink || !tcx() {
+        expected |= CAP_NET_ADMIN;
+    }
     let lab = Lab::build(1);
-    let (_dir, sensor) = lab.watch(FAST_CONFIG, &["--user", "nobody"]);
+    let mut extra = vec!["--user", "nobody"];
+    if netlink {
+        extra.extend(["--egress-attach", "netlink"]);
+    }
+    let (_dir, sensor) = lab.watch(FAST_CONFIG, &extra);
     let status = std::fs::read_to_string(format!("/proc/{}/status", sensor.pid())).unwrap();
     let field = |name: &str| status_field(&status, name);
     assert_eq!(field("Uid:"), vec!["65534"; 4], "{status}");
-    assert_eq!(field("CapEff:"), vec!["0000000000000000"]);
-    assert_eq!(field("CapPrm:"), vec!["0000000000000000"]);
+    let want = format!("{expected:016x}");
+    assert_eq!(field("CapEff:"), vec![want.as_str()], "{status}");
+    assert_eq!(field("CapPrm:"), vec![want.as_str()], "{status}");
+    assert_eq!(field("CapInh:"), vec!["0000000000000000"], "{status}");
+    assert_eq!(field("NoNewPrivs:"), vec!["1"], "{status}");
+    if netlink || !tcx() {
+        assert_eq!(lab.egress_filters(), 1, "the egress filter is attached");
+    }
     // Still counting, and still able to detach at the end.
     lab.send_udp(0, SocketAddr::new(SERVERS_V4[0].into(), 4242), 3, 20);
     std::thread::sleep(Duration::from_millis(500));
@@ -436,6 +539,20 @@ fn run_as_an_unprivileged_user_after_attaching() {
     assert!(out.status.success(), "{}", out.stderr);
     assert_three_packets_to_4242(&lab, &out.stdout);
     assert!(!lab.xdp_attached(), "detached after dropping privileges");
+    assert_eq!(
+        lab.egress_filters(),
+        0,
+        "no egress filter left: {}",
+        out.stderr
+    );
+    if expected != 0 {
+        assert!(
+            out.stderr
+                .contains("running with only the capabilities it still needs"),
+            "the log says what it keeps: {}",
+            out.stderr
+        );
+    }
 }
 
 /// The privileges the packaged unit gives the sensor (`sensor-user/packaging/

@@ -92,11 +92,17 @@ enum Cmd {
         /// Guest architecture (x86_64 only for now).
         #[arg(long, default_value = "x86_64")]
         arch: String,
+        /// Every test of the kernel-facing targets, not the selection (slow under TCG).
+        #[arg(long, conflicts_with = "quick")]
+        all: bool,
+        /// The smaller selection CI runs.
+        #[arg(long)]
+        quick: bool,
         #[arg(last = true)]
         filter: Vec<String>,
     },
     /// Benchmarks (not part of the tests). Arguments after `--` go to the harness
-    /// (`--rounds N`, `--e2e-only`, `--latency-only`).
+    /// (`--rounds N`, `--e2e-only`, `--latency-only`, `--frames-only`).
     Bench {
         #[arg(last = true)]
         args: Vec<String>,
@@ -190,10 +196,17 @@ fn main() -> Result<()> {
         Cmd::VmTest {
             kernel,
             arch,
+            all,
+            quick,
             filter,
         } => {
             let tools = Tools::setup()?;
-            vm::run(&tools, &root, &kernel, &arch, &filter)?;
+            let selection = match (all, quick) {
+                (true, _) => vm::Selection::All,
+                (_, true) => vm::Selection::Quick,
+                _ => vm::Selection::Default,
+            };
+            vm::run(&tools, &root, &kernel, &arch, selection, &filter)?;
         }
         Cmd::Eval { check } => {
             let tools = Tools::setup()?;
@@ -390,7 +403,7 @@ fn debug_harness(tools: &Tools, bin: &str, args: &[String]) -> Command {
 }
 
 /// The release sensor binary alone (what `package` and `eval` replay through).
-fn build_sensor_release(tools: &Tools) -> Result<()> {
+pub(crate) fn build_sensor_release(tools: &Tools) -> Result<()> {
     run(tools.cargo().args([
         "build",
         "--release",

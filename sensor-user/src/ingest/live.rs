@@ -16,7 +16,7 @@ use crate::{
     ingest::map_reader::MapReader,
     ingest::watch::Watch,
     judge::baseline,
-    kernel::loader::{self, AttachMode, MapSizes},
+    kernel::loader::{self, AttachMode, EgressAttach, MapSizes},
     kernel::maps::KernelMaps,
     kernel::policy_maps::PolicyMaps,
     model::clock::{TimeBase, realtime_ns},
@@ -39,6 +39,8 @@ pub struct RunArgs {
     pub format: crate::emit::text::Format,
     /// XDP attach mode.
     pub mode: AttachMode,
+    /// How the egress program is attached.
+    pub egress_attach: EgressAttach,
     /// Drop to this user once attached.
     pub user: Option<String>,
     /// The state directory.
@@ -71,7 +73,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     let (link, mode) = loader::attach(&mut ebpf, &args.iface, args.mode)?;
     // What the gateway sends devices (DNS answers, for domain policies). Without it the
     // sensor still counts and alerts; domain entries just never resolve.
-    let egress = match loader::attach_egress(&mut ebpf, &args.iface) {
+    let egress = match loader::attach_egress(&mut ebpf, &args.iface, args.egress_attach) {
         Ok(l) => Some(l),
         Err(e) => {
             tracing::error!(
@@ -143,8 +145,22 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(*args.config.sensor.poll_interval.get_ref());
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     if let Some(user) = &args.user {
-        crate::kernel::privileges::drop_to(user)?;
-        tracing::info!(user = %user, "running with no capabilities");
+        use crate::kernel::privileges;
+        let netlink = matches!(egress, Some((_, "netlink")));
+        let needed = privileges::still_needed_here(netlink);
+        let keep: Vec<_> = needed.iter().map(|(c, _)| *c).collect();
+        privileges::drop_to(user, &keep)?;
+        if keep.is_empty() {
+            tracing::info!(user = %user, "running with no capabilities");
+        } else {
+            let why: Vec<_> = needed.iter().map(|(_, why)| *why).collect();
+            tracing::info!(
+                user = %user,
+                keeps = %privileges::names(&keep),
+                why = %why.join("; "),
+                "running with only the capabilities it still needs"
+            );
+        }
     }
     let maps = std::sync::Arc::new(maps);
     let mut reader = MapReader::start(maps.clone()).context("starting the map reader thread")?;
@@ -154,6 +170,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     tracing::info!(
         iface = %args.iface,
         xdp_mode = %mode,
+        egress = egress.as_ref().map_or("not attached", |(_, how)| *how),
         flows = sizes.flows,
         devices = sizes.devices,
         "watching {}",
@@ -221,7 +238,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
             loader::xdp(&mut ebpf)?
                 .detach(link)
                 .context("detaching the XDP program")?;
-            if let Some(l) = egress {
+            if let Some((l, _)) = egress {
                 loader::egress(&mut ebpf)?
                     .detach(l)
                     .context("detaching the TC program")?;

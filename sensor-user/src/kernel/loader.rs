@@ -6,7 +6,8 @@ use std::{ffi::CString, io};
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
     programs::{
-        ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode, tc, tc::SchedClassifierLinkId,
+        LinkOrder, ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode, tc,
+        tc::{NlOptions, SchedClassifierLinkId, TcAttach},
         xdp::XdpLinkId,
     },
 };
@@ -52,6 +53,16 @@ pub enum AttachMode {
     Native,
     /// Generic (skb) only.
     Skb,
+}
+
+/// `--egress-attach`: how the egress (TC) program is attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EgressAttach {
+    /// A tcx link on Linux 6.6 and later, a netlink filter before.
+    Auto,
+    /// A netlink filter on a clsact qdisc, on any kernel: what `tc filter show` lists, and
+    /// the path older kernels take.
+    Netlink,
 }
 
 /// Why the sensor could not start, phrased for the person running it.
@@ -155,19 +166,58 @@ pub fn egress(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier, LoadError> {
     prog.try_into().map_err(|e: ProgramError| classify(&e))
 }
 
-/// Attaches the egress program to `iface` (a tcx link on Linux 6.6 and later, gone with
-/// the process; netlink with a clsact qdisc before).
-pub fn attach_egress(ebpf: &mut Ebpf, iface: &str) -> Result<SchedClassifierLinkId, LoadError> {
+/// Attaches the egress program to `iface` and says how: `"tcx"`, a link that goes away
+/// with the process (Linux 6.6 and later), or `"netlink"`, a filter on a clsact qdisc
+/// (before 6.6, or when asked for).
+pub fn attach_egress(
+    ebpf: &mut Ebpf,
+    iface: &str,
+    how: EgressAttach,
+) -> Result<(SchedClassifierLinkId, &'static str), LoadError> {
     let name = CString::new(iface).map_err(|_| LoadError::NoInterface(iface.into()))?;
     let prog = egress(ebpf)?;
-    let tcx = aya::util::KernelVersion::current()
-        .is_ok_and(|v| v >= aya::util::KernelVersion::new(6, 6, 0));
-    if !tcx {
-        // Netlink attachment needs the qdisc; it may exist already.
-        let _ = tc::qdisc_add_clsact(name.as_c_str());
+    if how == EgressAttach::Auto
+        && aya::util::KernelVersion::current()
+            .is_ok_and(|v| v >= aya::util::KernelVersion::new(6, 6, 0))
+    {
+        let tcx = TcAttach::Tcx {
+            attach_type: TcAttachType::Egress,
+            order: LinkOrder::default(),
+        };
+        return prog
+            .attach(name.as_c_str(), tcx)
+            .map(|l| (l, "tcx"))
+            .map_err(|e| attach_error(&e, iface, "tc"));
     }
-    prog.attach(name.as_c_str(), TcAttachType::Egress)
+    // Netlink attachment needs the qdisc; it may exist already.
+    let _ = tc::qdisc_add_clsact(name.as_c_str());
+    remove_leftover_egress(name.as_c_str(), iface);
+    let netlink = TcAttach::Netlink {
+        parent: TcAttachType::Egress.into(),
+        options: NlOptions::default(),
+    };
+    prog.attach(name.as_c_str(), netlink)
+        .map(|l| (l, "netlink"))
         .map_err(|e| attach_error(&e, iface, "tc"))
+}
+
+/// A netlink filter outlives the process that attached it: after a kill -9 or a crash the
+/// last run's egress program is still on the interface, copying DNS answers to a ring
+/// nobody reads. Removed here, so that one run has one filter.
+fn remove_leftover_egress(name: &std::ffi::CStr, iface: &str) {
+    match tc::qdisc_detach_program(name, TcAttachType::Egress.into(), maps::EGRESS_PROGRAM) {
+        Ok(()) => tracing::warn!(
+            iface = %iface,
+            program = maps::EGRESS_PROGRAM,
+            "removed the egress filter an earlier run left attached (it was killed or crashed)"
+        ),
+        Err(tc::TcError::IoError(e)) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(
+            iface = %iface,
+            error = %e,
+            "could not look for an egress filter an earlier run left attached"
+        ),
+    }
 }
 
 /// The XDP program of a loaded object.

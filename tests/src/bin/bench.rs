@@ -48,6 +48,10 @@ struct Args {
     /// Run only the alert-latency lab, `rounds` times (p50 and p99 of each round).
     #[arg(long)]
     latency_only: bool,
+    /// Run only the per-frame tables (empty, known flow, new flow, parse only), for
+    /// comparing two builds of the eBPF program.
+    #[arg(long)]
+    frames_only: bool,
 }
 
 const REPEAT: u32 = 1_000_000;
@@ -318,6 +322,15 @@ fn main() -> Result<()> {
             p - e,
             k - p
         );
+    }
+    if args.frames_only {
+        std::fs::write(args.out.join("frames.md"), &md)?;
+        std::fs::write(
+            args.out.join("frames.json"),
+            serde_json::to_string_pretty(&js)?,
+        )?;
+        println!("{md}");
+        return Ok(());
     }
     let empty1 = rows.first().map_or(0.0, |r| r.3);
     md += "\n| live flows | known flow, random among them, one-shot (ns): median (lowest-highest batch) | over one-shot empty | poll flow map, batched (ms) | of which the flow map's batch read and per-CPU fold (ms) | poll, key by key (ms) |\n|---|---|---|---|---|---|\n";
