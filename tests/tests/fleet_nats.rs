@@ -159,6 +159,10 @@ fn a_cluster_whose_stream_leader_is_killed_mid_stream_loses_no_line_and_stores_n
         .stderr(Stdio::piped())
         .spawn()
         .expect("start kettlewatch replay");
+    // Read while it runs: a broker failover makes the publisher log, and a pipe nobody
+    // reads fills at 64 KiB and stops the sensor mid-write.
+    let stderr = sensor.stderr.take().expect("piped stderr");
+    let stderr = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
     // Mid-stream: the stream exists and holds some of the lines, not all.
     let end = Instant::now() + Duration::from_secs(60);
     let mut at_kill = 0;
@@ -176,7 +180,7 @@ fn a_cluster_whose_stream_leader_is_killed_mid_stream_loses_no_line_and_stores_n
     let i = nats.index(&leader).expect("the leader is one of ours");
     nats.kill(i);
     let status = sensor.wait().expect("wait for replay");
-    let stderr = std::io::read_to_string(sensor.stderr.take().unwrap()).unwrap_or_default();
+    let stderr = stderr.join().expect("the stderr reader");
     assert!(status.success(), "replay failed: {stderr}");
     let written = lines(&out);
     let said: Vec<&str> = stderr.lines().filter(|l| l.contains("NATS")).collect();

@@ -445,7 +445,10 @@ fn a_reloaded_policy_applies_to_flows_already_open() {
     sensor.wait_for_log("configuration reloaded", Duration::from_secs(5));
     std::thread::sleep(Duration::from_millis(300));
     lab.udp(0, 0, "203.0.113.20:4242", b"hello"); // the same flow, open since before
-    std::thread::sleep(Duration::from_millis(1200));
+    sensor.wait_for_line(
+        |l| l.contains("\"unexpected_destination\""),
+        Duration::from_secs(5),
+    );
     let out = sensor.stop();
     assert!(out.status.success(), "{}", out.stderr);
     assert!(
@@ -455,7 +458,13 @@ fn a_reloaded_policy_applies_to_flows_already_open() {
     );
     let evs = events::parse(&out.stdout);
     let a = events::alerts(&evs, "unexpected_destination");
-    assert_eq!(a.len(), 1, "{a:#?}");
+    assert_eq!(
+        a.len(),
+        1,
+        "one alert for the reopened flow; the stream:\n{}\nthe log:\n{}",
+        out.stdout.join("\n"),
+        out.stderr
+    );
     assert_eq!(a[0]["dest_ip"], "203.0.113.20");
     assert_eq!(a[0]["alert"]["action"], "blocked");
     let st = events::last_stats(&evs);

@@ -442,7 +442,8 @@ fn nku_devices_are_found_with_their_vendors_and_categories() {
         assert_eq!(d["category"], category, "{dir}: {d}");
         assert_eq!(d["category_source"], "observed");
         let confidence = d["confidence"].as_f64().unwrap();
-        assert!((0.0..1.0).contains(&confidence) && confidence >= 0.5, "{d}");
+        // Neither says enough for `strong` (0.9): the plug names only its maker's cloud.
+        assert!(confidence > 0.0 && confidence < 0.9, "{d}");
         // The evidence names the facts that voted, and at least one voted for the winner.
         let evidence = d["evidence"].as_array().unwrap();
         assert!(

@@ -5,8 +5,9 @@
 
 Checks, for every products/*.toml:
   * it parses (tomllib) and holds only [[rule]] entries;
-  * each rule has exactly fact, match, category, weight; fact and category are known;
-    0 < weight <= 3.5; the glob compiles (a Python port of globset's syntax: `*`, `?`,
+  * each rule has fact, match, category, weight, and optionally examples and
+    counterexamples (values it must and must not match); fact and category are known;
+    weight in [-3.5, 3.5], not zero (negative: evidence against the category); the glob compiles (a Python port of globset's syntax: `*`, `?`,
     `[...]`, `[!...]`, nested `{a,b}`; empty alternatives are dropped, as globset does by
     default);
   * every rule sits under a `# source:` comment (reset by each `# ---` section header);
@@ -335,16 +336,23 @@ def main():
             errors.append(f"{name}:{line}: rule without a '# source:' comment above it")
         for k, r in enumerate(doc.get("rule", []), 1):
             where = f"{name} rule {k} ({r.get('match')!r})"
-            if set(r) != {"fact", "match", "category", "weight"}:
+            if not {"fact", "match", "category", "weight"} <= set(r) <= {
+                "fact", "match", "category", "weight", "examples", "counterexamples"
+            }:
                 errors.append(f"{where}: keys {sorted(r)}")
                 continue
+            if "examples" in r or "counterexamples" in r:
+                key = (r["fact"], r["match"])
+                if key in EXAMPLES:
+                    errors.append(f"{where}: examples both inline and in check.py")
+                EXAMPLES[key] = (list(r.get("examples", [])), list(r.get("counterexamples", [])))
             if r["fact"] not in FACTS:
                 errors.append(f"{where}: unknown fact {r['fact']!r}")
             if r["category"] not in CATEGORIES:
                 errors.append(f"{where}: unknown category {r['category']!r}")
             w = r["weight"]
-            if not isinstance(w, (int, float)) or not (0 < w <= 3.5):
-                errors.append(f"{where}: weight {w!r} not in (0, 3.5]")
+            if not isinstance(w, (int, float)) or w == 0 or not (-3.5 <= w <= 3.5):
+                errors.append(f"{where}: weight {w!r} not in [-3.5, 3.5] or zero")
             try:
                 rx = glob_regex(r["match"])
             except ValueError as e:
@@ -369,14 +377,15 @@ def main():
 
     # examples
     for name, fact, match, cat, w, rx in rules:
-        if fact not in EXAMPLE_FACTS:
-            continue
         ex = EXAMPLES.get((fact, match))
         if ex is None:
-            errors.append(f"{name}: no examples for ({fact}, {match!r})")
+            # required for the facts a user can rename or a vendor numbers; inline
+            # examples of any other fact are checked the same way
+            if fact in EXAMPLE_FACTS:
+                errors.append(f"{name}: no examples for ({fact}, {match!r})")
             continue
         pos, neg = ex
-        if len(pos) < 1 or (len(pos) < 2 and fact != "hostname" and "{" not in match and "*" in match):
+        if fact in EXAMPLE_FACTS and (len(pos) < 1 or (len(pos) < 2 and fact != "hostname" and "{" not in match and "*" in match)):
             warnings.append(f"{name}: only {len(pos)} positive example(s) for {match!r}")
         for v in pos:
             if not rx.match(v):
@@ -389,16 +398,18 @@ def main():
             warnings.append(f"examples for a rule that does not exist: {key}")
 
     # cross-brand false positives
+    # (a rule whose very pattern is split over two categories on purpose, e.g. a lock
+    # platform's cloud: hub first, lock second, is not its own false positive)
     corpus = []
     for name, fact, match, cat, w, rx in rules:
         for v in EXAMPLES.get((fact, match), ([], []))[0]:
-            corpus.append((fact, v, cat))
-    corpus += OTHER_BRANDS
-    for fact, v, cat in corpus:
+            corpus.append((fact, v, cat, match))
+    corpus += [(f, v, c, None) for f, v, c in OTHER_BRANDS]
+    for fact, v, cat, origin in corpus:
         for name, f2, match, cat2, w, rx in rules:
-            if f2 != fact or not rx.match(v):
+            if f2 != fact or not rx.match(v) or match == origin:
                 continue
-            if cat2 != cat and (fact, v, match) not in ALLOWED_OVERLAP:
+            if w > 0 and cat2 != cat and (fact, v, match) not in ALLOWED_OVERLAP:
                 errors.append(f"{name}: {match!r} ({cat2}) also matches {v!r}, which is {cat}")
 
     # the same corpus against the built-in rules: a warning where classify.toml votes
@@ -407,7 +418,7 @@ def main():
         with open(BUILTIN, "rb") as f:
             builtin = [(r["fact"], r["match"], r["category"], glob_regex(r["match"]))
                        for r in tomllib.load(f).get("rule", [])]
-        for fact, v, cat in corpus:
+        for fact, v, cat, _ in corpus:
             if cat == "unknown":
                 continue
             for f2, match, cat2, rx in builtin:

@@ -70,6 +70,22 @@ mod comma_list {
     }
 }
 
+static CLIENTS: std::sync::LazyLock<globset::GlobSet> = std::sync::LazyLock::new(|| {
+    crate::model::glob_list::compile(
+        include_str!("../../data/dhcp-clients.txt"),
+        "data/dhcp-clients.txt",
+    )
+});
+
+/// The vendor class as a model, unless it names a DHCP client or OS
+/// (`data/dhcp-clients.txt`): RFC 2132 leaves the value to the vendor, and some put the
+/// product there.
+pub fn vendor_class_model(vendor_class: &str) -> Option<&str> {
+    let v = vendor_class.trim();
+    let ok = !v.is_empty() && v.chars().any(|c| c.is_ascii_alphabetic()) && !CLIENTS.is_match(v);
+    ok.then_some(v)
+}
+
 fn malformed(why: &str) -> DecodeError {
     DecodeError::new("dhcp", why)
 }
@@ -303,6 +319,23 @@ mod tests {
         assert!(
             ok > 0 && bad > 0,
             "both outcomes occur: ok {ok}, errors {bad}"
+        );
+    }
+
+    #[test]
+    fn a_vendor_class_is_a_model_unless_it_names_the_client() {
+        assert_eq!(vendor_class_model("udhcp 1.36.1"), None);
+        assert_eq!(
+            vendor_class_model("dhcpcd-6.11.5:Linux-4.1.18-v7+:armv7l:BCM2709"),
+            None
+        );
+        assert_eq!(vendor_class_model("MSFT 5.0"), None);
+        assert_eq!(vendor_class_model("android-dhcp-13"), None);
+        assert_eq!(vendor_class_model("PXEClient:Arch:00000:UNDI:002001"), None);
+        assert_eq!(vendor_class_model("  "), None);
+        assert_eq!(
+            vendor_class_model("Cisco Systems, Inc. IP Phone CP-8841"),
+            Some("Cisco Systems, Inc. IP Phone CP-8841")
         );
     }
 }

@@ -307,6 +307,13 @@ impl Profile {
         }
         if let Some(f) = &self.dhcp {
             push(&mut out, "dhcp_vendor_class", f.vendor_class.as_deref());
+            push(
+                &mut out,
+                "model",
+                f.vendor_class
+                    .as_deref()
+                    .and_then(crate::discover::dhcp::vendor_class_model),
+            );
             if !f.parameter_request_list.is_empty() {
                 let prl = crate::discover::dhcp::prl_text(&f.parameter_request_list);
                 out.push(("dhcp_prl", Cow::Owned(prl)));
@@ -338,6 +345,10 @@ impl Profile {
         }
         for s in self.ssdp.servers.iter().chain(&self.ssdp.user_agents) {
             push(&mut out, "ssdp_server", Some(s));
+        }
+        for s in &self.ssdp.servers {
+            // Not USER-AGENT: a control point's agent names the app, not the device.
+            push(&mut out, "model", crate::discover::ssdp::server_product(s));
         }
         for s in &self.ssdp.announces {
             push(&mut out, "ssdp_type", Some(s));

@@ -61,6 +61,30 @@ pub fn decode(m: &[u8]) -> Result<SsdpFacts, DecodeError> {
     Ok(f)
 }
 
+static STACKS: std::sync::LazyLock<globset::GlobSet> = std::sync::LazyLock::new(|| {
+    crate::model::glob_list::compile(
+        include_str!("../../data/upnp-stacks.txt"),
+        "data/upnp-stacks.txt",
+    )
+});
+
+/// The product token of a SERVER or USER-AGENT header ("OS/version UPnP/1.0
+/// product/version", UPnP Device Architecture 1.0 section 1.1.2), unless it names a UPnP
+/// stack or a placeholder (`data/upnp-stacks.txt`): vendors put the model there.
+pub fn server_product(header: &str) -> Option<&str> {
+    let at = header.find("UPnP/")?;
+    let rest = &header[at + "UPnP/".len()..];
+    // Past the UPnP version, then the separators devices use (space, comma or both).
+    let rest = rest.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+    let rest = rest.trim_start_matches([',', ' ', '\t']);
+    let product = rest.split('/').next()?.trim().trim_end_matches(',').trim();
+    let ok = !product.is_empty()
+        && product.len() <= 64
+        && product.chars().any(|c| c.is_ascii_alphabetic())
+        && !STACKS.is_match(product);
+    ok.then_some(product)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,5 +141,31 @@ mod tests {
     fn other_text_is_an_error() {
         assert!(decode(b"GET / HTTP/1.1\r\n\r\n").is_err());
         assert!(decode(&[0xff; 40]).is_err());
+    }
+
+    #[test]
+    fn the_product_token_is_the_model_unless_it_names_a_stack() {
+        for (header, product) in [
+            ("Linux/3.10 UPnP/1.0 Roku/9.4", Some("Roku")),
+            (
+                "FreeRTOS/6.0.5, UPnP/1.0, IpBridge/1.26.0",
+                Some("IpBridge"),
+            ),
+            (
+                "Linux, UPnP/1.0, DCS-930L Ver 1.0",
+                Some("DCS-930L Ver 1.0"),
+            ),
+            (
+                "Linux/2.6.21, UPnP/1.0, Portable SDK for UPnP devices/1.6.6",
+                None,
+            ),
+            ("Unspecified, UPnP/1.0, Unspecified", None),
+            ("Ubuntu/22.04 UPnP/1.1 MiniUPnPd/2.2.1", None),
+            ("Linux UPnP/1.0 Sonos/70.3-35220 (ZPS9)", Some("Sonos")),
+            ("Microsoft-Windows/10.0 UPnP/1.0", None),
+            ("no upnp here", None),
+        ] {
+            assert_eq!(server_product(header), product, "{header}");
+        }
     }
 }

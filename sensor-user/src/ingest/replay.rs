@@ -362,8 +362,24 @@ fn counters_json(c: &ReplayCounters) -> serde_json::Value {
 
 /// The gateway is the MAC every off-LAN conversation goes through: frames from the
 /// internet carry it as their source, frames to the internet as their destination. The MAC
-/// with the most distinct off-LAN addresses in those two roles wins.
+/// with the most distinct off-LAN addresses in those two roles wins; a tie names none
+/// (two routers talking, a DHCP relay and its server): taking the wrong one would hide
+/// the other's frames from the program, so every frame is treated as LAN ingress instead.
 pub fn infer_gateway(captures: &[PathBuf]) -> Option<MacAddr> {
+    lead(&off_lan_addresses(captures))
+}
+
+fn lead(seen: &HashMap<MacAddr, HashSet<IpAddr>>) -> Option<MacAddr> {
+    let mut counts: Vec<(usize, MacAddr)> = seen.iter().map(|(m, ips)| (ips.len(), *m)).collect();
+    counts.sort_unstable_by(|a, b| b.cmp(a));
+    match counts.as_slice() {
+        [] => None,
+        [(_, only)] => Some(*only),
+        [(first, mac), (second, _), ..] => (first > second).then_some(*mac),
+    }
+}
+
+fn off_lan_addresses(captures: &[PathBuf]) -> HashMap<MacAddr, HashSet<IpAddr>> {
     let mut seen: HashMap<MacAddr, HashSet<IpAddr>> = HashMap::new();
     for path in captures {
         let Ok(mut cap) = Capture::open(path) else {
@@ -381,9 +397,7 @@ pub fn infer_gateway(captures: &[PathBuf]) -> Option<MacAddr> {
             }
         }
     }
-    seen.into_iter()
-        .max_by_key(|(mac, ips)| (ips.len(), *mac))
-        .map(|(mac, _)| mac)
+    seen
 }
 
 struct Addresses {
@@ -438,5 +452,34 @@ fn is_off_lan(ip: IpAddr) -> bool {
                 || (s & 0xfe00) == 0xfc00
                 || (s & 0xffc0) == 0xfe80)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(counts: &[(u8, usize)]) -> HashMap<MacAddr, HashSet<IpAddr>> {
+        counts
+            .iter()
+            .map(|(m, n)| {
+                let ips = (0..*n)
+                    .map(|i| IpAddr::from([198, 51, 100, i as u8]))
+                    .collect();
+                (MacAddr([0, 0, 0, 0, 0, *m]), ips)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_gateway_is_the_clear_leader_and_a_tie_names_none() {
+        assert_eq!(lead(&seen(&[])), None);
+        assert_eq!(lead(&seen(&[(1, 1)])), Some(MacAddr([0, 0, 0, 0, 0, 1])));
+        assert_eq!(
+            lead(&seen(&[(1, 3), (2, 40), (3, 2)])),
+            Some(MacAddr([0, 0, 0, 0, 0, 2]))
+        );
+        // A DHCP relay and the server it forwards to: one off-LAN address each.
+        assert_eq!(lead(&seen(&[(1, 1), (2, 1)])), None);
     }
 }

@@ -1,7 +1,8 @@
 //! The product a device is, brand and model, from what it said about itself: a model
 //! field it announces (mDNS TXT `md`/`model`/..., Kasa's `model`, an ONVIF
 //! `hardware/<model>` scope), else a host name that a vendor's model-number scheme in the
-//! knowledge base recognised; the brand from an announced manufacturer (mDNS TXT `mf`/
+//! knowledge base recognised, or an SSDP SERVER product token or DHCP vendor class it
+//! recognised; the brand from an announced manufacturer (mDNS TXT `mf`/
 //! `manufacturer`, ONVIF `name/<brand>` scope, Kasa is TP-Link's) or else the MAC's IEEE
 //! registry name, unless that names a radio-module maker or contract manufacturer
 //! (`data/module-makers.txt`). Nothing is guessed: absent when nothing said it.
@@ -14,20 +15,10 @@ use crate::{
 };
 
 static MODULE_MAKERS: LazyLock<globset::GlobSet> = LazyLock::new(|| {
-    let mut b = globset::GlobSetBuilder::new();
-    for line in include_str!("../../data/module-makers.txt").lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        b.add(
-            globset::GlobBuilder::new(line)
-                .case_insensitive(true)
-                .build()
-                .expect("module-makers.txt globs are checked by its test"),
-        );
-    }
-    b.build().expect("module-makers.txt builds")
+    crate::model::glob_list::compile(
+        include_str!("../../data/module-makers.txt"),
+        "data/module-makers.txt",
+    )
 });
 
 /// Whether an IEEE registry name is a radio-module maker's or a contract manufacturer's.
@@ -65,11 +56,11 @@ pub fn product(d: &Device, vendor: Option<&str>, evidence: &[Evidence]) -> Optio
         .or_else(|| p.kasa.model.clone())
         .or_else(|| onvif(&p.wsd.scopes, "hardware"))
         .or_else(|| {
-            // A host name only when a model-number scheme (weight 3 and up: a rule that
-            // names one kind of product) recognised it.
+            // A host name or SSDP product token only when a model-number scheme (weight 3
+            // and up: a rule that names one kind of product) recognised it.
             evidence
                 .iter()
-                .find(|e| (e.fact == "hostname" || e.fact == "hostnames") && e.weight >= 3.0)
+                .find(|e| matches!(e.fact.as_str(), "hostname" | "model") && e.weight >= 3.0)
                 .map(|e| e.value.clone())
         });
     let brand = txt(&p.mdns.txt, &["manufacturer", "mf", "usb_mfg"])

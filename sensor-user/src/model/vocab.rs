@@ -73,7 +73,7 @@ pub struct Evidence {
 pub struct Classification {
     /// The winning category, or `unknown` below the minimum evidence.
     pub category: String,
-    /// best / (all votes + 1), in [0, 1); 0 when unknown.
+    /// The posterior of the category, in (0, 1]; 0 when unknown.
     pub confidence: f64,
     /// Every vote, strongest first.
     pub evidence: Vec<Evidence>,
