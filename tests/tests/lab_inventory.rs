@@ -357,7 +357,7 @@ fn the_inventory_survives_kill_9_and_is_listed_while_the_sensor_runs() {
         .args([
             "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "5", "-T", "1",
         ])
-        .args(["-s", "/bin/true", "-x", "hostname:porch-light"])
+        .args(["-s", "/bin/true", "-x", "hostname:porch-bulb"])
         .output()
         .unwrap();
     assert!(out.status.success(), "udhcpc");
@@ -368,7 +368,7 @@ fn the_inventory_survives_kill_9_and_is_listed_while_the_sensor_runs() {
         let all = stored_devices(&state_dir);
         if let Some(d) = all
             .into_iter()
-            .find(|d| d["mac"] == me && d["profile"]["hostname"] == "porch-light")
+            .find(|d| d["mac"] == me && d["profile"]["hostname"] == "porch-bulb")
         {
             break d;
         }
@@ -393,7 +393,7 @@ fn the_inventory_survives_kill_9_and_is_listed_while_the_sensor_runs() {
         .unwrap();
     let table = String::from_utf8_lossy(&table.stdout);
     assert!(
-        table.contains(&me) && table.contains("porch-light"),
+        table.contains(&me) && table.contains("porch-bulb"),
         "{table}"
     );
 
@@ -415,7 +415,7 @@ fn the_inventory_survives_kill_9_and_is_listed_while_the_sensor_runs() {
         "first sight comes from the store"
     );
     assert_eq!(
-        dev["iot"]["device"]["hostname"], "porch-light",
+        dev["iot"]["device"]["hostname"], "porch-bulb",
         "profile restored"
     );
 }

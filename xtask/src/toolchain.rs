@@ -253,7 +253,13 @@ fn on_path(name: &str) -> bool {
 /// As root with apt, installs the missing packages; otherwise says what is missing (the
 /// tests that need them then say they are skipping, or fail under CI=true).
 fn install_debian_packages() -> Result<()> {
-    let missing: Vec<&str> = DEBIAN_PACKAGES
+    install_packages(DEBIAN_PACKAGES)
+}
+
+/// Installs, as root with apt, the Debian packages whose commands (cmd, package) are not
+/// on PATH; elsewhere says which are missing.
+pub fn install_packages(wanted: &[(&str, &str)]) -> Result<()> {
+    let missing: Vec<&str> = wanted
         .iter()
         .filter(|(cmd, _)| !on_path(cmd))
         .map(|(_, pkg)| *pkg)
@@ -264,9 +270,7 @@ fn install_debian_packages() -> Result<()> {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc_geteuid() } == 0;
     if !root || !on_path("apt-get") {
-        eprintln!(
-            "xtask: missing packages {missing:?}; install them to run every test and the demo"
-        );
+        eprintln!("xtask: missing packages {missing:?}; install them (as root with apt)");
         return Ok(());
     }
     eprintln!("xtask: installing {missing:?} with apt-get");

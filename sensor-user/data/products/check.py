@@ -10,7 +10,8 @@ Checks, for every products/*.toml:
     weight in [-3.5, 3.5], not zero (negative: evidence against the category); the glob compiles (a Python port of globset's syntax: `*`, `?`,
     `[...]`, `[!...]`, nested `{a,b}`; empty alternatives are dropped, as globset does by
     default);
-  * every rule sits under a `# source:` comment (reset by each `# ---` section header);
+  * every rule sits under a `# source:` comment (reset by each `# ---` section header),
+    in these files and in the built-in ../classify.toml alike;
   * no (fact, match) pair is repeated within or across files, or repeats one of the
     built-in ../classify.toml (which is loaded alongside, so it would vote twice);
   * every hostname / model / mdns_instance rule has examples below, matches each of its
@@ -18,7 +19,8 @@ Checks, for every products/*.toml:
   * cross-brand false positives: every example value (the positives of all rules, plus the
     OTHER_BRANDS list) is run through all rules of the same fact; a rule of another
     category that matches it is an error unless the pair is listed in ALLOWED_OVERLAP;
-  * vendor globs match at least one organisation of the IEEE registry when the oui-data
+  * vendor globs (here and in ../classify.toml) match at least one organisation of the
+    IEEE registry when the oui-data
     crate's CSVs are found (warning otherwise).
 Exit status 1 on any error.
 """
@@ -360,6 +362,17 @@ def main():
                 continue
             rules.append((name, r["fact"], r["match"], r["category"], w, rx))
 
+    # the built-in classify.toml: parses, and cites a source for every rule as these do
+    builtin_doc = None
+    if os.path.exists(BUILTIN):
+        try:
+            with open(BUILTIN, "rb") as f:
+                builtin_doc = tomllib.load(f)
+        except tomllib.TOMLDecodeError as e:
+            errors.append(f"classify.toml: does not parse: {e}")
+        for line in source_ok(BUILTIN):
+            errors.append(f"classify.toml:{line}: rule without a '# source:' comment above it")
+
     # duplicates within/across files and against the built-in file (one fact may vote for
     # two categories on purpose, e.g. a lock maker's OUI: lock and hub-bridge)
     seen = {}
@@ -368,12 +381,11 @@ def main():
         if key in seen:
             errors.append(f"{name}: duplicate ({fact}, {match!r}), also in {seen[key]}")
         seen[key] = name
-    if os.path.exists(BUILTIN):
-        with open(BUILTIN, "rb") as f:
-            for r in tomllib.load(f).get("rule", []):
-                key = (r["fact"], r["match"].lower(), r["category"])
-                if key in seen:
-                    errors.append(f"{seen[key]}: ({r['fact']}, {r['match']!r}) repeats classify.toml")
+    if builtin_doc is not None:
+        for r in builtin_doc.get("rule", []):
+            key = (r["fact"], r["match"].lower(), r["category"])
+            if key in seen:
+                errors.append(f"{seen[key]}: ({r['fact']}, {r['match']!r}) repeats classify.toml")
 
     # examples
     for name, fact, match, cat, w, rx in rules:
@@ -413,11 +425,12 @@ def main():
                 errors.append(f"{name}: {match!r} ({cat2}) also matches {v!r}, which is {cat}")
 
     # the same corpus against the built-in rules: a warning where classify.toml votes
-    # another category for a value this knowledge base classifies
-    if os.path.exists(BUILTIN):
-        with open(BUILTIN, "rb") as f:
-            builtin = [(r["fact"], r["match"], r["category"], glob_regex(r["match"]))
-                       for r in tomllib.load(f).get("rule", [])]
+    # another category for a value this knowledge base classifies (rules below the
+    # built-in min_score are tie-breakers: they cannot classify a device alone)
+    if builtin_doc is not None:
+        floor = builtin_doc.get("min_score", 1.0)
+        builtin = [(r["fact"], r["match"], r["category"], glob_regex(r["match"]))
+                   for r in builtin_doc.get("rule", []) if r["weight"] >= floor]
         for fact, v, cat, _ in corpus:
             if cat == "unknown":
                 continue
@@ -430,13 +443,16 @@ def main():
     if orgs is None:
         warnings.append("oui-data CSVs not found: vendor globs not checked against the registry")
     else:
-        for name, fact, match, cat, w, rx in rules:
-            if fact == "vendor":
-                hits = sorted(o for o in orgs if rx.match(o))
-                if not hits:
-                    errors.append(f"{name}: vendor glob {match!r} matches no IEEE registry organisation")
-                elif verbose:
-                    print(f"  {match!r} -> {hits[:4]}{' ...' if len(hits) > 4 else ''}")
+        vendor_rules = [(name, match, rx) for name, fact, match, cat, w, rx in rules if fact == "vendor"]
+        if builtin_doc is not None:
+            vendor_rules += [("classify.toml", r["match"], glob_regex(r["match"]))
+                             for r in builtin_doc.get("rule", []) if r["fact"] == "vendor"]
+        for name, match, rx in vendor_rules:
+            hits = sorted(o for o in orgs if rx.match(o))
+            if not hits:
+                errors.append(f"{name}: vendor glob {match!r} matches no IEEE registry organisation")
+            elif verbose:
+                print(f"  {match!r} -> {hits[:4]}{' ...' if len(hits) > 4 else ''}")
 
     per_file = {}
     for name, *_ in rules:
@@ -444,6 +460,8 @@ def main():
     for name in sorted(per_file):
         print(f"{name}: {per_file[name]} rules")
     print(f"total: {len(rules)} rules in {len(per_file)} files")
+    if builtin_doc is not None:
+        print(f"classify.toml (built-in): {len(builtin_doc.get('rule', []))} rules")
     for w in warnings:
         print("warning:", w)
     for e in errors:
