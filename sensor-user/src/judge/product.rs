@@ -1,11 +1,13 @@
 //! The product a device is, brand and model, from what it said about itself: a model
 //! field it announces (mDNS TXT `md`/`model`/..., Kasa's `model`, an ONVIF
-//! `hardware/<model>` scope), else a host name that a vendor's model-number scheme in the
-//! knowledge base recognised, or an SSDP SERVER product token or DHCP vendor class it
-//! recognised; the brand from an announced manufacturer (mDNS TXT `mf`/
-//! `manufacturer`, ONVIF `name/<brand>` scope, Kasa is TP-Link's) or else the MAC's IEEE
-//! registry name, unless that names a radio-module maker or contract manufacturer
-//! (`data/module-makers.txt`). Nothing is guessed: absent when nothing said it.
+//! `hardware/<model>` scope), else a host name, mDNS instance name, SSDP SERVER product
+//! token or DHCP vendor class that a vendor's model-number scheme in the knowledge base
+//! recognised (without the serial the unit appends); the brand from an announced
+//! manufacturer (mDNS TXT `mf`/`manufacturer`, ONVIF `name/<brand>` scope, Kasa is
+//! TP-Link's) or else the MAC's IEEE registry name, unless that names a radio-module maker
+//! or contract manufacturer (`data/module-makers.txt`). Nothing is guessed: absent when
+//! nothing said it. UPnP device types and USNs name a class of device, not a model (the
+//! model is in the description document, which the sensor does not fetch).
 
 use std::sync::LazyLock;
 
@@ -56,12 +58,16 @@ pub fn product(d: &Device, vendor: Option<&str>, evidence: &[Evidence]) -> Optio
         .or_else(|| p.kasa.model.clone())
         .or_else(|| onvif(&p.wsd.scopes, "hardware"))
         .or_else(|| {
-            // A host name or SSDP product token only when a model-number scheme (weight 3
-            // and up: a rule that names one kind of product) recognised it.
+            // A host name, mDNS instance name, SSDP product token or DHCP vendor class only
+            // when a model-number scheme (weight 3 and up: a rule that names one kind of
+            // product) recognised it; the serial many devices append is not the model.
             evidence
                 .iter()
-                .find(|e| matches!(e.fact.as_str(), "hostname" | "model") && e.weight >= 3.0)
-                .map(|e| e.value.clone())
+                .find(|e| {
+                    matches!(e.fact.as_str(), "hostname" | "model" | "mdns_instance")
+                        && e.weight >= 3.0
+                })
+                .map(|e| without_serial(&e.value).to_string())
         });
     let brand = txt(&p.mdns.txt, &["manufacturer", "mf", "usb_mfg"])
         .or_else(|| onvif(&p.wsd.scopes, "name"))
@@ -71,6 +77,24 @@ pub fn product(d: &Device, vendor: Option<&str>, evidence: &[Evidence]) -> Optio
     // already has as `vendor`: a product needs the device to have named itself.
     model.as_ref()?;
     Some(Product { brand, model })
+}
+
+/// A name without the unit's serial that devices append to their model (`DCS-8000LH-1A2B`,
+/// `Lightify-01a2b3c4`): a separator and 4, 6, 8 or 12 hexadecimal characters with a digit
+/// among them, the lengths of a MAC's tail.
+fn without_serial(name: &str) -> &str {
+    let Some(at) = name.rfind(['-', '_', ' ']) else {
+        return name;
+    };
+    let tail = &name[at + 1..];
+    let serial = matches!(tail.len(), 4 | 6 | 8 | 12)
+        && tail.chars().all(|c| c.is_ascii_hexdigit())
+        && tail.chars().any(|c| c.is_ascii_digit());
+    if serial && at > 0 {
+        name[..at].trim_end_matches([' ', '-', '_'])
+    } else {
+        name
+    }
 }
 
 #[cfg(test)]
@@ -140,6 +164,34 @@ mod tests {
                 brand: Some("TP-LINK TECHNOLOGIES CO.,LTD.".into()),
                 model: Some("HS110".into())
             })
+        );
+    }
+
+    #[test]
+    fn the_serial_a_device_appends_is_not_part_of_its_model() {
+        for (name, model) in [
+            ("DCS-8000LH-1A2B", "DCS-8000LH"),
+            ("Lightify-01a2b3c4", "Lightify"),
+            ("Philips Hue - 1A2B3C", "Philips Hue"),
+            ("DIR-850", "DIR-850"),
+            ("DCS-930L", "DCS-930L"),
+            ("PGH200", "PGH200"),
+            ("Hub-CAFE", "Hub-CAFE"),
+            ("-1A2B", "-1A2B"),
+        ] {
+            assert_eq!(without_serial(name), model, "{name}");
+        }
+        let d = device();
+        let instance = Evidence {
+            fact: "mdns_instance".into(),
+            value: "DCS-8000LH-1A2B".into(),
+            pattern: "DCS-*".into(),
+            category: "camera".into(),
+            weight: 3.0,
+        };
+        assert_eq!(
+            product(&d, None, &[instance]).and_then(|p| p.model),
+            Some("DCS-8000LH".into())
         );
     }
 }
