@@ -399,7 +399,8 @@ wait_marker() {
         sleep 0.1
     done
 }
-kill_vm() { kill "$QPID" 2>/dev/null; wait "$QPID" 2>/dev/null || true; }
+# qemu may have exited already (a KVM guest that aborts instead of hanging): not an error.
+kill_vm() { kill "$QPID" 2>/dev/null || true; wait "$QPID" 2>/dev/null || true; }
 
 # A nested KVM guest has been seen to hang in early boot on these machines
 # (before the kernel prints anything), so KVM is only trusted once it has
@@ -413,12 +414,16 @@ if [ "$VM_ACCEL" = kvm ] || { [ "$VM_ACCEL" = auto ] && [ -w /dev/kvm ] &&
         [ "$(cat "$KVM_STATUS" 2>/dev/null)" != broken ]; }; then
     log "trying KVM"
     boot kvm
-    if wait_marker "$VM_KVM_PROBE_TIMEOUT"; then
+    probe=0; wait_marker "$VM_KVM_PROBE_TIMEOUT" || probe=$?
+    if [ $probe = 0 ]; then
         ACCEL=kvm; mkdir -p "$CACHE"; echo ok > "$KVM_STATUS"
     else
         kill_vm
-        [ "$VM_ACCEL" = kvm ] && die "KVM guest did not reach init in ${VM_KVM_PROBE_TIMEOUT}s"
-        echo "run-in-vm: KVM guest did not reach init in ${VM_KVM_PROBE_TIMEOUT}s; using TCG from now on (delete $KVM_STATUS to re-probe)" >&2
+        # Seen on these machines: a hang in early boot (2), or qemu aborting at once (1).
+        why="did not reach init in ${VM_KVM_PROBE_TIMEOUT}s"
+        [ $probe = 1 ] && why="exited before init (qemu aborted)"
+        [ "$VM_ACCEL" = kvm ] && die "KVM guest $why"
+        echo "run-in-vm: KVM guest $why; using TCG from now on (delete $KVM_STATUS to re-probe)" >&2
         mkdir -p "$CACHE"; echo broken > "$KVM_STATUS"
         # Fresh servers: the old ones may still hold the dead connection.
         for ((i=${#PIDS[@]}-1; i>=0; i--)); do kill "${PIDS[i]}" 2>/dev/null || true; done
