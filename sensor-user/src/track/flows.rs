@@ -264,10 +264,19 @@ impl FlowTable {
                 t.last_report_ns = now_ns;
             }
         }
+        // A flow announced by its event but in no snapshot yet is kept for a while: the
+        // maps are read on another thread, so a snapshot taken before the flow existed
+        // can arrive after its event, and dropping the entry would lose its origin (and
+        // with it the flow's re-check when the policy is reloaded).
+        let announced_lately = |t: &Tracked| {
+            t.totals.packets == 0
+                && t.origin
+                    .is_some_and(|o| now_kernel_ns.saturating_sub(o.ts_ns) < UNPOLLED_GRACE_NS)
+        };
         let gone: Vec<FlowKey> = self
             .flows
             .iter()
-            .filter(|(_, t)| !t.seen)
+            .filter(|(_, t)| !t.seen && !announced_lately(t))
             .map(|(k, _)| *k)
             .collect();
         for key in gone {
@@ -306,6 +315,10 @@ impl FlowTable {
         out
     }
 }
+
+/// How long an announced flow waits for its first snapshot before it is forgotten (a
+/// flow the kernel evicted before any poll read it).
+const UNPOLLED_GRACE_NS: u64 = 10_000_000_000;
 
 fn record(key: FlowKey, t: &mut Tracked, reason: Reason) -> FlowRecord {
     let r = FlowRecord {
@@ -507,5 +520,35 @@ mod tests {
         assert!(ft.on_poll(100 * SEC, 100 * SEC, []).is_empty());
         assert_eq!(ft.evicted, 0);
         assert!(ft.is_empty());
+    }
+
+    #[test]
+    fn a_snapshot_older_than_the_announcement_keeps_the_flow_and_its_origin() {
+        let mut ft = FlowTable::new(Duration::from_secs(1));
+        let o = Origin {
+            src: "198.51.100.23".parse().unwrap(),
+            src_port: 1,
+            dst_port: 2,
+            dst_mac: MacAddr([0; 6]),
+            verdict: Verdict::Unset,
+            ts_ns: 50 * SEC,
+        };
+        ft.on_new_flow(key(1), o);
+        // Read on the map thread before the flow existed, folded after its event.
+        assert!(ft.on_poll(51 * SEC, 51 * SEC, []).is_empty());
+        assert_eq!(ft.opened().collect::<Vec<_>>(), vec![(key(1), o)]);
+        let r = ft.on_poll(52 * SEC, 52 * SEC, [(key(1), totals(1))]);
+        assert_eq!(r[0].origin, Some(o));
+        // One the kernel dropped before any poll saw it goes once its grace is over.
+        ft.on_new_flow(
+            key(2),
+            Origin {
+                ts_ns: 52 * SEC,
+                ..o
+            },
+        );
+        ft.on_poll(70 * SEC, 70 * SEC, [(key(1), totals(1))]);
+        assert_eq!(ft.len(), 1);
+        assert_eq!(ft.evicted, 0);
     }
 }
