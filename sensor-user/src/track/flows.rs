@@ -489,17 +489,22 @@ mod tests {
         assert!(ft.flush().is_empty());
     }
 
-    #[test]
-    fn origin_from_event_is_kept() {
-        let mut ft = FlowTable::new(Duration::from_secs(1));
-        let o = Origin {
+    /// A device's outbound flow as its new-flow event announces it, at kernel time `ts_ns`.
+    fn origin(ts_ns: u64) -> Origin {
+        Origin {
             src: "198.51.100.23".parse().unwrap(),
             src_port: 50412,
             dst_port: 443,
             dst_mac: MacAddr([2, 0, 0, 0, 0, 1]),
             verdict: Verdict::Unset,
-            ts_ns: 0,
-        };
+            ts_ns,
+        }
+    }
+
+    #[test]
+    fn origin_from_event_is_kept() {
+        let mut ft = FlowTable::new(Duration::from_secs(1));
+        let o = origin(0);
         ft.on_new_flow(key(1), o);
         let r = ft.on_poll(100 * SEC, 100 * SEC, [(key(1), totals(1))]);
         assert_eq!(r[0].origin, Some(o));
@@ -508,14 +513,7 @@ mod tests {
     #[test]
     fn announced_but_never_polled_flow_is_not_an_eviction() {
         let mut ft = FlowTable::new(Duration::from_secs(1));
-        let o = Origin {
-            src: "198.51.100.23".parse().unwrap(),
-            src_port: 1,
-            dst_port: 2,
-            dst_mac: MacAddr([0; 6]),
-            verdict: Verdict::Unset,
-            ts_ns: 0,
-        };
+        let o = origin(0);
         ft.on_new_flow(key(1), o);
         assert!(ft.on_poll(100 * SEC, 100 * SEC, []).is_empty());
         assert_eq!(ft.evicted, 0);
@@ -525,14 +523,7 @@ mod tests {
     #[test]
     fn a_snapshot_older_than_the_announcement_keeps_the_flow_and_its_origin() {
         let mut ft = FlowTable::new(Duration::from_secs(1));
-        let o = Origin {
-            src: "198.51.100.23".parse().unwrap(),
-            src_port: 1,
-            dst_port: 2,
-            dst_mac: MacAddr([0; 6]),
-            verdict: Verdict::Unset,
-            ts_ns: 50 * SEC,
-        };
+        let o = origin(50 * SEC);
         ft.on_new_flow(key(1), o);
         // Read on the map thread before the flow existed, folded after its event.
         assert!(ft.on_poll(51 * SEC, 51 * SEC, []).is_empty());
