@@ -31,8 +31,35 @@ pub const DEFAULT_MAX_INTEL: u32 = 1 << 21;
 /// sends each device.
 pub const EGRESS: &str = "KW_EGRESS";
 
+/// Per-CPU array of `FlowKey`, a ring per CPU: the flows whose map entry changed, each
+/// logged once per poll epoch, so a poll reads what changed instead of the whole map.
+/// The write position is [`crate::stats::DIRTY_LOGGED`].
+pub const DIRTY: &str = "KW_DIRTY";
+/// Array with one `u32`: the poll epoch, moved on by userspace at each poll.
+pub const POLL_EPOCH: &str = "KW_POLL_EPOCH";
+/// Read-only global: the change log's size minus one (a power of two), set at load.
+pub const GLOBAL_DIRTY_MASK: &str = "KW_DIRTY_MASK";
+/// The change log's size per CPU for the default flow table; the loader sets it from
+/// the configured one.
+pub const DEFAULT_DIRTY_SLOTS: u32 = dirty_slots(DEFAULT_MAX_FLOWS);
+
+/// Change-log slots per CPU for a flow table of `max_flows`: a sixteenth of it, between
+/// 4,096 and 65,536, a power of two. A poll in which more flows changed on one CPU
+/// reads the whole map instead.
+pub const fn dirty_slots(max_flows: u32) -> u32 {
+    let n = max_flows / 16;
+    let n = if n < 4096 {
+        4096
+    } else if n > 65_536 {
+        65_536
+    } else {
+        n
+    };
+    n.next_power_of_two()
+}
+
 /// Every map, for checks that the object and the constants agree.
-pub const ALL: [&str; 11] = [
+pub const ALL: [&str; 13] = [
     EGRESS,
     INTEL,
     FLOWS,
@@ -44,6 +71,8 @@ pub const ALL: [&str; 11] = [
     DEVICE_POLICY,
     ALLOW,
     POLICY_GEN,
+    DIRTY,
+    POLL_EPOCH,
 ];
 
 /// The XDP program on LAN ingress.
@@ -70,8 +99,11 @@ pub const GLOBAL_REPLAY: &str = "KW_REPLAY";
 /// Default flow-table size: a busy home or branch network (a few hundred devices with a
 /// few hundred destinations each) fits; about 9 MB of kernel memory on 2 CPUs.
 pub const DEFAULT_MAX_FLOWS: u32 = 65_536;
-/// Flow-cache slots per CPU (48 bytes each).
-pub const FLOW_CACHE_SLOTS: u32 = 4096;
+/// Flow-cache slots per CPU (56 bytes each): two-way sets, so two busy flows whose keys
+/// hash alike both stay cached.
+pub const FLOW_CACHE_SLOTS: u32 = 2 * FLOW_CACHE_SETS;
+/// Flow-cache sets per CPU.
+pub const FLOW_CACHE_SETS: u32 = 2048;
 /// Default device-table size.
 pub const DEFAULT_MAX_DEVICES: u32 = 4_096;
 /// Default device-policy table size.

@@ -82,8 +82,12 @@ pub const VERDICT_CANARY: u32 = 29;
 /// Frames dropped because their destination is on a feed and blocking is on.
 pub const DROPPED_INTEL: u32 = 30;
 
+/// Flow-map changes logged for the next poll ([`crate::maps::DIRTY`]): once per flow,
+/// CPU and poll. Per CPU, it is also the log's write position.
+pub const DIRTY_LOGGED: u32 = 31;
+
 /// Number of stats slots.
-pub const COUNT: u32 = 31;
+pub const COUNT: u32 = 32;
 
 /// The name of each slot in `stats` events, in index order.
 pub const NAMES: [&str; COUNT as usize] = [
@@ -118,4 +122,5 @@ pub const NAMES: [&str; COUNT as usize] = [
     "verdict_intel",
     "verdict_canary",
     "dropped_intel",
+    "dirty_logged",
 ];

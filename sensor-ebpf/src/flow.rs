@@ -12,7 +12,7 @@ use sensor_common::{
 use crate::{
     clock::{now_coarse, now_precise},
     device::count_device,
-    maps::{EEXIST, FLOW_CACHE, FLOWS, Stats},
+    maps::{DIRTY, EEXIST, FLOW_CACHE, FLOWS, KW_DIRTY_MASK, POLL_EPOCH, Stats},
     parse,
     ring::emit,
     verdict::{count_verdict, evaluate_full, policy_gen, reevaluate},
@@ -35,31 +35,36 @@ pub(crate) fn flow_key(l2: &parse::L2, l3: &parse::L3) -> FlowKey {
     )
 }
 
-/// Counts a frame in the flow cache when its flow holds the slot; otherwise hands the
-/// slot's counts to the flow map, counts the frame there (with the time), and gives the
-/// slot to its flow. Returns the flow's verdict, taken again when the policy generation
-/// moved on, or while it is blocked (so an address allowed meanwhile gets through).
+/// Counts a frame in the flow cache when its flow holds one of its set's two slots;
+/// otherwise hands the least recently used slot's counts to the flow map, counts the
+/// frame there (with the time), and gives that slot to its flow. Returns the flow's
+/// verdict, taken again when the policy generation moved on, or while it is blocked (so
+/// an address allowed meanwhile gets through).
 #[inline(always)]
 pub(crate) fn count_flow(st: &mut Stats, l2: &parse::L2, l3: &parse::L3, len: u64) -> u8 {
     let key = flow_key(l2, l3);
     let generation = policy_gen();
-    let Some(slot) = FLOW_CACHE.get_ptr_mut(key.cache_slot()) else {
+    let set = key.cache_set();
+    let (Some(first), Some(second)) = (
+        FLOW_CACHE.get_ptr_mut(2 * set),
+        FLOW_CACHE.get_ptr_mut(2 * set + 1),
+    ) else {
         return count_in_map(st, l2, l3, &key, len, now_coarse(), generation).0;
     };
-    // SAFETY: per-CPU value of this CPU.
-    let slot = unsafe { &mut *slot };
-    if slot.valid != 0 && slot.key.same(&key) {
-        slot.packets += 1;
-        slot.bytes += len;
-        slot.tcp_flags |= l3.tcp_flags;
-        slot.syns += u32::from((l3.tcp_flags >> 1) & 1);
-        if slot.policy_gen != generation || verdict::dropped(slot.verdict) {
-            let v = reevaluate(st, &key, slot.verdict);
-            slot.verdict = v;
-            slot.policy_gen = generation;
-        }
-        return slot.verdict;
+    // SAFETY: per-CPU values of this CPU; two distinct indices.
+    let (first, second) = unsafe { (&mut *first, &mut *second) };
+    if first.valid != 0 && first.key.same(&key) {
+        first.recent = 0;
+        return count_hit(st, first, &key, l3, len, generation);
     }
+    if second.valid != 0 && second.key.same(&key) {
+        first.recent = 1;
+        return count_hit(st, second, &key, l3, len, generation);
+    }
+    // The slot not used last (an empty one first) goes to this flow.
+    let take_second = first.valid != 0 && (second.valid == 0 || first.recent == 0);
+    first.recent = u8::from(take_second);
+    let slot = if take_second { second } else { first };
     if slot.valid != 0 && slot.packets != 0 {
         flush(st, slot);
     }
@@ -80,6 +85,28 @@ pub(crate) fn count_flow(st: &mut Stats, l2: &parse::L2, l3: &parse::L3, len: u6
     v
 }
 
+/// Counts a frame in the cache slot its flow holds; returns the flow's verdict.
+#[inline(always)]
+fn count_hit(
+    st: &mut Stats,
+    slot: &mut CacheSlot,
+    key: &FlowKey,
+    l3: &parse::L3,
+    len: u64,
+    generation: u32,
+) -> u8 {
+    slot.packets += 1;
+    slot.bytes += len;
+    slot.tcp_flags |= l3.tcp_flags;
+    slot.syns += u32::from((l3.tcp_flags >> 1) & 1);
+    if slot.policy_gen != generation || verdict::dropped(slot.verdict) {
+        let v = reevaluate(st, key, slot.verdict);
+        slot.verdict = v;
+        slot.policy_gen = generation;
+    }
+    slot.verdict
+}
+
 /// Adds a cache slot's counts to its flow's entry in the flow map (this CPU's value).
 #[inline(always)]
 pub(crate) fn flush(st: &mut Stats, slot: &CacheSlot) {
@@ -95,6 +122,7 @@ pub(crate) fn flush(st: &mut Stats, slot: &CacheSlot) {
                 .saturating_add(slot.syns.min(u32::from(u16::MAX)) as u16);
             c.verdict = slot.verdict;
             c.policy_gen = slot.policy_gen;
+            log_change(st, &slot.key, c, poll_epoch());
         }
         // The LRU dropped the flow while its frames waited here.
         None => st[stats::CACHE_FLUSH_LOST as usize] += slot.packets,
@@ -122,9 +150,11 @@ pub(crate) fn count_in_map(
             c.verdict = reevaluate(st, key, c.verdict);
             c.policy_gen = generation;
         }
+        log_change(st, key, c, poll_epoch());
         return (c.verdict, c.policy_gen);
     }
     let (v, intel_id) = evaluate_full(key);
+    let epoch = poll_epoch();
     let first = FlowCounters {
         packets: 1,
         bytes: len,
@@ -134,10 +164,13 @@ pub(crate) fn count_in_map(
         verdict: v,
         syns: u16::from((l3.tcp_flags >> 1) & 1),
         policy_gen: generation,
+        poll_epoch: epoch,
+        _pad: 0,
     };
     match FLOWS.insert(key, &first, BPF_NOEXIST as u64) {
         Ok(()) => {
             st[stats::NEW_FLOWS as usize] += 1;
+            push_change(st, key);
             count_verdict(st, v);
             // A device's IP traffic is the sum of its flows (userspace adds them up), so
             // the device map is only touched here, once per new flow, not per frame.
@@ -168,6 +201,7 @@ pub(crate) fn count_in_map(
                 bump_flow(c, len, l3.tcp_flags, now);
                 c.verdict = v;
                 c.policy_gen = generation;
+                log_change(st, key, c, epoch);
             }
             // ... and the LRU already evicted it again: the frame is lost to the map.
             None => st[stats::FLOW_INSERT_FAILED as usize] += 1,
@@ -188,4 +222,35 @@ pub(crate) fn bump_flow(c: &mut FlowCounters, len: u64, tcp_flags: u8, now: u64)
         c.first_seen_ns = now;
     }
     c.last_seen_ns = now;
+}
+
+/// The current poll epoch (userspace moves it on at each poll).
+#[inline(always)]
+fn poll_epoch() -> u32 {
+    POLL_EPOCH.get(0).copied().unwrap_or(0)
+}
+
+/// Logs that this CPU changed the flow's map entry, unless it did already in this poll
+/// epoch: a busy flow costs the log one slot per poll, not one per frame.
+#[inline(always)]
+fn log_change(st: &mut Stats, key: &FlowKey, c: &mut FlowCounters, epoch: u32) {
+    if c.poll_epoch != epoch {
+        c.poll_epoch = epoch;
+        push_change(st, key);
+    }
+}
+
+/// Appends a key to this CPU's change log. The log is a ring: when a poll falls more
+/// than its size behind, userspace sees it from the write position and reads the whole
+/// map instead.
+#[inline(always)]
+fn push_change(st: &mut Stats, key: &FlowKey) {
+    let head = st[stats::DIRTY_LOGGED as usize];
+    // SAFETY: a read-only global the loader sets; volatile so it is read, not folded.
+    let mask = unsafe { core::ptr::read_volatile(&KW_DIRTY_MASK) };
+    if let Some(slot) = DIRTY.get_ptr_mut(head as u32 & mask) {
+        // SAFETY: this CPU's value; nothing else writes it concurrently.
+        unsafe { *slot = *key };
+    }
+    st[stats::DIRTY_LOGGED as usize] = head + 1;
 }

@@ -23,6 +23,10 @@ const _: () = assert!(str_eq(maps::DEVICE_POLICY, "KW_DEVICE_POLICY"));
 const _: () = assert!(str_eq(maps::ALLOW, "KW_ALLOW"));
 const _: () = assert!(str_eq(maps::POLICY_GEN, "KW_POLICY_GEN"));
 const _: () = assert!(str_eq(maps::INTEL, "KW_INTEL"));
+const _: () = assert!(str_eq(maps::DIRTY, "KW_DIRTY"));
+const _: () = assert!(str_eq(maps::POLL_EPOCH, "KW_POLL_EPOCH"));
+const _: () = assert!(str_eq(maps::GLOBAL_DIRTY_MASK, "KW_DIRTY_MASK"));
+const _: () = assert!(maps::DEFAULT_DIRTY_SLOTS.is_power_of_two());
 
 #[map(name = "KW_FLOWS")]
 pub(crate) static FLOWS: LruPerCpuHashMap<FlowKey, FlowCounters> =
@@ -59,6 +63,17 @@ pub(crate) static INTEL: LpmTrie<IntelData, IntelEntry> =
 
 #[map(name = "KW_POLICY_GEN")]
 pub(crate) static POLICY_GEN: Array<u32> = Array::with_max_entries(1, 0);
+
+#[map(name = "KW_DIRTY")]
+pub(crate) static DIRTY: PerCpuArray<FlowKey> =
+    PerCpuArray::with_max_entries(maps::DEFAULT_DIRTY_SLOTS, 0);
+
+#[map(name = "KW_POLL_EPOCH")]
+pub(crate) static POLL_EPOCH: Array<u32> = Array::with_max_entries(1, 0);
+
+/// The change log's size minus one; the loader sets it with the log's size.
+#[unsafe(no_mangle)]
+pub(crate) static KW_DIRTY_MASK: u32 = maps::DEFAULT_DIRTY_SLOTS - 1;
 
 /// Set to 1 by the loader when replaying a capture; read-only, so the verifier prunes the
 /// branch that isn't taken.

@@ -366,6 +366,29 @@ impl Nats {
         })
     }
 
+    /// Whether `stream` has a leader and every other replica is current: only then can
+    /// the group elect a new leader when one is lost (a replica still joining counts
+    /// toward no quorum).
+    pub fn settled(&self, stream: &str) -> bool {
+        let stream = stream.to_string();
+        let want = self.nodes.len().saturating_sub(1);
+        self.with_client(move |js| {
+            Box::pin(async move {
+                let Ok(mut s) = js.get_stream(&stream).await else {
+                    return false;
+                };
+                let Ok(info) = s.info().await else {
+                    return false;
+                };
+                info.cluster.as_ref().is_some_and(|c| {
+                    c.leader.is_some()
+                        && c.replicas.len() == want
+                        && c.replicas.iter().all(|r| r.current && !r.offline)
+                })
+            })
+        })
+    }
+
     /// Every key of `bucket` with its value.
     pub fn bucket(&self, bucket: &str) -> BTreeMap<String, String> {
         let bucket = bucket.to_string();

@@ -105,6 +105,17 @@ impl Program {
         self.maps.flows().expect("read flows").into_iter().collect()
     }
 
+    /// Polls read only the flows that changed (the sensor's live mode), and the whole
+    /// map every `sweep`.
+    pub fn read_changes(&mut self, sweep: std::time::Duration) {
+        self.maps.read_changes(sweep);
+    }
+
+    /// One poll's read of the flow map, as the sensor makes it.
+    pub fn read_flows(&self) -> sensor_user::kernel::maps::FlowRead {
+        self.maps.read_flows().expect("read flows")
+    }
+
     /// The device map, summed over CPUs.
     pub fn devices(&self) -> BTreeMap<MacAddr, DeviceTotals> {
         self.maps

@@ -138,36 +138,56 @@ fn a_cluster_whose_stream_leader_is_killed_mid_stream_loses_no_line_and_stores_n
     let work = TempDir::new();
     let cap = work.join("flows.pcap");
     many_flows(&cap, 20_000);
-    let out = work.join("eve.json");
     let urls: Vec<String> = nats.urls().iter().map(|u| format!("\"{u}\"")).collect();
-    let cfg = config(
-        &work,
-        "gw-cluster",
-        &out,
-        &format!(
-            "url = [{}]\nreplicas = 3\ndrain_timeout = \"90s\"",
-            urls.join(", ")
-        ),
+    let nats_cfg = format!(
+        "url = [{}]\nreplicas = 3\ndrain_timeout = \"90s\"",
+        urls.join(", ")
     );
-    let mut sensor = nats
-        .ns
-        .cmd(env::kettlewatch().to_str().unwrap())
-        .args(["replay", "--gateway-mac", GATEWAY, "--config"])
-        .arg(&cfg)
-        .arg(&cap)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start kettlewatch replay");
+    let replay = |cfg: &Path| {
+        nats.ns
+            .cmd(env::kettlewatch().to_str().unwrap())
+            .args(["replay", "--gateway-mac", GATEWAY, "--config"])
+            .arg(cfg)
+            .arg(&cap)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start kettlewatch replay")
+    };
+    // A first sensor makes the stream and the device bucket (three replicas each) and
+    // fills them; they have settled, every replica current, before the run under test.
+    // A group whose third member is still joining when its leader dies has no quorum to
+    // elect another (JetStream's rule for any client): killed that early, the leader
+    // took the stream down with it in two of this machine's full test runs.
+    let warmup = config(&work, "gw-warmup", &work.join("warmup.json"), &nats_cfg);
+    let warm = replay(&warmup).wait_with_output().expect("warm-up replay");
+    assert!(
+        warm.status.success(),
+        "warm-up replay failed: {}",
+        String::from_utf8_lossy(&warm.stderr)
+    );
+    let end = Instant::now() + Duration::from_secs(60);
+    while !(nats.settled("KETTLEWATCH") && nats.settled("KV_kettlewatch-devices")) {
+        assert!(
+            Instant::now() < end,
+            "the stream and bucket never settled:\n{}",
+            nats.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let before = nats.count("KETTLEWATCH");
+    let out = work.join("eve.json");
+    let cfg = config(&work, "gw-cluster", &out, &nats_cfg);
+    let mut sensor = replay(&cfg);
     // Read while it runs: a broker failover makes the publisher log, and a pipe nobody
     // reads fills at 64 KiB and stops the sensor mid-write.
     let stderr = sensor.stderr.take().expect("piped stderr");
     let stderr = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
-    // Mid-stream: the stream exists and holds some of the lines, not all.
+    // Mid-stream: the stream holds some of this run's lines, not all.
     let end = Instant::now() + Duration::from_secs(60);
     let mut at_kill = 0;
     while Instant::now() < end {
-        at_kill = nats.count("KETTLEWATCH");
+        at_kill = nats.count("KETTLEWATCH") - before;
         if at_kill > 0 {
             break;
         }

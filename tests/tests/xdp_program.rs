@@ -109,6 +109,8 @@ fn ipv4_udp_counts_flow_device_and_reports_once() {
             ("new_devices", 1),
             // No policy is loaded for the device: its flow's verdict says so.
             ("verdict_no_policy", 1),
+            // Three frames of one flow: logged once as changed, for the next poll.
+            ("dirty_logged", 1),
         ])
     );
 
@@ -648,37 +650,124 @@ fn map_sizes_come_from_the_config() {
     assert!(s[st::NEW_FLOWS as usize] > 4, "LRU evicts to make room");
 }
 
-/// A destination port whose flow shares `of`'s flow-cache slot.
-fn colliding_port(of: u16, proto: u8) -> u16 {
-    let slot = key(frames::mapped(SRV_V4), of, proto).cache_slot();
-    (1024..u16::MAX)
-        .find(|p| *p != of && key(frames::mapped(SRV_V4), *p, proto).cache_slot() == slot)
-        .expect("a colliding port")
+/// Destination ports whose flows share `of`'s flow-cache set, `n` of them.
+fn colliding_ports(of: u16, proto: u8, n: usize) -> Vec<u16> {
+    let set = key(frames::mapped(SRV_V4), of, proto).cache_set();
+    let ports: Vec<u16> = (1024..u16::MAX)
+        .filter(|p| *p != of && key(frames::mapped(SRV_V4), *p, proto).cache_set() == set)
+        .take(n)
+        .collect();
+    assert_eq!(ports.len(), n, "{n} colliding ports");
+    ports
 }
 
 #[test]
-fn flows_sharing_a_cache_slot_keep_exact_counts() {
+fn flows_sharing_a_cache_set_keep_exact_counts() {
     if !env::have_root() {
         return;
     }
     let mut p = Program::load();
-    let b_port = colliding_port(5000, proto::UDP);
+    let [b_port, c_port] = colliding_ports(5000, proto::UDP, 2)[..] else {
+        unreachable!()
+    };
     let a = udp4(40000, 5000, 10);
     let b = udp4(40000, b_port, 300);
-    // Each switch between them hands the slot's counts to the flow map.
-    let order = [&a, &a, &b, &a, &b, &b, &a, &a];
+    let c = udp4(40000, c_port, 50);
+    // Three flows for a set of two slots: each time the third comes, the slot used
+    // least recently hands its counts to the flow map.
+    let order = [&a, &a, &b, &a, &c, &b, &b, &a, &c, &a];
     for f in order {
         assert_eq!(p.run(f), XDP_PASS);
     }
     let flows = p.flows();
-    let fa = flows[&key(frames::mapped(SRV_V4), 5000, proto::UDP)];
-    let fb = flows[&key(frames::mapped(SRV_V4), b_port, proto::UDP)];
-    assert_eq!((fa.packets, fa.bytes), (5, 5 * a.len() as u64));
-    assert_eq!((fb.packets, fb.bytes), (3, 3 * b.len() as u64));
+    let got = |port, f: &Vec<u8>| {
+        let t = flows[&key(frames::mapped(SRV_V4), port, proto::UDP)];
+        assert_eq!(t.bytes, t.packets * f.len() as u64, "port {port}");
+        t.packets
+    };
+    assert_eq!((got(5000, &a), got(b_port, &b), got(c_port, &c)), (5, 3, 2));
     assert_eq!(
         p.stats()[sensor_common::stats::CACHE_FLUSH_LOST as usize],
         0
     );
+}
+
+#[test]
+fn two_busy_flows_that_hash_alike_both_stay_in_the_cache() {
+    if !env::have_root() {
+        return;
+    }
+    let mut p = Program::load();
+    let b_port = colliding_ports(5000, proto::UDP, 1)[0];
+    let a = udp4(40000, 5000, 10);
+    let b = udp4(40000, b_port, 10);
+    // Their first frames go through the map; then they alternate, as two busy flows do.
+    run_all(&mut p, &[a.clone(), b.clone()]);
+    for _ in 0..5 {
+        run_all(&mut p, &[a.clone(), b.clone()]);
+    }
+    let flows = p.flows();
+    for port in [5000, b_port] {
+        let t = flows[&key(frames::mapped(SRV_V4), port, proto::UDP)];
+        assert_eq!(
+            (t.packets, t.cached_packets),
+            (6, 5),
+            "port {port}: every frame after the first counted in the cache"
+        );
+    }
+}
+
+#[test]
+fn a_poll_reads_only_the_flows_that_changed() {
+    if !env::have_root() {
+        return;
+    }
+    let mut p = Program::load();
+    p.read_changes(std::time::Duration::from_secs(3600));
+    let port = |n: u16| key(frames::mapped(SRV_V4), n, proto::UDP);
+    let (a, b, c) = (5000, 5001, 5002);
+    let sets = [a, b, c].map(|n| port(n).cache_set());
+    assert!(sets[0] != sets[1] && sets[1] != sets[2] && sets[0] != sets[2]);
+    run_all(
+        &mut p,
+        &[udp4(40000, a, 10), udp4(40000, b, 10), udp4(40000, c, 10)],
+    );
+    let first = p.read_flows();
+    assert!(first.complete, "the first poll reads the whole map");
+    assert_eq!(first.rows.len(), 3);
+
+    // A's frames hit the flow cache (the map never sees them), and so does B's second
+    // frame; E is new, in B's cache set.
+    let e = colliding_ports(b, proto::UDP, 1)[0];
+    run_all(
+        &mut p,
+        &[udp4(40000, a, 10), udp4(40000, a, 10), udp4(40000, b, 10)],
+    );
+    run_all(&mut p, &[udp4(40000, e, 10)]);
+    let read = p.read_flows();
+    assert!(!read.complete, "a poll between sweeps reads what changed");
+    let got: BTreeMap<FlowKey, u64> = read.rows.iter().map(|(k, t)| (*k, t.packets)).collect();
+    assert_eq!(
+        got,
+        BTreeMap::from([(port(a), 3), (port(b), 2), (port(e), 1)]),
+        "C did not change and is not read"
+    );
+    // Nothing since: nothing to read.
+    let idle = p.read_flows();
+    assert!(!idle.complete && idle.rows.is_empty(), "{:?}", idle.rows);
+
+    // More new flows than the log holds between two polls (4,096 per CPU for the default
+    // table): the poll reads the whole map instead of missing any.
+    let ports: Vec<u16> = (10_000..14_200).collect();
+    let many: Vec<Vec<u8>> = ports.iter().map(|n| udp4(40000, *n, 10)).collect();
+    run_all(&mut p, &many);
+    let overflow = p.read_flows();
+    assert!(
+        overflow.complete,
+        "an overflowing log falls back to a whole read"
+    );
+    let every: std::collections::BTreeSet<u16> = ports.into_iter().chain([a, b, c, e]).collect();
+    assert_eq!(overflow.rows.len(), every.len());
 }
 
 #[test]
@@ -691,15 +780,15 @@ fn cached_frames_of_an_evicted_flow_are_counted_as_lost() {
         devices: 16,
         ring_bytes: 4096,
     });
-    let slot_a = key(frames::mapped(SRV_V4), 5000, proto::UDP).cache_slot();
+    let set_a = key(frames::mapped(SRV_V4), 5000, proto::UDP).cache_set();
     let a = udp4(40000, 5000, 10);
     // A: one frame into the map, three pending in the cache.
     for _ in 0..4 {
         p.run(&a);
     }
-    // Enough other flows (none in A's cache slot) to push A out of a 4-entry LRU map.
+    // Enough other flows (none in A's cache set) to push A out of a 4-entry LRU map.
     let others: Vec<u16> = (6000..u16::MAX)
-        .filter(|port| key(frames::mapped(SRV_V4), *port, proto::UDP).cache_slot() != slot_a)
+        .filter(|port| key(frames::mapped(SRV_V4), *port, proto::UDP).cache_set() != set_a)
         .take(64)
         .collect();
     for port in &others {
@@ -710,9 +799,11 @@ fn cached_frames_of_an_evicted_flow_are_counted_as_lost() {
             .contains_key(&key(frames::mapped(SRV_V4), 5000, proto::UDP)),
         "A was evicted"
     );
-    // A flow that takes A's slot makes the cache hand A's three frames over: lost, counted.
-    let c_port = colliding_port(5000, proto::UDP);
-    p.run(&udp4(40000, c_port, 10));
+    // Two flows that take A's set: the second takes A's slot, and the cache hands A's
+    // three frames over: lost, counted.
+    for port in colliding_ports(5000, proto::UDP, 2) {
+        p.run(&udp4(40000, port, 10));
+    }
     assert_eq!(
         p.stats()[sensor_common::stats::CACHE_FLUSH_LOST as usize],
         3

@@ -368,6 +368,10 @@ pub struct SensorConfig {
     /// A flow with new traffic gets a `flow` record at most this often.
     #[serde(deserialize_with = "duration")]
     pub flow_report: Spanned<Duration>,
+    /// How often a poll reads the whole flow map instead of only the flows that changed:
+    /// flows the kernel evicted are found then.
+    #[serde(deserialize_with = "duration")]
+    pub flow_sweep_interval: Spanned<Duration>,
     /// Flow-table entries in the kernel (LRU beyond that).
     pub max_flows: Spanned<u32>,
     /// Device-table entries in the kernel (LRU beyond that).
@@ -384,6 +388,7 @@ impl Default for SensorConfig {
             poll_interval: d(Duration::from_secs(1)),
             stats_interval: d(Duration::from_secs(60)),
             flow_report: d(Duration::from_secs(60)),
+            flow_sweep_interval: d(Duration::from_secs(30)),
             max_flows: Spanned::new(0..0, sensor_common::maps::DEFAULT_MAX_FLOWS),
             max_devices: Spanned::new(0..0, sensor_common::maps::DEFAULT_MAX_DEVICES),
             ring_buffer_bytes: Spanned::new(0..0, sensor_common::maps::DEFAULT_RING_BYTES),

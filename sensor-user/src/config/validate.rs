@@ -17,6 +17,7 @@ impl Config {
             (&s.poll_interval, "poll_interval"),
             (&s.stats_interval, "stats_interval"),
             (&s.flow_report, "flow_report"),
+            (&s.flow_sweep_interval, "flow_sweep_interval"),
         ] {
             if d.get_ref().is_zero() {
                 return Err((d.span(), format!("{what} must be longer than zero")));

@@ -9,7 +9,7 @@ use std::{
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
-        mpsc::{self, RecvTimeoutError, SyncSender, TrySendError},
+        mpsc::{self, RecvTimeoutError, Sender},
     },
     thread::JoinHandle,
     time::Duration,
@@ -27,6 +27,21 @@ struct UnixSink {
 }
 
 const RETRY: Duration = Duration::from_millis(200);
+
+/// Lines go to the writer in batches of up to this many bytes (or [`BATCH_LINES`]
+/// lines), and whatever is pending at each [`Output::flush`]: one queue message, one
+/// allocation freed on the writer's side and one write a batch. Line by line, a poll's
+/// hundreds of thousands of lines cost more in wake-ups and in the allocator's lock
+/// (the writer freeing what the sensor allocated) than in JSON.
+const BATCH_BYTES: usize = 32 * 1024;
+/// See [`BATCH_BYTES`].
+const BATCH_LINES: usize = 256;
+
+/// Lines handed to the writer together.
+struct Batch {
+    text: String,
+    lines: u64,
+}
 
 impl UnixSink {
     fn new(path: std::path::PathBuf) -> Self {
@@ -83,6 +98,8 @@ impl Write for UnixSink {
 
 #[derive(Default)]
 struct Counters {
+    /// Lines handed to the writer and not yet written: the queue's bound is in lines.
+    queued: AtomicU64,
     written: AtomicU64,
     errors: AtomicU64,
     dropped: AtomicU64,
@@ -114,11 +131,13 @@ fn open_file(path: &str) -> io::Result<std::fs::File> {
 
 /// Where events go: one JSON object a line.
 pub struct Output {
-    tx: Option<SyncSender<String>>,
+    tx: Option<Sender<Batch>>,
     writer: Option<JoinHandle<()>>,
     counters: Arc<Counters>,
     warned_full: bool,
     wait_when_full: bool,
+    queue_lines: u64,
+    pending: Batch,
 }
 
 impl Output {
@@ -175,7 +194,7 @@ impl Output {
     }
 
     fn spawn(mut sink: Sink, queue_lines: usize) -> Self {
-        let (tx, rx) = mpsc::sync_channel::<String>(queue_lines.max(1));
+        let (tx, rx) = mpsc::channel::<Batch>();
         let counters = Arc::new(Counters::default());
         let c = counters.clone();
         let writer = std::thread::spawn(move || {
@@ -220,8 +239,8 @@ impl Output {
                     }
                 }
                 // Flush whenever the queue runs dry, so lines are out within ~50 ms.
-                let line = match rx.recv_timeout(Duration::from_millis(50)) {
-                    Ok(l) => l,
+                let batch = match rx.recv_timeout(Duration::from_millis(50)) {
+                    Ok(b) => b,
                     Err(RecvTimeoutError::Timeout) => {
                         if let Err(e) = sink.w.flush() {
                             if ended(&e, &sink, &c) {
@@ -233,9 +252,11 @@ impl Output {
                     }
                     Err(RecvTimeoutError::Disconnected) => break,
                 };
-                match sink.w.write_all(line.as_bytes()) {
+                let result = sink.w.write_all(batch.text.as_bytes());
+                c.queued.fetch_sub(batch.lines, Ordering::Relaxed);
+                match result {
                     Ok(()) => {
-                        c.written.fetch_add(1, Ordering::Relaxed);
+                        c.written.fetch_add(batch.lines, Ordering::Relaxed);
                         if let Some(before) = failing.take() {
                             tracing::warn!(
                                 lost = c.errors.load(Ordering::Relaxed) - before,
@@ -244,7 +265,10 @@ impl Output {
                         }
                     }
                     Err(e) if ended(&e, &sink, &c) => return,
-                    Err(e) => fail(e, &c, &mut failing),
+                    Err(e) => {
+                        fail(e, &c, &mut failing);
+                        c.errors.fetch_add(batch.lines - 1, Ordering::Relaxed);
+                    }
                 }
             }
             if let Err(e) = sink.w.flush()
@@ -259,6 +283,11 @@ impl Output {
             counters,
             warned_full: false,
             wait_when_full: false,
+            queue_lines: queue_lines.max(1) as u64,
+            pending: Batch {
+                text: String::new(),
+                lines: 0,
+            },
         }
     }
 
@@ -282,46 +311,75 @@ impl Output {
 
     /// Queues one event as one line; never blocks unless made to wait when full.
     pub fn write(&mut self, v: &Value) {
-        let mut line = v.to_string();
-        line.push('\n');
-        self.queue(line);
+        self.queue(&v.to_string());
+    }
+
+    /// Queues one event already written as JSON (without its newline).
+    pub fn write_json(&mut self, line: String) {
+        self.queue(&line);
     }
 
     /// Queues one line of text (the terminal view), on the same terms as an event.
     pub fn write_text(&mut self, text: &str) {
-        let mut line = String::with_capacity(text.len() + 1);
-        line.push_str(text);
-        line.push('\n');
-        self.queue(line);
+        self.queue(text);
     }
 
-    fn queue(&mut self, line: String) {
+    fn queue(&mut self, line: &str) {
+        if self.tx.is_none() || self.closed() {
+            return;
+        }
+        let p = &mut self.pending;
+        p.text.push_str(line);
+        p.text.push('\n');
+        p.lines += 1;
+        if p.text.len() >= BATCH_BYTES || p.lines >= BATCH_LINES as u64 {
+            self.flush();
+        }
+    }
+
+    /// Hands the lines queued since the last call to the writer. The sensor calls it
+    /// after each turn of its event loop, so a line waits for no later event.
+    pub fn flush(&mut self) {
+        let lines = self.pending.lines;
+        if lines == 0 {
+            return;
+        }
         let Some(tx) = &self.tx else { return };
-        if self.closed() {
-            return;
-        }
+        let c = &self.counters;
         if self.wait_when_full {
-            if tx.send(line).is_err() && !self.closed() {
-                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+            // A batch larger than the whole queue goes alone.
+            while c.queued.load(Ordering::Relaxed) > 0
+                && c.queued.load(Ordering::Relaxed) + lines > self.queue_lines
+                && !c.closed.load(Ordering::Relaxed)
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        } else if c.queued.load(Ordering::Relaxed) + lines > self.queue_lines {
+            if !self.warned_full {
+                tracing::warn!(
+                    "the output is not keeping up; dropping lines (counted as output_dropped)"
+                );
+                self.warned_full = true;
+            }
+            c.dropped.fetch_add(lines, Ordering::Relaxed);
+            self.pending.text.clear();
+            self.pending.lines = 0;
+            return;
+        }
+        let batch = Batch {
+            text: std::mem::replace(&mut self.pending.text, String::with_capacity(BATCH_BYTES)),
+            lines,
+        };
+        self.pending.lines = 0;
+        c.queued.fetch_add(lines, Ordering::Relaxed);
+        if tx.send(batch).is_err() {
+            c.queued.fetch_sub(lines, Ordering::Relaxed);
+            if !self.closed() {
+                c.errors.fetch_add(lines, Ordering::Relaxed);
             }
             return;
         }
-        match tx.try_send(line) {
-            Ok(()) => self.warned_full = false,
-            Err(TrySendError::Full(_)) => {
-                if !self.warned_full {
-                    tracing::warn!(
-                        "the output is not keeping up; dropping lines (counted as output_dropped)"
-                    );
-                    self.warned_full = true;
-                }
-                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(TrySendError::Disconnected(_)) if self.closed() => {}
-            Err(TrySendError::Disconnected(_)) => {
-                self.counters.errors.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        self.warned_full = false;
     }
 
     /// Lines written so far.
@@ -343,6 +401,7 @@ impl Output {
 impl Drop for Output {
     /// Writes out everything queued before returning.
     fn drop(&mut self) {
+        self.flush();
         self.tx.take();
         if let Some(w) = self.writer.take() {
             let _ = w.join();

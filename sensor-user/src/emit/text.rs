@@ -112,6 +112,12 @@ fn human_bytes(b: u64) -> String {
 }
 
 impl TextView {
+    /// A flow record reporting `bytes`: counted for the next summary, no line of its own.
+    pub fn flow(&mut self, bytes: u64) {
+        self.records += 1;
+        self.bytes += bytes;
+    }
+
     /// The line for one event, if it is worth one.
     pub fn line(&mut self, v: &Value) -> Option<String> {
         match v["event_type"].as_str()? {
@@ -177,9 +183,10 @@ impl TextView {
             }
             "flow" => {
                 let f = &v["flow"];
-                self.records += 1;
-                self.bytes += f["bytes_toserver"].as_u64().unwrap_or(0)
-                    + f["bytes_toclient"].as_u64().unwrap_or(0);
+                self.flow(
+                    f["bytes_toserver"].as_u64().unwrap_or(0)
+                        + f["bytes_toclient"].as_u64().unwrap_or(0),
+                );
                 None
             }
             "stats" => {

@@ -17,8 +17,9 @@ pub fn effective_settings(config: &Config) -> Vec<String> {
     vec![
         format!("sensor name (host): {:?}", s.name),
         format!(
-            "poll every {}, flow records at most every {}, stats every {}",
+            "poll every {} (the whole flow map every {}), flow records at most every {}, stats every {}",
             d(s.poll_interval.get_ref()),
+            d(s.flow_sweep_interval.get_ref()),
             d(s.flow_report.get_ref()),
             d(s.stats_interval.get_ref())
         ),

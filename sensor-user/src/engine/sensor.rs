@@ -44,7 +44,7 @@ pub struct Stages {
 pub struct PollRead {
     /// When the read began (epoch).
     pub now_ns: u64,
-    flows: Result<Vec<(FlowKey, FlowTotals)>, crate::kernel::maps::MapsError>,
+    flows: Result<crate::kernel::maps::FlowRead, crate::kernel::maps::MapsError>,
     devices: Result<Vec<(MacAddr, DeviceTotals)>, crate::kernel::maps::MapsError>,
     egress: Vec<(MacAddr, u64, u64)>,
     /// The kernel's stats counters, for `stats` and the metrics snapshot.
@@ -56,7 +56,7 @@ impl PollRead {
     pub fn read(maps: &KernelMaps, now_ns: u64) -> Self {
         Self {
             now_ns,
-            flows: maps.flows(),
+            flows: maps.read_flows(),
             devices: maps.devices(),
             egress: maps.egress().unwrap_or_default(),
             stats: maps.stats().unwrap_or_default(),
@@ -423,17 +423,32 @@ impl Sensor {
         self.write_alert(&v, f.rule());
     }
 
-    /// A poll of the kernel maps.
+    /// A poll of the kernel maps that read every flow.
     pub fn on_poll(
         &mut self,
         now_ns: u64,
         flows: Vec<(FlowKey, FlowTotals)>,
         devices: Vec<(MacAddr, DeviceTotals)>,
     ) {
+        self.fold_poll(now_ns, flows, true, devices);
+    }
+
+    /// A poll: every flow when `complete`, else the flows that changed since the last.
+    fn fold_poll(
+        &mut self,
+        now_ns: u64,
+        flows: Vec<(FlowKey, FlowTotals)>,
+        complete: bool,
+        devices: Vec<(MacAddr, DeviceTotals)>,
+    ) {
         let now_kernel = self.eve.time.to_kernel_ns(now_ns);
-        let mut records = self.flows.on_poll(now_ns, now_kernel, flows);
+        let mut records = if complete {
+            self.flows.on_poll(now_ns, now_kernel, flows)
+        } else {
+            self.flows.on_changes(now_ns, now_kernel, flows)
+        };
         self.devices
-            .on_poll(devices, &self.flows.last_seen_by_device());
+            .on_poll(devices, self.flows.last_seen_by_device());
         self.baseline.annotate(&mut records);
         self.write_flows(now_ns, records);
         self.check_pressure(now_ns);
@@ -475,7 +490,7 @@ impl Sensor {
     pub fn apply_poll(&mut self, read: PollRead) {
         self.egress = read.egress;
         match (read.flows, read.devices) {
-            (Ok(f), Ok(d)) => self.on_poll(read.now_ns, f, d),
+            (Ok(f), Ok(d)) => self.fold_poll(read.now_ns, f.rows, f.complete, d),
             (Err(e), _) | (_, Err(e)) => self.poll_failed(&e),
         }
     }
@@ -543,8 +558,8 @@ impl Sensor {
     }
 
     fn write_flow(&mut self, now_ns: u64, r: &crate::track::flows::FlowRecord) {
-        let v = self.eve.flow(now_ns, r);
-        self.emit(&v);
+        let line = self.eve.flow_line(now_ns, r);
+        self.sinks.emit_flow(line, r.delta_bytes);
         self.counters.flow_records += 1;
     }
 
@@ -576,6 +591,12 @@ impl Sensor {
     /// Writes one event to every sink.
     fn emit(&mut self, v: &Value) {
         self.sinks.emit(v);
+    }
+
+    /// Hands the lines written so far to the output's writer thread (the event loop
+    /// calls it after each turn; lines are batched until then).
+    pub fn flush_output(&mut self) {
+        self.sinks.flush();
     }
 
     /// The output file is opened again by path (SIGHUP, after logrotate moved it).
@@ -624,5 +645,24 @@ impl Sinks {
             let event_type = v["event_type"].as_str().unwrap_or("event");
             fleet.send(event_type, v.to_string());
         }
+    }
+
+    /// Hands what the outputs have queued to their writers.
+    fn flush(&mut self) {
+        self.out.flush();
+        if let Some((_, lines)) = &mut self.view {
+            lines.flush();
+        }
+    }
+
+    /// A `flow` event already written as its line; `bytes` is what it reports.
+    fn emit_flow(&mut self, line: String, bytes: u64) {
+        if let Some((view, _)) = &mut self.view {
+            view.flow(bytes);
+        }
+        if let Some(fleet) = &mut self.fleet {
+            fleet.send("flow", line.clone());
+        }
+        self.out.write_json(line);
     }
 }

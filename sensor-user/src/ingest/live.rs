@@ -83,7 +83,8 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
             None
         }
     };
-    let (maps, ring) = KernelMaps::take(&mut ebpf)?;
+    let (mut maps, ring) = KernelMaps::take(&mut ebpf)?;
+    maps.read_changes(*args.config.sensor.flow_sweep_interval.get_ref());
     let policy_maps = PolicyMaps::take(&mut ebpf)?;
     let intel_maps = crate::judge::intel::IntelMaps::take(&mut ebpf)?;
     // SAFETY: the ring buffer owns its fd and lives inside the AsyncFd until both drop.
@@ -229,6 +230,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
         }
+        sensor.flush_output();
     }
 
     reader.stop();

@@ -148,7 +148,10 @@ pub fn load(sizes: MapSizes, replay: bool) -> Result<Ebpf, LoadError> {
         .map_max_entries(maps::FLOWS, sizes.flows)
         .map_max_entries(maps::DEVICES, sizes.devices)
         .map_max_entries(maps::EGRESS, sizes.devices)
-        .map_max_entries(maps::EVENTS, sizes.ring_bytes);
+        .map_max_entries(maps::EVENTS, sizes.ring_bytes)
+        .map_max_entries(maps::DIRTY, maps::dirty_slots(sizes.flows));
+    let dirty_mask = maps::dirty_slots(sizes.flows) - 1;
+    loader.override_global(maps::GLOBAL_DIRTY_MASK, &dirty_mask, true);
     if replay {
         loader.override_global(maps::GLOBAL_REPLAY, &1u8, true);
     }

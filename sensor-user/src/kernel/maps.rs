@@ -8,9 +8,14 @@ use std::{
 
 use std::collections::HashMap;
 
+use std::{
+    sync::{Mutex, PoisonError},
+    time::{Duration, Instant},
+};
+
 use aya::{
     Ebpf, Pod,
-    maps::{Map, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf},
+    maps::{Array, Map, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf},
 };
 use sensor_common::{
     CacheSlot, DeviceCounters, DeviceKey, FlowCounters, FlowKey, MacAddr, maps, policy::Verdict,
@@ -49,8 +54,36 @@ pub struct KernelMaps {
     egress: Map,
     stats: PerCpuArray<MapData, [u64; stats::COUNT as usize]>,
     clock: PerCpuArray<MapData, u64>,
+    dirty: Map,
+    log: Mutex<ChangeLog>,
     cpus: usize,
     batched: bool,
+}
+
+/// What a poll read of the flow map gives.
+#[derive(Debug)]
+pub struct FlowRead {
+    /// Flows and their totals: every flow when `complete`, else those that changed.
+    pub rows: Vec<(FlowKey, FlowTotals)>,
+    /// The whole map was read: a flow missing from `rows` has left it.
+    pub complete: bool,
+}
+
+/// Where userspace is in the kernel's change log, and when it last read the whole map.
+struct ChangeLog {
+    epoch_map: Array<MapData, u32>,
+    /// Read the whole map this often (evictions are only seen there); `None`: every
+    /// poll reads the whole map (replay, and the tests that compare snapshots).
+    sweep_every: Option<Duration>,
+    last_sweep: Option<Instant>,
+    epoch: u32,
+    /// Per CPU: the log position read up to.
+    tails: Vec<u64>,
+    /// The flow cache as the last poll saw it (slot-major, then CPU).
+    slots: Vec<CacheSlot>,
+    /// Reads of the whole map, and how many of them a full log forced.
+    sweeps: u64,
+    overflows: u64,
 }
 
 fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<Map, MapsError> {
@@ -81,6 +114,17 @@ impl KernelMaps {
             egress: take(ebpf, maps::EGRESS)?,
             stats: typed(ebpf, maps::STATS)?,
             clock: typed(ebpf, maps::CLOCK)?,
+            dirty: take(ebpf, maps::DIRTY)?,
+            log: Mutex::new(ChangeLog {
+                epoch_map: typed(ebpf, maps::POLL_EPOCH)?,
+                sweep_every: None,
+                last_sweep: None,
+                epoch: 0,
+                tails: Vec::new(),
+                slots: Vec::new(),
+                sweeps: 0,
+                overflows: 0,
+            }),
             cpus,
             batched: true,
         };
@@ -93,49 +137,185 @@ impl KernelMaps {
         self.batched = on;
     }
 
-    /// Every flow with its counters summed over CPUs, the flow cache's pending counts
-    /// included. The map is read before the cache: a flush between the two reads then
-    /// leaves counts out of this snapshot (the next has them) rather than counting them
-    /// twice; see `FlowTable::on_poll` for the dip this can show.
-    pub fn flows(&self) -> Result<Vec<(FlowKey, FlowTotals)>, MapsError> {
-        let mut rows = self.flow_rows()?;
-        let slots = read_per_cpu::<u32, CacheSlot, Vec<CacheSlot>>(
+    /// From now on a poll reads only the flows that changed since the last one (from
+    /// the kernel's change log), and the whole map every `sweep_every`, or sooner when
+    /// the log overflowed.
+    pub fn read_changes(&mut self, sweep_every: Duration) {
+        self.log
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .sweep_every = Some(sweep_every);
+    }
+
+    /// The next poll reads the whole map (the benchmark times a sweep this way).
+    pub fn sweep_next(&self) {
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .last_sweep = None;
+    }
+
+    /// Reads of the whole map so far, and how many of them an overflowing change log
+    /// forced (with `read_changes`).
+    pub fn sweeps(&self) -> (u64, u64) {
+        let log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        (log.sweeps, log.overflows)
+    }
+
+    /// A poll's read of the flows: with `read_changes`, the flows the change log and the
+    /// flow cache say changed, else (and at a sweep) every flow.
+    pub fn read_flows(&self) -> Result<FlowRead, MapsError> {
+        let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(sweep_every) = log.sweep_every else {
+            return Ok(FlowRead {
+                rows: self.flows()?,
+                complete: true,
+            });
+        };
+        // The log's positions are read before the epoch moves on: a flow logged after
+        // this read is logged again in the new epoch when it changes again, and one
+        // logged before it is read below, after every change the old epoch saw.
+        let heads = self.log_heads()?;
+        log.epoch = log.epoch.wrapping_add(1);
+        let epoch = log.epoch;
+        log.epoch_map
+            .set(0, &epoch, 0)
+            .map_err(|source| MapsError::Map {
+                name: maps::POLL_EPOCH,
+                source,
+            })?;
+        let due = log.last_sweep.is_none_or(|t| t.elapsed() >= sweep_every);
+        let changed = if due || log.tails.len() != heads.len() {
+            None
+        } else {
+            self.changed_keys(&log.tails, &heads)?
+        };
+        log.tails = heads;
+        let Some(mut keys) = changed else {
+            if !due {
+                log.overflows += 1;
+                tracing::debug!("flow change log overflowed; reading the whole flow map");
+            }
+            log.sweeps += 1;
+            log.last_sweep = Some(Instant::now());
+            let rows = self.flow_rows()?;
+            let slots = self.cache_slots()?;
+            let rows = merge_pending(rows, &slots);
+            log.slots = slots;
+            return Ok(FlowRead {
+                rows,
+                complete: true,
+            });
+        };
+        // Frames counted in the flow cache never touch the map: a slot whose counts
+        // moved since the last poll makes its flow one to read.
+        let before = self.cache_slots()?;
+        for (i, s) in before.iter().enumerate() {
+            if s.valid != 0 && s.packets != 0 && log.slots.get(i) != Some(s) {
+                keys.insert(s.key);
+            }
+        }
+        log.slots = before;
+        drop(log);
+        let flows = PerCpuHashMap::<&MapData, FlowKey, FlowCounters>::try_from(&self.flows)
+            .map_err(|source| MapsError::Map {
+                name: maps::FLOWS,
+                source,
+            })?;
+        let mut rows = Vec::with_capacity(keys.len());
+        for key in keys {
+            match flows.get(&key, 0) {
+                Ok(v) => rows.push((key, FlowTotals::sum(&v))),
+                // Evicted since it was logged: the next sweep says so.
+                Err(MapError::KeyNotFound) => {}
+                Err(source) => {
+                    return Err(MapsError::Map {
+                        name: maps::FLOWS,
+                        source,
+                    });
+                }
+            }
+        }
+        // The cache is read again after the map, for the reason `flows` gives.
+        Ok(FlowRead {
+            rows: merge_pending(rows, &self.cache_slots()?),
+            complete: false,
+        })
+    }
+
+    /// Each CPU's change-log write position.
+    fn log_heads(&self) -> Result<Vec<u64>, MapsError> {
+        let per_cpu = self.stats.get(&0, 0).map_err(|source| MapsError::Map {
+            name: maps::STATS,
+            source,
+        })?;
+        Ok(per_cpu
+            .iter()
+            .map(|s| s[stats::DIRTY_LOGGED as usize])
+            .collect())
+    }
+
+    /// The flows logged between `tails` and `heads`; `None` when a CPU's log wrapped
+    /// past what was not read yet (before or while it was read).
+    fn changed_keys(
+        &self,
+        tails: &[u64],
+        heads: &[u64],
+    ) -> Result<Option<std::collections::HashSet<FlowKey, foldhash::fast::RandomState>>, MapsError>
+    {
+        let log = read_per_cpu::<u32, FlowKey, Vec<FlowKey>>(
+            &self.dirty,
+            maps::DIRTY,
+            self.cpus,
+            self.batched,
+            <[FlowKey]>::to_vec,
+        )?;
+        let size = log.len() as u64;
+        let wrapped = |heads: &[u64]| {
+            heads
+                .iter()
+                .zip(tails)
+                .any(|(h, t)| h.saturating_sub(*t) > size)
+        };
+        if size == 0 || wrapped(heads) {
+            return Ok(None);
+        }
+        let mut keys = std::collections::HashSet::default();
+        for (cpu, (&head, &tail)) in heads.iter().zip(tails).enumerate() {
+            for n in tail..head {
+                if let Some(k) = log[(n % size) as usize].1.get(cpu) {
+                    keys.insert(*k);
+                }
+            }
+        }
+        // Entries overwritten while they were copied would be other flows' keys.
+        if wrapped(&self.log_heads()?) {
+            return Ok(None);
+        }
+        Ok(Some(keys))
+    }
+
+    /// Every slot of the flow cache, slot-major, then CPU.
+    fn cache_slots(&self) -> Result<Vec<CacheSlot>, MapsError> {
+        Ok(read_per_cpu::<u32, CacheSlot, Vec<CacheSlot>>(
             &self.cache,
             maps::FLOW_CACHE,
             self.cpus,
             self.batched,
             <[CacheSlot]>::to_vec,
-        )?;
-        // Index the few thousand pending slots, not the million flows: one pass over the
-        // rows then merges them (building a map of every flow took about 0.4 s at 1M).
-        let mut pending: HashMap<FlowKey, Vec<CacheSlot>> = HashMap::new();
-        for slot in slots.iter().flat_map(|(_, per_cpu)| per_cpu) {
-            if slot.valid != 0 && slot.packets != 0 {
-                pending.entry(slot.key).or_default().push(*slot);
-            }
-        }
-        if pending.is_empty() {
-            return Ok(rows);
-        }
-        // A slot whose flow left the map is counted as lost when it flushes.
-        for (key, t) in &mut rows {
-            let Some(slots) = pending.get(key) else {
-                continue;
-            };
-            for slot in slots {
-                t.packets += slot.packets;
-                t.bytes += slot.bytes;
-                t.cached_packets += slot.packets;
-                t.tcp_flags |= slot.tcp_flags;
-                t.syns += u64::from(slot.syns);
-                let v = Verdict::from_u8(slot.verdict).unwrap_or_default();
-                if slot.policy_gen >= t.policy_gen && v != Verdict::Unset {
-                    t.verdict = v;
-                    t.policy_gen = slot.policy_gen;
-                }
-            }
-        }
-        Ok(rows)
+        )?
+        .into_iter()
+        .flat_map(|(_, per_cpu)| per_cpu)
+        .collect())
+    }
+
+    /// Every flow with its counters summed over CPUs, the flow cache's pending counts
+    /// included. The map is read before the cache: a flush between the two reads then
+    /// leaves counts out of this snapshot (the next has them) rather than counting them
+    /// twice; see `FlowTable::on_poll` for the dip this can show.
+    pub fn flows(&self) -> Result<Vec<(FlowKey, FlowTotals)>, MapsError> {
+        let rows = self.flow_rows()?;
+        Ok(merge_pending(rows, &self.cache_slots()?))
     }
 
     /// The flow map alone, summed over CPUs, without the flow cache's pending counts (the
@@ -206,6 +386,43 @@ impl KernelMaps {
                 source,
             })
     }
+}
+
+/// Adds the flow cache's pending counts to the flows they belong to.
+fn merge_pending(
+    mut rows: Vec<(FlowKey, FlowTotals)>,
+    slots: &[CacheSlot],
+) -> Vec<(FlowKey, FlowTotals)> {
+    // Index the few thousand pending slots, not the million flows: one pass over the
+    // rows then merges them (building a map of every flow took about 0.4 s at 1M).
+    let mut pending: HashMap<FlowKey, Vec<CacheSlot>> = HashMap::new();
+    for slot in slots {
+        if slot.valid != 0 && slot.packets != 0 {
+            pending.entry(slot.key).or_default().push(*slot);
+        }
+    }
+    if pending.is_empty() {
+        return rows;
+    }
+    // A slot whose flow left the map is counted as lost when it flushes.
+    for (key, t) in &mut rows {
+        let Some(slots) = pending.get(key) else {
+            continue;
+        };
+        for slot in slots {
+            t.packets += slot.packets;
+            t.bytes += slot.bytes;
+            t.cached_packets += slot.packets;
+            t.tcp_flags |= slot.tcp_flags;
+            t.syns += u64::from(slot.syns);
+            let v = Verdict::from_u8(slot.verdict).unwrap_or_default();
+            if slot.policy_gen >= t.policy_gen && v != Verdict::Unset {
+                t.verdict = v;
+                t.policy_gen = slot.policy_gen;
+            }
+        }
+    }
+    rows
 }
 
 fn map_fd<'a>(map: &'a Map) -> Option<BorrowedFd<'a>> {

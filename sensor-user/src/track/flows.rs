@@ -1,7 +1,7 @@
 //! The userspace flow table: turns polled kernel counters into `flow` records with totals
 //! and deltas, notices LRU evictions, and decides when a flow is due a record.
 
-use std::{collections::HashMap, net::IpAddr, time::Duration};
+use std::{hash::BuildHasher as _, net::IpAddr, time::Duration};
 
 use sensor_common::{FlowCounters, FlowKey, MacAddr, policy::Verdict};
 
@@ -147,33 +147,39 @@ struct Tracked {
     last_report_ns: u64,
     seen: bool,
     alerted: bool,
+    /// In `FlowTable::due`: unreported traffic waits for its report interval.
+    queued: bool,
 }
 
 /// Flows known to userspace, mirroring the kernel map.
 #[derive(Debug)]
 pub struct FlowTable {
-    // Every poll looks up each live flow: SipHash was a tenth of the event loop's time at
-    // 100k flows. foldhash is seeded per process, so a device choosing its ports and
-    // destinations cannot aim for collisions it cannot see, and the kernel's LRU bounds
-    // the table anyway.
-    flows: HashMap<FlowKey, Tracked, foldhash::fast::RandomState>,
+    flows: Store,
     report_every_ns: u64,
     /// Flows that left the kernel map (LRU eviction).
     pub evicted: u64,
     /// Flows whose counters went backwards between polls: evicted and created again.
     pub recreated: u64,
     deltas: Vec<FlowDelta>,
+    /// Flows with traffic not yet reported, by the time their report falls due: a poll
+    /// that reads only the flows that changed must still report a flow whose traffic
+    /// came before its interval was up.
+    due: std::collections::BinaryHeap<std::cmp::Reverse<(u64, FlowKey)>>,
+    /// The latest frame time of each device's flows that the last poll read.
+    last_seen: std::collections::BTreeMap<MacAddr, u64>,
 }
 
 impl FlowTable {
     /// A table that reports a busy flow at most once per `report_every`.
     pub fn new(report_every: Duration) -> Self {
         Self {
-            flows: HashMap::default(),
+            flows: Store::default(),
             report_every_ns: report_every.as_nanos() as u64,
             evicted: 0,
             recreated: 0,
             deltas: Vec::new(),
+            due: std::collections::BinaryHeap::new(),
+            last_seen: std::collections::BTreeMap::new(),
         }
     }
 
@@ -206,23 +212,48 @@ impl FlowTable {
 
     /// A ring-buffer event announced a new flow.
     pub fn on_new_flow(&mut self, key: FlowKey, origin: Origin) {
-        self.flows.entry(key).or_default().origin = Some(origin);
+        self.flows.entry(key).origin = Some(origin);
     }
 
-    /// A poll of the kernel map at `now_ns` (epoch time), which is `now_kernel_ns` on the
-    /// kernel's clock: returns the records due.
+    /// A poll of the whole kernel map at `now_ns` (epoch time), which is `now_kernel_ns`
+    /// on the kernel's clock: returns the records due. A flow missing from it has left
+    /// the map.
     pub fn on_poll(
         &mut self,
         now_ns: u64,
         now_kernel_ns: u64,
         snapshot: impl IntoIterator<Item = (FlowKey, FlowTotals)>,
     ) -> Vec<FlowRecord> {
+        self.fold(now_ns, now_kernel_ns, snapshot, true)
+    }
+
+    /// A poll that read only the flows that changed since the last one: a flow missing
+    /// from it is unchanged, not gone (the next whole read finds what left).
+    pub fn on_changes(
+        &mut self,
+        now_ns: u64,
+        now_kernel_ns: u64,
+        changed: impl IntoIterator<Item = (FlowKey, FlowTotals)>,
+    ) -> Vec<FlowRecord> {
+        self.fold(now_ns, now_kernel_ns, changed, false)
+    }
+
+    fn fold(
+        &mut self,
+        now_ns: u64,
+        now_kernel_ns: u64,
+        snapshot: impl IntoIterator<Item = (FlowKey, FlowTotals)>,
+        complete: bool,
+    ) -> Vec<FlowRecord> {
         let mut out = Vec::new();
-        for t in self.flows.values_mut() {
-            t.seen = false;
+        if complete {
+            for (_, t) in self.flows.iter_mut() {
+                t.seen = false;
+            }
         }
+        self.last_seen.clear();
         for (key, mut totals) in snapshot {
-            let t = self.flows.entry(key).or_default();
+            let t = self.flows.entry(key);
             t.seen = true;
             let mut before = t.totals;
             if totals.packets < t.totals.packets {
@@ -230,6 +261,8 @@ impl FlowTable {
                     // The same flow read while the kernel moved counts from its flow
                     // cache into its map entry: this snapshot missed them, the next one
                     // has them. Keep what we had.
+                    let e = self.last_seen.entry(key.mac).or_insert(0);
+                    *e = t.totals.last_seen_ns.max(*e);
                     continue;
                 }
                 // Evicted and created again between two polls: what it carried after our
@@ -258,11 +291,37 @@ impl FlowTable {
                 });
             }
             t.totals = totals;
+            let e = self.last_seen.entry(key.mac).or_insert(0);
+            *e = t.totals.last_seen_ns.max(*e);
             let due = now_ns.saturating_sub(t.last_report_ns) >= self.report_every_ns;
-            if t.totals.packets > t.reported_packets && due {
+            if t.totals.packets > t.reported_packets {
+                if due {
+                    out.push(record(key, t, Reason::Report));
+                    t.last_report_ns = now_ns;
+                } else if !t.queued {
+                    t.queued = true;
+                    let at = t.last_report_ns + self.report_every_ns;
+                    self.due.push(std::cmp::Reverse((at, key)));
+                }
+            }
+        }
+        // Flows whose traffic waited for its interval, and which this poll did not read.
+        while let Some(std::cmp::Reverse((at, key))) = self.due.peek().copied() {
+            if at > now_ns {
+                break;
+            }
+            self.due.pop();
+            let Some(t) = self.flows.get_mut(&key) else {
+                continue;
+            };
+            t.queued = false;
+            if t.totals.packets > t.reported_packets {
                 out.push(record(key, t, Reason::Report));
                 t.last_report_ns = now_ns;
             }
+        }
+        if !complete {
+            return out;
         }
         // A flow announced by its event but in no snapshot yet is kept for a while: the
         // maps are read on another thread, so a snapshot taken before the flow existed
@@ -293,14 +352,10 @@ impl FlowTable {
         out
     }
 
-    /// The latest frame time of each device's flows.
-    pub fn last_seen_by_device(&self) -> std::collections::BTreeMap<MacAddr, u64> {
-        let mut m = std::collections::BTreeMap::new();
-        for (k, t) in &self.flows {
-            let e = m.entry(k.mac).or_insert(0);
-            *e = t.totals.last_seen_ns.max(*e);
-        }
-        m
+    /// The latest frame time of each device's flows that the last poll read (a device's
+    /// last-seen time only moves forward, so the flows it did not read change nothing).
+    pub fn last_seen_by_device(&self) -> &std::collections::BTreeMap<MacAddr, u64> {
+        &self.last_seen
     }
 
     /// Records for every flow with unreported traffic (the sensor is stopping).
@@ -313,6 +368,114 @@ impl FlowTable {
             .collect();
         out.sort_by_key(|r| r.key);
         out
+    }
+}
+
+/// The flow table's storage: entries in one vector, and a hash table of their indices.
+/// A `HashMap<FlowKey, Tracked>` keeps key and value in every bucket, empty ones too: at a
+/// million flows that is two million buckets of 170 bytes. Here a bucket is 4 bytes.
+#[derive(Default)]
+struct Store {
+    index: hashbrown::HashTable<u32>,
+    entries: Vec<Entry>,
+    /// Entries of removed flows, reused before the vector grows.
+    free: Vec<u32>,
+    // Every poll looks up each flow it read: SipHash was a tenth of the event loop's time
+    // at 100k flows. foldhash is seeded per process, so a device choosing its ports and
+    // destinations cannot aim for collisions it cannot see, and the kernel's LRU bounds
+    // the table anyway.
+    hasher: foldhash::fast::RandomState,
+}
+
+struct Entry {
+    key: FlowKey,
+    live: bool,
+    t: Tracked,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl Store {
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    fn find(&self, key: &FlowKey) -> Option<u32> {
+        let entries = &self.entries;
+        self.index
+            .find(self.hasher.hash_one(key), |&i| {
+                entries[i as usize].key == *key
+            })
+            .copied()
+    }
+
+    fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Tracked> {
+        let i = self.find(key)?;
+        Some(&mut self.entries[i as usize].t)
+    }
+
+    /// The flow's entry, created empty when it has none.
+    fn entry(&mut self, key: FlowKey) -> &mut Tracked {
+        if let Some(i) = self.find(&key) {
+            return &mut self.entries[i as usize].t;
+        }
+        let e = Entry {
+            key,
+            live: true,
+            t: Tracked::default(),
+        };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.entries[i as usize] = e;
+                i
+            }
+            None => {
+                self.entries.push(e);
+                (self.entries.len() - 1) as u32
+            }
+        };
+        let (entries, hasher) = (&self.entries, &self.hasher);
+        self.index.insert_unique(hasher.hash_one(key), i, |&j| {
+            hasher.hash_one(entries[j as usize].key)
+        });
+        &mut self.entries[i as usize].t
+    }
+
+    fn remove(&mut self, key: &FlowKey) -> Option<Tracked> {
+        let entries = &self.entries;
+        let (i, _) = self
+            .index
+            .find_entry(self.hasher.hash_one(key), |&i| {
+                entries[i as usize].key == *key
+            })
+            .ok()?
+            .remove();
+        let e = &mut self.entries[i as usize];
+        e.live = false;
+        self.free.push(i);
+        Some(std::mem::take(&mut e.t))
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&FlowKey, &Tracked)> {
+        self.entries
+            .iter()
+            .filter(|e| e.live)
+            .map(|e| (&e.key, &e.t))
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = (&FlowKey, &mut Tracked)> {
+        self.entries
+            .iter_mut()
+            .filter(|e| e.live)
+            .map(|e| (&e.key, &mut e.t))
     }
 }
 
@@ -376,6 +539,7 @@ mod tests {
             verdict: 0,
             syns: 0,
             policy_gen: 0,
+            ..FlowCounters::default()
         };
         let t = FlowTotals::sum(&[c(2, 50, 60, 0x02), c(0, 0, 0, 0), c(3, 40, 55, 0x10)]);
         assert_eq!(t.packets, 5);
@@ -541,5 +705,53 @@ mod tests {
         ft.on_poll(70 * SEC, 70 * SEC, [(key(1), totals(1))]);
         assert_eq!(ft.len(), 1);
         assert_eq!(ft.evicted, 0);
+    }
+
+    #[test]
+    fn a_poll_of_changes_leaves_unchanged_flows_alone() {
+        let mut ft = FlowTable::new(Duration::from_secs(1));
+        ft.on_poll(
+            100 * SEC,
+            100 * SEC,
+            [(key(1), totals(3)), (key(2), totals(1))],
+        );
+        // Only key 1 changed: key 2 is neither gone nor reported again.
+        let r = ft.on_changes(102 * SEC, 102 * SEC, [(key(1), totals(5))]);
+        assert_eq!(r.len(), 1);
+        assert_eq!((r[0].key, r[0].delta_packets), (key(1), 2));
+        assert_eq!((ft.len(), ft.evicted), (2, 0));
+        // The next whole read finds key 2 gone: its eviction is counted then.
+        ft.on_poll(130 * SEC, 130 * SEC, [(key(1), totals(5))]);
+        assert_eq!((ft.len(), ft.evicted), (1, 1));
+    }
+
+    #[test]
+    fn traffic_that_waited_for_its_interval_is_reported_without_changing_again() {
+        let mut ft = FlowTable::new(Duration::from_secs(10));
+        assert_eq!(
+            ft.on_changes(100 * SEC, 100 * SEC, [(key(1), totals(3))])
+                .len(),
+            1
+        );
+        // New traffic within the interval: held back ...
+        assert!(
+            ft.on_changes(103 * SEC, 103 * SEC, [(key(1), totals(5))])
+                .is_empty()
+        );
+        // ... and reported once the interval is up, though no later poll read the flow.
+        assert!(ft.on_changes(109 * SEC, 109 * SEC, []).is_empty());
+        let r = ft.on_changes(110 * SEC, 110 * SEC, []);
+        assert_eq!(r.len(), 1);
+        assert_eq!((r[0].delta_packets, r[0].totals.packets), (2, 5));
+        assert!(ft.on_changes(200 * SEC, 200 * SEC, []).is_empty());
+    }
+
+    #[test]
+    fn device_last_seen_comes_from_the_flows_a_poll_read() {
+        let mut ft = FlowTable::new(Duration::from_secs(1));
+        ft.on_poll(100 * SEC, 100 * SEC, [(key(1), totals(3))]);
+        assert_eq!(ft.last_seen_by_device()[&MacAddr([0; 6])], 3);
+        ft.on_changes(101 * SEC, 101 * SEC, []);
+        assert!(ft.last_seen_by_device().is_empty());
     }
 }

@@ -124,7 +124,20 @@ pub fn alert_latency(background: u32) -> Result<(f64, f64, u64)> {
 /// ring-buffer events taken in by a sensor (default configuration, lines to /dev/null) as
 /// it would on a gateway, then one poll of the whole map. Returns events per second
 /// (userspace time only), the poll (ms, read and process) and resident growth (MB).
-pub type Pipeline = (f64, f64, f64, (f64, f64));
+pub struct Pipeline {
+    /// Ring-buffer events taken in per second of userspace time.
+    pub events_per_s: f64,
+    /// The first poll (a whole read), read and processed.
+    pub first_poll_ms: f64,
+    /// Resident growth after it.
+    pub rss_growth_mb: f64,
+    /// A poll after 1% of the flows changed: (wall ms, CPU ms).
+    pub steady: (f64, f64),
+    /// A sweep after 1% of the flows changed: (wall ms, CPU ms).
+    pub sweep: (f64, f64),
+    /// The default interval between sweeps (s).
+    pub sweep_every_s: f64,
+}
 
 pub fn pipeline(live: u32) -> Result<Pipeline> {
     use sensor_user::{
@@ -138,7 +151,9 @@ pub fn pipeline(live: u32) -> Result<Pipeline> {
         ..MapSizes::from(&SensorConfig::default())
     };
     let mut ebpf = loader::load(sizes, false)?;
-    let (maps, mut ring) = KernelMaps::take(&mut ebpf)?;
+    let (mut maps, mut ring) = KernelMaps::take(&mut ebpf)?;
+    let sweep_every = *SensorConfig::default().flow_sweep_interval.get_ref();
+    maps.read_changes(sweep_every);
     let pm = sensor_user::kernel::policy_maps::PolicyMaps::take(&mut ebpf)?;
     let im = sensor_user::judge::intel::IntelMaps::take(&mut ebpf)?;
     let config = sensor_user::config::Config::default();
@@ -185,9 +200,13 @@ pub fn pipeline(live: u32) -> Result<Pipeline> {
             user += t.elapsed();
         }
     }
+    eprintln!("{live} flows: first poll starts");
     let t = std::time::Instant::now();
-    sensor.poll(&maps, clock::realtime_ns());
+    let read = sensor_user::engine::sensor::PollRead::read(&maps, clock::realtime_ns());
+    let read_ms = t.elapsed().as_secs_f64() * 1e3;
+    sensor.apply_poll(read);
     let poll_ms = t.elapsed().as_secs_f64() * 1e3;
+    eprintln!("{live} flows: first poll {poll_ms:.0} ms, of which the kernel read {read_ms:.0} ms");
     let rss_mb = rss_kb().saturating_sub(rss0) as f64 / 1024.0;
     // A steady poll: 1% of the flows got traffic since the last one. Its CPU time (user
     // and system: most of a poll is the kernel's batch copy) is what the sensor spends
@@ -199,7 +218,29 @@ pub fn pipeline(live: u32) -> Result<Pipeline> {
     let t = std::time::Instant::now();
     sensor.poll(&maps, clock::realtime_ns());
     let steady = (t.elapsed().as_secs_f64() * 1e3, cpu_ms() - cpu0);
-    Ok((events as f64 / user.as_secs_f64(), poll_ms, rss_mb, steady))
+    // The same again, as a sweep: the whole map read and compared, which the sensor does
+    // every flow_sweep_interval (and whenever the change log overflowed).
+    for i in (0..live).step_by(100) {
+        repeat_ns(sensor_prog, &Kind::V4Tcp.frame(i), 1)?;
+    }
+    maps.sweep_next();
+    let cpu0 = cpu_ms();
+    let t = std::time::Instant::now();
+    sensor.poll(&maps, clock::realtime_ns());
+    let sweep = (t.elapsed().as_secs_f64() * 1e3, cpu_ms() - cpu0);
+    let (sweeps, overflows) = maps.sweeps();
+    anyhow::ensure!(
+        (sweeps, overflows) == (2, 0),
+        "expected the first poll and the forced one to be the only sweeps, got {sweeps} ({overflows} forced by the log)"
+    );
+    Ok(Pipeline {
+        events_per_s: events as f64 / user.as_secs_f64(),
+        first_poll_ms: poll_ms,
+        rss_growth_mb: rss_mb,
+        steady,
+        sweep,
+        sweep_every_s: sweep_every.as_secs_f64(),
+    })
 }
 
 /// Known-flow cost and poll time with `live` flows in the map.
@@ -267,4 +308,100 @@ pub fn scale(live: u32, empty_one_shot: f64) -> Result<Scale> {
         "{live} live flows: known flow {known:.0} ns (one-shot empty {empty_one_shot:.0} ns), poll {batched:.1} ms batched (flow map alone {rows_only:.1} ms), {by_key:.1} ms key by key"
     );
     Ok((known, range, batched, rows_only, by_key))
+}
+
+/// What the sensor costs on a home router: `devices` devices, each keeping
+/// `per_device` destinations busy (a datagram to each every 2 s) and opening one new
+/// destination a minute, for `minutes`. Samples the sensor's CPU time and resident memory
+/// every 10 s from /proc.
+pub struct HomeProfile {
+    /// Flows the sensor saw opened.
+    pub flows: u64,
+    /// Its CPU time over the run, as a share of one CPU (%).
+    pub cpu_pct: f64,
+    /// Resident memory 30 s in, at the end, and the most seen (MB).
+    pub rss_start_mb: f64,
+    pub rss_end_mb: f64,
+    pub rss_max_mb: f64,
+}
+
+pub fn home_profile(devices: usize, per_device: u16, minutes: u64) -> Result<HomeProfile> {
+    use crate::{lab::Lab, proc::Sensor};
+    let bin = crate::env::workspace().join("target/release/kettlewatch");
+    // SAFETY: the benchmark is single-threaded here.
+    unsafe { std::env::set_var("KETTLEWATCH_BIN", &bin) };
+    let lab = Lab::build(devices);
+    let mut sensor = Sensor::start(&lab.gw, "lan0", &[], false);
+    sensor.wait_for_log("watching lan0", std::time::Duration::from_secs(30));
+    let pid = sensor.pid();
+    let proc_stat = move || -> Option<(f64, f64)> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name (which may hold spaces): utime is the 12th.
+        let rest = stat.rsplit_once(')')?.1;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let rss_kb: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some((ticks / hz * 1e3, rss_kb / 1024.0))
+    };
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(minutes * 60);
+    let mut senders = Vec::new();
+    for (i, d) in lab.devices.iter().enumerate() {
+        let from: std::net::IpAddr = d.v6.into();
+        senders.push(d.ns.spawn(move || {
+            let s = std::net::UdpSocket::bind((from, 0)).unwrap();
+            let dest = |n: u16| {
+                std::net::SocketAddr::from((
+                    std::net::Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0x100 + i as u16, n),
+                    443,
+                ))
+            };
+            let mut open = per_device;
+            let mut last_new = std::time::Instant::now();
+            while std::time::Instant::now() < end {
+                for n in 0..open {
+                    let _ = s.send_to(b"kettle status", dest(n));
+                }
+                if last_new.elapsed() >= std::time::Duration::from_secs(60) {
+                    open += 1;
+                    last_new = std::time::Instant::now();
+                }
+                std::thread::sleep(std::time::Duration::from_secs(2));
+            }
+        }));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(30));
+    let (cpu0, rss_start) = proc_stat().context("the sensor's /proc entry")?;
+    let t0 = std::time::Instant::now();
+    let mut rss_max = rss_start;
+    let mut last = (cpu0, rss_start);
+    while std::time::Instant::now() < end {
+        std::thread::sleep(std::time::Duration::from_secs(10));
+        if let Some(s) = proc_stat() {
+            rss_max = rss_max.max(s.1);
+            last = s;
+        }
+    }
+    let wall_ms = t0.elapsed().as_secs_f64() * 1e3;
+    for s in senders {
+        let _ = s.join();
+    }
+    let out = sensor.stop();
+    let stats = crate::events::last_stats_line(&out.stdout).context("a stats line")?;
+    Ok(HomeProfile {
+        flows: stats["kernel"]["new_flows"].as_u64().unwrap_or(0),
+        cpu_pct: (last.0 - cpu0) / wall_ms * 100.0,
+        rss_start_mb: rss_start,
+        rss_end_mb: last.1,
+        rss_max_mb: rss_max,
+    })
 }

@@ -52,6 +52,20 @@ struct Args {
     /// comparing two builds of the eBPF program.
     #[arg(long)]
     frames_only: bool,
+    /// Run only the userspace pipeline table (events in, first poll, steady poll, memory),
+    /// at `--pipeline-flows` live flows.
+    #[arg(long)]
+    pipeline_only: bool,
+    /// Run only the new-flow breakdown (what the policy verdict and the ring record cost).
+    #[arg(long)]
+    new_flow_steps: bool,
+    /// Live flows for `--pipeline-only` (repeatable; default 65,536 and 1,000,000).
+    #[arg(long)]
+    pipeline_flows: Vec<u32>,
+    /// Run only the home-router profile for this many minutes: 20 devices on a live lab,
+    /// 15 busy destinations each and one more a minute; the sensor's CPU and memory.
+    #[arg(long)]
+    home_minutes: Option<u64>,
 }
 
 const REPEAT: u32 = 1_000_000;
@@ -117,8 +131,13 @@ struct Loaded {
 }
 
 fn load() -> Result<Loaded> {
+    load_with(MapSizes::from(&SensorConfig::default()), true)
+}
+
+/// [`load`] with other map sizes, and with or without the device's policy.
+fn load_with(sizes: MapSizes, with_policy: bool) -> Result<Loaded> {
     // Live mode (replay = false): the clock comes from bpf_ktime_get_*, as on a gateway.
-    let mut ebpf = loader::load(MapSizes::from(&SensorConfig::default()), false)?;
+    let mut ebpf = loader::load(sizes, false)?;
     let mut bench = Ebpf::load(loader::BENCH_OBJECT).context("the benchmark object")?;
     prog(&mut bench, maps::BENCH_PASS_PROGRAM)?.load()?;
     prog(&mut bench, maps::BENCH_PARSE_PROGRAM)?.load()?;
@@ -147,7 +166,9 @@ fn load() -> Result<Loaded> {
         mode: sensor_common::policy::mode::MONITOR,
         _pad: [0; 3],
     };
-    policy.apply_device(DEV, Some((device, &allow)))?;
+    if with_policy {
+        policy.apply_device(DEV, Some((device, &allow)))?;
+    }
     Ok(Loaded {
         ebpf,
         bench,
@@ -192,6 +213,119 @@ fn one_shot_ns(
     Ok((median(filling), full))
 }
 
+/// Where a new flow's time goes (IPv4/TCP, one-shot runs while the map fills): the
+/// same frames through three loads of the sensor that differ in one step each. Returns
+/// per round (one-shot empty, as measured, without a policy, without a policy and with
+/// the ring buffer full).
+fn new_flow_steps(rounds: usize) -> Result<Vec<[f64; 4]>> {
+    let mut out = Vec::new();
+    for round in 0..rounds {
+        let base = 1_000_000 * (round as u32 + 1);
+        let sizes = MapSizes::from(&SensorConfig::default());
+        let mut l = load()?;
+        let empty = one_shot_ns(
+            &mut l,
+            maps::BENCH_PASS_PROGRAM,
+            Kind::V4Tcp,
+            base,
+            20_000,
+            1024,
+        )?
+        .0;
+        let full = one_shot_ns(&mut l, maps::XDP_PROGRAM, Kind::V4Tcp, base, 60_000, 1024)?.0;
+        let mut l = load_with(sizes, false)?;
+        let no_policy = one_shot_ns(&mut l, maps::XDP_PROGRAM, Kind::V4Tcp, base, 60_000, 1024)?.0;
+        // A one-page ring nobody reads is full after a few dozen records: every later
+        // reserve fails (counted as ringbuf_full) and no record is written.
+        let tiny = MapSizes {
+            ring_bytes: 4096,
+            ..sizes
+        };
+        let mut l = load_with(tiny, false)?;
+        let no_ring = one_shot_ns(
+            &mut l,
+            maps::XDP_PROGRAM,
+            Kind::V4Tcp,
+            base,
+            60_000,
+            u32::MAX,
+        )?
+        .0;
+        let s = l.maps.stats()?;
+        anyhow::ensure!(
+            s[sensor_common::stats::RINGBUF_FULL as usize] > 59_000,
+            "the ring was not full: {} reserves failed",
+            s[sensor_common::stats::RINGBUF_FULL as usize]
+        );
+        eprintln!(
+            "new-flow steps round {round}: one-shot empty {empty:.0} ns, new flow {full:.0}, without a policy {no_policy:.0}, and without ring records {no_ring:.0}"
+        );
+        out.push([empty, full, no_policy, no_ring]);
+    }
+    Ok(out)
+}
+
+/// The new-flow breakdown as a table: each step's cost is the difference between two
+/// loads, median over rounds with the lowest and highest round.
+fn steps_table(rounds: &[[f64; 4]]) -> String {
+    let col = |f: &dyn Fn(&[f64; 4]) -> f64| spread(&rounds.iter().map(f).collect::<Vec<_>>());
+    let mut md = String::from(
+        "| step (IPv4/TCP, map filling) | ns: median (lowest-highest round) |\n|---|---|\n",
+    );
+    for (what, f) in [
+        (
+            "new flow, over the one-shot empty program",
+            &(|r: &[f64; 4]| r[1] - r[0]) as &dyn Fn(&[f64; 4]) -> f64,
+        ),
+        (
+            "the policy verdict (device policy, allow-list trie, ports)",
+            &|r: &[f64; 4]| r[1] - r[2],
+        ),
+        (
+            "the ring record (reserve, write, submit)",
+            &|r: &[f64; 4]| r[2] - r[3],
+        ),
+        (
+            "the rest: parse, cache miss, map lookup and insert, device count, clocks, change log",
+            &|r: &[f64; 4]| r[3] - r[0],
+        ),
+    ] {
+        md += &format!("| {what} | {} |\n", col(f));
+    }
+    md
+}
+
+/// The userspace pipeline table at each of `flows` live flows.
+fn pipeline_table(flows: &[u32]) -> Result<(String, Vec<serde_json::Value>)> {
+    let mut md = String::from(
+        "\n| live flows | ring-buffer events into JSON lines (per second, userspace) | first poll of the whole map, read and processed (ms) | sensor resident growth (MB) | poll after 1% of flows changed: wall (ms) | its CPU, user + system (ms) | sweep (whole map) after 1% changed: wall (ms) | its CPU (ms) | share of one CPU: 1 s polls, a sweep every 30 s |\n|---|---|---|---|---|---|---|---|---|\n",
+    );
+    let mut pipe_js = Vec::new();
+    for &live in flows {
+        let p = pipeline(live)?;
+        // Of every sweep_every seconds' polls, one is a sweep.
+        let per_s = p.sweep_every_s;
+        let share = ((per_s - 1.0) * p.steady.1 + p.sweep.1) / per_s / 10.0;
+        md += &format!(
+            "| {live} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {share:.1}% |\n",
+            p.events_per_s,
+            p.first_poll_ms,
+            p.rss_growth_mb,
+            p.steady.0,
+            p.steady.1,
+            p.sweep.0,
+            p.sweep.1
+        );
+        pipe_js.push(json!({
+            "live_flows": live, "events_per_s": p.events_per_s, "poll_ms": p.first_poll_ms,
+            "rss_growth_mb": p.rss_growth_mb, "steady_poll_ms": p.steady.0,
+            "steady_poll_cpu_ms": p.steady.1, "sweep_ms": p.sweep.0, "sweep_cpu_ms": p.sweep.1,
+            "sweep_every_s": p.sweep_every_s, "cpu_share_pct": share,
+        }));
+    }
+    Ok((md, pipe_js))
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     std::fs::create_dir_all(&args.out)?;
@@ -200,6 +334,45 @@ fn main() -> Result<()> {
         std::fs::write(args.out.join("e2e.md"), &md)?;
         std::fs::write(
             args.out.join("e2e.json"),
+            serde_json::to_string_pretty(&js)?,
+        )?;
+        println!("{md}");
+        return Ok(());
+    }
+    if args.new_flow_steps {
+        let md = steps_table(&new_flow_steps(args.rounds)?);
+        std::fs::write(args.out.join("new_flow_steps.md"), &md)?;
+        println!("{md}");
+        return Ok(());
+    }
+    if let Some(minutes) = args.home_minutes {
+        let h = kettlewatch_tests::bench::userspace::home_profile(20, 15, minutes)?;
+        let md = format!(
+            "| devices | destinations kept busy | minutes | flows opened | sensor CPU, share of one CPU | resident memory 30 s in (MB) | at the end | most |\n|---|---|---|---|---|---|---|---|\n| 20 | 300, +20 a minute | {minutes} | {} | {:.2}% | {:.1} | {:.1} | {:.1} |\n",
+            h.flows, h.cpu_pct, h.rss_start_mb, h.rss_end_mb, h.rss_max_mb
+        );
+        std::fs::write(args.out.join("home.md"), &md)?;
+        std::fs::write(
+            args.out.join("home.json"),
+            serde_json::to_string_pretty(&json!({
+                "devices": 20, "busy_per_device": 15, "minutes": minutes, "flows": h.flows,
+                "cpu_pct": h.cpu_pct, "rss_start_mb": h.rss_start_mb,
+                "rss_end_mb": h.rss_end_mb, "rss_max_mb": h.rss_max_mb,
+            }))?,
+        )?;
+        println!("{md}");
+        return Ok(());
+    }
+    if args.pipeline_only {
+        let flows = if args.pipeline_flows.is_empty() {
+            vec![65_536, 1_000_000]
+        } else {
+            args.pipeline_flows.clone()
+        };
+        let (md, js) = pipeline_table(&flows)?;
+        std::fs::write(args.out.join("pipeline.md"), &md)?;
+        std::fs::write(
+            args.out.join("pipeline.json"),
             serde_json::to_string_pretty(&js)?,
         )?;
         println!("{md}");
@@ -347,18 +520,8 @@ fn main() -> Result<()> {
         );
         scale_js.push(json!({"live_flows": live, "known_flow_one_shot_ns": known, "poll_batched_ms": batched, "flow_map_read_ms": rows_only, "poll_by_key_ms": by_key}));
     }
-    md += "\n| live flows | ring-buffer events into JSON lines (per second, userspace) | first poll of the whole map, read and processed (ms) | sensor resident growth (MB) | steady poll, 1% of flows changed: wall (ms) | its CPU, user + system (ms) | share of one CPU at the default 1 s poll interval |\n|---|---|---|---|---|---|---|\n";
-    let mut pipe_js = Vec::new();
-    for live in [65_536u32, 1_000_000] {
-        let (eps, poll, rss, (steady_ms, steady_cpu)) = pipeline(live)?;
-        md += &format!(
-            "| {live} | {eps:.0} | {poll:.0} | {rss:.0} | {steady_ms:.0} | {steady_cpu:.0} | {:.0}% |\n",
-            steady_cpu / 10.0
-        );
-        pipe_js.push(
-            json!({"live_flows": live, "events_per_s": eps, "poll_ms": poll, "rss_growth_mb": rss, "steady_poll_ms": steady_ms, "steady_poll_cpu_ms": steady_cpu}),
-        );
-    }
+    let (pipe_md, pipe_js) = pipeline_table(&[65_536, 1_000_000])?;
+    md += &pipe_md;
     let (p50, p99, n) = alert_latency(0)?;
     md += &format!(
         "\nAlert latency (kernel stamp of the first packet to the alert line handed to the output), live lab, {n} alerts: p50 {p50:.0} us, p99 {p99:.0} us.\n"

@@ -3,11 +3,12 @@
 //! them over a flow's records gives its traffic once; the totals to date are in `iot.flow`.
 
 use sensor_common::{FLOW_SERVING, proto};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use sensor_common::policy::Verdict;
 
 use super::Eve;
+use crate::model::clock::eve_timestamp;
 use crate::track::flows::{FlowRecord, Reason};
 
 const TCP_FIN: u8 = 0x01;
@@ -35,57 +36,124 @@ fn state(r: &FlowRecord) -> &'static str {
     }
 }
 
+/// A `flow` event, written straight to its line: a poll can produce hundreds of
+/// thousands, and building each as a `serde_json::Value` first cost most of the poll.
+#[derive(serde::Serialize)]
+struct FlowEvent<'a> {
+    timestamp: String,
+    event_type: &'static str,
+    host: &'a str,
+    in_iface: &'a str,
+    #[serde(flatten)]
+    addressing: super::Addressing,
+    flow: FlowPart,
+    iot: Iot,
+}
+
+/// EVE's `flow` object.
+#[derive(serde::Serialize)]
+struct FlowPart {
+    pkts_toserver: u64,
+    bytes_toserver: u64,
+    pkts_toclient: u64,
+    bytes_toclient: u64,
+    start: String,
+    end: String,
+    age: u64,
+    state: &'static str,
+    alerted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+}
+
+#[derive(serde::Serialize)]
+struct Iot {
+    device: IotDevice,
+    flow: IotFlow,
+}
+
+#[derive(serde::Serialize)]
+struct IotDevice {
+    #[serde(serialize_with = "super::as_text")]
+    mac: sensor_common::MacAddr,
+}
+
+/// `iot.flow`: totals to date and the sensor's view of the flow.
+#[derive(serde::Serialize)]
+struct IotFlow {
+    direction: &'static str,
+    reason: &'static str,
+    pkts_total: u64,
+    bytes_total: u64,
+    tcp_flags: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verdict: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alert_repeats: Option<u64>,
+}
+
+/// A byte as two lowercase hex digits.
+fn hex_byte(b: u8) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]
+        .iter()
+        .map(|&c| char::from(c))
+        .collect()
+}
+
 impl Eve {
     /// A `flow` event.
     pub fn flow(&self, now_ns: u64, r: &FlowRecord) -> Value {
-        let mut m = self.common("flow", now_ns);
+        serde_json::from_str(&self.flow_line(now_ns, r)).unwrap_or(Value::Null)
+    }
+
+    /// A `flow` event as its JSON line (without the newline), and the bytes it reports.
+    pub fn flow_line(&self, now_ns: u64, r: &FlowRecord) -> String {
         let k = &r.key;
         let serving = k.flags & FLOW_SERVING != 0;
-        self.addressing(&mut m, k, r.origin);
-        let device_mac = k.mac.to_string();
         let (to_server, to_client) = if serving {
             ((0, 0), (r.delta_packets, r.delta_bytes))
         } else {
             ((r.delta_packets, r.delta_bytes), (0, 0))
         };
         let age = r.totals.last_seen_ns.saturating_sub(r.totals.first_seen_ns) / 1_000_000_000;
-        let mut flow = json!({
-            "pkts_toserver": to_server.0,
-            "bytes_toserver": to_server.1,
-            "pkts_toclient": to_client.0,
-            "bytes_toclient": to_client.1,
-            "start": self.time(r.totals.first_seen_ns),
-            "end": self.time(r.totals.last_seen_ns),
-            "age": age,
-            "state": state(r),
-            "alerted": r.alerted,
-        });
-        if let Some(reason) = r.reason.suricata() {
-            flow["reason"] = reason.into();
-        }
-        m.insert("flow".into(), flow);
-        let mut iot_flow = json!({
-            "direction": if serving { "serving" } else { "outbound" },
-            "reason": r.reason.as_str(),
-            "pkts_total": r.totals.packets,
-            "bytes_total": r.totals.bytes,
-            "tcp_flags": format!("{:02x}", r.totals.tcp_flags),
-        });
         // The verdict now (it changes with the policy), else the first packet's.
         let v = match (r.totals.verdict, r.origin) {
             (Verdict::Unset, Some(o)) => o.verdict,
             (v, _) => v,
         };
-        if v != Verdict::Unset {
-            iot_flow["verdict"] = v.as_str().into();
-            if let Some(n) = r.alert_repeats {
-                iot_flow["alert_repeats"] = n.into();
-            }
-        }
-        m.insert(
-            "iot".into(),
-            json!({ "device": {"mac": device_mac}, "flow": iot_flow }),
-        );
-        m.into()
+        let verdict = (v != Verdict::Unset).then(|| v.as_str());
+        let e = FlowEvent {
+            timestamp: eve_timestamp(now_ns),
+            event_type: "flow",
+            host: &self.host,
+            in_iface: &self.in_iface,
+            addressing: self.flow_addressing(k, r.origin),
+            flow: FlowPart {
+                pkts_toserver: to_server.0,
+                bytes_toserver: to_server.1,
+                pkts_toclient: to_client.0,
+                bytes_toclient: to_client.1,
+                start: self.time(r.totals.first_seen_ns),
+                end: self.time(r.totals.last_seen_ns),
+                age,
+                state: state(r),
+                alerted: r.alerted,
+                reason: r.reason.suricata(),
+            },
+            iot: Iot {
+                device: IotDevice { mac: k.mac },
+                flow: IotFlow {
+                    direction: if serving { "serving" } else { "outbound" },
+                    reason: r.reason.as_str(),
+                    pkts_total: r.totals.packets,
+                    bytes_total: r.totals.bytes,
+                    tcp_flags: hex_byte(r.totals.tcp_flags),
+                    verdict,
+                    alert_repeats: verdict.and(r.alert_repeats),
+                },
+            },
+        };
+        serde_json::to_string(&e).unwrap_or_default()
     }
 }

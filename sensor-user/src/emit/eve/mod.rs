@@ -134,8 +134,16 @@ impl Eve {
 
     /// The addressing fields of a flow: `src_ip`, `src_port`, `dest_ip`, `dest_port` (or
     /// ICMP type and code), `proto`, `community_id`, `ether`.
+    /// The addressing fields of an event about a flow, into a JSON object.
     fn addressing(&self, m: &mut Map<String, Value>, k: &FlowKey, origin: Option<Origin>) {
-        m.insert("flow_id".into(), self.flow_id(k).into());
+        if let Ok(Value::Object(a)) = serde_json::to_value(self.flow_addressing(k, origin)) {
+            m.extend(a);
+        }
+    }
+
+    /// The addressing fields of an event about a flow: its id, the two ends as EVE names
+    /// them, the protocol, Community ID and MACs.
+    fn flow_addressing(&self, k: &FlowKey, origin: Option<Origin>) -> Addressing {
         let peer = addr::ip(k.addr);
         let serving = k.flags & FLOW_SERVING != 0;
         let icmp = k.proto == proto::ICMP || k.proto == proto::ICMPV6;
@@ -147,36 +155,30 @@ impl Eve {
             (None, false) => (None, 0, Some(peer), k.port),
             (None, true) => (Some(peer), 0, None, k.port),
         };
-        if let Some(s) = src {
-            m.insert("src_ip".into(), s.to_string().into());
-        }
-        if let Some(d) = dest {
-            m.insert("dest_ip".into(), d.to_string().into());
-        }
-        if icmp {
-            m.insert("icmp_type".into(), (k.port >> 8).into());
-            m.insert("icmp_code".into(), (k.port & 0xff).into());
-        } else if k.proto == proto::TCP || k.proto == proto::UDP {
-            if origin.is_some() {
-                m.insert("src_port".into(), src_port.into());
+        let ports = !icmp && (k.proto == proto::TCP || k.proto == proto::UDP);
+        let community_id = match (src, dest, origin) {
+            (Some(s), Some(d), Some(_)) => {
+                community_id(s, d, src_port, dest_port, k.proto, icmp, k.port)
             }
-            m.insert("dest_port".into(), dest_port.into());
+            _ => None,
+        };
+        Addressing {
+            flow_id: self.flow_id(k),
+            src_ip: src,
+            dest_ip: dest,
+            icmp_type: icmp.then_some(k.port >> 8),
+            icmp_code: icmp.then_some(k.port & 0xff),
+            src_port: (ports && origin.is_some()).then_some(src_port),
+            dest_port: ports.then_some(dest_port),
+            proto: addr::proto_name(k.proto),
+            community_id,
+            ether: Ether {
+                src_mac: k.mac,
+                dest_mac: origin.map(|o| o.dst_mac),
+            },
         }
-        m.insert("proto".into(), addr::proto_name(k.proto).into());
-        if let (Some(s), Some(d), Some(_)) = (src, dest, origin)
-            && let Some(id) = community_id(s, d, src_port, dest_port, k.proto, icmp, k.port)
-        {
-            m.insert("community_id".into(), id.into());
-        }
-        let mut ether = Map::new();
-        ether.insert("src_mac".into(), k.mac.to_string().into());
-        if let Some(o) = origin {
-            ether.insert("dest_mac".into(), o.dst_mac.to_string().into());
-        }
-        m.insert("ether".into(), ether.into());
     }
 
-    /// The `iot.device` object shared by `device` and `alert` events.
     fn device_object(
         &self,
         mac: MacAddr,
@@ -224,6 +226,55 @@ impl Eve {
             (None, None) => {}
         }
         o
+    }
+}
+
+/// The addressing fields of an event about a flow, in EVE's order.
+#[derive(serde::Serialize)]
+struct Addressing {
+    flow_id: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    src_ip: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dest_ip: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    icmp_type: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    icmp_code: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    src_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dest_port: Option<u16>,
+    proto: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    community_id: Option<String>,
+    ether: Ether,
+}
+
+/// EVE's `ether`.
+#[derive(serde::Serialize)]
+struct Ether {
+    #[serde(serialize_with = "as_text")]
+    src_mac: MacAddr,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "opt_as_text"
+    )]
+    dest_mac: Option<MacAddr>,
+}
+
+/// A value written as its `Display` text, without an intermediate string.
+fn as_text<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+fn opt_as_text<T: std::fmt::Display, S: serde::Serializer>(
+    v: &Option<T>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.collect_str(v),
+        None => s.serialize_none(),
     }
 }
 

@@ -40,6 +40,7 @@ fn a_unix_socket_sink_survives_its_reader_going_away() {
     let listener = UnixListener::bind(&path).unwrap();
     let mut out = Output::open(&format!("unix:{}", path.display()), 16).unwrap();
     out.write(&serde_json::json!({"n": 1}));
+    out.flush();
     let (conn, _) = listener.accept().unwrap();
     let mut lines = BufReader::new(conn.try_clone().unwrap()).lines();
     assert_eq!(lines.next().unwrap().unwrap(), r#"{"n":1}"#);
@@ -50,6 +51,7 @@ fn a_unix_socket_sink_survives_its_reader_going_away() {
     std::fs::remove_file(&path).unwrap();
     for n in 2..6 {
         out.write(&serde_json::json!({ "n": n }));
+        out.flush();
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(200));
@@ -58,6 +60,7 @@ fn a_unix_socket_sink_survives_its_reader_going_away() {
     let listener = UnixListener::bind(&path).unwrap();
     std::thread::sleep(RETRY + Duration::from_millis(50));
     out.write(&serde_json::json!({"n": 9}));
+    out.flush();
     let (conn, _) = listener.accept().unwrap();
     let mut lines = BufReader::new(conn).lines();
     assert_eq!(lines.next().unwrap().unwrap(), r#"{"n":9}"#);
@@ -75,9 +78,11 @@ fn a_moved_file_is_opened_again_by_path_on_reopen() {
     let rotated = dir.join("eve.json.1");
     let mut out = Output::open(path.to_str().unwrap(), 16).unwrap();
     out.write(&serde_json::json!({"n": 1}));
+    out.flush();
     std::thread::sleep(Duration::from_millis(150));
     std::fs::rename(&path, &rotated).unwrap();
     out.write(&serde_json::json!({"n": 2}));
+    out.flush();
     std::thread::sleep(Duration::from_millis(150));
     out.reopen();
     std::thread::sleep(Duration::from_millis(150));
@@ -134,6 +139,7 @@ fn a_stalled_sink_drops_and_counts_instead_of_blocking() {
     let start = std::time::Instant::now();
     for i in 0..100 {
         o.write(&serde_json::json!({ "n": i, "pad": pad }));
+        o.flush();
     }
     assert!(
         start.elapsed() < Duration::from_secs(1),
@@ -142,4 +148,32 @@ fn a_stalled_sink_drops_and_counts_instead_of_blocking() {
     // At most 4 queued and 1 in the writer's hands; the rest dropped and counted.
     assert!(o.dropped() >= 95, "{}", o.dropped());
     drop(held);
+}
+
+#[test]
+fn lines_wait_for_flush_and_go_out_in_batches() {
+    let buf = Shared::default();
+    let mut o = Output::from_writer(Box::new(buf.clone()), 1024);
+    o.write(&serde_json::json!({"n": 0}));
+    std::thread::sleep(Duration::from_millis(120));
+    assert!(buf.0.lock().unwrap().is_empty(), "not flushed yet");
+    o.flush();
+    // The writer writes it and, the queue dry, flushes its buffer within ~50 ms.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while buf.0.lock().unwrap().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        String::from_utf8(buf.0.lock().unwrap().clone()).unwrap(),
+        "{\"n\":0}\n"
+    );
+    // A full batch goes without a flush.
+    for i in 1..=BATCH_LINES {
+        o.write(&serde_json::json!({ "n": i }));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while o.lines() < 1 + BATCH_LINES as u64 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(o.lines(), 1 + BATCH_LINES as u64);
 }
