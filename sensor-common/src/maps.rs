@@ -87,6 +87,13 @@ pub const BENCH_PASS_PROGRAM: &str = "kw_bench_pass";
 /// The parser alone, in the same object: the benchmarks' parse-only step.
 pub const BENCH_PARSE_PROGRAM: &str = "kw_bench_parse";
 
+/// The parser, a flow key and a flow-map insert, in the benchmark object: the new-flow
+/// breakdown's insert step.
+pub const BENCH_INSERT_PROGRAM: &str = "kw_bench_insert";
+
+/// The benchmark object's own flow map (the insert step's).
+pub const BENCH_FLOWS: &str = "KW_BENCH_FLOWS";
+
 /// The end-to-end benchmark's traffic source (live frames, XDP_TX to a veth peer).
 pub const BENCH_GEN_PROGRAM: &str = "kw_bench_gen";
 

@@ -174,6 +174,83 @@ fn known_traffic_appears_in_flow_events_with_exact_counts() {
     }
 }
 
+/// Polls read only the flows that changed; the whole map is read every
+/// `flow_sweep_interval`, and that is when a flow the kernel's LRU pushed out is found:
+/// it gets its last record, with the traffic no record had reported yet.
+#[test]
+fn a_flow_the_kernel_evicts_gets_its_last_record_at_the_next_sweep() {
+    if !env::have_root() || !env::have_tool("ip") {
+        return;
+    }
+    let lab = Lab::build(1);
+    let config = "[sensor]\nname = \"lab\"\npoll_interval = \"200ms\"\nflow_report = \"60s\"\nflow_sweep_interval = \"2s\"\nmax_flows = 64\n";
+    let (_dir, sensor) = lab.watch(config, &[]);
+    // Every frame from CPU 0: a kernel LRU node stays in the per-CPU list of the CPU
+    // that inserted it until that CPU inserts again, so a flood from another CPU could
+    // never evict it.
+    let send = |to: Vec<(SocketAddr, usize)>, payload: usize| {
+        let from: IpAddr = lab.devices[0].v4.into();
+        lab.devices[0].ns.run(move || {
+            // SAFETY: a zeroed cpu_set_t with CPU 0 set, for this thread.
+            unsafe {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(0, &mut set);
+                libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set);
+            }
+            let s = UdpSocket::bind((from, 0)).unwrap();
+            for (addr, n) in to {
+                for _ in 0..n {
+                    s.send_to(&vec![0xab; payload], addr).unwrap();
+                }
+            }
+        });
+    };
+    let first = SocketAddr::new(SERVERS_V4[0].into(), 5000);
+    send(vec![(first, 3)], 100);
+    // A poll reports the three; the next two wait for flow_report (60 s) ...
+    std::thread::sleep(Duration::from_millis(600));
+    send(vec![(first, 2)], 100);
+    // ... and are read by the next poll; then 3,000 new flows push the flow out of the
+    // 64-entry table.
+    std::thread::sleep(Duration::from_millis(600));
+    send(
+        (6000..9000)
+            .map(|port| (SocketAddr::new(SERVERS_V4[1].into(), port), 1))
+            .collect(),
+        10,
+    );
+    // Past the next sweep.
+    std::thread::sleep(Duration::from_secs(4));
+    let out = sensor.stop();
+    assert!(out.status.success(), "{}", out.stderr);
+    let evs = events::parse(&out.stdout);
+    let mine: Vec<&Value> = events::of_type(&evs, "flow")
+        .into_iter()
+        .filter(|e| e["dest_ip"] == "203.0.113.10" && e["dest_port"] == 5000)
+        .collect();
+    let reasons: Vec<(&str, u64)> = mine
+        .iter()
+        .map(|e| {
+            (
+                e["iot"]["flow"]["reason"].as_str().unwrap(),
+                e["flow"]["pkts_toserver"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let last = &events::of_type(&evs, "stats").last().expect("stats")["iot"];
+    assert_eq!(
+        reasons,
+        vec![("report", 3), ("evicted", 2)],
+        "the flow's records: a report, then its last record when the sweep found it gone; {last}"
+    );
+    assert_eq!(
+        mine[1]["flow"]["reason"], "forced",
+        "Suricata's name for it"
+    );
+    assert!(last["sensor"]["flows_evicted"].as_u64().unwrap() >= 1);
+    assert!(last["kernel"]["dirty_logged"].as_u64().unwrap() >= 3000);
+}
+
 /// The bpf links a process holds: (link type, link id), from its fds' fdinfo.
 fn links_of(pid: u32) -> Vec<(String, u32)> {
     let mut out = Vec::new();

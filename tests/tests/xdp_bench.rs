@@ -61,11 +61,15 @@ fn udp_frame(dport: u16) -> Vec<u8> {
 }
 
 #[test]
-fn the_empty_and_parse_only_programs_pass_every_frame() {
+fn the_empty_parse_only_and_insert_programs_pass_every_frame() {
     if !env::have_root() {
         return;
     }
-    for name in [maps::BENCH_PASS_PROGRAM, maps::BENCH_PARSE_PROGRAM] {
+    for name in [
+        maps::BENCH_PASS_PROGRAM,
+        maps::BENCH_PARSE_PROGRAM,
+        maps::BENCH_INSERT_PROGRAM,
+    ] {
         let mut e = loaded(name).unwrap();
         for frame in [udp_frame(53), vec![0xff; 20], vec![0; 14]] {
             let (action, out) = run(&mut e, name, &frame);
@@ -112,6 +116,7 @@ fn the_shipped_binary_holds_no_benchmark_program() {
     for name in [
         maps::BENCH_PASS_PROGRAM,
         maps::BENCH_PARSE_PROGRAM,
+        maps::BENCH_INSERT_PROGRAM,
         maps::BENCH_GEN_PROGRAM,
     ] {
         assert!(!has(name.as_bytes()), "{name} is in the shipped binary");

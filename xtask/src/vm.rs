@@ -33,8 +33,8 @@ const KERNEL_TESTS: &[(&str, &[&str])] = &[
 ];
 
 /// `--quick` (what CI runs, about 3 minutes under TCG): both programs through the
-/// verifier with its budget, each parse path, the discovery and egress copies, a policy
-/// drop and an intel hit, and three lab tests.
+/// verifier with its budget, each parse path, the discovery and egress copies, the flow
+/// change log, a policy drop and an intel hit, and three lab tests.
 const QUICK_TESTS: &[(&str, &[&str])] = &[
     (
         "xdp_program",
@@ -44,6 +44,7 @@ const QUICK_TESTS: &[(&str, &[&str])] = &[
             "ipv6_with_hop_by_hop_and_fragment_headers",
             "single_and_double_vlan_tags",
             "discovery_frames_are_copied_whole_and_nothing_else_is",
+            "a_poll_reads_only_the_flows_that_changed",
         ],
     ),
     (

@@ -1,11 +1,23 @@
 //! kettlewatch's benchmark object, loaded by `cargo xtask bench` and by its tests, never
 //! by the sensor (the shipped binary does not embed it): the empty baseline, the parser
-//! alone, and the end-to-end traffic source.
+//! alone, the parser and a flow-map insert, and the end-to-end traffic source.
 #![no_std]
 #![no_main]
 
-use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
-use sensor_common::maps;
+use aya_ebpf::{
+    bindings::{BPF_NOEXIST, xdp_action},
+    macros::{map, xdp},
+    maps::LruPerCpuHashMap,
+    programs::XdpContext,
+};
+use sensor_common::{FlowCounters, FlowKey, maps, str_eq};
+
+const _: () = assert!(str_eq(maps::BENCH_FLOWS, "KW_BENCH_FLOWS"));
+
+/// A flow map as the sensor's (per-CPU LRU, the default size), for the insert step.
+#[map(name = "KW_BENCH_FLOWS")]
+static BENCH_FLOWS: LruPerCpuHashMap<FlowKey, FlowCounters> =
+    LruPerCpuHashMap::with_max_entries(maps::DEFAULT_MAX_FLOWS, 0);
 
 // The sensor's own parser, compiled into this object as well: an eBPF object cannot call
 // functions of another, and the parse-only figure must measure the very same code.
@@ -57,6 +69,43 @@ pub fn kw_bench_parse(ctx: XdpContext) -> u32 {
         {
             return xdp_action::XDP_ABORTED;
         }
+    }
+    xdp_action::XDP_PASS
+}
+
+/// The benchmark's insert step: the parser, the flow key, a lookup that misses and an
+/// insert into a flow map like the sensor's: what a new flow costs before its verdict,
+/// device count and ring record. Never attached.
+#[xdp(frags)]
+pub fn kw_bench_insert(ctx: XdpContext) -> u32 {
+    let Ok(l2) = parse::l2(&ctx) else {
+        return xdp_action::XDP_PASS;
+    };
+    let l3 = match l2.ethertype {
+        parse::ETH_P_IP => parse::ipv4(&ctx, l2.l3),
+        parse::ETH_P_IPV6 => parse::ipv6(&ctx, l2.l3),
+        _ => return xdp_action::XDP_PASS,
+    };
+    let Ok(l3) = l3 else {
+        return xdp_action::XDP_PASS;
+    };
+    let key = FlowKey::from_parts(l3.dst, l2.src_mac, l3.dst_port, l3.proto, 0);
+    if BENCH_FLOWS.get_ptr_mut(&key).is_none() {
+        // Every field written, as the sensor does: a defaulted rest becomes a memset
+        // call the verifier walks byte by byte.
+        let first = FlowCounters {
+            packets: 1,
+            bytes: 64,
+            first_seen_ns: 1,
+            last_seen_ns: 1,
+            tcp_flags: l3.tcp_flags,
+            verdict: 0,
+            syns: 0,
+            policy_gen: 0,
+            poll_epoch: 0,
+            _pad: 0,
+        };
+        let _ = BENCH_FLOWS.insert(&key, &first, BPF_NOEXIST as u64);
     }
     xdp_action::XDP_PASS
 }

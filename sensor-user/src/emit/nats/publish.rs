@@ -44,6 +44,9 @@ pub(super) struct Publisher {
     pub spool: Arc<Mutex<Spool>>,
     pub shared: Arc<Shared>,
     ready: bool,
+    /// The stream last said to be published to: a failover sets the publisher up again
+    /// once per retry, and saying the same stream each time filled logs.
+    announced: Option<String>,
     failing: bool,
     backoff: Duration,
 }
@@ -65,6 +68,7 @@ impl Publisher {
             spool,
             shared,
             ready: false,
+            announced: None,
             failing: false,
             backoff: BACKOFF_MIN,
         }
@@ -186,11 +190,15 @@ impl Publisher {
     }
 
     /// The stream that covers our subjects (made when there is none) and the bucket.
-    async fn setup(&self) -> Result<(), async_nats::Error> {
+    async fn setup(&mut self) -> Result<(), async_nats::Error> {
         let p = &self.plan;
         match self.js.stream_by_subject(p.probe_subject.clone()).await {
+            Ok(name) if self.announced.as_deref() == Some(name.as_str()) => {
+                tracing::debug!(stream = %name, "publishing to the same JetStream stream again");
+            }
             Ok(name) => {
                 tracing::info!(stream = %name, subject = %p.probe_subject, "publishing to the JetStream stream that covers our subjects");
+                self.announced = Some(name);
             }
             Err(e)
                 if matches!(
@@ -215,6 +223,7 @@ impl Publisher {
                     })
                     .await?;
                 tracing::info!(stream = %p.stream, subjects = %p.stream_subjects, replicas = p.replicas, "created the JetStream stream");
+                self.announced = Some(p.stream.clone());
             }
             Err(e) => return Err(e.into()),
         }
