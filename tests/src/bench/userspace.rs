@@ -200,7 +200,6 @@ pub fn pipeline(live: u32) -> Result<Pipeline> {
             user += t.elapsed();
         }
     }
-    eprintln!("{live} flows: first poll starts");
     let t = std::time::Instant::now();
     let read = sensor_user::engine::sensor::PollRead::read(&maps, clock::realtime_ns());
     let read_ms = t.elapsed().as_secs_f64() * 1e3;

@@ -336,24 +336,33 @@ fn pipeline_table(flows: &[u32]) -> Result<(String, Vec<serde_json::Value>)> {
     Ok((md, pipe_js))
 }
 
+/// A partial run's files: `<name>.md` and `<name>.json` in the output directory, and the
+/// table on standard output.
+fn write_part(args: &Args, name: &str, md: &str, js: &serde_json::Value) -> Result<()> {
+    std::fs::write(args.out.join(format!("{name}.md")), md)?;
+    std::fs::write(
+        args.out.join(format!("{name}.json")),
+        serde_json::to_string_pretty(js)?,
+    )?;
+    println!("{md}");
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     std::fs::create_dir_all(&args.out)?;
     if args.e2e_only {
         let (md, js) = e2e(&args)?;
-        std::fs::write(args.out.join("e2e.md"), &md)?;
-        std::fs::write(
-            args.out.join("e2e.json"),
-            serde_json::to_string_pretty(&js)?,
-        )?;
-        println!("{md}");
-        return Ok(());
+        return write_part(&args, "e2e", &md, &js);
     }
     if args.new_flow_steps {
-        let md = steps_table(&new_flow_steps(args.rounds)?);
-        std::fs::write(args.out.join("new_flow_steps.md"), &md)?;
-        println!("{md}");
-        return Ok(());
+        let rounds = new_flow_steps(args.rounds)?;
+        return write_part(
+            &args,
+            "new_flow_steps",
+            &steps_table(&rounds),
+            &json!(rounds),
+        );
     }
     if let Some(minutes) = args.home_minutes {
         let h = kettlewatch_tests::bench::userspace::home_profile(20, 15, minutes)?;
@@ -361,17 +370,12 @@ fn main() -> Result<()> {
             "| devices | destinations kept busy | minutes | flows opened | sensor CPU, share of one CPU | resident memory 30 s in (MB) | at the end | most |\n|---|---|---|---|---|---|---|---|\n| 20 | 300, +20 a minute | {minutes} | {} | {:.2}% | {:.1} | {:.1} | {:.1} |\n",
             h.flows, h.cpu_pct, h.rss_start_mb, h.rss_end_mb, h.rss_max_mb
         );
-        std::fs::write(args.out.join("home.md"), &md)?;
-        std::fs::write(
-            args.out.join("home.json"),
-            serde_json::to_string_pretty(&json!({
-                "devices": 20, "busy_per_device": 15, "minutes": minutes, "flows": h.flows,
-                "cpu_pct": h.cpu_pct, "rss_start_mb": h.rss_start_mb,
-                "rss_end_mb": h.rss_end_mb, "rss_max_mb": h.rss_max_mb,
-            }))?,
-        )?;
-        println!("{md}");
-        return Ok(());
+        let js = json!({
+            "devices": 20, "busy_per_device": 15, "minutes": minutes, "flows": h.flows,
+            "cpu_pct": h.cpu_pct, "rss_start_mb": h.rss_start_mb,
+            "rss_end_mb": h.rss_end_mb, "rss_max_mb": h.rss_max_mb,
+        });
+        return write_part(&args, "home", &md, &js);
     }
     if args.pipeline_only {
         let flows = if args.pipeline_flows.is_empty() {
@@ -380,13 +384,7 @@ fn main() -> Result<()> {
             args.pipeline_flows.clone()
         };
         let (md, js) = pipeline_table(&flows)?;
-        std::fs::write(args.out.join("pipeline.md"), &md)?;
-        std::fs::write(
-            args.out.join("pipeline.json"),
-            serde_json::to_string_pretty(&js)?,
-        )?;
-        println!("{md}");
-        return Ok(());
+        return write_part(&args, "pipeline", &md, &json!(js));
     }
     if args.latency_only {
         let mut md = String::from(
@@ -400,13 +398,7 @@ fn main() -> Result<()> {
                 js.push(json!({"background_flows": background, "alerts": n, "p50_us": p50, "p99_us": p99}));
             }
         }
-        std::fs::write(args.out.join("latency.md"), &md)?;
-        std::fs::write(
-            args.out.join("latency.json"),
-            serde_json::to_string_pretty(&js)?,
-        )?;
-        println!("{md}");
-        return Ok(());
+        return write_part(&args, "latency", &md, &json!(js));
     }
     let mut rows = Vec::new();
     let mut parse_rows = Vec::new();

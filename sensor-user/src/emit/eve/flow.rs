@@ -3,7 +3,6 @@
 //! them over a flow's records gives its traffic once; the totals to date are in `iot.flow`.
 
 use sensor_common::{FLOW_SERVING, proto};
-use serde_json::Value;
 
 use sensor_common::policy::Verdict;
 
@@ -102,11 +101,6 @@ fn hex_byte(b: u8) -> String {
 }
 
 impl Eve {
-    /// A `flow` event.
-    pub fn flow(&self, now_ns: u64, r: &FlowRecord) -> Value {
-        serde_json::from_str(&self.flow_line(now_ns, r)).unwrap_or(Value::Null)
-    }
-
     /// A `flow` event as its JSON line (without the newline), and the bytes it reports.
     pub fn flow_line(&self, now_ns: u64, r: &FlowRecord) -> String {
         let k = &r.key;
