@@ -237,8 +237,9 @@ impl FlowKey {
 /// One slot of the per-CPU flow cache in front of the flow map: the counts of a recent
 /// flow since it took the slot. A frame whose flow holds the slot is counted here with an
 /// array lookup and a key compare (no hash lookup, no clock read); when another flow takes
-/// the slot, these counts are added to the flow's map entry. Frames counted here carry no
-/// timestamp: userspace dates them by the poll that first sees them.
+/// the slot, and once per poll epoch while it keeps it, these counts are added to the
+/// flow's map entry. Frames counted here carry no timestamp: userspace dates them by the
+/// poll that first sees them.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CacheSlot {
@@ -262,6 +263,24 @@ pub struct CacheSlot {
     pub packets: u64,
     /// Their bytes.
     pub bytes: u64,
+    /// The poll epoch in which the slot last went to the flow map. The first hit of a
+    /// later epoch goes there again: the map's LRU sees the flow as alive, and a flow
+    /// the LRU evicted meanwhile is created again instead of counted here unseen.
+    pub epoch: u32,
+    /// Explicit padding, always zero (a slot is one 64-byte line).
+    pub _pad: u32,
+}
+
+/// What every frame checks its flow against, in one array value
+/// ([`maps::POLICY_GEN`]): two writers in userspace, each moving its own field on.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Generations {
+    /// The policy generation: a flow whose verdict was taken under an older one takes
+    /// it again (0: none written yet).
+    pub policy: u32,
+    /// The poll epoch: a cached flow's first frame in a new one goes to the flow map.
+    pub poll: u32,
 }
 
 /// Per-CPU counters of one flow, updated in place on the fast path.
@@ -394,7 +413,8 @@ const _: () = assert!(core::mem::size_of::<DeviceCounters>() == 56);
 const _: () = assert!(core::mem::size_of::<EgressCounters>() == 16);
 const _: () = assert!(core::mem::size_of::<DiscoveryRecord>() == 88 + 8 + DISCOVERY_BYTES);
 const _: () = assert!(core::mem::size_of::<Event>() == 88);
-const _: () = assert!(core::mem::size_of::<CacheSlot>() == 56);
+const _: () = assert!(core::mem::size_of::<CacheSlot>() == 64);
+const _: () = assert!(core::mem::size_of::<Generations>() == 8);
 const _: () = assert!(maps::FLOW_CACHE_SETS.is_power_of_two());
 const _: () = assert!(maps::FLOW_CACHE_SLOTS == 2 * maps::FLOW_CACHE_SETS);
 
@@ -408,6 +428,7 @@ mod pod {
     unsafe impl aya::Pod for super::DeviceCounters {}
     unsafe impl aya::Pod for super::Event {}
     unsafe impl aya::Pod for super::CacheSlot {}
+    unsafe impl aya::Pod for super::Generations {}
     unsafe impl aya::Pod for super::EgressCounters {}
 }
 

@@ -17,8 +17,9 @@ pub const CLOCK: &str = "KW_CLOCK";
 pub const DEVICE_POLICY: &str = "KW_DEVICE_POLICY";
 /// LPM trie: `policy::AllowData` (group, destination prefix) -> `policy::AllowEntry`.
 pub const ALLOW: &str = "KW_ALLOW";
-/// Array with one `u32`: the policy generation (a flow whose verdict is older is
-/// evaluated again).
+/// Array with one [`crate::Generations`]: the policy generation (a flow whose verdict is
+/// older is evaluated again) and the poll epoch (moved on by userspace at each poll), in
+/// one value so the per-frame path reads both with one lookup.
 pub const POLICY_GEN: &str = "KW_POLICY_GEN";
 
 /// LPM trie: `policy::IntelData` (destination prefix) -> `policy::IntelEntry`: threat
@@ -35,8 +36,6 @@ pub const EGRESS: &str = "KW_EGRESS";
 /// logged once per poll epoch, so a poll reads what changed instead of the whole map.
 /// The write position is [`crate::stats::DIRTY_LOGGED`].
 pub const DIRTY: &str = "KW_DIRTY";
-/// Array with one `u32`: the poll epoch, moved on by userspace at each poll.
-pub const POLL_EPOCH: &str = "KW_POLL_EPOCH";
 /// Read-only global: the change log's size minus one (a power of two), set at load.
 pub const GLOBAL_DIRTY_MASK: &str = "KW_DIRTY_MASK";
 /// The change log's size per CPU for the default flow table; the loader sets it from
@@ -59,7 +58,7 @@ pub const fn dirty_slots(max_flows: u32) -> u32 {
 }
 
 /// Every map, for checks that the object and the constants agree.
-pub const ALL: [&str; 13] = [
+pub const ALL: [&str; 12] = [
     EGRESS,
     INTEL,
     FLOWS,
@@ -72,7 +71,6 @@ pub const ALL: [&str; 13] = [
     ALLOW,
     POLICY_GEN,
     DIRTY,
-    POLL_EPOCH,
 ];
 
 /// The XDP program on LAN ingress.
@@ -106,7 +104,7 @@ pub const GLOBAL_REPLAY: &str = "KW_REPLAY";
 /// Default flow-table size: a busy home or branch network (a few hundred devices with a
 /// few hundred destinations each) fits; about 9 MB of kernel memory on 2 CPUs.
 pub const DEFAULT_MAX_FLOWS: u32 = 65_536;
-/// Flow-cache slots per CPU (56 bytes each): two-way sets, so two busy flows whose keys
+/// Flow-cache slots per CPU (64 bytes each): two-way sets, so two busy flows whose keys
 /// hash alike both stay cached.
 pub const FLOW_CACHE_SLOTS: u32 = 2 * FLOW_CACHE_SETS;
 /// Flow-cache sets per CPU.

@@ -6,16 +6,17 @@ use core::ptr::write_volatile;
 
 use aya_ebpf::bindings::BPF_NOEXIST;
 use sensor_common::{
-    CacheSlot, EventKind, FLOW_SERVING, FlowCounters, FlowKey, policy::verdict, proto, stats,
+    CacheSlot, EventKind, FLOW_SERVING, FlowCounters, FlowKey, Generations, policy::verdict, proto,
+    stats,
 };
 
 use crate::{
     clock::{now_coarse, now_precise},
     device::count_device,
-    maps::{DIRTY, EEXIST, FLOW_CACHE, FLOWS, KW_DIRTY_MASK, POLL_EPOCH, Stats},
+    maps::{DIRTY, EEXIST, FLOW_CACHE, FLOWS, KW_DIRTY_MASK, Stats},
     parse,
     ring::emit,
-    verdict::{count_verdict, evaluate_full, policy_gen, reevaluate},
+    verdict::{count_verdict, evaluate_full, generations, reevaluate},
 };
 
 /// The flow key: by destination, except when the device is answering from a well-known
@@ -37,13 +38,18 @@ pub(crate) fn flow_key(l2: &parse::L2, l3: &parse::L3) -> FlowKey {
 
 /// Counts a frame in the flow cache when its flow holds one of its set's two slots;
 /// otherwise hands the least recently used slot's counts to the flow map, counts the
-/// frame there (with the time), and gives that slot to its flow. Returns the flow's
+/// frame there (with the time), and gives that slot to its flow. A slot's first frame in
+/// a new poll epoch also goes to the map, with the slot's counts. Returns the flow's
 /// verdict, taken again when the policy generation moved on, or while it is blocked (so
 /// an address allowed meanwhile gets through).
 #[inline(always)]
 pub(crate) fn count_flow(st: &mut Stats, l2: &parse::L2, l3: &parse::L3, len: u64) -> u8 {
     let key = flow_key(l2, l3);
-    let generation = policy_gen();
+    // One lookup for both: this runs on every frame.
+    let Generations {
+        policy: generation,
+        poll: epoch,
+    } = generations();
     let set = key.cache_set();
     let (Some(first), Some(second)) = (
         FLOW_CACHE.get_ptr_mut(2 * set),
@@ -53,22 +59,38 @@ pub(crate) fn count_flow(st: &mut Stats, l2: &parse::L2, l3: &parse::L3, len: u6
     };
     // SAFETY: per-CPU values of this CPU; two distinct indices.
     let (first, second) = unsafe { (&mut *first, &mut *second) };
-    if first.valid != 0 && first.key.same(&key) {
-        first.recent = 0;
-        return count_hit(st, first, &key, l3, len, generation);
-    }
-    if second.valid != 0 && second.key.same(&key) {
-        first.recent = 1;
-        return count_hit(st, second, &key, l3, len, generation);
-    }
-    // The slot not used last (an empty one first) goes to this flow.
-    let take_second = first.valid != 0 && (second.valid == 0 || first.recent == 0);
-    first.recent = u8::from(take_second);
-    let slot = if take_second { second } else { first };
-    if slot.valid != 0 && slot.packets != 0 {
+    let hit_first = first.valid != 0 && first.key.same(&key);
+    let hit = hit_first || (second.valid != 0 && second.key.same(&key));
+    let slot = if hit {
+        first.recent = u8::from(!hit_first);
+        let slot = if hit_first { first } else { second };
+        if slot.epoch == epoch {
+            return count_hit(st, slot, &key, l3, len, generation);
+        }
+        slot
+    } else {
+        // The slot not used last (an empty one first) goes to this flow, and the counts
+        // of the flow leaving it go to that flow's map entry first.
+        let take_second = first.valid != 0 && (second.valid == 0 || first.recent == 0);
+        first.recent = u8::from(take_second);
+        let slot = if take_second { second } else { first };
+        if slot.valid != 0 && slot.packets != 0 {
+            flush(st, slot);
+            slot.packets = 0;
+        }
+        slot
+    };
+    // A new flow for the slot, or the first frame of a new poll epoch on the flow that
+    // holds it: counted in the map, with the time. For the latter, the map then gets the
+    // slot's counts too. A busy cached flow otherwise never touches the map, so to the
+    // LRU it would look idle; and a flow the LRU evicted while the cache counted it is
+    // created again here (with its event and verdict) instead of counted unseen.
+    let (v, v_gen) = count_in_map(st, l2, l3, &key, len, now_coarse(), generation);
+    slot.verdict = v;
+    slot.policy_gen = v_gen;
+    if slot.packets != 0 {
         flush(st, slot);
     }
-    let (v, v_gen) = count_in_map(st, l2, l3, &key, len, now_coarse(), generation);
     slot.key = key;
     slot.valid = 1;
     slot.tcp_flags = 0;
@@ -80,8 +102,7 @@ pub(crate) fn count_flow(st: &mut Stats, l2: &parse::L2, l3: &parse::L3, len: u6
         write_volatile(&mut slot.packets, 0);
         write_volatile(&mut slot.bytes, 0);
     }
-    slot.verdict = v;
-    slot.policy_gen = v_gen;
+    slot.epoch = epoch;
     v
 }
 
@@ -227,7 +248,7 @@ pub(crate) fn bump_flow(c: &mut FlowCounters, len: u64, tcp_flags: u8, now: u64)
 /// The current poll epoch (userspace moves it on at each poll).
 #[inline(always)]
 fn poll_epoch() -> u32 {
-    POLL_EPOCH.get(0).copied().unwrap_or(0)
+    generations().poll
 }
 
 /// Logs that this CPU changed the flow's map entry, unless it did already in this poll

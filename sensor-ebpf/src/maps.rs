@@ -7,7 +7,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, LruPerCpuHashMap, PerCpuArray, RingBuf},
 };
 use sensor_common::{
-    CacheSlot, DeviceCounters, DeviceKey, EgressCounters, FlowCounters, FlowKey, maps,
+    CacheSlot, DeviceCounters, DeviceKey, EgressCounters, FlowCounters, FlowKey, Generations, maps,
     policy::{AllowData, AllowEntry, DevicePolicy, IntelData, IntelEntry},
     stats, str_eq,
 };
@@ -24,7 +24,6 @@ const _: () = assert!(str_eq(maps::ALLOW, "KW_ALLOW"));
 const _: () = assert!(str_eq(maps::POLICY_GEN, "KW_POLICY_GEN"));
 const _: () = assert!(str_eq(maps::INTEL, "KW_INTEL"));
 const _: () = assert!(str_eq(maps::DIRTY, "KW_DIRTY"));
-const _: () = assert!(str_eq(maps::POLL_EPOCH, "KW_POLL_EPOCH"));
 const _: () = assert!(str_eq(maps::GLOBAL_DIRTY_MASK, "KW_DIRTY_MASK"));
 const _: () = assert!(maps::DEFAULT_DIRTY_SLOTS.is_power_of_two());
 
@@ -62,14 +61,11 @@ pub(crate) static INTEL: LpmTrie<IntelData, IntelEntry> =
     LpmTrie::with_max_entries(maps::DEFAULT_MAX_INTEL, 0);
 
 #[map(name = "KW_POLICY_GEN")]
-pub(crate) static POLICY_GEN: Array<u32> = Array::with_max_entries(1, 0);
+pub(crate) static POLICY_GEN: Array<Generations> = Array::with_max_entries(1, 0);
 
 #[map(name = "KW_DIRTY")]
 pub(crate) static DIRTY: PerCpuArray<FlowKey> =
     PerCpuArray::with_max_entries(maps::DEFAULT_DIRTY_SLOTS, 0);
-
-#[map(name = "KW_POLL_EPOCH")]
-pub(crate) static POLL_EPOCH: Array<u32> = Array::with_max_entries(1, 0);
 
 /// The change log's size minus one; the loader sets it with the log's size.
 #[unsafe(no_mangle)]

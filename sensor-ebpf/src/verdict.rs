@@ -3,17 +3,17 @@
 
 use aya_ebpf::maps::lpm_trie::Key;
 use sensor_common::{
-    DeviceKey, FlowKey,
+    DeviceKey, FlowKey, Generations,
     policy::{AllowData, GROUP_BITS, IntelData, Verdict, mode, verdict},
     stats,
 };
 
 use crate::maps::{ALLOW, DEVICE_POLICY, INTEL, POLICY_GEN, Stats, bump};
 
-/// The current policy generation.
+/// The current policy generation and poll epoch.
 #[inline(always)]
-pub(crate) fn policy_gen() -> u32 {
-    POLICY_GEN.get(0).copied().unwrap_or(0)
+pub(crate) fn generations() -> Generations {
+    POLICY_GEN.get(0).copied().unwrap_or_default()
 }
 
 /// The verdict for a flow: threat intelligence and canaries first (they outrank any

@@ -44,7 +44,7 @@ impl Program {
         pin_to_this_cpu();
         let mut ebpf = loader::load(sizes, true).expect("load the sensor's eBPF object");
         let (maps, ring) = KernelMaps::take(&mut ebpf).expect("maps");
-        let policy = PolicyMaps::take(&mut ebpf).expect("policy maps");
+        let policy = PolicyMaps::take(&mut ebpf, maps.generations()).expect("policy maps");
         let intel = sensor_user::judge::intel::IntelMaps::take(&mut ebpf).expect("intel map");
         Self {
             ebpf,
@@ -114,6 +114,11 @@ impl Program {
     /// One poll's read of the flow map, as the sensor makes it.
     pub fn read_flows(&self) -> sensor_user::kernel::maps::FlowRead {
         self.maps.read_flows().expect("read flows")
+    }
+
+    /// Whole reads of the flow map so far, and how many an overflowing change log forced.
+    pub fn sweeps(&self) -> (u64, u64) {
+        self.maps.sweeps()
     }
 
     /// The device map, summed over CPUs.

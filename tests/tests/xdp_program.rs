@@ -624,16 +624,21 @@ fn every_frame_is_counted_exactly_once() {
     assert_eq!(classified, all.len() as u64);
 }
 
+/// The object with a 4-entry flow map, so a few flows push one out.
+fn four_flow_program() -> Program {
+    Program::load_sized(sensor_user::kernel::loader::MapSizes {
+        flows: 4,
+        devices: 16,
+        ring_bytes: 4096,
+    })
+}
+
 #[test]
 fn map_sizes_come_from_the_config() {
     if !env::have_root() {
         return;
     }
-    let mut p = Program::load_sized(sensor_user::kernel::loader::MapSizes {
-        flows: 4,
-        devices: 16,
-        ring_bytes: 4096,
-    });
+    let mut p = four_flow_program();
     for port in 0..40 {
         run_all(&mut p, &[udp4(40000, 1000 + port, 1)]);
     }
@@ -756,6 +761,41 @@ fn a_poll_reads_only_the_flows_that_changed() {
     let idle = p.read_flows();
     assert!(!idle.complete && idle.rows.is_empty(), "{:?}", idle.rows);
 
+    // Polls copy only the log slots written since the last one, which can run across the
+    // end of the ring: 4,085 flows take the log to within a few slots of its end (4,096
+    // per CPU), then 10 more cross it (the harness runs every frame on one CPU).
+    let bulk: Vec<u16> = (20_000..24_085).collect();
+    run_all(
+        &mut p,
+        &bulk.iter().map(|n| udp4(40000, *n, 10)).collect::<Vec<_>>(),
+    );
+    // (A flow whose cached frames a new flow's slot pushed to the map is a change too.)
+    let earlier = [a, b, c, e];
+    let ports_read = |read: &sensor_user::kernel::maps::FlowRead| {
+        let mut ports: std::collections::BTreeSet<u16> =
+            read.rows.iter().map(|(k, _)| k.port).collect();
+        ports.retain(|p| !earlier.contains(p));
+        ports
+    };
+    let read = p.read_flows();
+    assert!(!read.complete, "4,085 changes fit in the log");
+    assert_eq!(ports_read(&read), bulk.iter().copied().collect());
+    let crossing: Vec<u16> = (30_000..30_010).collect();
+    run_all(
+        &mut p,
+        &crossing
+            .iter()
+            .map(|n| udp4(40000, *n, 10))
+            .collect::<Vec<_>>(),
+    );
+    let read = p.read_flows();
+    assert!(!read.complete);
+    assert_eq!(
+        ports_read(&read),
+        crossing.iter().copied().collect(),
+        "every flow logged across the ring's end, and no other"
+    );
+
     // More new flows than the log holds between two polls (4,096 per CPU for the default
     // table): the poll reads the whole map instead of missing any.
     let ports: Vec<u16> = (10_000..14_200).collect();
@@ -766,8 +806,18 @@ fn a_poll_reads_only_the_flows_that_changed() {
         overflow.complete,
         "an overflowing log falls back to a whole read"
     );
-    let every: std::collections::BTreeSet<u16> = ports.into_iter().chain([a, b, c, e]).collect();
+    let every: std::collections::BTreeSet<u16> = ports
+        .into_iter()
+        .chain([a, b, c, e])
+        .chain(bulk)
+        .chain(crossing)
+        .collect();
     assert_eq!(overflow.rows.len(), every.len());
+    assert_eq!(
+        p.sweeps(),
+        (2, 1),
+        "two whole reads (the first poll and the overflow), one forced by the log: what stats reports as flow_sweeps and flow_log_overflows"
+    );
 }
 
 #[test]
@@ -775,11 +825,7 @@ fn cached_frames_of_an_evicted_flow_are_counted_as_lost() {
     if !env::have_root() {
         return;
     }
-    let mut p = Program::load_sized(sensor_user::kernel::loader::MapSizes {
-        flows: 4,
-        devices: 16,
-        ring_bytes: 4096,
-    });
+    let mut p = four_flow_program();
     let set_a = key(frames::mapped(SRV_V4), 5000, proto::UDP).cache_set();
     let a = udp4(40000, 5000, 10);
     // A: one frame into the map, three pending in the cache.
@@ -807,6 +853,52 @@ fn cached_frames_of_an_evicted_flow_are_counted_as_lost() {
     assert_eq!(
         p.stats()[sensor_common::stats::CACHE_FLUSH_LOST as usize],
         3
+    );
+}
+
+#[test]
+fn a_cached_flow_the_lru_evicted_is_created_again_at_the_next_poll_with_its_frames() {
+    if !env::have_root() {
+        return;
+    }
+    let mut p = four_flow_program();
+    p.read_changes(std::time::Duration::from_secs(3600));
+    let a_key = key(frames::mapped(SRV_V4), 5000, proto::UDP);
+    let a = udp4(40000, 5000, 10);
+    // A: one frame into the map, three pending in the cache.
+    for _ in 0..4 {
+        p.run(&a);
+    }
+    // Other flows (none in A's cache set) push A out of the 4-entry map; A keeps its slot.
+    let others: Vec<u16> = (6000..u16::MAX)
+        .filter(|port| {
+            key(frames::mapped(SRV_V4), *port, proto::UDP).cache_set() != a_key.cache_set()
+        })
+        .take(64)
+        .collect();
+    for port in &others {
+        p.run(&udp4(40000, *port, 10));
+    }
+    assert!(!p.flows().contains_key(&a_key), "A was evicted");
+    let new_flows = p.stats()[sensor_common::stats::NEW_FLOWS as usize];
+    // A poll moves the epoch on; A's next frame is a cache hit, the first of the epoch.
+    let _ = p.read_flows();
+    p.run(&a);
+    let stats = p.stats();
+    assert_eq!(
+        p.flows().get(&a_key).map(|t| t.packets),
+        Some(4),
+        "A is in the map again, with its three cached frames and this one"
+    );
+    assert_eq!(
+        stats[sensor_common::stats::NEW_FLOWS as usize],
+        new_flows + 1,
+        "created again as a new flow (an event, a verdict)"
+    );
+    assert_eq!(
+        stats[sensor_common::stats::CACHE_FLUSH_LOST as usize],
+        0,
+        "no cached frame lost"
     );
 }
 

@@ -45,6 +45,7 @@ const QUICK_TESTS: &[(&str, &[&str])] = &[
             "single_and_double_vlan_tags",
             "discovery_frames_are_copied_whole_and_nothing_else_is",
             "a_poll_reads_only_the_flows_that_changed",
+            "a_cached_flow_the_lru_evicted_is_created_again_at_the_next_poll_with_its_frames",
         ],
     ),
     (

@@ -330,6 +330,18 @@ impl Collector for SnapshotCollector {
         )?;
         counter(
             &mut e,
+            "flow_sweeps",
+            "Whole reads of the flow map; other polls read only the flows that changed.",
+            s.counters.flow_sweeps,
+        )?;
+        counter(
+            &mut e,
+            "flow_log_overflows",
+            "Polls that read the whole flow map because the kernel's change log overflowed.",
+            s.counters.flow_log_overflows,
+        )?;
+        counter(
+            &mut e,
             "output_lines",
             "Lines written to the output.",
             s.tables.output_lines,

@@ -21,8 +21,11 @@ use crate::{
 };
 use sensor_common::{FlowKey, MacAddr, stats};
 
+mod fold;
 mod record;
 mod stats_event;
+
+pub use fold::PollDone;
 
 /// Kernel counters as read from the stats map.
 pub type KernelStats = [u64; stats::COUNT as usize];
@@ -49,6 +52,8 @@ pub struct PollRead {
     egress: Vec<(MacAddr, u64, u64)>,
     /// The kernel's stats counters, for `stats` and the metrics snapshot.
     pub stats: KernelStats,
+    /// Whole reads of the flow map so far, and how many an overflowing change log forced.
+    sweeps: (u64, u64),
 }
 
 impl PollRead {
@@ -60,6 +65,7 @@ impl PollRead {
             devices: maps.devices(),
             egress: maps.egress().unwrap_or_default(),
             stats: maps.stats().unwrap_or_default(),
+            sweeps: maps.sweeps(),
         }
     }
 }
@@ -80,7 +86,6 @@ pub struct Sensor {
     intel_alerts: Vec<crate::judge::intel::stage::IntelAlert>,
     anomaly: crate::judge::anomaly::Anomaly,
     anomaly_alerts: Vec<crate::judge::anomaly::AnomalyAlert>,
-    egress: Vec<(MacAddr, u64, u64)>,
     policy_alerts: Vec<PolicyAlert>,
     stats_now: bool,
     /// `device_table_pressure` was raised (once per run).
@@ -92,9 +97,9 @@ pub struct Sensor {
     alerts_by_rule: std::collections::BTreeMap<&'static str, u64>,
     /// Findings of the current batch, written after the device records they concern.
     pending: Vec<Finding>,
-    /// Flow lines a poll produced, not yet written (live; see `slice_flow_lines`).
-    flow_backlog: std::collections::VecDeque<(u64, crate::track::flows::FlowRecord)>,
-    slice_flows: bool,
+    /// The poll being taken in (live: a slice at a time; see `slice_polls`).
+    folding: Option<fold::Folding>,
+    slice_polls: bool,
     started_ns: u64,
     stats_every_ns: u64,
     next_stats_ns: u64,
@@ -137,7 +142,6 @@ impl Sensor {
             intel_alerts: Vec::new(),
             anomaly: crate::judge::anomaly::Anomaly::new(&config_all.anomaly),
             anomaly_alerts: Vec::new(),
-            egress: Vec::new(),
             policy_alerts: Vec::new(),
             stats_now: false,
             pressure_reported: false,
@@ -150,8 +154,8 @@ impl Sensor {
             counters: SensorCounters::default(),
             alerts_by_rule: Default::default(),
             pending: Vec::new(),
-            flow_backlog: Default::default(),
-            slice_flows: false,
+            folding: None,
+            slice_polls: false,
             started_ns: now_ns,
             stats_every_ns,
             next_stats_ns: now_ns + stats_every_ns,
@@ -423,52 +427,25 @@ impl Sensor {
         self.write_alert(&v, f.rule());
     }
 
-    /// A poll of the kernel maps that read every flow.
+    /// A poll of the kernel maps that read every flow (taken in at once, unless
+    /// `slice_polls` is on).
     pub fn on_poll(
         &mut self,
         now_ns: u64,
         flows: Vec<(FlowKey, FlowTotals)>,
         devices: Vec<(MacAddr, DeviceTotals)>,
     ) {
-        self.fold_poll(now_ns, flows, true, devices);
-    }
-
-    /// A poll: every flow when `complete`, else the flows that changed since the last.
-    fn fold_poll(
-        &mut self,
-        now_ns: u64,
-        flows: Vec<(FlowKey, FlowTotals)>,
-        complete: bool,
-        devices: Vec<(MacAddr, DeviceTotals)>,
-    ) {
-        let now_kernel = self.eve.time.to_kernel_ns(now_ns);
-        let mut records = if complete {
-            self.flows.on_poll(now_ns, now_kernel, flows)
-        } else {
-            self.flows.on_changes(now_ns, now_kernel, flows)
-        };
-        self.devices
-            .on_poll(devices, self.flows.last_seen_by_device());
-        self.baseline.annotate(&mut records);
-        self.write_flows(now_ns, records);
-        self.check_pressure(now_ns);
-        let deltas = self.flows.take_deltas();
-        let egress = std::mem::take(&mut self.egress);
-        let found = self.anomaly.on_poll(now_kernel, &deltas, &egress);
-        self.anomaly_alerts.extend(found);
-        let macs: Vec<MacAddr> = self.devices.iter().map(|d| d.mac).collect();
-        // Learning ended: say so now (stats, and each device's event), not at the next
-        // stats interval.
-        let ended = self.baseline.on_tick(now_kernel, macs.into_iter());
-        self.stats_now |= !ended.is_empty();
-        for mac in &ended {
-            self.devices.touch(mac);
+        self.begin_fold(
+            now_ns,
+            flows,
+            true,
+            devices,
+            Vec::new(),
+            [0; stats::COUNT as usize],
+        );
+        if !self.slice_polls {
+            self.finish_fold();
         }
-        self.end_batch(now_ns);
-        for f in self.inventory.check_missing(now_kernel, &self.devices) {
-            self.write_finding(now_ns, f);
-        }
-        self.release_held(now_ns, now_kernel);
     }
 
     /// Randomised MACs that waited long enough without saying who they are: new after
@@ -480,40 +457,40 @@ impl Sensor {
         }
     }
 
-    /// Reads the flow and device maps and takes them in.
+    /// Reads the flow and device maps and takes them in, all of it.
     pub fn poll(&mut self, maps: &KernelMaps, now_ns: u64) {
-        self.apply_poll(PollRead::read(maps, now_ns));
+        let _ = self.apply_poll(PollRead::read(maps, now_ns));
+        self.finish_fold();
     }
 
     /// A poll whose kernel read was made elsewhere (live: on the poll thread, so the
-    /// ring buffer is served while the maps are walked).
-    pub fn apply_poll(&mut self, read: PollRead) {
-        self.egress = read.egress;
+    /// ring buffer is served while the maps are walked). Returns it when it is already
+    /// taken in (it failed, or polls are not sliced); otherwise `fold_slice` takes it in.
+    pub fn apply_poll(&mut self, read: PollRead) -> Option<PollDone> {
+        (self.counters.flow_sweeps, self.counters.flow_log_overflows) = read.sweeps;
         match (read.flows, read.devices) {
-            (Ok(f), Ok(d)) => self.fold_poll(read.now_ns, f.rows, f.complete, d),
-            (Err(e), _) | (_, Err(e)) => self.poll_failed(&e),
+            (Ok(f), Ok(d)) => {
+                self.begin_fold(read.now_ns, f.rows, f.complete, d, read.egress, read.stats);
+                if self.slice_polls {
+                    return None;
+                }
+                self.finish_fold()
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                self.poll_failed(&e);
+                Some(PollDone {
+                    now_ns: read.now_ns,
+                    stats: read.stats,
+                })
+            }
         }
     }
 
-    /// Flow lines are queued by a poll and written a slice at a time
-    /// (`write_flow_backlog`), so an alert waits for one slice, not for a whole poll's
-    /// lines. Off by default: replay and the tests keep the lines in poll order.
-    pub fn slice_flow_lines(&mut self, on: bool) {
-        self.slice_flows = on;
-    }
-
-    /// Whether flow lines are waiting to be written.
-    pub fn has_flow_backlog(&self) -> bool {
-        !self.flow_backlog.is_empty()
-    }
-
-    /// Writes up to `max` queued flow lines, oldest first.
-    pub fn write_flow_backlog(&mut self, max: usize) {
-        let n = max.min(self.flow_backlog.len());
-        let batch: Vec<_> = self.flow_backlog.drain(..n).collect();
-        for (now_ns, r) in &batch {
-            self.write_flow(*now_ns, r);
-        }
+    /// A poll is taken in a slice at a time (`fold_slice`), so an alert waits for one
+    /// slice of a sweep, not for all of it. Off by default: replay and the tests take
+    /// each poll in at once.
+    pub fn slice_polls(&mut self, on: bool) {
+        self.slice_polls = on;
     }
 
     /// A poll that failed (counted; the next one tries again).
@@ -546,12 +523,8 @@ impl Sensor {
         self.stats_now = true;
     }
 
-    fn write_flows(&mut self, now_ns: u64, records: Vec<crate::track::flows::FlowRecord>) {
-        if self.slice_flows {
-            self.flow_backlog
-                .extend(records.into_iter().map(|r| (now_ns, r)));
-            return;
-        }
+    fn write_flows(&mut self, now_ns: u64, mut records: Vec<crate::track::flows::FlowRecord>) {
+        self.baseline.annotate(&mut records);
         for r in &records {
             self.write_flow(now_ns, r);
         }
@@ -567,10 +540,8 @@ impl Sensor {
     pub fn finish(&mut self, now_ns: u64, kernel: &KernelStats, extra: Option<(&str, Value)>) {
         // The run ends: randomised MACs still waiting to say who they are are new.
         self.release_held(now_ns, u64::MAX);
-        self.write_flow_backlog(usize::MAX);
-        self.slice_flows = false;
-        let mut records = self.flows.flush();
-        self.baseline.annotate(&mut records);
+        self.finish_fold();
+        let records = self.flows.flush();
         self.write_flows(now_ns, records);
         self.end_batch(now_ns);
         self.write_stats(now_ns, kernel, extra);

@@ -471,11 +471,11 @@ fn a_burst_of_nxdomain_for_generated_names_is_a_dga_and_one_typo_is_not() {
 }
 
 #[test]
-fn sliced_flow_lines_let_an_alert_go_first_and_are_all_written_once() {
-    // Live mode: a poll's flow lines wait in a queue written a slice at a time, so an
-    // alert raised meanwhile is not written behind all of them; nothing is lost at stop.
+fn a_sliced_poll_lets_an_alert_go_first_and_writes_every_flow_once() {
+    // Live mode: a poll is taken in a slice at a time, so an alert raised meanwhile is
+    // not written behind all of its flows; nothing is lost at stop.
     let (mut s, buf) = sensor("[baseline]\nmode = \"monitor\"\n");
-    s.slice_flow_lines(true);
+    s.slice_polls(true);
     let t = T0 + 1_000_000_000;
     let flows: Vec<_> = (0..300u16)
         .map(|i| {
@@ -501,8 +501,11 @@ fn sliced_flow_lines_let_an_alert_go_first_and_are_all_written_once() {
         flows,
         vec![(DEV, crate::track::devices::DeviceTotals::default())],
     );
-    assert!(s.has_flow_backlog(), "the poll's 300 flow lines are queued");
-    s.write_flow_backlog(100);
+    assert!(s.folding(), "the poll's 300 flows wait to be taken in");
+    assert!(
+        s.fold_slice(100).is_none(),
+        "one slice is not the whole poll"
+    );
     s.on_record(&new_flow(
         t + 5,
         [203, 0, 113, 50],

@@ -23,9 +23,9 @@ use crate::{
     store::state::Store,
 };
 
-/// Flow lines written between two looks at the ring buffer: an alert behind a poll's
-/// lines waits for at most this many (about a millisecond of JSON).
-const FLOW_LINES_PER_SLICE: usize = 128;
+/// Flows of a poll taken in between two looks at the ring buffer: an alert raised during
+/// a sweep waits for at most this many (about a millisecond when each gets a line).
+const POLL_ROWS_PER_SLICE: usize = 512;
 
 /// What `run` was asked to do.
 pub struct RunArgs {
@@ -85,7 +85,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     };
     let (mut maps, ring) = KernelMaps::take(&mut ebpf)?;
     maps.read_changes(*args.config.sensor.flow_sweep_interval.get_ref());
-    let policy_maps = PolicyMaps::take(&mut ebpf)?;
+    let policy_maps = PolicyMaps::take(&mut ebpf, maps.generations())?;
     let intel_maps = crate::judge::intel::IntelMaps::take(&mut ebpf)?;
     // SAFETY: the ring buffer owns its fd and lives inside the AsyncFd until both drop.
     let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
@@ -120,7 +120,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
         intel,
     };
     let mut sensor = Sensor::new(eve, &args.config, stages, out, now);
-    sensor.slice_flow_lines(true);
+    sensor.slice_polls(true);
     if let Some(v) = view {
         sensor = sensor.with_text_view(v);
     }
@@ -204,23 +204,35 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
                     tracing::info!("the output's reader closed it; stopping");
                     break;
                 }
-                reader.ask(now);
+                // The next read waits until the last one is taken in: a sweep slower
+                // than the interval delays polls rather than piling them up.
+                if !sensor.folding() {
+                    reader.ask(now);
+                }
             }
             Some(read) = reader.reads.recv() => {
                 reader.busy = false;
-                let (now, k) = (read.now_ns, read.stats);
-                sensor.apply_poll(read);
-                let due = sensor.stats_due(now);
-                if let Some(m) = &metrics {
-                    m.publish(sensor.metrics_snapshot(&k));
-                }
-                if due {
-                    sensor.write_stats(now, &k, None);
+                if let Some(done) = sensor.apply_poll(read) {
+                    polled(&mut sensor, metrics.as_ref(), done);
                 }
             }
-            // A poll's flow lines, a slice at a time between the other branches.
-            _ = std::future::ready(()), if sensor.has_flow_backlog() => {
-                sensor.write_flow_backlog(FLOW_LINES_PER_SLICE);
+            // A poll is taken in a slice at a time. The ring buffer is read before each
+            // slice without waiting for its readiness, which the runtime only learns
+            // when the loop yields; the yield lets signals and ticks in.
+            _ = std::future::ready(()), if sensor.folding() => {
+                let rb = ring.get_mut();
+                let mut any = false;
+                while let Some(item) = rb.next() {
+                    sensor.on_record(&item);
+                    any = true;
+                }
+                if any {
+                    sensor.end_batch(realtime_ns());
+                }
+                if let Some(done) = sensor.fold_slice(POLL_ROWS_PER_SLICE) {
+                    polled(&mut sensor, metrics.as_ref(), done);
+                }
+                tokio::task::yield_now().await;
             }
             _ = sighup.recv() => {
                 // logrotate moved the file: later lines go to a new one at the path.
@@ -267,6 +279,22 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
             "interface {iface} disappeared while the sensor ran; restart it once the interface is back"
         ),
         None => Ok(()),
+    }
+}
+
+/// A poll is wholly taken in: the metrics endpoint gets its snapshot, and `stats` is
+/// written when due.
+fn polled(
+    sensor: &mut Sensor,
+    metrics: Option<&crate::emit::metrics::Metrics>,
+    done: crate::engine::sensor::PollDone,
+) {
+    let due = sensor.stats_due(done.now_ns);
+    if let Some(m) = metrics {
+        m.publish(sensor.metrics_snapshot(&done.stats));
+    }
+    if due {
+        sensor.write_stats(done.now_ns, &done.stats, None);
     }
 }
 

@@ -160,7 +160,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
     };
     let mut stage_parts = Some((
         classifier,
-        PolicyMaps::take(&mut ebpf)?,
+        PolicyMaps::take(&mut ebpf, maps.generations())?,
         crate::judge::intel::IntelMaps::take(&mut ebpf)?,
     ));
     let mut sensor: Option<Sensor> = None;

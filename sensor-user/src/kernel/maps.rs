@@ -15,7 +15,7 @@ use std::{
 
 use aya::{
     Ebpf, Pod,
-    maps::{Array, Map, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf},
+    maps::{Map, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf},
 };
 use sensor_common::{
     CacheSlot, DeviceCounters, DeviceKey, FlowCounters, FlowKey, MacAddr, maps, policy::Verdict,
@@ -55,7 +55,10 @@ pub struct KernelMaps {
     stats: PerCpuArray<MapData, [u64; stats::COUNT as usize]>,
     clock: PerCpuArray<MapData, u64>,
     dirty: Map,
+    /// Slots per CPU in the change log.
+    log_size: u64,
     log: Mutex<ChangeLog>,
+    generations: std::sync::Arc<super::generations::Generations>,
     cpus: usize,
     batched: bool,
 }
@@ -71,7 +74,6 @@ pub struct FlowRead {
 
 /// Where userspace is in the kernel's change log, and when it last read the whole map.
 struct ChangeLog {
-    epoch_map: Array<MapData, u32>,
     /// Read the whole map this often (evictions are only seen there); `None`: every
     /// poll reads the whole map (replay, and the tests that compare snapshots).
     sweep_every: Option<Duration>,
@@ -107,6 +109,15 @@ impl KernelMaps {
                 source,
             })?
             .get() as usize;
+        let dirty = take(ebpf, maps::DIRTY)?;
+        let log_size = match &dirty {
+            Map::PerCpuArray(d) => d.info().map(|i| u64::from(i.max_entries())),
+            _ => Ok(0),
+        }
+        .map_err(|source| MapsError::Map {
+            name: maps::DIRTY,
+            source,
+        })?;
         let maps = Self {
             flows: take(ebpf, maps::FLOWS)?,
             cache: take(ebpf, maps::FLOW_CACHE)?,
@@ -114,9 +125,9 @@ impl KernelMaps {
             egress: take(ebpf, maps::EGRESS)?,
             stats: typed(ebpf, maps::STATS)?,
             clock: typed(ebpf, maps::CLOCK)?,
-            dirty: take(ebpf, maps::DIRTY)?,
+            dirty,
+            log_size,
             log: Mutex::new(ChangeLog {
-                epoch_map: typed(ebpf, maps::POLL_EPOCH)?,
                 sweep_every: None,
                 last_sweep: None,
                 epoch: 0,
@@ -125,10 +136,17 @@ impl KernelMaps {
                 sweeps: 0,
                 overflows: 0,
             }),
+            generations: super::generations::Generations::take(ebpf)?,
             cpus,
             batched: true,
         };
         Ok((maps, typed(ebpf, maps::EVENTS)?))
+    }
+
+    /// The writer of the generations the kernel checks per frame: the policy stage
+    /// moves the policy's on through it, polls the epoch.
+    pub fn generations(&self) -> std::sync::Arc<super::generations::Generations> {
+        self.generations.clone()
     }
 
     /// Reads maps key by key instead of in batches: the fallback for kernels without
@@ -178,12 +196,7 @@ impl KernelMaps {
         let heads = self.log_heads()?;
         log.epoch = log.epoch.wrapping_add(1);
         let epoch = log.epoch;
-        log.epoch_map
-            .set(0, &epoch, 0)
-            .map_err(|source| MapsError::Map {
-                name: maps::POLL_EPOCH,
-                source,
-            })?;
+        self.generations.set_poll(epoch)?;
         let due = log.last_sweep.is_none_or(|t| t.elapsed() >= sweep_every);
         let changed = if due || log.tails.len() != heads.len() {
             None
@@ -193,8 +206,12 @@ impl KernelMaps {
         log.tails = heads;
         let Some(mut keys) = changed else {
             if !due {
+                if log.overflows == 0 {
+                    tracing::warn!(
+                        "more flows changed between two polls than the kernel's change log holds; this poll reads the whole flow map (counted as flow_log_overflows)"
+                    );
+                }
                 log.overflows += 1;
-                tracing::debug!("flow change log overflowed; reading the whole flow map");
             }
             log.sweeps += 1;
             log.last_sweep = Some(Instant::now());
@@ -263,14 +280,7 @@ impl KernelMaps {
         heads: &[u64],
     ) -> Result<Option<std::collections::HashSet<FlowKey, foldhash::fast::RandomState>>, MapsError>
     {
-        let log = read_per_cpu::<u32, FlowKey, Vec<FlowKey>>(
-            &self.dirty,
-            maps::DIRTY,
-            self.cpus,
-            self.batched,
-            <[FlowKey]>::to_vec,
-        )?;
-        let size = log.len() as u64;
+        let size = self.log_size;
         let wrapped = |heads: &[u64]| {
             heads
                 .iter()
@@ -281,12 +291,49 @@ impl KernelMaps {
             return Ok(None);
         }
         let mut keys = std::collections::HashSet::default();
-        for (cpu, (&head, &tail)) in heads.iter().zip(tails).enumerate() {
-            for n in tail..head {
-                if let Some(k) = log[(n % size) as usize].1.get(cpu) {
-                    keys.insert(*k);
+        let Some(fd) = self.dirty_fd() else {
+            let log = read_per_cpu::<u32, FlowKey, Vec<FlowKey>>(
+                &self.dirty,
+                maps::DIRTY,
+                self.cpus,
+                self.batched,
+                <[FlowKey]>::to_vec,
+            )?;
+            for (cpu, (&head, &tail)) in heads.iter().zip(tails).enumerate() {
+                for n in tail..head {
+                    if let Some(k) = log[(n % size) as usize].1.get(cpu) {
+                        keys.insert(*k);
+                    }
                 }
             }
+            return Ok(Some(keys));
+        };
+        // Only the slots each CPU wrote since the last poll are copied (one or two batch
+        // reads per CPU that wrote any): none on a quiet network, instead of the whole
+        // log (4 MB at a million-flow table) every poll.
+        let io = |source| MapsError::Io {
+            name: maps::DIRTY,
+            source,
+        };
+        for (cpu, (&head, &tail)) in heads.iter().zip(tails).enumerate() {
+            let span = head.saturating_sub(tail);
+            if span == 0 {
+                continue;
+            }
+            let start = tail % size;
+            let to_end = (size - start).min(span);
+            let mut logged =
+                lookup_log_range(fd, self.cpus, cpu, start as u32, to_end as u32).map_err(io)?;
+            if span > to_end {
+                logged.extend(
+                    lookup_log_range(fd, self.cpus, cpu, 0, (span - to_end) as u32).map_err(io)?,
+                );
+            }
+            // Short (it should not be): read the whole map rather than miss a flow.
+            if logged.len() as u64 != span {
+                return Ok(None);
+            }
+            keys.extend(logged);
         }
         // Entries overwritten while they were copied would be other flows' keys.
         if wrapped(&self.log_heads()?) {
@@ -484,6 +531,81 @@ fn read_per_cpu<K: Pod, V: Pod, T>(
 
 const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
 
+/// One BPF_MAP_LOOKUP_BATCH: the kernel fills `attr`'s buffers and sets its count.
+///
+/// # Safety
+/// `attr` must point at key and value buffers sized for its `count`, and at batch tokens
+/// at least as large as the map's.
+unsafe fn lookup_batch_call(attr: &mut BatchAttr) -> Option<io::Error> {
+    // SAFETY: the caller's promise above.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_MAP_LOOKUP_BATCH,
+            attr as *mut BatchAttr,
+            size_of::<BatchAttr>(),
+        )
+    };
+    (rc < 0).then(io::Error::last_os_error)
+}
+
+impl KernelMaps {
+    /// The change log's descriptor, when polls read in batches.
+    fn dirty_fd(&self) -> Option<BorrowedFd<'_>> {
+        map_fd(&self.dirty).filter(|_| self.batched)
+    }
+}
+
+/// `count` slots of the change log from slot `start`, in one BPF_MAP_LOOKUP_BATCH: the
+/// keys `cpu` wrote there.
+fn lookup_log_range(
+    fd: BorrowedFd<'_>,
+    cpus: usize,
+    cpu: usize,
+    start: u32,
+    count: u32,
+) -> io::Result<Vec<FlowKey>> {
+    let stride = size_of::<FlowKey>().next_multiple_of(8);
+    let mut keys = vec![0u8; count as usize * size_of::<u32>()];
+    let mut values = vec![0u8; count as usize * stride * cpus];
+    // The batch starts after its "previous key": none for slot 0.
+    let before = start.wrapping_sub(1);
+    let mut next = 0u32;
+    let mut attr = BatchAttr {
+        in_batch: if start == 0 {
+            0
+        } else {
+            &before as *const u32 as u64
+        },
+        out_batch: &mut next as *mut u32 as u64,
+        keys: keys.as_mut_ptr() as u64,
+        values: values.as_mut_ptr() as u64,
+        count,
+        map_fd: fd.as_raw_fd() as u32,
+        ..BatchAttr::default()
+    };
+    // SAFETY: attr points at buffers sized for `count` keys and values, and an array's
+    // batch token is its u32 index.
+    if let Some(err) = unsafe { lookup_batch_call(&mut attr) } {
+        // ENOENT: the range reached the array's end, and `count` says how far it got.
+        if err.raw_os_error() != Some(libc::ENOENT) {
+            return Err(err);
+        }
+    }
+    Ok((0..attr.count as usize)
+        .map(|i| {
+            // SAFETY: the kernel filled `count` values; FlowKey is Pod, read unaligned.
+            unsafe {
+                std::ptr::read_unaligned(
+                    values[(i * cpus + cpu) * stride..]
+                        .as_ptr()
+                        .cast::<FlowKey>(),
+                )
+            }
+        })
+        .collect())
+}
+
 #[repr(C)]
 #[derive(Default)]
 struct BatchAttr {
@@ -530,15 +652,7 @@ fn lookup_batch<K: Pod, V: Pod, T>(
         };
         // SAFETY: attr points at buffers sized for `count` keys and values, and the batch
         // tokens are larger than any map's token (a u32 bucket index for hash maps).
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_MAP_LOOKUP_BATCH,
-                &mut attr as *mut BatchAttr,
-                size_of::<BatchAttr>(),
-            )
-        };
-        let err = (rc < 0).then(io::Error::last_os_error);
+        let err = unsafe { lookup_batch_call(&mut attr) };
         match err.as_ref().and_then(io::Error::raw_os_error) {
             Some(libc::ENOSPC) if attr.count == 0 => {
                 chunk *= 2;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use aya::{
     Ebpf,
-    maps::{Array, HashMap, LpmTrie, MapData, lpm_trie::Key},
+    maps::{HashMap, LpmTrie, MapData, lpm_trie::Key},
 };
 use ipnet::IpNet;
 use sensor_common::{
@@ -38,7 +38,7 @@ pub fn allow_key(group: u32, net: IpNet) -> Key<AllowData> {
 pub struct PolicyMaps {
     devices: HashMap<MapData, DeviceKey, DevicePolicy>,
     allow: LpmTrie<MapData, AllowData, AllowEntry>,
-    generation: Array<MapData, u32>,
+    generation: std::sync::Arc<super::generations::Generations>,
     applied: BTreeMap<MacAddr, (DevicePolicy, BTreeMap<IpNet, AllowEntry>)>,
     current_gen: u32,
 }
@@ -58,18 +58,20 @@ pub struct Applied {
 }
 
 impl PolicyMaps {
-    /// Takes the policy maps out of a loaded object.
-    pub fn take(ebpf: &mut Ebpf) -> Result<Self, MapsError> {
+    /// Takes the policy maps out of a loaded object; the generation is written through
+    /// `generations` (`KernelMaps::generations`), which the polls share.
+    pub fn take(
+        ebpf: &mut Ebpf,
+        generations: std::sync::Arc<super::generations::Generations>,
+    ) -> Result<Self, MapsError> {
         let mut take = |name: &'static str| ebpf.take_map(name).ok_or(MapsError::Missing(name));
         let devices =
             HashMap::try_from(take(maps::DEVICE_POLICY)?).map_err(map_err(maps::DEVICE_POLICY))?;
         let allow = LpmTrie::try_from(take(maps::ALLOW)?).map_err(map_err(maps::ALLOW))?;
-        let generation =
-            Array::try_from(take(maps::POLICY_GEN)?).map_err(map_err(maps::POLICY_GEN))?;
         Ok(Self {
             devices,
             allow,
-            generation,
+            generation: generations,
             applied: BTreeMap::new(),
             current_gen: 0,
         })
@@ -130,9 +132,7 @@ impl PolicyMaps {
     /// Starts a new policy generation: every flow takes its verdict again at its next frame.
     pub fn bump_generation(&mut self) -> Result<u32, MapsError> {
         self.current_gen = self.current_gen.wrapping_add(1).max(1);
-        self.generation
-            .set(0, &self.current_gen, 0)
-            .map_err(map_err(maps::POLICY_GEN))?;
+        self.generation.set_policy(self.current_gen)?;
         Ok(self.current_gen)
     }
 

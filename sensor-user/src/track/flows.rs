@@ -212,7 +212,10 @@ impl FlowTable {
 
     /// A ring-buffer event announced a new flow.
     pub fn on_new_flow(&mut self, key: FlowKey, origin: Origin) {
-        self.flows.entry(key).origin = Some(origin);
+        let t = self.flows.entry(key);
+        t.origin = Some(origin);
+        // Present now, whatever a poll being taken in says.
+        t.seen = true;
     }
 
     /// A poll of the whole kernel map at `now_ns` (epoch time), which is `now_kernel_ns`
@@ -224,7 +227,7 @@ impl FlowTable {
         now_kernel_ns: u64,
         snapshot: impl IntoIterator<Item = (FlowKey, FlowTotals)>,
     ) -> Vec<FlowRecord> {
-        self.fold(now_ns, now_kernel_ns, snapshot, true)
+        self.fold_all(now_ns, now_kernel_ns, snapshot, true)
     }
 
     /// A poll that read only the flows that changed since the last one: a flow missing
@@ -235,24 +238,49 @@ impl FlowTable {
         now_kernel_ns: u64,
         changed: impl IntoIterator<Item = (FlowKey, FlowTotals)>,
     ) -> Vec<FlowRecord> {
-        self.fold(now_ns, now_kernel_ns, changed, false)
+        self.fold_all(now_ns, now_kernel_ns, changed, false)
     }
 
-    fn fold(
+    /// A poll taken in at once: its rows, the held-back flows due, and (after a whole
+    /// read) the flows it did not find.
+    fn fold_all(
         &mut self,
         now_ns: u64,
         now_kernel_ns: u64,
-        snapshot: impl IntoIterator<Item = (FlowKey, FlowTotals)>,
+        rows: impl IntoIterator<Item = (FlowKey, FlowTotals)>,
         complete: bool,
     ) -> Vec<FlowRecord> {
-        let mut out = Vec::new();
+        self.begin(complete);
+        let mut out = self.fold_rows(now_ns, now_kernel_ns, rows);
+        out.extend(self.take_due(now_ns, usize::MAX));
+        if complete {
+            let gone = self.missing(now_kernel_ns);
+            out.extend(self.evict(gone));
+        }
+        out
+    }
+
+    /// Starts taking in a poll; `complete` when it read the whole map. The steps that
+    /// follow (`fold_rows`, `take_due`, `missing` and `evict`) can be spread over
+    /// several turns of the event loop, so an alert never waits for a whole poll.
+    pub fn begin(&mut self, complete: bool) {
         if complete {
             for (_, t) in self.flows.iter_mut() {
                 t.seen = false;
             }
         }
         self.last_seen.clear();
-        for (key, mut totals) in snapshot {
+    }
+
+    /// Takes in some of the poll's rows: returns the records due.
+    pub fn fold_rows(
+        &mut self,
+        now_ns: u64,
+        now_kernel_ns: u64,
+        rows: impl IntoIterator<Item = (FlowKey, FlowTotals)>,
+    ) -> Vec<FlowRecord> {
+        let mut out = Vec::new();
+        for (key, mut totals) in rows {
             let t = self.flows.entry(key);
             t.seen = true;
             let mut before = t.totals;
@@ -305,8 +333,16 @@ impl FlowTable {
                 }
             }
         }
-        // Flows whose traffic waited for its interval, and which this poll did not read.
-        while let Some(std::cmp::Reverse((at, key))) = self.due.peek().copied() {
+        out
+    }
+
+    /// Up to `max` records of flows whose traffic waited for its interval and fell due by
+    /// `now_ns` (fewer when no more are due).
+    pub fn take_due(&mut self, now_ns: u64, max: usize) -> Vec<FlowRecord> {
+        let mut out = Vec::new();
+        while out.len() < max
+            && let Some(std::cmp::Reverse((at, key))) = self.due.peek().copied()
+        {
             if at > now_ns {
                 break;
             }
@@ -320,9 +356,11 @@ impl FlowTable {
                 t.last_report_ns = now_ns;
             }
         }
-        if !complete {
-            return out;
-        }
+        out
+    }
+
+    /// After a whole read's rows: the flows it did not find, which left the kernel map.
+    pub fn missing(&self, now_kernel_ns: u64) -> Vec<FlowKey> {
         // A flow announced by its event but in no snapshot yet is kept for a while: the
         // maps are read on another thread, so a snapshot taken before the flow existed
         // can arrive after its event, and dropping the entry would lose its origin (and
@@ -332,14 +370,24 @@ impl FlowTable {
                 && t.origin
                     .is_some_and(|o| now_kernel_ns.saturating_sub(o.ts_ns) < UNPOLLED_GRACE_NS)
         };
-        let gone: Vec<FlowKey> = self
-            .flows
+        self.flows
             .iter()
             .filter(|(_, t)| !t.seen && !announced_lately(t))
             .map(|(k, _)| *k)
-            .collect();
-        for key in gone {
-            let mut t = self.flows.remove(&key).expect("listed above");
+            .collect()
+    }
+
+    /// Forgets flows that left the kernel map: a last record for each that carried
+    /// unreported traffic.
+    pub fn evict(&mut self, keys: impl IntoIterator<Item = FlowKey>) -> Vec<FlowRecord> {
+        let mut out = Vec::new();
+        for key in keys {
+            // An event announced it again since `missing` listed it: the new flow keeps
+            // the entry (and its origin).
+            if self.flows.get_mut(&key).is_none_or(|t| t.seen) {
+                continue;
+            }
+            let mut t = self.flows.remove(&key).expect("found above");
             // Events may announce a flow before any poll saw it; only flows a poll saw can
             // have been evicted.
             if t.totals.packets > 0 {
@@ -705,6 +753,42 @@ mod tests {
         ft.on_poll(70 * SEC, 70 * SEC, [(key(1), totals(1))]);
         assert_eq!(ft.len(), 1);
         assert_eq!(ft.evicted, 0);
+    }
+
+    #[test]
+    fn a_poll_taken_in_by_steps_evicts_what_it_missed_but_not_what_came_back() {
+        // Live mode spreads a poll over several turns; between them events go on. A flow
+        // the read missed gets its last record, unless its event says it is back.
+        // Traffic held back for its report interval: an eviction is its only record.
+        let mut ft = FlowTable::new(Duration::from_secs(100));
+        ft.on_poll(SEC, SEC, [(key(1), totals(3)), (key(2), totals(4))]);
+        ft.begin(true);
+        assert!(ft.fold_rows(2 * SEC, 2 * SEC, []).is_empty());
+        assert!(ft.take_due(2 * SEC, 10).is_empty());
+        let mut gone = ft.missing(2 * SEC);
+        gone.sort_unstable();
+        assert_eq!(gone, vec![key(1), key(2)]);
+        let o = origin(2 * SEC);
+        ft.on_new_flow(key(2), o);
+        let r = ft.evict(gone);
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert_eq!((r[0].key, r[0].reason), (key(1), Reason::Evicted));
+        assert_eq!(ft.evicted, 1);
+        assert_eq!(ft.opened().collect::<Vec<_>>(), vec![(key(2), o)]);
+    }
+
+    #[test]
+    fn held_back_flows_come_out_a_slice_at_a_time() {
+        let mut ft = FlowTable::new(Duration::from_secs(10));
+        let rows: Vec<_> = (0..5).map(|n| (key(n), totals(1))).collect();
+        assert_eq!(ft.on_poll(20 * SEC, 20 * SEC, rows).len(), 5);
+        let rows: Vec<_> = (0..5).map(|n| (key(n), totals(2))).collect();
+        assert!(ft.on_changes(21 * SEC, 21 * SEC, rows).is_empty());
+        ft.begin(false);
+        assert_eq!(ft.take_due(30 * SEC, 2).len(), 2);
+        assert_eq!(ft.take_due(30 * SEC, 2).len(), 2);
+        assert_eq!(ft.take_due(30 * SEC, 2).len(), 1);
+        assert!(ft.take_due(30 * SEC, 2).is_empty());
     }
 
     #[test]

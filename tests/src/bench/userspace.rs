@@ -61,9 +61,10 @@ pub fn intel_load(n: u32) -> Result<(f64, f64, f64, f64)> {
 /// new flows (500 a second), each an `unexpected_destination`; the sensor's `iot.latency`
 /// gives p50 and p99 from the kernel's stamp on the first packet to the line handed to
 /// the output. With `background` > 0 a second device first opens that many allowed flows
-/// (no alerts), so every poll during the measurement walks them. Returns (p50 us, p99 us,
-/// alerts measured).
-pub fn alert_latency(background: u32) -> Result<(f64, f64, u64)> {
+/// (no alerts), so every poll during the measurement walks them; with `sweep_every_poll`
+/// every poll reads and compares the whole map (a sweep), as the sensor does once every
+/// `flow_sweep_interval`. Returns (p50 us, p99 us, alerts measured).
+pub fn alert_latency(background: u32, sweep_every_poll: bool) -> Result<(f64, f64, u64)> {
     use crate::{lab::Lab, proc::Sensor};
     let bin = crate::env::workspace().join("target/release/kettlewatch");
     // SAFETY: the benchmark is single-threaded here.
@@ -74,10 +75,16 @@ pub fn alert_latency(background: u32) -> Result<(f64, f64, u64)> {
     std::fs::write(
         &cfg,
         format!(
-            "[sensor]\nstats_interval = \"1s\"\nmax_flows = 262144\n[baseline]\nmode = \"monitor\"\n\
+            "[sensor]\nstats_interval = \"1s\"\nmax_flows = 262144\n{}[baseline]\nmode = \"monitor\"\n\
              [[policy]]\nname = \"measured\"\ndevices = [\"{}\"]\nallow = []\n\
              [[policy]]\nname = \"background\"\ndevices = [\"{}\"]\nallow = [\"2001:db8:3::/48\"]\n",
-            lab.devices[0].mac, lab.devices[1].mac
+            if sweep_every_poll {
+                "flow_sweep_interval = \"1s\"\n"
+            } else {
+                ""
+            },
+            lab.devices[0].mac,
+            lab.devices[1].mac
         ),
     )?;
     let mut sensor = Sensor::start(&lab.gw, "lan0", &["--config", cfg.to_str().unwrap()], false);
@@ -154,7 +161,7 @@ pub fn pipeline(live: u32) -> Result<Pipeline> {
     let (mut maps, mut ring) = KernelMaps::take(&mut ebpf)?;
     let sweep_every = *SensorConfig::default().flow_sweep_interval.get_ref();
     maps.read_changes(sweep_every);
-    let pm = sensor_user::kernel::policy_maps::PolicyMaps::take(&mut ebpf)?;
+    let pm = sensor_user::kernel::policy_maps::PolicyMaps::take(&mut ebpf, maps.generations())?;
     let im = sensor_user::judge::intel::IntelMaps::take(&mut ebpf)?;
     let config = sensor_user::config::Config::default();
     let time = clock::TimeBase::live();
@@ -311,8 +318,8 @@ pub fn scale(live: u32, empty_one_shot: f64) -> Result<Scale> {
 
 /// What the sensor costs on a home router: `devices` devices, each keeping
 /// `per_device` destinations busy (a datagram to each every 2 s) and opening one new
-/// destination a minute, for `minutes`. Samples the sensor's CPU time and resident memory
-/// every 10 s from /proc.
+/// destination a minute, for `minutes`; with `per_device` 0 the devices send nothing (an
+/// idle sensor). Samples the sensor's CPU time and resident memory every 10 s from /proc.
 pub struct HomeProfile {
     /// Flows the sensor saw opened.
     pub flows: u64,
@@ -354,7 +361,7 @@ pub fn home_profile(devices: usize, per_device: u16, minutes: u64) -> Result<Hom
     };
     let end = std::time::Instant::now() + std::time::Duration::from_secs(minutes * 60);
     let mut senders = Vec::new();
-    for (i, d) in lab.devices.iter().enumerate() {
+    for (i, d) in lab.devices.iter().enumerate().filter(|_| per_device > 0) {
         let from: std::net::IpAddr = d.v6.into();
         senders.push(d.ns.spawn(move || {
             let s = std::net::UdpSocket::bind((from, 0)).unwrap();

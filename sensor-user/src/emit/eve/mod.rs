@@ -97,6 +97,10 @@ pub struct SensorCounters {
     pub discovery_malformed: u64,
     /// Kernel map reads that failed.
     pub poll_errors: u64,
+    /// Whole reads of the flow map (live mode).
+    pub flow_sweeps: u64,
+    /// Whole reads forced because the kernel's change log overflowed between two polls.
+    pub flow_log_overflows: u64,
     /// State-store reads or writes that failed.
     pub state_errors: u64,
     /// `flow` records written.

@@ -38,6 +38,8 @@ fn sensor_section(c: &SensorCounters, t: &Tables) -> Value {
         "discovery_malformed": c.discovery_malformed,
         "state_errors": c.state_errors,
         "poll_errors": c.poll_errors,
+        "flow_sweeps": c.flow_sweeps,
+        "flow_log_overflows": c.flow_log_overflows,
         "flows_tracked": t.flows_tracked,
         "flows_evicted": t.flows_evicted,
         "flows_recreated": t.flows_recreated,
