@@ -89,8 +89,21 @@ pub const BENCH_PARSE_PROGRAM: &str = "kw_bench_parse";
 /// breakdown's insert step.
 pub const BENCH_INSERT_PROGRAM: &str = "kw_bench_insert";
 
-/// The benchmark object's own flow map (the insert step's).
+/// The benchmark object's own flow map (the insert and lookup steps').
 pub const BENCH_FLOWS: &str = "KW_BENCH_FLOWS";
+
+/// The parser, a flow key and a lookup that finds the flow, in the benchmark object: the
+/// known-flow breakdown's lookup step.
+pub const BENCH_LOOKUP_PROGRAM: &str = "kw_bench_lookup";
+
+/// The insert step into a map with one value per flow (not per CPU).
+pub const BENCH_SHARED_INSERT_PROGRAM: &str = "kw_bench_shared_insert";
+
+/// The lookup step in a map with one value per flow, counts added atomically.
+pub const BENCH_SHARED_LOOKUP_PROGRAM: &str = "kw_bench_shared_lookup";
+
+/// The benchmark object's flow map with one value per flow.
+pub const BENCH_SHARED_FLOWS: &str = "KW_BENCH_SHARED";
 
 /// The end-to-end benchmark's traffic source (live frames, XDP_TX to a veth peer).
 pub const BENCH_GEN_PROGRAM: &str = "kw_bench_gen";

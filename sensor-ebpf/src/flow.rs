@@ -45,17 +45,18 @@ pub(crate) fn flow_key(l2: &parse::L2, l3: &parse::L3) -> FlowKey {
 #[inline(always)]
 pub(crate) fn count_flow(st: &mut Stats, l2: &parse::L2, l3: &parse::L3, len: u64) -> u8 {
     let key = flow_key(l2, l3);
-    // One lookup for both: this runs on every frame.
+    // One lookup for both, passed down: this runs on every frame.
+    let gens = generations();
     let Generations {
         policy: generation,
         poll: epoch,
-    } = generations();
+    } = gens;
     let set = key.cache_set();
     let (Some(first), Some(second)) = (
         FLOW_CACHE.get_ptr_mut(2 * set),
         FLOW_CACHE.get_ptr_mut(2 * set + 1),
     ) else {
-        return count_in_map(st, l2, l3, &key, len, now_coarse(), generation).0;
+        return count_in_map(st, l2, l3, &key, len, now_coarse(), gens).0;
     };
     // SAFETY: per-CPU values of this CPU; two distinct indices.
     let (first, second) = unsafe { (&mut *first, &mut *second) };
@@ -75,7 +76,7 @@ pub(crate) fn count_flow(st: &mut Stats, l2: &parse::L2, l3: &parse::L3, len: u6
         first.recent = u8::from(take_second);
         let slot = if take_second { second } else { first };
         if slot.valid != 0 && slot.packets != 0 {
-            flush(st, slot);
+            flush(st, slot, epoch);
             slot.packets = 0;
         }
         slot
@@ -85,11 +86,11 @@ pub(crate) fn count_flow(st: &mut Stats, l2: &parse::L2, l3: &parse::L3, len: u6
     // slot's counts too. A busy cached flow otherwise never touches the map, so to the
     // LRU it would look idle; and a flow the LRU evicted while the cache counted it is
     // created again here (with its event and verdict) instead of counted unseen.
-    let (v, v_gen) = count_in_map(st, l2, l3, &key, len, now_coarse(), generation);
+    let (v, v_gen) = count_in_map(st, l2, l3, &key, len, now_coarse(), gens);
     slot.verdict = v;
     slot.policy_gen = v_gen;
     if slot.packets != 0 {
-        flush(st, slot);
+        flush(st, slot, epoch);
     }
     slot.key = key;
     slot.valid = 1;
@@ -128,9 +129,10 @@ fn count_hit(
     slot.verdict
 }
 
-/// Adds a cache slot's counts to its flow's entry in the flow map (this CPU's value).
+/// Adds a cache slot's counts to its flow's entry in the flow map (this CPU's value),
+/// logging the change in poll epoch `epoch`.
 #[inline(always)]
-pub(crate) fn flush(st: &mut Stats, slot: &CacheSlot) {
+pub(crate) fn flush(st: &mut Stats, slot: &CacheSlot, epoch: u32) {
     match FLOWS.get_ptr_mut(&slot.key) {
         Some(c) => {
             // SAFETY: per-CPU value of this CPU.
@@ -143,7 +145,7 @@ pub(crate) fn flush(st: &mut Stats, slot: &CacheSlot) {
                 .saturating_add(slot.syns.min(u32::from(u16::MAX)) as u16);
             c.verdict = slot.verdict;
             c.policy_gen = slot.policy_gen;
-            log_change(st, &slot.key, c, poll_epoch());
+            log_change(st, &slot.key, c, epoch);
         }
         // The LRU dropped the flow while its frames waited here.
         None => st[stats::CACHE_FLUSH_LOST as usize] += slot.packets,
@@ -151,7 +153,8 @@ pub(crate) fn flush(st: &mut Stats, slot: &CacheSlot) {
 }
 
 /// Counts a frame in the flow map, creating the flow (with its verdict, and an event)
-/// when it is new. Returns the verdict and the generation it was taken under.
+/// when it is new, under the frame's policy generation and poll epoch. Returns the
+/// verdict and the generation it was taken under.
 #[inline(always)]
 pub(crate) fn count_in_map(
     st: &mut Stats,
@@ -160,8 +163,12 @@ pub(crate) fn count_in_map(
     key: &FlowKey,
     len: u64,
     now: u64,
-    generation: u32,
+    gens: Generations,
 ) -> (u8, u32) {
+    let Generations {
+        policy: generation,
+        poll: epoch,
+    } = gens;
     if let Some(c) = FLOWS.get_ptr_mut(key) {
         // SAFETY: per-CPU value of this CPU; nothing else writes it concurrently.
         let c = unsafe { &mut *c };
@@ -171,11 +178,10 @@ pub(crate) fn count_in_map(
             c.verdict = reevaluate(st, key, c.verdict);
             c.policy_gen = generation;
         }
-        log_change(st, key, c, poll_epoch());
+        log_change(st, key, c, epoch);
         return (c.verdict, c.policy_gen);
     }
     let (v, intel_id) = evaluate_full(key);
-    let epoch = poll_epoch();
     let first = FlowCounters {
         packets: 1,
         bytes: len,
@@ -243,12 +249,6 @@ pub(crate) fn bump_flow(c: &mut FlowCounters, len: u64, tcp_flags: u8, now: u64)
         c.first_seen_ns = now;
     }
     c.last_seen_ns = now;
-}
-
-/// The current poll epoch (userspace moves it on at each poll).
-#[inline(always)]
-fn poll_epoch() -> u32 {
-    generations().poll
 }
 
 /// Logs that this CPU changed the flow's map entry, unless it did already in this poll

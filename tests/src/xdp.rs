@@ -111,6 +111,12 @@ impl Program {
         self.maps.read_changes(sweep);
     }
 
+    /// Reads maps with batch lookups (the default) or key by key, as on kernels
+    /// without them.
+    pub fn set_batched(&mut self, on: bool) {
+        self.maps.set_batched(on);
+    }
+
     /// One poll's read of the flow map, as the sensor makes it.
     pub fn read_flows(&self) -> sensor_user::kernel::maps::FlowRead {
         self.maps.read_flows().expect("read flows")

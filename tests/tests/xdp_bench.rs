@@ -11,7 +11,7 @@ use kettlewatch_tests::{
     env,
     frames::{self, cat, eth, ethertype as et},
 };
-use sensor_common::{MacAddr, maps, proto};
+use sensor_common::{FlowCounters, FlowKey, MacAddr, maps, proto};
 use sensor_user::kernel::loader;
 
 const XDP_ABORTED: u32 = 0;
@@ -61,7 +61,7 @@ fn udp_frame(dport: u16) -> Vec<u8> {
 }
 
 #[test]
-fn the_empty_parse_only_and_insert_programs_pass_every_frame() {
+fn the_empty_parse_only_insert_and_lookup_programs_pass_every_frame() {
     if !env::have_root() {
         return;
     }
@@ -69,6 +69,9 @@ fn the_empty_parse_only_and_insert_programs_pass_every_frame() {
         maps::BENCH_PASS_PROGRAM,
         maps::BENCH_PARSE_PROGRAM,
         maps::BENCH_INSERT_PROGRAM,
+        maps::BENCH_LOOKUP_PROGRAM,
+        maps::BENCH_SHARED_INSERT_PROGRAM,
+        maps::BENCH_SHARED_LOOKUP_PROGRAM,
     ] {
         let mut e = loaded(name).unwrap();
         for frame in [udp_frame(53), vec![0xff; 20], vec![0; 14]] {
@@ -76,6 +79,86 @@ fn the_empty_parse_only_and_insert_programs_pass_every_frame() {
             assert_eq!(action, XDP_PASS, "{name} on {} bytes", frame.len());
             assert_eq!(out, frame, "{name} leaves the frame alone");
         }
+    }
+}
+
+/// Packets the benchmark object's flow map `map` holds for `frame`'s flow, summed over
+/// CPUs; `None` when the flow is not there.
+fn packets(e: &Ebpf, map: &str, frame: &[u8]) -> Option<u64> {
+    use aya::maps::{HashMap, PerCpuHashMap};
+    let m = e.map(map).expect(map);
+    let keys: Vec<FlowKey> = if map == maps::BENCH_SHARED_FLOWS {
+        HashMap::<_, FlowKey, FlowCounters>::try_from(m)
+            .unwrap()
+            .keys()
+            .map(Result::unwrap)
+            .collect()
+    } else {
+        PerCpuHashMap::<_, FlowKey, FlowCounters>::try_from(m)
+            .unwrap()
+            .keys()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let port = u16::from_be_bytes([frame[36], frame[37]]);
+    let key = keys.into_iter().find(|k| k.port == port)?;
+    Some(if map == maps::BENCH_SHARED_FLOWS {
+        HashMap::<_, FlowKey, FlowCounters>::try_from(m)
+            .unwrap()
+            .get(&key, 0)
+            .unwrap()
+            .packets
+    } else {
+        PerCpuHashMap::<_, FlowKey, FlowCounters>::try_from(m)
+            .unwrap()
+            .get(&key, 0)
+            .unwrap()
+            .iter()
+            .map(|c| c.packets)
+            .sum()
+    })
+}
+
+#[test]
+fn the_lookup_programs_count_the_flows_the_insert_programs_created() {
+    if !env::have_root() {
+        return;
+    }
+    // The known-flow breakdown subtracts these programs from the sensor: each lookup
+    // must find its flow and count the frame, in its own map and no other.
+    for (insert, lookup, map, other) in [
+        (
+            maps::BENCH_INSERT_PROGRAM,
+            maps::BENCH_LOOKUP_PROGRAM,
+            maps::BENCH_FLOWS,
+            maps::BENCH_SHARED_FLOWS,
+        ),
+        (
+            maps::BENCH_SHARED_INSERT_PROGRAM,
+            maps::BENCH_SHARED_LOOKUP_PROGRAM,
+            maps::BENCH_SHARED_FLOWS,
+            maps::BENCH_FLOWS,
+        ),
+    ] {
+        let mut e = loaded(insert).unwrap();
+        let p: &mut Xdp = e.program_mut(lookup).unwrap().try_into().unwrap();
+        p.load().unwrap();
+        let (a, b) = (udp_frame(5000), udp_frame(5001));
+        run(&mut e, lookup, &a);
+        assert_eq!(packets(&e, map, &a), None, "{lookup} creates nothing");
+        run(&mut e, insert, &a);
+        run(&mut e, insert, &a);
+        assert_eq!(
+            packets(&e, map, &a),
+            Some(1),
+            "{insert}: one insert per flow"
+        );
+        for _ in 0..3 {
+            run(&mut e, lookup, &a);
+        }
+        assert_eq!(packets(&e, map, &a), Some(4), "{lookup} counts each frame");
+        assert_eq!(packets(&e, map, &b), None);
+        assert_eq!(packets(&e, other, &a), None, "{insert} wrote {other}");
     }
 }
 
@@ -117,6 +200,9 @@ fn the_shipped_binary_holds_no_benchmark_program() {
         maps::BENCH_PASS_PROGRAM,
         maps::BENCH_PARSE_PROGRAM,
         maps::BENCH_INSERT_PROGRAM,
+        maps::BENCH_LOOKUP_PROGRAM,
+        maps::BENCH_SHARED_INSERT_PROGRAM,
+        maps::BENCH_SHARED_LOOKUP_PROGRAM,
         maps::BENCH_GEN_PROGRAM,
     ] {
         assert!(!has(name.as_bytes()), "{name} is in the shipped binary");

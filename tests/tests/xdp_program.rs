@@ -727,7 +727,24 @@ fn a_poll_reads_only_the_flows_that_changed() {
     if !env::have_root() {
         return;
     }
+    polls_read_only_what_changed(true);
+}
+
+#[test]
+fn without_batch_lookups_a_poll_still_reads_only_the_flows_that_changed() {
+    if !env::have_root() {
+        return;
+    }
+    // Kernels without BPF_MAP_LOOKUP_BATCH: the change log is read whole, key by key,
+    // and must give the same flows, across the ring's end and on overflow alike.
+    polls_read_only_what_changed(false);
+}
+
+/// Polls between sweeps read the flows the change log and the flow cache name, and no
+/// other; batch lookups of the log's unread range or a key-by-key read of all of it.
+fn polls_read_only_what_changed(batched: bool) {
     let mut p = Program::load();
+    p.set_batched(batched);
     p.read_changes(std::time::Duration::from_secs(3600));
     let port = |n: u16| key(frames::mapped(SRV_V4), n, proto::UDP);
     let (a, b, c) = (5000, 5001, 5002);

@@ -1,23 +1,32 @@
 //! kettlewatch's benchmark object, loaded by `cargo xtask bench` and by its tests, never
 //! by the sensor (the shipped binary does not embed it): the empty baseline, the parser
-//! alone, the parser and a flow-map insert, and the end-to-end traffic source.
+//! alone, the parser with a flow-map insert or lookup (in a per-CPU map like the
+//! sensor's, and in one with a value per flow), and the end-to-end traffic source.
 #![no_std]
 #![no_main]
 
 use aya_ebpf::{
     bindings::{BPF_NOEXIST, xdp_action},
     macros::{map, xdp},
-    maps::LruPerCpuHashMap,
+    maps::{LruHashMap, LruPerCpuHashMap},
     programs::XdpContext,
 };
 use sensor_common::{FlowCounters, FlowKey, maps, str_eq};
 
 const _: () = assert!(str_eq(maps::BENCH_FLOWS, "KW_BENCH_FLOWS"));
+const _: () = assert!(str_eq(maps::BENCH_SHARED_FLOWS, "KW_BENCH_SHARED"));
 
-/// A flow map as the sensor's (per-CPU LRU, the default size), for the insert step.
+/// A flow map as the sensor's (per-CPU LRU, the default size), for the insert and lookup
+/// steps.
 #[map(name = "KW_BENCH_FLOWS")]
 static BENCH_FLOWS: LruPerCpuHashMap<FlowKey, FlowCounters> =
     LruPerCpuHashMap::with_max_entries(maps::DEFAULT_MAX_FLOWS, 0);
+
+/// The same map with one value per flow, shared by every CPU: the layout the known-flow
+/// breakdown compares against.
+#[map(name = "KW_BENCH_SHARED")]
+static BENCH_SHARED: LruHashMap<FlowKey, FlowCounters> =
+    LruHashMap::with_max_entries(maps::DEFAULT_MAX_FLOWS, 0);
 
 // The sensor's own parser, compiled into this object as well: an eBPF object cannot call
 // functions of another, and the parse-only figure must measure the very same code.
@@ -73,39 +82,97 @@ pub fn kw_bench_parse(ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS
 }
 
+/// The flow key of an IPv4 or IPv6 frame, as the sensor makes it for a client, and its
+/// TCP flags.
+#[inline(always)]
+fn bench_key(ctx: &XdpContext) -> Option<(FlowKey, u8)> {
+    let l2 = parse::l2(ctx).ok()?;
+    let l3 = match l2.ethertype {
+        parse::ETH_P_IP => parse::ipv4(ctx, l2.l3),
+        parse::ETH_P_IPV6 => parse::ipv6(ctx, l2.l3),
+        _ => return None,
+    }
+    .ok()?;
+    Some((
+        FlowKey::from_parts(l3.dst, l2.src_mac, l3.dst_port, l3.proto, 0),
+        l3.tcp_flags,
+    ))
+}
+
+/// A new flow's first counts. Every field written, as the sensor does: a defaulted rest
+/// becomes a memset call the verifier walks byte by byte.
+#[inline(always)]
+fn first_counts(tcp_flags: u8) -> FlowCounters {
+    FlowCounters {
+        packets: 1,
+        bytes: 64,
+        first_seen_ns: 1,
+        last_seen_ns: 1,
+        tcp_flags,
+        verdict: 0,
+        syns: 0,
+        policy_gen: 0,
+        poll_epoch: 0,
+        _pad: 0,
+    }
+}
+
 /// The benchmark's insert step: the parser, the flow key, a lookup that misses and an
 /// insert into a flow map like the sensor's: what a new flow costs before its verdict,
 /// device count and ring record. Never attached.
 #[xdp(frags)]
 pub fn kw_bench_insert(ctx: XdpContext) -> u32 {
-    let Ok(l2) = parse::l2(&ctx) else {
-        return xdp_action::XDP_PASS;
-    };
-    let l3 = match l2.ethertype {
-        parse::ETH_P_IP => parse::ipv4(&ctx, l2.l3),
-        parse::ETH_P_IPV6 => parse::ipv6(&ctx, l2.l3),
-        _ => return xdp_action::XDP_PASS,
-    };
-    let Ok(l3) = l3 else {
-        return xdp_action::XDP_PASS;
-    };
-    let key = FlowKey::from_parts(l3.dst, l2.src_mac, l3.dst_port, l3.proto, 0);
-    if BENCH_FLOWS.get_ptr_mut(&key).is_none() {
-        // Every field written, as the sensor does: a defaulted rest becomes a memset
-        // call the verifier walks byte by byte.
-        let first = FlowCounters {
-            packets: 1,
-            bytes: 64,
-            first_seen_ns: 1,
-            last_seen_ns: 1,
-            tcp_flags: l3.tcp_flags,
-            verdict: 0,
-            syns: 0,
-            policy_gen: 0,
-            poll_epoch: 0,
-            _pad: 0,
-        };
-        let _ = BENCH_FLOWS.insert(&key, &first, BPF_NOEXIST as u64);
+    if let Some((key, flags)) = bench_key(&ctx)
+        && BENCH_FLOWS.get_ptr_mut(&key).is_none()
+    {
+        let _ = BENCH_FLOWS.insert(&key, &first_counts(flags), BPF_NOEXIST as u64);
+    }
+    xdp_action::XDP_PASS
+}
+
+/// The known-flow step: the parser, the flow key, a lookup that finds the flow in a map
+/// like the sensor's, and the frame added to this CPU's counts. Never attached.
+#[xdp(frags)]
+pub fn kw_bench_lookup(ctx: XdpContext) -> u32 {
+    if let Some((key, _)) = bench_key(&ctx)
+        && let Some(c) = BENCH_FLOWS.get_ptr_mut(&key)
+    {
+        // SAFETY: this CPU's value; nothing else writes it concurrently.
+        unsafe {
+            (*c).packets += 1;
+            (*c).bytes += 64;
+        }
+    }
+    xdp_action::XDP_PASS
+}
+
+/// [`kw_bench_insert`] into a map with one value per flow instead of one per CPU: what
+/// that layout would make a new flow cost. Never attached.
+#[xdp(frags)]
+pub fn kw_bench_shared_insert(ctx: XdpContext) -> u32 {
+    if let Some((key, flags)) = bench_key(&ctx)
+        && BENCH_SHARED.get_ptr_mut(&key).is_none()
+    {
+        let _ = BENCH_SHARED.insert(&key, &first_counts(flags), BPF_NOEXIST as u64);
+    }
+    xdp_action::XDP_PASS
+}
+
+/// [`kw_bench_lookup`] in the map with one value per flow. Never attached.
+///
+/// The counts are added plainly: every CPU writes this value, so the sensor would need
+/// atomic adds (BPF_ATOMIC), which Rust's `core` does not offer on the BPF target (it
+/// has no compare-and-swap). An uncontended atomic add costs a few ns more than this.
+#[xdp(frags)]
+pub fn kw_bench_shared_lookup(ctx: XdpContext) -> u32 {
+    if let Some((key, _)) = bench_key(&ctx)
+        && let Some(c) = BENCH_SHARED.get_ptr_mut(&key)
+    {
+        // SAFETY: a value of the map; the benchmark runs one frame at a time.
+        unsafe {
+            (*c).packets += 1;
+            (*c).bytes += 64;
+        }
     }
     xdp_action::XDP_PASS
 }

@@ -24,8 +24,9 @@ use crate::{
 };
 
 /// Flows of a poll taken in between two looks at the ring buffer: an alert raised during
-/// a sweep waits for at most this many (about a millisecond when each gets a line).
-const POLL_ROWS_PER_SLICE: usize = 512;
+/// a sweep waits for at most this many (`cargo xtask bench` times these slices: well
+/// under a millisecond at a million flows, the last, which ends the poll, excepted).
+pub const POLL_ROWS_PER_SLICE: usize = 512;
 
 /// What `run` was asked to do.
 pub struct RunArgs {
@@ -182,12 +183,8 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard?;
-                let rb = guard.get_inner_mut();
-                while let Some(item) = rb.next() {
-                    sensor.on_record(&item);
-                }
+                take_records(guard.get_inner_mut(), &mut sensor);
                 guard.clear_ready();
-                sensor.end_batch(realtime_ns());
             }
             _ = tick.tick() => {
                 let now = realtime_ns();
@@ -220,15 +217,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
             // slice without waiting for its readiness, which the runtime only learns
             // when the loop yields; the yield lets signals and ticks in.
             _ = std::future::ready(()), if sensor.folding() => {
-                let rb = ring.get_mut();
-                let mut any = false;
-                while let Some(item) = rb.next() {
-                    sensor.on_record(&item);
-                    any = true;
-                }
-                if any {
-                    sensor.end_batch(realtime_ns());
-                }
+                take_records(ring.get_mut(), &mut sensor);
                 if let Some(done) = sensor.fold_slice(POLL_ROWS_PER_SLICE) {
                     polled(&mut sensor, metrics.as_ref(), done);
                 }
@@ -263,10 +252,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
             "interface no longer exists (deleted or renamed): the XDP program went with it; writing the last records and exiting"
         ),
     }
-    let rb = ring.get_mut();
-    while let Some(item) = rb.next() {
-        sensor.on_record(&item);
-    }
+    take_records(ring.get_mut(), &mut sensor);
     // The last poll reads the whole map, so a flow evicted since the last sweep gets its
     // last record as evicted, not as cut short by the stop.
     maps.sweep_next();
@@ -279,6 +265,19 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
             "interface {iface} disappeared while the sensor ran; restart it once the interface is back"
         ),
         None => Ok(()),
+    }
+}
+
+/// Takes in every record waiting in the ring buffer, and ends the batch when there was
+/// one (a device a record changed is assessed once per batch, not per record).
+fn take_records(rb: &mut aya::maps::RingBuf<aya::maps::MapData>, sensor: &mut Sensor) {
+    let mut any = false;
+    while let Some(item) = rb.next() {
+        sensor.on_record(&item);
+        any = true;
+    }
+    if any {
+        sensor.end_batch(realtime_ns());
     }
 }
 

@@ -291,6 +291,9 @@ impl KernelMaps {
             return Ok(None);
         }
         let mut keys = std::collections::HashSet::default();
+        if heads == tails {
+            return Ok(Some(keys));
+        }
         let Some(fd) = self.dirty_fd() else {
             let log = read_per_cpu::<u32, FlowKey, Vec<FlowKey>>(
                 &self.dirty,

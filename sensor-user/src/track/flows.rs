@@ -145,7 +145,9 @@ struct Tracked {
     reported_packets: u64,
     reported_bytes: u64,
     last_report_ns: u64,
-    seen: bool,
+    /// The last whole read (`FlowTable::sweep`) that found the flow, or that an event
+    /// announced it during.
+    seen: u32,
     alerted: bool,
     /// In `FlowTable::due`: unreported traffic waits for its report interval.
     queued: bool,
@@ -167,6 +169,9 @@ pub struct FlowTable {
     due: std::collections::BinaryHeap<std::cmp::Reverse<(u64, FlowKey)>>,
     /// The latest frame time of each device's flows that the last poll read.
     last_seen: std::collections::BTreeMap<MacAddr, u64>,
+    /// Whole reads begun so far: a flow whose `seen` is behind it was not found by the
+    /// one under way (no pass over every flow to reset a flag).
+    sweep: u32,
 }
 
 impl FlowTable {
@@ -180,6 +185,7 @@ impl FlowTable {
             deltas: Vec::new(),
             due: std::collections::BinaryHeap::new(),
             last_seen: std::collections::BTreeMap::new(),
+            sweep: 0,
         }
     }
 
@@ -212,10 +218,11 @@ impl FlowTable {
 
     /// A ring-buffer event announced a new flow.
     pub fn on_new_flow(&mut self, key: FlowKey, origin: Origin) {
+        let sweep = self.sweep;
         let t = self.flows.entry(key);
         t.origin = Some(origin);
         // Present now, whatever a poll being taken in says.
-        t.seen = true;
+        t.seen = sweep;
     }
 
     /// A poll of the whole kernel map at `now_ns` (epoch time), which is `now_kernel_ns`
@@ -254,20 +261,17 @@ impl FlowTable {
         let mut out = self.fold_rows(now_ns, now_kernel_ns, rows);
         out.extend(self.take_due(now_ns, usize::MAX));
         if complete {
-            let gone = self.missing(now_kernel_ns);
-            out.extend(self.evict(gone));
+            out.extend(self.evict_missing(now_kernel_ns, 0, usize::MAX).0);
         }
         out
     }
 
     /// Starts taking in a poll; `complete` when it read the whole map. The steps that
-    /// follow (`fold_rows`, `take_due`, `missing` and `evict`) can be spread over
-    /// several turns of the event loop, so an alert never waits for a whole poll.
+    /// follow (`fold_rows`, `take_due` and `evict_missing`) can be spread over several
+    /// turns of the event loop, so an alert never waits for a whole poll.
     pub fn begin(&mut self, complete: bool) {
         if complete {
-            for (_, t) in self.flows.iter_mut() {
-                t.seen = false;
-            }
+            self.sweep = self.sweep.wrapping_add(1);
         }
         self.last_seen.clear();
     }
@@ -280,60 +284,88 @@ impl FlowTable {
         rows: impl IntoIterator<Item = (FlowKey, FlowTotals)>,
     ) -> Vec<FlowRecord> {
         let mut out = Vec::new();
-        for (key, mut totals) in rows {
-            let t = self.flows.entry(key);
-            t.seen = true;
-            let mut before = t.totals;
-            if totals.packets < t.totals.packets {
-                if totals.first_seen_ns == t.totals.first_seen_ns {
-                    // The same flow read while the kernel moved counts from its flow
-                    // cache into its map entry: this snapshot missed them, the next one
-                    // has them. Keep what we had.
-                    let e = self.last_seen.entry(key.mac).or_insert(0);
-                    *e = t.totals.last_seen_ns.max(*e);
-                    continue;
-                }
-                // Evicted and created again between two polls: what it carried after our
-                // last read is lost; start counting afresh.
-                self.recreated += 1;
-                t.reported_packets = 0;
-                t.reported_bytes = 0;
-                before = FlowTotals::default();
+        let mut rows = rows.into_iter();
+        let mut chunk = Vec::with_capacity(LOOKUP_CHUNK);
+        let mut at = Vec::with_capacity(LOOKUP_CHUNK);
+        loop {
+            chunk.clear();
+            chunk.extend(rows.by_ref().take(LOOKUP_CHUNK));
+            if chunk.is_empty() {
+                return out;
             }
-            // New frames that went through the flow cache have no timestamp of their own:
-            // they arrived by this poll.
-            if totals.packets > t.totals.packets && totals.cached_packets > 0 {
-                totals.last_seen_ns = totals.last_seen_ns.max(now_kernel_ns);
-            }
-            if totals.first_seen_ns == t.totals.first_seen_ns {
-                // The same flow: a time a poll gave it stands until the kernel's is later.
-                totals.last_seen_ns = totals.last_seen_ns.max(t.totals.last_seen_ns);
-            }
-            if totals.packets > before.packets {
-                self.deltas.push(FlowDelta {
-                    key,
-                    packets: totals.packets - before.packets,
-                    bytes: totals.bytes.saturating_sub(before.bytes),
-                    tcp_flags: totals.tcp_flags,
-                    syns: totals.syns.saturating_sub(before.syns),
-                });
-            }
-            t.totals = totals;
-            let e = self.last_seen.entry(key.mac).or_insert(0);
-            *e = t.totals.last_seen_ns.max(*e);
-            let due = now_ns.saturating_sub(t.last_report_ns) >= self.report_every_ns;
-            if t.totals.packets > t.reported_packets {
-                if due {
-                    out.push(record(key, t, Reason::Report));
-                    t.last_report_ns = now_ns;
-                } else if !t.queued {
-                    t.queued = true;
-                    let at = t.last_report_ns + self.report_every_ns;
-                    self.due.push(std::cmp::Reverse((at, key)));
-                }
+            // A row's entry is a random place in a table of up to hundreds of MB, so
+            // each lookup is a few memory misses. Done back to back, the lookups are
+            // independent and the CPU overlaps their misses; between folds, it would
+            // wait for each in turn.
+            at.clear();
+            at.extend(chunk.iter().map(|(key, _)| self.flows.index(*key)));
+            for (&(key, totals), &i) in chunk.iter().zip(&at) {
+                self.fold_row(now_ns, now_kernel_ns, key, totals, i, &mut out);
             }
         }
-        out
+    }
+
+    /// Takes in one row whose entry is at `i`; a record due goes to `out`.
+    fn fold_row(
+        &mut self,
+        now_ns: u64,
+        now_kernel_ns: u64,
+        key: FlowKey,
+        mut totals: FlowTotals,
+        i: u32,
+        out: &mut Vec<FlowRecord>,
+    ) {
+        let t = self.flows.at(i);
+        t.seen = self.sweep;
+        let mut before = t.totals;
+        if totals.packets < t.totals.packets {
+            if totals.first_seen_ns == t.totals.first_seen_ns {
+                // The same flow read while the kernel moved counts from its flow
+                // cache into its map entry: this snapshot missed them, the next one
+                // has them. Keep what we had.
+                let e = self.last_seen.entry(key.mac).or_insert(0);
+                *e = t.totals.last_seen_ns.max(*e);
+                return;
+            }
+            // Evicted and created again between two polls: what it carried after our
+            // last read is lost; start counting afresh.
+            self.recreated += 1;
+            t.reported_packets = 0;
+            t.reported_bytes = 0;
+            before = FlowTotals::default();
+        }
+        // New frames that went through the flow cache have no timestamp of their own:
+        // they arrived by this poll.
+        if totals.packets > t.totals.packets && totals.cached_packets > 0 {
+            totals.last_seen_ns = totals.last_seen_ns.max(now_kernel_ns);
+        }
+        if totals.first_seen_ns == t.totals.first_seen_ns {
+            // The same flow: a time a poll gave it stands until the kernel's is later.
+            totals.last_seen_ns = totals.last_seen_ns.max(t.totals.last_seen_ns);
+        }
+        if totals.packets > before.packets {
+            self.deltas.push(FlowDelta {
+                key,
+                packets: totals.packets - before.packets,
+                bytes: totals.bytes.saturating_sub(before.bytes),
+                tcp_flags: totals.tcp_flags,
+                syns: totals.syns.saturating_sub(before.syns),
+            });
+        }
+        t.totals = totals;
+        let e = self.last_seen.entry(key.mac).or_insert(0);
+        *e = t.totals.last_seen_ns.max(*e);
+        let due = now_ns.saturating_sub(t.last_report_ns) >= self.report_every_ns;
+        if t.totals.packets > t.reported_packets {
+            if due {
+                out.push(record(key, t, Reason::Report));
+                t.last_report_ns = now_ns;
+            } else if !t.queued {
+                t.queued = true;
+                let at = t.last_report_ns + self.report_every_ns;
+                self.due.push(std::cmp::Reverse((at, key)));
+            }
+        }
     }
 
     /// Up to `max` records of flows whose traffic waited for its interval and fell due by
@@ -359,8 +391,17 @@ impl FlowTable {
         out
     }
 
-    /// After a whole read's rows: the flows it did not find, which left the kernel map.
-    pub fn missing(&self, now_kernel_ns: u64) -> Vec<FlowKey> {
+    /// After a whole read: forgets the flows it did not find (they left the kernel map),
+    /// with a last record for each that carried unreported traffic. Looks at up to `max`
+    /// entries from entry `from` on, and returns where the next call goes on (`None`
+    /// when every entry was looked at), so a million flows need not be looked at in one
+    /// turn of the event loop.
+    pub fn evict_missing(
+        &mut self,
+        now_kernel_ns: u64,
+        from: usize,
+        max: usize,
+    ) -> (Vec<FlowRecord>, Option<usize>) {
         // A flow announced by its event but in no snapshot yet is kept for a while: the
         // maps are read on another thread, so a snapshot taken before the flow existed
         // can arrive after its event, and dropping the entry would lose its origin (and
@@ -370,21 +411,25 @@ impl FlowTable {
                 && t.origin
                     .is_some_and(|o| now_kernel_ns.saturating_sub(o.ts_ns) < UNPOLLED_GRACE_NS)
         };
-        self.flows
-            .iter()
-            .filter(|(_, t)| !t.seen && !announced_lately(t))
+        let end = from.saturating_add(max).min(self.flows.slots());
+        let sweep = self.sweep;
+        let gone: Vec<FlowKey> = self
+            .flows
+            .scan(from..end)
+            .filter(|(_, t)| t.seen != sweep && !announced_lately(t))
             .map(|(k, _)| *k)
-            .collect()
+            .collect();
+        let next = (end < self.flows.slots()).then_some(end);
+        (self.evict(gone), next)
     }
 
     /// Forgets flows that left the kernel map: a last record for each that carried
     /// unreported traffic.
-    pub fn evict(&mut self, keys: impl IntoIterator<Item = FlowKey>) -> Vec<FlowRecord> {
+    fn evict(&mut self, keys: impl IntoIterator<Item = FlowKey>) -> Vec<FlowRecord> {
         let mut out = Vec::new();
+        let sweep = self.sweep;
         for key in keys {
-            // An event announced it again since `missing` listed it: the new flow keeps
-            // the entry (and its origin).
-            if self.flows.get_mut(&key).is_none_or(|t| t.seen) {
+            if self.flows.get_mut(&key).is_none_or(|t| t.seen == sweep) {
                 continue;
             }
             let mut t = self.flows.remove(&key).expect("found above");
@@ -472,8 +517,19 @@ impl Store {
 
     /// The flow's entry, created empty when it has none.
     fn entry(&mut self, key: FlowKey) -> &mut Tracked {
+        let i = self.index(key);
+        &mut self.entries[i as usize].t
+    }
+
+    /// The entry at index `i` (from [`Store::index`]).
+    fn at(&mut self, i: u32) -> &mut Tracked {
+        &mut self.entries[i as usize].t
+    }
+
+    /// The index of the flow's entry, created empty when it has none.
+    fn index(&mut self, key: FlowKey) -> u32 {
         if let Some(i) = self.find(&key) {
-            return &mut self.entries[i as usize].t;
+            return i;
         }
         let e = Entry {
             key,
@@ -494,7 +550,7 @@ impl Store {
         self.index.insert_unique(hasher.hash_one(key), i, |&j| {
             hasher.hash_one(entries[j as usize].key)
         });
-        &mut self.entries[i as usize].t
+        i
     }
 
     fn remove(&mut self, key: &FlowKey) -> Option<Tracked> {
@@ -512,6 +568,19 @@ impl Store {
         Some(std::mem::take(&mut e.t))
     }
 
+    /// Entry slots in use or free: the bound of [`Store::scan`].
+    fn slots(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The flows in entry slots `range` (free slots skipped).
+    fn scan(&self, range: std::ops::Range<usize>) -> impl Iterator<Item = (&FlowKey, &Tracked)> {
+        self.entries[range]
+            .iter()
+            .filter(|e| e.live)
+            .map(|e| (&e.key, &e.t))
+    }
+
     fn iter(&self) -> impl Iterator<Item = (&FlowKey, &Tracked)> {
         self.entries
             .iter()
@@ -526,6 +595,9 @@ impl Store {
             .map(|e| (&e.key, &mut e.t))
     }
 }
+
+/// Rows looked up back to back before they are folded (see `fold_rows`).
+const LOOKUP_CHUNK: usize = 32;
 
 /// How long an announced flow waits for its first snapshot before it is forgotten (a
 /// flow the kernel evicted before any poll read it).
@@ -765,16 +837,25 @@ mod tests {
         ft.begin(true);
         assert!(ft.fold_rows(2 * SEC, 2 * SEC, []).is_empty());
         assert!(ft.take_due(2 * SEC, 10).is_empty());
-        let mut gone = ft.missing(2 * SEC);
-        gone.sort_unstable();
-        assert_eq!(gone, vec![key(1), key(2)]);
-        let o = origin(2 * SEC);
-        ft.on_new_flow(key(2), o);
-        let r = ft.evict(gone);
+        // One entry looked at per step: key 1's, then key 2's after its event came.
+        let (r, next) = ft.evict_missing(2 * SEC, 0, 1);
         assert_eq!(r.len(), 1, "{r:?}");
         assert_eq!((r[0].key, r[0].reason), (key(1), Reason::Evicted));
+        assert_eq!(next, Some(1));
+        let o = origin(2 * SEC);
+        ft.on_new_flow(key(2), o);
+        let (r, next) = ft.evict_missing(2 * SEC, 1, 1);
+        assert!(r.is_empty(), "{r:?}");
+        assert_eq!(next, None);
         assert_eq!(ft.evicted, 1);
         assert_eq!(ft.opened().collect::<Vec<_>>(), vec![(key(2), o)]);
+        // The next whole read that misses it evicts it, with the traffic held back.
+        ft.begin(true);
+        let (r, next) = ft.evict_missing(3 * SEC, 0, usize::MAX);
+        assert_eq!(next, None);
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert_eq!((r[0].key, r[0].reason), (key(2), Reason::Evicted));
+        assert_eq!((ft.evicted, ft.len()), (2, 0));
     }
 
     #[test]

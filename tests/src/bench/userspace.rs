@@ -142,6 +142,9 @@ pub struct Pipeline {
     pub steady: (f64, f64),
     /// A sweep after 1% of the flows changed: (wall ms, CPU ms).
     pub sweep: (f64, f64),
+    /// The sweep's slices as live mode takes them (between two of which the ring buffer
+    /// is read): median, 99th percentile and longest (ms), and how many.
+    pub slices: (f64, f64, f64, usize),
     /// The default interval between sweeps (s).
     pub sweep_every_s: f64,
 }
@@ -230,10 +233,41 @@ pub fn pipeline(live: u32) -> Result<Pipeline> {
         repeat_ns(sensor_prog, &Kind::V4Tcp.frame(i), 1)?;
     }
     maps.sweep_next();
+    // Taken in a slice at a time, as live mode does: each slice is what an alert raised
+    // meanwhile waits for at most.
+    sensor.slice_polls(true);
     let cpu0 = cpu_ms();
     let t = std::time::Instant::now();
-    sensor.poll(&maps, clock::realtime_ns());
+    let read = sensor_user::engine::sensor::PollRead::read(&maps, clock::realtime_ns());
+    let mut slices = Vec::new();
+    if sensor.apply_poll(read).is_none() {
+        loop {
+            let s = std::time::Instant::now();
+            let done = sensor.fold_slice(sensor_user::ingest::live::POLL_ROWS_PER_SLICE);
+            slices.push(s.elapsed().as_secs_f64() * 1e3);
+            if *slices.last().unwrap() > 1.0 {
+                eprintln!(
+                    "TMP slice {} of {:.2} ms, done {}",
+                    slices.len(),
+                    slices.last().unwrap(),
+                    done.is_some()
+                );
+            }
+            if done.is_some() {
+                break;
+            }
+        }
+    }
     let sweep = (t.elapsed().as_secs_f64() * 1e3, cpu_ms() - cpu0);
+    anyhow::ensure!(
+        slices.len() * sensor_user::ingest::live::POLL_ROWS_PER_SLICE >= live as usize,
+        "the sweep of {live} flows took {} slices",
+        slices.len()
+    );
+    let count = slices.len();
+    slices.sort_by(f64::total_cmp);
+    let pick = |q: f64| slices[((count - 1) as f64 * q).round() as usize];
+    let slices = (pick(0.5), pick(0.99), slices[count - 1], count);
     let (sweeps, overflows) = maps.sweeps();
     anyhow::ensure!(
         (sweeps, overflows) == (2, 0),
@@ -245,6 +279,7 @@ pub fn pipeline(live: u32) -> Result<Pipeline> {
         rss_growth_mb: rss_mb,
         steady,
         sweep,
+        slices,
         sweep_every_s: sweep_every.as_secs_f64(),
     })
 }

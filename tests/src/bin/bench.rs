@@ -20,6 +20,7 @@ use anyhow::{Context as _, Result};
 use aya::Ebpf;
 use clap::Parser;
 use kettlewatch_tests::bench::{
+    known_flow,
     run::{DEV, Kind, median, prog, repeat_ns, spread, spread_with},
     userspace::{alert_latency, intel_load, pipeline, scale},
 };
@@ -59,6 +60,10 @@ struct Args {
     /// Run only the new-flow breakdown (what the policy verdict and the ring record cost).
     #[arg(long)]
     new_flow_steps: bool,
+    /// Run only the known-flow breakdown (a bare flow-map lookup among 64k flows, in the
+    /// sensor's per-CPU layout and with one value per flow, against the sensor).
+    #[arg(long)]
+    known_flow_steps: bool,
     /// Live flows for `--pipeline-only` (repeatable; default 65,536 and 1,000,000).
     #[arg(long)]
     pipeline_flows: Vec<u32>,
@@ -313,7 +318,7 @@ fn steps_table(rounds: &[[f64; 6]]) -> String {
 /// The userspace pipeline table at each of `flows` live flows.
 fn pipeline_table(flows: &[u32]) -> Result<(String, Vec<serde_json::Value>)> {
     let mut md = String::from(
-        "\n| live flows | ring-buffer events into JSON lines (per second, userspace) | first poll of the whole map, read and processed (ms) | sensor resident growth (MB) | poll after 1% of flows changed: wall (ms) | its CPU, user + system (ms) | sweep (whole map) after 1% changed: wall (ms) | its CPU (ms) | share of one CPU: 1 s polls, a sweep every 30 s |\n|---|---|---|---|---|---|---|---|---|\n",
+        "\n| live flows | ring-buffer events into JSON lines (per second, userspace) | first poll of the whole map, read and processed (ms) | sensor resident growth (MB) | poll after 1% of flows changed: wall (ms) | its CPU, user + system (ms) | sweep (whole map) after 1% changed: wall (ms) | its CPU (ms) | the sweep's slices of 512 flows, as live mode takes them: median / p99 / longest (ms) (slices) | share of one CPU: 1 s polls, a sweep every 30 s |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let mut pipe_js = Vec::new();
     for &live in flows {
@@ -322,20 +327,25 @@ fn pipeline_table(flows: &[u32]) -> Result<(String, Vec<serde_json::Value>)> {
         let per_s = p.sweep_every_s;
         let share = ((per_s - 1.0) * p.steady.1 + p.sweep.1) / per_s / 10.0;
         md += &format!(
-            "| {live} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {share:.1}% |\n",
+            "| {live} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} / {:.2} / {:.1} ({}) | {share:.1}% |\n",
             p.events_per_s,
             p.first_poll_ms,
             p.rss_growth_mb,
             p.steady.0,
             p.steady.1,
             p.sweep.0,
-            p.sweep.1
+            p.sweep.1,
+            p.slices.0,
+            p.slices.1,
+            p.slices.2,
+            p.slices.3
         );
         pipe_js.push(json!({
             "live_flows": live, "events_per_s": p.events_per_s, "poll_ms": p.first_poll_ms,
             "rss_growth_mb": p.rss_growth_mb, "steady_poll_ms": p.steady.0,
             "steady_poll_cpu_ms": p.steady.1, "sweep_ms": p.sweep.0, "sweep_cpu_ms": p.sweep.1,
             "sweep_every_s": p.sweep_every_s, "cpu_share_pct": share,
+            "sweep_slice_ms": {"p50": p.slices.0, "p99": p.slices.1, "max": p.slices.2, "slices": p.slices.3},
         }));
     }
     Ok((md, pipe_js))
@@ -375,6 +385,15 @@ fn main() -> Result<()> {
             &args,
             "new_flow_steps",
             &steps_table(&rounds),
+            &json!(rounds),
+        );
+    }
+    if args.known_flow_steps {
+        let rounds = known_flow::measure(args.rounds)?;
+        return write_part(
+            &args,
+            "known_flow_steps",
+            &known_flow::table(&rounds),
             &json!(rounds),
         );
     }
@@ -552,6 +571,9 @@ fn main() -> Result<()> {
     md += &pipe_md;
     md += "\nNew flow, step by step:\n\n";
     md += &steps_table(&new_flow_steps(args.rounds)?);
+    md += "\nKnown flow at random among 64k, step by step:\n\n";
+    let known_steps = known_flow::measure(args.rounds)?;
+    md += &known_flow::table(&known_steps);
     md += "\nAlert latency (kernel stamp of the first packet to the alert line handed to the output), live lab, 2,000 alerts a round:\n\n| idle flows polled meanwhile | every poll a sweep | alerts | p50 (us) | p99 (us) |\n|---|---|---|---|---|\n";
     let mut latency_js = Vec::new();
     for (background, sweeps) in LATENCY_BACKGROUNDS {
@@ -619,7 +641,7 @@ fn main() -> Result<()> {
     std::fs::write(
         args.out.join("results.json"),
         serde_json::to_string_pretty(
-            &json!({"machine": note.trim(), "rows": js, "scale": scale_js, "intel": intel_js, "pipeline": pipe_js, "alert_latency": latency_js, "end_to_end": e2e_js}),
+            &json!({"machine": note.trim(), "rows": js, "scale": scale_js, "intel": intel_js, "pipeline": pipe_js, "alert_latency": latency_js, "known_flow_steps": known_steps, "end_to_end": e2e_js}),
         )?,
     )?;
     println!("{md}");
