@@ -259,6 +259,75 @@ fn a_scan_through_a_full_table_leaves_a_busy_flow_whole_and_sweeps_see_what_left
     assert!(last["sensor"]["flow_sweeps"].as_u64().unwrap() >= 3);
 }
 
+/// A flow that goes quiet ages out of a full table once other flows are in use: the
+/// kernel's LRU clears a flow's second chance as it rotates its active list, and the
+/// next sweep finds the flow gone. The frames a poll read but its report interval held
+/// back reach a last record, marked `evicted`, instead of being lost with the entry.
+#[test]
+fn a_quiet_flow_the_table_ages_out_gets_its_held_back_frames_in_an_evicted_record() {
+    if !env::have_root() || !env::have_tool("ip") {
+        return;
+    }
+    let lab = Lab::build(1);
+    let config = "[sensor]\nname = \"lab\"\npoll_interval = \"200ms\"\nflow_report = \"60s\"\nflow_sweep_interval = \"2s\"\nmax_flows = 64\n";
+    let (_dir, sensor) = lab.watch(config, &[]);
+    let send = |to: Vec<SocketAddr>, payload: usize| {
+        let from: IpAddr = lab.devices[0].v4.into();
+        lab.devices[0].ns.run(move || {
+            // SAFETY: a zeroed cpu_set_t with CPU 0 set, for this thread (see above).
+            unsafe {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(0, &mut set);
+                libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set);
+            }
+            let s = UdpSocket::bind((from, 0)).unwrap();
+            for addr in to {
+                s.send_to(&vec![0xab; payload], addr).unwrap();
+            }
+        });
+    };
+    let quiet = SocketAddr::new(SERVERS_V4[0].into(), 5000);
+    send(vec![quiet; 3], 100);
+    // A poll reports the three; the next two wait for flow_report (60 s), read by the
+    // next poll, and the flow sends nothing more.
+    std::thread::sleep(Duration::from_millis(600));
+    send(vec![quiet; 2], 100);
+    std::thread::sleep(Duration::from_millis(600));
+    // Other flows in use: each sends a frame, and another a poll later (so the map
+    // looks it up again and the LRU sees it used), in rounds of 30 (which fit the
+    // 64-entry table until their second frame) one after another.
+    for round in 0..20u16 {
+        let busy: Vec<SocketAddr> = (0..30)
+            .map(|n| SocketAddr::new(SERVERS_V4[1].into(), 6000 + round * 30 + n))
+            .collect();
+        send(busy.clone(), 10);
+        std::thread::sleep(Duration::from_millis(300));
+        send(busy, 10);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // Past the next sweep.
+    std::thread::sleep(Duration::from_secs(3));
+    let out = sensor.stop();
+    assert!(out.status.success(), "{}", out.stderr);
+    let evs = events::parse(&out.stdout);
+    let records: Vec<(&str, u64)> = events::of_type(&evs, "flow")
+        .into_iter()
+        .filter(|e| e["dest_ip"] == "203.0.113.10" && e["dest_port"] == 5000)
+        .map(|e| {
+            (
+                e["iot"]["flow"]["reason"].as_str().unwrap(),
+                e["flow"]["pkts_toserver"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let last = &events::of_type(&evs, "stats").last().expect("stats")["iot"];
+    assert_eq!(
+        records,
+        vec![("report", 3), ("evicted", 2)],
+        "the quiet flow's records: a report, then the two held back when a sweep found it gone; {last}"
+    );
+}
+
 /// The bpf links a process holds: (link type, link id), from its fds' fdinfo.
 fn links_of(pid: u32) -> Vec<(String, u32)> {
     let mut out = Vec::new();

@@ -92,6 +92,8 @@ pub struct Sensor {
     pressure_reported: bool,
     latency: crate::emit::latency::Latency,
     sinks: Sinks,
+    /// Flow records into lines, on more than one core when there are many.
+    flow_lines: crate::emit::eve::FlowLines,
     counters: SensorCounters,
     /// Alerts written, per rule id (for the metrics endpoint).
     alerts_by_rule: std::collections::BTreeMap<&'static str, u64>,
@@ -151,6 +153,7 @@ impl Sensor {
                 view: None,
                 fleet: None,
             },
+            flow_lines: Default::default(),
             counters: SensorCounters::default(),
             alerts_by_rule: Default::default(),
             pending: Vec::new(),
@@ -524,16 +527,16 @@ impl Sensor {
     }
 
     fn write_flows(&mut self, now_ns: u64, mut records: Vec<crate::track::flows::FlowRecord>) {
+        /// Lines held at once: a first poll of a million records must not hold a million.
+        const CHUNK: usize = 4096;
         self.baseline.annotate(&mut records);
-        for r in &records {
-            self.write_flow(now_ns, r);
+        for chunk in records.chunks(CHUNK) {
+            let lines = self.flow_lines.serialize(&self.eve, now_ns, chunk);
+            for (r, line) in chunk.iter().zip(lines) {
+                self.sinks.emit_flow(line, r.delta_bytes);
+                self.counters.flow_records += 1;
+            }
         }
-    }
-
-    fn write_flow(&mut self, now_ns: u64, r: &crate::track::flows::FlowRecord) {
-        let line = self.eve.flow_line(now_ns, r);
-        self.sinks.emit_flow(line, r.delta_bytes);
-        self.counters.flow_records += 1;
     }
 
     /// Stopping: the last records of every flow, then a final `stats` event.

@@ -151,3 +151,66 @@ impl Eve {
         serde_json::to_string(&e).unwrap_or_default()
     }
 }
+
+/// Records at least this many are serialized on the line pool; fewer, here (a pool's
+/// hand-off would cost more than it saves).
+const PARALLEL_RECORDS: usize = 256;
+
+/// Most threads the line pool takes, however many CPUs the gateway has: lines are a
+/// minority of its work, and packets need the CPUs more.
+const MAX_LINE_THREADS: usize = 4;
+
+/// Serializes batches of flow records, spread over a small thread pool when a batch is
+/// large: at the first poll of a full table, a million lines were most of the poll's
+/// time on one core. Lines come back in the records' order.
+#[derive(Default)]
+pub struct FlowLines {
+    pool: Option<rayon::ThreadPool>,
+    /// No pool: one CPU, or it could not be built.
+    inline: bool,
+}
+
+impl FlowLines {
+    /// One line per record, in order.
+    pub fn serialize(&mut self, eve: &Eve, now_ns: u64, records: &[FlowRecord]) -> Vec<String> {
+        use rayon::prelude::*;
+        if records.len() >= PARALLEL_RECORDS
+            && let Some(pool) = self.pool()
+        {
+            return pool.install(|| {
+                records
+                    .par_iter()
+                    .with_min_len(PARALLEL_RECORDS / 4)
+                    .map(|r| eve.flow_line(now_ns, r))
+                    .collect()
+            });
+        }
+        records.iter().map(|r| eve.flow_line(now_ns, r)).collect()
+    }
+
+    /// The pool, built at the first large batch (so its threads start with the
+    /// privileges the sensor kept, and a sensor that never sees one has no threads).
+    fn pool(&mut self) -> Option<&rayon::ThreadPool> {
+        if self.pool.is_none() && !self.inline {
+            let threads = std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(MAX_LINE_THREADS);
+            if threads < 2 {
+                self.inline = true;
+                return None;
+            }
+            match rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .thread_name(|i| format!("kw-lines-{i}"))
+                .build()
+            {
+                Ok(p) => self.pool = Some(p),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no thread pool for flow lines; writing them on one thread");
+                    self.inline = true;
+                }
+            }
+        }
+        self.pool.as_ref()
+    }
+}

@@ -9,6 +9,7 @@ mod flow;
 mod stats;
 
 pub use alert::Subject;
+pub use flow::FlowLines;
 pub use stats::Tables;
 
 use std::net::IpAddr;
