@@ -24,8 +24,9 @@ use crate::{
 };
 
 /// Flows of a poll taken in between two looks at the ring buffer: an alert raised during
-/// a sweep waits for at most this many (`cargo xtask bench` times these slices: well
-/// under a millisecond at a million flows, the last, which ends the poll, excepted).
+/// a sweep waits for at most this many (`cargo xtask bench` times the slices of a sweep
+/// of a million flows: 0.4 ms the longest; the last runs the stages that look at the
+/// whole poll, about 18 ms after a poll in which a million flows changed).
 pub const POLL_ROWS_PER_SLICE: usize = 512;
 
 /// What `run` was asked to do.

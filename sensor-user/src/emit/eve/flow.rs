@@ -188,6 +188,12 @@ impl FlowLines {
         records.iter().map(|r| eve.flow_line(now_ns, r)).collect()
     }
 
+    /// Whether a pool was built (for tests).
+    #[cfg(test)]
+    pub(super) fn pooled(&self) -> bool {
+        self.pool.is_some()
+    }
+
     /// The pool, built at the first large batch (so its threads start with the
     /// privileges the sensor kept, and a sensor that never sees one has no threads).
     fn pool(&mut self) -> Option<&rayon::ThreadPool> {

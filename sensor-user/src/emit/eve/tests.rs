@@ -372,3 +372,47 @@ fn icmp_flow_has_type_and_code_not_ports() {
     assert!(v.get("dest_port").is_none());
     assert!(v.get("src_ip").is_none(), "unknown without the event");
 }
+
+#[test]
+fn a_large_batch_of_flow_lines_comes_back_in_the_records_order() {
+    // Past the pool's threshold: the lines are made on several threads, and each must
+    // still be its own record's, in the records' order.
+    let e = eve();
+    let records: Vec<FlowRecord> = (0..3000u16)
+        .map(|n| FlowRecord {
+            key: FlowKey {
+                addr: mapped([203, 0, 113, (n % 250) as u8]),
+                port: 1000 + n,
+                proto: 17,
+                ..FlowKey::default()
+            },
+            origin: None,
+            totals: FlowTotals {
+                packets: u64::from(n) + 1,
+                ..FlowTotals::default()
+            },
+            delta_packets: u64::from(n) + 1,
+            delta_bytes: 60,
+            reason: Reason::Report,
+            alert_repeats: None,
+            alerted: false,
+        })
+        .collect();
+    let mut lines = FlowLines::default();
+    let got = lines.serialize(&e, 7, &records);
+    let one_by_one: Vec<String> = records.iter().map(|r| e.flow_line(7, r)).collect();
+    assert_eq!(got.len(), records.len());
+    assert!(got == one_by_one, "lines out of order or changed");
+    let ports: Vec<u64> = got
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["dest_port"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert!(ports.iter().copied().eq((0..3000u64).map(|n| 1000 + n)));
+    if std::thread::available_parallelism().is_ok_and(|n| n.get() > 1) {
+        assert!(lines.pooled(), "a batch this large goes to the pool");
+    }
+}
