@@ -184,28 +184,8 @@ fn a_scan_through_a_full_table_leaves_a_busy_flow_whole_and_sweeps_see_what_left
         return;
     }
     let lab = Lab::build(1);
-    let config = "[sensor]\nname = \"lab\"\npoll_interval = \"200ms\"\nflow_report = \"60s\"\nflow_sweep_interval = \"2s\"\nmax_flows = 64\n";
-    let (_dir, sensor) = lab.watch(config, &[]);
-    // Every frame from CPU 0: a kernel LRU node stays in the per-CPU list of the CPU
-    // that inserted it until that CPU inserts again, so a flood from another CPU could
-    // never evict it.
-    let send = |to: Vec<(SocketAddr, usize)>, payload: usize| {
-        let from: IpAddr = lab.devices[0].v4.into();
-        lab.devices[0].ns.run(move || {
-            // SAFETY: a zeroed cpu_set_t with CPU 0 set, for this thread.
-            unsafe {
-                let mut set: libc::cpu_set_t = std::mem::zeroed();
-                libc::CPU_SET(0, &mut set);
-                libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set);
-            }
-            let s = UdpSocket::bind((from, 0)).unwrap();
-            for (addr, n) in to {
-                for _ in 0..n {
-                    s.send_to(&vec![0xab; payload], addr).unwrap();
-                }
-            }
-        });
-    };
+    let (_dir, sensor) = lab.watch(SMALL_TABLE, &[]);
+    let send = |to, payload| send_from_cpu0(&lab, to, payload);
     let first = SocketAddr::new(SERVERS_V4[0].into(), 5000);
     send(vec![(first, 3)], 100);
     // A poll reports the three; the next two wait for flow_report (60 s) ...
@@ -229,19 +209,7 @@ fn a_scan_through_a_full_table_leaves_a_busy_flow_whole_and_sweeps_see_what_left
     let out = sensor.stop();
     assert!(out.status.success(), "{}", out.stderr);
     let evs = events::parse(&out.stdout);
-    let mine: Vec<&Value> = events::of_type(&evs, "flow")
-        .into_iter()
-        .filter(|e| e["dest_ip"] == "203.0.113.10" && e["dest_port"] == 5000)
-        .collect();
-    let reasons: Vec<(&str, u64)> = mine
-        .iter()
-        .map(|e| {
-            (
-                e["iot"]["flow"]["reason"].as_str().unwrap(),
-                e["flow"]["pkts_toserver"].as_u64().unwrap(),
-            )
-        })
-        .collect();
+    let reasons = records_to(&evs, first);
     let last = &events::of_type(&evs, "stats").last().expect("stats")["iot"];
     // The flow's first frame in a poll epoch looks it up in the kernel map, and the
     // kernel's LRU gives a flow looked up since its insert a second chance over the
@@ -269,29 +237,15 @@ fn a_quiet_flow_the_table_ages_out_gets_its_held_back_frames_in_an_evicted_recor
         return;
     }
     let lab = Lab::build(1);
-    let config = "[sensor]\nname = \"lab\"\npoll_interval = \"200ms\"\nflow_report = \"60s\"\nflow_sweep_interval = \"2s\"\nmax_flows = 64\n";
-    let (_dir, sensor) = lab.watch(config, &[]);
-    let send = |to: Vec<SocketAddr>, payload: usize| {
-        let from: IpAddr = lab.devices[0].v4.into();
-        lab.devices[0].ns.run(move || {
-            // SAFETY: a zeroed cpu_set_t with CPU 0 set, for this thread (see above).
-            unsafe {
-                let mut set: libc::cpu_set_t = std::mem::zeroed();
-                libc::CPU_SET(0, &mut set);
-                libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set);
-            }
-            let s = UdpSocket::bind((from, 0)).unwrap();
-            for addr in to {
-                s.send_to(&vec![0xab; payload], addr).unwrap();
-            }
-        });
-    };
+    let (_dir, sensor) = lab.watch(SMALL_TABLE, &[]);
+    let send =
+        |to: &[SocketAddr], n| send_from_cpu0(&lab, to.iter().map(|a| (*a, n)).collect(), 100);
     let quiet = SocketAddr::new(SERVERS_V4[0].into(), 5000);
-    send(vec![quiet; 3], 100);
+    send(&[quiet], 3);
     // A poll reports the three; the next two wait for flow_report (60 s), read by the
     // next poll, and the flow sends nothing more.
     std::thread::sleep(Duration::from_millis(600));
-    send(vec![quiet; 2], 100);
+    send(&[quiet], 2);
     std::thread::sleep(Duration::from_millis(600));
     // Other flows in use: each sends a frame, and another a poll later (so the map
     // looks it up again and the LRU sees it used), in rounds of 30 (which fit the
@@ -300,9 +254,9 @@ fn a_quiet_flow_the_table_ages_out_gets_its_held_back_frames_in_an_evicted_recor
         let busy: Vec<SocketAddr> = (0..30)
             .map(|n| SocketAddr::new(SERVERS_V4[1].into(), 6000 + round * 30 + n))
             .collect();
-        send(busy.clone(), 10);
+        send(&busy, 1);
         std::thread::sleep(Duration::from_millis(300));
-        send(busy, 10);
+        send(&busy, 1);
         std::thread::sleep(Duration::from_millis(300));
     }
     // Past the next sweep.
@@ -310,22 +264,53 @@ fn a_quiet_flow_the_table_ages_out_gets_its_held_back_frames_in_an_evicted_recor
     let out = sensor.stop();
     assert!(out.status.success(), "{}", out.stderr);
     let evs = events::parse(&out.stdout);
-    let records: Vec<(&str, u64)> = events::of_type(&evs, "flow")
-        .into_iter()
-        .filter(|e| e["dest_ip"] == "203.0.113.10" && e["dest_port"] == 5000)
-        .map(|e| {
-            (
-                e["iot"]["flow"]["reason"].as_str().unwrap(),
-                e["flow"]["pkts_toserver"].as_u64().unwrap(),
-            )
-        })
-        .collect();
+    let records = records_to(&evs, quiet);
     let last = &events::of_type(&evs, "stats").last().expect("stats")["iot"];
     assert_eq!(
         records,
         vec![("report", 3), ("evicted", 2)],
         "the quiet flow's records: a report, then the two held back when a sweep found it gone; {last}"
     );
+}
+
+/// A 64-entry flow table, polled every 200 ms and swept every 2 s, whose flows report at
+/// most once a minute: the LRU tests' sensor.
+const SMALL_TABLE: &str = "[sensor]\nname = \"lab\"\npoll_interval = \"200ms\"\nflow_report = \"60s\"\nflow_sweep_interval = \"2s\"\nmax_flows = 64\n";
+
+/// Sends `n` datagrams of `payload` bytes to each address from the lab's first device,
+/// every one from CPU 0: a kernel LRU node stays in the per-CPU list of the CPU that
+/// inserted it until that CPU inserts again, so a flood from another CPU could never
+/// evict it.
+fn send_from_cpu0(lab: &Lab, to: Vec<(SocketAddr, usize)>, payload: usize) {
+    let from: IpAddr = lab.devices[0].v4.into();
+    lab.devices[0].ns.run(move || {
+        // SAFETY: a zeroed cpu_set_t with CPU 0 set, for this thread.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(0, &mut set);
+            libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set);
+        }
+        let s = UdpSocket::bind((from, 0)).unwrap();
+        for (addr, n) in to {
+            for _ in 0..n {
+                s.send_to(&vec![0xab; payload], addr).unwrap();
+            }
+        }
+    });
+}
+
+/// Each `flow` record of the flow to `to`: why it was written, and the frames it reports.
+fn records_to(evs: &[Value], to: SocketAddr) -> Vec<(&str, u64)> {
+    events::of_type(evs, "flow")
+        .into_iter()
+        .filter(|e| e["dest_ip"] == to.ip().to_string() && e["dest_port"] == to.port())
+        .map(|e| {
+            (
+                e["iot"]["flow"]["reason"].as_str().unwrap(),
+                e["flow"]["pkts_toserver"].as_u64().unwrap(),
+            )
+        })
+        .collect()
 }
 
 /// The bpf links a process holds: (link type, link id), from its fds' fdinfo.
