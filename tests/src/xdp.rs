@@ -16,8 +16,8 @@ use sensor_user::{
     kernel::maps::KernelMaps,
     kernel::policy_maps::PolicyMaps,
     kernel::records::{KernelEvent, decode},
-    track::devices::DeviceTotals,
-    track::flows::FlowTotals,
+    model::device::DeviceTotals,
+    model::flow::FlowTotals,
 };
 
 /// XDP_PASS.

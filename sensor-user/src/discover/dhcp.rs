@@ -71,7 +71,7 @@ mod comma_list {
 }
 
 static CLIENTS: std::sync::LazyLock<globset::GlobSet> = std::sync::LazyLock::new(|| {
-    crate::model::glob_list::compile(
+    crate::discover::glob_list::compile(
         include_str!("../../data/dhcp-clients.txt"),
         "data/dhcp-clients.txt",
     )

@@ -9,6 +9,7 @@ pub mod arp;
 pub mod dhcp;
 pub mod dhcpv6;
 pub mod dns;
+pub mod glob_list;
 pub mod lldp;
 pub mod mdns;
 pub mod mqtt;

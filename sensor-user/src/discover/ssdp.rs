@@ -62,7 +62,7 @@ pub fn decode(m: &[u8]) -> Result<SsdpFacts, DecodeError> {
 }
 
 static STACKS: std::sync::LazyLock<globset::GlobSet> = std::sync::LazyLock::new(|| {
-    crate::model::glob_list::compile(
+    crate::discover::glob_list::compile(
         include_str!("../../data/upnp-stacks.txt"),
         "data/upnp-stacks.txt",
     )

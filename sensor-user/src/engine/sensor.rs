@@ -9,15 +9,18 @@ use crate::{
     emit::eve::{Eve, SensorCounters, Subject},
     emit::output::Output,
     judge::assess,
-    judge::baseline::{Baseline, PolicyAlert},
+    judge::baseline::Baseline,
     judge::classify::Classifier,
     judge::criticality::Thresholds,
-    judge::inventory::{Finding, Inventory},
+    judge::inventory::Inventory,
     kernel::maps::KernelMaps,
+    model::alert::{About, Alert},
     model::clock,
+    model::device::DeviceTotals,
+    model::flow::FlowTotals,
     store::state::{Store, StoredDevice},
-    track::devices::{DeviceTable, DeviceTotals},
-    track::flows::{FlowTable, FlowTotals},
+    track::devices::DeviceTable,
+    track::flows::FlowTable,
 };
 use sensor_common::{FlowKey, MacAddr, stats};
 
@@ -83,10 +86,9 @@ pub struct Sensor {
     store: Option<Store>,
     baseline: Baseline,
     intel: crate::judge::intel::stage::Intel,
-    intel_alerts: Vec<crate::judge::intel::stage::IntelAlert>,
     anomaly: crate::judge::anomaly::Anomaly,
-    anomaly_alerts: Vec<crate::judge::anomaly::AnomalyAlert>,
-    policy_alerts: Vec<PolicyAlert>,
+    /// Alerts every stage raised, written after the device records of their batch.
+    alerts: Vec<Alert>,
     stats_now: bool,
     /// `device_table_pressure` was raised (once per run).
     pressure_reported: bool,
@@ -97,8 +99,6 @@ pub struct Sensor {
     counters: SensorCounters,
     /// Alerts written, per rule id (for the metrics endpoint).
     alerts_by_rule: std::collections::BTreeMap<&'static str, u64>,
-    /// Findings of the current batch, written after the device records they concern.
-    pending: Vec<Finding>,
     /// The poll being taken in (live: a slice at a time; see `slice_polls`).
     folding: Option<fold::Folding>,
     slice_polls: bool,
@@ -141,10 +141,8 @@ impl Sensor {
             store,
             baseline,
             intel,
-            intel_alerts: Vec::new(),
             anomaly: crate::judge::anomaly::Anomaly::new(&config_all.anomaly),
-            anomaly_alerts: Vec::new(),
-            policy_alerts: Vec::new(),
+            alerts: Vec::new(),
             stats_now: false,
             pressure_reported: false,
             latency: crate::emit::latency::Latency::default(),
@@ -156,7 +154,6 @@ impl Sensor {
             flow_lines: Default::default(),
             counters: SensorCounters::default(),
             alerts_by_rule: Default::default(),
-            pending: Vec::new(),
             folding: None,
             slice_polls: false,
             started_ns: now_ns,
@@ -185,7 +182,7 @@ impl Sensor {
                 self.inventory
                     .on_classified(mac, &a.observed, self.classifier.strong())
             {
-                self.pending.push(f);
+                self.alerts.push(f);
             }
             self.devices.assess(&mac, a);
         }
@@ -202,7 +199,7 @@ impl Sensor {
                 });
             let has_keys = self.identities.has_keys(&d.mac);
             if let Some(f) = self.inventory.on_device(&d, tie.is_some(), has_keys) {
-                self.pending.push(f);
+                self.alerts.push(f);
             }
             let declared = self.inventory.declared(&d.mac);
             let phase = self.baseline.engine().phase(&d.mac);
@@ -231,16 +228,16 @@ impl Sensor {
                 m.previous_owner = None;
             }
             if let Some(f) = self.inventory.on_move(m) {
-                self.pending.push(f);
+                self.alerts.push(f);
             }
         }
-        for f in std::mem::take(&mut self.pending) {
-            if let Finding::NewDevice(mac) = f
+        for a in &self.alerts {
+            if a.rule.id == crate::judge::rules::NEW_DEVICE.id
+                && let Some(mac) = a.mac()
                 && let Some(row) = rows.iter_mut().find(|r| r.mac == mac.to_string())
             {
                 row.new_device_reported = true;
             }
-            self.write_finding(now_ns, f);
         }
         if let Some(fleet) = &mut self.sinks.fleet {
             for row in &rows {
@@ -296,30 +293,21 @@ impl Sensor {
         {
             self.state_failed(&e);
         }
-        for a in std::mem::take(&mut self.intel_alerts) {
-            if let Some(ts) = a.flow_ts_ns() {
-                self.note_latency(ts);
+        self.write_alerts(now_ns);
+    }
+
+    /// Writes the alerts raised so far, each once.
+    fn write_alerts(&mut self, now_ns: u64) {
+        for a in std::mem::take(&mut self.alerts) {
+            if let Some((key, origin)) = a.flow() {
+                self.note_latency(origin.ts_ns);
+                self.flows.mark_alerted(&key);
             }
-            if let Some(k) = a.key() {
-                self.flows.mark_alerted(&k);
-            }
-            let v = self
-                .eve
-                .intel_event(now_ns, a.clone(), self.subject(&a.mac()));
-            self.write_alert(&v, a.rule());
-        }
-        for a in std::mem::take(&mut self.anomaly_alerts) {
-            let (mac, rule) = (a.mac, a.rule);
-            if let Some((k, _)) = a.flow {
-                self.flows.mark_alerted(&k);
-            }
-            let v = self.eve.anomaly_event(now_ns, a, self.subject(&mac));
-            self.write_alert(&v, rule);
-        }
-        for a in std::mem::take(&mut self.policy_alerts) {
-            self.note_latency(a.origin.ts_ns);
-            self.flows.mark_alerted(&a.key);
-            let v = self.eve.policy_event(now_ns, &a, self.subject(&a.key.mac));
+            let who = match a.mac() {
+                Some(mac) => self.subject(&mac),
+                None => Subject::default(),
+            };
+            let v = self.eve.alert(now_ns, &a, who);
             self.write_alert(&v, a.rule);
         }
     }
@@ -333,7 +321,7 @@ impl Sensor {
     }
 
     /// Writes an alert line and counts it, per rule too.
-    fn write_alert(&mut self, v: &Value, rule: &'static crate::judge::rules::Rule) {
+    fn write_alert(&mut self, v: &Value, rule: &'static crate::model::rule::Rule) {
         debug_assert_eq!(
             v["iot"]["rule"]["id"], rule.id,
             "the line says the rule counted"
@@ -359,13 +347,18 @@ impl Sensor {
             return;
         }
         self.pressure_reported = true;
-        let v = self.eve.pressure_event(
-            now_ns,
-            self.devices.len(),
-            self.devices.dropped,
-            self.devices.evicted,
+        let meta = serde_json::json!({
+            "devices_tracked": [self.devices.len().to_string()],
+            "devices_not_tracked": [self.devices.dropped.to_string()],
+            "devices_evicted": [self.devices.evicted.to_string()],
+        });
+        let a = Alert::new(
+            &crate::judge::rules::DEVICE_TABLE_PRESSURE,
+            About::Sensor,
+            "sensor",
         );
-        self.write_alert(&v, &crate::judge::rules::DEVICE_TABLE_PRESSURE);
+        self.alerts.push(a.with_metadata(meta));
+        self.write_alerts(now_ns);
         tracing::warn!(
             devices = self.devices.len(),
             "device table full: new devices are counted, not tracked; raise [sensor] max_devices if the network is this large"
@@ -423,13 +416,6 @@ impl Sensor {
         self.counters.state_errors += 1;
     }
 
-    fn write_finding(&mut self, now_ns: u64, f: Finding) {
-        let v = self
-            .eve
-            .finding_event(now_ns, f.clone(), self.subject(&f.mac()));
-        self.write_alert(&v, f.rule());
-    }
-
     /// A poll of the kernel maps that read every flow (taken in at once, unless
     /// `slice_polls` is on).
     pub fn on_poll(
@@ -454,10 +440,14 @@ impl Sensor {
     /// Randomised MACs that waited long enough without saying who they are: new after
     /// all. Touched, so the next batch stores that `new_device` was raised.
     fn release_held(&mut self, now_ns: u64, until_kernel: u64) {
-        for f in self.inventory.release_held(until_kernel) {
-            self.devices.touch(&f.mac());
-            self.write_finding(now_ns, f);
+        let released = self.inventory.release_held(until_kernel);
+        for a in &released {
+            if let Some(mac) = a.mac() {
+                self.devices.touch(&mac);
+            }
         }
+        self.alerts.extend(released);
+        self.write_alerts(now_ns);
     }
 
     /// Reads the flow and device maps and takes them in, all of it.
@@ -521,12 +511,12 @@ impl Sensor {
         let alerts = self
             .baseline
             .reload(engine, flows.into_iter(), |m| facts.get(m).cloned());
-        self.policy_alerts.extend(alerts);
+        self.alerts.extend(alerts);
         self.sync_policy(now_ns);
         self.stats_now = true;
     }
 
-    fn write_flows(&mut self, now_ns: u64, mut records: Vec<crate::track::flows::FlowRecord>) {
+    fn write_flows(&mut self, now_ns: u64, mut records: Vec<crate::model::flow::FlowRecord>) {
         /// Lines held at once: a first poll of a million records must not hold a million.
         const CHUNK: usize = 4096;
         self.baseline.annotate(&mut records);
@@ -590,11 +580,11 @@ impl Sensor {
 }
 
 /// A stored device's tie, if it had one.
-fn stored_tie(d: &StoredDevice) -> Option<crate::judge::identity::Tie> {
+fn stored_tie(d: &StoredDevice) -> Option<crate::model::identity::Tie> {
     let i = d.identity.as_ref()?;
-    Some(crate::judge::identity::Tie {
+    Some(crate::model::identity::Tie {
         identity: i.tied_to.parse().ok()?,
-        by: crate::judge::identity::Key::parse(&i.by)?,
+        by: crate::model::identity::Key::parse(&i.by)?,
     })
 }
 

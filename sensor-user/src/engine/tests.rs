@@ -355,7 +355,7 @@ fn a_cloud_endpoint_learned_by_address_follows_its_name_after_learning() {
     s.on_poll(
         later,
         Vec::new(),
-        vec![(DEV, crate::track::devices::DeviceTotals::default())],
+        vec![(DEV, crate::model::device::DeviceTotals::default())],
     );
     s.on_record(&frame_record(
         later + 1,
@@ -486,7 +486,7 @@ fn a_sliced_poll_lets_an_alert_go_first_and_writes_every_flow_once() {
                 proto::UDP,
                 0,
             );
-            let totals = crate::track::flows::FlowTotals {
+            let totals = crate::model::flow::FlowTotals {
                 packets: 1,
                 bytes: 60,
                 first_seen_ns: t,
@@ -499,7 +499,7 @@ fn a_sliced_poll_lets_an_alert_go_first_and_writes_every_flow_once() {
     s.on_poll(
         t,
         flows,
-        vec![(DEV, crate::track::devices::DeviceTotals::default())],
+        vec![(DEV, crate::model::device::DeviceTotals::default())],
     );
     assert!(s.folding(), "the poll's 300 flows wait to be taken in");
     assert!(

@@ -5,8 +5,8 @@ use crate::{
     discover::oui,
     judge::classify::Classifier,
     judge::criticality::{self, Thresholds},
+    model::device::{Assessment, Device},
     model::vocab::Declared,
-    track::devices::{Assessment, Device},
 };
 
 /// Assesses one device.

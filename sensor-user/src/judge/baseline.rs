@@ -15,39 +15,39 @@ use serde_json::{Value, json};
 use crate::{
     config::Mode,
     judge::policy::{DeviceFacts, Engine, OwnedFacts, dns::Answer, learned},
-    judge::rules::{self, Rule},
+    judge::rules,
     kernel::policy_maps::PolicyMaps,
     model::addr,
+    model::alert::{About, Alert},
+    model::flow::{FlowRecord, Origin},
+    model::rule::Rule,
     store::state::Store,
-    track::flows::{FlowRecord, Origin},
 };
 
 /// How many of a device's rules an alert lists as `expected`.
 const EXPECTED_SHOWN: usize = 8;
 
-/// A policy alert to write.
-#[derive(Clone, Debug)]
-pub struct PolicyAlert {
-    /// `unexpected_destination` or `new_port`.
-    pub rule: &'static Rule,
-    /// The flow.
-    pub key: FlowKey,
-    /// Its first packet.
-    pub origin: Origin,
-    /// `declared`, `learned` or `mud`.
-    pub source: &'static str,
-    /// What the device's policy allows (a few entries).
-    pub expected: Vec<String>,
-    /// The name the device resolved for the destination.
-    pub rrname: Option<String>,
-    /// The kernel dropped it.
-    pub blocked: bool,
-    /// The policies that applied (`[[policy]]` names, `mud:<url>`, `learned`).
-    pub policies: Vec<String>,
-    /// The device's mode.
-    pub mode: Mode,
-    /// For `suspicious_service`: which service (`irc`, `telnet`, ...).
-    pub service: Option<String>,
+/// A policy alert about a flow: the policies that applied, the device's mode, and for
+/// `suspicious_service` which service.
+#[allow(clippy::too_many_arguments)]
+fn policy_alert(
+    rule: &'static Rule,
+    key: FlowKey,
+    origin: Origin,
+    source: &'static str,
+    r: &crate::judge::policy::DeviceRules,
+    expected: Vec<String>,
+    rrname: Option<String>,
+    service: Option<String>,
+) -> Alert {
+    let metadata = match &service {
+        Some(s) => json!({"policy": r.policies, "mode": [r.mode.as_str()], "service": [s]}),
+        None => json!({"policy": r.policies, "mode": [r.mode.as_str()]}),
+    };
+    let mut a = Alert::new(rule, About::Flow(key, origin), source).with_metadata(metadata);
+    a.expected = expected;
+    a.rrname = rrname;
+    a
 }
 
 /// The baseline stage's judgement of a new flow.
@@ -61,7 +61,7 @@ pub struct Judged {
     /// The names the device was given the destination's address for.
     pub names: Vec<String>,
     /// The alert it raises, if any.
-    pub alert: Option<PolicyAlert>,
+    pub alert: Option<Alert>,
 }
 
 /// Counters of this stage, in `stats`.
@@ -170,7 +170,7 @@ impl Baseline {
 
     /// A flow's verdict on the current state: learned (when learning and `learn`), an
     /// alert (once per device, destination and rule), or nothing.
-    fn check(&mut self, key: FlowKey, origin: Origin, learn: bool) -> Option<PolicyAlert> {
+    fn check(&mut self, key: FlowKey, origin: Origin, learn: bool) -> Option<Alert> {
         let dst = addr::ip(key.addr);
         let detail = self
             .engine
@@ -193,7 +193,7 @@ impl Baseline {
         learn: bool,
         (base, enforced): (Verdict, bool),
         name: Option<String>,
-    ) -> Option<PolicyAlert> {
+    ) -> Option<Alert> {
         let mac = key.mac;
         let dst = addr::ip(key.addr);
         // A service the device is reaching out to (not one it serves on).
@@ -225,18 +225,16 @@ impl Baseline {
                 }
                 self.counters.alerts += 1;
                 let r = self.engine.rules(&mac).expect("compiled");
-                Some(PolicyAlert {
-                    rule: &rules::SUSPICIOUS_SERVICE,
+                Some(policy_alert(
+                    &rules::SUSPICIOUS_SERVICE,
                     key,
                     origin,
-                    source: "suspicious",
-                    expected: Vec::new(),
-                    rrname: name,
-                    blocked: false,
-                    policies: r.policies.clone(),
-                    mode: r.mode,
+                    "suspicious",
+                    r,
+                    Vec::new(),
+                    name,
                     service,
-                })
+                ))
             }
             Verdict::Learning => {
                 let rule = learned::rule_for(dst, key.port, key.proto, name.as_deref());
@@ -259,18 +257,18 @@ impl Baseline {
                 }
                 self.counters.alerts += 1;
                 let r = self.engine.rules(&mac).expect("compiled");
-                Some(PolicyAlert {
+                let mut a = policy_alert(
                     rule,
                     key,
                     origin,
-                    source: r.source.map_or("learned", |s| s.as_str()),
-                    expected: r.rules.iter().take(EXPECTED_SHOWN).cloned().collect(),
-                    rrname: name,
-                    blocked: enforced && origin.verdict == Verdict::Blocked,
-                    policies: r.policies.clone(),
-                    mode: r.mode,
-                    service: None,
-                })
+                    r.source.map_or("learned", |s| s.as_str()),
+                    r,
+                    r.rules.iter().take(EXPECTED_SHOWN).cloned().collect(),
+                    name,
+                    None,
+                );
+                a.blocked = enforced && origin.verdict == Verdict::Blocked;
+                Some(a)
             }
             _ => {
                 if learn
@@ -295,7 +293,7 @@ impl Baseline {
         mut engine: Engine,
         flows: impl Iterator<Item = (FlowKey, Origin)>,
         facts: impl Fn(&MacAddr) -> Option<OwnedFacts>,
-    ) -> Vec<PolicyAlert> {
+    ) -> Vec<Alert> {
         let old = std::mem::replace(&mut self.engine, Engine::placeholder());
         let macs: Vec<MacAddr> = old.compiled_macs().collect();
         engine.adopt(old);

@@ -2,7 +2,7 @@
 //! from what the device is (its category) and rises with how many assets depend on it or
 //! it reaches. The reasoning is returned as a sentence for the `why` field.
 
-use crate::{model::vocab::Criticality, track::devices::Peers};
+use crate::{model::device::Peers, model::vocab::Criticality};
 
 /// Thresholds at which the number of peers raises criticality by one level
 /// (`[inventory]` keys of the same names).

@@ -5,54 +5,27 @@ use sensor_common::MacAddr;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde_json::json;
+
 use crate::{
     config::Config,
+    judge::rules,
+    model::alert::{About, Alert},
+    model::clock::{TimeBase, eve_timestamp},
+    model::device::Device,
+    model::rule::Rule,
     model::vocab::Declared,
-    track::devices::{AddressMove, Device, DeviceTable},
+    track::devices::{AddressMove, DeviceTable},
 };
 
-/// An inventory finding that becomes an alert.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Finding {
-    /// A MAC that is not declared showed up.
-    NewDevice(MacAddr),
-    /// A declared MAC has not been seen for `missing_after`.
-    Missing(MacAddr),
-    /// A device took an address another device held, or a declared device moved.
-    AddressChange(AddressMove),
-    /// A declared device's facts say, with strong confidence, that it is something else.
-    CategoryMismatch {
-        /// The device.
-        mac: MacAddr,
-        /// Its declared category.
-        declared: String,
-        /// What its facts say.
-        observed: String,
-        /// How sure the classification is.
-        confidence: f64,
-    },
+/// An inventory alert about `mac`.
+fn finding(rule: &'static Rule, mac: MacAddr, metadata: serde_json::Value) -> Alert {
+    Alert::new(rule, About::Device(mac), "inventory").with_metadata(metadata)
 }
 
-impl Finding {
-    /// The rule it raises.
-    pub fn rule(&self) -> &'static crate::judge::rules::Rule {
-        use crate::judge::rules;
-        match self {
-            Finding::NewDevice(_) => &rules::NEW_DEVICE,
-            Finding::Missing(_) => &rules::MISSING_DEVICE,
-            Finding::AddressChange(_) => &rules::ADDRESS_CHANGE,
-            Finding::CategoryMismatch { .. } => &rules::CATEGORY_MISMATCH,
-        }
-    }
-
-    /// The device the finding is about.
-    pub fn mac(&self) -> MacAddr {
-        match self {
-            Finding::NewDevice(m) | Finding::Missing(m) => *m,
-            Finding::AddressChange(m) => m.mac,
-            Finding::CategoryMismatch { mac, .. } => *mac,
-        }
-    }
+/// `new_device` for `mac`.
+fn new_device(mac: MacAddr) -> Alert {
+    finding(&rules::NEW_DEVICE, mac, json!({}))
 }
 
 /// The declared devices and what has been reported about them.
@@ -118,7 +91,7 @@ impl Inventory {
         mac: MacAddr,
         observed: &crate::model::vocab::Classification,
         strong: f64,
-    ) -> Option<Finding> {
+    ) -> Option<Alert> {
         let declared = self.declared.get(&mac)?.category.clone()?;
         if observed.category == "unknown"
             || observed.category == declared
@@ -129,19 +102,19 @@ impl Inventory {
         {
             return None;
         }
-        Some(Finding::CategoryMismatch {
-            mac,
-            declared,
-            observed: observed.category.clone(),
-            confidence: observed.confidence,
-        })
+        let meta = json!({
+            "declared_category": [declared],
+            "observed_category": [observed.category],
+            "confidence": [format!("{:.2}", observed.confidence)],
+        });
+        Some(finding(&rules::CATEGORY_MISMATCH, mac, meta))
     }
 
     /// A device was seen (first sight or a change): a new-device finding, once per
     /// identity. A MAC tied to an earlier identity (`tied`) is not new; a randomised MAC
     /// that has said nothing to tie it by yet (`has_keys` false) waits up to
     /// `identity_grace` (see [`Inventory::release_held`]).
-    pub fn on_device(&mut self, d: &Device, tied: bool, has_keys: bool) -> Option<Finding> {
+    pub fn on_device(&mut self, d: &Device, tied: bool, has_keys: bool) -> Option<Alert> {
         self.reported_missing.remove(&d.mac);
         if self.declared.contains_key(&d.mac) || self.reported_new.contains(&d.mac) {
             return None;
@@ -154,12 +127,12 @@ impl Inventory {
         }
         self.held.remove(&d.mac);
         self.reported_new.insert(d.mac);
-        (!tied).then_some(Finding::NewDevice(d.mac))
+        (!tied).then(|| new_device(d.mac))
     }
 
     /// Randomised MACs whose wait has ended at kernel time `now` (all of them with
     /// `u64::MAX`, when the run ends) without a tie: new after all.
-    pub fn release_held(&mut self, now: u64) -> Vec<Finding> {
+    pub fn release_held(&mut self, now: u64) -> Vec<Alert> {
         let due: Vec<MacAddr> = self
             .held
             .iter()
@@ -169,7 +142,7 @@ impl Inventory {
         due.into_iter()
             .filter_map(|m| {
                 self.held.remove(&m);
-                self.reported_new.insert(m).then_some(Finding::NewDevice(m))
+                self.reported_new.insert(m).then(|| new_device(m))
             })
             .collect()
     }
@@ -177,19 +150,28 @@ impl Inventory {
     /// An address a device started using: a finding when another device held it, or when
     /// a declared device took a new address beside one of the same family; once per
     /// device and address.
-    pub fn on_move(&mut self, m: AddressMove) -> Option<Finding> {
+    pub fn on_move(&mut self, m: AddressMove) -> Option<Alert> {
         let declared_moved = self.declared.contains_key(&m.mac) && m.had_same_family;
         if (m.previous_owner.is_some() || declared_moved)
             && self.reported_moves.insert((m.mac, m.addr))
         {
-            return Some(Finding::AddressChange(m));
+            let mut meta = json!({ "address": [m.addr.to_string()] });
+            if let Some(prev) = m.previous_owner {
+                meta["previous_mac"] = json!([prev.to_string()]);
+            }
+            return Some(finding(&rules::ADDRESS_CHANGE, m.mac, meta));
         }
         None
     }
 
     /// Declared devices unseen for `missing_after` at kernel time `now`, each reported
-    /// once until it shows up again.
-    pub fn check_missing(&mut self, now: u64, devices: &DeviceTable) -> Vec<Finding> {
+    /// once until it shows up again; `time` dates their last sight.
+    pub fn check_missing(
+        &mut self,
+        now: u64,
+        devices: &DeviceTable,
+        time: &TimeBase,
+    ) -> Vec<Alert> {
         let mut out = Vec::new();
         for mac in self.declared.keys() {
             let last = devices
@@ -198,7 +180,11 @@ impl Inventory {
             if now.saturating_sub(last) >= self.missing_after_ns
                 && self.reported_missing.insert(*mac)
             {
-                out.push(Finding::Missing(*mac));
+                let last = devices.get(mac).map_or("never".to_string(), |d| {
+                    eve_timestamp(time.to_epoch_ns(d.last_seen_ns))
+                });
+                let meta = json!({ "last_seen": [last] });
+                out.push(finding(&rules::MISSING_DEVICE, *mac, meta));
             }
         }
         out

@@ -12,12 +12,12 @@
 use std::sync::LazyLock;
 
 use crate::{
+    model::device::Device,
     model::vocab::{Evidence, Product},
-    track::devices::Device,
 };
 
 static MODULE_MAKERS: LazyLock<globset::GlobSet> = LazyLock::new(|| {
-    crate::model::glob_list::compile(
+    crate::discover::glob_list::compile(
         include_str!("../../data/module-makers.txt"),
         "data/module-makers.txt",
     )

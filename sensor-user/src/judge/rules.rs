@@ -2,36 +2,7 @@
 //! either keep working across versions. The whole registry is here, including rules that
 //! later stages raise.
 
-/// One rule.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Rule {
-    /// Stable id (`iot.rule.id`).
-    pub id: &'static str,
-    /// EVE `alert.signature_id`.
-    pub signature_id: u32,
-    /// EVE `alert.signature`.
-    pub signature: &'static str,
-    /// EVE `alert.category`.
-    pub category: &'static str,
-    /// EVE `alert.severity`: 1 high .. 3 low.
-    pub severity: u8,
-}
-
-const fn rule(
-    id: &'static str,
-    sid: u32,
-    signature: &'static str,
-    category: &'static str,
-    severity: u8,
-) -> Rule {
-    Rule {
-        id,
-        signature_id: sid,
-        signature,
-        category,
-        severity,
-    }
-}
+use crate::model::rule::{Rule, rule};
 
 /// Traffic to a destination outside the device's baseline.
 pub const UNEXPECTED_DESTINATION: Rule = rule(

@@ -22,7 +22,7 @@ use sensor_common::{
     stats,
 };
 
-use crate::{track::devices::DeviceTotals, track::flows::FlowTotals};
+use crate::{model::device::DeviceTotals, model::flow::FlowTotals};
 
 /// A map that is missing from the object or could not be read.
 #[derive(Debug, thiserror::Error)]

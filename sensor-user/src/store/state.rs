@@ -93,7 +93,7 @@ pub struct StoredIdentity {
 impl StoredDevice {
     /// The record of a device as this run knows it.
     pub fn from_device(
-        d: &crate::track::devices::Device,
+        d: &crate::model::device::Device,
         declared: Option<&crate::model::vocab::Declared>,
         new_device_reported: bool,
         time: &crate::model::clock::TimeBase,

@@ -6,9 +6,9 @@ use serde_json::{Value, json};
 
 use super::Eve;
 use crate::{
-    judge::policy::Phase,
+    model::device::Device,
+    model::device::Phase,
     model::{clock::eve_timestamp, vocab::Declared},
-    track::devices::Device,
 };
 
 impl Eve {
@@ -21,7 +21,7 @@ impl Eve {
         d: &Device,
         declared: Option<&Declared>,
         phase: Option<Phase>,
-        tie: Option<crate::judge::identity::Tie>,
+        tie: Option<crate::model::identity::Tie>,
     ) -> Value {
         let mut m = self.common("device", now_ns);
         m.insert("ether".into(), json!({ "src_mac": d.mac.to_string() }));

@@ -8,7 +8,7 @@ use sensor_common::policy::Verdict;
 
 use super::Eve;
 use crate::model::clock::eve_timestamp;
-use crate::track::flows::{FlowRecord, Reason};
+use crate::model::flow::{FlowRecord, Reason};
 
 const TCP_FIN: u8 = 0x01;
 const TCP_RST: u8 = 0x04;

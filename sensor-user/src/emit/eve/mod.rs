@@ -17,12 +17,12 @@ use std::net::IpAddr;
 use serde_json::{Map, Value, json};
 
 use crate::{
-    judge::rules::Rule,
     model::addr,
     model::clock::{TimeBase, eve_timestamp},
+    model::device::Device,
+    model::flow::Origin,
+    model::rule::Rule,
     model::vocab::Declared,
-    track::devices::Device,
-    track::flows::Origin,
 };
 use sensor_common::{FLOW_SERVING, FlowKey, MacAddr, proto};
 
@@ -49,22 +49,6 @@ pub fn random_flow_id_seed() -> u64 {
     std::collections::hash_map::RandomState::new()
         .build_hasher()
         .finish()
-}
-
-/// What a policy alert says beyond the flow and the device.
-pub struct PolicyContext<'a> {
-    /// `iot.rule.source`: declared, learned or mud.
-    pub source: &'a str,
-    /// A short list of what was expected.
-    pub expected: Vec<String>,
-    /// The DNS name the device resolved for the destination.
-    pub rrname: Option<&'a str>,
-    /// The kernel dropped it (enforce).
-    pub blocked: bool,
-    /// `alert.metadata`.
-    pub metadata: Value,
-    /// `iot.intel`, for threat-intelligence alerts.
-    pub intel: Option<Value>,
 }
 
 /// EVE's `alert` object. A metadata name with no value is left out: Suricata's schema

@@ -1,6 +1,6 @@
 //! Unit tests of the EVE builders: each event fits our schema and Suricata's.
 use super::*;
-use crate::track::flows::{FlowRecord, FlowTotals, Origin, Reason};
+use crate::model::flow::{FlowRecord, FlowTotals, Origin, Reason};
 use sensor_common::FlowKey;
 
 /// Every event these tests build must fit the published schema, and an event type
@@ -70,7 +70,7 @@ fn device_and_stats_events_fit_the_schema() {
         7,
         dev,
         None,
-        Some(crate::judge::policy::Phase::Learning(9)),
+        Some(crate::model::device::Phase::Learning(9)),
         None,
     ));
     assert_eq!(v["iot"]["device"]["baseline"]["phase"], "learning");
@@ -80,15 +80,17 @@ fn device_and_stats_events_fit_the_schema() {
         category: Some("camera".into()),
         criticality: Some(crate::model::vocab::Criticality::High),
     };
-    let a = valid(eve().alert(
-        8,
+    let missing = crate::model::alert::Alert::new(
         &crate::judge::rules::MISSING_DEVICE,
-        MacAddr([2, 0, 0, 0, 0, 1]),
-        Some(dev),
-        Some(&declared),
+        crate::model::alert::About::Device(MacAddr([2, 0, 0, 0, 0, 1])),
         "inventory",
-        json!({"last_seen": ["never"]}),
-    ));
+    )
+    .with_metadata(json!({"last_seen": ["never"]}));
+    let who = Subject {
+        device: Some(dev),
+        declared: Some(&declared),
+    };
+    let a = valid(eve().alert(8, &missing, who));
     assert_eq!(a["alert"]["signature_id"], 9_100_007);
     assert_eq!(a["iot"]["device"]["name"], "lobby-camera");
     assert_eq!(a["iot"]["device"]["criticality"], "high");
@@ -155,9 +157,9 @@ fn an_assessed_device_with_every_kind_of_fact_fits_the_schema() {
     );
     t.assess(&mac, a);
     let d = t.take_changed().pop().unwrap();
-    let tie = crate::judge::identity::Tie {
+    let tie = crate::model::identity::Tie {
         identity: MacAddr([0x02, 0, 0x5e, 0, 0, 0x42]),
-        by: crate::judge::identity::Key::DhcpClientId,
+        by: crate::model::identity::Key::DhcpClientId,
     };
     let v = valid(eve().device(7, &d, Some(&declared), None, Some(tie)));
     let o = &v["iot"]["device"];

@@ -5,7 +5,7 @@
 //! must not wait for all of it.
 
 use super::{KernelStats, Sensor};
-use crate::track::{devices::DeviceTotals, flows::FlowTotals};
+use crate::model::{device::DeviceTotals, flow::FlowTotals};
 use sensor_common::{FlowKey, MacAddr};
 
 /// A poll being taken in.
@@ -140,7 +140,7 @@ impl Sensor {
         self.check_pressure(now_ns);
         let deltas = self.flows.take_deltas();
         let found = self.anomaly.on_poll(now_kernel, &deltas, &egress);
-        self.anomaly_alerts.extend(found);
+        self.alerts.extend(found);
         let macs: Vec<MacAddr> = self.devices.iter().map(|d| d.mac).collect();
         // Learning ended: say so now (stats, and each device's event), not at the next
         // stats interval.
@@ -150,9 +150,11 @@ impl Sensor {
             self.devices.touch(mac);
         }
         self.end_batch(now_ns);
-        for f in self.inventory.check_missing(now_kernel, &self.devices) {
-            self.write_finding(now_ns, f);
-        }
+        let missing = self
+            .inventory
+            .check_missing(now_kernel, &self.devices, &self.eve.time);
+        self.alerts.extend(missing);
+        self.write_alerts(now_ns);
         self.release_held(now_ns, now_kernel);
         PollDone { now_ns, stats }
     }

@@ -9,7 +9,7 @@ use crate::{
     discover,
     kernel::records::{self, KernelEvent},
     model::addr,
-    track::flows::Origin,
+    model::flow::Origin,
 };
 
 impl Sensor {
@@ -42,17 +42,17 @@ impl Sensor {
                 let judged = self
                     .baseline
                     .on_new_flow(ev.key, origin, &facts.of(ev.key.mac));
-                self.policy_alerts.extend(judged.alert);
+                self.alerts.extend(judged.alert);
                 let names: Vec<&str> = judged.names.iter().map(String::as_str).collect();
                 let hits = self.intel.on_new_flow(ev.key, origin, ev.intel_id, &names);
-                self.intel_alerts.extend(hits);
+                self.alerts.extend(hits);
                 let cx = crate::judge::anomaly::FlowContext {
                     learning: judged.verdict == Verdict::Learning,
                     allowed: judged.verdict == Verdict::Allowed,
                     local: judged.local,
                 };
                 let found = self.anomaly.on_new_flow(ev.ts_ns, ev.key, origin, cx);
-                self.anomaly_alerts.extend(found);
+                self.alerts.extend(found);
             }
             Ok(KernelEvent::DnsAnswer(head, frame)) => {
                 let decoded =
@@ -61,7 +61,7 @@ impl Sensor {
                 match decoded {
                     Ok(Some(a)) => {
                         let hits = self.intel.on_names(head.key.mac, &a.names, "answer");
-                        self.intel_alerts.extend(hits);
+                        self.alerts.extend(hits);
                         self.baseline.on_dns(
                             &crate::judge::policy::dns::Answer {
                                 mac: head.key.mac,
@@ -79,7 +79,7 @@ impl Sensor {
                             .flatten();
                         if let Some(name) = nx {
                             let found = self.anomaly.on_nxdomain(head.ts_ns, head.key.mac, &name);
-                            self.anomaly_alerts.extend(found);
+                            self.alerts.extend(found);
                         }
                     }
                     Err(_) => self.counters.discovery_malformed += 1,
@@ -96,13 +96,13 @@ impl Sensor {
                     Ok(Some(d)) => {
                         if let discover::Facts::Dns(q) = &d.facts {
                             let hits = self.intel.on_names(d.mac, &q.names, "query");
-                            self.intel_alerts.extend(hits);
+                            self.alerts.extend(hits);
                             let found = self.anomaly.on_dns_query(head.ts_ns, d.mac, q);
-                            self.anomaly_alerts.extend(found);
+                            self.alerts.extend(found);
                         }
                         if let discover::Facts::ArpRequest { asked, .. } = &d.facts {
                             let found = self.anomaly.on_arp_probe(head.ts_ns, d.mac, *asked);
-                            self.anomaly_alerts.extend(found);
+                            self.alerts.extend(found);
                         }
                         self.devices.on_facts(d, head.ts_ns)
                     }

@@ -20,27 +20,16 @@ use serde_json::{Value, json};
 
 use crate::{
     config::AnomalyConfig,
-    judge::rules::{self, Rule},
+    judge::rules,
     model::addr,
-    track::flows::{FlowDelta, Origin},
+    model::alert::{About, Alert},
+    model::flow::{FlowDelta, Origin},
+    model::rule::Rule,
 };
 use brute::Brute;
 use dns::{DnsFinding, DnsThresholds, DnsWatch};
 use fanout::{Fanout, Sweep};
 use volume::{Series, VolumeRule};
-
-/// An anomaly alert to write.
-#[derive(Clone, Debug)]
-pub struct AnomalyAlert {
-    /// The rule.
-    pub rule: &'static Rule,
-    /// The device.
-    pub mac: MacAddr,
-    /// The flow it is about, if one.
-    pub flow: Option<(FlowKey, Origin)>,
-    /// `alert.metadata`: names to lists of strings.
-    pub metadata: Value,
-}
 
 /// What the stage needs to know of a new flow beyond the flow itself.
 #[derive(Clone, Copy, Debug)]
@@ -173,7 +162,7 @@ impl Anomaly {
         now: u64,
         mac: MacAddr,
         q: &crate::discover::dns::DnsQuery,
-    ) -> Vec<AnomalyAlert> {
+    ) -> Vec<Alert> {
         let mut out = Vec::new();
         for (i, name) in q.names.iter().enumerate() {
             let qtype = q.qtypes.get(i).copied().unwrap_or(0);
@@ -185,14 +174,14 @@ impl Anomaly {
     }
 
     /// The gateway answered device `mac` at kernel time `now` that `name` does not exist.
-    pub fn on_nxdomain(&mut self, now: u64, mac: MacAddr, name: &str) -> Vec<AnomalyAlert> {
+    pub fn on_nxdomain(&mut self, now: u64, mac: MacAddr, name: &str) -> Vec<Alert> {
         match self.dns.on_nxdomain(now, mac, name) {
             Some(f) => self.dns_alert(now, mac, f).into_iter().collect(),
             None => Vec::new(),
         }
     }
 
-    fn dns_alert(&mut self, now: u64, mac: MacAddr, f: DnsFinding) -> Option<AnomalyAlert> {
+    fn dns_alert(&mut self, now: u64, mac: MacAddr, f: DnsFinding) -> Option<Alert> {
         let window_s = [(self.dns.window_ns() / 1_000_000_000).to_string()];
         let (rule, meta) = match f {
             DnsFinding::Tunnel {
@@ -231,7 +220,7 @@ impl Anomaly {
         mac: MacAddr,
         flow: Option<(FlowKey, Origin)>,
         mut metadata: Value,
-    ) -> Option<AnomalyAlert> {
+    ) -> Option<Alert> {
         let slot = self.limiter.entry((mac, rule.id)).or_insert((0, 0));
         if slot.0 != 0 && now.saturating_sub(slot.0) < self.realert_ns {
             slot.1 += 1;
@@ -241,12 +230,8 @@ impl Anomaly {
         metadata["repeats_since_last_alert"] = json!([slot.1.to_string()]);
         *slot = (now.max(1), 0);
         self.counters.alerts += 1;
-        Some(AnomalyAlert {
-            rule,
-            mac,
-            flow,
-            metadata,
-        })
+        let about = flow.map_or(About::Device(mac), |(k, o)| About::Flow(k, o));
+        Some(Alert::new(rule, about, "anomaly").with_metadata(metadata))
     }
 
     /// A new flow at kernel time `now`.
@@ -256,7 +241,7 @@ impl Anomaly {
         key: FlowKey,
         origin: Origin,
         cx: FlowContext,
-    ) -> Vec<AnomalyAlert> {
+    ) -> Vec<Alert> {
         let mut out = Vec::new();
         let mac = key.mac;
         let dst = addr::ip(key.addr);
@@ -317,7 +302,7 @@ impl Anomaly {
     }
 
     /// An ARP request from `mac` for `target`: a LAN sweep shows as many targets.
-    pub fn on_arp_probe(&mut self, now: u64, mac: MacAddr, target: IpAddr) -> Vec<AnomalyAlert> {
+    pub fn on_arp_probe(&mut self, now: u64, mac: MacAddr, target: IpAddr) -> Vec<Alert> {
         let sweep = self.fanout.entry(mac).or_default().on_contact(
             now,
             self.window_ns,
@@ -338,7 +323,7 @@ impl Anomaly {
         mac: MacAddr,
         flow: Option<(FlowKey, Origin)>,
         s: Sweep,
-    ) -> Option<AnomalyAlert> {
+    ) -> Option<Alert> {
         let window_s = (self.window_ns / 1_000_000_000).to_string();
         let meta = match s {
             Sweep::Destinations { count, top_ports } => json!({
@@ -364,7 +349,7 @@ impl Anomaly {
         now: u64,
         deltas: &[FlowDelta],
         egress: &[(MacAddr, u64, u64)],
-    ) -> Vec<AnomalyAlert> {
+    ) -> Vec<Alert> {
         let mut out = Vec::new();
         for d in deltas {
             let a = self.acc.entry(d.key.mac).or_default();

@@ -8,86 +8,31 @@ use ipnet::IpNet;
 use sensor_common::{FlowKey, MacAddr};
 use serde_json::Value;
 
-use super::{IntelMaps, IntelSet, Source};
-use crate::{config::Config, track::flows::Origin};
+use serde_json::json;
 
-/// An intel alert to write.
-#[derive(Clone, Debug)]
-pub enum IntelAlert {
-    /// A flow to a listed address.
-    Ip {
-        /// The flow.
-        key: FlowKey,
-        /// Its first packet.
-        origin: Origin,
-        /// The listed prefix.
-        net: IpNet,
-        /// Its feeds.
-        sources: Vec<Source>,
-        /// Dropped in the kernel.
-        blocked: bool,
-    },
-    /// A flow to a canary.
-    Canary {
-        /// The flow.
-        key: FlowKey,
-        /// Its first packet.
-        origin: Origin,
-        /// The canary.
-        net: IpNet,
-        /// Dropped in the kernel (by policy).
-        blocked: bool,
-    },
-    /// A listed name a device looked up, was told, or connected to an address of.
-    Domain {
-        /// The device.
-        mac: MacAddr,
-        /// The name it used.
-        name: String,
-        /// The listed domain (the name or one it is under).
-        listed: String,
-        /// Its feeds.
-        sources: Vec<Source>,
-        /// `query`, `answer` or `connection`.
-        via: &'static str,
-        /// The flow, for `connection`.
-        flow: Option<(FlowKey, Origin)>,
-    },
+use super::{IntelMaps, IntelSet, Source};
+use crate::{
+    config::Config,
+    judge::rules,
+    model::alert::{About, Alert, IntelMatch},
+    model::flow::Origin,
+};
+
+/// `iot.intel` of an entry listed by `sources`.
+fn intel_match(sources: &[Source], indicator: String) -> IntelMatch {
+    IntelMatch {
+        feed: sources.first().map_or(String::new(), |s| s.feed.clone()),
+        indicator,
+        category: sources.iter().find_map(|s| s.category.clone()),
+    }
 }
 
-impl IntelAlert {
-    /// The rule it raises.
-    pub fn rule(&self) -> &'static crate::judge::rules::Rule {
-        match self {
-            IntelAlert::Ip { .. } => &crate::judge::rules::THREAT_INTEL_IP,
-            IntelAlert::Canary { .. } => &crate::judge::rules::CANARY_CONTACT,
-            IntelAlert::Domain { .. } => &crate::judge::rules::THREAT_INTEL_DOMAIN,
-        }
-    }
-
-    /// The device the alert is about.
-    pub fn mac(&self) -> MacAddr {
-        match self {
-            IntelAlert::Ip { key, .. } | IntelAlert::Canary { key, .. } => key.mac,
-            IntelAlert::Domain { mac, .. } => *mac,
-        }
-    }
-
-    /// The flow it is about, if one.
-    pub fn key(&self) -> Option<FlowKey> {
-        match self {
-            IntelAlert::Ip { key, .. } | IntelAlert::Canary { key, .. } => Some(*key),
-            IntelAlert::Domain { .. } => None,
-        }
-    }
-
-    /// The kernel's stamp of the flow's first packet, for alerts about a flow.
-    pub fn flow_ts_ns(&self) -> Option<u64> {
-        match self {
-            IntelAlert::Ip { origin, .. } | IntelAlert::Canary { origin, .. } => Some(origin.ts_ns),
-            IntelAlert::Domain { .. } => None,
-        }
-    }
+/// `alert.metadata` of an entry listed by `sources`.
+fn feeds(sources: &[Source]) -> serde_json::Value {
+    json!({
+        "feeds": sources.iter().map(|s| s.feed.clone()).collect::<Vec<_>>(),
+        "categories": sources.iter().filter_map(|s| s.category.clone()).collect::<Vec<_>>(),
+    })
 }
 
 /// The stage.
@@ -148,29 +93,30 @@ impl Intel {
         origin: Origin,
         intel_id: u32,
         names: &[&str],
-    ) -> Vec<IntelAlert> {
+    ) -> Vec<Alert> {
         let mut out = Vec::new();
         let blocked = origin.verdict.dropped();
         if intel_id != 0
             && let Some(hit) = self.set.by_id(intel_id)
             && self.alerted_ip.insert((key.mac, hit.net))
         {
+            let about = About::Flow(key, origin);
             if hit.canary {
-                out.push(IntelAlert::Canary {
-                    key,
-                    origin,
-                    net: hit.net,
-                    blocked,
+                let mut a = Alert::new(&rules::CANARY_CONTACT, about, "canary");
+                a.blocked = blocked;
+                a.intel = Some(IntelMatch {
+                    feed: "canary".into(),
+                    indicator: hit.net.to_string(),
+                    category: None,
                 });
+                out.push(a);
             }
             if !hit.sources.is_empty() {
-                out.push(IntelAlert::Ip {
-                    key,
-                    origin,
-                    net: hit.net,
-                    sources: hit.sources,
-                    blocked,
-                });
+                let mut a = Alert::new(&rules::THREAT_INTEL_IP, about, "intel")
+                    .with_metadata(feeds(&hit.sources));
+                a.blocked = blocked;
+                a.intel = Some(intel_match(&hit.sources, hit.net.to_string()));
+                out.push(a);
             }
         }
         for n in names {
@@ -183,13 +129,8 @@ impl Intel {
     }
 
     /// Names a device looked up (`query`) or was told (`answer`).
-    pub fn on_names(
-        &mut self,
-        mac: MacAddr,
-        names: &[String],
-        via: &'static str,
-    ) -> Vec<IntelAlert> {
-        let out: Vec<IntelAlert> = names
+    pub fn on_names(&mut self, mac: MacAddr, names: &[String], via: &'static str) -> Vec<Alert> {
+        let out: Vec<Alert> = names
             .iter()
             .filter_map(|n| self.domain(mac, n, via, None))
             .collect();
@@ -203,19 +144,19 @@ impl Intel {
         name: &str,
         via: &'static str,
         flow: Option<(FlowKey, Origin)>,
-    ) -> Option<IntelAlert> {
+    ) -> Option<Alert> {
         let (listed, sources) = self.set.domain(name)?;
         if !self.alerted_domain.insert((mac, listed.clone())) {
             return None;
         }
-        Some(IntelAlert::Domain {
-            mac,
-            name: name.to_string(),
-            listed,
-            sources,
-            via,
-            flow,
-        })
+        let mut meta = feeds(&sources);
+        meta["via"] = json!([via]);
+        let about = flow.map_or(About::Device(mac), |(k, o)| About::Flow(k, o));
+        let mut a = Alert::new(&rules::THREAT_INTEL_DOMAIN, about, "intel").with_metadata(meta);
+        a.blocked = flow.is_some_and(|(_, o)| o.verdict.dropped());
+        a.rrname = Some(name.to_string());
+        a.intel = Some(intel_match(&sources, listed));
+        Some(a)
     }
 
     /// The `intel` section of `stats`.

@@ -16,7 +16,6 @@ mod window;
 
 pub use build::{LoadReport, effective_modes};
 pub use local::{interface_prefixes, private_ranges};
-pub use window::Phase;
 use window::Window;
 
 use std::{
@@ -434,6 +433,7 @@ fn port_rule(r: &AllowRule) -> Option<PortRule> {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::model::device::Phase;
 
     fn engine(toml: &str) -> Engine {
         let c = Config::parse(toml, "test.toml").unwrap();

@@ -4,29 +4,7 @@
 use sensor_common::MacAddr;
 
 use super::{DeviceFacts, Engine};
-use crate::config::Mode;
-
-/// A device's place in its learning window, for events and `baseline show`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
-    /// Learning until this kernel time.
-    Learning(u64),
-    /// Its window is over (or it never had one): checked against its rules.
-    Monitoring,
-    /// Checked, and what its rules do not allow is dropped.
-    Enforcing,
-}
-
-impl Phase {
-    /// The name in events.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Learning(_) => "learning",
-            Phase::Monitoring => "monitoring",
-            Phase::Enforcing => "enforcing",
-        }
-    }
-}
+use crate::{config::Mode, model::device::Phase};
 
 /// A device's learning window.
 #[derive(Clone, Copy, Debug)]
