@@ -14,7 +14,7 @@ use sensor_user::{
     engine::sensor::KernelStats,
     kernel::loader::{self, MapSizes},
     kernel::maps::KernelMaps,
-    kernel::policy_maps::PolicyMaps,
+    kernel::maps::policy::PolicyMaps,
     kernel::records::{KernelEvent, decode},
     model::device::DeviceTotals,
     model::flow::FlowTotals,
@@ -28,7 +28,7 @@ pub struct Program {
     ebpf: Ebpf,
     maps: KernelMaps,
     policy: PolicyMaps,
-    intel: sensor_user::judge::intel::IntelMaps,
+    intel: sensor_user::kernel::maps::intel::IntelMaps,
     ring: RingBuf<MapData>,
     clock: u64,
 }
@@ -44,8 +44,9 @@ impl Program {
         pin_to_this_cpu();
         let mut ebpf = loader::load(sizes, true).expect("load the sensor's eBPF object");
         let (maps, ring) = KernelMaps::take(&mut ebpf).expect("maps");
-        let policy = PolicyMaps::take(&mut ebpf, maps.generations()).expect("policy maps");
-        let intel = sensor_user::judge::intel::IntelMaps::take(&mut ebpf).expect("intel map");
+        let policy = PolicyMaps::take(&mut ebpf, maps.generations.clone()).expect("policy maps");
+        let intel =
+            sensor_user::kernel::maps::intel::IntelMaps::take(&mut ebpf).expect("intel map");
         Self {
             ebpf,
             maps,
@@ -74,13 +75,13 @@ impl Program {
 
     /// Writes the clock for the next frame, then advances it by 1 ms.
     fn tick(&mut self) {
-        self.maps.set_clock(self.clock).expect("set clock");
+        self.maps.stats.set_clock(self.clock).expect("set clock");
         self.clock += 1_000_000;
     }
 
     /// What the egress program counted per device: (MAC, packets, bytes).
     pub fn egress(&self) -> Vec<(MacAddr, u64, u64)> {
-        let mut v = self.maps.egress().expect("read egress");
+        let mut v = self.maps.devices.egress().expect("read egress");
         v.sort();
         v
     }
@@ -91,7 +92,7 @@ impl Program {
     }
 
     /// The intel trie, to write feeds and canaries.
-    pub fn intel(&mut self) -> &mut sensor_user::judge::intel::IntelMaps {
+    pub fn intel(&mut self) -> &mut sensor_user::kernel::maps::intel::IntelMaps {
         &mut self.intel
     }
 
@@ -102,13 +103,18 @@ impl Program {
 
     /// The flow map, summed over CPUs.
     pub fn flows(&self) -> BTreeMap<FlowKey, FlowTotals> {
-        self.maps.flows().expect("read flows").into_iter().collect()
+        self.maps
+            .flows
+            .all()
+            .expect("read flows")
+            .into_iter()
+            .collect()
     }
 
     /// Polls read only the flows that changed (the sensor's live mode), and the whole
     /// map every `sweep`.
     pub fn read_changes(&mut self, sweep: std::time::Duration) {
-        self.maps.read_changes(sweep);
+        self.maps.flows.read_changes(sweep);
     }
 
     /// Reads maps with batch lookups (the default) or key by key, as on kernels
@@ -118,19 +124,20 @@ impl Program {
     }
 
     /// One poll's read of the flow map, as the sensor makes it.
-    pub fn read_flows(&self) -> sensor_user::kernel::maps::FlowRead {
-        self.maps.read_flows().expect("read flows")
+    pub fn read_flows(&self) -> sensor_user::kernel::maps::flows::FlowRead {
+        self.maps.flows.read(&self.maps.stats).expect("read flows")
     }
 
     /// Whole reads of the flow map so far, and how many an overflowing change log forced.
     pub fn sweeps(&self) -> (u64, u64) {
-        self.maps.sweeps()
+        self.maps.flows.sweeps()
     }
 
     /// The device map, summed over CPUs.
     pub fn devices(&self) -> BTreeMap<MacAddr, DeviceTotals> {
         self.maps
-            .devices()
+            .devices
+            .read()
             .expect("read devices")
             .into_iter()
             .collect()
@@ -138,7 +145,7 @@ impl Program {
 
     /// The stats array, summed over CPUs.
     pub fn stats(&self) -> KernelStats {
-        self.maps.stats().expect("read stats")
+        self.maps.stats.read().expect("read stats")
     }
 
     /// Drains the ring buffer.

@@ -788,7 +788,7 @@ fn polls_read_only_what_changed(batched: bool) {
     );
     // (A flow whose cached frames a new flow's slot pushed to the map is a change too.)
     let earlier = [a, b, c, e];
-    let ports_read = |read: &sensor_user::kernel::maps::FlowRead| {
+    let ports_read = |read: &sensor_user::kernel::maps::flows::FlowRead| {
         let mut ports: std::collections::BTreeSet<u16> =
             read.rows.iter().map(|(k, _)| k.port).collect();
         ports.retain(|p| !earlier.contains(p));

@@ -5,7 +5,6 @@
 //! label per MAC would grow with the network and is what the event stream is for).
 
 use std::{
-    collections::BTreeMap,
     net::SocketAddr,
     sync::{Arc, Mutex},
     time::Duration,
@@ -20,10 +19,7 @@ use prometheus_client::{
 use sensor_common::stats;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::{
-    emit::eve::{SensorCounters, Tables},
-    judge::rules,
-};
+use crate::emit::eve::{SensorCounters, Tables};
 
 /// What a scrape reports: the kernel's counters, userspace's, and alerts per rule.
 #[derive(Clone, Debug, Default)]
@@ -34,8 +30,8 @@ pub struct Snapshot {
     pub counters: SensorCounters,
     /// Table sizes and output counters.
     pub tables: Tables,
-    /// Alerts written, per rule id.
-    pub alerts: BTreeMap<&'static str, u64>,
+    /// Alerts written, per rule id: every rule, so each series exists from the start.
+    pub alerts: Vec<(&'static str, u64)>,
     /// The fleet output's counters, when it is on.
     pub nats: Option<crate::emit::nats::NatsStats>,
 }
@@ -317,16 +313,12 @@ impl Collector for SnapshotCollector {
             "Devices in the device table.",
             s.tables.devices_tracked as i64,
         )?;
-        let alerts: Vec<(&str, u64)> = rules::ALL
-            .iter()
-            .map(|r| (r.id, s.alerts.get(r.id).copied().unwrap_or(0)))
-            .collect();
         family(
             &mut e,
             "alerts",
             "Alerts written, by rule id.",
             "rule",
-            &alerts,
+            &s.alerts,
         )?;
         counter(
             &mut e,

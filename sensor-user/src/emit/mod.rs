@@ -7,4 +7,5 @@ pub mod latency;
 pub mod metrics;
 pub mod nats;
 pub mod output;
+pub mod sinks;
 pub mod text;

@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::{
     config::Config,
     emit::eve::{Eve, SensorCounters, Subject},
-    emit::output::Output,
+    emit::sinks::Sinks,
     judge::assess,
     judge::baseline::Baseline,
     judge::classify::Classifier,
@@ -33,8 +33,8 @@ pub use fold::PollDone;
 /// Kernel counters as read from the stats map.
 pub type KernelStats = [u64; stats::COUNT as usize];
 
-/// The stages a driver builds before the engine: they can fail, and say why, up front.
-pub struct Stages {
+/// The stages `engine::build` assembles before the engine.
+pub(crate) struct Stages {
     /// Classification rules.
     pub classifier: Classifier,
     /// The state directory, if any.
@@ -43,6 +43,8 @@ pub struct Stages {
     pub baseline: Baseline,
     /// Threat intelligence and canaries.
     pub intel: crate::judge::intel::stage::Intel,
+    /// The maps the judge's decisions are written to, when a kernel program runs.
+    pub kernel: Option<crate::engine::writes::KernelWrites>,
 }
 
 /// What one poll reads from the kernel: everything `Sensor::apply_poll` needs, read in
@@ -50,8 +52,8 @@ pub struct Stages {
 pub struct PollRead {
     /// When the read began (epoch).
     pub now_ns: u64,
-    flows: Result<crate::kernel::maps::FlowRead, crate::kernel::maps::MapsError>,
-    devices: Result<Vec<(MacAddr, DeviceTotals)>, crate::kernel::maps::MapsError>,
+    flows: Result<crate::kernel::maps::flows::FlowRead, crate::kernel::maps::object::MapsError>,
+    devices: Result<Vec<(MacAddr, DeviceTotals)>, crate::kernel::maps::object::MapsError>,
     egress: Vec<(MacAddr, u64, u64)>,
     /// The kernel's stats counters, for `stats` and the metrics snapshot.
     pub stats: KernelStats,
@@ -64,11 +66,11 @@ impl PollRead {
     pub fn read(maps: &KernelMaps, now_ns: u64) -> Self {
         Self {
             now_ns,
-            flows: maps.read_flows(),
-            devices: maps.devices(),
-            egress: maps.egress().unwrap_or_default(),
-            stats: maps.stats().unwrap_or_default(),
-            sweeps: maps.sweeps(),
+            flows: maps.flows.read(&maps.stats),
+            devices: maps.devices.read(),
+            egress: maps.devices.egress().unwrap_or_default(),
+            stats: maps.stats.read().unwrap_or_default(),
+            sweeps: maps.flows.sweeps(),
         }
     }
 }
@@ -86,6 +88,7 @@ pub struct Sensor {
     store: Option<Store>,
     baseline: Baseline,
     intel: crate::judge::intel::stage::Intel,
+    kernel: Option<crate::engine::writes::KernelWrites>,
     anomaly: crate::judge::anomaly::Anomaly,
     /// Alerts every stage raised, written after the device records of their batch.
     alerts: Vec<Alert>,
@@ -109,14 +112,24 @@ pub struct Sensor {
 
 impl Sensor {
     /// A sensor that starts at `now_ns` (epoch).
-    pub fn new(eve: Eve, config: &Config, stages: Stages, out: Output, now_ns: u64) -> Self {
+    pub(crate) fn new(
+        eve: Eve,
+        config: &Config,
+        stages: Stages,
+        sinks: Sinks,
+        now_ns: u64,
+    ) -> Self {
         let config_all = config;
         let Stages {
             classifier,
             store,
             baseline,
-            intel,
+            mut intel,
+            mut kernel,
         } = stages;
+        if let Some(k) = &mut kernel {
+            k.intel(&intel.kernel());
+        }
         let inventory = Inventory::new(config, eve.time.to_kernel_ns(now_ns));
         // Identities from earlier runs: a MAC first seen today can be tied to one of them.
         let mut identities = crate::judge::identity::Identities::default();
@@ -141,16 +154,13 @@ impl Sensor {
             store,
             baseline,
             intel,
+            kernel,
             anomaly: crate::judge::anomaly::Anomaly::new(&config_all.anomaly),
             alerts: Vec::new(),
             stats_now: false,
             pressure_reported: false,
             latency: crate::emit::latency::Latency::default(),
-            sinks: Sinks {
-                out,
-                view: None,
-                fleet: None,
-            },
+            sinks,
             flow_lines: Default::default(),
             counters: SensorCounters::default(),
             alerts_by_rule: Default::default(),
@@ -206,7 +216,7 @@ impl Sensor {
             let v = self.eve.device(now_ns, &d, declared, phase, tie);
             self.sinks.emit(&v);
             self.counters.device_records += 1;
-            if self.store.is_some() || self.sinks.fleet.is_some() {
+            if self.store.is_some() || self.sinks.wants_devices() {
                 let mut row = StoredDevice::from_device(
                     &d,
                     declared,
@@ -239,12 +249,10 @@ impl Sensor {
                 row.new_device_reported = true;
             }
         }
-        if let Some(fleet) = &mut self.sinks.fleet {
+        if self.sinks.wants_devices() {
             for row in &rows {
-                fleet.put_device(
-                    &row.mac,
-                    serde_json::to_vec(row).expect("a record serializes"),
-                );
+                let json = serde_json::to_vec(row).expect("a record serializes");
+                self.sinks.device(&row.mac, &json);
             }
         }
         self.persist(&rows);
@@ -287,9 +295,14 @@ impl Sensor {
             .dirty()
             .filter_map(|m| Some((m, self.policy_facts(&m)?)))
             .collect();
-        self.baseline.sync(|m| facts.get(m).cloned());
+        let update = self.baseline.sync(|m| facts.get(m).cloned());
+        if let Some(k) = &mut self.kernel {
+            k.policy(update);
+        }
+        let learned = self.baseline.take_learned();
         if let Some(store) = &mut self.store
-            && let Err(e) = self.baseline.persist(store, now_ns, &self.eve.time)
+            && let Err(e) =
+                crate::engine::writes::save_learned(store, learned, now_ns, &self.eve.time)
         {
             self.state_failed(&e);
         }
@@ -368,6 +381,9 @@ impl Sensor {
     /// A reloaded configuration's feeds and canaries take effect (as a diff).
     pub fn reload_intel(&mut self, config: &Config, now_ns: u64) {
         self.intel.reload(config, (now_ns / 1_000_000_000) as i64);
+        if let Some(k) = &mut self.kernel {
+            k.intel(&self.intel.kernel());
+        }
         self.stats_now = true;
     }
 
@@ -540,18 +556,6 @@ impl Sensor {
         self.write_stats(now_ns, kernel, extra);
     }
 
-    /// Also prints the terminal view of every event to `lines` (`--format text`).
-    pub fn with_text_view(mut self, lines: Output) -> Self {
-        self.sinks.view = Some((crate::emit::text::TextView::default(), lines));
-        self
-    }
-
-    /// Also publishes every line, and each device's profile, to NATS JetStream.
-    pub fn with_fleet(mut self, fleet: crate::emit::nats::Fleet) -> Self {
-        self.sinks.fleet = Some(fleet);
-        self
-    }
-
     /// Writes one event to every sink.
     fn emit(&mut self, v: &Value) {
         self.sinks.emit(v);
@@ -565,12 +569,12 @@ impl Sensor {
 
     /// The output file is opened again by path (SIGHUP, after logrotate moved it).
     pub fn reopen_output(&self) {
-        self.sinks.out.reopen();
+        self.sinks.reopen();
     }
 
     /// The reader closed standard output: the run has nowhere to write and ends.
     pub fn output_closed(&self) -> bool {
-        self.sinks.out.closed() || self.sinks.view.as_ref().is_some_and(|(_, l)| l.closed())
+        self.sinks.closed()
     }
 
     /// Userspace counters so far.
@@ -586,47 +590,4 @@ fn stored_tie(d: &StoredDevice) -> Option<crate::model::identity::Tie> {
         identity: i.tied_to.parse().ok()?,
         by: crate::model::identity::Key::parse(&i.by)?,
     })
-}
-
-/// Where events go: the stream, the terminal view when asked for, and the fleet.
-struct Sinks {
-    out: Output,
-    /// The terminal view and where its lines go (`--format text`).
-    view: Option<(crate::emit::text::TextView, Output)>,
-    /// NATS JetStream (`[output.nats]`).
-    fleet: Option<crate::emit::nats::Fleet>,
-}
-
-impl Sinks {
-    fn emit(&mut self, v: &Value) {
-        self.out.write(v);
-        if let Some((view, lines)) = &mut self.view
-            && let Some(line) = view.line(v)
-        {
-            lines.write_text(&line);
-        }
-        if let Some(fleet) = &mut self.fleet {
-            let event_type = v["event_type"].as_str().unwrap_or("event");
-            fleet.send(event_type, v.to_string());
-        }
-    }
-
-    /// Hands what the outputs have queued to their writers.
-    fn flush(&mut self) {
-        self.out.flush();
-        if let Some((_, lines)) = &mut self.view {
-            lines.flush();
-        }
-    }
-
-    /// A `flow` event already written as its line; `bytes` is what it reports.
-    fn emit_flow(&mut self, line: String, bytes: u64) {
-        if let Some((view, _)) = &mut self.view {
-            view.flow(bytes);
-        }
-        if let Some(fleet) = &mut self.fleet {
-            fleet.send("flow", line.clone());
-        }
-        self.out.write_json(line);
-    }
 }

@@ -10,11 +10,14 @@ use std::{
 use sensor_common::{DISCOVERY_BYTES, Event, EventKind, FlowKey, MacAddr, policy::verdict, proto};
 use serde_json::Value;
 
-use super::sensor::{KernelStats, Sensor, Stages};
+use super::{
+    build,
+    sensor::{KernelStats, Sensor},
+};
 use crate::{
     config::Config,
-    emit::{eve::Eve, output::Output},
-    judge::{baseline, intel::stage::Intel, policy},
+    emit::{eve::Eve, output::Output, sinks::Sinks},
+    judge::policy,
     model::clock::TimeBase,
 };
 
@@ -38,23 +41,22 @@ impl Write for Shared {
 
 fn sensor(config: &str) -> (Sensor, Shared) {
     let config = Config::parse(config, "test.toml").unwrap();
-    let time = TimeBase::identity();
     let buf = Shared::default();
     let out = Output::from_writer(Box::new(buf.clone()), 1024).wait_when_full();
-    let stages = Stages {
-        classifier: crate::engine::check::classifier(&config).unwrap(),
-        store: None,
-        baseline: baseline::start(&config, None, policy::private_ranges(), T0, &time, None)
-            .unwrap(),
-        intel: Intel::start(&config, None, (T0 / 1_000_000_000) as i64),
-    };
     let eve = Eve {
         host: "gw-test".into(),
         in_iface: "lan0".into(),
-        time,
+        time: TimeBase::identity(),
         flow_id_seed: 0,
     };
-    (Sensor::new(eve, &config, stages, out, T0), buf)
+    let parts = build::Parts {
+        eve,
+        sinks: Sinks::new(out),
+        store: None,
+        kernel: None,
+        local: policy::private_ranges(),
+    };
+    (build::build(&config, parts, T0).unwrap(), buf)
 }
 
 /// Stops the sensor and returns every line it wrote, parsed.

@@ -11,14 +11,12 @@ use tokio::{
 
 use crate::{
     config::Config,
-    emit::eve::Eve,
-    engine::sensor::{Sensor, Stages},
+    emit::{eve::Eve, sinks::Sinks},
+    engine::{build, sensor::Sensor, writes::KernelWrites},
     ingest::map_reader::MapReader,
     ingest::watch::Watch,
-    judge::baseline,
     kernel::loader::{self, AttachMode, EgressAttach, MapSizes},
-    kernel::maps::KernelMaps,
-    kernel::policy_maps::PolicyMaps,
+    kernel::maps::{KernelMaps, intel::IntelMaps, policy::PolicyMaps},
     model::clock::{TimeBase, realtime_ns},
     store::state::Store,
 };
@@ -65,10 +63,9 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
     let mut watch = Watch::new(args.config_path.as_deref(), &args.config);
-    let classifier = crate::engine::check::classifier(&args.config)?;
     // Opened (and its WAL created) before privileges are dropped: the directory stays
     // root's, 0700.
-    let mut store = Store::open(&args.state_dir)?;
+    let store = Store::open(&args.state_dir)?;
     tracing::info!(path = %store.path().display(), "state store open");
     let sizes = MapSizes::from(&args.config.sensor);
     let mut ebpf = loader::load(sizes, false)?;
@@ -86,9 +83,12 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
         }
     };
     let (mut maps, ring) = KernelMaps::take(&mut ebpf)?;
-    maps.read_changes(*args.config.sensor.flow_sweep_interval.get_ref());
-    let policy_maps = PolicyMaps::take(&mut ebpf, maps.generations())?;
-    let intel_maps = crate::judge::intel::IntelMaps::take(&mut ebpf)?;
+    maps.flows
+        .read_changes(*args.config.sensor.flow_sweep_interval.get_ref());
+    let kernel = KernelWrites::new(
+        PolicyMaps::take(&mut ebpf, maps.generations.clone())?,
+        IntelMaps::take(&mut ebpf)?,
+    );
     // SAFETY: the ring buffer owns its fd and lives inside the AsyncFd until both drop.
     let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
         .map_err(|e| anyhow::anyhow!("watching the ring buffer: {e}"))?;
@@ -101,41 +101,30 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
         flow_id_seed: crate::emit::eve::random_flow_id_seed(),
         time: TimeBase::live(),
     };
-    let now = realtime_ns();
-    let baseline = baseline::start(
-        &args.config,
-        Some(&mut store),
-        crate::judge::policy::interface_prefixes(&args.iface),
-        now,
-        &eve.time,
-        Some(policy_maps),
-    )?;
-    let intel = crate::judge::intel::stage::Intel::start(
-        &args.config,
-        Some(intel_maps),
-        (now / 1_000_000_000) as i64,
-    );
-    let stages = Stages {
-        classifier,
-        store: Some(store),
-        baseline,
-        intel,
-    };
-    let mut sensor = Sensor::new(eve, &args.config, stages, out, now);
-    sensor.slice_polls(true);
+    let mut sinks = Sinks::new(out);
     if let Some(v) = view {
-        sensor = sensor.with_text_view(v);
+        sinks.add(Box::new(crate::emit::sinks::TextSink::new(v)));
     }
     // Its spool is opened now, before privileges are dropped, in the state directory.
     if let Some(n) = &args.config.output.nats {
-        sensor = sensor.with_fleet(crate::emit::nats::Fleet::start(
+        sinks.add(Box::new(crate::emit::nats::Fleet::start(
             n,
             args.config.base_dir.as_deref(),
             &args.config.sensor.name,
             Some(&args.state_dir),
             args.config.output.queue_lines,
-        )?);
+        )?));
     }
+    let now = realtime_ns();
+    let parts = build::Parts {
+        eve,
+        sinks,
+        store: Some(store),
+        kernel: Some(kernel),
+        local: crate::judge::policy::interface_prefixes(&args.iface),
+    };
+    let mut sensor = build::build(&args.config, parts, now)?;
+    sensor.slice_polls(true);
     // Bound before privileges are dropped; served on this runtime, from a snapshot the
     // loop refreshes at each poll, so a scrape never touches the sensor's tables.
     let metrics = match &args.config.metrics {
@@ -256,10 +245,10 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     take_records(ring.get_mut(), &mut sensor);
     // The last poll reads the whole map, so a flow evicted since the last sweep gets its
     // last record as evicted, not as cut short by the stop.
-    maps.sweep_next();
+    maps.flows.sweep_next();
     let now = realtime_ns();
     sensor.poll(&maps, now);
-    let k = maps.stats()?;
+    let k = maps.stats.read()?;
     sensor.finish(now, &k, None);
     match gone {
         Some(iface) => anyhow::bail!(
@@ -317,9 +306,7 @@ fn reload(args: &RunArgs, sensor: &mut Sensor, watch: &mut Watch, why: &str) {
                 time.to_kernel_ns(now),
                 None,
             );
-            for e in &report.mud_errors {
-                tracing::error!(error = %e, "MUD file not imported");
-            }
+            report.log();
             sensor.reload_policy(engine, now);
             sensor.reload_intel(&c, now);
             tracing::info!(

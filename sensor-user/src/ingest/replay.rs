@@ -16,14 +16,12 @@ use serde_json::json;
 use crate::{
     config::Config,
     emit::eve::Eve,
-    emit::output::Output,
-    engine::sensor::{Sensor, Stages},
+    emit::sinks::{Sinks, TextSink},
+    engine::{build, sensor::Sensor, writes::KernelWrites},
     ingest::pcap::{Capture, CaptureError, Frame},
-    judge::baseline,
     judge::policy,
     kernel::loader::{self, MapSizes},
-    kernel::maps::KernelMaps,
-    kernel::policy_maps::PolicyMaps,
+    kernel::maps::{KernelMaps, intel::IntelMaps, policy::PolicyMaps},
     model::clock::TimeBase,
     store::state::Store,
 };
@@ -66,46 +64,6 @@ pub struct ReplayCounters {
     pub run_errors: u64,
 }
 
-/// The stages of a replay: policy over the private ranges as the local network (there is
-/// no interface to ask), state only when a directory was given.
-fn stages(
-    config: &Config,
-    classifier: crate::judge::classify::Classifier,
-    mut store: Option<Store>,
-    (maps, intel_maps): (PolicyMaps, crate::judge::intel::IntelMaps),
-    now: u64,
-    time: &TimeBase,
-) -> Stages {
-    // Feeds are judged at the capture's time (STIX valid_until).
-    let intel = crate::judge::intel::stage::Intel::start(
-        config,
-        Some(intel_maps),
-        (now / 1_000_000_000) as i64,
-    );
-    let baseline = match baseline::start(
-        config,
-        store.as_mut(),
-        policy::private_ranges(),
-        now,
-        time,
-        Some(maps),
-    ) {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::error!(error = %e, "state store failed; replaying without it");
-            store = None;
-            let (engine, _) = policy::Engine::new(config, policy::private_ranges(), now, None);
-            crate::judge::baseline::Baseline::new(engine, None)
-        }
-    };
-    Stages {
-        classifier,
-        store,
-        baseline,
-        intel,
-    }
-}
-
 /// Replays captures; returns the capture errors met (the stream covers what was read).
 pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
     // Open every file first, so a bad path or link type fails before any output.
@@ -129,11 +87,14 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
     let (events, view) =
         crate::emit::text::open_outputs(&args.output, args.format, args.config.output.queue_lines)
             .with_context(|| format!("opening {}", args.output))?;
-    let mut out = Some((events.wait_when_full(), view.map(Output::wait_when_full)));
+    let mut sinks = Sinks::new(events.wait_when_full());
+    if let Some(v) = view {
+        sinks.add(Box::new(TextSink::new(v.wait_when_full())));
+    }
     // The fleet output's spool is the state directory's when there is one: what the
     // broker did not take goes out at the next start.
-    let mut fleet = match &args.config.output.nats {
-        Some(n) => Some(
+    if let Some(n) = &args.config.output.nats {
+        sinks.add(Box::new(
             crate::emit::nats::Fleet::start(
                 n,
                 args.config.base_dir.as_deref(),
@@ -142,9 +103,8 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
                 args.config.output.queue_lines,
             )?
             .wait_when_full(),
-        ),
-        None => None,
-    };
+        ));
+    }
     let eve = Eve {
         host: args.config.sensor.name.clone(),
         in_iface: "replay".into(),
@@ -152,17 +112,22 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
         time: TimeBase::identity(),
     };
     let poll_ns = args.config.sensor.poll_interval.get_ref().as_nanos() as u64;
-    let classifier = crate::engine::check::classifier(&args.config)?;
     // Forensics is stateless unless asked: the same capture gives the same stream.
-    let mut store = match &args.state_dir {
+    let store = match &args.state_dir {
         Some(d) => Some(Store::open(d)?),
         None => None,
     };
-    let mut stage_parts = Some((
-        classifier,
-        PolicyMaps::take(&mut ebpf, maps.generations())?,
-        crate::judge::intel::IntelMaps::take(&mut ebpf)?,
-    ));
+    // Policy over the private ranges as the local network: there is no interface to ask.
+    let mut parts = Some(build::Parts {
+        eve,
+        sinks,
+        store,
+        kernel: Some(KernelWrites::new(
+            PolicyMaps::take(&mut ebpf, maps.generations.clone())?,
+            IntelMaps::take(&mut ebpf)?,
+        )),
+        local: policy::private_ranges(),
+    });
     let mut sensor: Option<Sensor> = None;
     let mut counters = ReplayCounters::default();
     let mut errors = Vec::new();
@@ -195,20 +160,13 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
             counters.frames += 1;
             // Time never runs backwards in the stream, even if a capture's does.
             now = now.max(frame.ts_ns);
-            let s = sensor.get_or_insert_with(|| {
+            // Built at the first frame: feeds are judged at the capture's time.
+            if sensor.is_none() {
                 next_poll = now + poll_ns;
-                let out = out.take().expect("created once");
-                let (c, pm, im) = stage_parts.take().expect("created once");
-                let stages = stages(&args.config, c, store.take(), (pm, im), now, &eve.time);
-                let s = with_view(
-                    Sensor::new(eve.clone(), &args.config, stages, out.0, now),
-                    out.1,
-                );
-                match fleet.take() {
-                    Some(f) => s.with_fleet(f),
-                    None => s,
-                }
-            });
+                let p = parts.take().expect("built once");
+                sensor = Some(build::build(&args.config, p, now)?);
+            }
+            let s = sensor.as_mut().expect("built above");
             // `replay CAPTURE | head`: the reader has what it wanted.
             if s.output_closed() {
                 break 'captures;
@@ -217,7 +175,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
                 s.poll(&maps, now);
                 next_poll = now + poll_ns;
                 if s.stats_due(now) {
-                    let k = maps.stats().unwrap_or_default();
+                    let k = maps.stats.read().unwrap_or_default();
                     s.write_stats(now, &k, Some(("replay", counters_json(&counters))));
                 }
             }
@@ -225,7 +183,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
                 // LAN egress: what the gateway tells devices (DNS answers).
                 counters.gateway_frames += 1;
                 if frame.data.len() >= MIN_FRAME && frame.data.len() <= MAX_FRAME {
-                    if let Err(e) = maps.set_clock(now) {
+                    if let Err(e) = maps.stats.set_clock(now) {
                         anyhow::bail!("setting the replay clock: {e}");
                     }
                     let opts = TestRunOptions {
@@ -255,7 +213,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
             } else {
                 &frame.data[..]
             };
-            if let Err(e) = maps.set_clock(now) {
+            if let Err(e) = maps.stats.set_clock(now) {
                 anyhow::bail!("setting the replay clock: {e}");
             }
             let opts = TestRunOptions {
@@ -282,15 +240,10 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
     drop(progress);
     let mut s = match sensor {
         Some(s) => s,
-        None => {
-            let (c, pm, im) = stage_parts.take().expect("unused");
-            let stages = stages(&args.config, c, store.take(), (pm, im), now, &eve.time);
-            let out = out.take().expect("unused");
-            with_view(Sensor::new(eve, &args.config, stages, out.0, now), out.1)
-        }
+        None => build::build(&args.config, parts.take().expect("unused"), now)?,
     };
     s.poll(&maps, now);
-    let k = maps.stats()?;
+    let k = maps.stats.read()?;
     s.finish(now, &k, Some(("replay", counters_json(&counters))));
     Ok(errors)
 }
@@ -339,13 +292,6 @@ impl Progress {
 impl Drop for Progress {
     fn drop(&mut self) {
         self.bar.finish_and_clear();
-    }
-}
-
-fn with_view(s: Sensor, view: Option<Output>) -> Sensor {
-    match view {
-        Some(v) => s.with_text_view(v),
-        None => s,
     }
 }
 

@@ -5,23 +5,25 @@
 //! once per device, destination and rule.
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     net::IpAddr,
 };
 
-use sensor_common::{FLOW_SERVING, FlowKey, MacAddr, policy::Verdict};
+use ipnet::IpNet;
+use sensor_common::{
+    FLOW_SERVING, FlowKey, MacAddr,
+    policy::{AllowEntry, DevicePolicy, Verdict},
+};
 use serde_json::{Value, json};
 
 use crate::{
     config::Mode,
     judge::policy::{DeviceFacts, Engine, OwnedFacts, dns::Answer, learned},
     judge::rules,
-    kernel::policy_maps::PolicyMaps,
     model::addr,
     model::alert::{About, Alert},
     model::flow::{FlowRecord, Origin},
     model::rule::Rule,
-    store::state::Store,
 };
 
 /// How many of a device's rules an alert lists as `expected`.
@@ -73,8 +75,6 @@ pub struct BaselineCounters {
     pub repeats: u64,
     /// Kernel flags that fresher state cleared (a DNS answer arriving just after).
     pub cleared: u64,
-    /// Kernel policy updates that failed.
-    pub apply_errors: u64,
     /// DNS answers taken in.
     pub dns_answers: u64,
     /// New flows to a suspicious service while learning (alerted, not learned).
@@ -86,10 +86,41 @@ pub struct BaselineCounters {
     pub intel_not_learned: u64,
 }
 
+/// What the kernel is to hold after a sync: each recompiled device's policy value and
+/// allow-list entries, and whether every flow takes its verdict again (a new generation)
+/// even if no device entry appeared or changed mode.
+#[derive(Debug, Default)]
+pub struct PolicyUpdate {
+    /// Devices compiled again.
+    pub devices: Vec<(MacAddr, DevicePolicy, BTreeMap<IpNet, AllowEntry>)>,
+    /// A new generation, whatever the writes change.
+    pub new_generation: bool,
+}
+
+/// What was learned since the last call, for the state store.
+#[derive(Debug, Default)]
+pub struct LearnedChanges {
+    /// New learned entries (device, rule as written).
+    pub learned: Vec<(MacAddr, String)>,
+    /// Address entries renamed to the name they were resolved from (device, old, new).
+    pub renamed: Vec<(MacAddr, String, String)>,
+    /// Every device's learning window end (kernel time), when one changed.
+    pub windows: Option<Vec<(MacAddr, u64)>>,
+}
+
+/// Where an earlier run left learning: when it began (epoch) and what it learned
+/// (device, rule as written).
+#[derive(Debug, Default)]
+pub struct Resume {
+    /// When learning began, epoch nanoseconds.
+    pub started_epoch_ns: Option<u64>,
+    /// Learned entries.
+    pub learned: Vec<(String, String)>,
+}
+
 /// The stage.
 pub struct Baseline {
     engine: Engine,
-    maps: Option<PolicyMaps>,
     dirty: BTreeSet<MacAddr>,
     alerted: HashMap<(MacAddr, IpAddr), u64>,
     alerted_rules: BTreeSet<(MacAddr, IpAddr, &'static str)>,
@@ -99,11 +130,10 @@ pub struct Baseline {
 }
 
 impl Baseline {
-    /// Around an engine; `maps` when a kernel program enforces it.
-    pub fn new(engine: Engine, maps: Option<PolicyMaps>) -> Self {
+    /// Around an engine.
+    pub fn new(engine: Engine) -> Self {
         Self {
             engine,
-            maps,
             dirty: BTreeSet::new(),
             alerted: HashMap::new(),
             alerted_rules: BTreeSet::new(),
@@ -364,37 +394,20 @@ impl Baseline {
         ended
     }
 
-    /// Compiles the devices that changed and writes them to the kernel; a device whose
-    /// policy entry appeared or changed mode makes every flow take its verdict again.
-    pub fn sync(&mut self, facts: impl Fn(&MacAddr) -> Option<OwnedFacts>) {
-        let mut reevaluate = false;
+    /// Compiles the devices that changed; returns what the kernel is to hold now.
+    pub fn sync(&mut self, facts: impl Fn(&MacAddr) -> Option<OwnedFacts>) -> PolicyUpdate {
+        let mut update = PolicyUpdate {
+            devices: Vec::new(),
+            new_generation: std::mem::take(&mut self.force_generation),
+        };
         for mac in std::mem::take(&mut self.dirty) {
             let Some(f) = facts(&mac) else {
                 continue;
             };
-            let r = self.engine.compile(&f.of(mac)).clone();
-            if let Some(maps) = &mut self.maps {
-                match maps.apply_device(mac, Some((r.kernel(), &r.entries))) {
-                    Ok(a) => reevaluate |= a.reevaluate,
-                    Err(e) => self.apply_failed(&e),
-                }
-            }
+            let r = self.engine.compile(&f.of(mac));
+            update.devices.push((mac, r.kernel(), r.entries.clone()));
         }
-        if (reevaluate || std::mem::take(&mut self.force_generation))
-            && let Some(maps) = &mut self.maps
-            && let Err(e) = maps.bump_generation()
-        {
-            self.apply_failed(&e);
-        }
-    }
-
-    fn apply_failed(&mut self, e: &dyn std::error::Error) {
-        if self.counters.apply_errors == 0 {
-            tracing::error!(
-                "writing the policy to the kernel: {e} (counted as policy.apply_errors)"
-            );
-        }
-        self.counters.apply_errors += 1;
+        update
     }
 
     /// Marks flow records whose destination was alerted on with the repeats since.
@@ -406,37 +419,26 @@ impl Baseline {
         }
     }
 
-    /// Writes newly learned and renamed entries, and the learning windows when one
-    /// changed, to the store.
-    pub fn persist(
-        &mut self,
-        store: &mut Store,
-        now_epoch_ns: u64,
-        time: &crate::model::clock::TimeBase,
-    ) -> Result<(), crate::store::state::StateError> {
-        let rows: Vec<(String, String)> = self
-            .engine
-            .learned
-            .take_pending()
-            .into_iter()
-            .map(|(m, r)| (m.to_string(), r.to_string()))
-            .collect();
-        let renamed: Vec<(String, String, String)> = self
-            .engine
-            .learned
-            .take_renamed()
-            .into_iter()
-            .map(|(m, old, new)| (m.to_string(), old.to_string(), new.to_string()))
-            .collect();
-        store.save_learned(&rows, &renamed, now_epoch_ns)?;
-        if let Some(windows) = self.engine.take_windows() {
-            let rows: Vec<(String, u64)> = windows
+    /// What was learned and renamed since the last call, and the learning windows when
+    /// one changed: the state store keeps them.
+    pub fn take_learned(&mut self) -> LearnedChanges {
+        LearnedChanges {
+            learned: self
+                .engine
+                .learned
+                .take_pending()
                 .into_iter()
-                .map(|(m, until)| (m.to_string(), time.to_epoch_ns(until)))
-                .collect();
-            store.save_windows(&rows)?;
+                .map(|(m, r)| (m, r.to_string()))
+                .collect(),
+            renamed: self
+                .engine
+                .learned
+                .take_renamed()
+                .into_iter()
+                .map(|(m, old, new)| (m, old.to_string(), new.to_string()))
+                .collect(),
+            windows: self.engine.take_windows(),
         }
-        Ok(())
     }
 
     /// The `policy` section of `stats`.
@@ -452,13 +454,10 @@ impl Baseline {
             "intel_not_learned": c.intel_not_learned,
             "learned_entries": e.learned.len(),
             "learned_dropped": e.learned.dropped,
-            "allow_entries": self.maps.as_ref().map_or(0, |m| m.allow_entries()),
-            "generation": self.maps.as_ref().map_or(0, |m| m.generation()),
             "widened": e.widened,
             "alerts": c.alerts,
             "repeats": c.repeats,
             "cleared": c.cleared,
-            "apply_errors": c.apply_errors,
             "dns_answers": c.dns_answers,
             "dns_dropped": e.resolved.dropped,
             "suspicious": c.suspicious,
@@ -467,47 +466,26 @@ impl Baseline {
 }
 
 /// Builds the stage at start-up: the engine from the configuration, learning resumed
-/// where an earlier run left it (the state directory keeps when it began and what was
-/// learned), MUD problems reported.
+/// where an earlier run left it (`resume`, from the state directory), MUD problems
+/// reported.
 pub fn start(
     config: &crate::config::Config,
-    store: Option<&mut Store>,
+    resume: Resume,
     local: Vec<ipnet::IpNet>,
     now_epoch_ns: u64,
     time: &crate::model::clock::TimeBase,
-    maps: Option<PolicyMaps>,
-) -> Result<Baseline, crate::store::state::StateError> {
-    const LEARN_STARTED: &str = "learn_started_ns";
-    let mut learned = Vec::new();
-    let started = match store {
-        Some(s) => {
-            learned = s.learned()?;
-            match s.meta(LEARN_STARTED)? {
-                Some(v) => Some(v as u64),
-                None => {
-                    s.set_meta(LEARN_STARTED, now_epoch_ns as i64)?;
-                    None
-                }
-            }
-        }
-        None => None,
-    };
+) -> Baseline {
     let (mut engine, report) = Engine::new(
         config,
         local,
         time.to_kernel_ns(now_epoch_ns),
-        started.map(|e| time.to_kernel_ns_signed(e)),
+        resume.started_epoch_ns.map(|e| time.to_kernel_ns_signed(e)),
     );
-    for e in &report.mud_errors {
-        tracing::error!(error = %e, "MUD file not imported");
-    }
-    if report.mud_files > 0 {
-        tracing::info!(files = report.mud_files, "MUD files imported");
-    }
-    for (mac, rule, _) in learned {
+    report.log();
+    for (mac, rule) in resume.learned {
         if let (Some(m), Ok(r)) = (mac.parse::<MacAddr>().ok(), rule.parse()) {
             engine.learned.restore(m, r);
         }
     }
-    Ok(Baseline::new(engine, maps))
+    Baseline::new(engine)
 }

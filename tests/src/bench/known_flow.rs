@@ -111,7 +111,7 @@ fn round(round: usize) -> Result<Round> {
         }
     }
     // Every random frame found its flow in every map: no map evicted while filling.
-    let created = kernel.stats()?[stats::NEW_FLOWS as usize];
+    let created = kernel.stats.read()?[stats::NEW_FLOWS as usize];
     anyhow::ensure!(
         created == u64::from(LIVE),
         "the sensor created {created} flows for {LIVE}"

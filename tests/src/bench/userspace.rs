@@ -34,7 +34,7 @@ pub fn intel_load(n: u32) -> Result<(f64, f64, f64, f64)> {
     )?;
     let mut ebpf = loader::load(MapSizes::from(&SensorConfig::default()), false)?;
     let (_maps, mut ring) = KernelMaps::take(&mut ebpf)?;
-    let mut intel = sensor_user::judge::intel::IntelMaps::take(&mut ebpf)?;
+    let mut intel = sensor_user::kernel::maps::intel::IntelMaps::take(&mut ebpf)?;
     let rss0 = rss_kb();
     let t = std::time::Instant::now();
     let mut set = sensor_user::judge::intel::IntelSet::default();
@@ -152,8 +152,8 @@ pub struct Pipeline {
 pub fn pipeline(live: u32) -> Result<Pipeline> {
     use sensor_user::{
         emit::eve::Eve,
-        emit::output::Output,
-        engine::sensor::{Sensor, Stages},
+        emit::{output::Output, sinks::Sinks},
+        engine::{build, writes::KernelWrites},
         model::clock,
     };
     let sizes = MapSizes {
@@ -163,38 +163,27 @@ pub fn pipeline(live: u32) -> Result<Pipeline> {
     let mut ebpf = loader::load(sizes, false)?;
     let (mut maps, mut ring) = KernelMaps::take(&mut ebpf)?;
     let sweep_every = *SensorConfig::default().flow_sweep_interval.get_ref();
-    maps.read_changes(sweep_every);
-    let pm = sensor_user::kernel::policy_maps::PolicyMaps::take(&mut ebpf, maps.generations())?;
-    let im = sensor_user::judge::intel::IntelMaps::take(&mut ebpf)?;
+    maps.flows.read_changes(sweep_every);
+    let pm =
+        sensor_user::kernel::maps::policy::PolicyMaps::take(&mut ebpf, maps.generations.clone())?;
+    let im = sensor_user::kernel::maps::intel::IntelMaps::take(&mut ebpf)?;
     let config = sensor_user::config::Config::default();
-    let time = clock::TimeBase::live();
     let now = clock::realtime_ns();
-    let stages = Stages {
-        classifier: sensor_user::judge::classify::Classifier::builtin(),
-        store: None,
-        baseline: sensor_user::judge::baseline::start(
-            &config,
-            None,
-            Vec::new(),
-            now,
-            &time,
-            Some(pm),
-        )?,
-        intel: sensor_user::judge::intel::stage::Intel::start(
-            &config,
-            Some(im),
-            (now / 1_000_000_000) as i64,
-        ),
-    };
-    let out = Output::open("/dev/null", 65_536)?;
     let eve = Eve {
         host: "bench".into(),
         in_iface: "bench0".into(),
-        time,
+        time: clock::TimeBase::live(),
         flow_id_seed: 0,
     };
+    let parts = build::Parts {
+        eve,
+        sinks: Sinks::new(Output::open("/dev/null", 65_536)?),
+        store: None,
+        kernel: Some(KernelWrites::new(pm, im)),
+        local: Vec::new(),
+    };
     let rss0 = rss_kb();
-    let mut sensor = Sensor::new(eve, &config, stages, out, now);
+    let mut sensor = build::build(&config, parts, now)?;
     let sensor_prog = prog(&mut ebpf, maps::XDP_PROGRAM)?;
     let mut user = std::time::Duration::ZERO;
     let mut events = 0u64;
@@ -232,7 +221,7 @@ pub fn pipeline(live: u32) -> Result<Pipeline> {
     for i in (0..live).step_by(100) {
         repeat_ns(sensor_prog, &Kind::V4Tcp.frame(i), 1)?;
     }
-    maps.sweep_next();
+    maps.flows.sweep_next();
     // Taken in a slice at a time, as live mode does: each slice is what an alert raised
     // meanwhile waits for at most.
     sensor.slice_polls(true);
@@ -268,7 +257,7 @@ pub fn pipeline(live: u32) -> Result<Pipeline> {
     slices.sort_by(f64::total_cmp);
     let pick = |q: f64| slices[((count - 1) as f64 * q).round() as usize];
     let slices = (pick(0.5), pick(0.99), slices[count - 1], count);
-    let (sweeps, overflows) = maps.sweeps();
+    let (sweeps, overflows) = maps.flows.sweeps();
     anyhow::ensure!(
         (sweeps, overflows) == (2, 0),
         "expected the first poll and the forced one to be the only sweeps, got {sweeps} ({overflows} forced by the log)"
@@ -318,7 +307,7 @@ pub fn scale(live: u32, empty_one_shot: f64) -> Result<Scale> {
         meds.iter().copied().fold(f64::INFINITY, f64::min),
         meds.iter().copied().fold(f64::NEG_INFINITY, f64::max),
     );
-    let s = maps.stats()?;
+    let s = maps.stats.read()?;
     anyhow::ensure!(
         s[sensor_common::stats::NEW_FLOWS as usize] == u64::from(live),
         "populating {live} flows created {}",
@@ -326,7 +315,7 @@ pub fn scale(live: u32, empty_one_shot: f64) -> Result<Scale> {
     );
     let time = |maps: &KernelMaps| -> Result<f64> {
         let t = std::time::Instant::now();
-        let n = maps.flows()?.len();
+        let n = maps.flows.all()?.len();
         anyhow::ensure!(n as u32 == live, "poll read {n} of {live} flows");
         Ok(t.elapsed().as_secs_f64() * 1000.0)
     };
@@ -337,7 +326,7 @@ pub fn scale(live: u32, empty_one_shot: f64) -> Result<Scale> {
         (0..3)
             .map(|_| {
                 let t = std::time::Instant::now();
-                let n = maps.flow_rows()?.len();
+                let n = maps.flows.rows()?.len();
                 anyhow::ensure!(n as u32 == live, "read {n} of {live} flows");
                 Ok(t.elapsed().as_secs_f64() * 1000.0)
             })

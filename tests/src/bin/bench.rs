@@ -155,7 +155,7 @@ fn load_with(sizes: MapSizes, with_policy: bool) -> Result<Loaded> {
     // The device is monitored against an allow-list, so every new flow takes a policy
     // verdict (device lookup, trie lookup, port rules): the figures include it.
     let mut policy =
-        sensor_user::kernel::policy_maps::PolicyMaps::take(&mut ebpf, maps.generations())?;
+        sensor_user::kernel::maps::policy::PolicyMaps::take(&mut ebpf, maps.generations.clone())?;
     let mut allow = std::collections::BTreeMap::new();
     let rule = |port, proto| sensor_common::policy::PortRule {
         port,
@@ -268,7 +268,7 @@ fn new_flow_steps(rounds: usize) -> Result<Vec<[f64; 6]>> {
             u32::MAX,
         )?
         .0;
-        let s = l.maps.stats()?;
+        let s = l.maps.stats.read()?;
         anyhow::ensure!(
             s[sensor_common::stats::RINGBUF_FULL as usize] > 59_000,
             "the ring was not full: {} reserves failed",
@@ -475,7 +475,7 @@ fn main() -> Result<()> {
             evict.push(e);
             let mut fresh = load()?;
             woken.push(one_shot_ns(&mut fresh, maps::XDP_PROGRAM, kind, base, 5_000, 1)?.0);
-            let s = l.maps.stats()?;
+            let s = l.maps.stats.read()?;
             eprintln!(
                 "{} round {round}: empty {:.1} ns, known {:.1} ns, one-shot empty {:.1} ns, new flow {:.1} ns, new flow evicting {:.1} ns, new flow waking the reader {:.1} ns (flows created {}, insert failures {}, ring full {})",
                 kind.name(),

@@ -67,7 +67,7 @@ pub(crate) struct Shared {
 }
 
 /// The fleet output's counters, for `stats` (under `iot.nats`) and the metrics endpoint.
-#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct NatsStats {
     /// Lines JetStream acknowledged.
     pub published: u64,

@@ -33,8 +33,16 @@ impl Sensor {
             kernel: kernel.to_vec(),
             counters: self.counters,
             tables: self.tables(),
-            alerts: self.alerts_by_rule.clone(),
-            nats: self.sinks.fleet.as_ref().map(|f| f.stats()),
+            alerts: crate::judge::rules::ALL
+                .iter()
+                .map(|r| (r.id, self.alerts_by_rule.get(r.id).copied().unwrap_or(0)))
+                .collect(),
+            nats: self
+                .sinks
+                .stats()
+                .into_iter()
+                .find(|(name, _)| *name == "nats")
+                .and_then(|(_, v)| serde_json::from_value(v).ok()),
         }
     }
 
@@ -42,9 +50,12 @@ impl Sensor {
     pub fn write_stats(&mut self, now_ns: u64, kernel: &KernelStats, extra: Option<(&str, Value)>) {
         let uptime = now_ns.saturating_sub(self.started_ns) / 1_000_000_000;
         let tables = self.tables();
+        let mut policy = self.baseline.stats(&self.eve.time);
+        let mut intel = self.intel.stats();
+        crate::engine::writes::KernelWrites::stats(self.kernel.as_ref(), &mut policy, &mut intel);
         let mut sections = vec![
-            ("policy", self.baseline.stats(&self.eve.time)),
-            ("intel", self.intel.stats()),
+            ("policy", policy),
+            ("intel", intel),
             ("latency", self.latency.stats()),
             (
                 "anomaly",
@@ -54,9 +65,7 @@ impl Sensor {
                 }),
             ),
         ];
-        if let Some(f) = &self.sinks.fleet {
-            sections.push(("nats", json!(f.stats())));
-        }
+        sections.extend(self.sinks.stats());
         sections.extend(extra);
         let v = self
             .eve

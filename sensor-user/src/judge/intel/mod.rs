@@ -13,18 +13,11 @@ use std::{
     path::PathBuf,
 };
 
-use aya::{
-    Ebpf,
-    maps::{LpmTrie, MapData, lpm_trie::Key},
-};
 use ipnet::IpNet;
-use sensor_common::{
-    maps,
-    policy::{IntelData, IntelEntry, intel_flags},
-};
+use sensor_common::policy::{IntelEntry, intel_flags};
 use serde_json::{Value, json};
 
-use crate::{config::Config, kernel::maps::MapsError};
+use crate::config::Config;
 use formats::Indicator;
 
 /// Where an indicator came from.
@@ -297,101 +290,6 @@ impl IntelSet {
             })
             .collect();
         json!({"kernel_entries": entries, "domains": self.domain_count(), "canaries": self.canaries.len(), "feeds": feeds})
-    }
-}
-
-/// The kernel's intel trie and what was last written to it.
-pub struct IntelMaps {
-    trie: LpmTrie<MapData, IntelData, IntelEntry>,
-    applied: BTreeMap<IpNet, IntelEntry>,
-    /// The trie's fd number (valid while `trie` lives), for its fdinfo.
-    fd: Option<i32>,
-}
-
-/// The trie key of a prefix (IPv4 mapped).
-pub fn intel_key(net: IpNet) -> Key<IntelData> {
-    let (addr, bits) = match net {
-        IpNet::V4(n) => (
-            n.addr().to_ipv6_mapped().octets(),
-            96 + n.prefix_len() as u32,
-        ),
-        IpNet::V6(n) => (n.addr().octets(), n.prefix_len() as u32),
-    };
-    Key::new(bits, IntelData { addr })
-}
-
-impl IntelMaps {
-    /// Takes the trie out of a loaded object.
-    pub fn take(ebpf: &mut Ebpf) -> Result<Self, MapsError> {
-        let map = ebpf
-            .take_map(maps::INTEL)
-            .ok_or(MapsError::Missing(maps::INTEL))?;
-        let fd = match &map {
-            aya::maps::Map::LpmTrie(d) => {
-                use std::os::fd::{AsFd as _, AsRawFd as _};
-                Some(d.fd().as_fd().as_raw_fd())
-            }
-            _ => None,
-        };
-        let trie = LpmTrie::try_from(map).map_err(|source| MapsError::Map {
-            name: maps::INTEL,
-            source,
-        })?;
-        Ok(Self {
-            trie,
-            applied: BTreeMap::new(),
-            fd,
-        })
-    }
-
-    /// Makes the trie hold `want`: additions and changes first, then removals. Returns
-    /// (written, removed).
-    pub fn apply(
-        &mut self,
-        want: &BTreeMap<IpNet, IntelEntry>,
-    ) -> Result<(usize, usize), MapsError> {
-        let err = |source| MapsError::Map {
-            name: maps::INTEL,
-            source,
-        };
-        let mut written = 0;
-        for (n, e) in want {
-            if self.applied.get(n) != Some(e) {
-                self.trie.insert(&intel_key(*n), e, 0).map_err(err)?;
-                self.applied.insert(*n, *e);
-                written += 1;
-            }
-        }
-        let gone: Vec<IpNet> = self
-            .applied
-            .keys()
-            .filter(|n| !want.contains_key(n))
-            .copied()
-            .collect();
-        for n in &gone {
-            let _ = self.trie.remove(&intel_key(*n));
-            self.applied.remove(n);
-        }
-        Ok((written, gone.len()))
-    }
-
-    /// Kernel memory the trie is charged for (`memlock` in the map's fdinfo), bytes.
-    pub fn kernel_bytes(&self) -> Option<u64> {
-        let fd = self.fd?;
-        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).ok()?;
-        info.lines()
-            .find_map(|l| l.strip_prefix("memlock:"))
-            .and_then(|v| v.trim().parse().ok())
-    }
-
-    /// Entries in the trie.
-    pub fn len(&self) -> usize {
-        self.applied.len()
-    }
-
-    /// Whether the trie is empty.
-    pub fn is_empty(&self) -> bool {
-        self.applied.is_empty()
     }
 }
 

@@ -2,15 +2,15 @@
 //! and the names devices look up or are told in; `threat_intel_ip`, `threat_intel_domain`
 //! and `canary_contact` alerts out, once per device and indicator.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use ipnet::IpNet;
-use sensor_common::{FlowKey, MacAddr};
+use sensor_common::{FlowKey, MacAddr, policy::IntelEntry};
 use serde_json::Value;
 
 use serde_json::json;
 
-use super::{IntelMaps, IntelSet, Source};
+use super::{IntelSet, Source};
 use crate::{
     config::Config,
     judge::rules,
@@ -38,52 +38,34 @@ fn feeds(sources: &[Source]) -> serde_json::Value {
 /// The stage.
 pub struct Intel {
     set: IntelSet,
-    maps: Option<IntelMaps>,
     alerted_ip: BTreeSet<(MacAddr, IpNet)>,
     alerted_domain: BTreeSet<(MacAddr, String)>,
     /// Intel alerts written.
     pub alerts: u64,
-    /// Writes to the kernel that failed.
-    pub apply_errors: u64,
 }
 
 impl Intel {
-    /// Loads the feeds and canaries of `config` and writes them to the kernel.
-    pub fn start(config: &Config, maps: Option<IntelMaps>, now_epoch_s: i64) -> Self {
+    /// Loads the feeds and canaries of `config`; [`Intel::kernel`] is what the kernel's
+    /// trie is to hold.
+    pub fn start(config: &Config, now_epoch_s: i64) -> Self {
         let mut s = Self {
             set: IntelSet::default(),
-            maps,
             alerted_ip: BTreeSet::new(),
             alerted_domain: BTreeSet::new(),
             alerts: 0,
-            apply_errors: 0,
         };
         s.reload(config, now_epoch_s);
         s
     }
 
-    /// Reads the feeds again and applies the difference (SIGHUP, a changed file).
+    /// Reads the feeds again (SIGHUP, a changed file).
     pub fn reload(&mut self, config: &Config, now_epoch_s: i64) {
         self.set.load(config, now_epoch_s);
-        let want = self.set.kernel();
-        if let Some(m) = &mut self.maps {
-            match m.apply(&want) {
-                Ok((w, r)) => {
-                    if w + r > 0 {
-                        tracing::info!(
-                            entries = m.len(),
-                            written = w,
-                            removed = r,
-                            "intel: kernel trie updated"
-                        );
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "intel: writing the kernel trie failed (counted as apply_errors)");
-                    self.apply_errors += 1;
-                }
-            }
-        }
+    }
+
+    /// The prefixes the kernel's trie is to hold, with their ids.
+    pub fn kernel(&mut self) -> BTreeMap<IpNet, IntelEntry> {
+        self.set.kernel()
     }
 
     /// A new flow; `intel_id` is the kernel's entry for its destination (0: none).
@@ -161,9 +143,8 @@ impl Intel {
 
     /// The `intel` section of `stats`.
     pub fn stats(&self) -> Value {
-        let mut v = self.set.stats(self.maps.as_ref().map_or(0, IntelMaps::len));
+        let mut v = self.set.stats(0);
         v["alerts"] = self.alerts.into();
-        v["apply_errors"] = self.apply_errors.into();
         v
     }
 }

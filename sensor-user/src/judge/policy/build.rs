@@ -21,6 +21,18 @@ pub struct LoadReport {
     pub mud_files: usize,
 }
 
+impl LoadReport {
+    /// Says what was imported and what was not, in the log.
+    pub fn log(&self) {
+        for e in &self.mud_errors {
+            tracing::error!(error = %e, "MUD file not imported");
+        }
+        if self.mud_files > 0 {
+            tracing::info!(files = self.mud_files, "MUD files imported");
+        }
+    }
+}
+
 impl Engine {
     /// From the configuration; `local` are the LAN's prefixes (config `[baseline] local`
     /// wins over them); `now_ns` is kernel time now; `learn_started_ns` (kernel time) when

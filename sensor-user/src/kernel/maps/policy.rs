@@ -14,17 +14,15 @@ use sensor_common::{
     policy::{AllowData, AllowEntry, DevicePolicy, GROUP_BITS},
 };
 
-use crate::kernel::maps::MapsError;
+use super::{
+    generations::Generations,
+    lpm,
+    object::{MapsError, map_err},
+};
 
-/// The trie key of a group and prefix (IPv4 mapped into 16 bytes).
+/// The trie key of a group and prefix.
 pub fn allow_key(group: u32, net: IpNet) -> Key<AllowData> {
-    let (addr, bits) = match net {
-        IpNet::V4(n) => (
-            n.addr().to_ipv6_mapped().octets(),
-            96 + n.prefix_len() as u32,
-        ),
-        IpNet::V6(n) => (n.addr().octets(), n.prefix_len() as u32),
-    };
+    let (addr, bits) = lpm::mapped(net);
     Key::new(
         GROUP_BITS + bits,
         AllowData {
@@ -38,13 +36,9 @@ pub fn allow_key(group: u32, net: IpNet) -> Key<AllowData> {
 pub struct PolicyMaps {
     devices: HashMap<MapData, DeviceKey, DevicePolicy>,
     allow: LpmTrie<MapData, AllowData, AllowEntry>,
-    generation: std::sync::Arc<super::generations::Generations>,
+    generation: std::sync::Arc<Generations>,
     applied: BTreeMap<MacAddr, (DevicePolicy, BTreeMap<IpNet, AllowEntry>)>,
     current_gen: u32,
-}
-
-fn map_err(name: &'static str) -> impl Fn(aya::maps::MapError) -> MapsError {
-    move |source| MapsError::Map { name, source }
 }
 
 /// What applying one device's policy changed.
@@ -62,7 +56,7 @@ impl PolicyMaps {
     /// `generations` (`KernelMaps::generations`), which the polls share.
     pub fn take(
         ebpf: &mut Ebpf,
-        generations: std::sync::Arc<super::generations::Generations>,
+        generations: std::sync::Arc<Generations>,
     ) -> Result<Self, MapsError> {
         let mut take = |name: &'static str| ebpf.take_map(name).ok_or(MapsError::Missing(name));
         let devices =

@@ -1,6 +1,6 @@
 //! The generations the kernel checks on every frame (`sensor_common::Generations`): the
-//! policy's, moved on by `policy_maps.rs` when a policy changes, and the poll epoch,
-//! moved on by `maps.rs` at each poll, on the map reader thread. They share one array
+//! policy's, moved on by `policy.rs` when a policy changes, and the poll epoch,
+//! moved on by `flows.rs` at each poll, on the map reader thread. They share one array
 //! value so the per-frame path reads both with one lookup; each writer changes its own
 //! field and writes the pair under one lock, so neither puts back the other's old value.
 
@@ -12,7 +12,7 @@ use aya::{
 };
 use sensor_common::maps;
 
-use super::maps::MapsError;
+use super::object::MapsError;
 
 /// The shared writer of [`maps::POLICY_GEN`].
 pub struct Generations {
