@@ -130,3 +130,20 @@ pub const DEFAULT_MAX_POLICY_DEVICES: u32 = 4_096;
 pub const DEFAULT_MAX_ALLOW: u32 = 65_536;
 /// Default ring-buffer size in bytes (power of two, multiple of the page size).
 pub const DEFAULT_RING_BYTES: u32 = 1 << 20;
+
+/// Compile-time string equality, so the eBPF side can check its literal map names
+/// against the constants in [`maps`](crate::maps) (the `#[map]` macro only takes literals).
+pub const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}

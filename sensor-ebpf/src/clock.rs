@@ -1,5 +1,10 @@
 //! Clocks: the kernel's (coarse for counters, precise for events), or the capture's
 //! time written by the loader while replaying a file.
+//!
+//! Kernel: bpf_ktime_get_coarse_ns (5.11) and bpf_ktime_get_ns (4.1); when replaying,
+//! bpf_map_lookup_elem on KW_CLOCK (per-CPU array, 4.6) instead. KW_REPLAY is a read-only
+//! global (global data, 5.2); aya freezes it after writing it, and a frozen read-only value
+//! is a constant to the verifier (5.5), which then skips the branch not taken. Minimum: 5.11.
 
 use aya_ebpf::helpers::{bpf_ktime_get_coarse_ns, bpf_ktime_get_ns};
 

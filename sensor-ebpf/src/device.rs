@@ -1,5 +1,11 @@
 //! The device table: a device's non-IP frames and new flows, and the token bucket that
 //! bounds how many of its discovery frames are copied to userspace.
+//!
+//! Kernel: reached from the XDP program (it takes an `XdpContext`). bpf_map_lookup_elem and
+//! bpf_map_update_elem (BPF_NOEXIST, -EEXIST when another CPU won) on KW_DEVICES (per-CPU
+//! LRU hash, 4.10); bpf_ringbuf_reserve, bpf_ringbuf_submit and bpf_ringbuf_discard on
+//! KW_EVENTS (ring buffer, 5.8); bpf_xdp_load_bytes (5.18), which copies across a
+//! multi-buffer frame's fragments; both clocks through `clock`. Minimum: 5.18.
 
 use core::mem::MaybeUninit;
 

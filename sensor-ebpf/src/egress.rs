@@ -2,6 +2,17 @@
 //! answers (UDP from port 53) to userspace, which learns from them which addresses each
 //! device was given for which name: what domain policies need; and it counts what each
 //! device receives (downstream volume). It never changes a frame.
+//!
+//! Kernel: a TC classifier (BPF_PROG_TYPE_SCHED_CLS, section `classifier`). sensor-user
+//! attaches it at egress as a tcx link (6.6) or, before 6.6 or with `--egress-attach
+//! netlink`, as a direct-action netlink filter on a clsact qdisc (4.5); `TC_NEXT` (-1)
+//! is TCX_NEXT on the one and TC_ACT_UNSPEC on the other. Calls bpf_map_lookup_elem and
+//! bpf_map_update_elem (BPF_NOEXIST) on KW_EGRESS (per-CPU LRU hash, 4.10) and a lookup on
+//! KW_STATS (per-CPU array, 4.6); bpf_ringbuf_reserve, bpf_ringbuf_submit and
+//! bpf_ringbuf_discard on KW_EVENTS (ring buffer, 5.8); bpf_skb_load_bytes (4.5) for the
+//! copy, which may reach past the linear data; the precise clock through `clock`. Reads
+//! `skb->len` and, through `parse`, the packet directly (4.7). Newest feature it relies on:
+//! the ring buffer (5.8); the object it ships in needs 5.18 (see `ingress`).
 
 use aya_ebpf::{
     EbpfContext as _, bindings::BPF_NOEXIST, helpers::bpf_skb_load_bytes, macros::classifier,

@@ -1,6 +1,13 @@
 //! Flows: the per-CPU flow cache in front of the flow map, so a busy flow's frames are
 //! counted in place with an array lookup, and the map entry (with its verdict and a
 //! new-flow event) created once per flow.
+//!
+//! Kernel: reached from the XDP program. bpf_map_lookup_elem on KW_FLOW_CACHE and KW_DIRTY
+//! (per-CPU arrays, 4.6) and on KW_FLOWS (per-CPU LRU hash, 4.10); bpf_map_update_elem with
+//! BPF_NOEXIST on KW_FLOWS, so two CPUs creating one flow meet at -EEXIST instead of one
+//! overwriting the other. Reads the read-only global KW_DIRTY_MASK (global data, 5.2), set
+//! by the loader. Verdicts, time and records come from `verdict`, `clock` and `ring`.
+//! Minimum: 5.2 here; 5.18 for the program that reaches it.
 
 use core::ptr::write_volatile;
 

@@ -1,5 +1,11 @@
 //! The LAN-ingress XDP program: parse, count, and report new flows and devices. Its
 //! only drop is an enforced device's unexpected flow (or an intel block).
+//!
+//! Kernel: an XDP program in section `xdp.frags`, so loaded with BPF_F_XDP_HAS_FRAGS
+//! (multi-buffer XDP, 5.18); sensor-user attaches it through an XDP bpf_link (5.9), native
+//! or generic (skb). Calls bpf_xdp_get_buff_len (5.18), for the length with all fragments,
+//! and bpf_map_lookup_elem on KW_STATS (per-CPU array, 4.6); returns XDP_PASS or XDP_DROP.
+//! The rest is in `parse`, `flow`, `device`, `clock` and `ring`. Minimum: 5.18.
 
 use aya_ebpf::{
     bindings::xdp_action, helpers::bpf_xdp_get_buff_len, macros::xdp, programs::XdpContext,

@@ -6,6 +6,9 @@
 //! cache and a key compare, counters updated in place, no clock read. A cache miss goes to
 //! the flow map (a per-CPU LRU hash); creating entries, the device table and events happen
 //! once per new flow, or for the rare non-IP frame.
+//!
+//! Kernel: 5.18 for the object as a whole (multi-buffer XDP, bpf_xdp_get_buff_len,
+//! bpf_xdp_load_bytes); tcx (6.6) is used when there. Each module names what it relies on.
 #![no_std]
 #![no_main]
 

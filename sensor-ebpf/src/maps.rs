@@ -1,6 +1,15 @@
 //! Every map of the sensor's object, and the counters every program bumps. The
 //! `#[map]` macro only takes literals, so each name is checked at compile time against
 //! the constant in `sensor_common::maps` that userspace opens it by.
+//!
+//! Kernel: legacy map definitions (section `maps`), created by aya at load with the sizes
+//! sensor-user sets for KW_FLOWS, KW_DEVICES, KW_EGRESS, KW_EVENTS and KW_DIRTY. Types: per-CPU
+//! LRU hash (4.10) for flows, devices and egress, flags 0, so one LRU list for all CPUs
+//! (no BPF_F_NO_COMMON_LRU); per-CPU array (4.6) for the flow cache, stats, capture clock
+//! and change log; ring buffer (5.8), its size a power of two and a multiple of the page
+//! size; hash and array (3.19); LPM trie (4.11, BPF_F_NO_PREALLOC added by aya-ebpf).
+//! KW_DIRTY_MASK and KW_REPLAY are read-only globals in `.rodata` (global data, 5.2),
+//! written and frozen by aya at load. Minimum: 5.8 (ring buffer).
 
 use aya_ebpf::{
     macros::map,

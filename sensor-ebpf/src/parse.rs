@@ -1,6 +1,11 @@
 //! Frame parsing: Ethernet, up to two VLAN tags, IPv4/IPv6 (extension headers skipped in a
 //! bounded loop), then the TCP/UDP/ICMP header. Every read is bounds-checked against
 //! `data_end`; a failure names the stats slot that counts it.
+//!
+//! Kernel: direct packet access between `data` and `data_end`, in XDP (4.8) and TC (4.7)
+//! contexts; the verifier rejects a read it cannot prove below `data_end`, hence the checks
+//! and the offset mask. `byte_at` (XDP only) calls bpf_xdp_load_bytes (5.18). No maps.
+//! Also compiled into the benchmark object (`bin/kw-bench.rs`).
 
 use aya_ebpf::programs::{TcContext, XdpContext};
 use sensor_common::{MacAddr, proto, stats};

@@ -1,5 +1,10 @@
 //! The ring buffer to userspace: one record per new flow, new device, discovery frame or
 //! DNS answer; a full ring is counted, never waited on.
+//!
+//! Kernel: reached from the XDP program. bpf_ringbuf_reserve and bpf_ringbuf_submit on
+//! KW_EVENTS (BPF_MAP_TYPE_RINGBUF, 5.8), with a reservation size the verifier sees as a
+//! constant; the verifier rejects any path that neither submits nor discards a
+//! reservation. Minimum: 5.8.
 
 use core::ptr::write_volatile;
 

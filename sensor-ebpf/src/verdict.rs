@@ -1,5 +1,9 @@
 //! A flow's verdict: threat intelligence and canaries, then the device's policy, decided
 //! by `sensor_common::policy::Verdict::decide`, the table userspace uses too.
+//!
+//! Kernel: reached from the XDP program; only bpf_map_lookup_elem, reading KW_POLICY_GEN
+//! (array, 3.19), KW_DEVICE_POLICY (hash, 3.19), KW_ALLOW and KW_INTEL (LPM tries, 4.11;
+//! the kernel wants them BPF_F_NO_PREALLOC, which aya-ebpf adds). Minimum: 4.11.
 
 use aya_ebpf::maps::lpm_trie::Key;
 use sensor_common::{

@@ -2,6 +2,13 @@
 //! by the sensor (the shipped binary does not embed it): the empty baseline, the parser
 //! alone, the parser with a flow-map insert or lookup (in a per-CPU map like the
 //! sensor's, and in one with a value per flow), and the end-to-end traffic source.
+//!
+//! Kernel: XDP programs in section `xdp.frags` (BPF_F_XDP_HAS_FRAGS, 5.18; `kw_bench_gen` in
+//! plain `xdp`), never attached: run with BPF_PROG_TEST_RUN, `kw_bench_gen` in its
+//! live-frames mode (BPF_F_TEST_XDP_LIVE_FRAMES, 5.18), where XDP_TX really transmits.
+//! Calls bpf_get_prandom_u32, and bpf_map_lookup_elem and bpf_map_update_elem (BPF_NOEXIST)
+//! on a per-CPU LRU hash and an LRU hash (4.10, flags 0). The parser is `parse.rs`.
+//! Minimum: 5.18.
 #![no_std]
 #![no_main]
 
