@@ -171,7 +171,17 @@ pub const BRUTE_FORCE: Rule = rule(
     1,
 );
 
-pub const ALL: [Rule; 20] = [
+/// One destination and port retried, never answered, poll after poll: a bot's command
+/// server that is gone.
+pub const UNANSWERED_RETRIES: Rule = rule(
+    "unanswered_retries",
+    9_100_021,
+    "kettlewatch: device keeps retrying a destination that never answers",
+    "Potentially Bad Traffic",
+    2,
+);
+
+pub const ALL: [Rule; 21] = [
     UNEXPECTED_DESTINATION,
     NEW_PORT,
     THREAT_INTEL_IP,
@@ -192,6 +202,7 @@ pub const ALL: [Rule; 20] = [
     DNS_TUNNEL,
     DGA_ACTIVITY,
     BRUTE_FORCE,
+    UNANSWERED_RETRIES,
 ];
 
 #[cfg(test)]

@@ -3,6 +3,11 @@
 //! password (a bot spreading); a device that accepts them (SYN-ACKs on its serving flow,
 //! one flow per client address) is having its own guessed.
 
+use serde_json::json;
+
+use super::{Detector, Finding, Poll, flood::is_flood};
+use crate::{config::AnomalyConfig, judge::rules, model::addr};
+
 use std::collections::{HashMap, VecDeque};
 
 use sensor_common::{FLOW_SERVING, FlowKey, proto};
@@ -80,6 +85,51 @@ impl Brute {
             connections,
             inbound: key.flags & FLOW_SERVING != 0,
         })
+    }
+}
+
+/// The detector: `brute_force` from [`Brute`], on the flows that are not a SYN flood
+/// (`flood.rs` says those).
+pub struct BruteForce {
+    brute: Brute,
+    flood_syns: u64,
+}
+
+/// The detector, with `[anomaly]`'s thresholds and login ports.
+pub fn detector(c: &AnomalyConfig) -> Box<dyn Detector> {
+    Box::new(BruteForce {
+        brute: Brute::new(
+            c.brute_force_connections,
+            c.brute_force_window.get_ref().as_nanos() as u64,
+            c.brute_force_ports.clone(),
+        ),
+        flood_syns: c.syn_flood_packets.max(1),
+    })
+}
+
+impl Detector for BruteForce {
+    fn on_poll(&mut self, poll: &Poll<'_>) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for d in poll.deltas {
+            if is_flood(d, self.flood_syns) {
+                continue;
+            }
+            if let Some(g) = self.brute.on_syns(poll.now, d.key, d.syns) {
+                out.push(Finding {
+                    rule: &rules::BRUTE_FORCE,
+                    mac: d.key.mac,
+                    flow: None,
+                    metadata: json!({
+                        "direction": [if g.inbound { "inbound" } else { "outbound" }],
+                        "peer": [addr::ip(g.key.addr).to_string()],
+                        "port": [g.key.port.to_string()],
+                        "connections": [g.connections.to_string()],
+                        "window_s": [(self.brute.window_ns() / 1_000_000_000).to_string()],
+                    }),
+                });
+            }
+        }
+        out
     }
 }
 

@@ -12,6 +12,10 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use sensor_common::MacAddr;
+use serde_json::json;
+
+use super::{Detector, Finding};
+use crate::{config::AnomalyConfig, discover::dns::DnsQuery, judge::rules};
 
 /// TXT and NULL: the record types a tunnel fills with data.
 const TUNNEL_QTYPES: [u16; 2] = [16, 10];
@@ -232,6 +236,82 @@ impl DnsWatch {
         };
         recent.clear();
         Some(found)
+    }
+}
+
+/// The detector: `dns_tunnel` and `dga_activity` from [`DnsWatch`].
+pub struct DnsDetector {
+    watch: DnsWatch,
+}
+
+/// The detector, with `[anomaly]`'s DNS thresholds.
+pub fn detector(c: &AnomalyConfig) -> Box<dyn Detector> {
+    Box::new(DnsDetector {
+        watch: DnsWatch::new(DnsThresholds {
+            window_ns: c.dns_window.get_ref().as_nanos() as u64,
+            tunnel_names: c.dns_tunnel_names.max(2),
+            tunnel_min_chars: c.dns_tunnel_chars,
+            tunnel_entropy: c.dns_tunnel_entropy,
+            dga_domains: c.dga_domains.max(2),
+            dga_entropy: c.dga_entropy,
+        }),
+    })
+}
+
+impl DnsDetector {
+    fn finding(&self, mac: MacAddr, f: DnsFinding) -> Finding {
+        let window_s = [(self.watch.window_ns() / 1_000_000_000).to_string()];
+        let (rule, metadata) = match f {
+            DnsFinding::Tunnel {
+                domain,
+                names,
+                typed,
+                examples,
+            } => (
+                &rules::DNS_TUNNEL,
+                json!({
+                    "domain": [domain],
+                    "names": [names.to_string()],
+                    "txt_or_null": [typed.to_string()],
+                    "window_s": window_s,
+                    "examples": examples,
+                }),
+            ),
+            DnsFinding::Dga { domains, examples } => (
+                &rules::DGA_ACTIVITY,
+                json!({
+                    "nxdomain_domains": [domains.to_string()],
+                    "window_s": window_s,
+                    "examples": examples,
+                }),
+            ),
+        };
+        Finding {
+            rule,
+            mac,
+            flow: None,
+            metadata,
+        }
+    }
+}
+
+impl Detector for DnsDetector {
+    fn on_dns_query(&mut self, now: u64, mac: MacAddr, q: &DnsQuery) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for (i, name) in q.names.iter().enumerate() {
+            let qtype = q.qtypes.get(i).copied().unwrap_or(0);
+            if let Some(f) = self.watch.on_query(now, mac, name, qtype) {
+                out.push(self.finding(mac, f));
+            }
+        }
+        out
+    }
+
+    fn on_nxdomain(&mut self, now: u64, mac: MacAddr, name: &str) -> Vec<Finding> {
+        match self.watch.on_nxdomain(now, mac, name) {
+            Some(f) => vec![self.finding(mac, f)],
+            None => Vec::new(),
+        }
     }
 }
 

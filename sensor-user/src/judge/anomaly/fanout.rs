@@ -2,6 +2,14 @@
 //! destination, within a sliding window. A telnet sweep, a port scan, an ARP sweep of the
 //! LAN all show up here; a device talking to its few usual endpoints does not.
 
+use std::collections::HashMap;
+
+use sensor_common::{FlowKey, MacAddr};
+use serde_json::json;
+
+use super::{Detector, Finding, NewFlow};
+use crate::{config::AnomalyConfig, judge::rules, model::addr, model::flow::Origin};
+
 use std::{
     collections::{BTreeMap, BTreeSet, VecDeque},
     net::IpAddr,
@@ -88,6 +96,85 @@ impl Fanout {
             });
         }
         None
+    }
+}
+
+/// The scan detector: `scan_fanout` when a device reaches many destinations, or many
+/// ports of one, in flows and ARP requests alike.
+pub struct Scan {
+    window_ns: u64,
+    dests: usize,
+    ports: usize,
+    devices: HashMap<MacAddr, Fanout>,
+}
+
+/// The detector, with `[anomaly]`'s window and thresholds.
+pub fn detector(c: &AnomalyConfig) -> Box<dyn Detector> {
+    Box::new(Scan {
+        window_ns: c.window.get_ref().as_nanos() as u64,
+        dests: c.fanout_destinations.max(2),
+        ports: c.fanout_ports.max(2),
+        devices: HashMap::new(),
+    })
+}
+
+impl Scan {
+    fn finding(&self, mac: MacAddr, flow: Option<(FlowKey, Origin)>, s: Sweep) -> Finding {
+        let window_s = (self.window_ns / 1_000_000_000).to_string();
+        let metadata = match s {
+            Sweep::Destinations { count, top_ports } => json!({
+                "kind": ["destinations"],
+                "destinations": [count.to_string()],
+                "window_s": [window_s],
+                "top_ports": top_ports.iter().map(|(p, n)| format!("{p} ({n} destinations)")).collect::<Vec<_>>(),
+            }),
+            Sweep::Ports { dest, count } => json!({
+                "kind": ["ports"],
+                "destination": [dest.to_string()],
+                "ports": [count.to_string()],
+                "window_s": [window_s],
+            }),
+        };
+        Finding {
+            rule: &rules::SCAN_FANOUT,
+            mac,
+            flow,
+            metadata,
+        }
+    }
+}
+
+impl Detector for Scan {
+    fn on_new_flow(&mut self, f: &NewFlow) -> Vec<Finding> {
+        let (window, dests, ports) = (self.window_ns, self.dests, self.ports);
+        let sweep = self.devices.entry(f.key.mac).or_default().on_contact(
+            f.now,
+            window,
+            addr::ip(f.key.addr),
+            f.key.port,
+            dests,
+            ports,
+        );
+        sweep
+            .map(|s| self.finding(f.key.mac, Some((f.key, f.origin)), s))
+            .into_iter()
+            .collect()
+    }
+
+    fn on_arp_probe(&mut self, now: u64, mac: MacAddr, target: IpAddr) -> Vec<Finding> {
+        let (window, dests) = (self.window_ns, self.dests);
+        let sweep = self.devices.entry(mac).or_default().on_contact(
+            now,
+            window,
+            target,
+            0,
+            dests,
+            usize::MAX,
+        );
+        sweep
+            .map(|s| self.finding(mac, None, s))
+            .into_iter()
+            .collect()
     }
 }
 

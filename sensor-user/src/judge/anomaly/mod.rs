@@ -1,35 +1,122 @@
-//! Behaviour: anomalies in each device's connections, volume and DNS. Detectors are small
-//! and separate (fan-out, volume, SYN floods, resolvers and time servers, new protocols,
-//! DNS tunnels and generated domains);
-//! this stage feeds them, and deduplicates and rate-limits what they find per device
-//! and rule, counting the repeats it held back in the next alert's metadata.
+//! Behaviour: anomalies in each device's connections, volume and DNS. Each detector is a
+//! file of its own implementing [`Detector`] (fan-out, resolvers and time servers, new
+//! protocols, SYN floods, password guessing, volume, DNS tunnels and generated domains),
+//! listed once in [`DETECTORS`]; this stage feeds them every input and rate-limits what
+//! they find per device and rule, counting the repeats it held back in the next alert's
+//! metadata.
 
 pub mod brute;
 pub mod dns;
 pub mod fanout;
+pub mod flood;
+pub mod protocol;
+pub mod retry;
+pub mod servers;
 pub mod volume;
 
-use std::{
-    collections::{BTreeSet, HashMap},
-    net::IpAddr,
-};
+use std::{collections::HashMap, net::IpAddr};
 
-use ipnet::IpNet;
-use sensor_common::{FLOW_SERVING, FlowKey, MacAddr, proto};
+use sensor_common::{FLOW_SERVING, FlowKey, MacAddr};
 use serde_json::{Value, json};
 
 use crate::{
     config::AnomalyConfig,
-    judge::rules,
+    discover::dns::DnsQuery,
     model::addr,
     model::alert::{About, Alert},
     model::flow::{FlowDelta, Origin},
     model::rule::Rule,
 };
-use brute::Brute;
-use dns::{DnsFinding, DnsThresholds, DnsWatch};
-use fanout::{Fanout, Sweep};
-use volume::{Series, VolumeRule};
+
+/// Every detector, in the order their findings of one input are written. A new detector
+/// is a file in this folder, a line here, and its rule in `judge/rules.rs`.
+pub const DETECTORS: &[fn(&AnomalyConfig) -> Box<dyn Detector>] = &[
+    fanout::detector,
+    servers::detector,
+    protocol::detector,
+    flood::detector,
+    brute::detector,
+    retry::detector,
+    volume::detector,
+    dns::detector,
+];
+
+/// What a detector found: the rule, the device, the flow when there is one, and EVE's
+/// `alert.metadata` (names to lists of strings). The stage turns it into an alert.
+#[derive(Clone, Debug)]
+pub struct Finding {
+    /// The rule.
+    pub rule: &'static Rule,
+    /// The device.
+    pub mac: MacAddr,
+    /// The flow it is about, if one.
+    pub flow: Option<(FlowKey, Origin)>,
+    /// `alert.metadata`.
+    pub metadata: Value,
+}
+
+/// A new flow, as every detector sees it: one the device opened to a unicast
+/// destination (flows it serves, multicast and broadcast are not judged here).
+#[derive(Clone, Copy, Debug)]
+pub struct NewFlow {
+    /// Kernel time of its first packet.
+    pub now: u64,
+    /// The flow.
+    pub key: FlowKey,
+    /// Its first packet.
+    pub origin: Origin,
+    /// What the baseline stage said of it.
+    pub cx: FlowContext,
+}
+
+impl NewFlow {
+    /// A finding about this flow.
+    pub fn finding(&self, rule: &'static Rule, metadata: Value) -> Finding {
+        Finding {
+            rule,
+            mac: self.key.mac,
+            flow: Some((self.key, self.origin)),
+            metadata,
+        }
+    }
+}
+
+/// What a poll shows: each flow's traffic since the last poll, and what the gateway sent
+/// each device (totals: packets, bytes).
+#[derive(Clone, Copy, Debug)]
+pub struct Poll<'a> {
+    /// Kernel time of the poll.
+    pub now: u64,
+    /// Flows' traffic since the last poll.
+    pub deltas: &'a [FlowDelta],
+    /// The gateway's traffic to each device, totals.
+    pub egress: &'a [(MacAddr, u64, u64)],
+}
+
+/// One behaviour detector. Every hook has a default that finds nothing: a detector
+/// implements the inputs it looks at.
+pub trait Detector {
+    /// A new flow.
+    fn on_new_flow(&mut self, _flow: &NewFlow) -> Vec<Finding> {
+        Vec::new()
+    }
+    /// A DNS query device `mac` sent at kernel time `now`.
+    fn on_dns_query(&mut self, _now: u64, _mac: MacAddr, _q: &DnsQuery) -> Vec<Finding> {
+        Vec::new()
+    }
+    /// The gateway answered device `mac` that `name` does not exist.
+    fn on_nxdomain(&mut self, _now: u64, _mac: MacAddr, _name: &str) -> Vec<Finding> {
+        Vec::new()
+    }
+    /// An ARP request from `mac` for `target`.
+    fn on_arp_probe(&mut self, _now: u64, _mac: MacAddr, _target: IpAddr) -> Vec<Finding> {
+        Vec::new()
+    }
+    /// A poll.
+    fn on_poll(&mut self, _poll: &Poll<'_>) -> Vec<Finding> {
+        Vec::new()
+    }
+}
 
 /// What the stage needs to know of a new flow beyond the flow itself.
 #[derive(Clone, Copy, Debug)]
@@ -40,27 +127,6 @@ pub struct FlowContext {
     pub allowed: bool,
     /// The destination is on the LAN (or multicast/broadcast).
     pub local: bool,
-}
-
-/// The port class of a flow: well-known ports count one by one, the rest by range.
-fn port_class(proto_nr: u8, port: u16) -> (u8, u16) {
-    match proto_nr {
-        proto::TCP | proto::UDP if port < 1024 => (proto_nr, port),
-        proto::TCP | proto::UDP if port < 49152 => (proto_nr, 1024),
-        proto::TCP | proto::UDP => (proto_nr, 49152),
-        // ICMP: the type, not the code.
-        _ => (proto_nr, port >> 8),
-    }
-}
-
-fn class_name(c: (u8, u16)) -> String {
-    let p = addr::proto_name(c.0);
-    match (c.0, c.1) {
-        (proto::TCP | proto::UDP, 1024) => format!("{p}/registered"),
-        (proto::TCP | proto::UDP, 49152) => format!("{p}/dynamic"),
-        (proto::TCP | proto::UDP, port) => format!("{p}/{port}"),
-        (_, t) => format!("{p} type {t}"),
-    }
 }
 
 /// Counters of this stage, in `stats`.
@@ -74,164 +140,65 @@ pub struct AnomalyCounters {
 
 /// The stage.
 pub struct Anomaly {
-    window_ns: u64,
-    fanout_dests: usize,
-    fanout_ports: usize,
-    interval_ns: u64,
-    bytes_rule: VolumeRule,
-    packets_rule: VolumeRule,
-    syn_flood_packets: u64,
-    dns_ok: Vec<IpNet>,
-    ntp_ok: Vec<IpNet>,
+    detectors: Vec<Box<dyn Detector>>,
     realert_ns: u64,
-    fanout: HashMap<MacAddr, Fanout>,
-    series: HashMap<(MacAddr, &'static str, &'static str), Series>,
-    acc: HashMap<MacAddr, [u64; 4]>,
-    egress_prev: HashMap<MacAddr, (u64, u64)>,
-    next_interval_ns: Option<u64>,
-    protocols: HashMap<MacAddr, BTreeSet<(u8, u16)>>,
     limiter: HashMap<(MacAddr, &'static str), (u64, u64)>,
-    dns: DnsWatch,
-    brute: Brute,
     /// Counters.
     pub counters: AnomalyCounters,
-}
-
-fn nets(list: &[toml::Spanned<String>]) -> Vec<IpNet> {
-    list.iter()
-        .filter_map(|s| {
-            let s = s.get_ref();
-            s.parse::<IpNet>()
-                .ok()
-                .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
-        })
-        .collect()
 }
 
 impl Anomaly {
     /// With the thresholds of `[anomaly]`.
     pub fn new(c: &AnomalyConfig) -> Self {
-        let rule = |floor: u64| VolumeRule {
-            warmup: c.volume_warmup,
-            k: c.volume_k,
-            ratio: c.volume_ratio,
-            floor: floor as f64,
-        };
         Self {
-            window_ns: c.window.get_ref().as_nanos() as u64,
-            fanout_dests: c.fanout_destinations.max(2),
-            fanout_ports: c.fanout_ports.max(2),
-            interval_ns: c.volume_interval.get_ref().as_nanos() as u64,
-            bytes_rule: rule(c.volume_floor_bytes),
-            packets_rule: rule(c.volume_floor_packets),
-            syn_flood_packets: c.syn_flood_packets.max(1),
-            dns_ok: nets(&c.dns_servers),
-            ntp_ok: nets(&c.ntp_servers),
+            detectors: DETECTORS.iter().map(|d| d(c)).collect(),
             realert_ns: c.realert_after.get_ref().as_nanos() as u64,
-            fanout: HashMap::new(),
-            series: HashMap::new(),
-            acc: HashMap::new(),
-            egress_prev: HashMap::new(),
-            next_interval_ns: None,
-            protocols: HashMap::new(),
             limiter: HashMap::new(),
-            dns: DnsWatch::new(DnsThresholds {
-                window_ns: c.dns_window.get_ref().as_nanos() as u64,
-                tunnel_names: c.dns_tunnel_names.max(2),
-                tunnel_min_chars: c.dns_tunnel_chars,
-                tunnel_entropy: c.dns_tunnel_entropy,
-                dga_domains: c.dga_domains.max(2),
-                dga_entropy: c.dga_entropy,
-            }),
-            brute: Brute::new(
-                c.brute_force_connections,
-                c.brute_force_window.get_ref().as_nanos() as u64,
-                c.brute_force_ports.clone(),
-            ),
             counters: AnomalyCounters::default(),
         }
     }
 
-    fn brute_window_s(&self) -> u64 {
-        self.brute.window_ns() / 1_000_000_000
-    }
-
-    /// A DNS query device `mac` sent at kernel time `now` (the names and their types).
-    pub fn on_dns_query(
+    /// Every detector's findings of one input, rate-limited into alerts.
+    fn each(
         &mut self,
         now: u64,
-        mac: MacAddr,
-        q: &crate::discover::dns::DnsQuery,
+        mut hook: impl FnMut(&mut dyn Detector) -> Vec<Finding>,
     ) -> Vec<Alert> {
-        let mut out = Vec::new();
-        for (i, name) in q.names.iter().enumerate() {
-            let qtype = q.qtypes.get(i).copied().unwrap_or(0);
-            if let Some(f) = self.dns.on_query(now, mac, name, qtype) {
-                out.extend(self.dns_alert(now, mac, f));
-            }
+        let mut found = Vec::new();
+        for d in &mut self.detectors {
+            found.extend(hook(d.as_mut()));
         }
-        out
-    }
-
-    /// The gateway answered device `mac` at kernel time `now` that `name` does not exist.
-    pub fn on_nxdomain(&mut self, now: u64, mac: MacAddr, name: &str) -> Vec<Alert> {
-        match self.dns.on_nxdomain(now, mac, name) {
-            Some(f) => self.dns_alert(now, mac, f).into_iter().collect(),
-            None => Vec::new(),
-        }
-    }
-
-    fn dns_alert(&mut self, now: u64, mac: MacAddr, f: DnsFinding) -> Option<Alert> {
-        let window_s = [(self.dns.window_ns() / 1_000_000_000).to_string()];
-        let (rule, meta) = match f {
-            DnsFinding::Tunnel {
-                domain,
-                names,
-                typed,
-                examples,
-            } => (
-                &rules::DNS_TUNNEL,
-                json!({
-                    "domain": [domain],
-                    "names": [names.to_string()],
-                    "txt_or_null": [typed.to_string()],
-                    "window_s": window_s,
-                    "examples": examples,
-                }),
-            ),
-            DnsFinding::Dga { domains, examples } => (
-                &rules::DGA_ACTIVITY,
-                json!({
-                    "nxdomain_domains": [domains.to_string()],
-                    "window_s": window_s,
-                    "examples": examples,
-                }),
-            ),
-        };
-        self.emit(now, rule, mac, None, meta)
+        found
+            .into_iter()
+            .filter_map(|f| self.limit(now, f))
+            .collect()
     }
 
     /// One alert per device and rule per `realert_after`; what is held back is counted
     /// and said in the next one.
-    fn emit(
-        &mut self,
-        now: u64,
-        rule: &'static Rule,
-        mac: MacAddr,
-        flow: Option<(FlowKey, Origin)>,
-        mut metadata: Value,
-    ) -> Option<Alert> {
-        let slot = self.limiter.entry((mac, rule.id)).or_insert((0, 0));
+    fn limit(&mut self, now: u64, f: Finding) -> Option<Alert> {
+        let slot = self.limiter.entry((f.mac, f.rule.id)).or_insert((0, 0));
         if slot.0 != 0 && now.saturating_sub(slot.0) < self.realert_ns {
             slot.1 += 1;
             self.counters.suppressed += 1;
             return None;
         }
+        let mut metadata = f.metadata;
         metadata["repeats_since_last_alert"] = json!([slot.1.to_string()]);
         *slot = (now.max(1), 0);
         self.counters.alerts += 1;
-        let about = flow.map_or(About::Device(mac), |(k, o)| About::Flow(k, o));
-        Some(Alert::new(rule, about, "anomaly").with_metadata(metadata))
+        let about = f.flow.map_or(About::Device(f.mac), |(k, o)| About::Flow(k, o));
+        Some(Alert::new(f.rule, about, "anomaly").with_metadata(metadata))
+    }
+
+    /// A DNS query device `mac` sent at kernel time `now` (the names and their types).
+    pub fn on_dns_query(&mut self, now: u64, mac: MacAddr, q: &DnsQuery) -> Vec<Alert> {
+        self.each(now, |d| d.on_dns_query(now, mac, q))
+    }
+
+    /// The gateway answered device `mac` at kernel time `now` that `name` does not exist.
+    pub fn on_nxdomain(&mut self, now: u64, mac: MacAddr, name: &str) -> Vec<Alert> {
+        self.each(now, |d| d.on_nxdomain(now, mac, name))
     }
 
     /// A new flow at kernel time `now`.
@@ -242,104 +209,25 @@ impl Anomaly {
         origin: Origin,
         cx: FlowContext,
     ) -> Vec<Alert> {
-        let mut out = Vec::new();
-        let mac = key.mac;
         let dst = addr::ip(key.addr);
-        let serving = key.flags & FLOW_SERVING != 0;
-        if serving || dst.is_multicast() || dst == IpAddr::from([255, 255, 255, 255]) {
-            return out;
+        if key.flags & FLOW_SERVING != 0
+            || dst.is_multicast()
+            || dst == IpAddr::from([255, 255, 255, 255])
+        {
+            return Vec::new();
         }
-        let sweep = self.fanout.entry(mac).or_default().on_contact(
+        let flow = NewFlow {
             now,
-            self.window_ns,
-            dst,
-            key.port,
-            self.fanout_dests,
-            self.fanout_ports,
-        );
-        if let Some(s) = sweep {
-            out.extend(self.sweep_alert(now, mac, Some((key, origin)), s));
-        }
-        let tcp_udp = key.proto == proto::TCP || key.proto == proto::UDP;
-        if !cx.learning && !cx.local && !cx.allowed && tcp_udp {
-            let port = key.port;
-            if (port == 53 || port == 853) && !self.dns_ok.iter().any(|n| n.contains(&dst)) {
-                let meta = json!({ "server": [dst.to_string()], "port": [port.to_string()] });
-                out.extend(self.emit(
-                    now,
-                    &rules::UNEXPECTED_DNS_SERVER,
-                    mac,
-                    Some((key, origin)),
-                    meta,
-                ));
-            }
-            if port == 123
-                && key.proto == proto::UDP
-                && !self.ntp_ok.iter().any(|n| n.contains(&dst))
-            {
-                let meta = json!({ "server": [dst.to_string()] });
-                out.extend(self.emit(
-                    now,
-                    &rules::UNEXPECTED_NTP_SERVER,
-                    mac,
-                    Some((key, origin)),
-                    meta,
-                ));
-            }
-        }
-        // Port 0 on TCP or UDP is a later IP fragment: no port to classify.
-        if tcp_udp && key.port == 0 {
-            return out;
-        }
-        let class = port_class(key.proto, key.port);
-        let known = self.protocols.entry(mac).or_default();
-        let new = known.insert(class);
-        if new && !cx.learning && !cx.allowed && known.len() > 1 {
-            let meta = json!({ "protocol": [class_name(class)] });
-            out.extend(self.emit(now, &rules::NEW_PROTOCOL, mac, Some((key, origin)), meta));
-        }
-        out
+            key,
+            origin,
+            cx,
+        };
+        self.each(now, |d| d.on_new_flow(&flow))
     }
 
     /// An ARP request from `mac` for `target`: a LAN sweep shows as many targets.
     pub fn on_arp_probe(&mut self, now: u64, mac: MacAddr, target: IpAddr) -> Vec<Alert> {
-        let sweep = self.fanout.entry(mac).or_default().on_contact(
-            now,
-            self.window_ns,
-            target,
-            0,
-            self.fanout_dests,
-            usize::MAX,
-        );
-        match sweep {
-            Some(s) => self.sweep_alert(now, mac, None, s).into_iter().collect(),
-            None => Vec::new(),
-        }
-    }
-
-    fn sweep_alert(
-        &mut self,
-        now: u64,
-        mac: MacAddr,
-        flow: Option<(FlowKey, Origin)>,
-        s: Sweep,
-    ) -> Option<Alert> {
-        let window_s = (self.window_ns / 1_000_000_000).to_string();
-        let meta = match s {
-            Sweep::Destinations { count, top_ports } => json!({
-                "kind": ["destinations"],
-                "destinations": [count.to_string()],
-                "window_s": [window_s],
-                "top_ports": top_ports.iter().map(|(p, n)| format!("{p} ({n} destinations)")).collect::<Vec<_>>(),
-            }),
-            Sweep::Ports { dest, count } => json!({
-                "kind": ["ports"],
-                "destination": [dest.to_string()],
-                "ports": [count.to_string()],
-                "window_s": [window_s],
-            }),
-        };
-        self.emit(now, &rules::SCAN_FANOUT, mac, flow, meta)
+        self.each(now, |d| d.on_arp_probe(now, mac, target))
     }
 
     /// A poll: the flows' traffic since the last one (upstream, and SYN floods), the
@@ -350,87 +238,18 @@ impl Anomaly {
         deltas: &[FlowDelta],
         egress: &[(MacAddr, u64, u64)],
     ) -> Vec<Alert> {
-        let mut out = Vec::new();
-        for d in deltas {
-            let a = self.acc.entry(d.key.mac).or_default();
-            a[0] += d.bytes;
-            a[1] += d.packets;
-            // SYNs counted frame by frame: a flood mixed with a few completed
-            // handshakes is still a flood.
-            let sending = d.key.flags & FLOW_SERVING == 0;
-            if d.key.proto == proto::TCP && sending && d.syns >= self.syn_flood_packets {
-                let dst = addr::ip(d.key.addr);
-                let meta = json!({
-                    "destination": [dst.to_string()],
-                    "port": [d.key.port.to_string()],
-                    "syns": [d.syns.to_string()],
-                });
-                out.extend(self.emit(now, &rules::SYN_FLOOD_PARTICIPATION, d.key.mac, None, meta));
-                continue;
-            }
-            if let Some(g) = self.brute.on_syns(now, d.key, d.syns) {
-                let peer = addr::ip(g.key.addr);
-                let meta = json!({
-                    "direction": [if g.inbound { "inbound" } else { "outbound" }],
-                    "peer": [peer.to_string()],
-                    "port": [g.key.port.to_string()],
-                    "connections": [g.connections.to_string()],
-                    "window_s": [(self.brute_window_s()).to_string()],
-                });
-                out.extend(self.emit(now, &rules::BRUTE_FORCE, d.key.mac, None, meta));
-            }
-        }
-        for (mac, packets, bytes) in egress {
-            let prev = self
-                .egress_prev
-                .insert(*mac, (*packets, *bytes))
-                .unwrap_or((*packets, *bytes));
-            let a = self.acc.entry(*mac).or_default();
-            a[2] += bytes.saturating_sub(prev.1);
-            a[3] += packets.saturating_sub(prev.0);
-        }
-        let next = *self.next_interval_ns.get_or_insert(now + self.interval_ns);
-        if now < next {
-            return out;
-        }
-        self.next_interval_ns = Some(now + self.interval_ns);
-        let acc: Vec<(MacAddr, [u64; 4])> = self.acc.drain().collect();
-        for (mac, v) in acc {
-            for (i, direction, unit) in [
-                (0, "upstream", "bytes"),
-                (1, "upstream", "packets"),
-                (2, "downstream", "bytes"),
-                (3, "downstream", "packets"),
-            ] {
-                let rule = if unit == "bytes" {
-                    self.bytes_rule
-                } else {
-                    self.packets_rule
-                };
-                let spike = self
-                    .series
-                    .entry((mac, direction, unit))
-                    .or_default()
-                    .on_interval(v[i] as f64, &rule);
-                if let Some(s) = spike {
-                    let meta = json!({
-                        "direction": [direction],
-                        "unit": [unit],
-                        "value": [format!("{:.0}", s.value)],
-                        "usual": [format!("{:.0}", s.mean)],
-                        "limit": [format!("{:.0}", s.limit)],
-                        "interval_s": [(self.interval_ns / 1_000_000_000).to_string()],
-                    });
-                    out.extend(self.emit(now, &rules::VOLUME_SPIKE, mac, None, meta));
-                }
-            }
-        }
-        out
+        let poll = Poll {
+            now,
+            deltas,
+            egress,
+        };
+        self.each(now, |d| d.on_poll(&poll))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use sensor_common::proto;
     use super::*;
 
     const TCP_SYN: u8 = 0x02;

@@ -3,6 +3,14 @@
 //! deviations (a robust stand-in for the median absolute deviation); a spike must clear
 //! the band, a ratio to the mean, and a floor, so quiet devices don't alert on noise.
 
+use std::collections::HashMap;
+
+use sensor_common::MacAddr;
+use serde_json::json;
+
+use super::{Detector, Finding, Poll};
+use crate::{config::AnomalyConfig, judge::rules};
+
 /// Thresholds.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct VolumeRule {
@@ -58,6 +66,100 @@ impl Series {
             mean: self.mean,
             limit,
         })
+    }
+}
+
+/// The detector: each device's traffic summed per interval, upstream from its flows and
+/// downstream from what the gateway sent it.
+pub struct Volume {
+    interval_ns: u64,
+    bytes: VolumeRule,
+    packets: VolumeRule,
+    series: HashMap<(MacAddr, &'static str, &'static str), Series>,
+    /// Per device this interval: upstream bytes, packets; downstream bytes, packets.
+    acc: HashMap<MacAddr, [u64; 4]>,
+    egress_prev: HashMap<MacAddr, (u64, u64)>,
+    next_interval_ns: Option<u64>,
+}
+
+/// The detector, with `[anomaly]`'s interval and thresholds.
+pub fn detector(c: &AnomalyConfig) -> Box<dyn Detector> {
+    let rule = |floor: u64| VolumeRule {
+        warmup: c.volume_warmup,
+        k: c.volume_k,
+        ratio: c.volume_ratio,
+        floor: floor as f64,
+    };
+    Box::new(Volume {
+        interval_ns: c.volume_interval.get_ref().as_nanos() as u64,
+        bytes: rule(c.volume_floor_bytes),
+        packets: rule(c.volume_floor_packets),
+        series: HashMap::new(),
+        acc: HashMap::new(),
+        egress_prev: HashMap::new(),
+        next_interval_ns: None,
+    })
+}
+
+impl Detector for Volume {
+    fn on_poll(&mut self, poll: &Poll<'_>) -> Vec<Finding> {
+        let now = poll.now;
+        for d in poll.deltas {
+            let a = self.acc.entry(d.key.mac).or_default();
+            a[0] += d.bytes;
+            a[1] += d.packets;
+        }
+        for (mac, packets, bytes) in poll.egress {
+            let prev = self
+                .egress_prev
+                .insert(*mac, (*packets, *bytes))
+                .unwrap_or((*packets, *bytes));
+            let a = self.acc.entry(*mac).or_default();
+            a[2] += bytes.saturating_sub(prev.1);
+            a[3] += packets.saturating_sub(prev.0);
+        }
+        let next = *self.next_interval_ns.get_or_insert(now + self.interval_ns);
+        if now < next {
+            return Vec::new();
+        }
+        self.next_interval_ns = Some(now + self.interval_ns);
+        let mut out = Vec::new();
+        let acc: Vec<(MacAddr, [u64; 4])> = self.acc.drain().collect();
+        for (mac, v) in acc {
+            for (i, direction, unit) in [
+                (0, "upstream", "bytes"),
+                (1, "upstream", "packets"),
+                (2, "downstream", "bytes"),
+                (3, "downstream", "packets"),
+            ] {
+                let rule = if unit == "bytes" {
+                    self.bytes
+                } else {
+                    self.packets
+                };
+                let spike = self
+                    .series
+                    .entry((mac, direction, unit))
+                    .or_default()
+                    .on_interval(v[i] as f64, &rule);
+                if let Some(s) = spike {
+                    out.push(Finding {
+                        rule: &rules::VOLUME_SPIKE,
+                        mac,
+                        flow: None,
+                        metadata: json!({
+                            "direction": [direction],
+                            "unit": [unit],
+                            "value": [format!("{:.0}", s.value)],
+                            "usual": [format!("{:.0}", s.mean)],
+                            "limit": [format!("{:.0}", s.limit)],
+                            "interval_s": [(self.interval_ns / 1_000_000_000).to_string()],
+                        }),
+                    });
+                }
+            }
+        }
+        out
     }
 }
 
