@@ -517,7 +517,7 @@ impl Sensor {
 
     /// A reloaded configuration's policy (`[baseline]`, `[[policy]]`, `[mud]`) takes
     /// effect, for flows already open too. Other sections need a restart.
-    pub fn reload_policy(&mut self, engine: crate::judge::policy::Engine, now_ns: u64) {
+    pub fn reload_policy(&mut self, engine: crate::judge::policy::PolicyEngine, now_ns: u64) {
         let facts: std::collections::BTreeMap<MacAddr, _> = self
             .devices
             .iter()

@@ -300,7 +300,7 @@ fn reload(args: &RunArgs, sensor: &mut Sensor, watch: &mut Watch, why: &str) {
             watch.follow(path, &c);
             let now = realtime_ns();
             let time = TimeBase::live();
-            let (engine, report) = crate::judge::policy::Engine::new(
+            let (engine, report) = crate::judge::policy::PolicyEngine::new(
                 &c,
                 crate::judge::policy::interface_prefixes(&args.iface),
                 time.to_kernel_ns(now),

@@ -52,12 +52,12 @@ pub enum CaptureError {
 }
 
 /// Where frames come from: a file, or bytes already in memory (the fuzz targets).
-type Source = BufReader<Box<dyn Read + Send>>;
+type Reader = BufReader<Box<dyn Read + Send>>;
 
 enum Inner {
-    Pcap(PcapReader<Source>),
+    Pcap(PcapReader<Reader>),
     PcapNg {
-        reader: PcapNgReader<Source>,
+        reader: PcapNgReader<Reader>,
         /// Timestamp units per second, per interface.
         units: Vec<u128>,
     },
@@ -212,7 +212,7 @@ enum NgError {
 }
 
 fn next_pcapng(
-    reader: &mut PcapNgReader<Source>,
+    reader: &mut PcapNgReader<Reader>,
     units: &mut Vec<u128>,
 ) -> Option<Result<Frame, NgError>> {
     loop {

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::{
     config::Mode,
-    judge::policy::{DeviceFacts, Engine, OwnedFacts, dns::Answer, learned},
+    judge::policy::{DeviceFacts, OwnedFacts, PolicyEngine, dns::Answer, learned},
     judge::rules,
     model::addr,
     model::alert::{About, Alert},
@@ -120,7 +120,7 @@ pub struct Resume {
 
 /// The stage.
 pub struct Baseline {
-    engine: Engine,
+    engine: PolicyEngine,
     dirty: BTreeSet<MacAddr>,
     alerted: HashMap<(MacAddr, IpAddr), u64>,
     alerted_rules: BTreeSet<(MacAddr, IpAddr, &'static str)>,
@@ -131,7 +131,7 @@ pub struct Baseline {
 
 impl Baseline {
     /// Around an engine.
-    pub fn new(engine: Engine) -> Self {
+    pub fn new(engine: PolicyEngine) -> Self {
         Self {
             engine,
             dirty: BTreeSet::new(),
@@ -143,7 +143,7 @@ impl Baseline {
     }
 
     /// The engine.
-    pub fn engine(&self) -> &Engine {
+    pub fn engine(&self) -> &PolicyEngine {
         &self.engine
     }
 
@@ -320,11 +320,11 @@ impl Baseline {
     /// are alerted on now, not at their next new flow.
     pub fn reload(
         &mut self,
-        mut engine: Engine,
+        mut engine: PolicyEngine,
         flows: impl Iterator<Item = (FlowKey, Origin)>,
         facts: impl Fn(&MacAddr) -> Option<OwnedFacts>,
     ) -> Vec<Alert> {
-        let old = std::mem::replace(&mut self.engine, Engine::placeholder());
+        let old = std::mem::replace(&mut self.engine, PolicyEngine::placeholder());
         let macs: Vec<MacAddr> = old.compiled_macs().collect();
         engine.adopt(old);
         self.engine = engine;
@@ -475,7 +475,7 @@ pub fn start(
     now_epoch_ns: u64,
     time: &crate::model::clock::TimeBase,
 ) -> Baseline {
-    let (mut engine, report) = Engine::new(
+    let (mut engine, report) = PolicyEngine::new(
         config,
         local,
         time.to_kernel_ns(now_epoch_ns),

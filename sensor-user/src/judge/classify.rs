@@ -163,7 +163,7 @@ struct RuleEntry {
     counterexamples: Vec<String>,
 }
 
-struct Rule {
+struct ClassRule {
     fact: String,
     pattern: String,
     matcher: GlobMatcher,
@@ -173,7 +173,7 @@ struct Rule {
 
 /// Compiled rules.
 pub struct Classifier {
-    rules: Vec<Rule>,
+    rules: Vec<ClassRule>,
     min_score: f64,
     strong: f64,
 }
@@ -275,7 +275,7 @@ impl Classifier {
                     format!("pattern matches its counterexample {v:?}"),
                 ));
             }
-            self.rules.push(Rule {
+            self.rules.push(ClassRule {
                 fact: r.fact.into_inner(),
                 pattern: r.pattern.into_inner(),
                 matcher,

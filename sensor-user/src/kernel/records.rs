@@ -17,7 +17,7 @@ pub enum KernelEvent {
 
 /// A ring-buffer record that could not be decoded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum DecodeError {
+pub enum RecordError {
     /// Shorter than an `Event`.
     #[error("ring-buffer record of {0} bytes, expected {size}", size = size_of::<Event>())]
     Short(usize),
@@ -27,9 +27,9 @@ pub enum DecodeError {
 }
 
 /// Decodes one ring-buffer record.
-pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
+pub fn decode(bytes: &[u8]) -> Result<KernelEvent, RecordError> {
     if bytes.len() < size_of::<Event>() {
-        return Err(DecodeError::Short(bytes.len()));
+        return Err(RecordError::Short(bytes.len()));
     }
     // SAFETY: length checked; Event is plain old data valid for any bit pattern, and
     // read_unaligned makes no alignment assumption.
@@ -39,7 +39,7 @@ pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
         Some(EventKind::NewDevice) => Ok(KernelEvent::NewDevice(ev)),
         Some(kind @ (EventKind::Discovery | EventKind::DnsAnswer)) => {
             if bytes.len() < size_of::<DiscoveryRecord>() {
-                return Err(DecodeError::Short(bytes.len()));
+                return Err(RecordError::Short(bytes.len()));
             }
             let at = size_of::<Event>();
             let cap = u32::from_ne_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
@@ -50,7 +50,7 @@ pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
                 KernelEvent::DnsAnswer(ev, data.to_vec())
             })
         }
-        None => Err(DecodeError::UnknownKind(ev.kind)),
+        None => Err(RecordError::UnknownKind(ev.kind)),
     }
 }
 
@@ -83,7 +83,7 @@ mod tests {
             ..Event::default()
         };
         let b = bytes_of(&ev);
-        assert_eq!(decode(&b[..10]), Err(DecodeError::Short(10)));
-        assert_eq!(decode(&b), Err(DecodeError::UnknownKind(99)));
+        assert_eq!(decode(&b[..10]), Err(RecordError::Short(10)));
+        assert_eq!(decode(&b), Err(RecordError::UnknownKind(99)));
     }
 }

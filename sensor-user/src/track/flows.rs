@@ -25,7 +25,7 @@ struct Tracked {
 /// Flows known to userspace, mirroring the kernel map.
 #[derive(Debug)]
 pub struct FlowTable {
-    flows: Store,
+    flows: Entries,
     report_every_ns: u64,
     /// Flows that left the kernel map (LRU eviction).
     pub evicted: u64,
@@ -47,7 +47,7 @@ impl FlowTable {
     /// A table that reports a busy flow at most once per `report_every`.
     pub fn new(report_every: Duration) -> Self {
         Self {
-            flows: Store::default(),
+            flows: Entries::default(),
             report_every_ns: report_every.as_nanos() as u64,
             evicted: 0,
             recreated: 0,
@@ -337,7 +337,7 @@ impl FlowTable {
 /// A `HashMap<FlowKey, Tracked>` keeps key and value in every bucket, empty ones too: at a
 /// million flows that is two million buckets of 170 bytes. Here a bucket is 4 bytes.
 #[derive(Default)]
-struct Store {
+struct Entries {
     index: hashbrown::HashTable<u32>,
     entries: Vec<Entry>,
     /// Entries of removed flows, reused before the vector grows.
@@ -355,13 +355,13 @@ struct Entry {
     t: Tracked,
 }
 
-impl std::fmt::Debug for Store {
+impl std::fmt::Debug for Entries {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_map().entries(self.iter()).finish()
     }
 }
 
-impl Store {
+impl Entries {
     fn len(&self) -> usize {
         self.index.len()
     }
@@ -390,7 +390,7 @@ impl Store {
         &mut self.entries[i as usize].t
     }
 
-    /// The entry at index `i` (from [`Store::index`]).
+    /// The entry at index `i` (from [`Entries::index`]).
     fn at(&mut self, i: u32) -> &mut Tracked {
         &mut self.entries[i as usize].t
     }
@@ -437,7 +437,7 @@ impl Store {
         Some(std::mem::take(&mut e.t))
     }
 
-    /// Entry slots in use or free: the bound of [`Store::scan`].
+    /// Entry slots in use or free: the bound of [`Entries::scan`].
     fn slots(&self) -> usize {
         self.entries.len()
     }

@@ -30,7 +30,7 @@ use crate::{
 
 /// Every detector, in the order their findings of one input are written. A new detector
 /// is a file in this folder, a line here, and its rule in `judge/rules.rs`.
-pub const DETECTORS: &[fn(&AnomalyConfig) -> Box<dyn Detector>] = &[
+pub const DETECTORS: &[NewDetector] = &[
     fanout::detector,
     servers::detector,
     protocol::detector,
@@ -40,6 +40,9 @@ pub const DETECTORS: &[fn(&AnomalyConfig) -> Box<dyn Detector>] = &[
     volume::detector,
     dns::detector,
 ];
+
+/// Builds a detector from `[anomaly]`.
+pub type NewDetector = fn(&AnomalyConfig) -> Box<dyn Detector>;
 
 /// What a detector found: the rule, the device, the flow when there is one, and EVE's
 /// `alert.metadata` (names to lists of strings). The stage turns it into an alert.
@@ -187,7 +190,9 @@ impl Anomaly {
         metadata["repeats_since_last_alert"] = json!([slot.1.to_string()]);
         *slot = (now.max(1), 0);
         self.counters.alerts += 1;
-        let about = f.flow.map_or(About::Device(f.mac), |(k, o)| About::Flow(k, o));
+        let about = f
+            .flow
+            .map_or(About::Device(f.mac), |(k, o)| About::Flow(k, o));
         Some(Alert::new(f.rule, about, "anomaly").with_metadata(metadata))
     }
 
@@ -249,8 +254,8 @@ impl Anomaly {
 
 #[cfg(test)]
 mod tests {
-    use sensor_common::proto;
     use super::*;
+    use sensor_common::proto;
 
     const TCP_SYN: u8 = 0x02;
     const TCP_ACK: u8 = 0x10;

@@ -68,7 +68,10 @@ impl Detector for Retry {
                 continue;
             }
             let dst = addr::ip(key.addr);
-            if d.syns == 0 || is_flood(d, self.flood_syns) || self.lan.iter().any(|n| n.contains(&dst)) {
+            if d.syns == 0
+                || is_flood(d, self.flood_syns)
+                || self.lan.iter().any(|n| n.contains(&dst))
+            {
                 continue;
             }
             if !self.flows.contains_key(&key) && self.flows.len() >= MAX_FLOWS {
@@ -120,7 +123,12 @@ mod tests {
     fn delta(dst: [u8; 4], syns: u64, flags: u8) -> FlowDelta {
         FlowDelta {
             key: FlowKey::from_parts(
-                [0, 0, u32::from_ne_bytes([0, 0, 0xff, 0xff]), u32::from_ne_bytes(dst)],
+                [
+                    0,
+                    0,
+                    u32::from_ne_bytes([0, 0, 0xff, 0xff]),
+                    u32::from_ne_bytes(dst),
+                ],
                 MacAddr([2, 0, 0, 0, 0, 1]),
                 6667,
                 proto::TCP,

@@ -37,7 +37,6 @@ fn nets(list: &[toml::Spanned<String>]) -> Vec<IpNet> {
         .collect()
 }
 
-
 impl Detector for Servers {
     fn on_new_flow(&mut self, f: &NewFlow) -> Vec<Finding> {
         let key = f.key;
@@ -51,7 +50,9 @@ impl Detector for Servers {
             let meta = json!({ "server": [dst.to_string()], "port": [key.port.to_string()] });
             out.push(f.finding(&rules::UNEXPECTED_DNS_SERVER, meta));
         }
-        if key.port == 123 && key.proto == proto::UDP && !self.ntp_ok.iter().any(|n| n.contains(&dst))
+        if key.port == 123
+            && key.proto == proto::UDP
+            && !self.ntp_ok.iter().any(|n| n.contains(&dst))
         {
             let meta = json!({ "server": [dst.to_string()] });
             out.push(f.finding(&rules::UNEXPECTED_NTP_SERVER, meta));

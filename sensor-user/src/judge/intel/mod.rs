@@ -22,7 +22,7 @@ use formats::Indicator;
 
 /// Where an indicator came from.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Source {
+pub struct FeedSource {
     /// The feed's name.
     pub feed: String,
     /// The category or reason the feed gives.
@@ -99,7 +99,7 @@ pub struct IpHit {
     /// The listed prefix.
     pub net: IpNet,
     /// Its feeds (empty for a canary only).
-    pub sources: Vec<Source>,
+    pub sources: Vec<FeedSource>,
     /// It is a canary.
     pub canary: bool,
 }
@@ -219,14 +219,14 @@ impl IntelSet {
     /// The indicator behind a kernel id.
     pub fn by_id(&self, id: u32) -> Option<IpHit> {
         let net = *self.by_id.get(&id)?;
-        let mut sources: Vec<Source> = self
+        let mut sources: Vec<FeedSource> = self
             .feeds
             .iter()
             .flat_map(|(feed, d)| {
                 d.nets
                     .iter()
                     .filter(move |(n, _)| *n == net)
-                    .map(move |(_, c)| Source {
+                    .map(move |(_, c)| FeedSource {
                         feed: feed.clone(),
                         category: c.clone(),
                     })
@@ -242,17 +242,17 @@ impl IntelSet {
     }
 
     /// The feeds listing `name` or a domain it is under.
-    pub fn domain(&self, name: &str) -> Option<(String, Vec<Source>)> {
+    pub fn domain(&self, name: &str) -> Option<(String, Vec<FeedSource>)> {
         let mut suffix = name;
         loop {
-            let sources: Vec<Source> = self
+            let sources: Vec<FeedSource> = self
                 .feeds
                 .iter()
                 .flat_map(|(feed, d)| {
                     d.domains
                         .iter()
                         .filter(move |(n, _)| n == suffix)
-                        .map(move |(_, c)| Source {
+                        .map(move |(_, c)| FeedSource {
                             feed: feed.clone(),
                             category: c.clone(),
                         })

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use serde_json::json;
 
-use super::{IntelSet, Source};
+use super::{FeedSource, IntelSet};
 use crate::{
     config::Config,
     judge::rules,
@@ -19,7 +19,7 @@ use crate::{
 };
 
 /// `iot.intel` of an entry listed by `sources`.
-fn intel_match(sources: &[Source], indicator: String) -> IntelMatch {
+fn intel_match(sources: &[FeedSource], indicator: String) -> IntelMatch {
     IntelMatch {
         feed: sources.first().map_or(String::new(), |s| s.feed.clone()),
         indicator,
@@ -28,7 +28,7 @@ fn intel_match(sources: &[Source], indicator: String) -> IntelMatch {
 }
 
 /// `alert.metadata` of an entry listed by `sources`.
-fn feeds(sources: &[Source]) -> serde_json::Value {
+fn feeds(sources: &[FeedSource]) -> serde_json::Value {
     json!({
         "feeds": sources.iter().map(|s| s.feed.clone()).collect::<Vec<_>>(),
         "categories": sources.iter().filter_map(|s| s.category.clone()).collect::<Vec<_>>(),

@@ -8,7 +8,8 @@ use std::{collections::BTreeMap, net::IpAddr};
 use ipnet::IpNet;
 
 use super::{
-    DeclaredPolicy, Engine, dns::Resolved, learned::Learned, local, mud, mud::MudError, suspicious,
+    DeclaredPolicy, PolicyEngine, dns::Resolved, learned::Learned, local, mud, mud::MudError,
+    suspicious,
 };
 use crate::config::{Config, Mode};
 
@@ -33,7 +34,7 @@ impl LoadReport {
     }
 }
 
-impl Engine {
+impl PolicyEngine {
     /// From the configuration; `local` are the LAN's prefixes (config `[baseline] local`
     /// wins over them); `now_ns` is kernel time now; `learn_started_ns` (kernel time) when
     /// an earlier run began learning, if one did: no device's window starts before it.

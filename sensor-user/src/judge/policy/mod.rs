@@ -34,7 +34,7 @@ use mud::MudPolicy;
 
 /// Where a device's rules came from (`iot.rule.source`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Source {
+pub enum PolicySource {
     /// A `[[policy]]` in the configuration.
     Declared,
     /// A MUD file.
@@ -43,13 +43,13 @@ pub enum Source {
     Learned,
 }
 
-impl Source {
+impl PolicySource {
     /// The name in events.
     pub fn as_str(self) -> &'static str {
         match self {
-            Source::Declared => "declared",
-            Source::Mud => "mud",
-            Source::Learned => "learned",
+            PolicySource::Declared => "declared",
+            PolicySource::Mud => "mud",
+            PolicySource::Learned => "learned",
         }
     }
 }
@@ -106,7 +106,7 @@ impl OwnedFacts {
 
 /// What applies to a device from declared policies and MUD.
 struct Applied<'e> {
-    rules: Vec<(Source, &'e AllowRule)>,
+    rules: Vec<(PolicySource, &'e AllowRule)>,
     mode: Option<Mode>,
     names: Vec<String>,
     learn_for_ns: Option<u64>,
@@ -123,7 +123,7 @@ pub struct DeviceRules {
     /// Destination prefixes and what each is allowed on (covering prefixes folded in).
     pub entries: BTreeMap<IpNet, AllowEntry>,
     /// The sources of its rules, strongest first.
-    pub source: Option<Source>,
+    pub source: Option<PolicySource>,
     /// Its rules as written, for the alert's `expected`.
     pub rules: Vec<String>,
     /// The policies they came from: `[[policy]]` names, `mud:<url>`, `learned`.
@@ -157,7 +157,7 @@ impl DeviceRules {
 }
 
 /// The policy engine.
-pub struct Engine {
+pub struct PolicyEngine {
     policies: Vec<DeclaredPolicy>,
     device_policy: BTreeMap<MacAddr, String>,
     mud_by_url: BTreeMap<String, MudPolicy>,
@@ -193,10 +193,10 @@ pub struct Engine {
     pub widened: u64,
 }
 
-impl Engine {
+impl PolicyEngine {
     /// Takes over what a running engine knows that configuration does not: the learned
     /// baseline, DNS answers, kernel group numbers, the learning windows and the time.
-    pub fn adopt(&mut self, old: Engine) {
+    pub fn adopt(&mut self, old: PolicyEngine) {
         self.learned = old.learned;
         self.resolved = old.resolved;
         self.groups = old.groups;
@@ -241,20 +241,22 @@ impl Engine {
                 (a, b) => a.or(b),
             };
             out.rules
-                .extend(p.rules.iter().map(|r| (Source::Declared, r)));
+                .extend(p.rules.iter().map(|r| (PolicySource::Declared, r)));
             if let Some(m) = &p.mud {
-                out.rules.extend(m.rules.iter().map(|r| (Source::Mud, r)));
+                out.rules
+                    .extend(m.rules.iter().map(|r| (PolicySource::Mud, r)));
             }
         }
         if let Some(m) = d.mud_url.and_then(|u| self.mud_by_url.get(u)) {
             out.mode = out.mode.or(Some(self.declared_default));
             out.names.push(format!("mud:{}", m.url));
-            out.rules.extend(m.rules.iter().map(|r| (Source::Mud, r)));
+            out.rules
+                .extend(m.rules.iter().map(|r| (PolicySource::Mud, r)));
         }
         out
     }
 
-    /// Compiles one device's policy (and keeps it for [`Engine::evaluate`]).
+    /// Compiles one device's policy (and keeps it for [`PolicyEngine::evaluate`]).
     pub fn compile(&mut self, d: &DeviceFacts<'_>) -> &DeviceRules {
         let next = self.groups.len() as u32 + 1;
         let group = *self.groups.entry(d.mac).or_insert(next);
@@ -267,7 +269,7 @@ impl Engine {
             .registered_domains
             .unwrap_or(self.registered_domains);
         let (declared_mode, learn_for_ns) = (applied.mode, applied.learn_for_ns);
-        let mut all: Vec<(Source, AllowRule)> = applied
+        let mut all: Vec<(PolicySource, AllowRule)> = applied
             .rules
             .into_iter()
             .map(|(s, r)| (s, r.clone()))
@@ -276,7 +278,7 @@ impl Engine {
         all.extend(
             self.learned
                 .rules(&d.mac)
-                .map(|r| (Source::Learned, r.clone())),
+                .map(|r| (PolicySource::Learned, r.clone())),
         );
         let source = all.iter().map(|(s, _)| *s).min();
         let mut per_net: BTreeMap<IpNet, Vec<Option<PortRule>>> = BTreeMap::new();
@@ -435,9 +437,9 @@ mod tests {
     use crate::config::Config;
     use crate::model::device::Phase;
 
-    fn engine(toml: &str) -> Engine {
+    fn engine(toml: &str) -> PolicyEngine {
         let c = Config::parse(toml, "test.toml").unwrap();
-        Engine::new(&c, vec!["198.51.100.0/24".parse().unwrap()], 0, None).0
+        PolicyEngine::new(&c, vec!["198.51.100.0/24".parse().unwrap()], 0, None).0
     }
 
     const CAM: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xa]);
@@ -458,7 +460,7 @@ mod tests {
             first_seen_ns: 0,
         };
         let r = e.compile(&d).clone();
-        assert_eq!(r.source, Some(Source::Declared));
+        assert_eq!(r.source, Some(PolicySource::Declared));
         assert_eq!(r.mode, Mode::Monitor);
         assert_eq!(
             e.evaluate(&CAM, ip("203.0.113.9"), 443, 6),
@@ -625,7 +627,7 @@ mod tests {
         assert_eq!(e.end_learning(10_000_000_000), vec![CAM]);
         assert!(e.end_learning(20_000_000_000).is_empty(), "once");
         let r = e.compile(&d).clone();
-        assert_eq!(r.source, Some(Source::Learned));
+        assert_eq!(r.source, Some(PolicySource::Learned));
         assert_eq!(e.phase(&CAM), Some(Phase::Monitoring));
         assert_eq!(
             e.evaluate(&CAM, ip("203.0.113.10"), 443, 6),
@@ -714,7 +716,7 @@ mod tests {
             mud_url: None,
             first_seen_ns: 0,
         };
-        let answer = |e: &mut Engine, name: &str, a: &str| {
+        let answer = |e: &mut PolicyEngine, name: &str, a: &str| {
             e.resolved.on_answer(
                 &dns::Answer {
                     mac: CAM,

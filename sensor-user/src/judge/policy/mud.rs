@@ -226,7 +226,7 @@ fn import_ace(w: &Walk<'_>, ace: &Value, p: &str, out: &mut MudPolicy) -> Result
                 .trunc(),
         )
     } else {
-        // Source-only matches (to-device style) say nothing about destinations.
+        // PolicySource-only matches (to-device style) say nothing about destinations.
         out.skipped += 1;
         return Ok(());
     };

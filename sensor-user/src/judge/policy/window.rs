@@ -3,7 +3,7 @@
 
 use sensor_common::MacAddr;
 
-use super::{DeviceFacts, Engine};
+use super::{DeviceFacts, PolicyEngine};
 use crate::{config::Mode, model::device::Phase};
 
 /// A device's learning window.
@@ -17,7 +17,7 @@ pub(super) struct Window {
     pub(super) reported: bool,
 }
 
-impl Engine {
+impl PolicyEngine {
     /// Kernel time moves on (a flow's first packet, a tick).
     pub fn advance(&mut self, now_ns: u64) {
         self.now_ns = self.now_ns.max(now_ns);
