@@ -12,7 +12,7 @@ use crate::{
         sensor::{Sensor, Stages},
         writes::KernelWrites,
     },
-    judge::{baseline, intel::stage::Intel},
+    judge::{baseline, classify::Classifier, intel::stage::Intel},
     store::state::{StateError, Store},
 };
 
@@ -31,26 +31,46 @@ pub struct Parts {
     pub local: Vec<IpNet>,
 }
 
-/// Builds the sensor at `now_ns` (epoch; a replay's is its first frame's, so feeds are
-/// judged at the capture's time). A state directory that cannot be read is an error: a
-/// sensor that silently forgot its baseline would learn again what it was told to watch.
-pub fn build(config: &Config, mut parts: Parts, now_ns: u64) -> anyhow::Result<Sensor> {
-    let classifier = crate::engine::check::classifier(config)?;
-    let resume = match &mut parts.store {
-        Some(s) => resume(s, now_ns)
-            .with_context(|| format!("reading the learned baseline from {}", s.path().display()))?,
-        None => baseline::Resume::default(),
-    };
-    let baseline = baseline::start(config, resume, parts.local, now_ns, &parts.eve.time);
-    let intel = Intel::start(config, (now_ns / 1_000_000_000) as i64);
-    let stages = Stages {
-        classifier,
-        store: parts.store,
-        baseline,
-        intel,
-        kernel: parts.kernel,
-    };
-    Ok(Sensor::new(parts.eve, config, stages, parts.sinks, now_ns))
+/// The part of a sensor that can be made before anything is attached: the classifier,
+/// whose rule files can fail to load (and say where) before a program is in the kernel,
+/// and whose compilation must not run while a kernel program fills the ring buffer.
+pub struct Builder<'a> {
+    config: &'a Config,
+    classifier: Classifier,
+}
+
+impl<'a> Builder<'a> {
+    /// Loads the classification rules of `config`.
+    pub fn new(config: &'a Config) -> anyhow::Result<Self> {
+        Ok(Self {
+            config,
+            classifier: crate::engine::check::classifier(config)?,
+        })
+    }
+
+    /// Builds the sensor at `now_ns` (epoch; a replay's is its first frame's, so feeds are
+    /// judged at the capture's time). A state directory that cannot be read is an error: a
+    /// sensor that silently forgot its baseline would learn again what it was told to
+    /// watch.
+    pub fn build(self, mut parts: Parts, now_ns: u64) -> anyhow::Result<Sensor> {
+        let config = self.config;
+        let resume = match &mut parts.store {
+            Some(s) => resume(s, now_ns).with_context(|| {
+                format!("reading the learned baseline from {}", s.path().display())
+            })?,
+            None => baseline::Resume::default(),
+        };
+        let baseline = baseline::start(config, resume, parts.local, now_ns, &parts.eve.time);
+        let intel = Intel::start(config, (now_ns / 1_000_000_000) as i64);
+        let stages = Stages {
+            classifier: self.classifier,
+            store: parts.store,
+            baseline,
+            intel,
+            kernel: parts.kernel,
+        };
+        Ok(Sensor::new(parts.eve, config, stages, parts.sinks, now_ns))
+    }
 }
 
 /// Where an earlier run left learning: when it began (recorded now when no run has yet)

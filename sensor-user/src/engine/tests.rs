@@ -56,7 +56,8 @@ fn sensor(config: &str) -> (Sensor, Shared) {
         kernel: None,
         local: policy::private_ranges(),
     };
-    (build::build(&config, parts, T0).unwrap(), buf)
+    let sensor = build::Builder::new(&config).unwrap().build(parts, T0);
+    (sensor.unwrap(), buf)
 }
 
 /// Stops the sensor and returns every line it wrote, parsed.

@@ -63,6 +63,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
     let mut watch = Watch::new(args.config_path.as_deref(), &args.config);
+    let builder = build::Builder::new(&args.config)?;
     // Opened (and its WAL created) before privileges are dropped: the directory stays
     // root's, 0700.
     let store = Store::open(&args.state_dir)?;
@@ -123,7 +124,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
         kernel: Some(kernel),
         local: crate::judge::policy::interface_prefixes(&args.iface),
     };
-    let mut sensor = build::build(&args.config, parts, now)?;
+    let mut sensor = builder.build(parts, now)?;
     sensor.slice_polls(true);
     // Bound before privileges are dropped; served on this runtime, from a snapshot the
     // loop refreshes at each poll, so a scrape never touches the sensor's tables.

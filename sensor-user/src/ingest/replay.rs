@@ -80,6 +80,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
             "the gateway's frames are not LAN ingress"
         );
     }
+    let mut builder = Some(build::Builder::new(&args.config)?);
     let sizes = MapSizes::from(&args.config.sensor);
     let mut ebpf = loader::load(sizes, true)?;
     let (mut maps, mut ring) = KernelMaps::take(&mut ebpf)?;
@@ -164,7 +165,8 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
             if sensor.is_none() {
                 next_poll = now + poll_ns;
                 let p = parts.take().expect("built once");
-                sensor = Some(build::build(&args.config, p, now)?);
+                let b = builder.take().expect("built once");
+                sensor = Some(b.build(p, now)?);
             }
             let s = sensor.as_mut().expect("built above");
             // `replay CAPTURE | head`: the reader has what it wanted.
@@ -240,7 +242,10 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
     drop(progress);
     let mut s = match sensor {
         Some(s) => s,
-        None => build::build(&args.config, parts.take().expect("unused"), now)?,
+        None => builder
+            .take()
+            .expect("unused")
+            .build(parts.take().expect("unused"), now)?,
     };
     s.poll(&maps, now);
     let k = maps.stats.read()?;
