@@ -1,12 +1,15 @@
 //! kettlewatch: an in-kernel IoT traffic sensor for Linux gateways.
 //!
-//! The folders follow a frame, top to bottom (ARCHITECTURE.md walks through it):
-//! `ingest` (a live interface or capture files) drives the `engine`; `kernel` loads the
-//! eBPF program and reads its maps and ring records; `discover` decodes what devices say
-//! into facts and profiles; `track` turns counters into flow records and keeps the device
-//! table; `judge` classifies devices and checks their traffic against policy, intel and
-//! behaviour; `emit` shapes EVE JSON and writes it; `store` persists the inventory.
-//! `config` is the configuration file, `model` the vocabulary all of them share.
+//! The folders follow a frame (ARCHITECTURE.md walks through it): `ingest` (a live
+//! interface or capture files) drives the `engine`, which `engine::build` assembles;
+//! `kernel` loads the eBPF program, reads its maps and ring records and writes the maps
+//! the judge's decisions go to; `discover` decodes what devices say into facts and
+//! profiles; `track` turns counters into flow records and keeps the device table; `judge`
+//! classifies devices and checks their traffic against policy, intel and behaviour,
+//! returning one `model::alert::Alert` type; `emit` shapes EVE JSON and hands it to its
+//! sinks; `store` persists the inventory. `config` is the configuration file, `model` the
+//! vocabulary all of them share. Which may import which is ARCHITECTURE.md's import-order
+//! table, which `tests/tests/layers.rs` holds the code to.
 
 pub mod cli;
 pub mod config;

@@ -179,3 +179,39 @@ fn check_config_says_the_mode_each_policy_runs_in_and_the_effective_settings() {
         "the default stats interval: {text}"
     );
 }
+
+/// A state directory whose learned baseline cannot be read stops a replay at start,
+/// naming the database, instead of replaying as if nothing had been learned (`run` goes
+/// through the same builder).
+#[test]
+fn an_unreadable_baseline_stops_replay_and_names_the_database() {
+    if !env::have_root() {
+        return;
+    }
+    let dir = TempDir::new();
+    let sd = dir.join("state");
+    std::fs::create_dir_all(&sd).unwrap();
+    // A baseline table of another layout: the store opens, the baseline does not read.
+    let db = rusqlite::Connection::open(sd.join("state.db")).unwrap();
+    db.execute_batch("CREATE TABLE baseline (something TEXT);")
+        .unwrap();
+    drop(db);
+    let capture = env::workspace().join("tests/fixtures/captures/charrua/dhcp.pcap");
+    let eve = dir.join("eve.json");
+    let out = kw(&[
+        "replay",
+        "--state-dir",
+        sd.to_str().unwrap(),
+        "--output",
+        eve.to_str().unwrap(),
+        capture.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("reading the learned baseline from") && err.contains("state.db"),
+        "{err}"
+    );
+    let written = std::fs::read_to_string(&eve).unwrap_or_default();
+    assert!(written.is_empty(), "no event before the error: {written}");
+}
