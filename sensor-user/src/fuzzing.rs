@@ -25,9 +25,10 @@ use crate::{
 pub type Target = fn(&[u8]);
 
 /// The targets, by name: what `fuzz/fuzz_targets/NAME.rs` calls.
-pub const TARGETS: [(&str, Target); 8] = [
+pub const TARGETS: [(&str, Target); 9] = [
     ("discovery_frame", discovery_frame),
     ("discovery_payload", discovery_payload),
+    ("flow_payload", flow_payload),
     ("intel_feed", intel_feed),
     ("mud", mud_file),
     ("config", config_file),
@@ -84,6 +85,38 @@ pub fn discovery_payload(data: &[u8]) {
     };
     if let Some(facts) = facts {
         profile_stays_safe(Decoded { mac, facts });
+    }
+}
+
+/// A flow's first payload through the payload decoders (TLS, HTTP, banners); the first
+/// two bytes are the server port hint (0: none). What decodes is bounded text and lists.
+pub fn flow_payload(data: &[u8]) {
+    let [p0, p1, payload @ ..] = data else {
+        return;
+    };
+    let port = u16::from_be_bytes([*p0, *p1]);
+    let hint = discover::payload::Hint {
+        server_port: (port != 0).then_some(port),
+    };
+    if let Ok(Some(f)) = discover::payload::decode(payload, hint) {
+        let v = serde_json::to_value(&f).expect("payload facts serialize");
+        lists_bounded(&v);
+        strings_safe(&v);
+    }
+}
+
+fn lists_bounded(v: &serde_json::Value) {
+    match v {
+        serde_json::Value::Array(a) => {
+            assert!(
+                a.len() <= discover::payload::MAX_LIST,
+                "list of {}",
+                a.len()
+            );
+            a.iter().for_each(lists_bounded);
+        }
+        serde_json::Value::Object(o) => o.values().for_each(lists_bounded),
+        _ => {}
     }
 }
 
@@ -233,6 +266,9 @@ pub fn seeds(fixtures: &Path, config_doc: &str) -> Vec<(&'static str, Vec<u8>)> 
             if let Some(p) = payload_seed(&f.data) {
                 out.push(("discovery_payload", p));
             }
+            if let Some(p) = flow_payload_seed(&f.data) {
+                out.push(("flow_payload", p));
+            }
             if discover::decode(&f.data).is_ok()
                 || discover::dns::decode_answer_frame(&f.data).is_ok()
             {
@@ -353,6 +389,26 @@ fn payload_seed(frame: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let mut v = vec![which];
+    v.extend_from_slice(m);
+    Some(v)
+}
+
+/// A TCP or UDP payload the payload decoders recognise, behind the port hint
+/// [`flow_payload`] reads (the lower port: usually the server's).
+fn flow_payload_seed(frame: &[u8]) -> Option<Vec<u8>> {
+    use etherparse::{SlicedPacket, TransportSlice};
+    let p = SlicedPacket::from_ethernet(frame).ok()?;
+    let (s, d, m) = match &p.transport {
+        Some(TransportSlice::Tcp(t)) => (t.source_port(), t.destination_port(), t.payload()),
+        Some(TransportSlice::Udp(u)) => (u.source_port(), u.destination_port(), u.payload()),
+        _ => return None,
+    };
+    let port = s.min(d);
+    let hint = discover::payload::Hint {
+        server_port: Some(port),
+    };
+    discover::payload::decode(m, hint).ok()??;
+    let mut v = port.to_be_bytes().to_vec();
     v.extend_from_slice(m);
     Some(v)
 }

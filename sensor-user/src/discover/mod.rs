@@ -3,7 +3,9 @@
 //!
 //! [`decode`] routes a frame the kernel copied (see `sensor_common::discovery` for which)
 //! to the decoder of its protocol; each decoder is a pure function of the bytes. A new
-//! decoder is a file here, a `Facts` variant, and an arm in [`decode`].
+//! decoder is a file here, a `Facts` variant, and an arm in [`decode`]. [`payload`]
+//! decodes what a flow's first payload says about the software at its ends (TLS, HTTP,
+//! banners), from the bytes rather than the port.
 
 pub mod arp;
 pub mod dhcp;
@@ -15,6 +17,7 @@ pub mod mdns;
 pub mod mqtt;
 pub mod ndp;
 pub mod oui;
+pub mod payload;
 pub mod profile;
 pub mod ssdp;
 pub mod tplink;
