@@ -63,15 +63,18 @@ impl Detector for Retry {
                 continue;
             }
             if d.tcp_flags & ACK != 0 {
-                // Answered at some point: a working destination.
-                self.flows.remove(&key);
+                // Answered at some point: a working destination. (Most flows are: no
+                // hash lookup while nothing is followed.)
+                if !self.flows.is_empty() {
+                    self.flows.remove(&key);
+                }
+                continue;
+            }
+            if d.syns == 0 || is_flood(d, self.flood_syns) {
                 continue;
             }
             let dst = addr::ip(key.addr);
-            if d.syns == 0
-                || is_flood(d, self.flood_syns)
-                || self.lan.iter().any(|n| n.contains(&dst))
-            {
+            if self.lan.iter().any(|n| n.contains(&dst)) {
                 continue;
             }
             if !self.flows.contains_key(&key) && self.flows.len() >= MAX_FLOWS {
