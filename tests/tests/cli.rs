@@ -215,3 +215,35 @@ fn an_unreadable_baseline_stops_replay_and_names_the_database() {
     let written = std::fs::read_to_string(&eve).unwrap_or_default();
     assert!(written.is_empty(), "no event before the error: {written}");
 }
+
+/// A run on an interface or as a user that does not exist stops before it creates
+/// anything: no state directory is left behind to puzzle over.
+#[test]
+fn a_missing_interface_or_user_is_said_before_anything_is_created() {
+    let dir = TempDir::new();
+    let state = dir.join("state");
+    let out = kw(&[
+        "run",
+        "--iface",
+        "kwnope0",
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("interface kwnope0 does not exist"), "{err}");
+    assert!(!state.exists(), "the state directory was created");
+    let out = kw(&[
+        "run",
+        "--iface",
+        "lo",
+        "--user",
+        "kw-no-such-user",
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("kw-no-such-user"), "{err}");
+    assert!(!state.exists(), "the state directory was created");
+}

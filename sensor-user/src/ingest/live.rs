@@ -64,6 +64,16 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     let mut sighup = signal(SignalKind::hangup())?;
     let mut watch = Watch::new(args.config_path.as_deref(), &args.config);
     let builder = build::Builder::new(&args.config)?;
+    // What can be checked is, before the state directory or anything else is created.
+    if if_index(&args.iface) == 0 {
+        anyhow::bail!(
+            "interface {} does not exist (`ip link` lists the interfaces)",
+            args.iface
+        );
+    }
+    if let Some(user) = &args.user {
+        crate::kernel::privileges::lookup(user)?;
+    }
     // Opened (and its WAL created) before privileges are dropped: the directory stays
     // root's, 0700.
     let store = Store::open(&args.state_dir)?;

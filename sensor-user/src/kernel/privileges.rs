@@ -73,6 +73,19 @@ pub fn still_needed_here(netlink_egress: bool) -> Vec<(Capability, &'static str)
     still_needed(before_6_5, disabled, netlink_egress)
 }
 
+/// The uid and primary gid of `user`.
+pub fn lookup(user: &str) -> Result<(libc::uid_t, libc::gid_t), DropError> {
+    let name = CString::new(user).map_err(|_| DropError::NoUser(user.into()))?;
+    // SAFETY: getpwnam returns a pointer to static storage or null; read at once.
+    unsafe {
+        let pw = libc::getpwnam(name.as_ptr());
+        if pw.is_null() {
+            return Err(DropError::NoUser(user.into()));
+        }
+        Ok(((*pw).pw_uid, (*pw).pw_gid))
+    }
+}
+
 /// Switches to `user` (its uid and primary gid, no supplementary groups), with no
 /// capabilities but `keep` and no way to regain privileges.
 ///
@@ -80,15 +93,7 @@ pub fn still_needed_here(netlink_egress: bool) -> Vec<(Capability, &'static str)
 /// before lose every capability (capability sets are per thread, and only this one asks
 /// the kernel to keep them across the uid change).
 pub fn drop_to(user: &str, keep: &[Capability]) -> Result<(), DropError> {
-    let name = CString::new(user).map_err(|_| DropError::NoUser(user.into()))?;
-    // SAFETY: getpwnam returns a pointer to static storage or null; read at once.
-    let (uid, gid) = unsafe {
-        let pw = libc::getpwnam(name.as_ptr());
-        if pw.is_null() {
-            return Err(DropError::NoUser(user.into()));
-        }
-        ((*pw).pw_uid, (*pw).pw_gid)
-    };
+    let (uid, gid) = lookup(user)?;
     let call = |step, rc: libc::c_int| {
         if rc == 0 {
             Ok(())
