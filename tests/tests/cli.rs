@@ -231,7 +231,7 @@ fn a_missing_interface_or_user_is_said_before_anything_is_created() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("interface kwnope0 does not exist"), "{err}");
+    assert!(err.contains("no interface named \"kwnope0\""), "{err}");
     assert!(!state.exists(), "the state directory was created");
     let out = kw(&[
         "run",

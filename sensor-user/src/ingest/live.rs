@@ -66,10 +66,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     let builder = build::Builder::new(&args.config)?;
     // What can be checked is, before the state directory or anything else is created.
     if if_index(&args.iface) == 0 {
-        anyhow::bail!(
-            "interface {} does not exist (`ip link` lists the interfaces)",
-            args.iface
-        );
+        return Err(loader::LoadError::NoInterface(args.iface.clone()).into());
     }
     if let Some(user) = &args.user {
         crate::kernel::privileges::lookup(user)?;
