@@ -134,7 +134,13 @@ fn known_traffic_appears_in_flow_events_with_exact_counts() {
             .collect();
         assert!(
             addrs.contains(&dev.v4.to_string().as_str()),
-            "device {i}: {addrs:?}"
+            "device {i}: {addrs:?}; its events: {:#?}; stats: {}",
+            evs.iter()
+                .filter(|e| e.to_string().contains(&dev.mac.to_string()))
+                .collect::<Vec<_>>(),
+            events::of_type(&evs, "stats")
+                .last()
+                .map_or(String::new(), |s| s["iot"]["kernel"].to_string())
         );
         if i == 1 {
             assert!(

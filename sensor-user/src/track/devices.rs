@@ -253,12 +253,16 @@ impl DeviceTable {
         self.devices.values()
     }
 
-    /// A poll of the kernel maps: device counters, and the latest frame time of each
-    /// device's flows (a device's IP frames only show there).
+    /// A poll of the kernel maps, read from kernel time `read_at` on: device counters, and
+    /// the latest frame time of each device's flows (a device's IP frames only show
+    /// there). A device missing from it has left the kernel's map, unless it was seen at
+    /// or after `read_at`: the map is read on another thread, and a device whose first
+    /// frame came while it was read is not in it yet.
     pub fn on_poll(
         &mut self,
         snapshot: impl IntoIterator<Item = (MacAddr, DeviceTotals)>,
         flow_last_seen: &BTreeMap<MacAddr, u64>,
+        read_at: u64,
     ) {
         let mut present = BTreeSet::new();
         for (mac, totals) in snapshot {
@@ -272,7 +276,8 @@ impl DeviceTable {
             }
         }
         let before = self.devices.len();
-        self.devices.retain(|mac, _| present.contains(mac));
+        self.devices
+            .retain(|mac, d| present.contains(mac) || d.last_seen_ns >= read_at);
         self.evicted += (before - self.devices.len()) as u64;
     }
 
@@ -372,7 +377,7 @@ mod tests {
             new_flows: 3,
             last_seen_ns: 50,
         };
-        t.on_poll([(A, tot)], &BTreeMap::from([(A, 70)]));
+        t.on_poll([(A, tot)], &BTreeMap::from([(A, 70)]), 60);
         assert_eq!(t.get(&A).unwrap().totals, tot);
         assert_eq!(
             t.get(&A).unwrap().last_seen_ns,
@@ -380,6 +385,21 @@ mod tests {
             "a flow's frame is newer"
         );
         assert!(t.get(&b).is_none());
+        assert_eq!(t.evicted, 1);
+    }
+
+    #[test]
+    fn a_device_seen_while_the_map_was_read_is_not_evicted_by_that_read() {
+        let mut t = DeviceTable::default();
+        t.on_seen(A, 100);
+        t.on_address(A, "198.51.100.7".parse().unwrap(), 100);
+        // A read that began before its first frame does not have it.
+        t.on_poll([], &BTreeMap::new(), 90);
+        let d = t.get(&A).expect("kept");
+        assert_eq!(d.addresses.len(), 1, "with what it said");
+        // A read that began after it does speak for it: it left the kernel's map.
+        t.on_poll([], &BTreeMap::new(), 101);
+        assert!(t.get(&A).is_none());
         assert_eq!(t.evicted, 1);
     }
 }

@@ -136,7 +136,7 @@ impl Sensor {
             ..
         } = f;
         self.devices
-            .on_poll(devices, self.flows.last_seen_by_device());
+            .on_poll(devices, self.flows.last_seen_by_device(), now_kernel);
         self.check_pressure(now_ns);
         let deltas = self.flows.take_deltas();
         let found = self.anomaly.on_poll(now_kernel, &deltas, &egress);
