@@ -32,6 +32,10 @@ pub struct DeviceCounters {
     pub discovery_tokens: u64,
     /// Kernel time of the last refill.
     pub discovery_refill_ns: u64,
+    /// First payloads it may still have copied (token bucket, refilled with time).
+    pub payload_tokens: u64,
+    /// Kernel time of that bucket's last refill.
+    pub payload_refill_ns: u64,
 }
 
 /// Per-CPU counters of what the gateway sent one device (LAN egress).
@@ -45,7 +49,7 @@ pub struct EgressCounters {
 }
 
 const _: () = assert!(core::mem::size_of::<DeviceKey>() == 8);
-const _: () = assert!(core::mem::size_of::<DeviceCounters>() == 56);
+const _: () = assert!(core::mem::size_of::<DeviceCounters>() == 72);
 const _: () = assert!(core::mem::size_of::<EgressCounters>() == 16);
 
 #[cfg(feature = "user")]

@@ -18,6 +18,9 @@ pub enum EventKind {
     /// A DNS answer the gateway sent a device (LAN egress), in a
     /// [`DiscoveryRecord`](crate::DiscoveryRecord) whose `key.mac` is the device.
     DnsAnswer = 4,
+    /// A flow's first payload from the device, in a
+    /// [`PayloadRecord`](crate::PayloadRecord).
+    Payload = 5,
 }
 
 impl EventKind {
@@ -29,6 +32,7 @@ impl EventKind {
             2 => Some(Self::NewDevice),
             3 => Some(Self::Discovery),
             4 => Some(Self::DnsAnswer),
+            5 => Some(Self::Payload),
             _ => None,
         }
     }

@@ -122,8 +122,11 @@ pub struct CacheSlot {
     /// later epoch goes there again: the map's LRU sees the flow as alive, and a flow
     /// the LRU evicted meanwhile is created again instead of counted here unseen.
     pub epoch: u32,
+    /// 1 once the flow's first payload on this CPU was copied (or skipped): the known-flow
+    /// path pays one byte compare for sampling, and nothing after.
+    pub sampled: u8,
     /// Explicit padding, always zero (a slot is one 64-byte line).
-    pub _pad: u32,
+    pub _pad: [u8; 3],
 }
 
 /// Per-CPU counters of one flow, updated in place on the fast path.
@@ -150,8 +153,11 @@ pub struct FlowCounters {
     /// The poll epoch in which this CPU last logged the flow as changed
     /// ([`maps::DIRTY`]): logged once per poll however many frames come.
     pub poll_epoch: u32,
+    /// 1 once this CPU copied (or skipped) the flow's first payload; also 1 from the
+    /// start when sampling is off.
+    pub sampled: u8,
     /// Explicit padding, always zero.
-    pub _pad: u32,
+    pub _pad: [u8; 3],
 }
 
 const _: () = assert!(core::mem::size_of::<FlowKey>() == 28);

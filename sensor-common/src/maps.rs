@@ -114,6 +114,9 @@ pub const BENCH_GEN_FLOWS: u32 = 1024;
 /// Read-only global: 1 when replaying a capture (time comes from [`CLOCK`]).
 pub const GLOBAL_REPLAY: &str = "KW_REPLAY";
 
+/// Read-only global: 0 when first-payload sampling is off (`payload_sampling = false`).
+pub const GLOBAL_PAYLOADS: &str = "KW_PAYLOADS";
+
 /// Default flow-table size: a busy home or branch network (a few hundred devices with a
 /// few hundred destinations each) fits; about 9 MB of kernel memory on 2 CPUs.
 pub const DEFAULT_MAX_FLOWS: u32 = 65_536;

@@ -86,8 +86,13 @@ pub const DROPPED_INTEL: u32 = 30;
 /// CPU and poll. Per CPU, it is also the log's write position.
 pub const DIRTY_LOGGED: u32 = 31;
 
+/// First payloads of flows copied to userspace (one per flow and CPU).
+pub const PAYLOAD_COPIED: u32 = 32;
+/// First payloads not copied: the device was over its rate, or had left the device map.
+pub const PAYLOAD_SKIPPED: u32 = 33;
+
 /// Number of stats slots.
-pub const COUNT: u32 = 32;
+pub const COUNT: u32 = 34;
 
 /// The name of each slot in `stats` events, in index order.
 pub const NAMES: [&str; COUNT as usize] = [
@@ -123,4 +128,6 @@ pub const NAMES: [&str; COUNT as usize] = [
     "verdict_canary",
     "dropped_intel",
     "dirty_logged",
+    "payload_copied",
+    "payload_skipped",
 ];

@@ -12,7 +12,7 @@ use core::mem::MaybeUninit;
 use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_xdp_load_bytes, programs::XdpContext};
 use sensor_common::{
     DISCOVERY_BURST, DISCOVERY_BYTES, DISCOVERY_RATE, DeviceCounters, DeviceKey, DiscoveryRecord,
-    EventKind, stats,
+    EventKind, PAYLOAD_BURST, stats,
 };
 
 use crate::{
@@ -45,16 +45,16 @@ pub(crate) fn discover(
     // SAFETY: per-CPU value of this CPU.
     let dev = unsafe { &mut *dev };
     let now = now_coarse();
-    let earned = now.saturating_sub(dev.discovery_refill_ns) / (1_000_000_000 / DISCOVERY_RATE);
-    if earned > 0 {
-        dev.discovery_tokens = (dev.discovery_tokens + earned).min(DISCOVERY_BURST);
-        dev.discovery_refill_ns = now;
-    }
-    if dev.discovery_tokens == 0 {
+    if !take_token(
+        &mut dev.discovery_tokens,
+        &mut dev.discovery_refill_ns,
+        now,
+        DISCOVERY_RATE,
+        DISCOVERY_BURST,
+    ) {
         st[stats::DISCOVERY_RATE_LIMITED as usize] += 1;
         return;
     }
-    dev.discovery_tokens -= 1;
     let Some(mut slot) = EVENTS.reserve::<DiscoveryRecord>(0) else {
         st[stats::RINGBUF_FULL as usize] += 1;
         return;
@@ -100,6 +100,28 @@ pub(crate) fn discover(
     }
 }
 
+/// Takes a token from a device's bucket, refilled at `rate` per second up to `burst`;
+/// false when it is empty.
+#[inline(always)]
+pub(crate) fn take_token(
+    tokens: &mut u64,
+    refill_ns: &mut u64,
+    now: u64,
+    rate: u64,
+    burst: u64,
+) -> bool {
+    let earned = now.saturating_sub(*refill_ns) / (1_000_000_000 / rate);
+    if earned > 0 {
+        *tokens = (*tokens + earned).min(burst);
+        *refill_ns = now;
+    }
+    if *tokens == 0 {
+        return false;
+    }
+    *tokens -= 1;
+    true
+}
+
 /// Records a device's non-IP frame (`Some(len)`) or a flow it opened (`None`).
 #[inline(always)]
 pub(crate) fn count_device(st: &mut Stats, l2: &parse::L2, non_ip_len: Option<u64>, now: u64) {
@@ -138,6 +160,8 @@ pub(crate) fn count_device(st: &mut Stats, l2: &parse::L2, non_ip_len: Option<u6
         c.last_seen_ns = now;
         c.discovery_tokens = DISCOVERY_BURST;
         c.discovery_refill_ns = now;
+        c.payload_tokens = PAYLOAD_BURST;
+        c.payload_refill_ns = now;
         first.assume_init_ref()
     };
     match DEVICES.insert(&key, first, BPF_NOEXIST as u64) {

@@ -22,6 +22,7 @@ use crate::{
     device::count_device,
     maps::{DIRTY, EEXIST, FLOW_CACHE, FLOWS, KW_DIRTY_MASK, Stats},
     parse,
+    payload::sampling,
     ring::emit,
     verdict::{count_verdict, evaluate_full, generations, reevaluate},
 };
@@ -43,14 +44,22 @@ pub(crate) fn flow_key(l2: &parse::L2, l3: &parse::L3) -> FlowKey {
     )
 }
 
+/// What counting a frame decided.
+pub(crate) struct Counted {
+    /// The flow's verdict.
+    pub verdict: u8,
+    /// The frame is the flow's first payload on this CPU: copy it (`payload::sample`).
+    pub sample: bool,
+}
+
 /// Counts a frame in the flow cache when its flow holds one of its set's two slots;
 /// otherwise hands the least recently used slot's counts to the flow map, counts the
 /// frame there (with the time), and gives that slot to its flow. A slot's first frame in
 /// a new poll epoch also goes to the map, with the slot's counts. Returns the flow's
 /// verdict, taken again when the policy generation moved on, or while it is blocked (so
-/// an address allowed meanwhile gets through).
+/// an address allowed meanwhile gets through), and whether to copy the frame's payload.
 #[inline(always)]
-pub(crate) fn count_flow(st: &mut Stats, l2: &parse::L2, l3: &parse::L3, len: u64) -> u8 {
+pub(crate) fn count_flow(st: &mut Stats, l2: &parse::L2, l3: &parse::L3, len: u64) -> Counted {
     let key = flow_key(l2, l3);
     // One lookup for both, passed down: this runs on every frame.
     let gens = generations();
@@ -63,19 +72,24 @@ pub(crate) fn count_flow(st: &mut Stats, l2: &parse::L2, l3: &parse::L3, len: u6
         FLOW_CACHE.get_ptr_mut(2 * set),
         FLOW_CACHE.get_ptr_mut(2 * set + 1),
     ) else {
-        return count_in_map(st, l2, l3, &key, len, now_coarse(), gens).0;
+        let m = count_in_map(st, l2, l3, &key, len, now_coarse(), gens, 0);
+        return Counted {
+            verdict: m.verdict,
+            sample: m.sample,
+        };
     };
     // SAFETY: per-CPU values of this CPU; two distinct indices.
     let (first, second) = unsafe { (&mut *first, &mut *second) };
     let hit_first = first.valid != 0 && first.key.same(&key);
     let hit = hit_first || (second.valid != 0 && second.key.same(&key));
-    let slot = if hit {
+    let (slot, known) = if hit {
         first.recent = u8::from(!hit_first);
         let slot = if hit_first { first } else { second };
         if slot.epoch == epoch {
             return count_hit(st, slot, &key, l3, len, generation);
         }
-        slot
+        let known = slot.sampled;
+        (slot, known)
     } else {
         // The slot not used last (an empty one first) goes to this flow, and the counts
         // of the flow leaving it go to that flow's map entry first.
@@ -86,19 +100,20 @@ pub(crate) fn count_flow(st: &mut Stats, l2: &parse::L2, l3: &parse::L3, len: u6
             flush(st, slot, epoch);
             slot.packets = 0;
         }
-        slot
+        (slot, 0)
     };
     // A new flow for the slot, or the first frame of a new poll epoch on the flow that
     // holds it: counted in the map, with the time. For the latter, the map then gets the
     // slot's counts too. A busy cached flow otherwise never touches the map, so to the
     // LRU it would look idle; and a flow the LRU evicted while the cache counted it is
     // created again here (with its event and verdict) instead of counted unseen.
-    let (v, v_gen) = count_in_map(st, l2, l3, &key, len, now_coarse(), gens);
-    slot.verdict = v;
-    slot.policy_gen = v_gen;
+    let m = count_in_map(st, l2, l3, &key, len, now_coarse(), gens, known);
+    slot.verdict = m.verdict;
+    slot.policy_gen = m.policy_gen;
     if slot.packets != 0 {
         flush(st, slot, epoch);
     }
+    slot.sampled = m.sampled;
     slot.key = key;
     slot.valid = 1;
     slot.tcp_flags = 0;
@@ -111,10 +126,14 @@ pub(crate) fn count_flow(st: &mut Stats, l2: &parse::L2, l3: &parse::L3, len: u6
         write_volatile(&mut slot.bytes, 0);
     }
     slot.epoch = epoch;
-    v
+    Counted {
+        verdict: m.verdict,
+        sample: m.sample,
+    }
 }
 
-/// Counts a frame in the cache slot its flow holds; returns the flow's verdict.
+/// Counts a frame in the cache slot its flow holds; returns the flow's verdict and
+/// whether the frame is its first payload.
 #[inline(always)]
 fn count_hit(
     st: &mut Stats,
@@ -123,7 +142,7 @@ fn count_hit(
     l3: &parse::L3,
     len: u64,
     generation: u32,
-) -> u8 {
+) -> Counted {
     slot.packets += 1;
     slot.bytes += len;
     slot.tcp_flags |= l3.tcp_flags;
@@ -133,7 +152,16 @@ fn count_hit(
         slot.verdict = v;
         slot.policy_gen = generation;
     }
-    slot.verdict
+    // The only sampling cost on a known flow: this byte is 1 once the first payload went
+    // (and from the start when sampling is off).
+    let sample = slot.sampled == 0 && l3.payload_len != 0;
+    if sample {
+        slot.sampled = 1;
+    }
+    Counted {
+        verdict: slot.verdict,
+        sample,
+    }
 }
 
 /// Adds a cache slot's counts to its flow's entry in the flow map (this CPU's value),
@@ -152,6 +180,7 @@ pub(crate) fn flush(st: &mut Stats, slot: &CacheSlot, epoch: u32) {
                 .saturating_add(slot.syns.min(u32::from(u16::MAX)) as u16);
             c.verdict = slot.verdict;
             c.policy_gen = slot.policy_gen;
+            c.sampled |= slot.sampled;
             log_change(st, &slot.key, c, epoch);
         }
         // The LRU dropped the flow while its frames waited here.
@@ -159,9 +188,37 @@ pub(crate) fn flush(st: &mut Stats, slot: &CacheSlot, epoch: u32) {
     }
 }
 
+/// A frame counted in the flow map.
+pub(crate) struct InMap {
+    /// The flow's verdict.
+    pub verdict: u8,
+    /// The generation it was taken under.
+    pub policy_gen: u32,
+    /// The flow's `sampled` byte on this CPU, for its cache slot.
+    pub sampled: u8,
+    /// The frame is the flow's first payload on this CPU.
+    pub sample: bool,
+}
+
+/// Marks a flow's first payload on this CPU as taken; returns whether this frame is it.
+/// `known` is the cache slot's `sampled` when the slot already held this flow (its map
+/// entry learns it only at the next flush).
+#[inline(always)]
+fn first_payload(c: &mut FlowCounters, l3: &parse::L3, known: u8) -> bool {
+    // Another CPU's insert leaves this CPU's value zeroed, sampling on or off.
+    if c.sampled != 0 || known != 0 || !sampling() {
+        c.sampled = 1;
+        return false;
+    }
+    let sample = l3.payload_len != 0;
+    if sample {
+        c.sampled = 1;
+    }
+    sample
+}
+
 /// Counts a frame in the flow map, creating the flow (with its verdict, and an event)
-/// when it is new, under the frame's policy generation and poll epoch. Returns the
-/// verdict and the generation it was taken under.
+/// when it is new, under the frame's policy generation and poll epoch.
 #[inline(always)]
 pub(crate) fn count_in_map(
     st: &mut Stats,
@@ -171,7 +228,8 @@ pub(crate) fn count_in_map(
     len: u64,
     now: u64,
     gens: Generations,
-) -> (u8, u32) {
+    known: u8,
+) -> InMap {
     let Generations {
         policy: generation,
         poll: epoch,
@@ -186,8 +244,18 @@ pub(crate) fn count_in_map(
             c.policy_gen = generation;
         }
         log_change(st, key, c, epoch);
-        return (c.verdict, c.policy_gen);
+        let sample = first_payload(c, l3, known);
+        return InMap {
+            verdict: c.verdict,
+            policy_gen: c.policy_gen,
+            sampled: c.sampled,
+            sample,
+        };
     }
+    // With sampling off, a flow is born sampled; else its first frame may be the payload
+    // (UDP, TCP Fast Open).
+    let sample = sampling() && known == 0 && l3.payload_len != 0;
+    let sampled = u8::from(!sampling() || known != 0 || sample);
     let (v, intel_id) = evaluate_full(key);
     let first = FlowCounters {
         packets: 1,
@@ -199,7 +267,8 @@ pub(crate) fn count_in_map(
         syns: u16::from((l3.tcp_flags >> 1) & 1),
         policy_gen: generation,
         poll_epoch: epoch,
-        _pad: 0,
+        sampled,
+        _pad: [0; 3],
     };
     match FLOWS.insert(key, &first, BPF_NOEXIST as u64) {
         Ok(()) => {
@@ -236,13 +305,25 @@ pub(crate) fn count_in_map(
                 c.verdict = v;
                 c.policy_gen = generation;
                 log_change(st, key, c, epoch);
+                let sample = first_payload(c, l3, known);
+                return InMap {
+                    verdict: v,
+                    policy_gen: generation,
+                    sampled: c.sampled,
+                    sample,
+                };
             }
             // ... and the LRU already evicted it again: the frame is lost to the map.
             None => st[stats::FLOW_INSERT_FAILED as usize] += 1,
         },
         Err(_) => st[stats::FLOW_INSERT_FAILED as usize] += 1,
     }
-    (v, generation)
+    InMap {
+        verdict: v,
+        policy_gen: generation,
+        sampled,
+        sample,
+    }
 }
 
 #[inline(always)]

@@ -5,7 +5,7 @@
 //! (multi-buffer XDP, 5.18); sensor-user attaches it through an XDP bpf_link (5.9), native
 //! or generic (skb). Calls bpf_xdp_get_buff_len (5.18), for the length with all fragments,
 //! and bpf_map_lookup_elem on KW_STATS (per-CPU array, 4.6); returns XDP_PASS or XDP_DROP.
-//! The rest is in `parse`, `flow`, `device`, `clock` and `ring`. Minimum: 5.18.
+//! The rest is in `parse`, `flow`, `payload`, `device`, `clock` and `ring`. Minimum: 5.18.
 
 use aya_ebpf::{
     bindings::xdp_action, helpers::bpf_xdp_get_buff_len, macros::xdp, programs::XdpContext,
@@ -17,7 +17,7 @@ use crate::{
     device::{count_device, discover},
     flow::count_flow,
     maps::{STATS, Stats, bump},
-    parse,
+    parse, payload,
 };
 
 // Multi-buffer aware: attaches where frames exceed a page (jumbo MTU, GRO) and counts
@@ -85,7 +85,10 @@ fn observe(ctx: &XdpContext, st: &mut Stats) -> u8 {
     if l3.fragment {
         st[stats::FRAGMENTS as usize] += 1;
     }
-    let v = count_flow(st, &l2, &l3, len);
+    let counted = count_flow(st, &l2, &l3, len);
+    if counted.sample {
+        payload::sample(ctx, st, &l2, &l3, len);
+    }
     let copy = discovery::ip(l3.proto, l3.src_port, l3.dst_port)
         || (l3.proto == proto::TCP
             && l3.dst_port == discovery::MQTT
@@ -94,5 +97,5 @@ fn observe(ctx: &XdpContext, st: &mut Stats) -> u8 {
     if copy {
         discover(ctx, st, &l2, l3.src, l3.src_port, l3.dst_port, len);
     }
-    v
+    counted.verdict
 }

@@ -19,6 +19,7 @@ mod flow;
 mod ingress;
 mod maps;
 mod parse;
+mod payload;
 mod ring;
 mod verdict;
 

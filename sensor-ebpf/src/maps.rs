@@ -8,7 +8,7 @@
 //! (no BPF_F_NO_COMMON_LRU); per-CPU array (4.6) for the flow cache, stats, capture clock
 //! and change log; ring buffer (5.8), its size a power of two and a multiple of the page
 //! size; hash and array (3.19); LPM trie (4.11, BPF_F_NO_PREALLOC added by aya-ebpf).
-//! KW_DIRTY_MASK and KW_REPLAY are read-only globals in `.rodata` (global data, 5.2),
+//! KW_DIRTY_MASK, KW_REPLAY and KW_PAYLOADS are read-only globals in `.rodata` (global data, 5.2),
 //! written and frozen by aya at load. Minimum: 5.8 (ring buffer).
 
 use aya_ebpf::{
@@ -28,6 +28,7 @@ const _: () = assert!(str_eq(maps::STATS, "KW_STATS"));
 const _: () = assert!(str_eq(maps::EVENTS, "KW_EVENTS"));
 const _: () = assert!(str_eq(maps::CLOCK, "KW_CLOCK"));
 const _: () = assert!(str_eq(maps::GLOBAL_REPLAY, "KW_REPLAY"));
+const _: () = assert!(str_eq(maps::GLOBAL_PAYLOADS, "KW_PAYLOADS"));
 const _: () = assert!(str_eq(maps::DEVICE_POLICY, "KW_DEVICE_POLICY"));
 const _: () = assert!(str_eq(maps::ALLOW, "KW_ALLOW"));
 const _: () = assert!(str_eq(maps::POLICY_GEN, "KW_POLICY_GEN"));
@@ -84,6 +85,10 @@ pub(crate) static KW_DIRTY_MASK: u32 = maps::DEFAULT_DIRTY_SLOTS - 1;
 /// branch that isn't taken.
 #[unsafe(no_mangle)]
 pub(crate) static KW_REPLAY: u8 = 0;
+
+/// Set to 0 by the loader when first-payload sampling is off (`payload::sampling`).
+#[unsafe(no_mangle)]
+pub(crate) static KW_PAYLOADS: u8 = 1;
 
 const _: () = assert!(str_eq(maps::EGRESS, "KW_EGRESS"));
 

@@ -42,8 +42,11 @@ pub struct L3 {
     pub tcp_flags: u8,
     /// A non-first fragment: no transport header to read.
     pub fragment: bool,
-    /// Offset of the TCP payload (0 for other protocols).
+    /// Offset of the TCP or UDP payload (0 for other protocols).
     pub payload: usize,
+    /// Bytes of that payload, by the IP header's length (so Ethernet padding is not
+    /// payload); 0 for a bare TCP segment or another protocol.
+    pub payload_len: u16,
 }
 
 /// A frame the parser can read directly: XDP on ingress, TC on egress.
@@ -153,9 +156,10 @@ pub fn ipv4<C: Packet>(ctx: &C, off: usize) -> Result<L3, u32> {
         tcp_flags: 0,
         fragment: be16(ip, 6) & 0x1fff != 0,
         payload: 0,
+        payload_len: 0,
     };
     if !l3.fragment {
-        l4(ctx, off + hlen, &mut l3)?;
+        l4(ctx, off + hlen, off + be16(ip, 2) as usize, &mut l3)?;
     }
     Ok(l3)
 }
@@ -170,6 +174,7 @@ pub fn ipv6<C: Packet>(ctx: &C, off: usize) -> Result<L3, u32> {
     let src = [word(ip, 8), word(ip, 12), word(ip, 16), word(ip, 20)];
     let dst = [word(ip, 24), word(ip, 28), word(ip, 32), word(ip, 36)];
     let mut next = ip[6];
+    let end = off + 40 + be16(ip, 4) as usize;
     let mut off = off + 40;
     let mut fragment = false;
     let mut done = false;
@@ -219,15 +224,17 @@ pub fn ipv6<C: Packet>(ctx: &C, off: usize) -> Result<L3, u32> {
         tcp_flags: 0,
         fragment,
         payload: 0,
+        payload_len: 0,
     };
     if !fragment {
-        l4(ctx, off, &mut l3)?;
+        l4(ctx, off, end, &mut l3)?;
     }
     Ok(l3)
 }
 
+/// The transport header at `off`; `end` is where the IP packet ends by its header.
 #[inline(always)]
-fn l4<C: Packet>(ctx: &C, off: usize, l3: &mut L3) -> Result<(), u32> {
+fn l4<C: Packet>(ctx: &C, off: usize, end: usize, l3: &mut L3) -> Result<(), u32> {
     match l3.proto {
         proto::TCP => {
             let h = bytes::<20, C>(ctx, off).ok_or(stats::ERR_TRUNCATED_L4)?;
@@ -235,11 +242,14 @@ fn l4<C: Packet>(ctx: &C, off: usize, l3: &mut L3) -> Result<(), u32> {
             l3.dst_port = be16(h, 2);
             l3.tcp_flags = h[13];
             l3.payload = off + (h[12] >> 4) as usize * 4;
+            l3.payload_len = end.saturating_sub(l3.payload) as u16;
         }
         proto::UDP => {
             let h = bytes::<8, C>(ctx, off).ok_or(stats::ERR_TRUNCATED_L4)?;
             l3.src_port = be16(h, 0);
             l3.dst_port = be16(h, 2);
+            l3.payload = off + 8;
+            l3.payload_len = end.saturating_sub(l3.payload) as u16;
         }
         proto::ICMP | proto::ICMPV6 => {
             let h = bytes::<4, C>(ctx, off).ok_or(stats::ERR_TRUNCATED_L4)?;

@@ -41,8 +41,18 @@ impl Program {
 
     /// Loads with the given map sizes.
     pub fn load_sized(sizes: MapSizes) -> Self {
+        Self::load_mode(sizes, loader::Mode::REPLAY)
+    }
+
+    /// Loads with the given map sizes and mode (a replay clock either way, which the
+    /// tests advance).
+    pub fn load_mode(sizes: MapSizes, mode: loader::Mode) -> Self {
         pin_to_this_cpu();
-        let mut ebpf = loader::load(sizes, true).expect("load the sensor's eBPF object");
+        let mode = loader::Mode {
+            replay: true,
+            ..mode
+        };
+        let mut ebpf = loader::load(sizes, mode).expect("load the sensor's eBPF object");
         let (maps, ring) = KernelMaps::take(&mut ebpf).expect("maps");
         let policy = PolicyMaps::take(&mut ebpf, maps.generations.clone()).expect("policy maps");
         let intel =

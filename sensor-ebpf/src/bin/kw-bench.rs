@@ -120,7 +120,8 @@ fn first_counts(tcp_flags: u8) -> FlowCounters {
         syns: 0,
         policy_gen: 0,
         poll_epoch: 0,
-        _pad: 0,
+        sampled: 0,
+        _pad: [0; 3],
     }
 }
 

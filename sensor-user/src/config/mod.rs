@@ -378,6 +378,10 @@ pub struct SensorConfig {
     pub max_devices: Spanned<u32>,
     /// Ring-buffer size in bytes: a power of two, at least one page.
     pub ring_buffer_bytes: Spanned<u32>,
+    /// Copy each flow's first payload from a device to the decoders (software inventory,
+    /// service identity). Only decoded facts are kept; false turns the copy off in the
+    /// kernel.
+    pub payload_sampling: bool,
 }
 
 impl Default for SensorConfig {
@@ -392,6 +396,7 @@ impl Default for SensorConfig {
             max_flows: Spanned::new(0..0, sensor_common::maps::DEFAULT_MAX_FLOWS),
             max_devices: Spanned::new(0..0, sensor_common::maps::DEFAULT_MAX_DEVICES),
             ring_buffer_bytes: Spanned::new(0..0, sensor_common::maps::DEFAULT_RING_BYTES),
+            payload_sampling: true,
         }
     }
 }

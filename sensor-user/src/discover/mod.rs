@@ -19,6 +19,7 @@ pub mod ndp;
 pub mod oui;
 pub mod payload;
 pub mod profile;
+pub mod software;
 pub mod ssdp;
 pub mod tplink;
 pub mod tuya;

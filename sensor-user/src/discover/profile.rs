@@ -7,7 +7,14 @@ use std::{borrow::Cow, collections::BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::discover::{
-    Facts, dhcp::DhcpFacts, dhcpv6::Dhcpv6Facts, lldp::LldpFacts, mdns::MdnsFacts, mqtt::MqttFacts,
+    Facts,
+    dhcp::DhcpFacts,
+    dhcpv6::Dhcpv6Facts,
+    lldp::LldpFacts,
+    mdns::MdnsFacts,
+    mqtt::MqttFacts,
+    payload::{PayloadFacts, banner::Protocol},
+    software::{Named, Source},
     tuya::TuyaFacts,
 };
 
@@ -15,6 +22,8 @@ use crate::discover::{
 pub const MAX_NAMES: usize = 64;
 /// Items kept per list in the other sections.
 pub const MAX_ITEMS: usize = 16;
+/// Software entries kept per device.
+pub const MAX_SOFTWARE: usize = 32;
 
 /// For `skip_serializing_if` on collections.
 pub fn is_empty<T>(c: impl IntoIterator<Item = T>) -> bool {
@@ -76,6 +85,61 @@ pub struct KasaProfile {
     /// The name its owner gave it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alias: Option<String>,
+    /// Its firmware version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sw_ver: Option<String>,
+    /// Its hardware revision.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hw_ver: Option<String>,
+}
+
+/// What the first payloads of a device's flows said about it ([docs/software.md]: only
+/// these facts are kept, never the bytes).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PayloadProfile {
+    /// Protocols it answered in as a server (`ssh`, `http`, `rtsp`, ...), from its
+    /// first payload on a flow it serves.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub serves: BTreeSet<String>,
+    /// Protocols it spoke as a client.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub speaks: BTreeSet<String>,
+    /// `User-Agent`s it sent (HTTP, RTSP, SIP).
+    #[serde(skip_serializing_if = "is_empty")]
+    pub user_agents: BTreeSet<String>,
+    /// `Server` headers of the responses it sent (HTTP, RTSP, SIP).
+    #[serde(skip_serializing_if = "is_empty")]
+    pub servers: BTreeSet<String>,
+    /// Its SSH identification strings and greetings, each after its protocol
+    /// (`ssh: SSH-2.0-OpenSSH_8.9p1`, `ftp: FTP server (tnftpd 20100324+GSSAPI) ready.`).
+    #[serde(skip_serializing_if = "is_empty")]
+    pub banners: BTreeSet<String>,
+    /// JA4 fingerprints of its TLS ClientHellos.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub ja4: BTreeSet<String>,
+    /// Server names (SNI) of its TLS ClientHellos.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub tls_names: BTreeSet<String>,
+}
+
+/// One piece of software a device runs, and when it was named.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SoftwareEntry {
+    /// The product.
+    pub product: String,
+    /// Its version, when stated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Its CPE 2.3 name, when a cited mapping knows the product.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpe: Option<String>,
+    /// Where it was named.
+    pub sources: BTreeSet<Source>,
+    /// When it was first named (EVE timestamp).
+    pub first_seen: String,
+    /// When it was last named.
+    pub last_seen: String,
 }
 
 /// Everything a device said about itself.
@@ -119,9 +183,30 @@ pub struct Profile {
     /// Its latest MQTT login.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mqtt: Option<MqttFacts>,
+    /// What its flows' first payloads said.
+    #[serde(skip_serializing_if = "is_payload_empty")]
+    pub payload: PayloadProfile,
+    /// The software it runs, as far as it names it (at most [`MAX_SOFTWARE`]).
+    #[serde(skip_serializing_if = "is_empty")]
+    pub software: Vec<SoftwareEntry>,
     /// Facts not kept because a list was full.
     #[serde(skip_serializing_if = "is_zero")]
     pub facts_dropped: u64,
+}
+
+/// A banner protocol's name in `serves`, `speaks` and `banners`.
+fn protocol_name(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Ssh => "ssh",
+        Protocol::Ftp => "ftp",
+        Protocol::Smtp => "smtp",
+        Protocol::FtpOrSmtp => "ftp_or_smtp",
+        Protocol::Pop3 => "pop3",
+        Protocol::Imap => "imap",
+        Protocol::Telnet => "telnet",
+        Protocol::Rtsp => "rtsp",
+        Protocol::Sip => "sip",
+    }
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -138,6 +223,9 @@ fn is_wsd_empty(m: &WsdProfile) -> bool {
 }
 fn is_kasa_empty(m: &KasaProfile) -> bool {
     *m == KasaProfile::default()
+}
+fn is_payload_empty(m: &PayloadProfile) -> bool {
+    *m == PayloadProfile::default()
 }
 
 /// Adds what is new in `from` to `to`, up to `max` items; returns whether `to` grew and
@@ -222,6 +310,8 @@ impl Profile {
                     k.model = f.model.or(k.model.take());
                     k.device_type = f.device_type.or(k.device_type.take());
                     k.alias = f.alias.or(k.alias.take());
+                    k.sw_ver = f.sw_ver.or(k.sw_ver.take());
+                    k.hw_ver = f.hw_ver.or(k.hw_ver.take());
                 }
                 *k != before
             }
@@ -240,6 +330,95 @@ impl Profile {
             );
         }
         changed
+    }
+
+    /// Takes in what one flow's first payload from the device said (`serving`: the
+    /// device answered on that flow); returns whether the profile changed.
+    pub fn merge_payload(&mut self, facts: &PayloadFacts, serving: bool) -> bool {
+        let d = &mut self.facts_dropped;
+        let p = &mut self.payload;
+        let role = if serving {
+            &mut p.serves
+        } else {
+            &mut p.speaks
+        };
+        let proto = match facts {
+            PayloadFacts::Tls(_) => "tls",
+            PayloadFacts::HttpRequest(_) | PayloadFacts::HttpResponse(_) => "http",
+            PayloadFacts::Banner(b) => protocol_name(b.protocol),
+        };
+        let mut changed = union(role, [proto.to_string()], MAX_ITEMS, d);
+        changed |= match facts {
+            PayloadFacts::Tls(t) => {
+                let a = union(&mut p.ja4, [t.ja4.clone()], MAX_ITEMS, d);
+                a | union(&mut p.tls_names, t.sni.clone(), MAX_ITEMS, d)
+            }
+            PayloadFacts::HttpRequest(r) => {
+                union(&mut p.user_agents, r.user_agent.clone(), MAX_ITEMS, d)
+            }
+            PayloadFacts::HttpResponse(r) => union(&mut p.servers, r.server.clone(), MAX_ITEMS, d),
+            PayloadFacts::Banner(b) => {
+                let a = union(&mut p.user_agents, b.user_agent.clone(), MAX_ITEMS, d);
+                let c = union(&mut p.servers, b.server.clone(), MAX_ITEMS, d);
+                let line = match b.protocol {
+                    Protocol::Ssh => b.software.as_ref().map(|sw| {
+                        let v = b.proto_version.as_deref().unwrap_or("2.0");
+                        match &b.text {
+                            Some(c) => format!("ssh: SSH-{v}-{sw} {c}"),
+                            None => format!("ssh: SSH-{v}-{sw}"),
+                        }
+                    }),
+                    Protocol::Rtsp | Protocol::Sip => None,
+                    other => b
+                        .text
+                        .as_ref()
+                        .map(|t| format!("{}: {t}", protocol_name(other))),
+                };
+                a | c | union(&mut p.banners, line, MAX_ITEMS, d)
+            }
+        };
+        changed
+    }
+
+    /// Takes in software named at `at` (an EVE timestamp); returns whether an entry is
+    /// new (a later sighting only moves `last_seen`).
+    pub fn saw_software(&mut self, named: Vec<Named>, at: &str) -> bool {
+        let mut grew = false;
+        for n in named {
+            let full = self.software.len() >= MAX_SOFTWARE;
+            let same = self.software.iter_mut().find(|e| {
+                e.product.eq_ignore_ascii_case(&n.product) && e.version == n.version
+            });
+            match same {
+                Some(e) => {
+                    e.last_seen = at.to_string();
+                    grew |= e.sources.insert(n.source);
+                    if e.cpe.is_none() && n.cpe.is_some() {
+                        e.cpe = n.cpe;
+                        grew = true;
+                    }
+                }
+                None if full => self.facts_dropped += 1,
+                None => {
+                    self.software.push(SoftwareEntry {
+                        product: n.product,
+                        version: n.version,
+                        cpe: n.cpe,
+                        sources: BTreeSet::from([n.source]),
+                        first_seen: at.to_string(),
+                        last_seen: at.to_string(),
+                    });
+                    grew = true;
+                }
+            }
+        }
+        if grew {
+            self.software.sort_by(|a, b| {
+                (a.product.to_ascii_lowercase(), &a.version)
+                    .cmp(&(b.product.to_ascii_lowercase(), &b.version))
+            });
+        }
+        grew
     }
 
     /// The device's own name, most explicit source first.

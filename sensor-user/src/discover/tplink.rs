@@ -20,6 +20,10 @@ pub struct KasaFacts {
     pub device_type: Option<String>,
     /// The name its owner gave it.
     pub alias: Option<String>,
+    /// Its firmware version (`sw_ver`, e.g. `1.5.4 Build 180815 Rel.121440`).
+    pub sw_ver: Option<String>,
+    /// Its hardware revision (`hw_ver`).
+    pub hw_ver: Option<String>,
 }
 
 /// Decodes one datagram.
@@ -55,6 +59,8 @@ pub fn decode(m: &[u8]) -> Result<KasaFacts, DecodeError> {
         model: s("model"),
         device_type: s("type").or_else(|| s("mic_type")),
         alias: s("alias"),
+        sw_ver: s("sw_ver"),
+        hw_ver: s("hw_ver"),
     })
 }
 

@@ -69,7 +69,7 @@ impl PollRead {
             flows: maps.flows.read(&maps.stats),
             devices: maps.devices.read(),
             egress: maps.devices.egress().unwrap_or_default(),
-            stats: maps.stats.read().unwrap_or_default(),
+            stats: maps.stats.read().unwrap_or([0; stats::COUNT as usize]),
             sweeps: maps.flows.sweeps(),
         }
     }

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::{
     build,
-    sensor::{KernelStats, Sensor},
+    sensor::Sensor,
 };
 use crate::{
     config::Config,
@@ -62,7 +62,7 @@ fn sensor(config: &str) -> (Sensor, Shared) {
 
 /// Stops the sensor and returns every line it wrote, parsed.
 fn lines(mut s: Sensor, buf: Shared, now: u64) -> Vec<Value> {
-    s.finish(now, &KernelStats::default(), None);
+    s.finish(now, &[0; sensor_common::stats::COUNT as usize], None);
     drop(s);
     let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
     text.lines()

@@ -82,7 +82,10 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
     }
     let mut builder = Some(build::Builder::new(&args.config)?);
     let sizes = MapSizes::from(&args.config.sensor);
-    let mut ebpf = loader::load(sizes, true)?;
+    let mut ebpf = loader::load(
+        sizes,
+        loader::Mode::REPLAY.payloads(args.config.sensor.payload_sampling),
+    )?;
     let (mut maps, mut ring) = KernelMaps::take(&mut ebpf)?;
     // Offline: wait for a slow reader rather than drop a line.
     let (events, view) =
@@ -177,7 +180,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
                 s.poll(&maps, now);
                 next_poll = now + poll_ns;
                 if s.stats_due(now) {
-                    let k = maps.stats.read().unwrap_or_default();
+                    let k = maps.stats.read().unwrap_or([0; sensor_common::stats::COUNT as usize]);
                     s.write_stats(now, &k, Some(("replay", counters_json(&counters))));
                 }
             }

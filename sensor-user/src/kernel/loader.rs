@@ -134,9 +134,39 @@ fn classify(e: &(dyn std::error::Error + 'static)) -> LoadError {
     }
 }
 
+/// How the object runs, fixed at load as read-only globals (the verifier drops what is
+/// off).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mode {
+    /// Take time from the capture clock (a replay), not the kernel's.
+    pub replay: bool,
+    /// Copy each flow's first payload from a device (`[sensor] payload_sampling`).
+    pub payloads: bool,
+}
+
+impl Mode {
+    /// A live sensor with payload sampling on.
+    pub const LIVE: Mode = Mode {
+        replay: false,
+        payloads: true,
+    };
+    /// A replay with payload sampling on.
+    pub const REPLAY: Mode = Mode {
+        replay: true,
+        payloads: true,
+    };
+
+    /// The same with payload sampling on or off.
+    pub const fn payloads(self, on: bool) -> Mode {
+        Mode {
+            payloads: on,
+            ..self
+        }
+    }
+}
+
 /// Loads the object with the given map sizes and loads (verifies) the XDP program.
-/// `replay` makes the program take time from the capture clock.
-pub fn load(sizes: MapSizes, replay: bool) -> Result<Ebpf, LoadError> {
+pub fn load(sizes: MapSizes, mode: Mode) -> Result<Ebpf, LoadError> {
     if OBJECT.is_empty() {
         return Err(LoadError::Other(
             "this binary was built without its eBPF object (AYA_BUILD_SKIP): build it with `cargo xtask build`".into(),
@@ -152,8 +182,11 @@ pub fn load(sizes: MapSizes, replay: bool) -> Result<Ebpf, LoadError> {
         .map_max_entries(maps::DIRTY, maps::dirty_slots(sizes.flows));
     let dirty_mask = maps::dirty_slots(sizes.flows) - 1;
     loader.override_global(maps::GLOBAL_DIRTY_MASK, &dirty_mask, true);
-    if replay {
+    if mode.replay {
         loader.override_global(maps::GLOBAL_REPLAY, &1u8, true);
+    }
+    if !mode.payloads {
+        loader.override_global(maps::GLOBAL_PAYLOADS, &0u8, true);
     }
     let mut ebpf = loader.load(OBJECT).map_err(|e: EbpfError| classify(&e))?;
     xdp(&mut ebpf)?.load().map_err(|e| classify(&e))?;

@@ -1,6 +1,6 @@
 //! Decoding ring-buffer records into typed kernel events.
 
-use sensor_common::{DISCOVERY_BYTES, DiscoveryRecord, Event, EventKind};
+use sensor_common::{DISCOVERY_BYTES, DiscoveryRecord, Event, EventKind, PAYLOAD_BYTES, PayloadRecord};
 
 /// A record from the kernel.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -13,6 +13,9 @@ pub enum KernelEvent {
     Discovery(Event, Vec<u8>),
     /// A DNS answer the gateway sent the device `key.mac` (its first bytes).
     DnsAnswer(Event, Vec<u8>),
+    /// A flow's first payload from the device (its first bytes) for the payload
+    /// decoders; dropped once decoded.
+    Payload(Event, Vec<u8>),
 }
 
 /// A ring-buffer record that could not be decoded.
@@ -49,6 +52,15 @@ pub fn decode(bytes: &[u8]) -> Result<KernelEvent, RecordError> {
             } else {
                 KernelEvent::DnsAnswer(ev, data.to_vec())
             })
+        }
+        Some(EventKind::Payload) => {
+            if bytes.len() < size_of::<PayloadRecord>() {
+                return Err(RecordError::Short(bytes.len()));
+            }
+            let at = size_of::<Event>();
+            let cap = u32::from_ne_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
+            let data = &bytes[at + 8..at + 8 + cap.min(PAYLOAD_BYTES)];
+            Ok(KernelEvent::Payload(ev, data.to_vec()))
         }
         None => Err(RecordError::UnknownKind(ev.kind)),
     }

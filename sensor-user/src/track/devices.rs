@@ -165,6 +165,40 @@ impl DeviceTable {
         }
     }
 
+    /// What a flow's first payload from `mac` said (`serving`: on a flow it serves), at
+    /// kernel time `ts_ns`.
+    pub fn on_payload(
+        &mut self,
+        mac: MacAddr,
+        facts: &crate::discover::payload::PayloadFacts,
+        serving: bool,
+        ts_ns: u64,
+    ) {
+        let Some(dev) = self.entry(mac, ts_ns) else {
+            return;
+        };
+        if dev.profile.merge_payload(facts, serving) {
+            self.changed.insert(mac);
+        }
+    }
+
+    /// Software `mac` named at `at` (an EVE timestamp).
+    pub fn on_software(
+        &mut self,
+        mac: MacAddr,
+        named: Vec<crate::discover::software::Named>,
+        at: &str,
+    ) {
+        if named.is_empty() {
+            return;
+        }
+        if let Some(dev) = self.devices.get_mut(&mac)
+            && dev.profile.saw_software(named, at)
+        {
+            self.changed.insert(mac);
+        }
+    }
+
     /// `mac` opened a flow to `dst` (`serving`: it answers a client there). Links it to
     /// the device that uses `dst`, or counts `dst` as an external destination.
     pub fn on_flow(&mut self, mac: MacAddr, dst: IpAddr, serving: bool) {

@@ -54,7 +54,7 @@ fn round(round: usize) -> Result<Round> {
         flows,
         ..MapSizes::from(&SensorConfig::default())
     };
-    let mut sensor = loader::load(sizes, false)?;
+    let mut sensor = loader::load(sizes, loader::Mode::LIVE)?;
     let (kernel, mut ring) = KernelMaps::take(&mut sensor)?;
     let mut bench = EbpfLoader::new()
         .map_max_entries(maps::BENCH_FLOWS, flows)

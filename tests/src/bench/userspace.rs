@@ -32,7 +32,10 @@ pub fn intel_load(n: u32) -> Result<(f64, f64, f64, f64)> {
         ),
         "bench.toml",
     )?;
-    let mut ebpf = loader::load(MapSizes::from(&SensorConfig::default()), false)?;
+    let mut ebpf = loader::load(
+        MapSizes::from(&SensorConfig::default()),
+        loader::Mode::LIVE,
+    )?;
     let (_maps, mut ring) = KernelMaps::take(&mut ebpf)?;
     let mut intel = sensor_user::kernel::maps::intel::IntelMaps::take(&mut ebpf)?;
     let rss0 = rss_kb();
@@ -160,7 +163,7 @@ pub fn pipeline(live: u32) -> Result<Pipeline> {
         flows: live + live / 4,
         ..MapSizes::from(&SensorConfig::default())
     };
-    let mut ebpf = loader::load(sizes, false)?;
+    let mut ebpf = loader::load(sizes, loader::Mode::LIVE)?;
     let (mut maps, mut ring) = KernelMaps::take(&mut ebpf)?;
     let sweep_every = *SensorConfig::default().flow_sweep_interval.get_ref();
     maps.flows.read_changes(sweep_every);
@@ -283,7 +286,7 @@ pub fn scale(live: u32, empty_one_shot: f64) -> Result<Scale> {
         flows: live + live / 4,
         ..MapSizes::from(&SensorConfig::default())
     };
-    let mut ebpf = loader::load(sizes, false)?;
+    let mut ebpf = loader::load(sizes, loader::Mode::LIVE)?;
     let (mut maps, mut ring) = KernelMaps::take(&mut ebpf)?;
     let sensor = prog(&mut ebpf, maps::XDP_PROGRAM)?;
     for i in 0..live {

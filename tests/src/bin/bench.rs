@@ -146,7 +146,7 @@ fn load() -> Result<Loaded> {
 /// [`load`] with other map sizes, and with or without the device's policy.
 fn load_with(sizes: MapSizes, with_policy: bool) -> Result<Loaded> {
     // Live mode (replay = false): the clock comes from bpf_ktime_get_*, as on a gateway.
-    let mut ebpf = loader::load(sizes, false)?;
+    let mut ebpf = loader::load(sizes, loader::Mode::LIVE)?;
     let mut bench = Ebpf::load(loader::BENCH_OBJECT).context("the benchmark object")?;
     prog(&mut bench, maps::BENCH_PASS_PROGRAM)?.load()?;
     prog(&mut bench, maps::BENCH_PARSE_PROGRAM)?.load()?;

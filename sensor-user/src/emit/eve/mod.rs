@@ -80,6 +80,14 @@ pub struct SensorCounters {
     pub discovery_frames: u64,
     /// Discovery frames whose protocol payload did not decode.
     pub discovery_malformed: u64,
+    /// Flows' first payloads received.
+    pub payloads: u64,
+    /// ... that a payload decoder recognised.
+    pub payloads_decoded: u64,
+    /// ... that no decoder recognised.
+    pub payloads_unknown: u64,
+    /// ... that a decoder recognised but could not read.
+    pub payloads_malformed: u64,
     /// Kernel map reads that failed.
     pub poll_errors: u64,
     /// Whole reads of the flow map (live mode).
@@ -117,7 +125,8 @@ impl Eve {
         (h.finish() & FLOW_ID_MASK).max(1)
     }
 
-    fn time(&self, kernel_ns: u64) -> String {
+    /// A kernel time as an EVE timestamp.
+    pub fn time(&self, kernel_ns: u64) -> String {
         eve_timestamp(self.time.to_epoch_ns(kernel_ns))
     }
 

@@ -85,6 +85,7 @@ impl Sensor {
                     Err(_) => self.counters.discovery_malformed += 1,
                 }
             }
+            Ok(KernelEvent::Payload(head, bytes)) => self.on_payload(&head, &bytes),
             Ok(KernelEvent::Discovery(head, frame)) => {
                 self.counters.discovery_frames += 1;
                 self.devices.on_seen(head.key.mac, head.ts_ns);
@@ -104,7 +105,11 @@ impl Sensor {
                             let found = self.anomaly.on_arp_probe(head.ts_ns, d.mac, *asked);
                             self.alerts.extend(found);
                         }
-                        self.devices.on_facts(d, head.ts_ns)
+                        let named = discover::software::from_facts(&d.facts);
+                        let mac = d.mac;
+                        self.devices.on_facts(d, head.ts_ns);
+                        let at = self.eve.time(head.ts_ns);
+                        self.devices.on_software(mac, named, &at);
                     }
                     Ok(None) => {}
                     Err(e) => {
@@ -126,5 +131,45 @@ impl Sensor {
                 self.counters.events_malformed += 1;
             }
         }
+    }
+}
+
+impl Sensor {
+    /// A flow's first payload from a device: decoded into facts (the bytes go no
+    /// further), which its profile and software inventory take in.
+    fn on_payload(&mut self, head: &sensor_common::Event, bytes: &[u8]) {
+        self.counters.payloads += 1;
+        // Either way the key's port is the server's: the remote's, or the device's own on
+        // a flow it serves.
+        let hint = discover::payload::Hint {
+            server_port: Some(head.key.port),
+        };
+        let decoded = std::panic::catch_unwind(|| discover::payload::decode(bytes, hint))
+            .unwrap_or_else(|_| Err(discover::DecodeError::new("payload", "panicked")));
+        let facts = match decoded {
+            Ok(Some(f)) => f,
+            Ok(None) => {
+                self.counters.payloads_unknown += 1;
+                return;
+            }
+            Err(e) => {
+                if self.counters.payloads_malformed == 0 {
+                    tracing::debug!(
+                        mac = %head.key.mac,
+                        error = %e,
+                        "a first payload did not decode (counted as payloads_malformed)"
+                    );
+                }
+                self.counters.payloads_malformed += 1;
+                return;
+            }
+        };
+        self.counters.payloads_decoded += 1;
+        let mac = head.key.mac;
+        let serving = head.key.flags & FLOW_SERVING != 0;
+        self.devices.on_payload(mac, &facts, serving, head.ts_ns);
+        let named = discover::software::from_payload(&facts);
+        let at = self.eve.time(head.ts_ns);
+        self.devices.on_software(mac, named, &at);
     }
 }

@@ -1,0 +1,104 @@
+//! A flow's first payload from the device, copied to userspace once per flow and CPU
+//! (the flow's `sampled` byte says when it went), within its device's rate, so the
+//! decoders can name the software that sent it. Only frames the device sends: its client
+//! hellos, requests and User-Agents, and the banners of the services it runs.
+//!
+//! Kernel: reached from the XDP program. bpf_map_lookup_elem on KW_DEVICES (per-CPU LRU
+//! hash, 4.10) for the token bucket; bpf_ringbuf_reserve, bpf_ringbuf_submit and
+//! bpf_ringbuf_discard on KW_EVENTS (ring buffer, 5.8); bpf_xdp_load_bytes (5.18). Reads
+//! the read-only global KW_PAYLOADS (global data, 5.2), which the loader sets to 0 to turn
+//! sampling off, so the verifier drops the copy. Minimum: 5.18.
+
+use aya_ebpf::{helpers::bpf_xdp_load_bytes, programs::XdpContext};
+use sensor_common::{
+    DeviceKey, EventKind, PAYLOAD_BURST, PAYLOAD_BYTES, PAYLOAD_RATE, PayloadRecord, stats,
+};
+
+use crate::{
+    clock::{now_coarse, now_precise},
+    device::take_token,
+    flow::flow_key,
+    maps::{DEVICES, EVENTS, KW_PAYLOADS, Stats},
+    parse,
+    ring::{put, zero},
+};
+
+/// Whether first payloads are sampled at all.
+#[inline(always)]
+pub(crate) fn sampling() -> bool {
+    // SAFETY: a read-only global the loader sets; volatile so it is read, not folded.
+    unsafe { core::ptr::read_volatile(&KW_PAYLOADS) != 0 }
+}
+
+/// Copies the frame's payload (its first [`PAYLOAD_BYTES`]) to userspace, within its
+/// device's rate; counts it copied or skipped.
+#[inline(always)]
+pub(crate) fn sample(ctx: &XdpContext, st: &mut Stats, l2: &parse::L2, l3: &parse::L3, len: u64) {
+    let key = DeviceKey {
+        mac: l2.src_mac,
+        _pad: [0; 2],
+    };
+    let Some(dev) = DEVICES.get_ptr_mut(&key) else {
+        st[stats::PAYLOAD_SKIPPED as usize] += 1;
+        return;
+    };
+    // SAFETY: per-CPU value of this CPU.
+    let dev = unsafe { &mut *dev };
+    let now = now_coarse();
+    if !take_token(
+        &mut dev.payload_tokens,
+        &mut dev.payload_refill_ns,
+        now,
+        PAYLOAD_RATE,
+        PAYLOAD_BURST,
+    ) {
+        st[stats::PAYLOAD_SKIPPED as usize] += 1;
+        return;
+    }
+    let Some(mut slot) = EVENTS.reserve::<PayloadRecord>(0) else {
+        st[stats::RINGBUF_FULL as usize] += 1;
+        return;
+    };
+    let rec = slot.as_mut_ptr();
+    // SAFETY: `rec` is the reserved record; `n` is at most the size of `data`.
+    let loaded = unsafe {
+        // Only the header: the copy below writes the data.
+        zero(&raw mut (*rec).head);
+        let e = &mut (*rec).head;
+        e.ts_ns = now_precise();
+        e.key = flow_key(l2, l3);
+        // SAFETY: four native-order words are the address's 16 bytes.
+        e.src_addr = core::mem::transmute::<[u32; 4], [u8; 16]>(l3.src);
+        e.src_port = l3.src_port;
+        e.dst_mac = l2.dst_mac;
+        e.kind = EventKind::Payload as u8;
+        e.tcp_flags = l3.tcp_flags;
+        e.dst_port = l3.dst_port;
+        e.frame_len = len as u32;
+        e.ethertype = l2.ethertype;
+        e.vlan = l2.vlan;
+        put(&mut (*rec).payload_len, u32::from(l3.payload_len));
+        // As in `device::discover`: a range Linux 6.1's verifier can follow, 1..=the
+        // record's size, built by arithmetic. The caller saw a non-empty payload.
+        let n: u64 = u64::from(l3.payload_len)
+            .wrapping_sub(1)
+            .min(PAYLOAD_BYTES as u64 - 1)
+            + 1;
+        (*rec).cap_len = n as u32;
+        bpf_xdp_load_bytes(
+            ctx.ctx,
+            (l3.payload & 0xffff) as u32,
+            (*rec).data.as_mut_ptr().cast(),
+            n as u32,
+        )
+    };
+    if loaded == 0 {
+        st[stats::PAYLOAD_COPIED as usize] += 1;
+        slot.submit(0);
+    } else {
+        // The IP header claimed more than the frame holds: counted like a full ring is
+        // not, since nothing was lost but a lie.
+        st[stats::PAYLOAD_SKIPPED as usize] += 1;
+        slot.discard(0);
+    }
+}
