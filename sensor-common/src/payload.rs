@@ -33,4 +33,4 @@ pub struct PayloadRecord {
 }
 
 const _: () = assert!(core::mem::size_of::<PayloadRecord>() == 88 + 8 + PAYLOAD_BYTES);
-const _: () = assert!(core::mem::size_of::<PayloadRecord>() % 8 == 0);
+const _: () = assert!(core::mem::size_of::<PayloadRecord>().is_multiple_of(8));

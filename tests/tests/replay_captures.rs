@@ -560,6 +560,90 @@ fn discovery_captures_give_their_facts_through_the_kernel_path() {
     assert!(!phone["ssdp"]["user_agents"].as_array().unwrap().is_empty());
 }
 
+/// The software inventory through the kernel's first-payload copy: each device's
+/// entries carry the product and version tshark shows in the same capture
+/// (`ssh.protocol`, `http.user_agent`, `http.server`), with a CPE name where the mapping
+/// knows the product, and the payload counters add up.
+#[test]
+fn first_payloads_name_each_devices_software_with_the_versions_tshark_shows() {
+    if !env::have_root() {
+        return;
+    }
+    let software = |capture: &str| {
+        let (d, st) = discovered(capture, None).unwrap();
+        let sensor = &st["sensor"];
+        assert_eq!(
+            sensor["payloads"], st["kernel"]["payload_copied"],
+            "every copied payload reached the decoders: {st}"
+        );
+        assert_eq!(
+            sensor["payloads"].as_u64().unwrap(),
+            ["payloads_decoded", "payloads_unknown", "payloads_malformed"]
+                .iter()
+                .map(|k| sensor[k].as_u64().unwrap())
+                .sum::<u64>()
+        );
+        d.into_iter()
+            .map(|(mac, dev)| {
+                let entries: Vec<(String, String, String)> = dev["software"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|e| {
+                                let s = |k: &str| e[k].as_str().unwrap_or("").to_string();
+                                (s("product"), s("version"), s("cpe"))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (mac, (entries, dev))
+            })
+            .collect::<BTreeMap<String, (Vec<(String, String, String)>, Value)>>()
+    };
+    let has = |entries: &[(String, String, String)], product: &str, version: &str| {
+        entries
+            .iter()
+            .find(|(p, v, _)| p == product && v == version)
+            .map(|(_, _, cpe)| cpe.clone())
+    };
+
+    // tshark: the client sends SSH-2.0-OpenSSH_5.3, the server SSH-1.99-OpenSSH_3.9p1.
+    let d = software("attacks-dev/arkime/ssh2.pcap");
+    let client = &d["00:0c:29:62:b6:75"];
+    let server = &d["02:21:59:a1:83:b2"];
+    assert_eq!(
+        has(&client.0, "OpenSSH", "5.3").as_deref(),
+        Some("cpe:2.3:a:openbsd:openssh:5.3:*:*:*:*:*:*:*")
+    );
+    // NVD keeps OpenSSH's portable suffix in the CPE's update field.
+    assert_eq!(
+        has(&server.0, "OpenSSH", "3.9p1").as_deref(),
+        Some("cpe:2.3:a:openbsd:openssh:3.9:p1:*:*:*:*:*:*")
+    );
+    assert_eq!(server.1["payload"]["serves"], serde_json::json!(["ssh"]));
+    assert_eq!(client.1["payload"]["speaks"], serde_json::json!(["ssh"]));
+
+    // tshark: http.user_agent curl/7.68.0; http.server "Python/3.8 aiohttp/3.6.2".
+    let d = software("attacks-dev/corelight-zeek-caldera-detector/ragdoll.pcap");
+    assert!(has(&d["02:42:ac:12:00:03"].0, "curl", "7.68.0").is_some());
+    let srv = &d["02:42:ac:12:00:02"].0;
+    assert!(has(srv, "aiohttp", "3.6.2").is_some_and(|c| c.contains(":aiohttp:aiohttp:3.6.2:")));
+    // Named, with no CPE mapping: kept as named.
+    assert_eq!(has(srv, "Python", "3.8").as_deref(), Some(""));
+
+    // A Netatmo camera's User-Agent (tshark's http.user_agent) and its TLS hello.
+    let d = software("attacks-dev/faucetsdn-networkml/IOT1-test-slice.pcap");
+    let cam = &d["70:ee:50:18:34:43"];
+    assert!(has(&cam.0, "Android", "4.4.2").is_some());
+    assert!(has(&cam.0, "Dalvik", "1.6.0").is_some());
+    assert_eq!(
+        cam.1["payload"]["tls_names"],
+        serde_json::json!(["apicom.netatmo.net"])
+    );
+    // Never the bytes: no path, no query string, no body.
+    assert!(!cam.1.to_string().contains("GET /"), "{}", cam.1);
+}
+
 /// nDPI's deliberately malformed DHCP: no crash, every undecodable frame counted.
 #[test]
 fn malformed_dhcp_is_counted_not_fatal() {

@@ -65,7 +65,8 @@ fn load(mode: Mode) -> Program {
     Program::load_mode(MapSizes::from(&SensorConfig::default()), mode)
 }
 
-const HELLO: &[u8] = b"GET /status HTTP/1.1\r\nHost: cloud.example\r\nUser-Agent: Kettle/1.2\r\n\r\n";
+const HELLO: &[u8] =
+    b"GET /status HTTP/1.1\r\nHost: cloud.example\r\nUser-Agent: Kettle/1.2\r\n\r\n";
 
 #[test]
 fn a_tcp_flows_first_payload_is_copied_once_and_handshake_frames_are_not() {
@@ -79,7 +80,13 @@ fn a_tcp_flows_first_payload_is_copied_once_and_handshake_frames_are_not() {
     let mut padded = ack.clone();
     padded.resize(60, 0);
     let data = tcp(DEV, 50000, 8080, tcp_flags::PSH | tcp_flags::ACK, HELLO);
-    let more = tcp(DEV, 50000, 8080, tcp_flags::PSH | tcp_flags::ACK, b"more bytes");
+    let more = tcp(
+        DEV,
+        50000,
+        8080,
+        tcp_flags::PSH | tcp_flags::ACK,
+        b"more bytes",
+    );
     for f in [&syn, &ack, &padded, &data, &more, &data, &more] {
         assert_eq!(p.run(f), XDP_PASS);
     }
@@ -107,7 +114,11 @@ fn a_udp_flows_first_datagram_is_copied_and_a_long_one_is_cut() {
     p.run(&udp(DEV, 40000, 5060, b"second"));
     let got = payloads(&mut p);
     assert_eq!(got.len(), 1);
-    assert_eq!(got[0].1.as_slice(), &long[..PAYLOAD_BYTES], "cut at the bound");
+    assert_eq!(
+        got[0].1.as_slice(),
+        &long[..PAYLOAD_BYTES],
+        "cut at the bound"
+    );
 }
 
 #[test]
@@ -119,8 +130,20 @@ fn a_device_serving_sends_its_banner_once_on_its_service_port() {
     let banner = b"SSH-2.0-OpenSSH_5.3\r\n";
     // Two clients; the device answers each from port 22.
     for client_port in [50001, 50002] {
-        p.run(&tcp(DEV, 22, client_port, tcp_flags::SYN | tcp_flags::ACK, &[]));
-        p.run(&tcp(DEV, 22, client_port, tcp_flags::PSH | tcp_flags::ACK, banner));
+        p.run(&tcp(
+            DEV,
+            22,
+            client_port,
+            tcp_flags::SYN | tcp_flags::ACK,
+            &[],
+        ));
+        p.run(&tcp(
+            DEV,
+            22,
+            client_port,
+            tcp_flags::PSH | tcp_flags::ACK,
+            banner,
+        ));
     }
     let got = payloads(&mut p);
     assert_eq!(got.len(), 1, "one serving flow, one banner");
@@ -169,6 +192,9 @@ fn with_sampling_off_nothing_is_copied_and_flows_are_counted_as_before() {
     assert_eq!(st.get("payload_skipped"), None);
     assert_eq!(st["new_flows"], 2);
     let flows = p.flows();
-    let http = flows.iter().find(|(k, _)| k.port == 80).expect("the TCP flow");
+    let http = flows
+        .iter()
+        .find(|(k, _)| k.port == 80)
+        .expect("the TCP flow");
     assert_eq!(http.1.packets, 3);
 }

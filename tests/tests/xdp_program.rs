@@ -976,9 +976,7 @@ fn both_programs_verify_well_under_the_instruction_limit() {
             .info()
             .expect("egress info")
             .verified_instruction_count();
-        println!(
-            "{mode:?}: verified instructions ingress {ingress:?}, egress {egress:?}"
-        );
+        println!("{mode:?}: verified instructions ingress {ingress:?}, egress {egress:?}");
         for (name, n) in [("ingress", ingress), ("egress", egress)] {
             let n = n.unwrap_or_else(|| {
                 panic!("the kernel did not report {name}'s verified instructions")

@@ -386,9 +386,10 @@ impl Profile {
         let mut grew = false;
         for n in named {
             let full = self.software.len() >= MAX_SOFTWARE;
-            let same = self.software.iter_mut().find(|e| {
-                e.product.eq_ignore_ascii_case(&n.product) && e.version == n.version
-            });
+            let same = self
+                .software
+                .iter_mut()
+                .find(|e| e.product.eq_ignore_ascii_case(&n.product) && e.version == n.version);
             match same {
                 Some(e) => {
                     e.last_seen = at.to_string();

@@ -253,6 +253,13 @@ pub fn product_tokens(s: &str) -> Vec<(&str, Option<&str>)> {
             None => (token, None),
         };
         let name = name.trim_matches(|c: char| c == ',' || c == ';');
+        // `Cisco v11.0.0`: a version standing alone belongs to the name before it.
+        if version.is_none() && looks_like_version(name) {
+            if let Some(last) = out.last_mut().filter(|l| l.1.is_none()) {
+                last.1 = Some(name);
+            }
+            continue;
+        }
         if is_product_name(name) {
             out.push((name, version));
         }
@@ -271,9 +278,22 @@ fn comment_item(item: &str) -> Option<(&str, Option<&str>)> {
     (words_ok
         && version.len() <= 64
         && version.starts_with(|c: char| c.is_ascii_digit())
-        && version.chars().all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c))
+        && version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c))
         && !NOT_SOFTWARE.contains(&name.to_ascii_lowercase().as_str()))
     .then_some((name, Some(version)))
+}
+
+/// `11.0.0`, `v11.0.0`, `2019.78`.
+fn looks_like_version(s: &str) -> bool {
+    let digits = s.strip_prefix(['v', 'V']).unwrap_or(s);
+    s.len() <= 64
+        && digits.starts_with(|c: char| c.is_ascii_digit())
+        && digits.contains('.')
+        && digits
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c))
 }
 
 fn is_product_name(name: &str) -> bool {
@@ -477,6 +497,11 @@ mod tests {
                 ("Platinum".into(), Some("1.0.5.13".into()))
             ]
         );
+        // RFC 3261's User-Agent is free text; a version may stand alone.
+        assert_eq!(
+            pairs("Cisco v11.0.0"),
+            [("Cisco".into(), Some("v11.0.0".into()))]
+        );
         assert_eq!(
             pairs("Mozilla/5.0 (compatible; x (y)) curl"),
             [("curl".into(), None)]
@@ -541,10 +566,12 @@ mod tests {
                     "{}: example {s:?}",
                     r.name
                 );
-                assert!(got.unwrap().cpe.unwrap().starts_with(&format!(
-                    "cpe:2.3:{}:{}:{}:",
-                    r.part, r.vendor, r.product
-                )));
+                assert!(
+                    got.unwrap()
+                        .cpe
+                        .unwrap()
+                        .starts_with(&format!("cpe:2.3:{}:{}:{}:", r.part, r.vendor, r.product))
+                );
             }
             for s in &r.counterexamples {
                 assert!(

@@ -10,10 +10,7 @@ use std::{
 use sensor_common::{DISCOVERY_BYTES, Event, EventKind, FlowKey, MacAddr, policy::verdict, proto};
 use serde_json::Value;
 
-use super::{
-    build,
-    sensor::Sensor,
-};
+use super::{build, sensor::Sensor};
 use crate::{
     config::Config,
     emit::{eve::Eve, output::Output, sinks::Sinks},

@@ -76,7 +76,10 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     let store = Store::open(&args.state_dir)?;
     tracing::info!(path = %store.path().display(), "state store open");
     let sizes = MapSizes::from(&args.config.sensor);
-    let mut ebpf = loader::load(sizes, loader::Mode::LIVE.payloads(args.config.sensor.payload_sampling))?;
+    let mut ebpf = loader::load(
+        sizes,
+        loader::Mode::LIVE.payloads(args.config.sensor.payload_sampling),
+    )?;
     let (link, mode) = loader::attach(&mut ebpf, &args.iface, args.mode)?;
     // What the gateway sends devices (DNS answers, for domain policies). Without it the
     // sensor still counts and alerts; domain entries just never resolve.

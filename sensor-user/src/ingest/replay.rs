@@ -180,7 +180,10 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Vec<CaptureError>> {
                 s.poll(&maps, now);
                 next_poll = now + poll_ns;
                 if s.stats_due(now) {
-                    let k = maps.stats.read().unwrap_or([0; sensor_common::stats::COUNT as usize]);
+                    let k = maps
+                        .stats
+                        .read()
+                        .unwrap_or([0; sensor_common::stats::COUNT as usize]);
                     s.write_stats(now, &k, Some(("replay", counters_json(&counters))));
                 }
             }

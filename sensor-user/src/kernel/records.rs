@@ -1,6 +1,8 @@
 //! Decoding ring-buffer records into typed kernel events.
 
-use sensor_common::{DISCOVERY_BYTES, DiscoveryRecord, Event, EventKind, PAYLOAD_BYTES, PayloadRecord};
+use sensor_common::{
+    DISCOVERY_BYTES, DiscoveryRecord, Event, EventKind, PAYLOAD_BYTES, PayloadRecord,
+};
 
 /// A record from the kernel.
 #[derive(Clone, Debug, PartialEq, Eq)]

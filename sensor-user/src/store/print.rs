@@ -36,7 +36,7 @@ pub fn fleet_table(
     writeln!(out, "{} devices on {} gateways", devices.len(), hosts.len())
 }
 
-const HEADER: &str = "MAC                STATUS    NAME                CATEGORY           CONF  CRIT      ADDRESS          LAST SEEN             VENDOR";
+const HEADER: &str = "MAC                STATUS    NAME                CATEGORY           CONF  CRIT      ADDRESS          LAST SEEN             VENDOR                    SOFTWARE";
 
 fn row(d: &StoredDevice) -> String {
     let name = d
@@ -45,8 +45,23 @@ fn row(d: &StoredDevice) -> String {
         .or_else(|| d.profile.hostname.clone())
         .unwrap_or_else(|| "-".into());
     let last = crate::model::clock::eve_timestamp(d.last_seen_ns);
+    // Versioned entries first: they are what a vulnerability is matched on.
+    let mut sw: Vec<String> = d
+        .profile
+        .software
+        .iter()
+        .filter(|e| e.version.is_some())
+        .chain(d.profile.software.iter().filter(|e| e.version.is_none()))
+        .map(|e| match &e.version {
+            Some(v) => format!("{} {v}", e.product),
+            None => e.product.clone(),
+        })
+        .collect();
+    if sw.is_empty() {
+        sw.push("-".into());
+    }
     format!(
-        "{:<17}  {:<8}  {:<18}  {:<17}  {:>4.2}  {:<8}  {:<15}  {:<20}  {}",
+        "{:<17}  {:<8}  {:<18}  {:<17}  {:>4.2}  {:<8}  {:<15}  {:<20}  {:<24}  {}",
         d.mac,
         d.inventory_status,
         cut(&name, 18),
@@ -55,7 +70,8 @@ fn row(d: &StoredDevice) -> String {
         d.criticality,
         cut(d.addresses.first().map_or("-", String::as_str), 15),
         &last[..19],
-        d.vendor.as_deref().unwrap_or("-"),
+        cut(d.vendor.as_deref().unwrap_or("-"), 24),
+        cut(&sw.join(", "), 60),
     )
 }
 

@@ -32,10 +32,7 @@ pub fn intel_load(n: u32) -> Result<(f64, f64, f64, f64)> {
         ),
         "bench.toml",
     )?;
-    let mut ebpf = loader::load(
-        MapSizes::from(&SensorConfig::default()),
-        loader::Mode::LIVE,
-    )?;
+    let mut ebpf = loader::load(MapSizes::from(&SensorConfig::default()), loader::Mode::LIVE)?;
     let (_maps, mut ring) = KernelMaps::take(&mut ebpf)?;
     let mut intel = sensor_user::kernel::maps::intel::IntelMaps::take(&mut ebpf)?;
     let rss0 = rss_kb();
