@@ -317,7 +317,9 @@ pub struct CpeMap {
 pub struct Rule {
     /// The product as devices name it.
     pub name: String,
-    /// A case-insensitive pattern matched where a word starts, with a `version` group.
+    /// A case-insensitive pattern, searched for anywhere in the string (each is anchored
+    /// on a word boundary or a delimiter), with a `version` group and an optional
+    /// `update` group (what NVD keeps in the CPE's update field).
     #[serde(rename = "match")]
     pub pattern: String,
     /// CPE part: `a` (application), `o` (operating system), `h` (hardware).
@@ -328,12 +330,19 @@ pub struct Rule {
     pub product: String,
     /// Where that CPE name is shown (an NVD record or the CPE dictionary).
     pub source: String,
-    /// Strings and the version the pattern must take from them.
+    /// Strings with the version (and the update, where the pattern has one) the pattern
+    /// must take from them.
     #[serde(default)]
-    pub examples: Vec<(String, String)>,
+    pub examples: Vec<Vec<String>>,
     /// Strings the pattern must not match.
     #[serde(default)]
     pub counterexamples: Vec<String>,
+    /// Where the examples were seen.
+    #[serde(default)]
+    pub examples_source: Option<String>,
+    /// Caveats for whoever matches on it.
+    #[serde(default)]
+    pub notes: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -369,7 +378,7 @@ impl CpeMap {
             .product
             .into_iter()
             .map(|r| {
-                let re = Regex::new(&format!("(?i)^(?:{})", r.pattern)).map_err(|e| {
+                let re = Regex::new(&format!("(?i){}", r.pattern)).map_err(|e| {
                     CpeMapError::Pattern {
                         name: r.name.clone(),
                         why: e.to_string(),
@@ -398,35 +407,25 @@ impl CpeMap {
         self.rules.iter().map(|(_, r)| r)
     }
 
-    /// Known products named anywhere in `s`, each tried where a word starts.
+    /// Known products named anywhere in `s`.
     pub fn recognise(&self, s: &str, source: Source) -> Vec<Named> {
         let mut out: Vec<Named> = Vec::new();
-        let starts = s.char_indices().filter(|&(i, c)| {
-            c.is_ascii_alphanumeric()
-                && s[..i]
-                    .chars()
-                    .next_back()
-                    .is_none_or(|p| !p.is_ascii_alphanumeric() && p != '.' && p != '_')
-        });
-        for (i, _) in starts {
-            let at = &s[i..];
-            for (re, r) in &self.rules {
-                if out.iter().any(|n| n.product == r.name) {
-                    continue;
-                }
-                let Some(c) = re.captures(at) else { continue };
-                let Some(v) = c.name("version") else { continue };
-                let base = v.as_str().trim_end_matches(['.', '-', '_']);
-                let update = c.name("update").map(|u| u.as_str());
-                // Shown as the device said it; the CPE splits off what NVD keeps apart.
-                let version = format!("{base}{}", update.unwrap_or(""));
-                out.push(Named {
-                    product: r.name.clone(),
-                    cpe: Some(cpe_name(&r.part, &r.vendor, &r.product, Some(base), update)),
-                    version: Some(version).filter(|v| !v.is_empty()),
-                    source,
-                });
+        for (re, r) in &self.rules {
+            let Some(c) = re.captures(s) else { continue };
+            let Some(v) = c.name("version") else { continue };
+            if out.iter().any(|n| n.product == r.name) {
+                continue;
             }
+            let base = v.as_str();
+            let update = c.name("update").map(|u| u.as_str());
+            // Shown as the device said it; the CPE splits off what NVD keeps apart.
+            let version = format!("{base}{}", update.unwrap_or(""));
+            out.push(Named {
+                product: r.name.clone(),
+                cpe: Some(cpe_name(&r.part, &r.vendor, &r.product, Some(base), update)),
+                version: Some(version),
+                source,
+            });
         }
         out
     }
@@ -555,7 +554,8 @@ mod tests {
         let map = CpeMap::builtin();
         assert!(map.rules().count() >= 10);
         for r in map.rules() {
-            for (s, want) in &r.examples {
+            for ex in &r.examples {
+                let (s, want) = (&ex[0], format!("{}{}", ex[1], ex.get(2).map_or("", |u| u)));
                 let got = map
                     .recognise(s, Source::Greeting)
                     .into_iter()

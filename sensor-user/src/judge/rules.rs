@@ -181,7 +181,17 @@ pub const UNANSWERED_RETRIES: Rule = rule(
     2,
 );
 
-pub const ALL: [Rule; 21] = [
+/// A device runs software (or is a model) with a vulnerability on CISA's Known Exploited
+/// Vulnerabilities catalog: raised once per device and CVE.
+pub const KNOWN_EXPLOITED_VULNERABILITY: Rule = rule(
+    "known_exploited_vulnerability",
+    9_100_022,
+    "kettlewatch: device runs software with a known exploited vulnerability",
+    "Potentially Bad Traffic",
+    1,
+);
+
+pub const ALL: [Rule; 22] = [
     UNEXPECTED_DESTINATION,
     NEW_PORT,
     THREAT_INTEL_IP,
@@ -203,6 +213,7 @@ pub const ALL: [Rule; 21] = [
     DGA_ACTIVITY,
     BRUTE_FORCE,
     UNANSWERED_RETRIES,
+    KNOWN_EXPLOITED_VULNERABILITY,
 ];
 
 #[cfg(test)]

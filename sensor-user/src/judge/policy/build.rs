@@ -20,13 +20,30 @@ pub struct LoadReport {
     pub mud_errors: Vec<MudError>,
     /// MUD files imported from `[mud] dir`.
     pub mud_files: usize,
+    /// Entries of imported MUD files whose destination was a bare address, taken as a
+    /// host prefix: `file: JSON path: "value"`.
+    pub mud_bare_addresses: Vec<String>,
 }
 
 impl LoadReport {
+    fn note_bare(&mut self, file: &std::path::Path, m: &mud::MudPolicy) {
+        self.mud_bare_addresses.extend(
+            m.bare_addresses
+                .iter()
+                .map(|b| format!("{}: {b}", file.display())),
+        );
+    }
+
     /// Says what was imported and what was not, in the log.
     pub fn log(&self) {
         for e in &self.mud_errors {
             tracing::error!(error = %e, "MUD file not imported");
+        }
+        for b in &self.mud_bare_addresses {
+            tracing::warn!(
+                entry = %b,
+                "MUD entry gives an address where RFC 8519 asks for a prefix: taken as that one host"
+            );
         }
         if self.mud_files > 0 {
             tracing::info!(files = self.mud_files, "MUD files imported");
@@ -51,7 +68,10 @@ impl PolicyEngine {
             let mud = p.mud.as_ref().and_then(|m| {
                 let path = base.join(m.get_ref());
                 match mud::load(&path) {
-                    Ok(m) => Some(m),
+                    Ok(m) => {
+                        report.note_bare(&path, &m);
+                        Some(m)
+                    }
                     Err(e) => {
                         report.mud_errors.push(e);
                         None
@@ -107,6 +127,7 @@ impl PolicyEngine {
                 match mud::load(f) {
                     Ok(m) => {
                         report.mud_files += 1;
+                        report.note_bare(f, &m);
                         mud_by_url.insert(m.url.clone(), m);
                     }
                     Err(e) => report.mud_errors.push(e),

@@ -23,6 +23,10 @@ pub struct MudPolicy {
     /// ACEs for the local networks (`ietf-mud:local-networks`): the LAN is always allowed,
     /// so they add nothing.
     pub local: usize,
+    /// ACEs whose destination network is a bare address where RFC 8519 asks for a prefix
+    /// (MUDgee writes IPv6 destinations so): taken as a host prefix (/32 or /128), each
+    /// named here by its JSON path and value so the import can say so.
+    pub bare_addresses: Vec<String>,
 }
 
 /// A MUD file that does not say what the importer needs.
@@ -124,6 +128,7 @@ pub fn parse(text: &str, file: &str) -> Result<MudPolicy, MudError> {
         rules: Vec::new(),
         skipped: 0,
         local: 0,
+        bare_addresses: Vec::new(),
     };
     for (i, n) in names.iter().enumerate() {
         let p = format!("{names_path}[{i}]");
@@ -213,18 +218,25 @@ fn import_ace(w: &Walk<'_>, ace: &Value, p: &str, out: &mut MudPolicy) -> Result
             w.err(&child(&lp, "ietf-acldns:dst-dnsname"), e.to_string())
         })?;
         r.dest
-    } else if let Some(net) = l3
-        .get("destination-ipv4-network")
-        .or_else(|| l3.get("destination-ipv6-network"))
+    } else if let Some((key, net)) = ["destination-ipv4-network", "destination-ipv6-network"]
+        .iter()
+        .find_map(|k| l3.get(*k).map(|v| (*k, v)))
     {
-        let s = net
-            .as_str()
-            .ok_or_else(|| w.err(&child(&lp, "destination-network"), "not a string"))?;
-        Dest::Net(
-            s.parse::<ipnet::IpNet>()
-                .map_err(|e| w.err(&child(&lp, "destination-network"), format!("{s:?}: {e}")))?
-                .trunc(),
-        )
+        let np = child(&lp, key);
+        let s = net.as_str().ok_or_else(|| w.err(&np, "not a string"))?;
+        let parsed = match s.parse::<ipnet::IpNet>() {
+            Ok(n) => n,
+            // One entry's missing prefix length should not cost the device its whole
+            // policy: the address alone is the one host it names.
+            Err(e) => match s.parse::<std::net::IpAddr>() {
+                Ok(a) => {
+                    out.bare_addresses.push(format!("{np}: {s:?}"));
+                    ipnet::IpNet::from(a)
+                }
+                Err(_) => return Err(w.err(&np, format!("{s:?}: {e}"))),
+            },
+        };
+        Dest::Net(parsed.trunc())
     } else {
         // PolicySource-only matches (to-device style) say nothing about destinations.
         out.skipped += 1;
@@ -334,6 +346,48 @@ mod tests {
                     .unwrap()
             ]
         );
+    }
+
+    /// A real MUDgee profile (UNSW, copied by NIST's nist-mud) whose IPv6 destination is a
+    /// bare address. There it sits in a local-networks entry (the LAN is allowed anyway);
+    /// moved to an entry of its own it is taken as that one host and named, and the rest of
+    /// the file still imports.
+    #[test]
+    fn a_bare_address_is_one_host_and_named_not_the_whole_file_refused() {
+        let path = crate::testdata::path("mud/nist-mud/hpprinterMud.json");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let real = load(&path).unwrap();
+        assert!(real.local > 0 && !real.rules.is_empty(), "{real:?}");
+        let bare = r#""ietf-mud:mud" : {
+              "local-networks" : [ null ]
+            },
+            "ipv6" : {
+              "protocol" : 0,
+              "destination-ipv6-network" : "ff05:0:0:0:0:0:0:c""#;
+        assert!(text.contains(bare), "the fixture's entry is as PROVENANCE.md says");
+        let own = text.replace(
+            bare,
+            r#""ipv6" : {
+              "protocol" : 17,
+              "destination-ipv6-network" : "ff05:0:0:0:0:0:0:c""#,
+        );
+        let m = parse(&own, "hp.json").unwrap();
+        assert_eq!(m.bare_addresses.len(), 1, "{:?}", m.bare_addresses);
+        let b = &m.bare_addresses[0];
+        assert!(
+            b.contains("destination-ipv6-network") && b.contains("ff05:0:0:0:0:0:0:c"),
+            "{b}"
+        );
+        let host: AllowRule = "ff05::c/128".parse().unwrap();
+        assert!(
+            m.rules.iter().any(|r| r.dest == host.dest),
+            "the address became its host prefix: {:?}",
+            m.rules
+        );
+        assert_eq!(m.rules.len(), real.rules.len() + 1, "the rest imports as before");
+        // Neither a prefix nor an address is still an error naming the entry.
+        let e = parse(&own.replace("ff05:0:0:0:0:0:0:c", "ff05::zz"), "hp.json").unwrap_err();
+        assert!(e.why.contains("ff05::zz") && e.path.contains("destination-ipv6-network"), "{e}");
     }
 
     #[test]
