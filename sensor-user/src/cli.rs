@@ -218,12 +218,36 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::CheckConfig { file } => {
             let config = crate::engine::check::load(&file)?;
-            println!("{}: ok", file.display());
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            // Every file it names, loaded as `run` loads it.
+            let files = crate::engine::check::files(&config, now);
+            if files.unusable == 0 {
+                println!("{}: ok", file.display());
+            } else {
+                println!("{}: names files that cannot be used", file.display());
+            }
             for line in crate::engine::check::effective_settings(&config) {
                 println!("  {line}");
             }
             for line in crate::judge::policy::effective_modes(&config) {
                 println!("  {line}");
+            }
+            for line in &files.lines {
+                println!("  {line}");
+            }
+            if files.unusable > 0 {
+                println!(
+                    "{}: {} file(s) cannot be used, {} lines refused",
+                    file.display(),
+                    files.unusable,
+                    files.refused
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+            if files.refused > 0 {
+                println!("{}: {} lines refused", file.display(), files.refused);
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -247,3 +247,116 @@ fn a_missing_interface_or_user_is_said_before_anything_is_created() {
     assert!(err.contains("kw-no-such-user"), "{err}");
     assert!(!state.exists(), "the state directory was created");
 }
+
+/// `check-config` loads every file the configuration names, as `run` would: per file what
+/// it gave and each refused line with file:line and why; exit 0 with "N lines refused"
+/// when only lines are refused, non-zero when a file cannot be used at all.
+#[test]
+fn check_config_loads_every_file_and_names_each_refused_line() {
+    let dir = TempDir::new();
+    let fx = env::fixtures();
+    // A real feed with garbage lines appended: the garbage is refused line by line.
+    let mut feed = std::fs::read_to_string(fx.join("intel/feodo/ipblocklist.csv")).unwrap();
+    let real_lines = feed.lines().count();
+    if !feed.ends_with('\n') {
+        feed.push('\n');
+    }
+    feed.push_str("\"2024-02-08 19:20:49\",\"not-an-ip\",\"5000\",\"offline\",\"\",\"x\"\n");
+    feed.push_str("\"2024-02-08 19:20:49\",\"10.0.0.1\",\"5000\",\"offline\",\"\",\"x\"\n");
+    std::fs::write(dir.join("feodo.csv"), feed).unwrap();
+    let mud = dir.join("mud");
+    std::fs::create_dir(&mud).unwrap();
+    std::fs::copy(fx.join("mud/osmud/MUDFILE.NEST"), mud.join("nest.json")).unwrap();
+    let vulns = fx.join("vulns");
+    let cfg = dir.join("kw.toml");
+    let good = format!(
+        "[[intel.feed]]\npath = \"feodo.csv\"\nformat = \"feodo-csv\"\n\n[mud]\ndir = \"{}\"\n\n\
+         [[vulns.feed]]\npath = \"{}\"\nformat = \"nvd\"\n\n[[vulns.feed]]\npath = \"{}\"\nformat = \"kev\"\n",
+        mud.display(),
+        vulns.join("nvdcve-2.0-slice.json").display(),
+        vulns.join("kev-slice.json").display(),
+    );
+    std::fs::write(&cfg, &good).unwrap();
+    let out = kw(&["check-config", cfg.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let feed_path = dir.join("feodo.csv");
+    let shown = feed_path.display();
+    assert!(
+        text.contains(&format!("intel feed {shown} (feodo-csv): ")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{shown}:{}: ", real_lines + 1)),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{shown}:{}: 10.0.0.1/32 refused: private",
+            real_lines + 2
+        )),
+        "{text}"
+    );
+    assert!(text.contains(": 2 lines refused"), "{text}");
+    assert!(
+        text.contains("MUD file ") && text.contains("/nest"),
+        "{text}"
+    );
+    assert!(
+        text.contains("(NVD CVE JSON 2.0): 25 records loaded, 0 refused"),
+        "{text}"
+    );
+    assert!(
+        text.contains("(CISA KEV): 27 records loaded, 0 refused, dated 2025-02-13"),
+        "{text}"
+    );
+    assert!(
+        text.contains("vulnerabilities: 25 CVEs, 27 known exploited"),
+        "{text}"
+    );
+
+    // A file that cannot be used at all: non-zero, named.
+    std::fs::write(
+        dir.join("broken.json"),
+        "{\"catalogVersion\": \"1\",\n  oops\n",
+    )
+    .unwrap();
+    for (extra, want) in [
+        (
+            "[[vulns.feed]]\npath = \"broken.json\"\nformat = \"kev\"\n".to_string(),
+            format!("{}:2:", dir.join("broken.json").display()),
+        ),
+        (
+            format!(
+                "[[vulns.feed]]\npath = \"{}\"\nformat = \"kev\"\n",
+                vulns.join("nvdcve-2.0-slice.json").display()
+            ),
+            "configured as format \"kev\" but the file is NVD CVE JSON 2.0".to_string(),
+        ),
+        (
+            "[[intel.feed]]\npath = \"nowhere.txt\"\nformat = \"plain\"\n".to_string(),
+            "nowhere.txt: cannot be read".to_string(),
+        ),
+    ] {
+        std::fs::write(&cfg, format!("{good}\n{extra}")).unwrap();
+        let out = kw(&["check-config", cfg.to_str().unwrap()]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{extra}: {text}");
+        assert!(text.contains(&want), "{extra}: {text}");
+        assert!(text.contains("file(s) cannot be used"), "{text}");
+    }
+    // A MUD file that does not import is one that cannot be used.
+    std::fs::write(mud.join("broken.json"), "{}").unwrap();
+    std::fs::write(&cfg, &good).unwrap();
+    let out = kw(&["check-config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("MUD file not usable: "),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -47,6 +47,9 @@ pub struct Config {
     /// `[canary]`.
     #[serde(default)]
     pub canary: CanaryConfig,
+    /// `[vulns]` and its `[[vulns.feed]]`s: known-vulnerability feeds.
+    #[serde(default)]
+    pub vulns: VulnsConfig,
     /// `[anomaly]`: thresholds of the behaviour detectors.
     #[serde(default)]
     pub anomaly: AnomalyConfig,
@@ -176,6 +179,25 @@ pub struct FeedConfig {
     pub allow_broad: bool,
     /// For `suricata-iprep`: the categories file naming its category numbers.
     pub categories: Option<String>,
+}
+
+/// `[vulns]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VulnsConfig {
+    /// The feeds: NVD CVE JSON 2.0 files and CISA's KEV catalog, local files only.
+    #[serde(rename = "feed")]
+    pub feeds: Vec<VulnFeedConfig>,
+}
+
+/// One `[[vulns.feed]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VulnFeedConfig {
+    /// The file (relative to the configuration file), gzip or not.
+    pub path: Spanned<String>,
+    /// `nvd` (NVD CVE JSON 2.0) or `kev` (CISA Known Exploited Vulnerabilities JSON).
+    pub format: Spanned<String>,
 }
 
 /// `[anomaly]`: every threshold of the behaviour detectors, each with its default.

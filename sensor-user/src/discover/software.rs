@@ -309,6 +309,7 @@ fn is_product_name(name: &str) -> bool {
 /// (`data/software/cpe.toml`).
 pub struct CpeMap {
     rules: Vec<(Regex, Rule)>,
+    vendors: Vec<VendorRule>,
 }
 
 /// One entry of the mapping file.
@@ -345,10 +346,25 @@ pub struct Rule {
     pub notes: Option<String>,
 }
 
+/// A maker's name as NVD spells it as a CPE vendor, for its devices' hardware and
+/// firmware names (`cpe:2.3:h:dlink:dir-645`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VendorRule {
+    /// The brand as the identification names it.
+    pub brand: String,
+    /// CPE vendor, as NVD spells it.
+    pub vendor: String,
+    /// The NVD record whose configurations spell it so.
+    pub source: String,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MapFile {
     product: Vec<Rule>,
+    #[serde(default)]
+    vendor: Vec<VendorRule>,
 }
 
 /// The built-in mapping file.
@@ -393,7 +409,10 @@ impl CpeMap {
                 Ok((re, r))
             })
             .collect::<Result<_, CpeMapError>>()?;
-        Ok(Self { rules })
+        Ok(Self {
+            rules,
+            vendors: file.vendor,
+        })
     }
 
     /// The built-in mapping (its tests keep it valid).
@@ -405,6 +424,22 @@ impl CpeMap {
     /// The entries, for checks.
     pub fn rules(&self) -> impl Iterator<Item = &Rule> {
         self.rules.iter().map(|(_, r)| r)
+    }
+
+    /// NVD's vendor name for a brand: the brand's letters and digits, case aside, start
+    /// with the mapped brand's (`D-Link International` is `D-Link`).
+    pub fn vendor_of(&self, brand: &str) -> Option<&str> {
+        let key = |s: &str| -> String {
+            s.chars()
+                .filter(char::is_ascii_alphanumeric)
+                .map(|c| c.to_ascii_lowercase())
+                .collect()
+        };
+        let b = key(brand);
+        self.vendors
+            .iter()
+            .find(|v| !v.brand.is_empty() && b.starts_with(&key(&v.brand)))
+            .map(|v| v.vendor.as_str())
     }
 
     /// Known products named anywhere in `s`.

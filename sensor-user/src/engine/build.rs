@@ -62,11 +62,13 @@ impl<'a> Builder<'a> {
         };
         let baseline = baseline::start(config, resume, parts.local, now_ns, &parts.eve.time);
         let intel = Intel::start(config, (now_ns / 1_000_000_000) as i64);
+        let vulns = crate::judge::vulns::stage::Vulns::start(config);
         let stages = Stages {
             classifier: self.classifier,
             store: parts.store,
             baseline,
             intel,
+            vulns,
             kernel: parts.kernel,
         };
         Ok(Sensor::new(parts.eve, config, stages, parts.sinks, now_ns))

@@ -79,6 +79,19 @@ pub fn check(config: &Config, text: &str, origin: &str) -> Result<(), ConfigErro
             ));
         }
     }
+    for f in &config.vulns.feeds {
+        let formats = crate::judge::vulns::stage::FORMATS;
+        if !formats.contains(&f.format.get_ref().as_str()) {
+            return Err(at(
+                f.format.span(),
+                format!(
+                    "unknown vulnerability feed format {:?}; one of {}",
+                    f.format.get_ref(),
+                    formats.join(", ")
+                ),
+            ));
+        }
+    }
     for p in &config.baseline.suspicious_ports {
         if let Err(e) = policy::suspicious::parse(p.get_ref()) {
             return Err(at(p.span(), e));
@@ -113,6 +126,160 @@ pub fn check(config: &Config, text: &str, origin: &str) -> Result<(), ConfigErro
         }
     }
     Ok(())
+}
+
+/// What every file a configuration names gave when loaded as `run` loads it.
+#[derive(Debug, Default)]
+pub struct FilesReport {
+    /// One line per file, then one per refused line or entry (`file:line: why`).
+    pub lines: Vec<String>,
+    /// Lines or entries refused, in files that could be used.
+    pub refused: usize,
+    /// Files that cannot be used at all.
+    pub unusable: usize,
+}
+
+/// Refused lines listed per file before the rest is only counted.
+const LIST_REFUSED: usize = 20;
+
+/// Loads every feed, rules file and MUD file `config` names, as `run` would, and says per
+/// file what it gave and every line it refused; `now_epoch_s` judges expiring entries.
+pub fn files(config: &Config, now_epoch_s: i64) -> FilesReport {
+    use crate::judge::intel;
+    let mut r = FilesReport::default();
+    let base = config.base_dir.clone().unwrap_or_default();
+    for f in &config.intel.feeds {
+        let path = base.join(f.path.get_ref());
+        let shown = path.display();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                r.unusable += 1;
+                r.lines
+                    .push(format!("intel feed {shown}: cannot be read: {e}"));
+                continue;
+            }
+        };
+        let categories = f
+            .categories
+            .as_ref()
+            .and_then(|c| std::fs::read_to_string(base.join(c)).ok());
+        let parsed = intel::formats::parse(
+            f.format.get_ref(),
+            &text,
+            categories.as_deref(),
+            now_epoch_s,
+        );
+        let mut problems: Vec<(usize, String)> = parsed.invalid.clone();
+        let mut loaded = 0usize;
+        for e in &parsed.entries {
+            match &e.indicator {
+                intel::formats::Indicator::Net(n) => match intel::refusal(n) {
+                    Some(why) if !f.allow_broad => problems.push((
+                        e.line,
+                        format!("{n} refused: {why} (allow_broad = true takes it)"),
+                    )),
+                    _ => loaded += 1,
+                },
+                intel::formats::Indicator::Domain(_) => loaded += 1,
+            }
+        }
+        problems.sort();
+        let usable = loaded > 0 || problems.is_empty();
+        r.lines.push(format!(
+            "intel feed {shown} ({}): {loaded} indicators loaded, {} refused, {} skipped{}",
+            f.format.get_ref(),
+            problems.len(),
+            parsed.skipped,
+            if usable { "" } else { ": nothing usable" }
+        ));
+        for (line, why) in problems.iter().take(LIST_REFUSED) {
+            r.lines.push(format!("  {shown}:{line}: {why}"));
+        }
+        if problems.len() > LIST_REFUSED {
+            r.lines.push(format!(
+                "  {shown}: and {} more",
+                problems.len() - LIST_REFUSED
+            ));
+        }
+        if usable {
+            r.refused += problems.len();
+        } else {
+            r.unusable += 1;
+        }
+    }
+    if let Ok(c) = classifier(config) {
+        r.lines.push(match &config.classify.rules {
+            Some(p) => format!(
+                "classification rules: {} ({} the built-in ones and {})",
+                c.rule_count(),
+                if config.classify.builtin {
+                    "with"
+                } else {
+                    "without"
+                },
+                p.display()
+            ),
+            None => format!("classification rules: {} built-in", c.rule_count()),
+        });
+    }
+    let mut muds: Vec<std::path::PathBuf> = config
+        .policies
+        .iter()
+        .filter_map(|p| p.mud.as_ref().map(|m| base.join(m.get_ref())))
+        .collect();
+    if let Some(dir) = &config.mud.dir {
+        match std::fs::read_dir(dir) {
+            Ok(rd) => {
+                let mut files: Vec<_> = rd
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.is_file())
+                    .collect();
+                files.sort();
+                muds.extend(files);
+            }
+            Err(e) => {
+                r.unusable += 1;
+                r.lines
+                    .push(format!("[mud] dir {}: cannot be read: {e}", dir.display()));
+            }
+        }
+    }
+    for path in muds {
+        match policy::mud::load(&path) {
+            Ok(m) => {
+                r.lines.push(format!(
+                    "MUD file {}: {}: {} allow entries, {} entries only a MUD controller resolves (not imported), {} for the local networks",
+                    path.display(),
+                    m.url,
+                    m.rules.len(),
+                    m.skipped,
+                    m.local
+                ));
+                for b in &m.bare_addresses {
+                    r.lines.push(format!(
+                        "  {}: {b}: an address where RFC 8519 asks for a prefix, taken as that one host",
+                        path.display()
+                    ));
+                }
+            }
+            Err(e) => {
+                r.unusable += 1;
+                r.lines.push(format!("MUD file not usable: {e}"));
+            }
+        }
+    }
+    let (lines, ok) = crate::judge::vulns::stage::Vulns::report(config);
+    r.refused += lines.iter().filter(|l| l.contains(": refused ")).count();
+    if !ok {
+        r.unusable += lines
+            .iter()
+            .filter(|l| l.starts_with("vulnerability feed not usable"))
+            .count();
+    }
+    r.lines.extend(lines);
+    r
 }
 
 /// The classification rules a configuration asks for, compiled.

@@ -43,6 +43,8 @@ pub(crate) struct Stages {
     pub baseline: Baseline,
     /// Threat intelligence and canaries.
     pub intel: crate::judge::intel::stage::Intel,
+    /// Known-vulnerability feeds.
+    pub vulns: crate::judge::vulns::stage::Vulns,
     /// The maps the judge's decisions are written to, when a kernel program runs.
     pub kernel: Option<crate::engine::writes::KernelWrites>,
 }
@@ -88,6 +90,7 @@ pub struct Sensor {
     store: Option<Store>,
     baseline: Baseline,
     intel: crate::judge::intel::stage::Intel,
+    vulns: crate::judge::vulns::stage::Vulns,
     kernel: Option<crate::engine::writes::KernelWrites>,
     anomaly: crate::judge::anomaly::Anomaly,
     /// Alerts every stage raised, written after the device records of their batch.
@@ -125,6 +128,7 @@ impl Sensor {
             store,
             baseline,
             mut intel,
+            mut vulns,
             mut kernel,
         } = stages;
         if let Some(k) = &mut kernel {
@@ -137,6 +141,7 @@ impl Sensor {
             for d in s.devices().unwrap_or_default() {
                 if let Ok(mac) = d.mac.parse::<MacAddr>() {
                     identities.remember(mac, &d.profile, stored_tie(&d));
+                    vulns.already_reported(mac, &d.vulnerabilities);
                 }
             }
         }
@@ -154,6 +159,7 @@ impl Sensor {
             store,
             baseline,
             intel,
+            vulns,
             kernel,
             anomaly: crate::judge::anomaly::Anomaly::new(&config_all.anomaly),
             alerts: Vec::new(),
@@ -182,12 +188,11 @@ impl Sensor {
             let Some(d) = self.devices.get(&mac) else {
                 continue;
             };
-            let a = assess::assess(
-                d,
-                self.inventory.declared(&mac),
-                &self.classifier,
-                &self.thresholds,
-            );
+            let declared = self.inventory.declared(&mac);
+            let mut a = assess::assess(d, declared, &self.classifier, &self.thresholds);
+            let vulns = self.vulns.of(&d.profile, a.product.as_ref());
+            self.alerts.extend(self.vulns.alerts(mac, &vulns));
+            assess::with_vulnerabilities(&mut a, vulns, declared);
             if let Some(f) =
                 self.inventory
                     .on_classified(mac, &a.observed, self.classifier.strong())
@@ -376,6 +381,15 @@ impl Sensor {
             devices = self.devices.len(),
             "device table full: new devices are counted, not tracked; raise [sensor] max_devices if the network is this large"
         );
+    }
+
+    /// Loads the vulnerability feeds again; every device is looked up again at the end of
+    /// the next batch.
+    pub fn reload_vulns(&mut self, config: &Config) {
+        if self.vulns.reload(config) {
+            self.devices.mark_all_changed();
+            self.stats_now = true;
+        }
     }
 
     /// A reloaded configuration's feeds and canaries take effect (as a diff).

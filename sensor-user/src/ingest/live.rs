@@ -320,9 +320,10 @@ fn reload(args: &RunArgs, sensor: &mut Sensor, watch: &mut Watch, why: &str) {
             report.log();
             sensor.reload_policy(engine, now);
             sensor.reload_intel(&c, now);
+            sensor.reload_vulns(&c);
             tracing::info!(
                 why,
-                "configuration reloaded: [baseline], [[policy]], [mud], [intel] and [canary] apply now; other sections take effect at restart"
+                "configuration reloaded: [baseline], [[policy]], [mud], [intel], [canary] and [vulns] apply now; other sections take effect at restart"
             );
         }
         Err(e) => {

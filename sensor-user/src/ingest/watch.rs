@@ -34,7 +34,14 @@ impl Watch {
                     .intel
                     .feeds
                     .iter()
-                    .map(|f| base.join(f.path.get_ref())),
+                    .map(|f| base.join(f.path.get_ref()))
+                    .chain(
+                        config
+                            .vulns
+                            .feeds
+                            .iter()
+                            .map(|f| base.join(f.path.get_ref())),
+                    ),
             )
             .map(|p| {
                 let t = mtime(&p);

@@ -37,5 +37,35 @@ pub fn assess(
         criticality,
         why,
         product,
+        vulnerabilities: Vec::new(),
     }
+}
+
+/// Takes the device's known vulnerabilities into its assessment: a known exploited one
+/// makes it at least `high`, and says so in `why` (a declared criticality stands).
+pub fn with_vulnerabilities(
+    a: &mut Assessment,
+    vulns: Vec<crate::model::device::Vulnerability>,
+    declared: Option<&Declared>,
+) {
+    let kev: Vec<&str> = vulns
+        .iter()
+        .filter(|v| v.known_exploited)
+        .map(|v| v.cve.as_str())
+        .collect();
+    if !kev.is_empty() && declared.and_then(|d| d.criticality).is_none() {
+        let product = vulns
+            .iter()
+            .find(|v| v.known_exploited)
+            .map_or("", |v| v.product.as_str());
+        if a.criticality < crate::model::vocab::Criticality::High {
+            a.criticality = crate::model::vocab::Criticality::High;
+        }
+        a.why = format!(
+            "{product} has known exploited {} (CISA KEV): at least high; {}",
+            kev.join(", "),
+            a.why
+        );
+    }
+    a.vulnerabilities = vulns;
 }

@@ -296,6 +296,11 @@ impl Classifier {
         self.rules.is_empty()
     }
 
+    /// How many rules it holds.
+    pub fn rule_count(&self) -> usize {
+        self.rules.len()
+    }
+
     /// The confidence from which a classification overrules a declared category enough
     /// to report the mismatch.
     pub fn strong(&self) -> f64 {

@@ -16,3 +16,4 @@ pub mod inventory;
 pub mod policy;
 pub mod product;
 pub mod rules;
+pub mod vulns;

@@ -45,6 +45,39 @@ pub struct Assessment {
     pub why: String,
     /// Brand and model, when the device named itself.
     pub product: Option<crate::model::vocab::Product>,
+    /// Known vulnerabilities of its software or model (`[[vulns.feed]]`).
+    pub vulnerabilities: Vec<Vulnerability>,
+}
+
+/// A known vulnerability a device carries, and how sure that is.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Vulnerability {
+    /// The CVE id.
+    pub cve: String,
+    /// On CISA's Known Exploited Vulnerabilities catalog.
+    pub known_exploited: bool,
+    /// `version`: the version it runs is in a vulnerable range; `model`: the model has
+    /// this CVE and its firmware version is unknown.
+    pub basis: String,
+    /// The software (or model) it is about, as the inventory names it.
+    pub product: String,
+    /// The version matched, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The CPE 2.3 name looked up.
+    pub cpe: String,
+    /// The vulnerable range as NVD gives it (`< 4.4`, `>= 8.6, < 9.8`, `all versions`).
+    pub range: String,
+    /// NVD's base score (CVSS v3.1, else v3.0, else v2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f32>,
+    /// When CISA added it to the catalog.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kev_date_added: Option<String>,
+    /// NVD lists it for the product on a given platform (firmware on a hardware model,
+    /// an application on an OS) that was not checked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub platform_dependent: bool,
 }
 
 /// A device's kernel counters summed over CPUs (kernel times). Its IP traffic is the sum

@@ -79,6 +79,9 @@ pub struct StoredDevice {
     /// The earlier MAC whose identity this randomised one was tied to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<StoredIdentity>,
+    /// Known vulnerabilities of its software or model, when feeds are configured.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vulnerabilities: Vec<crate::model::device::Vulnerability>,
 }
 
 /// A tie of a randomised MAC to an earlier identity, as stored.
@@ -137,6 +140,7 @@ impl StoredDevice {
             new_device_reported,
             product: a.and_then(|a| a.product.clone()),
             identity: None,
+            vulnerabilities: a.map(|a| a.vulnerabilities.clone()).unwrap_or_default(),
         }
     }
 }

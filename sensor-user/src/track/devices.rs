@@ -272,6 +272,12 @@ impl DeviceTable {
         }
     }
 
+    /// Every device is to be assessed and written again (a reloaded feed changes what
+    /// every device carries).
+    pub fn mark_all_changed(&mut self) {
+        self.changed.extend(self.devices.keys().copied());
+    }
+
     /// Devices changed since the last [`DeviceTable::take_changed`].
     pub fn changed_macs(&self) -> Vec<MacAddr> {
         self.changed.iter().copied().collect()

@@ -51,6 +51,12 @@ impl Eve {
                     serde_json::to_value(p).expect("a product serializes"),
                 );
             }
+            if !a.vulnerabilities.is_empty() {
+                dev.insert(
+                    "vulnerabilities".into(),
+                    serde_json::to_value(&a.vulnerabilities).expect("vulnerabilities serialize"),
+                );
+            }
         }
         dev.insert(
             "peers".into(),

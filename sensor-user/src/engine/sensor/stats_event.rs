@@ -56,6 +56,7 @@ impl Sensor {
         let mut sections = vec![
             ("policy", policy),
             ("intel", intel),
+            ("vulns", self.vulns.stats((now_ns / 1_000_000_000) as i64)),
             ("latency", self.latency.stats()),
             (
                 "anomaly",

@@ -364,7 +364,10 @@ mod tests {
             "ipv6" : {
               "protocol" : 0,
               "destination-ipv6-network" : "ff05:0:0:0:0:0:0:c""#;
-        assert!(text.contains(bare), "the fixture's entry is as PROVENANCE.md says");
+        assert!(
+            text.contains(bare),
+            "the fixture's entry is as PROVENANCE.md says"
+        );
         let own = text.replace(
             bare,
             r#""ipv6" : {
@@ -384,10 +387,17 @@ mod tests {
             "the address became its host prefix: {:?}",
             m.rules
         );
-        assert_eq!(m.rules.len(), real.rules.len() + 1, "the rest imports as before");
+        assert_eq!(
+            m.rules.len(),
+            real.rules.len() + 1,
+            "the rest imports as before"
+        );
         // Neither a prefix nor an address is still an error naming the entry.
         let e = parse(&own.replace("ff05:0:0:0:0:0:0:c", "ff05::zz"), "hp.json").unwrap_err();
-        assert!(e.why.contains("ff05::zz") && e.path.contains("destination-ipv6-network"), "{e}");
+        assert!(
+            e.why.contains("ff05::zz") && e.path.contains("destination-ipv6-network"),
+            "{e}"
+        );
     }
 
     #[test]
