@@ -25,7 +25,7 @@ use crate::{
 pub type Target = fn(&[u8]);
 
 /// The targets, by name: what `fuzz/fuzz_targets/NAME.rs` calls.
-pub const TARGETS: [(&str, Target); 9] = [
+pub const TARGETS: [(&str, Target); 10] = [
     ("discovery_frame", discovery_frame),
     ("discovery_payload", discovery_payload),
     ("flow_payload", flow_payload),
@@ -35,6 +35,7 @@ pub const TARGETS: [(&str, Target); 9] = [
     ("classify_rules", classify_rules),
     ("pcap", pcap),
     ("kernel_event", kernel_event),
+    ("vuln_feed", vuln_feed),
 ];
 
 /// A whole Ethernet frame through the discovery router (the ingress copy) and the DNS
@@ -102,6 +103,39 @@ pub fn flow_payload(data: &[u8]) {
         let v = serde_json::to_value(&f).expect("payload facts serialize");
         lists_bounded(&v);
         strings_safe(&v);
+        // Into a profile and its software inventory, as the engine takes it.
+        let mut p = discover::profile::Profile::default();
+        p.merge_payload(&f, port % 2 == 0);
+        let named = discover::software::from_payload(&f);
+        assert!(named.len() <= 8, "{} entries from one payload", named.len());
+        p.saw_software(named, "2026-01-01T00:00:00.000000+0000");
+        let v = serde_json::to_value(&p).expect("a profile serializes");
+        lists_bounded(&v);
+        strings_safe(&v);
+    }
+}
+
+/// A vulnerability feed file: NVD or KEV by content, gzip or not. It loads, or fails
+/// naming the file; what loads is looked up without panicking.
+pub fn vuln_feed(data: &[u8]) {
+    use crate::judge::vulns;
+    let path = std::path::Path::new("fuzz.json");
+    let loaded = if data.first().is_some_and(|b| b % 2 == 0) {
+        vulns::nvd::read(path, &data[1..]).map(|(f, s)| (vulns::Feed::Nvd(f), s))
+    } else {
+        vulns::kev::read(path, data.get(1..).unwrap_or_default())
+            .map(|(f, s)| (vulns::Feed::Kev(f), s))
+    };
+    match loaded {
+        Ok((feed, summary)) => {
+            assert!(summary.refusals.len() <= vulns::MAX_REFUSALS);
+            let db = vulns::VulnDb::from_feeds(vec![feed]);
+            for version in [None, Some("1.0"), Some("2.80"), Some("8.5p1")] {
+                let _ = db.lookup(vulns::Part::Application, "openbsd", "openssh", version);
+                let _ = db.lookup(vulns::Part::Hardware, "dlink", "dir-645", version);
+            }
+        }
+        Err(e) => assert!(e.to_string().starts_with("fuzz.json"), "{e}"),
     }
 }
 
@@ -275,6 +309,25 @@ pub fn seeds(fixtures: &Path, config_doc: &str) -> Vec<(&'static str, Vec<u8>)> 
                 out.push(("discovery_frame", f.data));
             }
         }
+    }
+    for path in files("vulns") {
+        let Ok(text) = std::fs::read(&path) else {
+            continue;
+        };
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&text) else {
+            continue;
+        };
+        // The publisher's layout with a few of its records: seeds stay small.
+        if let Some(records) = v
+            .get_mut("vulnerabilities")
+            .and_then(serde_json::Value::as_array_mut)
+        {
+            records.truncate(2);
+        }
+        let which = if name.starts_with("kev") { 1u8 } else { 0 };
+        let json = serde_json::to_vec_pretty(&v).expect("a value serializes");
+        out.push(("vuln_feed", [&[which][..], &json].concat()));
     }
     for path in files("intel") {
         let format = match path.extension().and_then(|e| e.to_str()) {

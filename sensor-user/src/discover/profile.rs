@@ -374,6 +374,8 @@ impl Profile {
                         .as_ref()
                         .map(|t| format!("{}: {t}", protocol_name(other))),
                 };
+                // The greeting is already at most 255 characters; so is the line.
+                let line = line.map(|l| l.chars().take(255).collect::<String>());
                 a | c | union(&mut p.banners, line, MAX_ITEMS, d)
             }
         };
