@@ -92,7 +92,9 @@ pub fn decode(m: &[u8]) -> Result<Option<MdnsFacts>, DecodeError> {
                     if MODEL_KEYS.contains(&key.as_str()) && f.models.len() < MAX_ITEMS {
                         f.models.insert(text(v));
                     }
-                    if IDENTITY_KEYS.contains(&key.as_str()) && f.txt.len() < MAX_ITEMS {
+                    let keep = IDENTITY_KEYS.contains(&key.as_str())
+                        || crate::discover::software::is_mdns_version_key(&key);
+                    if keep && f.txt.len() < MAX_ITEMS {
                         // The key is one of ours (short), so the value's bound keeps the
                         // whole entry within the event's 255 characters.
                         let v = text(v);

@@ -173,8 +173,86 @@ pub fn from_facts(f: &Facts) -> Vec<Named> {
             (Some(m), Some(v)) => from_kasa(m, v).into_iter().collect(),
             _ => Vec::new(),
         },
+        Facts::Mdns(m) => from_mdns(&m.services, &m.txt),
         _ => Vec::new(),
     }
+}
+
+/// One TXT key that carries a version (`data/software/mdns-version-keys.toml`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MdnsKey {
+    /// The service type it is announced under (`_esphomelib._tcp`).
+    pub service: String,
+    /// The key.
+    pub key: String,
+    /// The product whose version it is.
+    pub product: String,
+    /// What the value is.
+    pub meaning: String,
+    /// Where the key is defined.
+    pub source: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MdnsKeysFile {
+    key: Vec<MdnsKey>,
+}
+
+/// The built-in TXT version keys.
+pub fn mdns_keys() -> &'static [MdnsKey] {
+    static KEYS: OnceLock<Vec<MdnsKey>> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        toml::from_str::<MdnsKeysFile>(include_str!("../../data/software/mdns-version-keys.toml"))
+            .expect("the built-in mDNS version keys parse")
+            .key
+    })
+}
+
+/// Whether the mDNS decoder keeps TXT `key` (lower case): it carries a version.
+pub fn is_mdns_version_key(key: &str) -> bool {
+    mdns_keys().iter().any(|k| k.key.eq_ignore_ascii_case(key))
+}
+
+/// Software an mDNS message names: a version key of a service it announced in the same
+/// message (`version=2024.6.1` under `_esphomelib._tcp`).
+pub fn from_mdns<'a>(
+    services: impl IntoIterator<Item = &'a String> + Clone,
+    txt: impl IntoIterator<Item = &'a String>,
+) -> Vec<Named> {
+    let mut out: Vec<Named> = Vec::new();
+    for entry in txt {
+        let Some((key, value)) = entry.split_once('=') else {
+            continue;
+        };
+        // `20180218-181303/1.2.3`: the part after the slash is the version.
+        let value = value.rsplit('/').next().unwrap_or(value).trim();
+        if !value.starts_with(|c: char| c.is_ascii_digit()) || value.len() > 64 {
+            continue;
+        }
+        let announced = |svc: &str| {
+            services.clone().into_iter().any(|s| {
+                s.to_ascii_lowercase()
+                    .starts_with(&svc.to_ascii_lowercase())
+            })
+        };
+        let Some(k) = mdns_keys()
+            .iter()
+            .find(|k| k.key.eq_ignore_ascii_case(key) && announced(&k.service))
+        else {
+            continue;
+        };
+        if out.len() < MAX_PER_STRING && !out.iter().any(|n| n.product == k.product) {
+            out.push(Named {
+                product: k.product.clone(),
+                version: Some(value.to_string()),
+                cpe: None,
+                source: Source::Mdns,
+            });
+        }
+    }
+    out
 }
 
 fn from_banner(b: &Banner) -> Vec<Named> {
@@ -618,6 +696,35 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn mdns_version_keys_count_under_their_own_service_only() {
+        let svc = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let txt = svc(&["version=2024.6.1", "mac=0123"]);
+        let esphome = from_mdns(&svc(&["_esphomelib._tcp.local"]), &txt);
+        assert_eq!(esphome.len(), 1);
+        assert_eq!(
+            (esphome[0].product.as_str(), esphome[0].version.as_deref()),
+            ("ESPHome", Some("2024.6.1"))
+        );
+        // The same key under a service that defines no version key says nothing.
+        assert!(from_mdns(&svc(&["_printer._tcp.local"]), &txt).is_empty());
+        let mgos = from_mdns(
+            &svc(&["_http._tcp.local"]),
+            &svc(&["fw_id=20180218-181303/1.4.2"]),
+        );
+        assert_eq!(mgos[0].version.as_deref(), Some("1.4.2"));
+        // An unset version (`???`) is none.
+        assert!(
+            from_mdns(
+                &svc(&["_http._tcp.local"]),
+                &svc(&["fw_id=20180218-181303/???"])
+            )
+            .is_empty()
+        );
+        assert!(is_mdns_version_key("systembuildversion"));
+        assert!(!is_mdns_version_key("txtvers"));
     }
 
     #[test]

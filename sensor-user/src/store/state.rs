@@ -489,6 +489,7 @@ mod tests {
             new_device_reported: true,
             product: None,
             identity: None,
+            vulnerabilities: Vec::new(),
         }
     }
 
