@@ -20,7 +20,7 @@ use anyhow::{Context as _, Result};
 use aya::Ebpf;
 use clap::Parser;
 use kettlewatch_tests::bench::{
-    known_flow,
+    first_payload, known_flow,
     run::{DEV, Kind, median, prog, repeat_ns, spread, spread_with},
     userspace::{alert_latency, intel_load, pipeline, scale},
 };
@@ -64,6 +64,10 @@ struct Args {
     /// sensor's per-CPU layout and with one value per flow, against the sensor).
     #[arg(long)]
     known_flow_steps: bool,
+    /// Run only the first-payload breakdown (a flow's first payload copied, against the
+    /// same segment on a known flow, and a known flow with sampling off).
+    #[arg(long)]
+    first_payload_steps: bool,
     /// Live flows for `--pipeline-only` (repeatable; default 65,536 and 1,000,000).
     #[arg(long)]
     pipeline_flows: Vec<u32>,
@@ -388,6 +392,15 @@ fn main() -> Result<()> {
             &json!(rounds),
         );
     }
+    if args.first_payload_steps {
+        let rounds = first_payload::measure(args.rounds)?;
+        return write_part(
+            &args,
+            "first_payload_steps",
+            &first_payload::table(&rounds),
+            &json!(rounds),
+        );
+    }
     if args.known_flow_steps {
         let rounds = known_flow::measure(args.rounds)?;
         return write_part(
@@ -574,6 +587,9 @@ fn main() -> Result<()> {
     md += "\nKnown flow at random among 64k, step by step:\n\n";
     let known_steps = known_flow::measure(args.rounds)?;
     md += &known_flow::table(&known_steps);
+    md += "\nA flow's first payload, step by step:\n\n";
+    let payload_steps = first_payload::measure(args.rounds)?;
+    md += &first_payload::table(&payload_steps);
     md += "\nAlert latency (kernel stamp of the first packet to the alert line handed to the output), live lab, 2,000 alerts a round:\n\n| idle flows polled meanwhile | every poll a sweep | alerts | p50 (us) | p99 (us) |\n|---|---|---|---|---|\n";
     let mut latency_js = Vec::new();
     for (background, sweeps) in LATENCY_BACKGROUNDS {
@@ -641,7 +657,7 @@ fn main() -> Result<()> {
     std::fs::write(
         args.out.join("results.json"),
         serde_json::to_string_pretty(
-            &json!({"machine": note.trim(), "rows": js, "scale": scale_js, "intel": intel_js, "pipeline": pipe_js, "alert_latency": latency_js, "known_flow_steps": known_steps, "end_to_end": e2e_js}),
+            &json!({"machine": note.trim(), "rows": js, "scale": scale_js, "intel": intel_js, "pipeline": pipe_js, "alert_latency": latency_js, "known_flow_steps": known_steps, "first_payload_steps": payload_steps, "end_to_end": e2e_js}),
         )?,
     )?;
     println!("{md}");
