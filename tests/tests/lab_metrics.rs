@@ -18,8 +18,10 @@ fn prometheus_scrapes_frames_and_alerts_by_rule_and_no_device_appears_in_a_label
     }
     let lab = Lab::build(1);
     let me = lab.devices[0].mac.to_string();
+    let kev = env::fixtures().join("vulns/kev-slice.json");
     let config = format!(
-        "{FAST_CONFIG}[metrics]\nlisten = \"{METRICS}\"\n[baseline]\nmode = \"monitor\"\n[[policy]]\nname = \"cams\"\ndevices = [\"{me}\"]\nallow = [\"203.0.113.10:4242/udp\"]\n"
+        "{FAST_CONFIG}[metrics]\nlisten = \"{METRICS}\"\n[baseline]\nmode = \"monitor\"\n[[policy]]\nname = \"cams\"\ndevices = [\"{me}\"]\nallow = [\"203.0.113.10:4242/udp\"]\n[[vulns.feed]]\npath = \"{}\"\nformat = \"kev\"\n",
+        kev.display()
     );
     let (_dir, sensor) = lab.watch(&config, &[]);
     let prom = Prometheus::start(&lab.gw, "kettlewatch", &[METRICS]);
@@ -54,6 +56,12 @@ fn prometheus_scrapes_frames_and_alerts_by_rule_and_no_device_appears_in_a_label
         prom.value("kettlewatch_build_info{version=\"0.1.0\"}"),
         Some(1.0)
     );
+    // A feed's age by its own date (2025-02-13), so a stale feed can be alerted on.
+    let age = prom.value(&format!(
+        "kettlewatch_vuln_feed_age_days{{feed=\"{}\"}}",
+        kev.display()
+    ));
+    assert!(age.is_some_and(|a| a > 600.0), "feed age: {age:?}");
     // What Prometheus read, as text: conventions, and no MAC or address in any label.
     let text = http_get(&lab.gw.name, METRICS, "/metrics").expect("GET /metrics");
     assert!(

@@ -34,6 +34,9 @@ pub struct Snapshot {
     pub alerts: Vec<(&'static str, u64)>,
     /// The fleet output's counters, when it is on.
     pub nats: Option<crate::emit::nats::NatsStats>,
+    /// Each vulnerability feed's path and its age in days (by its own date), so a stale
+    /// feed can be alerted on.
+    pub vuln_feed_age_days: Vec<(String, i64)>,
 }
 
 /// Why the endpoint could not start.
@@ -267,6 +270,7 @@ impl Collector for SnapshotCollector {
                 ("device_insert_failed", k(stats::DEVICE_INSERT_FAILED)),
                 ("cache_flush_lost", k(stats::CACHE_FLUSH_LOST)),
                 ("discovery_rate_limited", k(stats::DISCOVERY_RATE_LIMITED)),
+                ("payload_skipped", k(stats::PAYLOAD_SKIPPED)),
                 ("devices_not_tracked", s.tables.devices_not_tracked),
                 ("events_malformed", s.counters.events_malformed),
                 ("output_queue_full", s.tables.output_dropped),
@@ -275,6 +279,17 @@ impl Collector for SnapshotCollector {
                 ("nats_spool_full", s.nats.map_or(0, |n| n.spool_full)),
             ],
         )?;
+        if !s.vuln_feed_age_days.is_empty() {
+            let mut m = e.encode_descriptor(
+                "vuln_feed_age_days",
+                "Days since each vulnerability feed's own date (NVD timestamp, KEV dateReleased).",
+                None,
+                ConstGauge::new(0i64).metric_type(),
+            )?;
+            for (path, age) in &s.vuln_feed_age_days {
+                ConstGauge::new(*age).encode(m.encode_family(&[("feed", path.as_str())])?)?;
+            }
+        }
         if let Some(n) = s.nats {
             counter(
                 &mut e,

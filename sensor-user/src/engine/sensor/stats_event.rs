@@ -43,6 +43,7 @@ impl Sensor {
                 .into_iter()
                 .find(|(name, _)| *name == "nats")
                 .and_then(|(_, v)| serde_json::from_value(v).ok()),
+            vuln_feed_age_days: self.vulns.feed_ages(epoch_s()),
         }
     }
 
@@ -77,4 +78,10 @@ impl Sensor {
             self.next_stats_ns += self.stats_every_ns;
         }
     }
+}
+
+fn epoch_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }

@@ -287,6 +287,17 @@ impl Vulns {
         })
     }
 
+    /// Each loaded feed's path and age in days by its own date.
+    pub fn feed_ages(&self, now_epoch_s: i64) -> Vec<(String, i64)> {
+        self.feeds
+            .iter()
+            .filter_map(|f| {
+                let d = f.summary.as_ref()?.feed_date.as_deref()?;
+                Some((f.path.display().to_string(), age_days(d, now_epoch_s)?))
+            })
+            .collect()
+    }
+
     /// One line per feed for `check-config`, and whether every feed could be used.
     pub fn report(config: &Config) -> (Vec<String>, bool) {
         let (db, feeds) = load_all(config);
