@@ -21,6 +21,10 @@ pub enum EventKind {
     /// A flow's first payload from the device, in a
     /// [`PayloadRecord`](crate::PayloadRecord).
     Payload = 5,
+    /// A flow's first payload to the device (what the gateway sends it: a server's
+    /// greeting, a client's request), in a [`PayloadRecord`](crate::PayloadRecord) whose
+    /// `key` is the device's flow.
+    PayloadIn = 6,
 }
 
 impl EventKind {
@@ -33,6 +37,7 @@ impl EventKind {
             3 => Some(Self::Discovery),
             4 => Some(Self::DnsAnswer),
             5 => Some(Self::Payload),
+            6 => Some(Self::PayloadIn),
             _ => None,
         }
     }

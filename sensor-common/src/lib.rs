@@ -26,4 +26,6 @@ pub use flow::{CacheSlot, FLOW_SERVING, FlowCounters, FlowKey};
 pub use generations::Generations;
 pub use mac::{MacAddr, ParseMacError};
 pub use maps::str_eq;
-pub use payload::{PAYLOAD_BURST, PAYLOAD_BYTES, PAYLOAD_RATE, PayloadRecord};
+pub use payload::{
+    PAYLOAD_BURST, PAYLOAD_BYTES, PAYLOAD_RATE, PayloadRecord, SAMPLED_IN, SAMPLED_OUT,
+};

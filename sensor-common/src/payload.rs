@@ -16,7 +16,13 @@ pub const PAYLOAD_RATE: u64 = 4;
 /// Burst allowance of the same token bucket: a device's start-up burst of connections.
 pub const PAYLOAD_BURST: u64 = 64;
 
-/// A flow's first payload from the device: an [`Event`] header (kind
+/// Bits of a flow's `sampled` byte: its first payload from the device went (or was
+/// skipped) ...
+pub const SAMPLED_OUT: u8 = 1;
+/// ... and its first payload to the device.
+pub const SAMPLED_IN: u8 = 2;
+
+/// A flow's first payload from or to the device: an [`Event`] header (kind
 /// [`EventKind::Payload`](crate::EventKind::Payload), `key` the flow) and the payload's
 /// first bytes.
 #[repr(C)]

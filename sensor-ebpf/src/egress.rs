@@ -12,7 +12,8 @@
 //! bpf_ringbuf_discard on KW_EVENTS (ring buffer, 5.8); bpf_skb_load_bytes (4.5) for the
 //! copy, which may reach past the linear data; the precise clock through `clock`. Reads
 //! `skb->len` and, through `parse`, the packet directly (4.7). Newest feature it relies on:
-//! the ring buffer (5.8); the object it ships in needs 5.18 (see `ingress`).
+//! the ring buffer (5.8); the object it ships in needs 5.18 (see `ingress`). `payload` copies
+//! a flow's first payload to the device (`payload::sample_in`).
 
 use aya_ebpf::{
     EbpfContext as _, bindings::BPF_NOEXIST, helpers::bpf_skb_load_bytes, macros::classifier,
@@ -74,6 +75,9 @@ fn watch(ctx: &TcContext, st: &mut Stats) {
         _ => return,
     };
     let Ok(l3) = l3 else { return };
+    if !l2.dst_mac.is_multicast() {
+        crate::payload::sample_in(ctx, st, &l2, &l3);
+    }
     if l3.proto != proto::UDP || l3.src_port != discovery::DNS {
         return;
     }

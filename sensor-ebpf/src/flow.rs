@@ -13,8 +13,8 @@ use core::ptr::write_volatile;
 
 use aya_ebpf::bindings::BPF_NOEXIST;
 use sensor_common::{
-    CacheSlot, EventKind, FLOW_SERVING, FlowCounters, FlowKey, Generations, policy::verdict, proto,
-    stats,
+    CacheSlot, EventKind, FLOW_SERVING, FlowCounters, FlowKey, Generations, SAMPLED_OUT,
+    policy::verdict, proto, stats,
 };
 
 use crate::{
@@ -154,9 +154,9 @@ fn count_hit(
     }
     // The only sampling cost on a known flow: this byte is 1 once the first payload went
     // (and from the start when sampling is off).
-    let sample = slot.sampled == 0 && l3.payload_len != 0;
+    let sample = slot.sampled & SAMPLED_OUT == 0 && l3.payload_len != 0;
     if sample {
-        slot.sampled = 1;
+        slot.sampled |= SAMPLED_OUT;
     }
     Counted {
         verdict: slot.verdict,
@@ -206,13 +206,13 @@ pub(crate) struct InMap {
 #[inline(always)]
 fn first_payload(c: &mut FlowCounters, l3: &parse::L3, known: u8) -> bool {
     // Another CPU's insert leaves this CPU's value zeroed, sampling on or off.
-    if c.sampled != 0 || known != 0 || !sampling() {
-        c.sampled = 1;
+    if c.sampled & SAMPLED_OUT != 0 || known & SAMPLED_OUT != 0 || !sampling() {
+        c.sampled |= SAMPLED_OUT;
         return false;
     }
     let sample = l3.payload_len != 0;
     if sample {
-        c.sampled = 1;
+        c.sampled |= SAMPLED_OUT;
     }
     sample
 }
@@ -254,8 +254,12 @@ pub(crate) fn count_in_map(
     }
     // With sampling off, a flow is born sampled; else its first frame may be the payload
     // (UDP, TCP Fast Open).
-    let sample = sampling() && known == 0 && l3.payload_len != 0;
-    let sampled = u8::from(!sampling() || known != 0 || sample);
+    let sample = sampling() && known & SAMPLED_OUT == 0 && l3.payload_len != 0;
+    let sampled = if !sampling() || known & SAMPLED_OUT != 0 || sample {
+        SAMPLED_OUT
+    } else {
+        0
+    };
     let (v, intel_id) = evaluate_full(key);
     let first = FlowCounters {
         packets: 1,

@@ -158,6 +158,23 @@ fn a_served_banner_in_a_known_exploited_range_is_in_the_device_event_and_alerts_
             .iter()
             .all(|v| v["known_exploited"] == false && v["basis"] == "version")
     );
+    // What the server answered it (copied on the gateway's egress) is about the server.
+    assert_eq!(
+        client["payload"]["servers_answer"],
+        serde_json::json!(["ssh"])
+    );
+    assert_eq!(
+        client["payload"]["server_banners"],
+        serde_json::json!(["ssh: OpenSSH_9.9"])
+    );
+    assert!(
+        !client["software"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["version"] == "9.9"),
+        "a server's software is not the device's: {client}"
+    );
     let stats = events::last_stats(&evs);
     let v = &stats["vulns"];
     assert_eq!(v["cves"], 25, "{v}");

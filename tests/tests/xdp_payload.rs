@@ -198,3 +198,89 @@ fn with_sampling_off_nothing_is_copied_and_flows_are_counted_as_before() {
         .expect("the TCP flow");
     assert_eq!(http.1.packets, 3);
 }
+
+/// What the gateway sends a device, through the TC egress program: the first segment
+/// with payload and PSH of a flow the device already has, under the device's flow key.
+#[test]
+fn a_flows_first_payload_to_the_device_is_copied_once_under_its_flow() {
+    if !env::have_root() {
+        return;
+    }
+    let mut p = load(Mode::LIVE);
+    let to_dev = |sport: u16, dport: u16, flags: u8, payload: &[u8]| {
+        cat(&[
+            &eth(DEV, GW, &[], et::IPV4),
+            &frames::ipv4(
+                SRV_V4,
+                DEV_V4,
+                proto::TCP,
+                &[],
+                0,
+                &frames::tcp(sport, dport, flags, payload),
+            ),
+        ])
+    };
+    let greeting = b"220 ftp.example.org FTP server (tnftpd 20100324+GSSAPI) ready.\r\n";
+    // A server the device never contacted: no flow, nothing copied.
+    p.run_egress(&to_dev(
+        2121,
+        50000,
+        tcp_flags::PSH | tcp_flags::ACK,
+        greeting,
+    ));
+    // The device connects; the server answers: a bare ACK, then data without PSH, then
+    // its greeting (PSH), then more.
+    p.run(&tcp(DEV, 50000, 2121, tcp_flags::SYN, &[]));
+    p.run_egress(&to_dev(2121, 50000, tcp_flags::ACK, &[]));
+    p.run_egress(&to_dev(2121, 50000, tcp_flags::ACK, b"partial"));
+    p.run_egress(&to_dev(
+        2121,
+        50000,
+        tcp_flags::PSH | tcp_flags::ACK,
+        greeting,
+    ));
+    p.run_egress(&to_dev(
+        2121,
+        50000,
+        tcp_flags::PSH | tcp_flags::ACK,
+        b"331 more\r\n",
+    ));
+    // A client reaching the device's own service (it answered the SYN from port 22).
+    p.run(&tcp(DEV, 22, 50001, tcp_flags::SYN | tcp_flags::ACK, &[]));
+    p.run_egress(&to_dev(
+        50001,
+        22,
+        tcp_flags::PSH | tcp_flags::ACK,
+        b"SSH-2.0-x\r\n",
+    ));
+    let got: Vec<(sensor_common::Event, Vec<u8>)> = p
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            KernelEvent::PayloadIn(h, b) => Some((h, b)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got.len(), 2, "one per flow: {got:?}");
+    let (head, bytes) = &got[0];
+    assert_eq!(bytes.as_slice(), greeting);
+    assert_eq!(head.key.mac, DEV, "the device's flow");
+    assert_eq!((head.key.port, head.key.flags), (2121, 0));
+    let (head, bytes) = &got[1];
+    assert_eq!(bytes.as_slice(), b"SSH-2.0-x\r\n");
+    assert_eq!((head.key.port, head.key.flags), (22, FLOW_SERVING));
+    // With sampling off, egress copies nothing either.
+    let mut p = load(Mode::LIVE.payloads(false));
+    p.run(&tcp(DEV, 50000, 2121, tcp_flags::SYN, &[]));
+    p.run_egress(&to_dev(
+        2121,
+        50000,
+        tcp_flags::PSH | tcp_flags::ACK,
+        greeting,
+    ));
+    assert!(
+        !p.events()
+            .iter()
+            .any(|e| matches!(e, KernelEvent::PayloadIn(..)))
+    );
+}

@@ -121,6 +121,13 @@ pub struct PayloadProfile {
     /// Server names (SNI) of its TLS ClientHellos.
     #[serde(skip_serializing_if = "is_empty")]
     pub tls_names: BTreeSet<String>,
+    /// Protocols the servers it connected to answered in (their first payload to it).
+    #[serde(skip_serializing_if = "is_empty")]
+    pub servers_answer: BTreeSet<String>,
+    /// Those servers' greetings and `Server` headers, each after its protocol: what it
+    /// talks to, not what it runs.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub server_banners: BTreeSet<String>,
 }
 
 /// One piece of software a device runs, and when it was named.
@@ -380,6 +387,40 @@ impl Profile {
             }
         };
         changed
+    }
+
+    /// Takes in what one flow's first payload to the device said: on a flow it serves, a
+    /// client's request (the device serves that protocol); else the greeting of the
+    /// server it connected to. Returns whether the profile changed.
+    pub fn merge_payload_in(&mut self, facts: &PayloadFacts, serving: bool) -> bool {
+        let d = &mut self.facts_dropped;
+        let p = &mut self.payload;
+        let proto = match facts {
+            PayloadFacts::Tls(_) => "tls",
+            PayloadFacts::HttpRequest(_) | PayloadFacts::HttpResponse(_) => "http",
+            PayloadFacts::Banner(b) => protocol_name(b.protocol),
+        };
+        if serving {
+            return union(&mut p.serves, [proto.to_string()], MAX_ITEMS, d);
+        }
+        let line = match facts {
+            PayloadFacts::HttpResponse(r) => r.server.as_ref().map(|s| format!("http: {s}")),
+            PayloadFacts::Banner(b) => match b.protocol {
+                Protocol::Ssh => b.software.as_ref().map(|sw| format!("ssh: {sw}")),
+                Protocol::Rtsp | Protocol::Sip => b
+                    .server
+                    .as_ref()
+                    .map(|s| format!("{}: {s}", protocol_name(b.protocol))),
+                other => b
+                    .text
+                    .as_ref()
+                    .map(|t| format!("{}: {t}", protocol_name(other))),
+            },
+            _ => None,
+        }
+        .map(|l| l.chars().take(255).collect::<String>());
+        let a = union(&mut p.servers_answer, [proto.to_string()], MAX_ITEMS, d);
+        a | union(&mut p.server_banners, line, MAX_ITEMS, d)
     }
 
     /// Takes in software named at `at` (an EVE timestamp); returns whether an entry is

@@ -18,6 +18,8 @@ pub enum KernelEvent {
     /// A flow's first payload from the device (its first bytes) for the payload
     /// decoders; dropped once decoded.
     Payload(Event, Vec<u8>),
+    /// A flow's first payload to the device (`key` is the device's flow).
+    PayloadIn(Event, Vec<u8>),
 }
 
 /// A ring-buffer record that could not be decoded.
@@ -55,14 +57,18 @@ pub fn decode(bytes: &[u8]) -> Result<KernelEvent, RecordError> {
                 KernelEvent::DnsAnswer(ev, data.to_vec())
             })
         }
-        Some(EventKind::Payload) => {
+        Some(kind @ (EventKind::Payload | EventKind::PayloadIn)) => {
             if bytes.len() < size_of::<PayloadRecord>() {
                 return Err(RecordError::Short(bytes.len()));
             }
             let at = size_of::<Event>();
             let cap = u32::from_ne_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
             let data = &bytes[at + 8..at + 8 + cap.min(PAYLOAD_BYTES)];
-            Ok(KernelEvent::Payload(ev, data.to_vec()))
+            Ok(if kind == EventKind::Payload {
+                KernelEvent::Payload(ev, data.to_vec())
+            } else {
+                KernelEvent::PayloadIn(ev, data.to_vec())
+            })
         }
         None => Err(RecordError::UnknownKind(ev.kind)),
     }

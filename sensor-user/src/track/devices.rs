@@ -182,6 +182,23 @@ impl DeviceTable {
         }
     }
 
+    /// What a flow's first payload to `mac` said (`serving`: a client's request to it;
+    /// else the greeting of a server it connected to).
+    pub fn on_payload_in(
+        &mut self,
+        mac: MacAddr,
+        facts: &crate::discover::payload::PayloadFacts,
+        serving: bool,
+        ts_ns: u64,
+    ) {
+        let Some(dev) = self.entry(mac, ts_ns) else {
+            return;
+        };
+        if dev.profile.merge_payload_in(facts, serving) {
+            self.changed.insert(mac);
+        }
+    }
+
     /// Software `mac` named at `at` (an EVE timestamp).
     pub fn on_software(
         &mut self,

@@ -85,7 +85,8 @@ impl Sensor {
                     Err(_) => self.counters.discovery_malformed += 1,
                 }
             }
-            Ok(KernelEvent::Payload(head, bytes)) => self.on_payload(&head, &bytes),
+            Ok(KernelEvent::Payload(head, bytes)) => self.on_payload(&head, &bytes, false),
+            Ok(KernelEvent::PayloadIn(head, bytes)) => self.on_payload(&head, &bytes, true),
             Ok(KernelEvent::Discovery(head, frame)) => {
                 self.counters.discovery_frames += 1;
                 self.devices.on_seen(head.key.mac, head.ts_ns);
@@ -135,9 +136,10 @@ impl Sensor {
 }
 
 impl Sensor {
-    /// A flow's first payload from a device: decoded into facts (the bytes go no
-    /// further), which its profile and software inventory take in.
-    fn on_payload(&mut self, head: &sensor_common::Event, bytes: &[u8]) {
+    /// A flow's first payload from a device (`to_device`: to it): decoded into facts (the
+    /// bytes go no further), which its profile and, for what it sent, its software
+    /// inventory take in.
+    fn on_payload(&mut self, head: &sensor_common::Event, bytes: &[u8], to_device: bool) {
         self.counters.payloads += 1;
         // Either way the key's port is the server's: the remote's, or the device's own on
         // a flow it serves.
@@ -167,6 +169,12 @@ impl Sensor {
         self.counters.payloads_decoded += 1;
         let mac = head.key.mac;
         let serving = head.key.flags & FLOW_SERVING != 0;
+        if to_device {
+            // What the other end said is about the other end: the protocol the flow
+            // speaks, never the device's software.
+            self.devices.on_payload_in(mac, &facts, serving, head.ts_ns);
+            return;
+        }
         self.devices.on_payload(mac, &facts, serving, head.ts_ns);
         let named = discover::software::from_payload(&facts);
         let at = self.eve.time(head.ts_ns);
