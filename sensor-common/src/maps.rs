@@ -58,7 +58,7 @@ pub const fn dirty_slots(max_flows: u32) -> u32 {
 }
 
 /// Every map, for checks that the object and the constants agree.
-pub const ALL: [&str; 12] = [
+pub const ALL: [&str; 13] = [
     EGRESS,
     INTEL,
     FLOWS,
@@ -71,10 +71,19 @@ pub const ALL: [&str; 12] = [
     ALLOW,
     POLICY_GEN,
     DIRTY,
+    PAYLOAD_PROG,
 ];
 
 /// The XDP program on LAN ingress.
 pub const XDP_PROGRAM: &str = "kw_lan_ingress";
+
+/// The XDP program the ingress program tail-calls to copy a flow's first payload: a
+/// program of its own, so the verifier walks the copy once, not once per way through
+/// the ingress program.
+pub const PAYLOAD_PROGRAM: &str = "kw_lan_payload";
+
+/// Program array (one entry, [`PAYLOAD_PROGRAM`]) the ingress program tail-calls.
+pub const PAYLOAD_PROG: &str = "KW_PAYLOAD_PROG";
 
 /// The TC program on LAN egress: DNS answers the gateway sends devices.
 pub const EGRESS_PROGRAM: &str = "kw_lan_egress";

@@ -75,10 +75,11 @@ fn watch(ctx: &TcContext, st: &mut Stats) {
         _ => return,
     };
     let Ok(l3) = l3 else { return };
-    if !l2.dst_mac.is_multicast() {
-        crate::payload::sample_in(ctx, st, &l2, &l3);
-    }
     if l3.proto != proto::UDP || l3.src_port != discovery::DNS {
+        // Last on its path, like the ingress copy, so nothing after it is walked twice.
+        if !l2.dst_mac.is_multicast() {
+            crate::payload::sample_in(ctx, st, &l2, &l3);
+        }
         return;
     }
     let Some(mut slot) = EVENTS.reserve::<DiscoveryRecord>(0) else {

@@ -23,7 +23,7 @@ use crate::{
     maps::{DIRTY, EEXIST, FLOW_CACHE, FLOWS, KW_DIRTY_MASK, Stats},
     parse,
     payload::sampling,
-    ring::emit,
+    ring::{emit, put, zero},
     verdict::{count_verdict, evaluate_full, generations, reevaluate},
 };
 
@@ -48,8 +48,18 @@ pub(crate) fn flow_key(l2: &parse::L2, l3: &parse::L3) -> FlowKey {
 pub(crate) struct Counted {
     /// The flow's verdict.
     pub verdict: u8,
-    /// The frame is the flow's first payload on this CPU: copy it (`payload::sample`).
-    pub sample: bool,
+    /// 1 when the frame is the flow's first payload on this CPU: copy it
+    /// (`payload::sample`). A number made without branches (see [`has_payload`]).
+    pub sample: u32,
+}
+
+/// 1 when the frame carries payload, else 0, computed without a branch: the verifier
+/// follows each side of a branch on its own to the end of the program, so a flag made by
+/// one doubles the paths it walks after every flow lookup.
+#[inline(always)]
+fn has_payload(l3: &parse::L3) -> u32 {
+    let n = u32::from(l3.payload_len);
+    (n | n.wrapping_neg()) >> 31
 }
 
 /// Counts a frame in the flow cache when its flow holds one of its set's two slots;
@@ -72,10 +82,10 @@ pub(crate) fn count_flow(st: &mut Stats, l2: &parse::L2, l3: &parse::L3, len: u6
         FLOW_CACHE.get_ptr_mut(2 * set),
         FLOW_CACHE.get_ptr_mut(2 * set + 1),
     ) else {
-        let m = count_in_map(st, l2, l3, &key, len, now_coarse(), gens, 0);
+        // No cache (never, in practice): no sampling either.
         return Counted {
-            verdict: m.verdict,
-            sample: m.sample,
+            verdict: count_in_map(st, l2, l3, &key, len, now_coarse(), gens).verdict,
+            sample: 0,
         };
     };
     // SAFETY: per-CPU values of this CPU; two distinct indices.
@@ -107,13 +117,14 @@ pub(crate) fn count_flow(st: &mut Stats, l2: &parse::L2, l3: &parse::L3, len: u6
     // slot's counts too. A busy cached flow otherwise never touches the map, so to the
     // LRU it would look idle; and a flow the LRU evicted while the cache counted it is
     // created again here (with its event and verdict) instead of counted unseen.
-    let m = count_in_map(st, l2, l3, &key, len, now_coarse(), gens, known);
+    let m = count_in_map(st, l2, l3, &key, len, now_coarse(), gens);
     slot.verdict = m.verdict;
     slot.policy_gen = m.policy_gen;
     if slot.packets != 0 {
         flush(st, slot, epoch);
     }
-    slot.sampled = m.sampled;
+    // The map learns what the slot sampled only at its next flush.
+    slot.sampled = m.sampled | known;
     slot.key = key;
     slot.valid = 1;
     slot.tcp_flags = 0;
@@ -126,9 +137,12 @@ pub(crate) fn count_flow(st: &mut Stats, l2: &parse::L2, l3: &parse::L3, len: u6
         write_volatile(&mut slot.bytes, 0);
     }
     slot.epoch = epoch;
+    // The same check as a hit's, in one place for every way through the map.
+    let sample = has_payload(l3) & u32::from(!slot.sampled & SAMPLED_OUT);
+    slot.sampled |= sample as u8;
     Counted {
         verdict: m.verdict,
-        sample: m.sample,
+        sample,
     }
 }
 
@@ -152,12 +166,10 @@ fn count_hit(
         slot.verdict = v;
         slot.policy_gen = generation;
     }
-    // The only sampling cost on a known flow: this byte is 1 once the first payload went
+    // The only sampling cost on a known flow: this bit is set once the first payload went
     // (and from the start when sampling is off).
-    let sample = slot.sampled & SAMPLED_OUT == 0 && l3.payload_len != 0;
-    if sample {
-        slot.sampled |= SAMPLED_OUT;
-    }
+    let sample = has_payload(l3) & u32::from(!slot.sampled & SAMPLED_OUT);
+    slot.sampled |= sample as u8;
     Counted {
         verdict: slot.verdict,
         sample,
@@ -196,25 +208,6 @@ pub(crate) struct InMap {
     pub policy_gen: u32,
     /// The flow's `sampled` byte on this CPU, for its cache slot.
     pub sampled: u8,
-    /// The frame is the flow's first payload on this CPU.
-    pub sample: bool,
-}
-
-/// Marks a flow's first payload on this CPU as taken; returns whether this frame is it.
-/// `known` is the cache slot's `sampled` when the slot already held this flow (its map
-/// entry learns it only at the next flush).
-#[inline(always)]
-fn first_payload(c: &mut FlowCounters, l3: &parse::L3, known: u8) -> bool {
-    // Another CPU's insert leaves this CPU's value zeroed, sampling on or off.
-    if c.sampled & SAMPLED_OUT != 0 || known & SAMPLED_OUT != 0 || !sampling() {
-        c.sampled |= SAMPLED_OUT;
-        return false;
-    }
-    let sample = l3.payload_len != 0;
-    if sample {
-        c.sampled |= SAMPLED_OUT;
-    }
-    sample
 }
 
 /// Counts a frame in the flow map, creating the flow (with its verdict, and an event)
@@ -228,7 +221,6 @@ pub(crate) fn count_in_map(
     len: u64,
     now: u64,
     gens: Generations,
-    known: u8,
 ) -> InMap {
     let Generations {
         policy: generation,
@@ -244,37 +236,41 @@ pub(crate) fn count_in_map(
             c.policy_gen = generation;
         }
         log_change(st, key, c, epoch);
-        let sample = first_payload(c, l3, known);
+        // Another CPU's insert leaves this CPU's value zeroed: with sampling off, every
+        // flow is sampled.
+        if !sampling() {
+            c.sampled |= SAMPLED_OUT;
+        }
         return InMap {
             verdict: c.verdict,
             policy_gen: c.policy_gen,
             sampled: c.sampled,
-            sample,
         };
     }
-    // With sampling off, a flow is born sampled; else its first frame may be the payload
-    // (UDP, TCP Fast Open).
-    let sample = sampling() && known & SAMPLED_OUT == 0 && l3.payload_len != 0;
-    let sampled = if !sampling() || known & SAMPLED_OUT != 0 || sample {
-        SAMPLED_OUT
-    } else {
-        0
-    };
+    // With sampling off, a flow is born sampled.
+    let sampled = if sampling() { 0 } else { SAMPLED_OUT };
     let (v, intel_id) = evaluate_full(key);
-    let first = FlowCounters {
-        packets: 1,
-        bytes: len,
-        first_seen_ns: now,
-        last_seen_ns: now,
-        tcp_flags: l3.tcp_flags,
-        verdict: v,
-        syns: u16::from((l3.tcp_flags >> 1) & 1),
-        policy_gen: generation,
-        poll_epoch: epoch,
-        sampled,
-        _pad: [0; 3],
+    let mut first = core::mem::MaybeUninit::<FlowCounters>::uninit();
+    // SAFETY: a local, aligned to 8; every field is written (zero, then the rest), as
+    // `device::count_device` does: a struct literal's zero bytes (the padding after
+    // `sampled`) become a memset call, a byte loop Linux 6.1's verifier walks on every
+    // path (it ran out of its million instructions; `cargo xtask vm-test`).
+    let first = unsafe {
+        zero(first.as_mut_ptr());
+        let c = &mut *first.as_mut_ptr();
+        c.packets = 1;
+        c.bytes = len;
+        c.first_seen_ns = now;
+        c.last_seen_ns = now;
+        put(&mut c.tcp_flags, l3.tcp_flags);
+        put(&mut c.verdict, v);
+        put(&mut c.syns, u16::from((l3.tcp_flags >> 1) & 1));
+        put(&mut c.policy_gen, generation);
+        put(&mut c.poll_epoch, epoch);
+        put(&mut c.sampled, sampled);
+        first.assume_init_ref()
     };
-    match FLOWS.insert(key, &first, BPF_NOEXIST as u64) {
+    match FLOWS.insert(key, first, BPF_NOEXIST as u64) {
         Ok(()) => {
             st[stats::NEW_FLOWS as usize] += 1;
             push_change(st, key);
@@ -309,12 +305,13 @@ pub(crate) fn count_in_map(
                 c.verdict = v;
                 c.policy_gen = generation;
                 log_change(st, key, c, epoch);
-                let sample = first_payload(c, l3, known);
+                if !sampling() {
+                    c.sampled |= SAMPLED_OUT;
+                }
                 return InMap {
                     verdict: v,
                     policy_gen: generation,
                     sampled: c.sampled,
-                    sample,
                 };
             }
             // ... and the LRU already evicted it again: the frame is lost to the map.
@@ -326,7 +323,6 @@ pub(crate) fn count_in_map(
         verdict: v,
         policy_gen: generation,
         sampled,
-        sample,
     }
 }
 

@@ -16,8 +16,8 @@ use crate::{
     clock::now_coarse,
     device::{count_device, discover},
     flow::count_flow,
-    maps::{STATS, Stats, bump},
-    parse, payload,
+    maps::{PAYLOAD_PROG, STATS, Stats, bump},
+    parse,
 };
 
 // Multi-buffer aware: attaches where frames exceed a page (jumbo MTU, GRO) and counts
@@ -86,9 +86,6 @@ fn observe(ctx: &XdpContext, st: &mut Stats) -> u8 {
         st[stats::FRAGMENTS as usize] += 1;
     }
     let counted = count_flow(st, &l2, &l3, len);
-    if counted.sample {
-        payload::sample(ctx, st, &l2, &l3, len);
-    }
     let copy = discovery::ip(l3.proto, l3.src_port, l3.dst_port)
         || (l3.proto == proto::TCP
             && l3.dst_port == discovery::MQTT
@@ -96,6 +93,15 @@ fn observe(ctx: &XdpContext, st: &mut Stats) -> u8 {
                 .is_some_and(|b| discovery::tcp_connect(l3.dst_port, b)));
     if copy {
         discover(ctx, st, &l2, l3.src, l3.src_port, l3.dst_port, len);
+    }
+    // A tail call, not a call: the copy is a program of its own, which the verifier walks
+    // once, not once per way through this one. Only for a frame that passes: the callee
+    // returns XDP_PASS.
+    if counted.sample != 0 && !verdict::dropped(counted.verdict) {
+        // SAFETY: jumps to the payload program with this frame; on failure (no program
+        // loaded) it returns here and the frame goes on uncopied.
+        unsafe { PAYLOAD_PROG.tail_call(ctx, 0) };
+        st[stats::PAYLOAD_SKIPPED as usize] += 1;
     }
     counted.verdict
 }

@@ -13,7 +13,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LpmTrie, LruPerCpuHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LpmTrie, LruPerCpuHashMap, PerCpuArray, ProgramArray, RingBuf},
 };
 use sensor_common::{
     CacheSlot, DeviceCounters, DeviceKey, EgressCounters, FlowCounters, FlowKey, Generations, maps,
@@ -29,6 +29,7 @@ const _: () = assert!(str_eq(maps::EVENTS, "KW_EVENTS"));
 const _: () = assert!(str_eq(maps::CLOCK, "KW_CLOCK"));
 const _: () = assert!(str_eq(maps::GLOBAL_REPLAY, "KW_REPLAY"));
 const _: () = assert!(str_eq(maps::GLOBAL_PAYLOADS, "KW_PAYLOADS"));
+const _: () = assert!(str_eq(maps::PAYLOAD_PROG, "KW_PAYLOAD_PROG"));
 const _: () = assert!(str_eq(maps::DEVICE_POLICY, "KW_DEVICE_POLICY"));
 const _: () = assert!(str_eq(maps::ALLOW, "KW_ALLOW"));
 const _: () = assert!(str_eq(maps::POLICY_GEN, "KW_POLICY_GEN"));
@@ -85,6 +86,10 @@ pub(crate) static KW_DIRTY_MASK: u32 = maps::DEFAULT_DIRTY_SLOTS - 1;
 /// branch that isn't taken.
 #[unsafe(no_mangle)]
 pub(crate) static KW_REPLAY: u8 = 0;
+
+/// The first-payload program (`payload::kw_lan_payload`), which ingress tail-calls.
+#[map(name = "KW_PAYLOAD_PROG")]
+pub(crate) static PAYLOAD_PROG: ProgramArray = ProgramArray::with_max_entries(1, 0);
 
 /// Set to 0 by the loader when first-payload sampling is off (`payload::sampling`).
 #[unsafe(no_mangle)]

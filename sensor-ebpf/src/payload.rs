@@ -10,11 +10,16 @@
 //! (per-CPU LRU hash); bpf_ringbuf_reserve, bpf_ringbuf_submit and bpf_ringbuf_discard on
 //! KW_EVENTS (ring buffer, 5.8); bpf_xdp_load_bytes (5.18) and bpf_skb_load_bytes (4.5).
 //! Reads the read-only global KW_PAYLOADS (global data, 5.2), which the loader sets to 0
-//! to turn sampling off, so the verifier drops the copy. Minimum: 5.18.
+//! to turn sampling off, so the verifier drops the copy. The ingress copy is its own XDP
+//! program, `kw_lan_payload` (section `xdp.frags`, like the program that jumps to it),
+//! reached by bpf_tail_call (4.2) through KW_PAYLOAD_PROG (program array), which the
+//! loader fills. Minimum: 5.18.
 
 use aya_ebpf::{
     EbpfContext as _,
-    helpers::{bpf_skb_load_bytes, bpf_xdp_load_bytes},
+    bindings::xdp_action,
+    helpers::{bpf_skb_load_bytes, bpf_xdp_get_buff_len, bpf_xdp_load_bytes},
+    macros::xdp,
     programs::{TcContext, XdpContext},
 };
 use sensor_common::{
@@ -26,10 +31,35 @@ use crate::{
     clock::{now_coarse, now_precise},
     device::take_token,
     flow::flow_key,
-    maps::{DEVICES, EVENTS, FLOWS, KW_PAYLOADS, Stats},
+    maps::{DEVICES, EVENTS, FLOWS, KW_PAYLOADS, STATS, Stats},
     parse,
     ring::{put, zero},
 };
+
+/// The frame the ingress program found to be its flow's first payload: parsed again and
+/// copied. Reached only by tail call from `kw_lan_ingress`, for a frame that passes.
+#[xdp(frags)]
+pub fn kw_lan_payload(ctx: XdpContext) -> u32 {
+    if let Some(st) = STATS.get_ptr_mut(0) {
+        // SAFETY: per-CPU value of this CPU; nothing else writes it while we run.
+        let st = unsafe { &mut *st };
+        // SAFETY: the helper only reads the context it is given.
+        let len = unsafe { bpf_xdp_get_buff_len(ctx.ctx) };
+        if let Ok(l2) = parse::l2(&ctx) {
+            let l3 = match l2.ethertype {
+                parse::ETH_P_IP => parse::ipv4(&ctx, l2.l3),
+                parse::ETH_P_IPV6 => parse::ipv6(&ctx, l2.l3),
+                _ => Err(0),
+            };
+            if let Ok(l3) = l3
+                && l3.payload_len != 0
+            {
+                sample(&ctx, st, &l2, &l3, len);
+            }
+        }
+    }
+    xdp_action::XDP_PASS
+}
 
 /// Whether first payloads are sampled at all.
 #[inline(always)]

@@ -950,8 +950,9 @@ fn the_object_has_every_map_and_program_the_constants_name() {
         [
             sensor_common::maps::EGRESS_PROGRAM,
             sensor_common::maps::XDP_PROGRAM,
+            sensor_common::maps::PAYLOAD_PROGRAM,
         ],
-        "the sensor's object holds its two programs and nothing else"
+        "the sensor's object holds its three programs and nothing else"
     );
 }
 

@@ -191,7 +191,31 @@ pub fn load(sizes: MapSizes, mode: Mode) -> Result<Ebpf, LoadError> {
     let mut ebpf = loader.load(OBJECT).map_err(|e: EbpfError| classify(&e))?;
     xdp(&mut ebpf)?.load().map_err(|e| classify(&e))?;
     egress(&mut ebpf)?.load().map_err(|e| classify(&e))?;
+    payload_program(&mut ebpf)?;
     Ok(ebpf)
+}
+
+/// Loads the first-payload program and puts it where the ingress program tail-calls it.
+fn payload_program(ebpf: &mut Ebpf) -> Result<(), LoadError> {
+    let prog: &mut Xdp = ebpf
+        .program_mut(maps::PAYLOAD_PROGRAM)
+        .ok_or_else(|| LoadError::Other(format!("no program {}", maps::PAYLOAD_PROGRAM)))?
+        .try_into()
+        .map_err(|e: ProgramError| classify(&e))?;
+    prog.load().map_err(|e| classify(&e))?;
+    let fd = prog
+        .fd()
+        .map_err(|e| classify(&e))?
+        .try_clone()
+        .map_err(|e| LoadError::Other(format!("{}: {e}", maps::PAYLOAD_PROGRAM)))?;
+    let map = ebpf
+        .map_mut(maps::PAYLOAD_PROG)
+        .ok_or_else(|| LoadError::Other(format!("no map {}", maps::PAYLOAD_PROG)))?;
+    let mut jump: aya::maps::ProgramArray<_> = map
+        .try_into()
+        .map_err(|e: aya::maps::MapError| LoadError::Other(e.to_string()))?;
+    jump.set(0, &fd, 0)
+        .map_err(|e| LoadError::Other(format!("{}: {e}", maps::PAYLOAD_PROG)))
 }
 
 /// The TC egress program of a loaded object.
