@@ -210,6 +210,21 @@ pub(crate) struct InMap {
     pub sampled: u8,
 }
 
+/// The flow's `sampled` byte as it was before this frame, which the caller decides on;
+/// the map's byte is marked now when the frame carries payload (the caller copies it
+/// unless it went already), since the cache slot's own mark reaches the map only with
+/// its counts, and a slot this path hands over has none. Another CPU's insert leaves
+/// this CPU's value zeroed: with sampling off, every flow is sampled.
+#[inline(always)]
+fn mark_sampled(c: &mut FlowCounters, l3: &parse::L3) -> u8 {
+    if !sampling() {
+        c.sampled |= SAMPLED_OUT;
+    }
+    let before = c.sampled;
+    c.sampled |= has_payload(l3) as u8;
+    before
+}
+
 /// Counts a frame in the flow map, creating the flow (with its verdict, and an event)
 /// when it is new, under the frame's policy generation and poll epoch.
 #[inline(always)]
@@ -236,15 +251,10 @@ pub(crate) fn count_in_map(
             c.policy_gen = generation;
         }
         log_change(st, key, c, epoch);
-        // Another CPU's insert leaves this CPU's value zeroed: with sampling off, every
-        // flow is sampled.
-        if !sampling() {
-            c.sampled |= SAMPLED_OUT;
-        }
         return InMap {
             verdict: c.verdict,
             policy_gen: c.policy_gen,
-            sampled: c.sampled,
+            sampled: mark_sampled(c, l3),
         };
     }
     // With sampling off, a flow is born sampled.
@@ -267,7 +277,8 @@ pub(crate) fn count_in_map(
         put(&mut c.syns, u16::from((l3.tcp_flags >> 1) & 1));
         put(&mut c.policy_gen, generation);
         put(&mut c.poll_epoch, epoch);
-        put(&mut c.sampled, sampled);
+        // A first frame with payload (UDP) is copied by the caller: the map knows now.
+        put(&mut c.sampled, sampled | has_payload(l3) as u8);
         first.assume_init_ref()
     };
     match FLOWS.insert(key, first, BPF_NOEXIST as u64) {
@@ -305,13 +316,10 @@ pub(crate) fn count_in_map(
                 c.verdict = v;
                 c.policy_gen = generation;
                 log_change(st, key, c, epoch);
-                if !sampling() {
-                    c.sampled |= SAMPLED_OUT;
-                }
                 return InMap {
                     verdict: v,
                     policy_gen: generation,
-                    sampled: c.sampled,
+                    sampled: mark_sampled(c, l3),
                 };
             }
             // ... and the LRU already evicted it again: the frame is lost to the map.
