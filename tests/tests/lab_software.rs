@@ -50,10 +50,9 @@ fn a_served_banner_in_a_known_exploited_range_is_in_the_device_event_and_alerts_
     }
     let lab = Lab::build(2);
     // Device 0 serves HTTP as an old embedded web server does.
-    let web = lab.devices[0].ns.run(|| {
-        let l = TcpListener::bind("0.0.0.0:80").expect("bind :80 in the device");
-        l
-    });
+    let web = lab.devices[0]
+        .ns
+        .run(|| TcpListener::bind("0.0.0.0:80").expect("bind :80 in the device"));
     let server = std::thread::spawn(move || {
         for c in web.incoming().take(3) {
             let Ok(mut c) = c else { continue };

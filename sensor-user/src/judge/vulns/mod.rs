@@ -7,6 +7,7 @@
 //! was refused; a malformed file is an error naming the file, line and column.
 
 pub mod cpe;
+mod entry;
 mod feed;
 pub mod index;
 pub mod kev;

@@ -14,8 +14,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::cpe::{Component, Cpe, Part};
+use super::entry::{Bound, Entry, Exact, Spec, Strings, Sym, Update};
 use super::feed::{self, FeedFormat, FeedSummary, Lenient, LoadError, Object, cve_id};
-use super::index::{Bound, Entry, Exact, Spec, Strings, Sym, Update};
 
 /// One NVD file, reduced to what matching needs. The entries sit in one flat list sorted
 /// by product (one big allocation, not one per product, so the heap does not fragment),
