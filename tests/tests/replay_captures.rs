@@ -1125,3 +1125,109 @@ fn replay_progress_is_on_the_terminal_and_never_in_the_stream() {
     assert!(!evs.is_empty());
     assert!(!text.contains("left,"), "progress in the stream");
 }
+
+/// The service is what the bytes say, not the port: a learning device speaking IRC on
+/// TCP/8000 (arkime's irc.pcap) or TCP/80 (irc-cap-req.pcap) raises `suspicious_service`
+/// identified by its payload, its flow records say `app_proto: irc`, and what learning
+/// had taken in at the first packet is taken back: the baseline holds nothing of it.
+#[test]
+fn irc_on_any_port_is_a_suspicious_service_and_never_learned() {
+    if !env::have_root() {
+        return;
+    }
+    let fx = env::fixtures();
+    let dir = TempDir::new();
+    let cfg = dir.join("kw.toml");
+    std::fs::write(&cfg, "[baseline]\nmode = \"learn\"\nlearn_for = \"24h\"\n").unwrap();
+    for (capture, client, port) in [
+        ("irc.pcap", "00:13:72:c4:f1:e1", 8000),
+        ("irc-cap-req.pcap", "00:22:83:3f:17:c5", 80),
+    ] {
+        let state = dir.join(capture);
+        let cap = fx.join("captures/attacks-dev/arkime").join(capture);
+        let evs = replay_ok([
+            "--config".as_ref(),
+            cfg.as_os_str(),
+            "--state-dir".as_ref(),
+            state.as_os_str(),
+            cap.as_os_str(),
+        ]);
+        let found: Vec<&Value> = events::alerts(&evs, "suspicious_service")
+            .into_iter()
+            .filter(|a| a["iot"]["device"]["mac"] == client)
+            .collect();
+        assert_eq!(found.len(), 1, "{capture}: {found:#?}");
+        let a = found[0];
+        assert_eq!(a["dest_port"], port, "{a}");
+        assert_eq!(a["alert"]["metadata"]["service"][0], "irc");
+        assert_eq!(a["alert"]["metadata"]["identified_by"][0], "payload");
+        let protos: Vec<&Value> = events::of_type(&evs, "flow")
+            .into_iter()
+            .filter(|f| f["ether"]["src_mac"] == client && f["dest_port"] == port)
+            .map(|f| &f["app_proto"])
+            .collect();
+        assert!(
+            !protos.is_empty() && protos.iter().all(|p| *p == "irc"),
+            "{capture}: {protos:?}"
+        );
+        let out = Command::new(env::kettlewatch())
+            .args(["baseline", "show", "--state-dir"])
+            .arg(&state)
+            .output()
+            .unwrap();
+        let shown = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{shown}");
+        assert!(
+            shown.contains("0 entries"),
+            "{capture}: nothing of the IRC server is learned: {shown}"
+        );
+    }
+}
+
+/// Beacons: the Caldera sandcat agent checks in over HTTP on TCP/8888 every 30-60 s
+/// (corelight's zeek-caldera-detector capture without its 3.5 MB download, whose server sits on the agent's Docker
+/// network: `[baseline] local` names the agent alone, so the server stands for one
+/// outside). It is caught; no benign capture here raises a beacon.
+#[test]
+fn a_c2_agents_check_ins_are_a_beacon_and_device_clouds_are_not() {
+    if !env::have_root() {
+        return;
+    }
+    let fx = env::fixtures();
+    let dir = TempDir::new();
+    let cfg = dir.join("kw.toml");
+    std::fs::write(
+        &cfg,
+        "[baseline]\nmode = \"learn\"\nlearn_for = \"24h\"\nlocal = [\"172.18.0.3/32\"]\n",
+    )
+    .unwrap();
+    let cap = fx.join("captures/attacks-dev/corelight-zeek-caldera-detector/sandcat-slice.pcap");
+    let evs = replay_ok(["--config".as_ref(), cfg.as_os_str(), cap.as_os_str()]);
+    let found = events::alerts(&evs, "beacon");
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let m = &found[0]["alert"]["metadata"];
+    assert_eq!(found[0]["iot"]["device"]["mac"], "02:42:ac:12:00:03");
+    assert_eq!(
+        (&m["destination"][0], &m["port"][0]),
+        (&"172.18.0.2".into(), &"8888".into())
+    );
+    assert_eq!(m["service"][0], "http");
+    assert_eq!(found[0]["alert"]["signature_id"], 9_100_023);
+    let interval: f64 = m["interval_s"][0].as_str().unwrap().parse().unwrap();
+    assert!((25.0..70.0).contains(&interval), "{m}");
+    let mut benign: Vec<PathBuf> = nku_captures().unwrap();
+    for name in ["IOT1-test-slice.pcap", "Two-IOT161012-node5-slice.pcap"] {
+        benign.push(
+            fx.join("captures/attacks-dev/faucetsdn-networkml")
+                .join(name),
+        );
+    }
+    for cap in &benign {
+        let evs = replay_ok([cap]);
+        assert!(
+            events::alerts(&evs, "beacon").is_empty(),
+            "{}",
+            cap.display()
+        );
+    }
+}

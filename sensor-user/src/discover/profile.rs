@@ -201,21 +201,6 @@ pub struct Profile {
     pub facts_dropped: u64,
 }
 
-/// A banner protocol's name in `serves`, `speaks` and `banners`.
-fn protocol_name(p: Protocol) -> &'static str {
-    match p {
-        Protocol::Ssh => "ssh",
-        Protocol::Ftp => "ftp",
-        Protocol::Smtp => "smtp",
-        Protocol::FtpOrSmtp => "ftp_or_smtp",
-        Protocol::Pop3 => "pop3",
-        Protocol::Imap => "imap",
-        Protocol::Telnet => "telnet",
-        Protocol::Rtsp => "rtsp",
-        Protocol::Sip => "sip",
-    }
-}
-
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
@@ -349,11 +334,7 @@ impl Profile {
         } else {
             &mut p.speaks
         };
-        let proto = match facts {
-            PayloadFacts::Tls(_) => "tls",
-            PayloadFacts::HttpRequest(_) | PayloadFacts::HttpResponse(_) => "http",
-            PayloadFacts::Banner(b) => protocol_name(b.protocol),
-        };
+        let proto = facts.protocol();
         let mut changed = union(role, [proto.to_string()], MAX_ITEMS, d);
         changed |= match facts {
             PayloadFacts::Tls(t) => {
@@ -376,10 +357,7 @@ impl Profile {
                         }
                     }),
                     Protocol::Rtsp | Protocol::Sip => None,
-                    other => b
-                        .text
-                        .as_ref()
-                        .map(|t| format!("{}: {t}", protocol_name(other))),
+                    other => b.text.as_ref().map(|t| format!("{}: {t}", other.name())),
                 };
                 // The greeting is already at most 255 characters; so is the line.
                 let line = line.map(|l| l.chars().take(255).collect::<String>());
@@ -395,11 +373,7 @@ impl Profile {
     pub fn merge_payload_in(&mut self, facts: &PayloadFacts, serving: bool) -> bool {
         let d = &mut self.facts_dropped;
         let p = &mut self.payload;
-        let proto = match facts {
-            PayloadFacts::Tls(_) => "tls",
-            PayloadFacts::HttpRequest(_) | PayloadFacts::HttpResponse(_) => "http",
-            PayloadFacts::Banner(b) => protocol_name(b.protocol),
-        };
+        let proto = facts.protocol();
         if serving {
             return union(&mut p.serves, [proto.to_string()], MAX_ITEMS, d);
         }
@@ -410,11 +384,8 @@ impl Profile {
                 Protocol::Rtsp | Protocol::Sip => b
                     .server
                     .as_ref()
-                    .map(|s| format!("{}: {s}", protocol_name(b.protocol))),
-                other => b
-                    .text
-                    .as_ref()
-                    .map(|t| format!("{}: {t}", protocol_name(other))),
+                    .map(|s| format!("{}: {s}", b.protocol.name())),
+                other => b.text.as_ref().map(|t| format!("{}: {t}", other.name())),
             },
             _ => None,
         }

@@ -42,6 +42,8 @@ pub enum Source {
     Greeting,
     /// An RTSP or SIP `User-Agent` or `Server` header the device sent.
     RtspSip,
+    /// A miner's name in its Stratum subscribe or login.
+    Stratum,
     /// A Kasa device's sysinfo (`sw_ver`).
     Kasa,
     /// An mDNS TXT record's version key.
@@ -265,6 +267,13 @@ fn from_banner(b: &Banner) -> Vec<Named> {
             .flat_map(|s| from_product_string(s, Source::RtspSip))
             .take(MAX_PER_STRING)
             .collect(),
+        Protocol::Stratum => b
+            .user_agent
+            .iter()
+            .flat_map(|s| from_product_string(s, Source::Stratum))
+            .take(MAX_PER_STRING)
+            .collect(),
+        Protocol::Irc => Vec::new(),
         Protocol::Ftp
         | Protocol::Smtp
         | Protocol::FtpOrSmtp

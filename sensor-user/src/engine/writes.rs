@@ -104,7 +104,12 @@ pub fn save_learned(
         .into_iter()
         .map(|(m, old, new)| (m.to_string(), old, new))
         .collect();
-    store.save_learned(&rows, &renamed, now_epoch_ns)?;
+    let forgotten: Vec<(String, String)> = changes
+        .forgotten
+        .into_iter()
+        .map(|(m, r)| (m.to_string(), r))
+        .collect();
+    store.save_learned(&rows, &renamed, &forgotten, now_epoch_ns)?;
     if let Some(windows) = changes.windows {
         let rows: Vec<(String, u64)> = windows
             .into_iter()

@@ -84,6 +84,8 @@ pub struct BaselineCounters {
     pub renamed: u64,
     /// New flows to a threat-intel or canary destination while learning (never learned).
     pub intel_not_learned: u64,
+    /// Learned entries taken back when a first payload showed a suspicious service.
+    pub unlearned: u64,
 }
 
 /// What the kernel is to hold after a sync: each recompiled device's policy value and
@@ -104,6 +106,8 @@ pub struct LearnedChanges {
     pub learned: Vec<(MacAddr, String)>,
     /// Address entries renamed to the name they were resolved from (device, old, new).
     pub renamed: Vec<(MacAddr, String, String)>,
+    /// Entries taken back (device, rule as written).
+    pub forgotten: Vec<(MacAddr, String)>,
     /// Every device's learning window end (kernel time), when one changed.
     pub windows: Option<Vec<(MacAddr, u64)>>,
 }
@@ -198,6 +202,74 @@ impl Baseline {
         }
     }
 
+    /// What a flow's first payload showed it to be (`service`, whatever its port): a
+    /// service no device should use (`Suspicious::by_payload`) is alerted as
+    /// `suspicious_service`, once per device, destination and rule, unless the operator's
+    /// own policy allows the destination; while the device learns, the destination is
+    /// taken back out of what it learned, so it never becomes its normal.
+    pub fn on_service(
+        &mut self,
+        key: FlowKey,
+        origin: Origin,
+        service: &'static str,
+        d: &DeviceFacts<'_>,
+    ) -> Option<Alert> {
+        if key.flags & FLOW_SERVING != 0 {
+            return None;
+        }
+        self.ensure(d);
+        let (mac, dst) = (key.mac, addr::ip(key.addr));
+        let learning = self
+            .engine
+            .rules(&mac)
+            .is_some_and(|r| r.mode == Mode::Learn);
+        let local = self.engine.is_local(dst);
+        if !self.engine.suspicious.by_payload(service, learning, local) {
+            return None;
+        }
+        let name = self
+            .engine
+            .resolved
+            .names_for(&mac, dst)
+            .first()
+            .map(|s| s.to_string());
+        let (before, _) = self.engine.evaluate_detail(&mac, dst, key.port, key.proto);
+        let mut forgot = false;
+        for n in [name.as_deref(), None] {
+            let rule = learned::rule_for(dst, key.port, key.proto, n);
+            forgot |= self.engine.learned.forget(mac, &rule);
+        }
+        if forgot {
+            self.counters.unlearned += 1;
+            self.dirty.insert(mac);
+        } else if before == Verdict::Allowed && !local {
+            // Declared by the operator (or their MUD file): their call.
+            return None;
+        }
+        self.counters.suspicious += 1;
+        if !self
+            .alerted_rules
+            .insert((mac, dst, rules::SUSPICIOUS_SERVICE.id))
+        {
+            self.counters.repeats += 1;
+            return None;
+        }
+        self.counters.alerts += 1;
+        let r = self.engine.rules(&mac).expect("compiled");
+        let mut a = policy_alert(
+            &rules::SUSPICIOUS_SERVICE,
+            key,
+            origin,
+            "suspicious",
+            r,
+            Vec::new(),
+            name,
+            Some(service.to_string()),
+        );
+        a.metadata["identified_by"] = json!(["payload"]);
+        Some(a)
+    }
+
     /// A flow's verdict on the current state: learned (when learning and `learn`), an
     /// alert (once per device, destination and rule), or nothing.
     fn check(&mut self, key: FlowKey, origin: Origin, learn: bool) -> Option<Alert> {
@@ -255,7 +327,7 @@ impl Baseline {
                 }
                 self.counters.alerts += 1;
                 let r = self.engine.rules(&mac).expect("compiled");
-                Some(policy_alert(
+                let mut a = policy_alert(
                     &rules::SUSPICIOUS_SERVICE,
                     key,
                     origin,
@@ -264,7 +336,9 @@ impl Baseline {
                     Vec::new(),
                     name,
                     service,
-                ))
+                );
+                a.metadata["identified_by"] = json!(["port"]);
+                Some(a)
             }
             Verdict::Learning => {
                 let rule = learned::rule_for(dst, key.port, key.proto, name.as_deref());
@@ -437,6 +511,13 @@ impl Baseline {
                 .into_iter()
                 .map(|(m, old, new)| (m, old.to_string(), new.to_string()))
                 .collect(),
+            forgotten: self
+                .engine
+                .learned
+                .take_forgotten()
+                .into_iter()
+                .map(|(m, r)| (m, r.to_string()))
+                .collect(),
             windows: self.engine.take_windows(),
         }
     }
@@ -461,6 +542,7 @@ impl Baseline {
             "dns_answers": c.dns_answers,
             "dns_dropped": e.resolved.dropped,
             "suspicious": c.suspicious,
+            "unlearned": c.unlearned,
         })
     }
 }

@@ -191,7 +191,17 @@ pub const KNOWN_EXPLOITED_VULNERABILITY: Rule = rule(
     1,
 );
 
-pub const ALL: [Rule; 22] = [
+/// A device checks in with one outside address at a steady rhythm with like-sized
+/// messages (`judge/anomaly/beacon.rs`): an implant or bot waiting for orders.
+pub const BEACON: Rule = rule(
+    "beacon",
+    9_100_023,
+    "kettlewatch: device beacons to an address at a steady rhythm",
+    "A Network Trojan was detected",
+    2,
+);
+
+pub const ALL: [Rule; 23] = [
     UNEXPECTED_DESTINATION,
     NEW_PORT,
     THREAT_INTEL_IP,
@@ -214,6 +224,7 @@ pub const ALL: [Rule; 22] = [
     BRUTE_FORCE,
     UNANSWERED_RETRIES,
     KNOWN_EXPLOITED_VULNERABILITY,
+    BEACON,
 ];
 
 #[cfg(test)]

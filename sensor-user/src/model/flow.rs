@@ -136,4 +136,6 @@ pub struct FlowRecord {
     pub alert_repeats: Option<u64>,
     /// An alert was written about this flow (EVE's `flow.alerted`).
     pub alerted: bool,
+    /// What its first payload showed it speaks (EVE's `app_proto`).
+    pub app_proto: Option<&'static str>,
 }

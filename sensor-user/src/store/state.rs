@@ -340,15 +340,16 @@ impl Store {
         tx.commit().map_err(sql)
     }
 
-    /// Writes learned baseline entries (mac, allow entry) and renamed ones (mac, old
-    /// entry, new entry; the first use is kept) in one transaction.
+    /// Writes learned baseline entries (mac, allow entry), renamed ones (mac, old entry,
+    /// new entry; the first use is kept) and deletes forgotten ones, in one transaction.
     pub fn save_learned(
         &mut self,
         rows: &[(String, String)],
         renamed: &[(String, String, String)],
+        forgotten: &[(String, String)],
         now_epoch_ns: u64,
     ) -> Result<(), StateError> {
-        if rows.is_empty() && renamed.is_empty() {
+        if rows.is_empty() && renamed.is_empty() && forgotten.is_empty() {
             return Ok(());
         }
         let path = self.path.display().to_string();
@@ -379,6 +380,9 @@ impl Store {
             for (mac, old, new) in renamed {
                 rename.execute(params![mac, old, new]).map_err(sql)?;
                 delete.execute(params![mac, old]).map_err(sql)?;
+            }
+            for (mac, rule) in forgotten {
+                delete.execute(params![mac, rule]).map_err(sql)?;
             }
         }
         tx.commit().map_err(sql)
@@ -528,7 +532,7 @@ mod tests {
     }
 
     #[test]
-    fn a_renamed_entry_keeps_its_first_use_and_windows_come_back() {
+    fn a_renamed_entry_keeps_its_first_use_a_forgotten_one_goes_and_windows_come_back() {
         let d = tmp("renamed");
         let mut s = Store::open(&d).unwrap();
         let m = "02:00:00:00:00:0a".to_string();
@@ -537,7 +541,9 @@ mod tests {
                 (m.clone(), "203.0.113.10:8883/tcp".into()),
                 (m.clone(), "203.0.113.11:443/tcp".into()),
                 (m.clone(), "lock.example.com:443/tcp".into()),
+                (m.clone(), "203.0.113.6:8000/tcp".into()),
             ],
+            &[],
             &[],
             100,
         )
@@ -557,6 +563,8 @@ mod tests {
                     "lock.example.com:443/tcp".into(),
                 ),
             ],
+            // Learned, then seen to speak IRC: taken back.
+            &[(m.clone(), "203.0.113.6:8000/tcp".into())],
             200,
         )
         .unwrap();

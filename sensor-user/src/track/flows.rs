@@ -18,6 +18,8 @@ struct Tracked {
     /// announced it during.
     seen: u32,
     alerted: bool,
+    /// What its first payload showed it speaks.
+    app_proto: Option<&'static str>,
     /// In `FlowTable::due`: unreported traffic waits for its report interval.
     queued: bool,
 }
@@ -82,6 +84,19 @@ impl FlowTable {
     pub fn mark_alerted(&mut self, key: &FlowKey) {
         if let Some(t) = self.flows.get_mut(key) {
             t.alerted = true;
+        }
+    }
+
+    /// How `key` was opened, when its event reached us.
+    pub fn origin(&mut self, key: &FlowKey) -> Option<Origin> {
+        self.flows.get_mut(key).and_then(|t| t.origin)
+    }
+
+    /// What `key`'s first payload showed it speaks: its records say so (EVE's
+    /// `app_proto`).
+    pub fn set_app_proto(&mut self, key: &FlowKey, proto: &'static str) {
+        if let Some(t) = self.flows.get_mut(key) {
+            t.app_proto = Some(proto);
         }
     }
 
@@ -482,6 +497,7 @@ fn record(key: FlowKey, t: &mut Tracked, reason: Reason) -> FlowRecord {
         reason,
         alert_repeats: None,
         alerted: t.alerted,
+        app_proto: t.app_proto,
     };
     t.reported_packets = t.totals.packets;
     t.reported_bytes = t.totals.bytes;

@@ -52,6 +52,7 @@ struct Figures {
     strong_wrong: usize,
     alerts_after_learning: usize,
     attacks_missed: usize,
+    attacks_caught: usize,
     software_missed: usize,
 }
 
@@ -63,7 +64,7 @@ struct Floor {
     max_wrong: usize,
     max_strong_wrong: usize,
     max_alerts_after_learning: usize,
-    max_attacks_missed: usize,
+    min_attacks_caught: usize,
     max_software_missed: usize,
 }
 
@@ -160,10 +161,10 @@ fn main() -> Result<()> {
                 ),
             ),
             (
-                f.attacks_missed > floor.max_attacks_missed,
+                f.attacks_caught < floor.min_attacks_caught,
                 format!(
-                    "attacks missed {} > {}",
-                    f.attacks_missed, floor.max_attacks_missed
+                    "attack captures caught {} < {} ({} missed)",
+                    f.attacks_caught, floor.min_attacks_caught, f.attacks_missed
                 ),
             ),
             (
@@ -431,22 +432,72 @@ fn detection(sensor: &Path, fixtures: &Path, figures: &mut Figures) -> Result<St
     s += &format!(
         "\n{total_alerts} alerts in {total_weeks:.1} device-weeks after learning.\n\nAttack captures, each replayed with the same learning window, and the rule it must raise:\n\n| capture | what it is | must raise | result |\n|---|---|---|---|\n"
     );
-    // The development set's one attack capture; the others (brute force, C2 while
-    // learning, floods, scans) are namespace labs under `cargo xtask test`.
-    let cases = [(
-        "captures/ndpi/dns-tunnel-iodine.pcap",
-        "an iodine DNS tunnel through the LAN's resolver",
-        "dns_tunnel",
-    )];
-    for (rel, what, rule) in cases {
+    // The development set's attack captures, each replayed while its devices learn, so
+    // only behaviour and identification can catch them; the rest (floods, scans, SSH and
+    // telnet guessing, retries, mining) are namespace labs under `cargo xtask test`.
+    // The Caldera agents' server shares their Docker network: `local` names the agent
+    // alone, so the server stands for one outside the LAN.
+    const C2_OUTSIDE: &str = "local = [\"172.18.0.3/32\"]\n";
+    let cases = [
+        (
+            "captures/ndpi/dns-tunnel-iodine.pcap",
+            "an iodine DNS tunnel through the LAN's resolver",
+            "dns_tunnel",
+            "",
+        ),
+        (
+            "captures/attacks-dev/bsidessf-ctf-2017/dnscap.pcap",
+            "a dnscat2 tunnel through a public resolver (TXT, MX, CNAME)",
+            "dns_tunnel",
+            "",
+        ),
+        (
+            "captures/attacks-dev/arkime/irc.pcap",
+            "IRC on TCP/8000",
+            "suspicious_service",
+            "",
+        ),
+        (
+            "captures/attacks-dev/arkime/irc-cap-req.pcap",
+            "IRC on TCP/80",
+            "suspicious_service",
+            "",
+        ),
+        (
+            "captures/attacks-dev/initconf-ftp-bruteforce/FTP-bruteforce.pcap",
+            "FTP password guessing, 2,399 sessions",
+            "brute_force",
+            "",
+        ),
+        (
+            "captures/attacks-dev/corelight-zeek-caldera-detector/sandcat.pcap",
+            "Caldera sandcat agent, HTTP check-ins on TCP/8888",
+            "beacon",
+            C2_OUTSIDE,
+        ),
+        (
+            "captures/attacks-dev/corelight-zeek-caldera-detector/ragdoll.pcap",
+            "Caldera ragdoll agent, a connection per check-in on TCP/8888",
+            "beacon",
+            C2_OUTSIDE,
+        ),
+        (
+            "captures/attacks-dev/initconf-sip-attacks/SIP-Bruteforce-Single-IP.pcap",
+            "SIP registration guessing over UDP/5060",
+            "brute_force",
+            "",
+        ),
+    ];
+    for (rel, what, rule, extra) in cases {
         let cap = fixtures.join(rel);
         if !cap.is_file() {
             s += &format!("| {rel} | {what} | {rule} | (capture absent) |\n");
             continue;
         }
-        let evs = replay_with(sensor, LEARN, &[cap])?;
+        let evs = replay_with(sensor, &format!("{LEARN}{extra}"), &[cap])?;
         let n = events::alerts(&evs, rule).len();
         let result = if n > 0 {
+            figures.attacks_caught += 1;
             format!("caught ({n})")
         } else {
             figures.attacks_missed += 1;
@@ -454,6 +505,11 @@ fn detection(sensor: &Path, fixtures: &Path, figures: &mut Figures) -> Result<St
         };
         s += &format!("| {rel} | {what} | {rule} | {result} |\n");
     }
+    s += &format!(
+        "\n{} of {} attack captures caught.\n",
+        figures.attacks_caught,
+        figures.attacks_caught + figures.attacks_missed
+    );
     Ok(s)
 }
 

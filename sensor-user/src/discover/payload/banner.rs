@@ -1,7 +1,8 @@
 //! Greetings and heads of plain-text protocols, which often name the software and its
 //! version: SSH identification strings (RFC 4253 section 4.2), FTP and SMTP `220`
 //! greetings, POP3 `+OK` and IMAP `* OK` greetings, telnet option negotiation (RFC 854),
-//! and RTSP and SIP first lines with their `User-Agent` and `Server` headers.
+//! and RTSP and SIP first lines with their `User-Agent` and `Server` headers; IRC and
+//! Stratum lines have files of their own.
 //!
 //! Kept: the protocol, the software and version strings, the greeting's text, the method
 //! or status code, and the authentication scheme's name. Never kept: RTSP and SIP
@@ -33,6 +34,29 @@ pub enum Protocol {
     Rtsp,
     /// A SIP request or response head.
     Sip,
+    /// An IRC client's registration or a server's first words ([`super::irc`]).
+    Irc,
+    /// A miner's or a mining pool's JSON-RPC line ([`super::stratum`]).
+    Stratum,
+}
+
+impl Protocol {
+    /// Its name in a profile's `serves`, `speaks` and `banners`, and as a flow's service.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Ssh => "ssh",
+            Protocol::Ftp => "ftp",
+            Protocol::Smtp => "smtp",
+            Protocol::FtpOrSmtp => "ftp_or_smtp",
+            Protocol::Pop3 => "pop3",
+            Protocol::Imap => "imap",
+            Protocol::Telnet => "telnet",
+            Protocol::Rtsp => "rtsp",
+            Protocol::Sip => "sip",
+            Protocol::Irc => "irc",
+            Protocol::Stratum => "stratum",
+        }
+    }
 }
 
 /// What a banner says; which fields are set depends on the protocol.
@@ -50,13 +74,14 @@ pub struct Banner {
     /// a telnet server sends with its negotiation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
-    /// RTSP and SIP requests: the method.
+    /// RTSP and SIP requests: the method; IRC: the first command; Stratum: the JSON-RPC
+    /// method.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
     /// RTSP and SIP responses: the status code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
-    /// RTSP and SIP: the `User-Agent` header.
+    /// RTSP and SIP: the `User-Agent` header; Stratum: the miner's name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,
     /// RTSP and SIP: the `Server` header.
@@ -72,7 +97,7 @@ pub struct Banner {
 }
 
 impl Banner {
-    fn new(protocol: Protocol) -> Self {
+    pub(super) fn new(protocol: Protocol) -> Self {
         Self {
             protocol,
             proto_version: None,
@@ -151,7 +176,7 @@ pub fn decode(p: &[u8], hint: Hint) -> Result<Option<Banner>, DecodeError> {
         let rest = &rest[rest.len().min(1)..];
         return greeting(greeting_protocol(rest, hint), rest);
     }
-    Ok(None)
+    Ok(super::stratum::decode(p, hint).or_else(|| super::irc::decode(p, hint)))
 }
 
 /// FTP or SMTP: what the greeting says, else the server's port.

@@ -1,6 +1,7 @@
 //! What a flow's first payload says about the software at either end: a TLS ClientHello
 //! ([`tls`]), an HTTP/1.x request or response head ([`http`]), or a greeting or head of a
-//! plain-text protocol ([`banner`]: SSH, FTP, SMTP, POP3, IMAP, telnet, RTSP, SIP).
+//! plain-text protocol ([`banner`]: SSH, FTP, SMTP, POP3, IMAP, telnet, RTSP, SIP;
+//! [`irc`]; [`stratum`], miners and pools).
 //!
 //! [`decode`] recognises the protocol from the bytes themselves, since devices run
 //! services on any port; a port is only a tie-breaker where the bytes cannot tell (a
@@ -11,6 +12,8 @@
 
 pub mod banner;
 pub mod http;
+pub mod irc;
+pub mod stratum;
 pub mod tls;
 
 use super::DecodeError;
@@ -41,6 +44,48 @@ pub enum PayloadFacts {
     HttpResponse(http::HttpResponse),
     /// A greeting or request/response head of a plain-text protocol.
     Banner(banner::Banner),
+}
+
+impl PayloadFacts {
+    /// The protocol the bytes speak (`tls`, `http`, `ssh`, `irc`, ...), whatever the port.
+    pub fn protocol(&self) -> &'static str {
+        match self {
+            PayloadFacts::Tls(_) => "tls",
+            PayloadFacts::HttpRequest(_) | PayloadFacts::HttpResponse(_) => "http",
+            PayloadFacts::Banner(b) => b.protocol.name(),
+        }
+    }
+
+    /// The service the flow is: its [`protocol`](Self::protocol), except that a TLS
+    /// client asking for a name shaped like Tor's made-up ones is `tor` when no DNS answer
+    /// gave the device the address (`resolved` false): Tor relays are reached by address
+    /// and the name is never looked up ([`tls::tor_like`]).
+    pub fn service(&self, resolved: bool) -> &'static str {
+        match self {
+            PayloadFacts::Tls(t) if !resolved && t.sni.as_deref().is_some_and(tls::tor_like) => {
+                "tor"
+            }
+            _ => self.protocol(),
+        }
+    }
+
+    /// Whether the flow is a login: `Some(true)` for a service one logs in to (SSH,
+    /// telnet, FTP, POP3, IMAP, and HTTP, RTSP or SIP carrying credentials), `Some(false)`
+    /// for one the bytes show is something else, `None` when they cannot tell (TLS hides
+    /// what runs inside).
+    pub fn is_login(&self) -> Option<bool> {
+        use banner::Protocol as P;
+        match self {
+            PayloadFacts::Tls(_) => None,
+            PayloadFacts::HttpRequest(r) => Some(r.auth.is_some()),
+            PayloadFacts::HttpResponse(r) => Some(r.auth.is_some()),
+            PayloadFacts::Banner(b) => Some(match b.protocol {
+                P::Ssh | P::Telnet | P::Ftp | P::FtpOrSmtp | P::Pop3 | P::Imap => true,
+                P::Rtsp | P::Sip => b.auth.is_some(),
+                P::Smtp | P::Irc | P::Stratum => false,
+            }),
+        }
+    }
 }
 
 /// Decodes a flow's first payload. `Ok(None)` when no decoder recognises it; an error

@@ -43,6 +43,26 @@ pub struct TlsFacts {
     pub ja4: String,
 }
 
+/// Whether a server name is shaped like the ones Tor clients make up for every TLS
+/// connection to a relay: `www.` + 4 to 25 random base32 characters + `.com` (tor's
+/// `tor_tls_new` calls `crypto_random_hostname(4, 25, "www.", ".com")`, whose base32
+/// alphabet is `a-z2-7`). At least one of the digits 2-7 is asked for, so an ordinary
+/// `www.word.com` is not taken for one (that misses about one Tor name in five of length
+/// eight, fewer of longer ones: a Tor client makes many connections).
+pub fn tor_like(name: &str) -> bool {
+    let Some(mid) = name
+        .strip_prefix("www.")
+        .and_then(|r| r.strip_suffix(".com"))
+    else {
+        return false;
+    };
+    (4..=25).contains(&mid.len())
+        && mid
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || (b'2'..=b'7').contains(&c))
+        && mid.bytes().any(|c| (b'2'..=b'7').contains(&c))
+}
+
 /// A TLS handshake record: worth handing to [`decode`].
 pub fn looks_like(p: &[u8]) -> bool {
     matches!(p, [HANDSHAKE, 3, minor, ..] if *minor <= 4)
@@ -277,6 +297,29 @@ fn alpn_chars(first: Option<&[u8]>) -> String {
 mod tests {
     use super::*;
     use crate::testdata::payload;
+
+    #[test]
+    fn tors_made_up_names_and_ordinary_ones() {
+        for n in [
+            "www.4sgxzmcvx3ls.com",
+            "www.ab3d.com",
+            "www.q7xwzp2bcdn6kexmfyt.com",
+        ] {
+            assert!(tor_like(n), "{n}");
+        }
+        for n in [
+            "www.meethue.com",
+            "www.example.com",
+            "www.abc.com",
+            "www.ab1d.com",
+            "www.4sgxzmcvx3ls.net",
+            "api.4sgxzmcvx3ls.com",
+            "www.4SGXZMCVX3LS.com",
+            "www.aaaaaaaaaaaaaaaaaaaaaaaa3a.com",
+        ] {
+            assert!(!tor_like(n), "{n}");
+        }
+    }
 
     /// A ClientHello record with the given fields, the rest of it plausible.
     fn client_hello(version: u16, ciphers: &[u16], exts: &[(u16, Vec<u8>)]) -> Vec<u8> {

@@ -45,6 +45,8 @@ struct FlowEvent<'a> {
     in_iface: &'a str,
     #[serde(flatten)]
     addressing: super::Addressing,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    app_proto: Option<&'static str>,
     flow: FlowPart,
     iot: Iot,
 }
@@ -123,6 +125,7 @@ impl Eve {
             host: &self.host,
             in_iface: &self.in_iface,
             addressing: self.flow_addressing(k, r.origin),
+            app_proto: r.app_proto,
             flow: FlowPart {
                 pkts_toserver: to_server.0,
                 bytes_toserver: to_server.1,

@@ -235,9 +235,11 @@ fn flow_event_has_eve_fields() {
         reason: Reason::Report,
         alert_repeats: None,
         alerted: false,
+        app_proto: Some("irc"),
     };
     let v = valid(flow(&eve(), 5_000_000_000, &r));
     assert_eq!(v["event_type"], "flow");
+    assert_eq!(v["app_proto"], "irc");
     assert_eq!(v["timestamp"], "1970-01-01T00:00:05.000000+0000");
     assert_eq!(v["src_ip"], "198.51.100.23");
     assert_eq!(v["src_port"], 50412);
@@ -294,6 +296,7 @@ fn a_flows_last_record_says_why_it_ended_in_suricatas_words() {
         reason: Reason::Evicted,
         alert_repeats: None,
         alerted: false,
+        app_proto: None,
     };
     let v = valid(flow(&eve(), 0, &r));
     assert_eq!(v["flow"]["reason"], "forced");
@@ -338,6 +341,7 @@ fn serving_flow_puts_the_client_first() {
         reason: Reason::Shutdown,
         alert_repeats: None,
         alerted: true,
+        app_proto: None,
     };
     let v = valid(flow(&eve(), 0, &r));
     assert_eq!(v["src_ip"], "203.0.113.5");
@@ -367,6 +371,7 @@ fn icmp_flow_has_type_and_code_not_ports() {
         reason: Reason::Report,
         alert_repeats: None,
         alerted: false,
+        app_proto: None,
     };
     let v = valid(flow(&eve(), 0, &r));
     assert_eq!(v["icmp_type"], 8);
@@ -398,6 +403,7 @@ fn a_large_batch_of_flow_lines_comes_back_in_the_records_order() {
             reason: Reason::Report,
             alert_repeats: None,
             alerted: false,
+            app_proto: None,
         })
         .collect();
     let mut lines = FlowLines::default();

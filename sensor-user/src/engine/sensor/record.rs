@@ -50,6 +50,7 @@ impl Sensor {
                     learning: judged.verdict == Verdict::Learning,
                     allowed: judged.verdict == Verdict::Allowed,
                     local: judged.local,
+                    resolved: !judged.names.is_empty(),
                 };
                 let found = self.anomaly.on_new_flow(ev.ts_ns, ev.key, origin, cx);
                 self.alerts.extend(found);
@@ -169,6 +170,7 @@ impl Sensor {
         self.counters.payloads_decoded += 1;
         let mac = head.key.mac;
         let serving = head.key.flags & FLOW_SERVING != 0;
+        self.on_service(head, &facts);
         if to_device {
             // What the other end said is about the other end: the protocol the flow
             // speaks, never the device's software.
@@ -179,5 +181,33 @@ impl Sensor {
         let named = discover::software::from_payload(&facts);
         let at = self.eve.time(head.ts_ns);
         self.devices.on_software(mac, named, &at);
+    }
+
+    /// What a flow is, from what its first payload speaks rather than its port: the
+    /// flow's records say it, the baseline stage alerts a service no device should use
+    /// (and takes it back out of what a learning device learned), and the behaviour
+    /// detectors know a login service on any port.
+    fn on_service(&mut self, head: &sensor_common::Event, facts: &discover::payload::PayloadFacts) {
+        let key = head.key;
+        let resolved = !self
+            .baseline
+            .engine()
+            .resolved
+            .names_for(&key.mac, addr::ip(key.addr))
+            .is_empty();
+        let service = facts.service(resolved);
+        self.flows.set_app_proto(&key, service);
+        let found = self
+            .anomaly
+            .on_service(head.ts_ns, key, service, facts.is_login());
+        self.alerts.extend(found);
+        let Some(origin) = self.flows.origin(&key) else {
+            return;
+        };
+        let pf = self.policy_facts(&key.mac).unwrap_or_default();
+        let alert = self
+            .baseline
+            .on_service(key, origin, service, &pf.of(key.mac));
+        self.alerts.extend(alert);
     }
 }

@@ -2,6 +2,10 @@
 //! SYN frames the kernel counts per flow. A device that opens them is guessing someone's
 //! password (a bot spreading); a device that accepts them (SYN-ACKs on its serving flow,
 //! one flow per client address) is having its own guessed.
+//!
+//! A login service is what the flow's first payload speaks (SSH, telnet, FTP, POP3,
+//! IMAP, HTTP or RTSP with credentials) on whatever port; the port list is the fallback
+//! for flows whose payload cannot tell (TLS) or was not sampled yet.
 
 use serde_json::json;
 
@@ -22,6 +26,8 @@ pub struct Guessing {
     pub key: FlowKey,
     /// Connections in the window.
     pub connections: u64,
+    /// The service, when a first payload showed it.
+    pub service: Option<&'static str>,
     /// The device accepted them (the service is its own) rather than opened them.
     pub inbound: bool,
 }
@@ -33,6 +39,9 @@ pub struct Brute {
     window_ns: u64,
     ports: Vec<u16>,
     flows: HashMap<FlowKey, VecDeque<(u64, u64)>>,
+    /// What first payloads showed: the flow is a login (true) or is not (false), and
+    /// its service.
+    services: HashMap<FlowKey, (bool, &'static str)>,
 }
 
 impl Brute {
@@ -43,7 +52,21 @@ impl Brute {
             window_ns,
             ports,
             flows: HashMap::new(),
+            services: HashMap::new(),
         }
+    }
+
+    /// A flow's first payload showed `service`, a login or not (`None`: it cannot tell,
+    /// and the port decides).
+    pub fn on_service(&mut self, key: FlowKey, service: &'static str, login: Option<bool>) {
+        let Some(login) = login else {
+            return;
+        };
+        if self.services.len() >= MAX_FLOWS && !self.services.contains_key(&key) {
+            // Forgetting falls back on the port list, never on silence about a guess.
+            self.services.clear();
+        }
+        self.services.insert(key, (login, service));
     }
 
     /// The window, ns.
@@ -53,7 +76,9 @@ impl Brute {
 
     /// A flow opened (or accepted) `syns` connections since the last poll, at `now`.
     pub fn on_syns(&mut self, now: u64, key: FlowKey, syns: u64) -> Option<Guessing> {
-        if key.proto != proto::TCP || syns == 0 || !self.ports.contains(&key.port) {
+        let shown = self.services.get(&key).copied();
+        let login = shown.map_or_else(|| self.ports.contains(&key.port), |(l, _)| l);
+        if key.proto != proto::TCP || syns == 0 || !login {
             return None;
         }
         if !self.flows.contains_key(&key) && self.flows.len() >= MAX_FLOWS {
@@ -83,6 +108,7 @@ impl Brute {
         Some(Guessing {
             key,
             connections,
+            service: shown.map(|(_, s)| s),
             inbound: key.flags & FLOW_SERVING != 0,
         })
     }
@@ -108,6 +134,17 @@ pub fn detector(c: &AnomalyConfig) -> Box<dyn Detector> {
 }
 
 impl Detector for BruteForce {
+    fn on_service(
+        &mut self,
+        _now: u64,
+        key: FlowKey,
+        service: &'static str,
+        login: Option<bool>,
+    ) -> Vec<Finding> {
+        self.brute.on_service(key, service, login);
+        Vec::new()
+    }
+
     fn on_poll(&mut self, poll: &Poll<'_>) -> Vec<Finding> {
         let mut out = Vec::new();
         for d in poll.deltas {
@@ -124,6 +161,7 @@ impl Detector for BruteForce {
                         "peer": [addr::ip(g.key.addr).to_string()],
                         "port": [g.key.port.to_string()],
                         "connections": [g.connections.to_string()],
+                        "service": [g.service.unwrap_or("by port")],
                         "window_s": [(self.brute.window_ns() / 1_000_000_000).to_string()],
                     }),
                 });
@@ -163,13 +201,34 @@ mod tests {
             assert_eq!(b.on_syns(i * SEC, k, 1), None, "{i}");
         }
         let g = b.on_syns(19 * SEC, k, 1).expect("the 20th");
-        assert_eq!((g.connections, g.inbound), (20, false));
+        assert_eq!((g.connections, g.inbound, g.service), (20, false, None));
         let served = key(22, FLOW_SERVING);
         assert_eq!(
             b.on_syns(20 * SEC, served, 25).map(|g| g.inbound),
             Some(true),
             "the device accepting them: its own password is guessed"
         );
+    }
+
+    #[test]
+    fn the_payload_says_what_is_a_login_on_any_port() {
+        let mut b = brute();
+        // SSH on 8022: not in the list, but its first payload is an SSH banner.
+        let ssh = key(8022, 0);
+        b.on_service(ssh, "ssh", Some(true));
+        let got: Vec<_> = (0..20u64)
+            .filter_map(|i| b.on_syns(i * SEC, ssh, 1))
+            .collect();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].service, Some("ssh"));
+        // Port 22 speaking HTTP without credentials: a web server, not a login.
+        let web = key(22, 0);
+        b.on_service(web, "http", Some(false));
+        assert!((0..40u64).all(|i| b.on_syns(i * SEC, web, 1).is_none()));
+        // Port 23 whose payload cannot tell (TLS): the port list decides.
+        let tls = key(23, 0);
+        b.on_service(tls, "tls", None);
+        assert!((0..20u64).any(|i| b.on_syns(i * SEC, tls, 1).is_some()));
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! Behaviour: anomalies in each device's connections, volume and DNS. Each detector is a
 //! file of its own implementing [`Detector`] (fan-out, resolvers and time servers, new
-//! protocols, SYN floods, password guessing, volume, DNS tunnels and generated domains),
+//! protocols, SYN floods, password guessing, retries, beacons, volume, DNS tunnels and
+//! generated domains),
 //! listed once in [`DETECTORS`]; this stage feeds them every input and rate-limits what
 //! they find per device and rule, counting the repeats it held back in the next alert's
 //! metadata.
 
+pub mod beacon;
 pub mod brute;
 pub mod dns;
 pub mod fanout;
@@ -37,6 +39,7 @@ pub const DETECTORS: &[NewDetector] = &[
     flood::detector,
     brute::detector,
     retry::detector,
+    beacon::detector,
     volume::detector,
     dns::detector,
 ];
@@ -119,6 +122,17 @@ pub trait Detector {
     fn on_poll(&mut self, _poll: &Poll<'_>) -> Vec<Finding> {
         Vec::new()
     }
+    /// A flow's first payload showed what it speaks: `service` (`ssh`, `irc`, `tls`,
+    /// ...), and whether it is a login (`None`: the bytes cannot tell, as with TLS).
+    fn on_service(
+        &mut self,
+        _now: u64,
+        _key: FlowKey,
+        _service: &'static str,
+        _login: Option<bool>,
+    ) -> Vec<Finding> {
+        Vec::new()
+    }
 }
 
 /// What the stage needs to know of a new flow beyond the flow itself.
@@ -130,6 +144,8 @@ pub struct FlowContext {
     pub allowed: bool,
     /// The destination is on the LAN (or multicast/broadcast).
     pub local: bool,
+    /// A DNS answer gave the device the destination's address.
+    pub resolved: bool,
 }
 
 /// Counters of this stage, in `stats`.
@@ -230,6 +246,17 @@ impl Anomaly {
         self.each(now, |d| d.on_new_flow(&flow))
     }
 
+    /// What a flow's first payload showed it speaks, at kernel time `now`.
+    pub fn on_service(
+        &mut self,
+        now: u64,
+        key: FlowKey,
+        service: &'static str,
+        login: Option<bool>,
+    ) -> Vec<Alert> {
+        self.each(now, |d| d.on_service(now, key, service, login))
+    }
+
     /// An ARP request from `mac` for `target`: a LAN sweep shows as many targets.
     pub fn on_arp_probe(&mut self, now: u64, mac: MacAddr, target: IpAddr) -> Vec<Alert> {
         self.each(now, |d| d.on_arp_probe(now, mac, target))
@@ -300,6 +327,7 @@ mod tests {
         learning: false,
         allowed: false,
         local: false,
+        resolved: false,
     };
 
     #[test]

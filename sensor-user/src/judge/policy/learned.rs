@@ -23,6 +23,8 @@ pub struct Learned {
     pending: Vec<(MacAddr, AllowRule)>,
     /// Address entries turned into name entries, not yet persisted: (device, old, new).
     renamed: Vec<(MacAddr, AllowRule, AllowRule)>,
+    /// Entries taken back, not yet persisted.
+    forgotten: Vec<(MacAddr, AllowRule)>,
     /// Entries not kept because a device had [`MAX_PER_DEVICE`].
     pub dropped: u64,
 }
@@ -59,6 +61,20 @@ impl Learned {
         }
         set.insert(rule.clone());
         self.pending.push((mac, rule));
+        true
+    }
+
+    /// Takes an entry back: a destination that turned out to be one no device may learn.
+    /// Returns whether it was there.
+    pub fn forget(&mut self, mac: MacAddr, rule: &AllowRule) -> bool {
+        if !self.by_device.get_mut(&mac).is_some_and(|s| s.remove(rule)) {
+            return false;
+        }
+        let before = self.pending.len();
+        self.pending.retain(|(m, r)| !(*m == mac && r == rule));
+        if self.pending.len() == before {
+            self.forgotten.push((mac, rule.clone()));
+        }
         true
     }
 
@@ -105,6 +121,11 @@ impl Learned {
         std::mem::take(&mut self.pending)
     }
 
+    /// Entries taken back since the last call (to persist).
+    pub fn take_forgotten(&mut self) -> Vec<(MacAddr, AllowRule)> {
+        std::mem::take(&mut self.forgotten)
+    }
+
     /// Entries renamed since the last call (to persist): (device, old, new).
     pub fn take_renamed(&mut self) -> Vec<(MacAddr, AllowRule, AllowRule)> {
         std::mem::take(&mut self.renamed)
@@ -114,6 +135,25 @@ impl Learned {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_entry_taken_back_is_deleted_once_persisted_or_never_written() {
+        let mac = MacAddr([2, 0, 0, 0, 0, 1]);
+        let irc = rule_for("203.0.113.6".parse().unwrap(), 8000, proto::TCP, None);
+        let mut l = Learned::default();
+        assert!(l.record(mac, irc.clone()));
+        assert!(l.forget(mac, &irc));
+        assert!(
+            l.take_pending().is_empty() && l.take_forgotten().is_empty(),
+            "never written"
+        );
+        assert!(l.record(mac, irc.clone()));
+        assert_eq!(l.take_pending().len(), 1);
+        assert!(l.forget(mac, &irc));
+        assert!(!l.forget(mac, &irc), "once");
+        assert_eq!(l.take_forgotten(), vec![(mac, irc)]);
+        assert_eq!(l.rules(&mac).count(), 0);
+    }
 
     #[test]
     fn a_resolved_name_is_learned_instead_of_its_address() {

@@ -46,7 +46,15 @@ const BUILTIN: [(u8, u16, u16, &str); 13] = [
 #[derive(Clone, Debug, Default)]
 pub struct Suspicious {
     services: Vec<Service>,
+    builtin: bool,
 }
+
+/// Services the first payload can show, by what no IoT device should do: bots' command
+/// channels (IRC), mining (Stratum) and Tor, on any destination and in both phases; and
+/// remote logins and mail out (telnet, SSH, SMTP), which a learning device must not make
+/// its normal on an outside address.
+const ALWAYS: [&str; 3] = ["irc", "stratum", "tor"];
+const NOT_LEARNED: [&str; 3] = ["telnet", "ssh", "smtp"];
 
 impl Suspicious {
     /// The built-in list (when `builtin`) and the user's entries (`tcp:8333`,
@@ -66,7 +74,15 @@ impl Suspicious {
             Vec::new()
         };
         services.extend(extra.iter().filter_map(|e| parse(e).ok()));
-        Self { services }
+        Self { services, builtin }
+    }
+
+    /// Whether a flow whose first payload shows `service` is alerted: `learning`, the
+    /// device is learning; `local`, the destination is on the LAN. Part of the built-in
+    /// list, so off with it.
+    pub fn by_payload(&self, service: &str, learning: bool, local: bool) -> bool {
+        self.builtin
+            && (ALWAYS.contains(&service) || (learning && !local && NOT_LEARNED.contains(&service)))
     }
 
     /// The service a destination port is, if it is one of them.
@@ -105,6 +121,21 @@ pub fn parse(entry: &str) -> Result<Service, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn services_the_payload_shows() {
+        let s = Suspicious::new(true, &[]);
+        assert!(s.by_payload("irc", false, true), "IRC anywhere, any time");
+        assert!(s.by_payload("tor", false, false));
+        assert!(s.by_payload("ssh", true, false), "SSH out while learning");
+        assert!(
+            !s.by_payload("ssh", false, false),
+            "after learning the policy says it"
+        );
+        assert!(!s.by_payload("telnet", true, true), "a LAN login");
+        assert!(!s.by_payload("tls", true, false));
+        assert!(!Suspicious::new(false, &[]).by_payload("irc", true, false));
+    }
 
     #[test]
     fn the_builtin_list_and_user_entries() {

@@ -1,0 +1,366 @@
+//! Beacons: a device checking in with one outside server at a steady rhythm with
+//! like-sized messages, as implants and bot agents do while they wait for orders.
+//!
+//! Scored as RITA's beacon analysis does (Active Countermeasures, `activecm/rita`,
+//! `pkg/beacon/analyzer.go`): over the intervals between check-ins, Bowley's quartile
+//! skewness (`1 - |skew|`, so a jitter spread evenly either side still scores), the median
+//! absolute deviation about the median (`1 - madm / 30 s`) and a connection-count term;
+//! over the bytes the device sent at each check-in, the same skewness, `1 - madm / 32
+//! bytes` and smallness (`1 - mode / 65535`). The score is the mean of the six. The count
+//! term is `check-ins / (span / 90 s)`, capped at 1, as in the KQL port of RITA's
+//! algorithm (bluraven, "Implementing RITA using KQL"): a streaming sensor has no whole
+//! day's data set to divide by, and a check-in every 90 s or faster counts fully.
+//!
+//! A check-in is a poll in which the flow opened connections (SYNs), or carried a
+//! message after at least [`QUIET_NS`] of silence (a request on a kept-alive connection).
+//!
+//! Device clouds keep in touch periodically too, so the score alone would alert on every
+//! device: on the development captures, IPsec NAT-T keepalives, a camera's and a plug's
+//! TLS to their makers' addresses and a hub's own protocol on 9999 all score over 0.8.
+//! Two more facts are asked for. The destination is outside the LAN and was reached by
+//! raw address (no DNS answer gave it to the device): a maker's cloud is mostly reached
+//! by name. And the flow's first payload speaks HTTP or TLS on a port that is not one of
+//! that protocol's registered ports (MITRE ATT&CK T1571, non-standard port): agents and
+//! RATs check in over web protocols on whatever port their server opened, while a
+//! device's own keepalives use its cloud's registered ports or a protocol of its own,
+//! which this detector leaves alone. DNS (53) and NTP (123) have detectors of their own.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use sensor_common::{FlowKey, proto};
+use serde_json::json;
+
+use super::{Detector, Finding, NewFlow, Poll};
+use crate::{config::AnomalyConfig, judge::rules, model::addr};
+
+/// Check-ins before a destination is scored (seven intervals).
+const MIN_EVENTS: usize = 8;
+/// Check-ins kept per destination: the latest.
+const MAX_EVENTS: usize = 64;
+/// Silence after which traffic on a flow counts as a new check-in.
+const QUIET_NS: u64 = 5_000_000_000;
+/// RITA's dispersion cut-offs: 30 s of interval jitter, 32 bytes of size jitter.
+const TS_MADM_CUTOFF_S: f64 = 30.0;
+const DS_MADM_CUTOFF: f64 = 32.0;
+/// A check-in per this many seconds or faster gives the full count term.
+const COUNT_PERIOD_S: f64 = 90.0;
+/// Score at or above which a destination is a beacon: where practitioners' guides to RITA
+/// put a strong command-and-control indication.
+const THRESHOLD: f64 = 0.8;
+/// Destinations followed at once; past this, those quiet for [`STALE_NS`] are dropped,
+/// and new ones wait if none is.
+const MAX_FLOWS: usize = 4096;
+/// A followed destination quiet this long can make room (a day).
+const STALE_NS: u64 = 86_400_000_000_000;
+
+/// The ports registered for HTTP and for TLS-wrapped services in IANA's Service Name and
+/// Transport Protocol Port Number Registry (http 80, http-alt 8080 and 8008, 591; https
+/// 443, pcsync-https 8443, domain-s 853, submissions 465, ldaps 636, imaps 993, pop3s
+/// 995, sips 5061, amqps 5671, syslog-tls 6514, secure-mqtt 8883), with 8000, which HTTP
+/// servers default to, and the TLS push ports of Apple (5223, "If your Apple devices
+/// aren't getting Apple push notifications") and Google (5228-5230, Firebase Cloud
+/// Messaging's "FCM ports and your firewall").
+const HTTP_PORTS: [u16; 5] = [80, 591, 8000, 8008, 8080];
+const TLS_PORTS: [u16; 15] = [
+    443, 465, 636, 853, 993, 995, 5061, 5223, 5228, 5229, 5230, 5671, 6514, 8443, 8883,
+];
+
+/// Whether a web protocol runs on a port not its own; `None` until a payload shows it.
+fn off_port(service: Option<&str>, port: u16) -> bool {
+    match service {
+        Some("http") => !HTTP_PORTS.contains(&port),
+        Some("tls") => !TLS_PORTS.contains(&port),
+        _ => false,
+    }
+}
+
+/// The parts of a score.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Score {
+    /// The intervals' term, 0 to 1.
+    pub ts: f64,
+    /// The sizes' term, 0 to 1.
+    pub ds: f64,
+    /// Their mean.
+    pub total: f64,
+    /// The median interval, seconds.
+    pub interval_s: f64,
+}
+
+/// The value at quantile `q` of sorted `v`, at RITA's index (`round(q * (n - 1))`).
+fn at(v: &[f64], q: f64) -> f64 {
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+/// Bowley's skewness of sorted `v`: 0 where it is unreliable (RITA: no spread, or the
+/// median on a quartile).
+fn bowley(v: &[f64]) -> f64 {
+    let (lo, mid, hi) = (at(v, 0.25), at(v, 0.5), at(v, 0.75));
+    let den = hi - lo;
+    if den == 0.0 || mid == lo || mid == hi {
+        0.0
+    } else {
+        (lo + hi - 2.0 * mid) / den
+    }
+}
+
+/// The median absolute deviation about the median of sorted `v`.
+fn madm(v: &[f64]) -> f64 {
+    let mid = at(v, 0.5);
+    let mut dev: Vec<f64> = v.iter().map(|x| (x - mid).abs()).collect();
+    dev.sort_by(f64::total_cmp);
+    at(&dev, 0.5)
+}
+
+/// The most common value of `v` (the smallest among equals).
+fn mode(v: &[f64]) -> f64 {
+    let mut best = (0usize, v[0]);
+    let mut i = 0;
+    while i < v.len() {
+        let run = v[i..].iter().take_while(|x| **x == v[i]).count();
+        if run > best.0 {
+            best = (run, v[i]);
+        }
+        i += run;
+    }
+    best.1
+}
+
+/// The score of check-ins at `times_s` (seconds, ascending) that sent `sizes` bytes.
+/// `None` with fewer than [`MIN_EVENTS`].
+pub fn score(times_s: &[f64], sizes: &[f64]) -> Option<Score> {
+    if times_s.len() < MIN_EVENTS || sizes.len() != times_s.len() {
+        return None;
+    }
+    let mut gaps: Vec<f64> = times_s.windows(2).map(|w| w[1] - w[0]).collect();
+    gaps.sort_by(f64::total_cmp);
+    let span = times_s[times_s.len() - 1] - times_s[0];
+    let count = if span > 0.0 {
+        (times_s.len() as f64 / (span / COUNT_PERIOD_S)).min(1.0)
+    } else {
+        0.0
+    };
+    let ts =
+        ((1.0 - bowley(&gaps).abs()) + (1.0 - madm(&gaps) / TS_MADM_CUTOFF_S).max(0.0) + count)
+            / 3.0;
+    let mut sz = sizes.to_vec();
+    sz.sort_by(f64::total_cmp);
+    let ds = ((1.0 - bowley(&sz).abs())
+        + (1.0 - madm(&sz) / DS_MADM_CUTOFF).max(0.0)
+        + (1.0 - mode(&sz) / 65535.0).max(0.0))
+        / 3.0;
+    Some(Score {
+        ts,
+        ds,
+        total: (ts + ds) / 2.0,
+        interval_s: at(&gaps, 0.5),
+    })
+}
+
+/// What the device sent in a poll's frames less their headers: RITA scores the bytes a
+/// connection carried (Zeek's `orig_bytes`), and a check-in's pure ACKs and handshake
+/// would otherwise weigh as much as its message. Headers are taken as Ethernet, IPv4 or
+/// IPv6, and TCP with the timestamp option Linux sends (32 bytes) or UDP.
+fn payload_bytes(d: &crate::model::flow::FlowDelta) -> u64 {
+    let ip = if addr::ip(d.key.addr).is_ipv4() {
+        20
+    } else {
+        40
+    };
+    let l4 = if d.key.proto == proto::TCP { 32 } else { 8 };
+    d.bytes.saturating_sub(d.packets * (14 + ip + l4))
+}
+
+/// One followed destination.
+#[derive(Debug, Default)]
+struct Followed {
+    /// Check-ins: (kernel time, bytes sent).
+    events: VecDeque<(u64, u64)>,
+    /// The last poll with traffic.
+    last_active: u64,
+    /// What its first payload speaks, once seen.
+    service: Option<&'static str>,
+}
+
+/// The detector.
+#[derive(Default)]
+pub struct Beacon {
+    flows: HashMap<FlowKey, Followed>,
+    said: HashSet<FlowKey>,
+}
+
+/// The detector (its thresholds are the constants above).
+pub fn detector(_: &AnomalyConfig) -> Box<dyn Detector> {
+    Box::new(Beacon::default())
+}
+
+impl Detector for Beacon {
+    fn on_new_flow(&mut self, f: &NewFlow) -> Vec<Finding> {
+        let k = f.key;
+        let followed = (k.proto == proto::TCP || k.proto == proto::UDP)
+            && !f.cx.local
+            && !f.cx.resolved
+            && k.port != 53
+            && k.port != 123
+            && k.port != 0;
+        if !followed || self.said.contains(&k) {
+            return Vec::new();
+        }
+        if self.flows.len() >= MAX_FLOWS {
+            self.flows
+                .retain(|_, x| f.now.saturating_sub(x.last_active) < STALE_NS);
+        }
+        if self.flows.len() < MAX_FLOWS {
+            self.flows.entry(k).or_insert(Followed {
+                events: VecDeque::new(),
+                last_active: f.now,
+                service: None,
+            });
+        }
+        Vec::new()
+    }
+
+    fn on_service(
+        &mut self,
+        _now: u64,
+        key: FlowKey,
+        service: &'static str,
+        _login: Option<bool>,
+    ) -> Vec<Finding> {
+        if let Some(f) = self.flows.get_mut(&key) {
+            f.service = Some(service);
+        }
+        Vec::new()
+    }
+
+    fn on_poll(&mut self, poll: &Poll<'_>) -> Vec<Finding> {
+        if self.flows.is_empty() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for d in poll.deltas {
+            let Some(f) = self.flows.get_mut(&d.key) else {
+                continue;
+            };
+            let quiet = poll.now.saturating_sub(f.last_active) >= QUIET_NS;
+            f.last_active = poll.now;
+            let sent = payload_bytes(d);
+            // After quiet, only a message counts: a lone ACK of the server's late answer or
+            // a TCP keepalive is no check-in.
+            if d.syns == 0 && !(quiet && sent > 0) {
+                continue;
+            }
+            f.events.push_back((poll.now, sent / d.syns.max(1)));
+            if f.events.len() > MAX_EVENTS {
+                f.events.pop_front();
+            }
+            let times: Vec<f64> = f.events.iter().map(|e| e.0 as f64 / 1e9).collect();
+            let sizes: Vec<f64> = f.events.iter().map(|e| e.1 as f64).collect();
+            let Some(s) = score(&times, &sizes) else {
+                continue;
+            };
+            tracing::trace!(mac = %d.key.mac, port = d.key.port, score = s.total, ts = s.ts, ds = s.ds, "beacon score");
+            if s.total < THRESHOLD || !off_port(f.service, d.key.port) {
+                continue;
+            }
+            let n = f.events.len();
+            let service = f.service.unwrap_or_default();
+            self.flows.remove(&d.key);
+            if self.said.len() >= MAX_FLOWS {
+                self.said.clear();
+            }
+            self.said.insert(d.key);
+            out.push(Finding {
+                rule: &rules::BEACON,
+                mac: d.key.mac,
+                flow: None,
+                metadata: json!({
+                    "destination": [addr::ip(d.key.addr).to_string()],
+                    "port": [d.key.port.to_string()],
+                    "proto": [addr::proto_name(d.key.proto)],
+                    "service": [service],
+                    "score": [format!("{:.3}", s.total)],
+                    "interval_s": [format!("{:.0}", s.interval_s)],
+                    "check_ins": [n.to_string()],
+                }),
+            });
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small deterministic generator, so the "random" series are the same every run.
+    struct Lcg(u64);
+    impl Lcg {
+        fn unit(&mut self) -> f64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (self.0 >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    fn series(n: usize, mut gap: impl FnMut() -> f64, mut size: impl FnMut() -> f64) -> Score {
+        let mut t: f64 = 1000.0;
+        let (mut times, mut sizes) = (Vec::new(), Vec::new());
+        for _ in 0..n {
+            times.push(t.round());
+            sizes.push(size().round());
+            t += gap();
+        }
+        score(&times, &sizes).expect("enough")
+    }
+
+    #[test]
+    fn steady_and_jittered_check_ins_score_high() {
+        let (mut r, mut q) = (Lcg(7), Lcg(3));
+        // Every 60 s, 20 % jitter either side, 300-byte requests give or take 10.
+        let s = series(
+            30,
+            || 60.0 + (r.unit() - 0.5) * 24.0,
+            || 300.0 + (q.unit() - 0.5) * 20.0,
+        );
+        assert!(s.total >= THRESHOLD, "{s:?}");
+        assert!((50.0..70.0).contains(&s.interval_s), "{s:?}");
+        // Once an hour, exact: the count term is low, the rest carries it.
+        let s = series(10, || 3600.0, || 120.0);
+        assert!(s.total >= THRESHOLD, "{s:?}");
+    }
+
+    #[test]
+    fn irregular_use_scores_low() {
+        // Someone using a service: exponential gaps (mean 10 min), sizes spread widely.
+        let mut r = Lcg(11);
+        let mut q = Lcg(5);
+        let s = series(
+            40,
+            || -600.0 * (1.0 - r.unit()).ln(),
+            || 200.0 + q.unit() * 30_000.0,
+        );
+        assert!(s.total < THRESHOLD, "{s:?}");
+        assert_eq!(score(&[1.0, 2.0], &[1.0, 1.0]), None, "too few to tell");
+    }
+
+    #[test]
+    fn web_protocols_off_their_ports() {
+        assert!(off_port(Some("http"), 8888));
+        assert!(off_port(Some("tls"), 4443));
+        assert!(!off_port(Some("tls"), 8883), "MQTT over TLS");
+        assert!(!off_port(Some("http"), 80));
+        assert!(!off_port(Some("ssh"), 2222), "not a web protocol");
+        assert!(!off_port(None, 8888), "not seen yet");
+    }
+
+    #[test]
+    fn quartile_skew_and_dispersion() {
+        let v = [1.0, 2.0, 3.0, 4.0, 100.0];
+        assert_eq!(bowley(&v), 0.0, "symmetric quartiles");
+        assert_eq!(madm(&v), 1.0);
+        assert_eq!(mode(&[1.0, 2.0, 2.0, 3.0]), 2.0);
+    }
+}
