@@ -282,3 +282,77 @@ fn password_guessing_over_ssh_alerts_and_a_device_polling_https_does_not() {
         "25 connections are no flood"
     );
 }
+
+/// Beacons in a lab: device 0 posts a check-in over HTTP to an address on TCP/8888
+/// every second, give or take a fifth, on a new connection each time (as an agent does);
+/// device 1 does the same on TCP/80, HTTP's own port, like a device polling its cloud.
+/// Only device 0 is a beacon.
+#[test]
+fn check_ins_over_http_off_its_port_are_a_beacon_and_polling_on_port_80_is_not() {
+    if !env::have_root() || !env::have_tool("ip") {
+        return;
+    }
+    use std::io::{Read, Write};
+    let lab = Lab::build(2);
+    let c2 = SocketAddr::from(([203, 0, 113, 10], 8888));
+    let web = SocketAddr::from(([203, 0, 113, 10], 80));
+    const CHECK_INS: usize = 14;
+    let mut servers = Vec::new();
+    for at in [c2, web] {
+        let l = lab
+            .inet
+            .run(move || std::net::TcpListener::bind(at).expect("bind"));
+        servers.push(std::thread::spawn(move || {
+            for c in l.incoming().take(CHECK_INS) {
+                let Ok(mut c) = c else { continue };
+                let mut buf = [0u8; 1024];
+                let _ = c.read(&mut buf);
+                let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
+            }
+        }));
+    }
+    let config = format!(
+        "{}[baseline]\nmode = \"learn\"\n",
+        kettlewatch_tests::lab::FAST_CONFIG
+    );
+    let (_dir, sensor) = lab.watch(&config, &[]);
+    // Jitter from a fixed sequence, so every run is the same beacon.
+    let jitter = [
+        0, 150, -120, 60, -180, 90, -30, 170, -90, 20, 110, -160, 40, -60,
+    ];
+    for (i, j) in jitter.iter().enumerate().take(CHECK_INS) {
+        for (dev, to) in [(0usize, c2), (1, web)] {
+            lab.devices[dev].ns.run(move || {
+                let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(2)).unwrap();
+                let body = format!("{{\"id\":\"agent-7\",\"n\":{:02}}}", i % 10);
+                let req = format!(
+                    "POST /beacon HTTP/1.1\r\nHost: {to}\r\nUser-Agent: Go-http-client/1.1\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                s.write_all(req.as_bytes()).unwrap();
+                let mut buf = [0u8; 256];
+                let _ = s.read(&mut buf);
+            });
+        }
+        std::thread::sleep(Duration::from_millis((1000 + j) as u64));
+    }
+    for s in servers {
+        s.join().unwrap();
+    }
+    let seen = sensor.wait_for_line(|l| l.contains("\"beacon\""), Duration::from_secs(5));
+    assert!(seen.is_some(), "no beacon alert");
+    std::thread::sleep(Duration::from_millis(600));
+    let out = sensor.stop();
+    assert!(out.status.success(), "{}", out.stderr);
+    let evs = events::parse(&out.stdout);
+    let b = events::alerts(&evs, "beacon");
+    assert_eq!(b.len(), 1, "{b:#?}");
+    assert_eq!(b[0]["iot"]["device"]["mac"], lab.devices[0].mac.to_string());
+    let m = &b[0]["alert"]["metadata"];
+    assert_eq!(
+        (&m["destination"][0], &m["port"][0]),
+        (&"203.0.113.10".into(), &"8888".into())
+    );
+    assert_eq!(m["service"][0], "http");
+    assert_eq!(m["interval_s"][0], "1", "{m}");
+}
