@@ -169,12 +169,15 @@ fn a_dns_tunnel_and_generated_names_through_the_lans_resolver_alert() {
         return;
     }
     // 0: tunnels through the LAN's resolver (TXT queries carrying base32 data, as dnscat2
-    // does), 1: a DGA bot (NXDOMAIN for generated .com names), 2: an ordinary device.
-    let lab = Lab::build(3);
+    // does), 1: a DGA bot (NXDOMAIN for generated .com names), 2: an ordinary device
+    // (its cloud's address, and TXT of a `_service` name as DNS-SD asks), 3: a command
+    // channel asking one short name's TXT record again and again.
+    let lab = Lab::build(4);
     // No upstream: every name under these domains is NXDOMAIN, nothing leaves the lab.
     let _dns = lab.dnsmasq_dns(&[
         ("tunnel.example", ""),
         ("com", ""),
+        ("c2.example", ""),
         ("cloud.example.net", "203.0.113.10"),
     ]);
     let config = format!(
@@ -193,6 +196,16 @@ fn a_dns_tunnel_and_generated_names_through_the_lans_resolver_alert() {
             ask(&lab, 2, 1000 + i, "cloud.example.net", simple_dns::TYPE::A),
             simple_dns::RCODE::NoError
         );
+        ask(
+            &lab,
+            2,
+            3000 + i,
+            "_ipp._tcp.cloud.example.net",
+            simple_dns::TYPE::TXT,
+        );
+        if i < 12 {
+            ask(&lab, 3, 4000 + i, "cmd.c2.example", simple_dns::TYPE::TXT);
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
     for i in 0..14u16 {
@@ -212,13 +225,22 @@ fn a_dns_tunnel_and_generated_names_through_the_lans_resolver_alert() {
     let evs = events::parse(&out.stdout);
     let mac = |i: usize| lab.devices[i].mac.to_string();
     let tunnel = events::alerts(&evs, "dns_tunnel");
-    assert_eq!(tunnel.len(), 1, "{tunnel:#?}");
-    assert_eq!(tunnel[0]["iot"]["device"]["mac"], mac(0));
-    assert_eq!(
-        tunnel[0]["alert"]["metadata"]["domain"][0],
-        "tunnel.example"
-    );
-    assert_eq!(tunnel[0]["alert"]["metadata"]["txt_or_null"][0], "30");
+    assert_eq!(tunnel.len(), 2, "{tunnel:#?}");
+    let of = |dev: usize| {
+        tunnel
+            .iter()
+            .find(|a| a["iot"]["device"]["mac"] == mac(dev))
+            .unwrap_or_else(|| panic!("no tunnel for device {dev}: {tunnel:#?}"))
+    };
+    let m = &of(0)["alert"]["metadata"];
+    assert_eq!(m["domain"][0], "tunnel.example");
+    // The tenth TXT query of encoded names is the hour's count; the thirtieth, the
+    // minute's, is held back by the per-device limit and counted.
+    assert_eq!(m["pace"][0], "slow", "{m}");
+    assert_eq!(m["odd_types"], serde_json::json!(["TXT"]));
+    let m = &of(3)["alert"]["metadata"];
+    assert_eq!(m["domain"][0], "c2.example");
+    assert_eq!(m["odd_type_queries"][0], "10", "{m}");
     let dga = events::alerts(&evs, "dga_activity");
     assert_eq!(dga.len(), 1, "{dga:#?}");
     assert_eq!(dga[0]["iot"]["device"]["mac"], mac(1));

@@ -19,6 +19,21 @@ use crate::{config::AnomalyConfig, discover::dns::DnsQuery, judge::rules};
 
 /// TXT and NULL: the record types a tunnel fills with data.
 const TUNNEL_QTYPES: [u16; 2] = [16, 10];
+/// Record types an IoT device has no reason to ask a resolver for, and tunnels and DNS
+/// command channels rotate through (dnscat2 asks TXT, CNAME and MX; iodine NULL, and
+/// others when NULL is filtered): TXT, NULL, MX, CNAME, ANY (RFC 1035 and 8482 numbers).
+/// A device asks A and AAAA, and SRV, PTR and TXT of `_service` names for discovery.
+const ODD_QTYPES: [u16; 5] = [16, 10, 15, 5, 255];
+/// The slow watch's window: a channel that stays under the fast window's count.
+const SLOW_WINDOW_NS: u64 = 3_600_000_000_000;
+/// A name this long with an encoded part counts in the slow watch: 52 characters, the
+/// length Farnham's "Detecting DNS Tunneling" (SANS Reading Room, 2013) has a sensor
+/// flag, where ordinary names (a cloud's, a CDN's) stay under it.
+const SLOW_NAME_CHARS: usize = 52;
+/// Distinct long encoded names, or queries of an odd type, under one registered domain
+/// in the slow window that make a tunnel: tens of queries an hour, what a low and slow
+/// command channel sends and what no device's own lookups add up to.
+const SLOW_COUNT: usize = 10;
 /// Registered domains watched per device; the stalest is forgotten past this.
 const MAX_DOMAINS_PER_DEVICE: usize = 256;
 
@@ -52,6 +67,13 @@ pub enum DnsFinding {
         names: usize,
         /// Of them, asking for TXT or NULL.
         typed: usize,
+        /// `fast` (the `[anomaly]` window) or `slow` (an hour: long names, or odd types).
+        pace: &'static str,
+        /// Queries of an odd type (TXT, NULL, MX, CNAME, ANY) under the domain in the
+        /// slow window, and which types.
+        odd: usize,
+        /// The odd types asked.
+        odd_types: Vec<u16>,
         /// Examples.
         examples: Vec<String>,
     },
@@ -112,12 +134,43 @@ impl Recent {
     }
 }
 
+/// One domain in the slow watch: its long encoded names, and its odd-type queries
+/// (time, type), in the slow window.
+#[derive(Debug, Default)]
+struct Slow {
+    long: Recent,
+    odd: VecDeque<(u64, u16)>,
+    /// When it was last said: once an hour is enough.
+    said: Option<u64>,
+}
+
 /// The detectors' state.
 #[derive(Debug)]
 pub struct DnsWatch {
     t: DnsThresholds,
     tunnels: HashMap<MacAddr, HashMap<String, (u64, Recent)>>,
+    slow: HashMap<MacAddr, HashMap<String, (u64, Slow)>>,
     nx: HashMap<MacAddr, Recent>,
+}
+
+/// The entry for `domain` in `per`, the stalest dropped when [`MAX_DOMAINS_PER_DEVICE`]
+/// are watched; its last use set to `now`.
+fn domain_entry<'a, T: Default>(
+    per: &'a mut HashMap<String, (u64, T)>,
+    domain: &str,
+    now: u64,
+) -> &'a mut T {
+    if !per.contains_key(domain) && per.len() >= MAX_DOMAINS_PER_DEVICE {
+        let stalest = per
+            .iter()
+            .min_by_key(|(_, (t, _))| *t)
+            .map(|(d, _)| d.clone())
+            .expect("not empty");
+        per.remove(&stalest);
+    }
+    let (last, v) = per.entry(domain.to_string()).or_default();
+    *last = now;
+    v
 }
 
 /// Shannon entropy of `s`, bits per character.
@@ -155,6 +208,7 @@ impl DnsWatch {
         Self {
             t,
             tunnels: HashMap::new(),
+            slow: HashMap::new(),
             nx: HashMap::new(),
         }
     }
@@ -180,26 +234,35 @@ impl DnsWatch {
         qtype: u16,
     ) -> Option<DnsFinding> {
         let (sub, domain) = split_registered(name)?;
+        let encoded = self.encoded(sub);
+        if let Some(f) = self.fast(now, mac, name, qtype, sub, domain, encoded) {
+            return Some(f);
+        }
+        self.slow(now, mac, name, qtype, sub, domain, encoded)
+    }
+
+    /// Many encoded names under one domain within `[anomaly] dns_window`.
+    #[allow(clippy::too_many_arguments)]
+    fn fast(
+        &mut self,
+        now: u64,
+        mac: MacAddr,
+        name: &str,
+        qtype: u16,
+        sub: &str,
+        domain: &str,
+        encoded: bool,
+    ) -> Option<DnsFinding> {
         let typed = TUNNEL_QTYPES.contains(&qtype);
         // A TXT or NULL query counts with any subdomain of a few characters: the record
         // type is already a tunnel's (NULL is obsolete; a device's TXT lookups are of fixed
         // `_service` names), and a tunnel's handshake and short polls use short names.
-        let long_enough = self.encoded(sub)
+        let long_enough = encoded
             || (typed && !sub.starts_with('_') && sub.chars().filter(|c| *c != '.').count() >= 6);
         if !long_enough {
             return None;
         }
-        let per = self.tunnels.entry(mac).or_default();
-        if !per.contains_key(domain) && per.len() >= MAX_DOMAINS_PER_DEVICE {
-            let stalest = per
-                .iter()
-                .min_by_key(|(_, (t, _))| *t)
-                .map(|(d, _)| d.clone())
-                .expect("not empty");
-            per.remove(&stalest);
-        }
-        let (last, recent) = per.entry(domain.to_string()).or_default();
-        *last = now;
+        let recent = domain_entry(self.tunnels.entry(mac).or_default(), domain, now);
         let cap = self.t.tunnel_names * 4;
         let (names, typed_n) = recent.add(now, self.t.window_ns, name.to_string(), typed, cap);
         if names < self.t.tunnel_names {
@@ -209,10 +272,85 @@ impl DnsWatch {
             domain: domain.to_string(),
             names,
             typed: typed_n,
+            pace: "fast",
+            odd: 0,
+            odd_types: Vec::new(),
             examples: recent.examples(),
         };
         // Start counting again: the next alert is about the next window's worth.
         recent.clear();
+        Some(found)
+    }
+
+    /// A low and slow channel: within an hour, [`SLOW_COUNT`] long encoded names under
+    /// one domain, or as many queries of an odd type (a TXT command channel asks the same
+    /// name again and again; a rotating tunnel spreads over TXT, MX and CNAME).
+    #[allow(clippy::too_many_arguments)]
+    fn slow(
+        &mut self,
+        now: u64,
+        mac: MacAddr,
+        name: &str,
+        qtype: u16,
+        sub: &str,
+        domain: &str,
+        encoded: bool,
+    ) -> Option<DnsFinding> {
+        let long = encoded && name.len() >= SLOW_NAME_CHARS;
+        let odd = ODD_QTYPES.contains(&qtype) && !sub.starts_with('_');
+        if !long && !odd {
+            return None;
+        }
+        let g = domain_entry(self.slow.entry(mac).or_default(), domain, now);
+        if g.said
+            .is_some_and(|t| now.saturating_sub(t) < SLOW_WINDOW_NS)
+        {
+            return None;
+        }
+        let (names, _) = if long {
+            g.long
+                .add(now, SLOW_WINDOW_NS, name.to_string(), false, SLOW_COUNT * 4)
+        } else {
+            (g.long.distinct.len(), 0)
+        };
+        if odd {
+            g.odd.push_back((now, qtype));
+        }
+        while g
+            .odd
+            .front()
+            .is_some_and(|(t, _)| now.saturating_sub(*t) >= SLOW_WINDOW_NS)
+            || g.odd.len() > SLOW_COUNT * 4
+        {
+            g.odd.pop_front();
+        }
+        if names < SLOW_COUNT && g.odd.len() < SLOW_COUNT {
+            return None;
+        }
+        let mut odd_types: Vec<u16> = g.odd.iter().map(|(_, t)| *t).collect();
+        odd_types.sort_unstable();
+        odd_types.dedup();
+        let typed = g
+            .odd
+            .iter()
+            .filter(|(_, t)| TUNNEL_QTYPES.contains(t))
+            .count();
+        let mut examples = g.long.examples();
+        if examples.is_empty() {
+            examples.push(name.to_string());
+        }
+        let found = DnsFinding::Tunnel {
+            domain: domain.to_string(),
+            names,
+            typed,
+            pace: "slow",
+            odd: g.odd.len(),
+            odd_types,
+            examples,
+        };
+        g.long.clear();
+        g.odd.clear();
+        g.said = Some(now);
         Some(found)
     }
 
@@ -258,6 +396,18 @@ pub fn detector(c: &AnomalyConfig) -> Box<dyn Detector> {
     })
 }
 
+/// A record type's mnemonic (RFC 1035, RFC 8482 for ANY).
+fn qtype_name(t: u16) -> String {
+    match t {
+        5 => "CNAME".into(),
+        10 => "NULL".into(),
+        15 => "MX".into(),
+        16 => "TXT".into(),
+        255 => "ANY".into(),
+        n => n.to_string(),
+    }
+}
+
 impl DnsDetector {
     fn finding(&self, mac: MacAddr, f: DnsFinding) -> Finding {
         let window_s = [(self.watch.window_ns() / 1_000_000_000).to_string()];
@@ -266,6 +416,9 @@ impl DnsDetector {
                 domain,
                 names,
                 typed,
+                pace,
+                odd,
+                odd_types,
                 examples,
             } => (
                 &rules::DNS_TUNNEL,
@@ -273,7 +426,14 @@ impl DnsDetector {
                     "domain": [domain],
                     "names": [names.to_string()],
                     "txt_or_null": [typed.to_string()],
-                    "window_s": window_s,
+                    "pace": [pace],
+                    "odd_type_queries": [odd.to_string()],
+                    "odd_types": odd_types.iter().map(|t| qtype_name(*t)).collect::<Vec<_>>(),
+                    "window_s": if pace == "slow" {
+                        [(SLOW_WINDOW_NS / 1_000_000_000).to_string()]
+                    } else {
+                        window_s
+                    },
                     "examples": examples,
                 }),
             ),
@@ -363,16 +523,32 @@ mod tests {
     #[test]
     fn many_encoded_names_under_one_domain_are_a_tunnel() {
         let mut w = watch();
-        let mut found = None;
+        let mut all = Vec::new();
         for i in 0..40u64 {
             let name = format!("{}.{}.pirate.example", base32(i, 40), base32(i + 100, 20));
-            found = found.or(w.on_query(i * SEC / 2, M, &name, 10));
+            all.extend(w.on_query(i * SEC / 2, M, &name, 10));
         }
+        // NULL is an odd type: the slow watch says it at the tenth, once an hour.
+        assert!(
+            matches!(
+                &all[0],
+                DnsFinding::Tunnel {
+                    pace: "slow",
+                    odd: 10,
+                    ..
+                }
+            ),
+            "{all:?}"
+        );
+        let found = all.get(1).cloned();
+        assert_eq!(all.len(), 2, "{all:?}");
         let Some(DnsFinding::Tunnel {
             domain,
             names,
             typed,
+            pace,
             examples,
+            ..
         }) = found
         else {
             panic!("no tunnel: {found:?}");
@@ -380,6 +556,7 @@ mod tests {
         assert_eq!(domain, "pirate.example");
         assert_eq!(names, 30);
         assert_eq!(typed, 30, "every one asked NULL");
+        assert_eq!(pace, "fast");
         assert_eq!(examples.len(), 2);
     }
 
@@ -397,18 +574,71 @@ mod tests {
             let n = names[(i % names.len() as u64) as usize];
             assert_eq!(w.on_query(i * SEC, M, n, 1), None, "{n}");
         }
-        // Slow enough: 29 distinct encoded names a minute, every minute.
+        // Under the fast window's count, and names short of 52 characters: 29 distinct
+        // encoded names a minute, every minute, for ten minutes.
         let mut w = watch();
-        for i in 0..600u64 {
-            let name = format!("{}.slow.example", base32(i, 40));
+        for i in 0..290u64 {
+            let name = format!("{}.slow.example", base32(i, 30));
             assert_eq!(w.on_query(i * 60 * SEC / 29, M, &name, 1), None, "{i}");
+        }
+    }
+
+    #[test]
+    fn a_low_and_slow_channel_is_a_tunnel_within_the_hour() {
+        // Ten long encoded names, six minutes apart: under any per-minute count.
+        let mut w = watch();
+        let mut found = Vec::new();
+        for i in 0..12u64 {
+            let name = format!("{}.{}.slow.example", base32(i, 40), base32(i + 7, 12));
+            found.extend(w.on_query(i * 360 * SEC, M, &name, 1));
+        }
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            matches!(&found[0], DnsFinding::Tunnel { pace: "slow", names: 10, domain, .. } if domain == "slow.example"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn a_txt_command_channel_and_rotating_types_are_tunnels() {
+        // One name asked TXT every five minutes: the answer carries the orders.
+        let mut w = watch();
+        let found: Vec<_> = (0..10u64)
+            .filter_map(|i| w.on_query(i * 300 * SEC, M, "cmd.c2.example", 16))
+            .collect();
+        assert!(
+            matches!(&found[..], [DnsFinding::Tunnel { pace: "slow", odd: 10, odd_types, .. }] if odd_types == &[16]),
+            "{found:?}"
+        );
+        // dnscat2's rotation: CNAME, MX, TXT over short names, a minute apart.
+        let mut w = watch();
+        let found: Vec<_> = (0..10u64)
+            .filter_map(|i| {
+                let t = [5, 15, 16][(i % 3) as usize];
+                w.on_query(i * 60 * SEC, M, &format!("{i:x}.dc.example"), t)
+            })
+            .collect();
+        assert!(
+            matches!(&found[..], [DnsFinding::Tunnel { odd_types, .. }] if odd_types == &[5, 15, 16]),
+            "{found:?}"
+        );
+        // Service discovery and ordinary lookups are not odd: an hour of them.
+        let mut w = watch();
+        for i in 0..3600u64 {
+            let (n, t) = [
+                ("_googlecast._tcp.local.example", 16),
+                ("_ipp._tcp.example", 33),
+                ("cloud.example", 1),
+                ("cloud.example", 28),
+            ][(i % 4) as usize];
+            assert_eq!(w.on_query(i * SEC, M, n, t), None, "{n}");
         }
     }
 
     #[test]
     fn short_names_count_only_when_asking_txt_or_null() {
         let mut w = watch();
-        let mut found = None;
+        let mut found = Vec::new();
         for i in 0..40u64 {
             let name = format!("p{i:05}.poll.example");
             assert_eq!(
@@ -416,10 +646,25 @@ mod tests {
                 None,
                 "an A query for a short name"
             );
-            found = found.or(w.on_query(i * SEC, M, &name, 16));
+            found.extend(w.on_query(i * SEC, M, &name, 16));
         }
+        // The tenth TXT query makes the slow watch's count, the thirtieth the fast one's.
         assert!(
-            matches!(found, Some(DnsFinding::Tunnel { typed: 30, .. })),
+            matches!(
+                &found[..],
+                [
+                    DnsFinding::Tunnel {
+                        pace: "slow",
+                        odd: 10,
+                        ..
+                    },
+                    DnsFinding::Tunnel {
+                        pace: "fast",
+                        typed: 30,
+                        ..
+                    }
+                ]
+            ),
             "{found:?}"
         );
         let mut w = watch();
