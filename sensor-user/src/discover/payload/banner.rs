@@ -34,9 +34,9 @@ pub enum Protocol {
     Rtsp,
     /// A SIP request or response head.
     Sip,
-    /// An IRC client's registration or a server's first words ([`super::irc`]).
+    /// An IRC client's registration or a server's first words (`irc.rs`).
     Irc,
-    /// A miner's or a mining pool's JSON-RPC line ([`super::stratum`]).
+    /// A miner's or a mining pool's JSON-RPC line (`stratum.rs`).
     Stratum,
 }
 
@@ -176,7 +176,7 @@ pub fn decode(p: &[u8], hint: Hint) -> Result<Option<Banner>, DecodeError> {
         let rest = &rest[rest.len().min(1)..];
         return greeting(greeting_protocol(rest, hint), rest);
     }
-    Ok(super::stratum::decode(p, hint).or_else(|| super::irc::decode(p, hint)))
+    Ok(None)
 }
 
 /// FTP or SMTP: what the greeting says, else the server's port.

@@ -104,7 +104,11 @@ pub fn decode(payload: &[u8], hint: Hint) -> Result<Option<PayloadFacts>, Decode
         }
         None => {}
     }
-    banner::decode(p, hint).map(|b| b.map(PayloadFacts::Banner))
+    let line = match banner::decode(p, hint)? {
+        Some(b) => Some(b),
+        None => stratum::decode(p, hint).or_else(|| irc::decode(p, hint)),
+    };
+    Ok(line.map(PayloadFacts::Banner))
 }
 
 /// The lines of a text head: up to [`MAX_LIST`] * 4 of them, each without its line end,
