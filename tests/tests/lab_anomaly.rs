@@ -337,7 +337,9 @@ fn check_ins_over_http_off_its_port_are_a_beacon_and_polling_on_port_80_is_not()
         "{}[baseline]\nmode = \"learn\"\n",
         kettlewatch_tests::lab::FAST_CONFIG
     );
-    let (_dir, sensor) = lab.watch(&config, &[]);
+    let state = TempDir::new();
+    let sd = state.join("state").to_str().unwrap().to_string();
+    let (_dir, sensor) = lab.watch(&config, &["--state-dir", &sd]);
     // Jitter from a fixed sequence, so every run is the same beacon.
     let jitter = [
         0, 150, -120, 60, -180, 90, -30, 170, -90, 20, 110, -160, 40, -60,
@@ -377,4 +379,17 @@ fn check_ins_over_http_off_its_port_are_a_beacon_and_polling_on_port_80_is_not()
     );
     assert_eq!(m["service"][0], "http");
     assert_eq!(m["interval_s"][0], "1", "{m}");
+    assert_eq!(
+        b[0]["dest_port"], 8888,
+        "the alert is about the flow: {}",
+        b[0]
+    );
+    // Both were learned at their first packet; the beacon's destination was taken back.
+    let shown = std::process::Command::new(env::kettlewatch())
+        .args(["baseline", "show", "--state-dir", &sd])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout).to_string();
+    assert!(shown.contains("203.0.113.10:80/tcp"), "{shown}");
+    assert!(!shown.contains("203.0.113.10:8888"), "{shown}");
 }

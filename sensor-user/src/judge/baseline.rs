@@ -84,7 +84,8 @@ pub struct BaselineCounters {
     pub renamed: u64,
     /// New flows to a threat-intel or canary destination while learning (never learned).
     pub intel_not_learned: u64,
-    /// Learned entries taken back when a first payload showed a suspicious service.
+    /// Learned entries taken back when a first payload showed a suspicious service or
+    /// the destination turned out to be a beacon's.
     pub unlearned: u64,
 }
 
@@ -202,6 +203,29 @@ impl Baseline {
         }
     }
 
+    /// Takes what learning took in for `key`'s destination (by name and by address) back
+    /// out of the baseline: a behaviour detector found it is no device's normal (a
+    /// beacon, a suspicious service). Returns whether anything was there.
+    pub fn take_back(&mut self, key: FlowKey) -> bool {
+        let (mac, dst) = (key.mac, addr::ip(key.addr));
+        let name = self
+            .engine
+            .resolved
+            .names_for(&mac, dst)
+            .first()
+            .map(|s| s.to_string());
+        let mut forgot = false;
+        for n in [name.as_deref(), None] {
+            let rule = learned::rule_for(dst, key.port, key.proto, n);
+            forgot |= self.engine.learned.forget(mac, &rule);
+        }
+        if forgot {
+            self.counters.unlearned += 1;
+            self.dirty.insert(mac);
+        }
+        forgot
+    }
+
     /// What a flow's first payload showed it to be (`service`, whatever its port): a
     /// service no device should use (`Suspicious::by_payload`) is alerted as
     /// `suspicious_service`, once per device, destination and rule, unless the operator's
@@ -234,15 +258,7 @@ impl Baseline {
             .first()
             .map(|s| s.to_string());
         let (before, _) = self.engine.evaluate_detail(&mac, dst, key.port, key.proto);
-        let mut forgot = false;
-        for n in [name.as_deref(), None] {
-            let rule = learned::rule_for(dst, key.port, key.proto, n);
-            forgot |= self.engine.learned.forget(mac, &rule);
-        }
-        if forgot {
-            self.counters.unlearned += 1;
-            self.dirty.insert(mac);
-        } else if before == Verdict::Allowed && !local {
+        if !self.take_back(key) && before == Verdict::Allowed && !local {
             // Declared by the operator (or their MUD file): their call.
             return None;
         }

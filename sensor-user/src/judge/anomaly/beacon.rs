@@ -11,6 +11,9 @@
 //! algorithm (bluraven, "Implementing RITA using KQL"): a streaming sensor has no whole
 //! day's data set to divide by, and a check-in every 90 s or faster counts fully.
 //!
+//! A beacon's destination is taken back out of the device's baseline (the engine does
+//! it), so what a learning device beacons to is never its normal.
+//!
 //! A check-in is a poll in which the flow opened connections (SYNs), or carried a
 //! message after at least [`QUIET_NS`] of silence (a request on a kept-alive connection).
 //!
@@ -31,7 +34,7 @@ use sensor_common::{FlowKey, proto};
 use serde_json::json;
 
 use super::{Detector, Finding, NewFlow, Poll};
-use crate::{config::AnomalyConfig, judge::rules, model::addr};
+use crate::{config::AnomalyConfig, judge::rules, model::addr, model::flow::Origin};
 
 /// Check-ins before a destination is scored (seven intervals).
 const MIN_EVENTS: usize = 8;
@@ -172,7 +175,7 @@ fn payload_bytes(d: &crate::model::flow::FlowDelta) -> u64 {
 }
 
 /// One followed destination.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Followed {
     /// Check-ins: (kernel time, bytes sent).
     events: VecDeque<(u64, u64)>,
@@ -180,6 +183,8 @@ struct Followed {
     last_active: u64,
     /// What its first payload speaks, once seen.
     service: Option<&'static str>,
+    /// Its first packet, so the alert carries the flow's addressing.
+    origin: Origin,
 }
 
 /// The detector.
@@ -215,6 +220,7 @@ impl Detector for Beacon {
                 events: VecDeque::new(),
                 last_active: f.now,
                 service: None,
+                origin: f.origin,
             });
         }
         Vec::new()
@@ -265,6 +271,7 @@ impl Detector for Beacon {
             }
             let n = f.events.len();
             let service = f.service.unwrap_or_default();
+            let origin = f.origin;
             self.flows.remove(&d.key);
             if self.said.len() >= MAX_FLOWS {
                 self.said.clear();
@@ -273,7 +280,7 @@ impl Detector for Beacon {
             out.push(Finding {
                 rule: &rules::BEACON,
                 mac: d.key.mac,
-                flow: None,
+                flow: Some((d.key, origin)),
                 metadata: json!({
                     "destination": [addr::ip(d.key.addr).to_string()],
                     "port": [d.key.port.to_string()],
