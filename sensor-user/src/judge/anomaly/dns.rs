@@ -81,6 +81,8 @@ pub enum DnsFinding {
     Dga {
         /// Distinct registered domains in the window.
         domains: usize,
+        /// `fast` (the `[anomaly]` window) or `slow` (an hour, weighted by how random).
+        pace: &'static str,
         /// Examples.
         examples: Vec<String>,
     },
@@ -151,6 +153,35 @@ pub struct DnsWatch {
     tunnels: HashMap<MacAddr, HashMap<String, (u64, Recent)>>,
     slow: HashMap<MacAddr, HashMap<String, (u64, Slow)>>,
     nx: HashMap<MacAddr, Recent>,
+    /// NXDOMAIN'd random-looking domains over the slow window, with their weights.
+    nx_slow: HashMap<MacAddr, (Recent, HashMap<String, usize>)>,
+}
+
+/// How much a generated-looking label weighs in the slow NXDOMAIN watch: 2 when it looks
+/// strongly generated, 1 otherwise. Strongly: 12 characters or more, and letters mixed
+/// with digits or a run of 5 consonants (English words joined into a name make runs of
+/// 4: "lightingcloud"), features of FANCI's classifier of generated
+/// domains (Schüppen et al., "FANCI: Feature-based Automated NXDomain Classification and
+/// Intelligence", USENIX Security 2018: contains digits, longest consonant sequence)
+/// that words and brand names rarely have together with such a length.
+fn weight(label: &str) -> usize {
+    let letters = label.chars().any(|c| c.is_ascii_alphabetic());
+    let digits = label.chars().any(|c| c.is_ascii_digit());
+    let mut run = 0usize;
+    let mut longest = 0usize;
+    for c in label.chars() {
+        if c.is_ascii_alphabetic() && !"aeiouy".contains(c) {
+            run += 1;
+            longest = longest.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    if label.chars().count() >= 12 && ((letters && digits) || longest >= 5) {
+        2
+    } else {
+        1
+    }
 }
 
 /// The entry for `domain` in `per`, the stalest dropped when [`MAX_DOMAINS_PER_DEVICE`]
@@ -210,6 +241,7 @@ impl DnsWatch {
             tunnels: HashMap::new(),
             slow: HashMap::new(),
             nx: HashMap::new(),
+            nx_slow: HashMap::new(),
         }
     }
 
@@ -365,14 +397,37 @@ impl DnsWatch {
         let recent = self.nx.entry(mac).or_default();
         let cap = self.t.dga_domains * 4;
         let (domains, _) = recent.add(now, self.t.window_ns, domain.to_string(), false, cap);
-        if domains < self.t.dga_domains {
+        if domains >= self.t.dga_domains {
+            let found = DnsFinding::Dga {
+                domains,
+                pace: "fast",
+                examples: recent.examples(),
+            };
+            recent.clear();
+            self.nx_slow.remove(&mac);
+            return Some(found);
+        }
+        // A few small bursts over the hour: each name weighs by how generated it looks.
+        let (recent, weights) = self.nx_slow.entry(mac).or_default();
+        let (domains, _) = recent.add(
+            now,
+            SLOW_WINDOW_NS,
+            domain.to_string(),
+            false,
+            SLOW_COUNT * 4,
+        );
+        weights.insert(domain.to_string(), weight(label));
+        weights.retain(|d, _| recent.distinct.contains(d));
+        if weights.values().sum::<usize>() < SLOW_COUNT {
             return None;
         }
         let found = DnsFinding::Dga {
             domains,
+            pace: "slow",
             examples: recent.examples(),
         };
         recent.clear();
+        weights.clear();
         Some(found)
     }
 }
@@ -437,11 +492,20 @@ impl DnsDetector {
                     "examples": examples,
                 }),
             ),
-            DnsFinding::Dga { domains, examples } => (
+            DnsFinding::Dga {
+                domains,
+                pace,
+                examples,
+            } => (
                 &rules::DGA_ACTIVITY,
                 json!({
                     "nxdomain_domains": [domains.to_string()],
-                    "window_s": window_s,
+                    "pace": [pace],
+                    "window_s": if pace == "slow" {
+                        [(SLOW_WINDOW_NS / 1_000_000_000).to_string()]
+                    } else {
+                        window_s
+                    },
                     "examples": examples,
                 }),
             ),
@@ -691,15 +755,70 @@ mod tests {
         }
         let mut found = None;
         for i in 0..12u64 {
-            let name = format!("www.{}.com", base32(i, 14));
+            // Ten characters: generated-looking, but short of the slow watch's double
+            // weight, so the minute's count says it first.
+            let name = format!("www.{}.com", base32(i, 10));
             found = found.or(w.on_nxdomain(100 * SEC + i * SEC, M, &name));
         }
         match found {
-            Some(DnsFinding::Dga { domains, examples }) => {
-                assert_eq!(domains, 10);
+            Some(DnsFinding::Dga {
+                domains,
+                pace,
+                examples,
+            }) => {
+                assert_eq!((domains, pace), (10, "fast"));
                 assert!(examples[0].ends_with(".com"), "{examples:?}");
             }
             other => panic!("no DGA: {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_few_small_bursts_of_generated_names_over_the_hour_are_a_dga() {
+        // Bursts of two names, twenty minutes apart: far under the minute's count.
+        let mut w = watch();
+        let mut found = Vec::new();
+        let name = |i: u64| format!("{}{}.net", base32(i, 11), i % 6 + 2);
+        for i in 0..4u64 {
+            found.extend(w.on_nxdomain((i / 2) * 1200 * SEC + (i % 2) * SEC, M, &name(i)));
+        }
+        assert!(found.is_empty(), "four names: {found:?}");
+        found.extend(w.on_nxdomain(2400 * SEC, M, &name(4)));
+        assert!(
+            matches!(
+                &found[..],
+                [DnsFinding::Dga {
+                    domains: 5,
+                    pace: "slow",
+                    ..
+                }]
+            ),
+            "five strongly generated names within the hour weigh 10: {found:?}"
+        );
+        // Word-like names that do not exist (a device's dead cloud, typos) weigh one
+        // each, and nine of them in an hour are not enough.
+        let mut w = watch();
+        for (i, d) in [
+            "cloudservice",
+            "smartgadgets",
+            "homeautomate",
+            "kitchenhelper",
+            "weatherfeeds",
+            "lightingcloud",
+            "thermostatapi",
+            "doorbellhub",
+            "cameraportal",
+        ]
+        .iter()
+        .enumerate()
+        {
+            assert_eq!(weight(d), 1, "{d}");
+            assert_eq!(
+                w.on_nxdomain(i as u64 * 300 * SEC, M, &format!("{d}.com")),
+                None
+            );
+        }
+        assert_eq!(weight("xkcd7f3q9zpl2"), 2);
+        assert_eq!(weight("qwrtzpsdfghk"), 2, "a long consonant run");
     }
 }
