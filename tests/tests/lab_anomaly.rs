@@ -393,3 +393,62 @@ fn check_ins_over_http_off_its_port_are_a_beacon_and_polling_on_port_80_is_not()
     assert!(shown.contains("203.0.113.10:80/tcp"), "{shown}");
     assert!(!shown.contains("203.0.113.10:8888"), "{shown}");
 }
+
+/// A bot retrying its dead command server: device 0 tries TCP/6667 at an address where
+/// nothing listens, twenty times a second, for six seconds (each attempt one SYN,
+/// refused: 120 unanswered SYNs); device 1 reaches a server that answers as often. Only device 0's flow never completes
+/// a handshake: `unanswered_retries`, not a scan, not a flood.
+#[test]
+fn a_bot_retrying_a_dead_server_is_unanswered_retries_and_a_working_server_is_not() {
+    if !env::have_root() || !env::have_tool("ip") {
+        return;
+    }
+    let lab = Lab::build(2);
+    let dead = SocketAddr::from(([203, 0, 113, 20], 6667));
+    let alive = SocketAddr::from(([203, 0, 113, 10], 8080));
+    let l = lab
+        .inet
+        .run(move || std::net::TcpListener::bind(alive).expect("bind"));
+    let server = std::thread::spawn(move || {
+        for c in l.incoming().take(120) {
+            drop(c);
+        }
+    });
+    let config = format!(
+        "{}[baseline]\nmode = \"monitor\"\n",
+        kettlewatch_tests::lab::FAST_CONFIG
+    );
+    let (_dir, sensor) = lab.watch(&config, &[]);
+    for _ in 0..120 {
+        for (dev, to) in [(0usize, dead), (1, alive)] {
+            lab.devices[dev].ns.run(move || {
+                let _ = TcpStream::connect_timeout(&to, Duration::from_millis(200));
+            });
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.join().unwrap();
+    let seen = sensor.wait_for_line(
+        |l| l.contains("\"unanswered_retries\""),
+        Duration::from_secs(5),
+    );
+    let out = sensor.stop();
+    assert!(out.status.success(), "{}", out.stderr);
+    let evs = events::parse(&out.stdout);
+    assert!(
+        seen.is_some(),
+        "no unanswered_retries: {:#?}",
+        anomalies(&evs)
+    );
+    let r = events::alerts(&evs, "unanswered_retries");
+    assert_eq!(r.len(), 1, "{r:#?}");
+    assert_eq!(r[0]["iot"]["device"]["mac"], lab.devices[0].mac.to_string());
+    let m = &r[0]["alert"]["metadata"];
+    assert_eq!(
+        (&m["destination"][0], &m["port"][0]),
+        (&"203.0.113.20".into(), &"6667".into())
+    );
+    for rule in ["scan_fanout", "syn_flood_participation"] {
+        assert!(events::alerts(&evs, rule).is_empty(), "{rule}");
+    }
+}
