@@ -180,6 +180,9 @@ pub fn intel_feed(data: &[u8]) {
             formats::Indicator::Domain(d) => {
                 assert_eq!(formats::domain(d).as_deref(), Some(d.as_str()), "{format}")
             }
+            formats::Indicator::Ja4(f) => {
+                assert_eq!(formats::ja4(f).as_deref(), Some(f.as_str()), "{format}")
+            }
         }
     }
     // An error at the end of the file (a JSON document cut short) is on the line after

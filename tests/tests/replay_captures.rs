@@ -1231,3 +1231,57 @@ fn a_c2_agents_check_ins_are_a_beacon_and_device_clouds_are_not() {
         );
     }
 }
+
+/// JA4 lists as intel: the Netatmo camera's ClientHellos (IOT1-test-slice.pcap) have the
+/// fingerprint its profile shows; a `format = "ja4"` feed listing it raises
+/// `threat_intel_ja4` about the flow, once, naming the feed and what the list calls it;
+/// a feed listing another fingerprint raises nothing.
+#[test]
+fn a_listed_ja4_fingerprint_is_threat_intel_about_the_flow() {
+    if !env::have_root() {
+        return;
+    }
+    let cap = env::fixtures().join("captures/attacks-dev/faucetsdn-networkml/IOT1-test-slice.pcap");
+    let camera = "70:ee:50:18:34:43";
+    let evs = replay_ok([&cap]);
+    let dev = &events::last_device(&evs, camera)["iot"]["device"];
+    let ja4 = dev["payload"]["ja4"][0]
+        .as_str()
+        .expect("the camera's JA4")
+        .to_string();
+    let dir = TempDir::new();
+    let run = |listed: &str| {
+        let feed = dir.join("tools.ja4");
+        std::fs::write(
+            &feed,
+            format!(
+                "# made for this test\n{listed} Lab tool\nt13d190900_9dc949149365_97f8aa674fd9\n"
+            ),
+        )
+        .unwrap();
+        let cfg = dir.join("kw.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[[intel.feed]]\nname = \"tools\"\npath = \"{}\"\nformat = \"ja4\"\n",
+                feed.display()
+            ),
+        )
+        .unwrap();
+        replay_ok(["--config".as_ref(), cfg.as_os_str(), cap.as_os_str()])
+    };
+    let evs = run(&ja4);
+    let hits = events::alerts(&evs, "threat_intel_ja4");
+    assert_eq!(hits.len(), 1, "{hits:#?}");
+    let a = hits[0];
+    assert_eq!(a["iot"]["device"]["mac"], camera);
+    assert_eq!(a["alert"]["signature_id"], 9_100_024);
+    assert_eq!(a["dest_port"], 443, "about the flow: {a}");
+    assert_eq!(a["iot"]["intel"]["indicator"], ja4.as_str());
+    assert_eq!(a["iot"]["intel"]["feed"], "tools");
+    assert_eq!(a["iot"]["intel"]["category"], "Lab tool");
+    let stats = events::of_type(&evs, "stats");
+    assert_eq!(stats.last().unwrap()["iot"]["intel"]["ja4"], 2);
+    let other = run("t13d1516h2_8daaf6152771_e5627efa2ab1");
+    assert!(events::alerts(&other, "threat_intel_ja4").is_empty());
+}

@@ -181,7 +181,9 @@ pub fn files(config: &Config, now_epoch_s: i64) -> FilesReport {
                     )),
                     _ => loaded += 1,
                 },
-                intel::formats::Indicator::Domain(_) => loaded += 1,
+                intel::formats::Indicator::Domain(_) | intel::formats::Indicator::Ja4(_) => {
+                    loaded += 1
+                }
             }
         }
         problems.sort();

@@ -201,7 +201,17 @@ pub const BEACON: Rule = rule(
     2,
 );
 
-pub const ALL: [Rule; 23] = [
+/// A TLS client on the device has a JA4 fingerprint an intel feed lists (`format =
+/// "ja4"`): a tool's or a malware family's client, whatever address it reaches.
+pub const THREAT_INTEL_JA4: Rule = rule(
+    "threat_intel_ja4",
+    9_100_024,
+    "kettlewatch: device's TLS client matches a listed JA4 fingerprint",
+    "A Network Trojan was detected",
+    2,
+);
+
+pub const ALL: [Rule; 24] = [
     UNEXPECTED_DESTINATION,
     NEW_PORT,
     THREAT_INTEL_IP,
@@ -225,6 +235,7 @@ pub const ALL: [Rule; 23] = [
     UNANSWERED_RETRIES,
     KNOWN_EXPLOITED_VULNERABILITY,
     BEACON,
+    THREAT_INTEL_JA4,
 ];
 
 #[cfg(test)]

@@ -170,7 +170,7 @@ impl Sensor {
         self.counters.payloads_decoded += 1;
         let mac = head.key.mac;
         let serving = head.key.flags & FLOW_SERVING != 0;
-        self.on_service(head, &facts);
+        self.on_service(head, &facts, to_device);
         if to_device {
             // What the other end said is about the other end: the protocol the flow
             // speaks, never the device's software.
@@ -187,7 +187,12 @@ impl Sensor {
     /// flow's records say it, the baseline stage alerts a service no device should use
     /// (and takes it back out of what a learning device learned), and the behaviour
     /// detectors know a login service on any port.
-    fn on_service(&mut self, head: &sensor_common::Event, facts: &discover::payload::PayloadFacts) {
+    fn on_service(
+        &mut self,
+        head: &sensor_common::Event,
+        facts: &discover::payload::PayloadFacts,
+        to_device: bool,
+    ) {
         let key = head.key;
         let resolved = !self
             .baseline
@@ -197,11 +202,19 @@ impl Sensor {
             .is_empty();
         let service = facts.service(resolved);
         self.flows.set_app_proto(&key, service);
+        let origin = self.flows.origin(&key);
+        // The device's own TLS client (not a client's hello to a server it runs).
+        if let (discover::payload::PayloadFacts::Tls(t), Some(o)) = (facts, origin)
+            && !to_device
+            && key.flags & FLOW_SERVING == 0
+        {
+            self.alerts.extend(self.intel.on_ja4(key, o, &t.ja4));
+        }
         let found = self
             .anomaly
             .on_service(head.ts_ns, key, service, facts.is_login());
         self.alerts.extend(found);
-        let Some(origin) = self.flows.origin(&key) else {
+        let Some(origin) = origin else {
             return;
         };
         let pf = self.policy_facts(&key.mac).unwrap_or_default();

@@ -13,6 +13,8 @@ pub enum Indicator {
     Net(IpNet),
     /// A domain (lower case, no trailing dot); its subdomains match too.
     Domain(String),
+    /// A TLS client's JA4 fingerprint (FoxIO's JA4, the `a_b_c` form).
+    Ja4(String),
 }
 
 /// One parsed entry.
@@ -38,7 +40,7 @@ pub struct Parsed {
 }
 
 /// The formats `[[intel.feed]] format` names.
-pub const FORMATS: [&str; 9] = [
+pub const FORMATS: [&str; 10] = [
     "plain",
     "spamhaus",
     "firehol",
@@ -48,7 +50,30 @@ pub const FORMATS: [&str; 9] = [
     "stix2",
     "domains",
     "hosts",
+    "ja4",
 ];
+
+/// A JA4 fingerprint as JA4's specification writes it (FoxIO, `technical_details/JA4.md`):
+/// `t` or `q` (TCP or QUIC) or `d` (DTLS), two characters of version, `d` or `i` (a
+/// domain or an address asked for), two digits each of cipher and extension counts, two
+/// characters of the first ALPN; then two truncated SHA-256 hashes of 12 hex digits.
+pub fn ja4(s: &str) -> Option<String> {
+    let s = s.trim().to_ascii_lowercase();
+    let mut parts = s.split('_');
+    let (a, b, c) = (parts.next()?, parts.next()?, parts.next()?);
+    let ab = a.as_bytes();
+    let ok = parts.next().is_none()
+        && ab.len() == 10
+        && matches!(ab[0], b't' | b'q' | b'd')
+        && ab[1..3].iter().all(u8::is_ascii_alphanumeric)
+        && matches!(ab[3], b'd' | b'i')
+        && ab[4..8].iter().all(u8::is_ascii_digit)
+        && ab[8..10].iter().all(u8::is_ascii_alphanumeric)
+        && [b, c]
+            .iter()
+            .all(|h| h.len() == 12 && h.bytes().all(|x| x.is_ascii_hexdigit()));
+    ok.then_some(s)
+}
 
 /// An address or prefix as written in feeds.
 pub fn net(s: &str) -> Option<IpNet> {
@@ -94,6 +119,16 @@ pub fn parse(format: &str, text: &str, categories: Option<&str>, now_epoch_s: i6
                 .ok_or("not a domain name")
         }),
         "hosts" => hosts(text),
+        // A fingerprint a line, then what it is (the tool's name) if the list says.
+        "ja4" => lines(text, &['#'], |l| {
+            let mut w = l.split_whitespace();
+            let fp = w.next().and_then(ja4).ok_or("not a JA4 fingerprint")?;
+            let rest: Vec<&str> = w.collect();
+            Ok((
+                Indicator::Ja4(fp),
+                (!rest.is_empty()).then(|| rest.join(" ")),
+            ))
+        }),
         "feodo-csv" => feodo(text),
         "suricata-iprep" => iprep(text, categories),
         "zeek" => zeek(text),
@@ -439,6 +474,31 @@ fn stix2(text: &str, now_epoch_s: i64) -> Parsed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ja4_lists_a_fingerprint_a_line_with_what_it_is() {
+        let p = parse(
+            "ja4",
+            "# FoxIO's list, a slice\nt13d190900_9dc949149365_97f8aa674fd9 Sliver\nT13D1516H2_8DAAF6152771_E5627EFA2AB1\nt13d1516h2_8daaf6152771 cut short\nx13d1516h2_8daaf6152771_e5627efa2ab1\n",
+            None,
+            0,
+        );
+        assert_eq!(p.entries.len(), 2, "{p:?}");
+        assert_eq!(
+            p.entries[0].indicator,
+            Indicator::Ja4("t13d190900_9dc949149365_97f8aa674fd9".into())
+        );
+        assert_eq!(p.entries[0].category.as_deref(), Some("Sliver"));
+        assert_eq!(
+            p.entries[1].indicator,
+            Indicator::Ja4("t13d1516h2_8daaf6152771_e5627efa2ab1".into()),
+            "lower case"
+        );
+        assert_eq!(
+            p.invalid.iter().map(|(l, _)| *l).collect::<Vec<_>>(),
+            [4, 5]
+        );
+    }
 
     fn fixture(p: &str) -> String {
         std::fs::read_to_string(crate::testdata::path(&format!("intel/{p}"))).unwrap()

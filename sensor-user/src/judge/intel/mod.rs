@@ -50,6 +50,7 @@ pub struct FeedReport {
 struct FeedData {
     nets: Vec<(IpNet, Option<String>)>,
     domains: Vec<(String, Option<String>)>,
+    ja4s: Vec<(String, Option<String>)>,
 }
 
 /// Why an indicator is refused, if it is.
@@ -169,6 +170,7 @@ impl IntelSet {
                         data.nets.push((n, e.category));
                     }
                     Indicator::Domain(d) => data.domains.push((d, e.category)),
+                    Indicator::Ja4(f) => data.ja4s.push((f, e.category)),
                 }
                 report.loaded += 1;
             }
@@ -268,6 +270,26 @@ impl IntelSet {
         }
     }
 
+    /// The feeds listing a JA4 fingerprint.
+    pub fn ja4(&self, fingerprint: &str) -> Vec<FeedSource> {
+        let mut sources: Vec<FeedSource> = self
+            .feeds
+            .iter()
+            .flat_map(|(feed, d)| {
+                d.ja4s
+                    .iter()
+                    .filter(move |(f, _)| f == fingerprint)
+                    .map(move |(_, c)| FeedSource {
+                        feed: feed.clone(),
+                        category: c.clone(),
+                    })
+            })
+            .collect();
+        sources.sort();
+        sources.dedup();
+        sources
+    }
+
     /// Listed domains over all feeds.
     pub fn domain_count(&self) -> usize {
         self.feeds.values().map(|d| d.domains.len()).sum()
@@ -289,7 +311,8 @@ impl IntelSet {
                 v
             })
             .collect();
-        json!({"kernel_entries": entries, "domains": self.domain_count(), "canaries": self.canaries.len(), "feeds": feeds})
+        let ja4s: usize = self.feeds.values().map(|d| d.ja4s.len()).sum();
+        json!({"kernel_entries": entries, "domains": self.domain_count(), "ja4": ja4s, "canaries": self.canaries.len(), "feeds": feeds})
     }
 }
 

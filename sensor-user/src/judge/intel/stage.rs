@@ -1,6 +1,7 @@
-//! The intel stage: kernel hits (a flow's first packet to a listed address or a canary)
-//! and the names devices look up or are told in; `threat_intel_ip`, `threat_intel_domain`
-//! and `canary_contact` alerts out, once per device and indicator.
+//! The intel stage: kernel hits (a flow's first packet to a listed address or a canary),
+//! the names devices look up or are told, and the JA4 fingerprints of their TLS clients
+//! in; `threat_intel_ip`, `threat_intel_domain`, `threat_intel_ja4` and `canary_contact`
+//! alerts out, once per device and indicator.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -40,6 +41,7 @@ pub struct Intel {
     set: IntelSet,
     alerted_ip: BTreeSet<(MacAddr, IpNet)>,
     alerted_domain: BTreeSet<(MacAddr, String)>,
+    alerted_ja4: BTreeSet<(MacAddr, String)>,
     /// Intel alerts written.
     pub alerts: u64,
 }
@@ -52,6 +54,7 @@ impl Intel {
             set: IntelSet::default(),
             alerted_ip: BTreeSet::new(),
             alerted_domain: BTreeSet::new(),
+            alerted_ja4: BTreeSet::new(),
             alerts: 0,
         };
         s.reload(config, now_epoch_s);
@@ -118,6 +121,19 @@ impl Intel {
             .collect();
         self.alerts += out.len() as u64;
         out
+    }
+
+    /// A TLS client on the device sent a ClientHello with fingerprint `ja4` on a flow.
+    pub fn on_ja4(&mut self, key: FlowKey, origin: Origin, ja4: &str) -> Option<Alert> {
+        let sources = self.set.ja4(ja4);
+        if sources.is_empty() || !self.alerted_ja4.insert((key.mac, ja4.to_string())) {
+            return None;
+        }
+        let mut a = Alert::new(&rules::THREAT_INTEL_JA4, About::Flow(key, origin), "intel")
+            .with_metadata(feeds(&sources));
+        a.intel = Some(intel_match(&sources, ja4.to_string()));
+        self.alerts += 1;
+        Some(a)
     }
 
     fn domain(
