@@ -1285,3 +1285,49 @@ fn a_listed_ja4_fingerprint_is_threat_intel_about_the_flow() {
     let other = run("t13d1516h2_8daaf6152771_e5627efa2ab1");
     assert!(events::alerts(&other, "threat_intel_ja4").is_empty());
 }
+
+/// The lab recordings (`tests/fixtures/captures/lab`), replayed as a user replays a
+/// capture of their own: each raises its rule for the lab's device, with what named it.
+#[test]
+fn the_lab_recordings_raise_their_rules_for_the_lab_device() {
+    if !env::have_root() {
+        return;
+    }
+    let lab = env::fixtures().join("captures/lab");
+    let device = "02:00:5e:10:00:10";
+    for (file, rule, key, value) in [
+        (
+            "stratum-on-443.pcap",
+            "suspicious_service",
+            "service",
+            "stratum",
+        ),
+        (
+            "tor-names-on-443.pcap",
+            "suspicious_service",
+            "service",
+            "tor",
+        ),
+        ("tls-beacon-on-4443.pcap", "beacon", "service", "tls"),
+        ("dns-txt-channel.pcap", "dns_tunnel", "pace", "slow"),
+        (
+            "ssh-logins-on-2222.pcap",
+            "suspicious_service",
+            "service",
+            "ssh",
+        ),
+    ] {
+        let cap = lab.join(file);
+        let evs = replay_ok([
+            "--gateway-mac".as_ref(),
+            "02:00:5e:10:00:01".as_ref(),
+            cap.as_os_str(),
+        ]);
+        let found = events::alerts(&evs, rule);
+        assert!(!found.is_empty(), "{file}: no {rule}");
+        for a in &found {
+            assert_eq!(a["iot"]["device"]["mac"], device, "{file}: {a}");
+            assert_eq!(a["alert"]["metadata"][key][0], value, "{file}: {a}");
+        }
+    }
+}

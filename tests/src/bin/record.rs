@@ -1,0 +1,274 @@
+//! Records the lab captures of `tests/fixtures/captures/lab/`: one namespace lab per
+//! behaviour, a real program or socket in a device doing it, tcpdump on the gateway's
+//! LAN side writing what crosses it. The captures are regenerated, never edited:
+//!
+//! ```text
+//! cargo build -p kettlewatch-tests --bin record
+//! sudo target/debug/record tests/fixtures/captures/lab
+//! ```
+//!
+//! Each capture's device starts the behaviour at once, so a replay with a learning
+//! window sees it while the device learns (as `cargo xtask eval` replays it). Every
+//! address is the lab's own (198.51.100.0/24 LAN, 203.0.113.0/24 "internet").
+
+use std::{
+    io::{Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result, bail};
+use kettlewatch_tests::{
+    announce,
+    env::TempDir,
+    lab::{Lab, SERVERS_V4},
+};
+
+/// XMRig's login line, as its `Client.cpp` writes one (the wallet made up).
+const XMRIG_LOGIN: &[u8] = b"{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"login\",\"params\":{\"login\":\"4AdUndXHHZ6cfufTMvppY6JwXNouMBzSkbLYfpAV5Usx3skxNgYeYTRj5UzqtReoS44qo9mtmXCqY45DJ852K5Jv2684Rge\",\"pass\":\"x\",\"agent\":\"XMRig/6.21.0 (Linux x86_64) libuv/1.44.2 gcc/12.2.0\",\"algo\":[\"rx/0\"]}}\n";
+/// A CryptoNote pool's job push, as the answer.
+const POOL_JOB: &[u8] = b"{\"jsonrpc\":\"2.0\",\"method\":\"job\",\"params\":{\"blob\":\"0707\",\"job_id\":\"1\",\"target\":\"b88d0600\"}}\n";
+
+/// tcpdump on the gateway's `lan0`, writing `path` until dropped.
+struct Recording(Child);
+
+impl Recording {
+    fn start(lab: &Lab, path: &Path) -> Result<Self> {
+        let child = lab
+            .gw
+            .cmd("tcpdump")
+            .args(["-i", "lan0", "-U", "-s", "0", "-w"])
+            .arg(path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting tcpdump")?;
+        std::thread::sleep(Duration::from_millis(800));
+        Ok(Self(child))
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        std::thread::sleep(Duration::from_millis(500));
+        // SIGINT, so tcpdump flushes and closes the file.
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
+        let _ = self.0.wait();
+    }
+}
+
+/// A server in the internet side at `at` answering each of `n` connections with
+/// `answer` after reading what the client sent.
+fn serve(lab: &Lab, at: SocketAddr, n: usize, greet: &'static [u8], answer: &'static [u8]) {
+    let l = lab.inet.run(move || TcpListener::bind(at).expect("bind"));
+    std::thread::spawn(move || {
+        for c in l.incoming().take(n) {
+            let Ok(mut c) = c else { continue };
+            let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+            let _ = c.write_all(greet);
+            let mut buf = [0u8; 2048];
+            let _ = c.read(&mut buf);
+            let _ = c.write_all(answer);
+        }
+    });
+}
+
+/// Device 0 connects to `to`, sends `first`, reads the answer.
+fn client(lab: &Lab, to: SocketAddr, first: &'static [u8]) {
+    lab.devices[0].ns.run(move || {
+        if let Ok(mut s) = TcpStream::connect_timeout(&to, Duration::from_secs(3)) {
+            let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+            let _ = s.write_all(first);
+            let mut buf = [0u8; 512];
+            let _ = s.read(&mut buf);
+        }
+    });
+}
+
+/// Device 0 runs `openssl s_client` to `to`, asking for `name` (none when empty), and
+/// sends `input` once connected.
+fn tls_client(lab: &Lab, to: SocketAddr, name: &str, input: &'static [u8]) {
+    let (target, name) = (to.to_string(), name.to_string());
+    lab.devices[0].ns.run(move || {
+        let mut cmd = Command::new("openssl");
+        cmd.args(["s_client", "-quiet", "-connect", &target]);
+        if name.is_empty() {
+            cmd.arg("-noservername");
+        } else {
+            cmd.args(["-servername", &name]);
+        }
+        let mut c = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("openssl");
+        if let Some(mut i) = c.stdin.take() {
+            let _ = i.write_all(input);
+        }
+        std::thread::sleep(Duration::from_millis(700));
+        let _ = c.kill();
+        let _ = c.wait();
+    });
+}
+
+/// Jitter, ms, from a fixed sequence: the same beacon every recording.
+const JITTER: [i64; 14] = [
+    0, 300, -240, 120, -360, 180, -60, 340, -180, 40, 220, -320, 80, -120,
+];
+
+fn stratum(lab: &Lab) {
+    let pool = SocketAddr::new(SERVERS_V4[0].into(), 443);
+    serve(lab, pool, 6, b"", POOL_JOB);
+    for _ in 0..6 {
+        client(lab, pool, XMRIG_LOGIN);
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+fn tor(lab: &Lab) {
+    // Three relays by address, each asked for a made-up name as tor does.
+    for (i, name) in [
+        "www.q7xwzp2bcdn6kexm.com",
+        "www.4sgxzmcvx3ls.com",
+        "www.ab3dk7tq.com",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let relay = SocketAddr::new(SERVERS_V4[i].into(), 443);
+        serve(lab, relay, 1, b"", b"");
+        tls_client(lab, relay, name, b"");
+    }
+}
+
+fn tls_beacon(lab: &Lab, dir: &Path) -> Result<()> {
+    // A real TLS server with a self-signed certificate made now.
+    let (key, cert) = (dir.join("k.pem"), dir.join("c.pem"));
+    let ok = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=c2.lab"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()?
+        .success();
+    if !ok {
+        bail!("openssl req failed");
+    }
+    let mut server = lab
+        .inet
+        .cmd("openssl")
+        .args(["s_server", "-quiet", "-www", "-accept", "203.0.113.10:4443"])
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    std::thread::sleep(Duration::from_millis(500));
+    let c2 = SocketAddr::new(SERVERS_V4[0].into(), 4443);
+    for j in JITTER {
+        tls_client(lab, c2, "", b"GET /checkin HTTP/1.0\r\n\r\n");
+        std::thread::sleep(Duration::from_millis((1300 + j) as u64));
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    Ok(())
+}
+
+fn dns_txt(lab: &Lab) {
+    let _dns = lab.dnsmasq_dns(&[("c2.example", "")]);
+    let from: std::net::IpAddr = lab.devices[0].v4.into();
+    for i in 0..12u16 {
+        let q = announce::dns_query_for(i, "cmd.c2.example", simple_dns::TYPE::TXT);
+        lab.devices[0].ns.run(move || {
+            let s = std::net::UdpSocket::bind((from, 0)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            s.send_to(&q, "198.51.100.1:53").unwrap();
+            let mut buf = [0u8; 1500];
+            let _ = s.recv(&mut buf);
+        });
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn ssh(lab: &Lab) {
+    let server = SocketAddr::new(SERVERS_V4[2].into(), 2222);
+    serve(lab, server, 10, b"SSH-2.0-OpenSSH_9.9\r\n", b"");
+    for _ in 0..10 {
+        client(lab, server, b"SSH-2.0-OpenSSH_9.6\r\n");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn main() -> Result<()> {
+    let out: PathBuf = std::env::args()
+        .nth(1)
+        .context("usage: record OUTDIR")?
+        .into();
+    std::fs::create_dir_all(&out)?;
+    let tmp = TempDir::new();
+    type Scenario = Box<dyn Fn(&Lab) -> Result<()>>;
+    let dir = tmp.join("certs");
+    std::fs::create_dir_all(&dir)?;
+    let scenarios: Vec<(&str, Scenario)> = vec![
+        (
+            "stratum-on-443.pcap",
+            Box::new(|l| {
+                stratum(l);
+                Ok(())
+            }),
+        ),
+        (
+            "tor-names-on-443.pcap",
+            Box::new(|l| {
+                tor(l);
+                Ok(())
+            }),
+        ),
+        (
+            "tls-beacon-on-4443.pcap",
+            Box::new(move |l| tls_beacon(l, &dir)),
+        ),
+        (
+            "dns-txt-channel.pcap",
+            Box::new(|l| {
+                dns_txt(l);
+                Ok(())
+            }),
+        ),
+        (
+            "ssh-logins-on-2222.pcap",
+            Box::new(|l| {
+                ssh(l);
+                Ok(())
+            }),
+        ),
+    ];
+    for (name, run) in scenarios {
+        let lab = Lab::build(1);
+        let path = out.join(name);
+        {
+            let _rec = Recording::start(&lab, &path)?;
+            run(&lab)?;
+        }
+        println!("{}", path.display());
+    }
+    Ok(())
+}
