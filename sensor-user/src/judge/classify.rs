@@ -327,11 +327,14 @@ impl Classifier {
                     pattern: r.pattern.clone(),
                     category: r.category.to_string(),
                     weight: r.weight,
+                    discounted: false,
                 });
             }
         }
         evidence.sort_by(|a, b| b.weight.abs().total_cmp(&a.weight.abs()));
-        let scores = scores(&evidence);
+        discount_leaks(&mut evidence);
+        let counted: Vec<Evidence> = evidence.iter().filter(|e| !e.discounted).cloned().collect();
+        let scores = scores(&counted);
         // Ties go to the category listed first in CATEGORIES: deterministic.
         let (best, best_score) = scores
             .iter()
@@ -348,6 +351,38 @@ impl Classifier {
             category: best.to_string(),
             confidence: (posterior(&scores, best_score) * 100.0).floor() / 100.0,
             evidence,
+        }
+    }
+}
+
+/// Facts a network stack or OS sets, whatever product it runs in: the DHCP vendor class
+/// and parameter list, and LLDP's system description. Cameras, media players and displays
+/// built on Windows, Android or a desktop Linux send what a PC or phone sends.
+const STACK_FACTS: [&str; 3] = ["dhcp_vendor_class", "dhcp_prl", "lldp_description"];
+
+/// A vote of at least this weight for a category other than computer-phone, from a fact
+/// the product itself sets (its name, its cloud, its maker, what it announces), shows a
+/// purpose-built device.
+const PURPOSE_BUILT: f64 = 1.0;
+
+/// Stack facts voting computer-phone do not count on a device other facts show to be
+/// purpose-built: they are evidence that it runs a general-purpose OS, not that it is a
+/// PC or a phone. Votes against computer-phone (an embedded stack) still count.
+fn discount_leaks(evidence: &mut [Evidence]) {
+    let purpose_built = evidence.iter().any(|e| {
+        e.weight >= PURPOSE_BUILT
+            && e.category != "computer-phone"
+            && !STACK_FACTS.contains(&e.fact.as_str())
+    });
+    if !purpose_built {
+        return;
+    }
+    for e in evidence.iter_mut() {
+        if e.category == "computer-phone"
+            && e.weight > 0.0
+            && STACK_FACTS.contains(&e.fact.as_str())
+        {
+            e.discounted = true;
         }
     }
 }
@@ -386,6 +421,38 @@ fn posterior(scores: &[(&str, f64)], best: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_desktop_os_fact_on_a_purpose_built_device_does_not_make_it_a_pc() {
+        let c = Classifier::builtin();
+        // A camera maker's OUI and the vendor class Windows sends (a camera on Windows
+        // IoT): the camera's own fact decides, the stack's vote is kept but discounted.
+        let cam = c.classify([
+            ("vendor", "Shanghai Imilab Technology Co.Ltd"),
+            ("dhcp_vendor_class", "MSFT 5.0"),
+        ]);
+        assert_eq!(cam.category, "camera", "{cam:?}");
+        let msft = cam
+            .evidence
+            .iter()
+            .find(|e| e.fact == "dhcp_vendor_class")
+            .unwrap();
+        assert!(msft.discounted, "{msft:?}");
+        // Alone, it still says what it says.
+        let pc = c.classify([("dhcp_vendor_class", "MSFT 5.0")]);
+        assert_eq!(pc.category, "computer-phone");
+        assert!(pc.evidence.iter().all(|e| !e.discounted));
+        // A Raspberry Pi's facts are all a computer's: nothing discounted.
+        let pi = c.classify([
+            ("hostname", "raspberrypi"),
+            (
+                "dhcp_vendor_class",
+                "dhcpcd-6.11.5:Linux-4.1.18-v7+:armv7l:BCM2709",
+            ),
+        ]);
+        assert_eq!(pi.category, "computer-phone");
+        assert!(pi.evidence.iter().all(|e| !e.discounted));
+    }
 
     #[test]
     fn builtin_rules_load() {

@@ -156,6 +156,7 @@ mod tests {
             pattern: "HS1[0-9][0-9]*".into(),
             category: "plug-switch".into(),
             weight: w,
+            discounted: false,
         };
         assert_eq!(product(&d, None, &[vote(1.5)]), None);
         assert_eq!(
@@ -188,6 +189,7 @@ mod tests {
             pattern: "DCS-*".into(),
             category: "camera".into(),
             weight: 3.0,
+            discounted: false,
         };
         assert_eq!(
             product(&d, None, &[instance]).and_then(|p| p.model),

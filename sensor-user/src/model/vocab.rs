@@ -66,6 +66,10 @@ pub struct Evidence {
     pub category: String,
     /// Its weight.
     pub weight: f64,
+    /// The vote did not count: a fact general-purpose software leaks (a desktop OS's DHCP
+    /// vendor class) on a device other facts show is purpose-built.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub discounted: bool,
 }
 
 /// What the facts say a device is.
