@@ -158,7 +158,7 @@ fn irc_mining_tor_and_ssh_are_named_by_their_bytes_and_never_learned() {
         "plain TLS is no suspicious service"
     );
     // The miner's name is in its inventory.
-    let miner = &events::last_device(&evs, &lab.devices[1].mac.to_string())["iot"]["device"];
+    let miner = &events::last_device(&evs, lab.devices[1].mac.to_string())["iot"]["device"];
     assert!(
         miner["software"].as_array().is_some_and(|s| s
             .iter()
