@@ -473,9 +473,7 @@ fn detection(sensor: &Path, fixtures: &Path, figures: &mut Figures) -> Result<St
     figures.alerts_after_learning = total_alerts;
     s += &format!("\n{total_alerts} alerts in {total_weeks:.1} device-weeks after learning.\n");
     s += &benign_alerts(sensor, fixtures, LEARN, figures)?;
-    s += &format!(
-        "\nAttack captures, each replayed with the same learning window, and the rule it must raise:\n\n| capture | what it is | must raise | result |\n|---|---|---|---|\n"
-    );
+    s += "\nAttack captures, each replayed with the same learning window, and the rule it must raise:\n\n| capture | what it is | must raise | result |\n|---|---|---|---|\n";
     // The development set's attack captures, each replayed while its devices learn, so
     // only behaviour and identification can catch them; the rest (floods, scans, SSH and
     // telnet guessing, retries, mining) are namespace labs under `cargo xtask test`.
