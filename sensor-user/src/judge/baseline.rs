@@ -262,6 +262,20 @@ impl Baseline {
             // Declared by the operator (or their MUD file): their call.
             return None;
         }
+        self.suspicious_alert(key, origin, name, service, "payload")
+    }
+
+    /// `suspicious_service` about a flow, once per device and destination; the
+    /// service, and whether its `port` or its `payload` named it.
+    fn suspicious_alert(
+        &mut self,
+        key: FlowKey,
+        origin: Origin,
+        name: Option<String>,
+        service: &str,
+        identified_by: &str,
+    ) -> Option<Alert> {
+        let (mac, dst) = (key.mac, addr::ip(key.addr));
         self.counters.suspicious += 1;
         if !self
             .alerted_rules
@@ -282,7 +296,7 @@ impl Baseline {
             name,
             Some(service.to_string()),
         );
-        a.metadata["identified_by"] = json!(["payload"]);
+        a.metadata["identified_by"] = json!([identified_by]);
         Some(a)
     }
 
@@ -331,30 +345,9 @@ impl Baseline {
                 self.counters.intel_not_learned += 1;
                 None
             }
-            Verdict::Learning if service.is_some() => {
+            Verdict::Learning if let Some(service) = service => {
                 // Never learned: what no IoT device should do is not its normal.
-                self.counters.suspicious += 1;
-                if !self
-                    .alerted_rules
-                    .insert((mac, dst, rules::SUSPICIOUS_SERVICE.id))
-                {
-                    self.counters.repeats += 1;
-                    return None;
-                }
-                self.counters.alerts += 1;
-                let r = self.engine.rules(&mac).expect("compiled");
-                let mut a = policy_alert(
-                    &rules::SUSPICIOUS_SERVICE,
-                    key,
-                    origin,
-                    "suspicious",
-                    r,
-                    Vec::new(),
-                    name,
-                    service,
-                );
-                a.metadata["identified_by"] = json!(["port"]);
-                Some(a)
+                self.suspicious_alert(key, origin, name, &service, "port")
             }
             Verdict::Learning => {
                 let rule = learned::rule_for(dst, key.port, key.proto, name.as_deref());

@@ -537,14 +537,7 @@ fn detection(sensor: &Path, fixtures: &Path, figures: &mut Figures) -> Result<St
             continue;
         }
         let evs = replay_with(sensor, &format!("{LEARN}{extra}"), &[cap])?;
-        let n = events::alerts(&evs, rule).len();
-        let result = if n > 0 {
-            figures.attacks_caught += 1;
-            format!("caught ({n})")
-        } else {
-            figures.attacks_missed += 1;
-            "missed".to_string()
-        };
+        let result = tally(figures, events::alerts(&evs, rule).len());
         s += &format!("| {rel} | {what} | {rule} | {result} |\n");
     }
     // Captures recorded in this repository's namespace labs (`tests/src/bin/record.rs`):
@@ -586,14 +579,7 @@ fn detection(sensor: &Path, fixtures: &Path, figures: &mut Figures) -> Result<St
             &["--gateway-mac", "02:00:5e:10:00:01"],
             &[cap],
         )?;
-        let n = events::alerts(&evs, rule).len();
-        let result = if n > 0 {
-            figures.attacks_caught += 1;
-            format!("caught ({n})")
-        } else {
-            figures.attacks_missed += 1;
-            "missed".to_string()
-        };
+        let result = tally(figures, events::alerts(&evs, rule).len());
         s += &format!("| lab/{file} | {what} | {rule} | {result} |\n");
     }
     s += &format!(
@@ -602,6 +588,17 @@ fn detection(sensor: &Path, fixtures: &Path, figures: &mut Figures) -> Result<St
         figures.attacks_caught + figures.attacks_missed
     );
     Ok(s)
+}
+
+/// An attack capture that raised its rule `n` times: caught or missed, counted.
+fn tally(figures: &mut Figures, n: usize) -> String {
+    if n > 0 {
+        figures.attacks_caught += 1;
+        format!("caught ({n})")
+    } else {
+        figures.attacks_missed += 1;
+        "missed".to_string()
+    }
 }
 
 /// Every benign capture of the set (all but `attacks-dev`; `attacks-dev/faucetsdn-networkml`

@@ -140,13 +140,8 @@ impl Sensor {
         self.check_pressure(now_ns);
         let deltas = self.flows.take_deltas();
         let found = self.anomaly.on_poll(now_kernel, &deltas, &egress);
-        for a in &found {
-            // A beacon's destination is no device's normal, learned or not.
-            if a.rule.id == crate::judge::rules::BEACON.id
-                && let Some((key, _)) = a.flow()
-            {
-                self.baseline.take_back(key);
-            }
+        for key in self.anomaly.take_kept_out() {
+            self.baseline.take_back(key);
         }
         self.alerts.extend(found);
         let macs: Vec<MacAddr> = self.devices.iter().map(|d| d.mac).collect();

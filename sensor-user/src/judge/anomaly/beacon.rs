@@ -11,8 +11,8 @@
 //! algorithm (bluraven, "Implementing RITA using KQL"): a streaming sensor has no whole
 //! day's data set to divide by, and a check-in every 90 s or faster counts fully.
 //!
-//! A beacon's destination is taken back out of the device's baseline (the engine does
-//! it), so what a learning device beacons to is never its normal.
+//! A beacon's destination is kept out of the device's baseline (`Detector::keeps_out`),
+//! so what a learning device beacons to is never its normal.
 //!
 //! A check-in is a poll in which the flow opened connections (SYNs), or carried a
 //! message after at least [`QUIET_NS`] of silence (a request on a kept-alive connection).
@@ -200,6 +200,10 @@ pub fn detector(_: &AnomalyConfig) -> Box<dyn Detector> {
 }
 
 impl Detector for Beacon {
+    fn keeps_out(&self) -> bool {
+        true
+    }
+
     fn on_new_flow(&mut self, f: &NewFlow) -> Vec<Finding> {
         let k = f.key;
         let followed = (k.proto == proto::TCP || k.proto == proto::UDP)

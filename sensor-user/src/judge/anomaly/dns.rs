@@ -136,6 +136,19 @@ impl Recent {
     }
 }
 
+/// One query as both watches take it: when, from whom, the name split at its registered
+/// domain, and whether the part left of it is encoded.
+#[derive(Clone, Copy)]
+struct Query<'a> {
+    now: u64,
+    mac: MacAddr,
+    name: &'a str,
+    qtype: u16,
+    sub: &'a str,
+    domain: &'a str,
+    encoded: bool,
+}
+
 /// One domain in the slow watch: its long encoded names, and its odd-type queries
 /// (time, type), in the slow window.
 #[derive(Debug, Default)]
@@ -266,25 +279,29 @@ impl DnsWatch {
         qtype: u16,
     ) -> Option<DnsFinding> {
         let (sub, domain) = split_registered(name)?;
-        let encoded = self.encoded(sub);
-        if let Some(f) = self.fast(now, mac, name, qtype, sub, domain, encoded) {
-            return Some(f);
-        }
-        self.slow(now, mac, name, qtype, sub, domain, encoded)
+        let q = Query {
+            now,
+            mac,
+            name,
+            qtype,
+            sub,
+            domain,
+            encoded: self.encoded(sub),
+        };
+        self.fast(&q).or_else(|| self.slow(&q))
     }
 
     /// Many encoded names under one domain within `[anomaly] dns_window`.
-    #[allow(clippy::too_many_arguments)]
-    fn fast(
-        &mut self,
-        now: u64,
-        mac: MacAddr,
-        name: &str,
-        qtype: u16,
-        sub: &str,
-        domain: &str,
-        encoded: bool,
-    ) -> Option<DnsFinding> {
+    fn fast(&mut self, q: &Query<'_>) -> Option<DnsFinding> {
+        let Query {
+            now,
+            mac,
+            name,
+            qtype,
+            sub,
+            domain,
+            encoded,
+        } = *q;
         let typed = TUNNEL_QTYPES.contains(&qtype);
         // A TXT or NULL query counts with any subdomain of a few characters: the record
         // type is already a tunnel's (NULL is obsolete; a device's TXT lookups are of fixed
@@ -317,17 +334,16 @@ impl DnsWatch {
     /// A low and slow channel: within an hour, [`SLOW_COUNT`] long encoded names under
     /// one domain, or as many queries of an odd type (a TXT command channel asks the same
     /// name again and again; a rotating tunnel spreads over TXT, MX and CNAME).
-    #[allow(clippy::too_many_arguments)]
-    fn slow(
-        &mut self,
-        now: u64,
-        mac: MacAddr,
-        name: &str,
-        qtype: u16,
-        sub: &str,
-        domain: &str,
-        encoded: bool,
-    ) -> Option<DnsFinding> {
+    fn slow(&mut self, q: &Query<'_>) -> Option<DnsFinding> {
+        let Query {
+            now,
+            mac,
+            name,
+            qtype,
+            sub,
+            domain,
+            encoded,
+        } = *q;
         let long = encoded && name.len() >= SLOW_NAME_CHARS;
         let odd = ODD_QTYPES.contains(&qtype) && !sub.starts_with('_');
         if !long && !odd {

@@ -122,6 +122,12 @@ pub trait Detector {
     fn on_poll(&mut self, _poll: &Poll<'_>) -> Vec<Finding> {
         Vec::new()
     }
+    /// Whether what this detector finds about a flow is no device's normal: its
+    /// destination is kept out of the baseline (taken back if learned), whether or not
+    /// the per-device limit lets the alert through.
+    fn keeps_out(&self) -> bool {
+        false
+    }
     /// A flow's first payload showed what it speaks: `service` (`ssh`, `irc`, `tls`,
     /// ...), and whether it is a login (`None`: the bytes cannot tell, as with TLS).
     fn on_service(
@@ -162,6 +168,8 @@ pub struct Anomaly {
     detectors: Vec<Box<dyn Detector>>,
     realert_ns: u64,
     limiter: HashMap<(MacAddr, &'static str), (u64, u64)>,
+    /// Flows whose destinations detectors that keep out found, since the last take.
+    kept_out: Vec<FlowKey>,
     /// Counters.
     pub counters: AnomalyCounters,
 }
@@ -173,6 +181,7 @@ impl Anomaly {
             detectors: DETECTORS.iter().map(|d| d(c)).collect(),
             realert_ns: c.realert_after.get_ref().as_nanos() as u64,
             limiter: HashMap::new(),
+            kept_out: Vec::new(),
             counters: AnomalyCounters::default(),
         }
     }
@@ -185,7 +194,12 @@ impl Anomaly {
     ) -> Vec<Alert> {
         let mut found = Vec::new();
         for d in &mut self.detectors {
-            found.extend(hook(d.as_mut()));
+            let new = hook(d.as_mut());
+            if d.keeps_out() {
+                self.kept_out
+                    .extend(new.iter().filter_map(|f| f.flow.map(|(k, _)| k)));
+            }
+            found.extend(new);
         }
         found
             .into_iter()
@@ -210,6 +224,12 @@ impl Anomaly {
             .flow
             .map_or(About::Device(f.mac), |(k, o)| About::Flow(k, o));
         Some(Alert::new(f.rule, about, "anomaly").with_metadata(metadata))
+    }
+
+    /// The flows whose destinations must stay out of the baseline, found since the last
+    /// call (the baseline stage takes them back).
+    pub fn take_kept_out(&mut self) -> Vec<FlowKey> {
+        std::mem::take(&mut self.kept_out)
     }
 
     /// A DNS query device `mac` sent at kernel time `now` (the names and their types).
@@ -487,6 +507,45 @@ mod tests {
             .collect();
         assert_eq!(v.len(), 1, "{burst:?}");
         assert_eq!(v[0].metadata["direction"][0], "upstream");
+    }
+
+    #[test]
+    fn a_beacon_held_back_by_the_limit_still_keeps_its_destination_out() {
+        let mut a = stage("");
+        let flows = [
+            flow([203, 0, 113, 7], 8888, proto::TCP),
+            flow([203, 0, 113, 8], 9999, proto::TCP),
+        ];
+        for (k, o) in flows {
+            assert!(a.on_new_flow(S, k, o, MONITOR).is_empty());
+            assert!(a.on_service(S, k, "http", Some(false)).is_empty());
+        }
+        let mut beacons = 0;
+        for i in 1..=12u64 {
+            let deltas: Vec<FlowDelta> = flows
+                .iter()
+                .map(|(k, _)| FlowDelta {
+                    key: *k,
+                    packets: 6,
+                    bytes: 6 * 66 + 300,
+                    tcp_flags: TCP_SYN | TCP_ACK,
+                    syns: 1,
+                })
+                .collect();
+            beacons += a
+                .on_poll(i * 30 * S, &deltas, &[])
+                .iter()
+                .filter(|x| x.rule.id == "beacon")
+                .count();
+        }
+        assert_eq!(
+            beacons, 1,
+            "one alert per device and rule per realert_after"
+        );
+        let mut kept = a.take_kept_out();
+        kept.sort_by_key(|k| k.port);
+        assert_eq!(kept, vec![flows[0].0, flows[1].0], "both kept out");
+        assert!(a.take_kept_out().is_empty());
     }
 
     #[test]

@@ -243,23 +243,31 @@ impl IntelSet {
         })
     }
 
+    /// The feeds whose list (`list` picks it from a feed) has `value`.
+    fn listing(
+        &self,
+        list: impl Fn(&FeedData) -> &[(String, Option<String>)],
+        value: &str,
+    ) -> Vec<FeedSource> {
+        self.feeds
+            .iter()
+            .flat_map(|(feed, d)| {
+                list(d)
+                    .iter()
+                    .filter(move |(v, _)| v == value)
+                    .map(move |(_, c)| FeedSource {
+                        feed: feed.clone(),
+                        category: c.clone(),
+                    })
+            })
+            .collect()
+    }
+
     /// The feeds listing `name` or a domain it is under.
     pub fn domain(&self, name: &str) -> Option<(String, Vec<FeedSource>)> {
         let mut suffix = name;
         loop {
-            let sources: Vec<FeedSource> = self
-                .feeds
-                .iter()
-                .flat_map(|(feed, d)| {
-                    d.domains
-                        .iter()
-                        .filter(move |(n, _)| n == suffix)
-                        .map(move |(_, c)| FeedSource {
-                            feed: feed.clone(),
-                            category: c.clone(),
-                        })
-                })
-                .collect();
+            let sources = self.listing(|d| &d.domains, suffix);
             if !sources.is_empty() {
                 return Some((suffix.to_string(), sources));
             }
@@ -272,19 +280,7 @@ impl IntelSet {
 
     /// The feeds listing a JA4 fingerprint.
     pub fn ja4(&self, fingerprint: &str) -> Vec<FeedSource> {
-        let mut sources: Vec<FeedSource> = self
-            .feeds
-            .iter()
-            .flat_map(|(feed, d)| {
-                d.ja4s
-                    .iter()
-                    .filter(move |(f, _)| f == fingerprint)
-                    .map(move |(_, c)| FeedSource {
-                        feed: feed.clone(),
-                        category: c.clone(),
-                    })
-            })
-            .collect();
+        let mut sources = self.listing(|d| &d.ja4s, fingerprint);
         sources.sort();
         sources.dedup();
         sources
