@@ -4,6 +4,7 @@
 //! pinned toolchain and bpf-linker itself and drives every real build through them.
 
 mod cross;
+mod home_assistant;
 mod package;
 mod toolchain;
 mod vm;
@@ -113,6 +114,13 @@ enum Cmd {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Import Home Assistant's discovery matchers (pinned wheel from PyPI, hash-checked)
+    /// into sensor-user/data/generated/home-assistant.toml.
+    ImportHa {
+        /// A directory holding the wheel already (no download).
+        #[arg(long)]
+        wheel_dir: Option<PathBuf>,
+    },
     /// The Debian package (cargo-deb): binary, hardened systemd unit, default configuration
     /// in /etc/kettlewatch, logrotate snippet; in target/debian.
     Package {
@@ -128,6 +136,9 @@ fn main() -> Result<()> {
     let root = workspace_root();
     std::env::set_current_dir(&root)?;
     match cli.command {
+        Cmd::ImportHa { wheel_dir } => {
+            home_assistant::import(&root, wheel_dir.as_deref())?;
+        }
         Cmd::Setup => {
             Tools::setup()?;
         }

@@ -224,6 +224,17 @@ pub fn files(config: &Config, now_epoch_s: i64) -> FilesReport {
             ),
             None => format!("classification rules: {} built-in", c.rule_count()),
         });
+        if c.builtin_on() {
+            let m = crate::judge::ha_discovery::Matchers::builtin();
+            r.lines.push(format!(
+                "discovery matchers: {} integrations from {} {} ({}, sha256 {})",
+                m.integrations.len(),
+                m.source.package,
+                m.source.version,
+                m.source.licence,
+                &m.source.sha256[..12]
+            ));
+        }
     }
     let mut muds: Vec<std::path::PathBuf> = config
         .policies

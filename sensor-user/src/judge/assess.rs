@@ -5,6 +5,7 @@ use crate::{
     discover::oui,
     judge::classify::Classifier,
     judge::criticality::{self, Thresholds},
+    judge::ha_discovery,
     model::device::{Assessment, Device},
     model::vocab::Declared,
 };
@@ -21,7 +22,15 @@ pub fn assess(
     if let Some(v) = vendor {
         facts.push(("vendor", std::borrow::Cow::Borrowed(v)));
     }
-    let observed = classifier.classify(facts.iter().map(|(k, v)| (*k, v.as_ref())));
+    let matches = if classifier.builtin_on() {
+        ha_discovery::Matchers::builtin().matches(d)
+    } else {
+        Vec::new()
+    };
+    let observed = classifier.classify_with(
+        facts.iter().map(|(k, v)| (*k, v.as_ref())),
+        ha_discovery::evidence(&matches),
+    );
     let category = declared
         .and_then(|x| x.category.clone())
         .unwrap_or_else(|| observed.category.clone());
@@ -31,7 +40,8 @@ pub fn assess(
         &d.peers,
         thresholds,
     );
-    let product = crate::judge::product::product(d, vendor, &observed.evidence);
+    let brand = matches.first().map(|m| m.integration.brand.as_str());
+    let product = crate::judge::product::product(d, vendor, brand, &observed.evidence);
     Assessment {
         observed,
         criticality,

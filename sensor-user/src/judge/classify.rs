@@ -176,6 +176,7 @@ pub struct Classifier {
     rules: Vec<ClassRule>,
     min_score: f64,
     strong: f64,
+    builtin: bool,
 }
 
 impl Classifier {
@@ -186,6 +187,7 @@ impl Classifier {
             rules: Vec::new(),
             min_score: 1.0,
             strong: 0.6,
+            builtin,
         };
         if builtin {
             for (origin, text) in BUILTIN {
@@ -286,6 +288,11 @@ impl Classifier {
         Ok(())
     }
 
+    /// Whether the built-in knowledge is on (rules and Home Assistant's matchers).
+    pub fn builtin_on(&self) -> bool {
+        self.builtin
+    }
+
     /// How many rules there are.
     pub fn len(&self) -> usize {
         self.rules.len()
@@ -314,7 +321,17 @@ impl Classifier {
         &self,
         facts: impl IntoIterator<Item = (&'a str, &'a str)> + Clone,
     ) -> Classification {
-        let mut evidence = Vec::new();
+        self.classify_with(facts, Vec::new())
+    }
+
+    /// Classifies as [`Self::classify`] with votes found elsewhere added (Home Assistant's
+    /// matchers, which match several facts at once).
+    pub fn classify_with<'a>(
+        &self,
+        facts: impl IntoIterator<Item = (&'a str, &'a str)> + Clone,
+        extra: Vec<Evidence>,
+    ) -> Classification {
+        let mut evidence = extra;
         for r in &self.rules {
             if let Some((_, v)) = facts
                 .clone()
@@ -335,13 +352,17 @@ impl Classifier {
         discount_leaks(&mut evidence);
         let counted: Vec<Evidence> = evidence.iter().filter(|e| !e.discounted).cloned().collect();
         let scores = scores(&counted);
-        // Ties go to the category listed first in CATEGORIES: deterministic.
         let (best, best_score) = scores
             .iter()
             .fold(("unknown", f64::NEG_INFINITY), |acc, x| {
                 if x.1 > acc.1 { *x } else { acc }
             });
-        if best_score < self.min_score {
+        // Evidence that names two categories equally (a maker that sells both, and nothing
+        // more) cannot choose between them: unknown, not whichever is listed first.
+        let tied = scores
+            .iter()
+            .any(|(c, s)| *c != best && (best_score - s).abs() < 1e-9);
+        if best_score < self.min_score || tied {
             return Classification {
                 evidence,
                 ..Classification::unknown()

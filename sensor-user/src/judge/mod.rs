@@ -10,6 +10,7 @@ pub mod assess;
 pub mod baseline;
 pub mod classify;
 pub mod criticality;
+pub mod ha_discovery;
 pub mod identity;
 pub mod intel;
 pub mod inventory;

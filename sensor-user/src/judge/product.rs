@@ -4,9 +4,10 @@
 //! token or DHCP vendor class that a vendor's model-number scheme in the knowledge base
 //! recognised (without the serial the unit appends); the brand from an announced
 //! manufacturer (mDNS TXT `mf`/`manufacturer`, ONVIF `name/<brand>` scope, Kasa is
-//! TP-Link's) or else the MAC's IEEE registry name, unless that names a radio-module maker
-//! or contract manufacturer (`data/module-makers.txt`). Nothing is guessed: absent when
-//! nothing said it. UPnP device types and USNs name a class of device, not a model (the
+//! TP-Link's), else the brand of the Home Assistant integration whose discovery matchers
+//! the device matched, else the MAC's IEEE registry name, unless that names a radio-module
+//! maker or contract manufacturer (`data/module-makers.txt`). Nothing is guessed: absent
+//! when nothing said it. UPnP device types and USNs name a class of device, not a model (the
 //! model is in the description document, which the sensor does not fetch).
 
 use std::sync::LazyLock;
@@ -45,9 +46,15 @@ fn txt(entries: &std::collections::BTreeSet<String>, keys: &[&str]) -> Option<St
     })
 }
 
-/// The product, when the device said enough; `vendor` is its IEEE registry name and
-/// `evidence` the votes its classification counted.
-pub fn product(d: &Device, vendor: Option<&str>, evidence: &[Evidence]) -> Option<Product> {
+/// The product, when the device said enough; `vendor` is its IEEE registry name,
+/// `matched` the brand of the Home Assistant integration it matched, and `evidence` the
+/// votes its classification counted.
+pub fn product(
+    d: &Device,
+    vendor: Option<&str>,
+    matched: Option<&str>,
+    evidence: &[Evidence],
+) -> Option<Product> {
     let p = &d.profile;
     let model = p
         .mdns
@@ -72,10 +79,14 @@ pub fn product(d: &Device, vendor: Option<&str>, evidence: &[Evidence]) -> Optio
     let brand = txt(&p.mdns.txt, &["manufacturer", "mf", "usb_mfg"])
         .or_else(|| onvif(&p.wsd.scopes, "name"))
         .or_else(|| p.kasa.model.as_ref().map(|_| "TP-Link".to_string()))
+        .or_else(|| matched.map(str::to_string))
         .or_else(|| vendor.filter(|v| !module_maker(v)).map(str::to_string));
     // A brand alone from the registry says who made the MAC, which the device event
-    // already has as `vendor`: a product needs the device to have named itself.
-    model.as_ref()?;
+    // already has as `vendor`: a product needs the device to have named itself, by a
+    // model or by what a maker's discovery matcher recognised.
+    if model.is_none() && matched.is_none() {
+        return None;
+    }
     Some(Product { brand, model })
 }
 
@@ -124,7 +135,7 @@ mod tests {
             models: ["ESP-Plug-2".to_string()].into(),
             ..Default::default()
         }));
-        let p = product(&d, Some("Espressif Inc."), &[]).unwrap();
+        let p = product(&d, Some("Espressif Inc."), None, &[]).unwrap();
         assert_eq!(p.model.as_deref(), Some("ESP-Plug-2"));
         assert_eq!(p.brand, None, "the module maker is not the brand");
     }
@@ -132,7 +143,7 @@ mod tests {
     #[test]
     fn an_announced_model_and_manufacturer_make_the_product_and_a_bare_vendor_does_not() {
         let mut d = device();
-        assert_eq!(product(&d, Some("Sonos, Inc."), &[]), None);
+        assert_eq!(product(&d, Some("Sonos, Inc."), None, &[]), None);
         d.profile.merge(Facts::Mdns(MdnsFacts {
             models: ["Google Home Mini".to_string()].into(),
             txt: [
@@ -142,7 +153,7 @@ mod tests {
             .into(),
             ..Default::default()
         }));
-        let p = product(&d, Some("Espressif Inc."), &[]).unwrap();
+        let p = product(&d, Some("Espressif Inc."), None, &[]).unwrap();
         assert_eq!(p.brand.as_deref(), Some("Google Inc."));
         assert_eq!(p.model.as_deref(), Some("Google Home Mini"));
     }
@@ -158,9 +169,14 @@ mod tests {
             weight: w,
             discounted: false,
         };
-        assert_eq!(product(&d, None, &[vote(1.5)]), None);
+        assert_eq!(product(&d, None, None, &[vote(1.5)]), None);
         assert_eq!(
-            product(&d, Some("TP-LINK TECHNOLOGIES CO.,LTD."), &[vote(3.0)]),
+            product(
+                &d,
+                Some("TP-LINK TECHNOLOGIES CO.,LTD."),
+                None,
+                &[vote(3.0)]
+            ),
             Some(Product {
                 brand: Some("TP-LINK TECHNOLOGIES CO.,LTD.".into()),
                 model: Some("HS110".into())
@@ -192,7 +208,7 @@ mod tests {
             discounted: false,
         };
         assert_eq!(
-            product(&d, None, &[instance]).and_then(|p| p.model),
+            product(&d, None, None, &[instance]).and_then(|p| p.model),
             Some("DCS-8000LH".into())
         );
     }
