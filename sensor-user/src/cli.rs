@@ -92,6 +92,43 @@ enum Command {
         #[arg(long, requires = "nats")]
         config: Option<PathBuf>,
     },
+    /// The alert history in the state directory, newest first (also while `run` writes).
+    Alerts {
+        /// The state directory `run` uses.
+        #[arg(long, default_value = state::DEFAULT_DIR)]
+        state_dir: PathBuf,
+        /// Only this device's.
+        #[arg(long, value_parser = parse_mac)]
+        device: Option<MacAddr>,
+        /// Only this rule's (`beacon`, `unexpected_destination`, ...).
+        #[arg(long)]
+        rule: Option<String>,
+        /// Only this severe or more (1 high .. 3 low).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=3))]
+        severity: Option<u8>,
+        /// Only this recent (`24h`, `7d`).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        since: Option<std::time::Duration>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// The EVE lines as they were written, one a line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve the web console over a state directory (what `[console] listen` serves
+    /// inside `run`), until interrupted.
+    Console {
+        /// The state directory `run` uses.
+        #[arg(long, default_value = state::DEFAULT_DIR)]
+        state_dir: PathBuf,
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:9561")]
+        listen: std::net::SocketAddr,
+        /// The name in the pages' titles.
+        #[arg(long, default_value = "kettlewatch")]
+        name: String,
+    },
     /// Check a configuration file; prints each problem with file:line:column.
     CheckConfig {
         /// The file.
@@ -312,6 +349,50 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 let now = crate::model::clock::realtime_ns();
                 crate::store::print::baseline_table(&mut out, &rows, &windows, now)?;
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Alerts {
+            state_dir,
+            device,
+            rule,
+            severity,
+            since,
+            limit,
+            json,
+        } => {
+            let store = Store::open_readonly(&state_dir)?;
+            let now = crate::model::clock::realtime_ns();
+            let alerts = store.alerts(&crate::store::alerts::AlertFilter {
+                mac: device.map(|m| m.to_string()),
+                rule,
+                max_severity: severity,
+                since_ns: since.map(|d| now.saturating_sub(d.as_nanos() as u64)),
+                limit: Some(limit),
+            })?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                crate::store::print::alerts_json(&mut out, &alerts)?;
+            } else {
+                crate::store::print::alerts_table(&mut out, &alerts)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Console {
+            state_dir,
+            listen,
+            name,
+        } => {
+            // The store must exist: a typo in the directory is said now, not per page.
+            Store::open_readonly(&state_dir)?;
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(async move {
+                    let c = crate::console::Console::start(listen, state_dir, &name)?;
+                    eprintln!("console at http://{}/", c.addr);
+                    tokio::signal::ctrl_c().await?;
+                    anyhow::Ok(())
+                })?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Version => {

@@ -7,12 +7,14 @@
 //! profiles; `track` turns counters into flow records and keeps the device table; `judge`
 //! classifies devices and checks their traffic against policy, intel and behaviour,
 //! returning one `model::alert::Alert` type; `emit` shapes EVE JSON and hands it to its
-//! sinks; `store` persists the inventory. `config` is the configuration file, `model` the
+//! sinks; `store` persists the inventory and alert history, which `console` serves as web
+//! pages. `config` is the configuration file, `model` the
 //! vocabulary all of them share. Which may import which is ARCHITECTURE.md's import-order
 //! table, which `tests/tests/layers.rs` holds the code to.
 
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod discover;
 pub mod emit;
 pub mod engine;

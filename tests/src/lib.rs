@@ -5,6 +5,7 @@
 
 pub mod announce;
 pub mod bench;
+pub mod browser;
 pub mod env;
 pub mod events;
 pub mod frames;

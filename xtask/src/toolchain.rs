@@ -35,6 +35,8 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("prometheus", "prometheus"),
     ("nats-server", "nats-server"),
     ("openssl", "openssl"),
+    // The console test's browser.
+    ("chromium", "chromium"),
     (
         "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
         "fonts-dejavu-core",

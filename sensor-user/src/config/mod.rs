@@ -55,6 +55,11 @@ pub struct Config {
     pub anomaly: AnomalyConfig,
     /// `[metrics]`: a Prometheus endpoint, off unless the section is there.
     pub metrics: Option<MetricsConfig>,
+    /// `[console]`: the web console, off unless the section is there.
+    pub console: Option<ConsoleConfig>,
+    /// `[history]`: how much alert history the state directory keeps.
+    #[serde(default)]
+    pub history: HistoryConfig,
     /// The directory of the file this came from: relative paths in it are relative to it.
     #[serde(skip)]
     pub base_dir: Option<std::path::PathBuf>,
@@ -545,6 +550,45 @@ impl Default for MetricsConfig {
     fn default() -> Self {
         Self {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 9560)),
+        }
+    }
+}
+
+/// `[console]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Where the console listens; loopback unless the user says otherwise: its pages show
+    /// every device on the network and where each goes, and it has no login of its own
+    /// (put a reverse proxy with authentication in front to reach it from elsewhere).
+    pub listen: std::net::SocketAddr,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 9561)),
+        }
+    }
+}
+
+/// `[history]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistoryConfig {
+    /// Alerts older than this leave the history.
+    #[serde(deserialize_with = "duration")]
+    pub keep_for: Spanned<Duration>,
+    /// At most this many alerts are kept (the oldest go first).
+    pub max_alerts: u64,
+}
+
+impl Default for HistoryConfig {
+    /// 30 days and 100,000 alerts (about 100 MB of lines at the very most).
+    fn default() -> Self {
+        Self {
+            keep_for: Spanned::new(0..0, Duration::from_secs(30 * 24 * 3600)),
+            max_alerts: 100_000,
         }
     }
 }

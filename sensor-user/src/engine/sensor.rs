@@ -111,6 +111,8 @@ pub struct Sensor {
     started_ns: u64,
     stats_every_ns: u64,
     next_stats_ns: u64,
+    /// How much alert history the store keeps.
+    history: crate::store::alerts::Retention,
 }
 
 impl Sensor {
@@ -146,6 +148,15 @@ impl Sensor {
             }
         }
         let thresholds = crate::judge::criticality::Thresholds::from_config(&config.inventory);
+        let history = crate::store::alerts::Retention {
+            max_age_ns: config
+                .history
+                .keep_for
+                .get_ref()
+                .as_nanos()
+                .min(u64::MAX as u128) as u64,
+            max_count: config.history.max_alerts,
+        };
         let config = &config.sensor;
         let stats_every_ns = config.stats_interval.get_ref().as_nanos() as u64;
         Self {
@@ -175,6 +186,7 @@ impl Sensor {
             started_ns: now_ns,
             stats_every_ns,
             next_stats_ns: now_ns + stats_every_ns,
+            history,
         }
     }
 
@@ -316,6 +328,7 @@ impl Sensor {
 
     /// Writes the alerts raised so far, each once.
     fn write_alerts(&mut self, now_ns: u64) {
+        let mut kept = Vec::new();
         for a in std::mem::take(&mut self.alerts) {
             if let Some((key, origin)) = a.flow() {
                 self.note_latency(origin.ts_ns);
@@ -326,7 +339,16 @@ impl Sensor {
                 None => Subject::default(),
             };
             let v = self.eve.alert(now_ns, &a, who);
+            if self.store.is_some() {
+                kept.push(crate::store::alerts::StoredAlert::from_eve(&v, now_ns));
+            }
             self.write_alert(&v, a.rule);
+        }
+        // After the lines: the history is for looking back, the stream comes first.
+        if let Some(store) = &mut self.store
+            && let Err(e) = store.save_alerts(&kept, self.history, now_ns)
+        {
+            self.state_failed(&e);
         }
     }
 

@@ -145,6 +145,10 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
         )?),
         None => None,
     };
+    // Its pages read the state directory, not the sensor: a slow page holds nothing up.
+    if let Some(c) = &args.config.console {
+        crate::console::Console::start(c.listen, args.state_dir.clone(), &args.config.sensor.name)?;
+    }
     let mut tick = tokio::time::interval(*args.config.sensor.poll_interval.get_ref());
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     if let Some(user) = &args.user {

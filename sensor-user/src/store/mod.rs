@@ -1,5 +1,6 @@
-//! Persisted state: the SQLite device inventory and learned baseline (`state`), and
-//! printing it, or a fleet's devices, for `kettlewatch devices` and `baseline` (`print`).
+//! Persisted state: the SQLite device inventory and learned baseline (`state`), the
+//! alert history (`alerts`), and printing them, or a fleet's devices, for `kettlewatch devices` and `baseline` (`print`).
 
+pub mod alerts;
 pub mod print;
 pub mod state;

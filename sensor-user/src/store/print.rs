@@ -156,3 +156,38 @@ pub fn baseline_toml(out: &mut impl Write, rows: &[(String, String, u64)]) -> st
     }
     Ok(())
 }
+
+/// `kettlewatch alerts --json`: the EVE lines as written.
+pub fn alerts_json(
+    out: &mut impl Write,
+    alerts: &[crate::store::alerts::StoredAlert],
+) -> std::io::Result<()> {
+    for a in alerts {
+        writeln!(out, "{}", a.line)?;
+    }
+    Ok(())
+}
+
+/// `kettlewatch alerts`: one row an alert, newest first.
+pub fn alerts_table(
+    out: &mut impl Write,
+    alerts: &[crate::store::alerts::StoredAlert],
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:<20}  SEV  {:<24}  {:<17}  SIGNATURE",
+        "TIME (UTC)", "RULE", "DEVICE"
+    )?;
+    for a in alerts {
+        let t = chrono::DateTime::from_timestamp_nanos(a.ts_ns as i64).format("%Y-%m-%d %H:%M:%S");
+        writeln!(
+            out,
+            "{t:<20}  {:<3}  {:<24}  {:<17}  {}",
+            a.severity,
+            cut(&a.rule, 24),
+            a.mac.as_deref().unwrap_or("-"),
+            a.signature
+        )?;
+    }
+    writeln!(out, "{} alerts", alerts.len())
+}

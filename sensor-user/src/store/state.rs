@@ -152,7 +152,29 @@ pub struct Store {
 }
 
 impl Store {
-    fn sql(&self) -> impl Fn(rusqlite::Error) -> StateError + '_ {
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub(crate) fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// Whether a table exists: a store an older kettlewatch wrote, opened read-only,
+    /// lacks the newer ones.
+    pub(crate) fn has_table(&self, name: &str) -> Result<bool, StateError> {
+        let n: i64 = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .map_err(self.sql())?;
+        Ok(n > 0)
+    }
+
+    pub(crate) fn sql(&self) -> impl Fn(rusqlite::Error) -> StateError + '_ {
         |source| StateError::Sqlite {
             path: self.path.display().to_string(),
             source,
@@ -210,7 +232,19 @@ impl Store {
                      first_seen_ns INTEGER NOT NULL,
                      last_seen_ns INTEGER NOT NULL,
                      record TEXT NOT NULL
-                 );",
+                 );
+                 -- The alert history (`store/alerts.rs`): the EVE line and what lists filter on.
+                 CREATE TABLE IF NOT EXISTS alerts (
+                     id INTEGER PRIMARY KEY AUTOINCREMENT,
+                     ts_ns INTEGER NOT NULL,
+                     mac TEXT,
+                     rule TEXT NOT NULL,
+                     severity INTEGER NOT NULL,
+                     signature TEXT NOT NULL,
+                     line TEXT NOT NULL
+                 );
+                 CREATE INDEX IF NOT EXISTS alerts_ts ON alerts (ts_ns);
+                 CREATE INDEX IF NOT EXISTS alerts_mac ON alerts (mac, ts_ns);",
             )
             .map_err(s.sql())?;
         let found: Option<i64> = s

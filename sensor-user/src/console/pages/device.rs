@@ -1,0 +1,183 @@
+//! One device's story: who and what it is and why (the votes behind its category), the
+//! software it runs and what that is known to be vulnerable to, where it goes (the
+//! destinations its baseline learned, and its learning window), and what was alerted.
+
+use maud::{Markup, html};
+
+use super::{Page, devices, now_ns, shell, when};
+use crate::store::{
+    alerts::AlertFilter,
+    state::{StateError, Store, StoredDevice},
+};
+
+/// Alerts listed on a device's page.
+const ALERTS_SHOWN: usize = 200;
+
+/// The page for `mac`.
+pub fn render(site: &super::super::Site, store: &Store, mac: &str) -> Result<Page, StateError> {
+    let mac = mac.to_ascii_lowercase();
+    let Some(d) = store.device(&mac)? else {
+        return Ok(Page::NotFound(shell::page(
+            &site.host,
+            "No such device",
+            html! { p { "The state directory has no device " code { (mac) } "." } },
+        )));
+    };
+    let now = now_ns();
+    let window = store
+        .windows()?
+        .into_iter()
+        .find(|(m, _)| *m == mac)
+        .map(|(_, u)| u);
+    let learned: Vec<(String, u64)> = store
+        .learned()?
+        .into_iter()
+        .filter(|(m, ..)| *m == mac)
+        .map(|(_, rule, first)| (rule, first))
+        .collect();
+    let alerts = store.alerts(&AlertFilter {
+        mac: Some(mac.clone()),
+        limit: Some(ALERTS_SHOWN),
+        ..Default::default()
+    })?;
+    let name = devices::display_name(&d);
+    let title = if name.is_empty() {
+        mac.clone()
+    } else {
+        format!("{name} ({mac})")
+    };
+    let body = html! {
+        (identity(&d, window, now))
+        (evidence(&d))
+        (software(&d))
+        section #destinations {
+            h2 { "Destinations it learned" }
+            p.muted { (phase_text(window, now)) }
+            @if learned.is_empty() {
+                p { "None learned (declared policies are in the configuration)." }
+            } @else {
+                table { thead { tr { th { "Destination" } th { "First used" } } }
+                    tbody { @for (rule, first) in &learned { tr { td { code { (rule) } } td { (when(*first)) } } } } }
+            }
+        }
+        section #alerts {
+            h2 { "Alerts" }
+            @if alerts.is_empty() { p { "No alert in the history." } }
+            @else { (super::alerts::table(&alerts, false)) }
+        }
+    };
+    Ok(Page::Found(shell::page(&site.host, &title, body)))
+}
+
+fn phase_text(window: Option<u64>, now: u64) -> String {
+    match window {
+        Some(u) if u > now => format!("Learning until {}: what it contacts is learned.", when(u)),
+        Some(u) => format!(
+            "Learned until {}; a new destination since is an alert.",
+            when(u)
+        ),
+        None => "No learning window recorded.".into(),
+    }
+}
+
+fn identity(d: &StoredDevice, window: Option<u64>, now: u64) -> Markup {
+    let p = d.product.as_ref();
+    let source = if d.inventory_status == "declared" && d.confidence >= 1.0 {
+        "declared"
+    } else {
+        "observed"
+    };
+    html! {
+        section #identity {
+            dl {
+                dt { "MAC" } dd { code { (d.mac) } }
+                @if let Some(id) = &d.identity { dt { "Same device as" } dd { a href=(super::device_href(&id.tied_to)) { (id.tied_to) } " (by " (id.by) ")" } }
+                dt { "Addresses" } dd { (d.addresses.join(", ")) }
+                dt { "Host name" } dd { (d.profile.hostname.clone().unwrap_or_default()) }
+                dt { "Vendor (IEEE)" } dd { (d.vendor.clone().unwrap_or_default()) }
+                dt { "Brand" } dd { (p.and_then(|p| p.brand.clone()).unwrap_or_default()) }
+                dt { "Model" } dd { (p.and_then(|p| p.model.clone()).unwrap_or_default()) }
+                dt { "Category" } dd #category { (d.category) " " span.muted { "(" (source) ", confidence " (format!("{:.2}", d.confidence)) ")" } }
+                dt { "Criticality" } dd { (d.criticality) " " span.muted { (d.why) } }
+                dt { "Inventory" } dd { (d.inventory_status) }
+                dt { "Baseline" } dd { (devices::phase(window, now)) }
+                dt { "First seen" } dd { (when(d.first_seen_ns)) }
+                dt { "Last seen" } dd { (when(d.last_seen_ns)) }
+            }
+        }
+    }
+}
+
+fn evidence(d: &StoredDevice) -> Markup {
+    html! {
+        section #evidence {
+            h2 { "Why this category" }
+            @if d.evidence.is_empty() {
+                p { "No fact matched a rule: the category stays unknown until the device says more." }
+            } @else {
+                p.muted { "Each fact that matched a rule, strongest first. A weight is a log-likelihood ratio: e^weight multiplies the odds of its category." }
+                table {
+                    thead { tr { th { "Fact" } th { "Value" } th { "Rule" } th { "Category" } th.num { "Weight" } } }
+                    tbody {
+                        @for e in &d.evidence {
+                            tr {
+                                td { (e.fact) }
+                                td { code { (e.value) } }
+                                td { code { (e.pattern) } }
+                                td { (e.category) }
+                                td.num {
+                                    (format!("{:+.2}", e.weight))
+                                    @if e.discounted { " " span.muted { "(not counted: a general-purpose stack's fact)" } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn software(d: &StoredDevice) -> Markup {
+    let sw = &d.profile.software;
+    html! {
+        section #software {
+            h2 { "Software" }
+            @if sw.is_empty() {
+                p { "Nothing it sent named its software yet." }
+            } @else {
+                table {
+                    thead { tr { th { "Product" } th { "Version" } th { "CPE" } th { "Named by" } th { "Last named" } } }
+                    tbody {
+                        @for s in sw {
+                            tr {
+                                td { (s.product) }
+                                td { (s.version.clone().unwrap_or_default()) }
+                                td { code { (s.cpe.clone().unwrap_or_default()) } }
+                                td { (s.sources.iter().map(|x| serde_json::to_value(x).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()).collect::<Vec<_>>().join(", ")) }
+                                td { (s.last_seen) }
+                            }
+                        }
+                    }
+                }
+            }
+            @if !d.vulnerabilities.is_empty() {
+                h3 { "Known vulnerabilities" }
+                table {
+                    thead { tr { th { "CVE" } th { "Exploited (CISA KEV)" } th { "Product" } th { "Range" } th { "Basis" } } }
+                    tbody {
+                        @for v in &d.vulnerabilities {
+                            tr {
+                                td { (v.cve) }
+                                td { @if v.known_exploited { strong.sev1 { "yes" } } @else { "no" } }
+                                td { (v.product) " " (v.version.clone().unwrap_or_default()) }
+                                td { (v.range) }
+                                td { (v.basis) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! The console (`sensor-user/src/console/`) and the alert history behind it: a replay of a
+//! real attack capture fills a state directory; `kettlewatch alerts` lists what it
+//! raised; `kettlewatch console` serves the pages over it, and a real browser (Debian's
+//! chromium, headless) reads them as an operator would, following the links.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use kettlewatch_tests::{
+    browser,
+    env::{self, TempDir},
+};
+use serde_json::Value;
+
+/// The IRC client in arkime's irc.pcap, and where it talks IRC (TCP/8000).
+const CLIENT: &str = "00:13:72:c4:f1:e1";
+const IRC_PORT: u64 = 8000;
+
+/// A child process killed however the test ends.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Replays arkime's IRC capture into a state directory with a learning baseline, the
+/// way `irc_on_any_port_is_a_suspicious_service_and_never_learned` does.
+fn filled_state(dir: &TempDir) -> std::path::PathBuf {
+    let cfg = dir.join("kw.toml");
+    std::fs::write(
+        &cfg,
+        "[sensor]\nname = \"console-test\"\n[baseline]\nmode = \"learn\"\nlearn_for = \"24h\"\n",
+    )
+    .unwrap();
+    let state = dir.join("state");
+    let cap = env::fixtures().join("captures/attacks-dev/arkime/irc.pcap");
+    let out = Command::new(env::kettlewatch())
+        .arg("replay")
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg(&cap)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    state
+}
+
+#[test]
+fn the_alert_history_lists_what_a_replay_raised_and_filters_it() {
+    if !env::have_root() {
+        return;
+    }
+    let dir = TempDir::new();
+    let state = filled_state(&dir);
+    let alerts = |extra: &[&str]| {
+        let out = Command::new(env::kettlewatch())
+            .arg("alerts")
+            .arg("--state-dir")
+            .arg(&state)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let lines: Vec<Value> = alerts(&["--json", "--device", CLIENT])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let irc: Vec<&Value> = lines
+        .iter()
+        .filter(|a| a["iot"]["rule"]["id"] == "suspicious_service")
+        .collect();
+    assert_eq!(irc.len(), 1, "{lines:#?}");
+    assert_eq!(irc[0]["dest_port"], IRC_PORT);
+    assert!(
+        lines.iter().all(|a| a["iot"]["device"]["mac"] == CLIENT),
+        "--device keeps to one device"
+    );
+    // The IRC server on the LAN side is alerted on too: as many rows as the stream had.
+    let all = alerts(&["--json"])
+        .lines()
+        .filter(|l| l.contains("\"suspicious_service\""))
+        .count();
+    assert!(all >= 1);
+    let table = alerts(&["--rule", "suspicious_service"]);
+    assert!(
+        table.contains(CLIENT) && table.contains("suspicious_service"),
+        "{table}"
+    );
+    assert!(
+        table.trim_end().ends_with(&format!("{all} alerts")),
+        "{table}"
+    );
+    let none = alerts(&["--rule", "beacon"]);
+    assert!(none.trim_end().ends_with("0 alerts"), "{none}");
+}
+
+#[test]
+fn the_console_shows_each_device_its_story_and_the_alerts_in_a_browser() {
+    if !env::have_root() || !env::have_tool("chromium") {
+        return;
+    }
+    let dir = TempDir::new();
+    let state = filled_state(&dir);
+    let mut child = Command::new(env::kettlewatch())
+        .args([
+            "console",
+            "--listen",
+            "127.0.0.1:0",
+            "--name",
+            "console-test",
+        ])
+        .arg("--state-dir")
+        .arg(&state)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let _guard = Guard(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("console at ") {
+                let _ = tx.send(url.trim().to_string());
+            }
+        }
+    });
+    let base = rx
+        .recv_timeout(env::slow(Duration::from_secs(20)))
+        .expect("the console says where it listens");
+    let base = base.trim_end_matches('/').to_string();
+    browser::wait_listening(base.trim_start_matches("http://"), Duration::from_secs(10));
+    let profile = dir.join("chromium");
+
+    // Devices: the IRC client is a row, with its alert count in the last day zero (the
+    // capture is years old) and a link to its page.
+    let devices = browser::dom(&format!("{base}/"), &profile);
+    assert!(
+        devices.contains("<title>Devices - kettlewatch console-test</title>"),
+        "{devices}"
+    );
+    let row = row_of(&devices, CLIENT).unwrap_or_else(|| panic!("no row for {CLIENT}: {devices}"));
+    let href = format!("href=\"/device/{CLIENT}\"");
+    assert!(row.contains(&href), "{row}");
+
+    // A filter keeps only what matches.
+    let filtered = browser::dom(&format!("{base}/?q={CLIENT}"), &profile);
+    assert!(filtered.contains("1 devices"), "{filtered}");
+
+    // The device's page, as the link leads: identity, the evidence section, the alert,
+    // and no learned destination on the IRC port (taken back when the payload spoke IRC).
+    let page = browser::dom(&format!("{base}/device/{CLIENT}"), &profile);
+    assert!(
+        page.contains("id=\"identity\"") && page.contains(CLIENT),
+        "{page}"
+    );
+    assert!(page.contains("Why this category"), "{page}");
+    let alerts_section = &page[page.find("id=\"alerts\"").expect("an alerts section")..];
+    assert!(
+        alerts_section.contains("suspicious_service"),
+        "{alerts_section}"
+    );
+    let learned =
+        &page[page.find("id=\"destinations\"").unwrap()..page.find("id=\"alerts\"").unwrap()];
+    assert!(!learned.contains(&format!(":{IRC_PORT}/tcp")), "{learned}");
+
+    // The timeline filtered by rule links back to the device.
+    let timeline = browser::dom(&format!("{base}/alerts?rule=suspicious_service"), &profile);
+    assert!(
+        timeline.matches("data-rule=\"suspicious_service\"").count() >= 1
+            && !timeline.contains("data-rule=\"new_device\""),
+        "{timeline}"
+    );
+    assert!(timeline.contains(&href), "{timeline}");
+    assert!(
+        timeline.contains(&format!(":{IRC_PORT}/TCP")),
+        "the destination: {timeline}"
+    );
+
+    // A device the store does not have is a page that says so.
+    let missing = browser::dom(&format!("{base}/device/02:00:00:00:00:99"), &profile);
+    assert!(missing.contains("No such device"), "{missing}");
+}
+
+/// The `<tr>` of the devices table whose `data-mac` is `mac`.
+fn row_of<'a>(html: &'a str, mac: &str) -> Option<&'a str> {
+    let at = html.find(&format!("data-mac=\"{mac}\""))?;
+    let end = html[at..].find("</tr>")? + at;
+    Some(&html[at..end])
+}
