@@ -116,6 +116,61 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Correct what the sensor says of a device; a running sensor takes it in within seconds.
+    Device {
+        #[command(subcommand)]
+        what: DeviceCommand,
+    },
+    /// Mute one rule for one device (or one device and destination): its alerts are still
+    /// counted and kept, marked `muted`, but not for notifying.
+    Mute {
+        /// The device.
+        #[arg(value_parser = parse_mac)]
+        mac: MacAddr,
+        /// The rule (`iot.rule.id`: beacon, unexpected_destination, ...).
+        #[arg(long, value_parser = parse_rule)]
+        rule: String,
+        /// Only its alerts about this destination: an address, `address:port/proto` or a
+        /// DNS name.
+        #[arg(long)]
+        dest: Option<String>,
+        /// For how long (`7d`); for good when absent.
+        #[arg(long = "for", value_parser = humantime::parse_duration)]
+        duration: Option<std::time::Duration>,
+        /// Who (default: $SUDO_USER, else $USER).
+        #[arg(long)]
+        by: Option<String>,
+        /// The state directory `run` uses.
+        #[arg(long, default_value = state::DEFAULT_DIR)]
+        state_dir: PathBuf,
+    },
+    /// Lift a mute.
+    Unmute {
+        /// The device.
+        #[arg(value_parser = parse_mac)]
+        mac: MacAddr,
+        /// The rule.
+        #[arg(long, value_parser = parse_rule)]
+        rule: String,
+        /// The destination it was muted for, if it was.
+        #[arg(long)]
+        dest: Option<String>,
+        /// Who.
+        #[arg(long)]
+        by: Option<String>,
+        /// The state directory `run` uses.
+        #[arg(long, default_value = state::DEFAULT_DIR)]
+        state_dir: PathBuf,
+    },
+    /// Who did what to which device, newest first.
+    Audit {
+        /// Only this device's.
+        #[arg(long, value_parser = parse_mac)]
+        device: Option<MacAddr>,
+        /// The state directory `run` uses.
+        #[arg(long, default_value = state::DEFAULT_DIR)]
+        state_dir: PathBuf,
+    },
     /// Serve the web console over a state directory (what `[console] listen` serves
     /// inside `run`), until interrupted.
     Console {
@@ -151,12 +206,116 @@ enum BaselineCommand {
         #[arg(long, default_value = state::DEFAULT_DIR)]
         state_dir: PathBuf,
     },
+    /// Accept a destination into a device's baseline: allowed from now on.
+    Accept {
+        /// The device.
+        #[arg(value_parser = parse_mac)]
+        mac: MacAddr,
+        /// The allow entry (`203.0.113.20:443/tcp`, `api.example.com:443/tcp`).
+        #[arg(value_parser = parse_entry)]
+        entry: String,
+        /// Who (default: $SUDO_USER, else $USER).
+        #[arg(long)]
+        by: Option<String>,
+        /// The state directory `run` uses.
+        #[arg(long, default_value = state::DEFAULT_DIR)]
+        state_dir: PathBuf,
+    },
+    /// Reject a destination: out of the device's baseline, and never learned again.
+    Reject {
+        /// The device.
+        #[arg(value_parser = parse_mac)]
+        mac: MacAddr,
+        /// The allow entry, as `baseline show` prints it.
+        #[arg(value_parser = parse_entry)]
+        entry: String,
+        /// Who.
+        #[arg(long)]
+        by: Option<String>,
+        /// The state directory `run` uses.
+        #[arg(long, default_value = state::DEFAULT_DIR)]
+        state_dir: PathBuf,
+    },
     /// The learned destinations as `[[policy]]` TOML to review and declare.
     Export {
         /// The state directory `run` uses.
         #[arg(long, default_value = state::DEFAULT_DIR)]
         state_dir: PathBuf,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum DeviceCommand {
+    /// Set its category and/or name (shown as `category_source: "operator"`).
+    Set {
+        /// The device.
+        #[arg(value_parser = parse_mac)]
+        mac: MacAddr,
+        /// Its category.
+        #[arg(long, value_parser = parse_category)]
+        category: Option<String>,
+        /// Its name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Who (default: $SUDO_USER, else $USER).
+        #[arg(long)]
+        by: Option<String>,
+        /// The state directory `run` uses.
+        #[arg(long, default_value = state::DEFAULT_DIR)]
+        state_dir: PathBuf,
+    },
+    /// Drop what was set by hand: the sensor's own view applies again.
+    Clear {
+        /// The device.
+        #[arg(value_parser = parse_mac)]
+        mac: MacAddr,
+        /// Who.
+        #[arg(long)]
+        by: Option<String>,
+        /// The state directory `run` uses.
+        #[arg(long, default_value = state::DEFAULT_DIR)]
+        state_dir: PathBuf,
+    },
+}
+
+fn parse_category(s: &str) -> Result<String, String> {
+    crate::model::vocab::CATEGORIES
+        .iter()
+        .find(|c| **c == s && **c != "unknown")
+        .map(|c| c.to_string())
+        .ok_or_else(|| {
+            let all: Vec<&str> = crate::model::vocab::CATEGORIES
+                .iter()
+                .copied()
+                .filter(|c| *c != "unknown")
+                .collect();
+            format!("{s:?} is not a category; one of {}", all.join(", "))
+        })
+}
+
+fn parse_entry(s: &str) -> Result<String, String> {
+    s.parse::<crate::judge::policy::allow::AllowRule>()
+        .map(|r| r.to_string())
+        .map_err(|e| format!("{s:?}: {e}"))
+}
+
+fn parse_rule(s: &str) -> Result<String, String> {
+    crate::judge::rules::ALL
+        .iter()
+        .find(|r| r.id == s)
+        .map(|r| r.id.to_string())
+        .ok_or_else(|| {
+            let all: Vec<&str> = crate::judge::rules::ALL.iter().map(|r| r.id).collect();
+            format!("{s:?} is not a rule; one of {}", all.join(", "))
+        })
+}
+
+/// Who is acting: `--by`, else the user sudo ran for, else the login.
+fn who(by: Option<String>) -> String {
+    by.or_else(|| std::env::var("SUDO_USER").ok())
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|w| !w.trim().is_empty())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn parse_mac(s: &str) -> Result<MacAddr, String> {
@@ -334,10 +493,45 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Baseline {
+            what: what @ (BaselineCommand::Accept { .. } | BaselineCommand::Reject { .. }),
+        } => {
+            let (accepted, mac, entry, by, state_dir) = match what {
+                BaselineCommand::Accept {
+                    mac,
+                    entry,
+                    by,
+                    state_dir,
+                } => (true, mac, entry, by, state_dir),
+                BaselineCommand::Reject {
+                    mac,
+                    entry,
+                    by,
+                    state_dir,
+                } => (false, mac, entry, by, state_dir),
+                _ => unreachable!("matched above"),
+            };
+            let mut store = Store::open(&state_dir)?;
+            store.decide(&crate::store::actions::Decision {
+                mac: mac.to_string(),
+                entry: entry.clone(),
+                accepted,
+                by: who(by),
+                at_ns: crate::model::clock::realtime_ns(),
+            })?;
+            println!(
+                "{mac}: {entry} {} (a running sensor takes it in within seconds)",
+                if accepted { "accepted" } else { "rejected" }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Baseline { what } => {
             let (dir, export) = match what {
                 BaselineCommand::Show { state_dir } => (state_dir, false),
                 BaselineCommand::Export { state_dir } => (state_dir, true),
+                BaselineCommand::Accept { .. } | BaselineCommand::Reject { .. } => {
+                    unreachable!("matched above")
+                }
             };
             let store = Store::open_readonly(&dir)?;
             let rows = store.learned()?;
@@ -375,6 +569,94 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             } else {
                 crate::store::print::alerts_table(&mut out, &alerts)?;
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Device { what } => {
+            let now = crate::model::clock::realtime_ns();
+            match what {
+                DeviceCommand::Set {
+                    mac,
+                    category,
+                    name,
+                    by,
+                    state_dir,
+                } => {
+                    if category.is_none() && name.is_none() {
+                        anyhow::bail!("nothing to set: give --category, --name or both");
+                    }
+                    let mut store = Store::open(&state_dir)?;
+                    store.set_override(&crate::store::actions::Override {
+                        mac: mac.to_string(),
+                        category,
+                        name,
+                        by: who(by),
+                        at_ns: now,
+                    })?;
+                    println!("{mac}: set (a running sensor takes it in within seconds)");
+                }
+                DeviceCommand::Clear { mac, by, state_dir } => {
+                    let mut store = Store::open(&state_dir)?;
+                    store.clear_override(&mac.to_string(), &who(by), now)?;
+                    println!("{mac}: cleared");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Mute {
+            mac,
+            rule,
+            dest,
+            duration,
+            by,
+            state_dir,
+        } => {
+            let now = crate::model::clock::realtime_ns();
+            let mut store = Store::open(&state_dir)?;
+            let m = crate::store::actions::Mute {
+                mac: mac.to_string(),
+                rule,
+                dest,
+                until_ns: duration.map(|d| now.saturating_add(d.as_nanos() as u64)),
+                by: who(by),
+                at_ns: now,
+            };
+            store.mute(&m)?;
+            println!(
+                "{mac}: {} muted{}{}",
+                m.rule,
+                m.dest
+                    .as_ref()
+                    .map_or(String::new(), |d| format!(" for {d}")),
+                m.until_ns.map_or(String::new(), |u| format!(
+                    " until {}",
+                    crate::model::clock::eve_timestamp(u)
+                ))
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Unmute {
+            mac,
+            rule,
+            dest,
+            by,
+            state_dir,
+        } => {
+            let now = crate::model::clock::realtime_ns();
+            let mut store = Store::open(&state_dir)?;
+            if !store.unmute(&mac.to_string(), &rule, dest.as_deref(), &who(by), now)? {
+                anyhow::bail!(
+                    "{mac} has no mute of {rule}{}",
+                    dest.map_or(String::new(), |d| format!(" for {d}"))
+                );
+            }
+            println!("{mac}: {rule} unmuted");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit { device, state_dir } => {
+            let store = Store::open_readonly(&state_dir)?;
+            let trail = store.audit(device.map(|m| m.to_string()).as_deref(), 1000)?;
+            let mut out = std::io::stdout().lock();
+            crate::store::print::audit_table(&mut out, &trail)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Console {

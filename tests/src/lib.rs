@@ -15,4 +15,5 @@ pub mod nats;
 pub mod netns;
 pub mod proc;
 pub mod prometheus;
+pub mod webdriver;
 pub mod xdp;

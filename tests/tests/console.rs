@@ -205,3 +205,110 @@ fn row_of<'a>(html: &'a str, mac: &str) -> Option<&'a str> {
     let end = html[at..].find("</tr>")? + at;
     Some(&html[at..end])
 }
+
+/// The device page's forms, driven in a real browser through chromedriver as an operator
+/// would: set a category and name, mute a rule for one destination, accept a destination.
+/// Each lands in the store with the operator's name (what `kettlewatch audit`, `baseline
+/// show` print); a form posted from elsewhere (no origin, no token) is refused.
+#[test]
+fn an_operator_corrects_the_sensor_from_the_device_page_in_a_browser() {
+    if !env::have_root() || !env::have_tool("chromium") || !env::have_tool("chromedriver") {
+        return;
+    }
+    let dir = TempDir::new();
+    let state = filled_state(&dir);
+    let mut child = Command::new(env::kettlewatch())
+        .args(["console", "--listen", "127.0.0.1:0"])
+        .arg("--state-dir")
+        .arg(&state)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let _guard = Guard(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("console at ") {
+                let _ = tx.send(url.trim().trim_end_matches('/').to_string());
+            }
+        }
+    });
+    let base = rx.recv_timeout(env::slow(Duration::from_secs(20))).unwrap();
+    let hostport = base.trim_start_matches("http://").to_string();
+    browser::wait_listening(&hostport, Duration::from_secs(10));
+    let b = kettlewatch_tests::webdriver::Browser::start(&dir.join("chromium"));
+    let page = format!("{base}/device/{CLIENT}");
+
+    b.open(&page);
+    b.click("#set select[name=category] option[value=printer]");
+    b.type_into("#set input[name=name]", "irc box");
+    b.type_into("#set input[name=by]", "alice");
+    b.click("#set button");
+    let src = b.wait_for(|src| src.contains("Audit trail"), Duration::from_secs(5));
+    assert_eq!(b.url(), page, "back on the device's page");
+    assert!(
+        src.contains("Audit trail") && src.contains("category=printer name=irc box"),
+        "{src}"
+    );
+
+    b.click("#mute select[name=rule] option[value=suspicious_service]");
+    b.type_into("#mute input[name=dest]", "203.0.113.66");
+    b.type_into("#mute input[name=for]", "7d");
+    b.type_into("#mute input[name=by]", "alice");
+    b.click("#mute button");
+    b.wait_for(
+        |src| src.contains("Muted rules") && src.contains("Unmute"),
+        Duration::from_secs(5),
+    );
+
+    b.type_into("#accept input[name=entry]", "198.51.100.9:443/tcp");
+    b.type_into("#accept input[name=by]", "alice");
+    b.click("#accept button");
+    b.wait_for(
+        |src| src.contains("198.51.100.9:443/tcp"),
+        Duration::from_secs(5),
+    );
+
+    // A bad entry is refused with why, and nothing changes.
+    b.open(&page);
+    b.type_into("#accept input[name=entry]", "198.51.100.9:99999/tcp");
+    b.click("#accept button");
+    b.wait_for(|src| src.contains("Not done"), Duration::from_secs(5));
+
+    let kw = |args: &[&str]| {
+        let out = Command::new(env::kettlewatch())
+            .args(args)
+            .arg("--state-dir")
+            .arg(&state)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let audit = kw(&["audit", "--device", CLIENT]);
+    let alice: Vec<&str> = audit.lines().filter(|l| l.contains("alice")).collect();
+    assert_eq!(alice.len(), 3, "{audit}");
+    assert!(
+        alice[0].contains("accept") && alice[1].contains("mute") && alice[2].contains("set"),
+        "{audit}"
+    );
+    assert!(kw(&["baseline", "show"]).contains("198.51.100.9:443/tcp"));
+
+    // A form from elsewhere: no origin, no token.
+    let body = "category=camera";
+    let mut s = std::net::TcpStream::connect(&hostport).unwrap();
+    use std::io::{Read, Write};
+    write!(
+        s,
+        "POST /device/{CLIENT}/set HTTP/1.1\r\nHost: {hostport}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert_eq!(
+        kw(&["audit"]).lines().filter(|l| l.contains("set")).count(),
+        1
+    );
+}

@@ -37,6 +37,7 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("openssl", "openssl"),
     // The console test's browser.
     ("chromium", "chromium"),
+    ("chromedriver", "chromium-driver"),
     (
         "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
         "fonts-dejavu-core",

@@ -438,6 +438,21 @@ pub struct OutputConfig {
     pub queue_lines: usize,
     /// `[output.nats]`: also publish every line to NATS JetStream (a fleet's one place).
     pub nats: Option<NatsConfig>,
+    /// What becomes of an alert an operator muted: `mark` writes it with
+    /// `iot.rule.muted: true`; `history` keeps it only in the state directory's history.
+    /// Counted (`alerts_muted`) either way.
+    pub muted_alerts: MutedAlerts,
+}
+
+/// `[output] muted_alerts`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MutedAlerts {
+    /// In the stream, marked.
+    #[default]
+    Mark,
+    /// Only in the history.
+    History,
 }
 
 impl Default for OutputConfig {
@@ -446,6 +461,7 @@ impl Default for OutputConfig {
             path: "-".into(),
             queue_lines: 65_536,
             nats: None,
+            muted_alerts: MutedAlerts::Mark,
         }
     }
 }

@@ -4,18 +4,20 @@
 //! copy of a state directory, or while `run` writes it) shows the same. Server-rendered
 //! HTML (axum, maud), no JavaScript: devices (`pages/devices.rs`), one device's story
 //! (`pages/device.rs`), the alert timeline (`pages/alerts.rs`), on one shell
-//! (`pages/shell.rs`).
+//! (`pages/shell.rs`); the device page's forms correct the sensor (`actions.rs`) as the
+//! command line does.
 
+mod actions;
 mod pages;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use axum::{
-    Router,
+    Form, Router,
     extract::{Path, Query, State},
-    http::StatusCode,
-    response::{Html, IntoResponse, Response},
-    routing::get,
+    http::{HeaderMap, StatusCode, header},
+    response::{Html, IntoResponse, Redirect, Response},
+    routing::{get, post},
 };
 
 use crate::store::state::{StateError, Store};
@@ -39,6 +41,22 @@ pub(crate) struct Site {
     pub state_dir: PathBuf,
     /// The sensor's name (`[sensor] name`), in every page's title.
     pub host: String,
+    /// What every form of this console's pages carries: a page of another site cannot
+    /// read it, so cannot post a form that has it.
+    pub token: String,
+}
+
+/// A token no one can guess from outside this process (the standard library's hasher
+/// keys come from the OS's random source).
+fn token() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    (0..2)
+        .map(|i| {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(i);
+            format!("{:016x}", h.finish())
+        })
+        .collect()
 }
 
 /// A running console.
@@ -60,6 +78,7 @@ impl Console {
         let site = Arc::new(Site {
             state_dir,
             host: host.to_string(),
+            token: token(),
         });
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, router(site)).await {
@@ -75,6 +94,7 @@ fn router(site: Arc<Site>) -> Router {
     Router::new()
         .route("/", get(devices))
         .route("/device/{mac}", get(device))
+        .route("/device/{mac}/{action}", post(act))
         .route("/alerts", get(alerts))
         .with_state(site)
 }
@@ -101,6 +121,43 @@ async fn alerts(State(site): State<Arc<Site>>, Query(q): Query<pages::alerts::Pa
         pages::alerts::render(site, store, &q)
     })
     .await
+}
+
+/// A form from a device's page: carried out, then back to the page (303), or refused with
+/// a page that says why.
+async fn act(
+    State(site): State<Arc<Site>>,
+    Path((mac, action)): Path<(String, String)>,
+    headers: HeaderMap,
+    Form(form): Form<actions::Form>,
+) -> Response {
+    let get = |h: header::HeaderName| headers.get(h).and_then(|v| v.to_str().ok());
+    if !actions::same_origin(get(header::ORIGIN), get(header::REFERER), get(header::HOST))
+        || form.token != site.token
+    {
+        return refused(StatusCode::FORBIDDEN, &actions::Refused::Forged.to_string());
+    }
+    let back = format!("/device/{mac}");
+    let done = tokio::task::spawn_blocking(move || {
+        let mut store = Store::open(&site.state_dir)?;
+        actions::act(&mut store, &mac, &action, &form, pages::now_ns())
+    })
+    .await;
+    match done {
+        Ok(Ok(())) => Redirect::to(&back).into_response(),
+        Ok(Err(e @ actions::Refused::Store(_))) => {
+            refused(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
+        }
+        Ok(Err(e)) => refused(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(e) => {
+            tracing::error!(error = %e, "console action failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+fn refused(status: StatusCode, why: &str) -> Response {
+    (status, Html(pages::shell::refused(why).into_string())).into_response()
 }
 
 /// A page rendered off the runtime's threads (SQLite reads block), from a read-only

@@ -337,6 +337,12 @@ impl Collector for SnapshotCollector {
         )?;
         counter(
             &mut e,
+            "alerts_muted",
+            "Alerts an operator's mute covered (marked in the stream or kept only in the history).",
+            s.counters.alerts_muted,
+        )?;
+        counter(
+            &mut e,
             "flow_sweeps",
             "Whole reads of the flow map; other polls read only the flows that changed.",
             s.counters.flow_sweeps,

@@ -30,6 +30,9 @@ mod stats_event;
 
 pub use fold::PollDone;
 
+/// How often a running sensor looks for operators' actions in the store.
+const ACTIONS_EVERY_NS: u64 = 2_000_000_000;
+
 /// Kernel counters as read from the stats map.
 pub type KernelStats = [u64; stats::COUNT as usize];
 
@@ -113,6 +116,13 @@ pub struct Sensor {
     next_stats_ns: u64,
     /// How much alert history the store keeps.
     history: crate::store::alerts::Retention,
+    /// Operators' mutes, as last read from the store.
+    mutes: Vec<crate::store::actions::Mute>,
+    /// The store's actions generation last taken in, and when to look again.
+    actions_seen: Option<i64>,
+    next_actions_ns: u64,
+    /// Whether a muted alert still goes to the stream (marked) or only to the history.
+    stream_muted: bool,
 }
 
 impl Sensor {
@@ -159,7 +169,7 @@ impl Sensor {
         };
         let config = &config.sensor;
         let stats_every_ns = config.stats_interval.get_ref().as_nanos() as u64;
-        Self {
+        let mut sensor = Self {
             eve,
             flows: FlowTable::new(*config.flow_report.get_ref()),
             devices: DeviceTable::with_capacity(*config.max_devices.get_ref() as usize),
@@ -187,6 +197,71 @@ impl Sensor {
             stats_every_ns,
             next_stats_ns: now_ns + stats_every_ns,
             history,
+            mutes: Vec::new(),
+            actions_seen: None,
+            next_actions_ns: 0,
+            stream_muted: config_all.output.muted_alerts != crate::config::MutedAlerts::History,
+        };
+        // Operators' decisions hold from the first frame.
+        sensor.take_actions(now_ns);
+        sensor
+    }
+
+    /// Takes in what operators decided since the last look (at most every
+    /// `ACTIONS_EVERY_NS`): overrides go to the inventory and their devices are assessed
+    /// and reported again; mutes apply to the next alerts.
+    fn take_actions(&mut self, now_ns: u64) {
+        if now_ns < self.next_actions_ns {
+            return;
+        }
+        self.next_actions_ns = now_ns.saturating_add(ACTIONS_EVERY_NS);
+        let Some(store) = &self.store else { return };
+        let read = store.actions_generation().and_then(|g| {
+            if Some(g) == self.actions_seen {
+                return Ok(None);
+            }
+            Ok(Some((
+                g,
+                store.overrides()?,
+                store.mutes()?,
+                store.decisions()?,
+            )))
+        });
+        match read {
+            Ok(Some((generation, overrides, mutes, decisions))) => {
+                let mut accepted = Vec::new();
+                let mut rejected = Vec::new();
+                for d in decisions {
+                    let (Ok(mac), Ok(rule)) = (d.mac.parse::<MacAddr>(), d.entry.parse()) else {
+                        continue;
+                    };
+                    if d.accepted {
+                        accepted.push((mac, rule));
+                    } else {
+                        rejected.push((mac, rule));
+                    }
+                }
+                self.baseline.set_decisions(&accepted, &rejected);
+                self.actions_seen = Some(generation);
+                let changed = self
+                    .inventory
+                    .set_operator(overrides.into_iter().filter_map(|o| {
+                        Some((o.mac.parse::<MacAddr>().ok()?, o.category, o.name, o.by))
+                    }));
+                for mac in changed {
+                    self.devices.touch(&mac);
+                }
+                if generation > 0 {
+                    tracing::info!(
+                        generation,
+                        mutes = mutes.len(),
+                        "operator actions (generation {generation}) taken in"
+                    );
+                }
+                self.mutes = mutes;
+            }
+            Ok(None) => {}
+            Err(e) => self.state_failed(&e),
         }
     }
 
@@ -194,6 +269,7 @@ impl Sensor {
     /// write what the inventory says of it.
     pub fn end_batch(&mut self, now_ns: u64) {
         self.restore_fresh();
+        self.take_actions(now_ns);
         let mut to_assess = self.devices.take_peer_changes();
         to_assess.extend(self.devices.changed_macs());
         for mac in to_assess {
@@ -338,11 +414,18 @@ impl Sensor {
                 Some(mac) => self.subject(&mac),
                 None => Subject::default(),
             };
-            let v = self.eve.alert(now_ns, &a, who);
+            let mut v = self.eve.alert(now_ns, &a, who);
+            let muted = self.muted(now_ns, &v);
+            if muted {
+                v["iot"]["rule"]["muted"] = true.into();
+                self.counters.alerts_muted += 1;
+            }
             if self.store.is_some() {
                 kept.push(crate::store::alerts::StoredAlert::from_eve(&v, now_ns));
             }
-            self.write_alert(&v, a.rule);
+            if !muted || self.stream_muted {
+                self.write_alert(&v, a.rule);
+            }
         }
         // After the lines: the history is for looking back, the stream comes first.
         if let Some(store) = &mut self.store
@@ -350,6 +433,33 @@ impl Sensor {
         {
             self.state_failed(&e);
         }
+    }
+
+    /// Whether an operator muted this alert line's rule for its device (and destination).
+    fn muted(&self, now_ns: u64, v: &Value) -> bool {
+        if self.mutes.is_empty() {
+            return false;
+        }
+        let (Some(mac), Some(rule)) = (
+            v["iot"]["device"]["mac"].as_str(),
+            v["iot"]["rule"]["id"].as_str(),
+        ) else {
+            return false;
+        };
+        let mut dests = Vec::new();
+        if let Some(ip) = v["dest_ip"].as_str() {
+            dests.push(ip.to_string());
+            if let Some(port) = v["dest_port"].as_u64() {
+                let proto = v["proto"].as_str().unwrap_or("").to_ascii_lowercase();
+                dests.push(format!("{ip}:{port}/{proto}"));
+            }
+        }
+        if let Some(name) = v["iot"]["dns"]["rrname"].as_str() {
+            dests.push(name.trim_end_matches('.').to_string());
+        }
+        self.mutes
+            .iter()
+            .any(|m| m.covers(now_ns, mac, rule, &dests))
     }
 
     /// What the alert stages need to say of a device: its table entry and declaration.

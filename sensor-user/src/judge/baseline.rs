@@ -18,7 +18,9 @@ use serde_json::{Value, json};
 
 use crate::{
     config::Mode,
-    judge::policy::{DeviceFacts, OwnedFacts, PolicyEngine, dns::Answer, learned},
+    judge::policy::{
+        DeviceFacts, OwnedFacts, PolicyEngine, allow::AllowRule, dns::Answer, learned,
+    },
     judge::rules,
     model::addr,
     model::alert::{About, Alert},
@@ -87,6 +89,8 @@ pub struct BaselineCounters {
     /// Learned entries taken back when a first payload showed a suspicious service or
     /// the destination turned out to be a beacon's.
     pub unlearned: u64,
+    /// New flows while learning to a destination an operator rejected (not learned).
+    pub rejected_not_learned: u64,
 }
 
 /// What the kernel is to hold after a sync: each recompiled device's policy value and
@@ -130,6 +134,8 @@ pub struct Baseline {
     alerted: HashMap<(MacAddr, IpAddr), u64>,
     alerted_rules: BTreeSet<(MacAddr, IpAddr, &'static str)>,
     force_generation: bool,
+    /// Entries an operator rejected for a device: never learned.
+    rejected: BTreeSet<(MacAddr, AllowRule)>,
     /// Counters.
     pub counters: BaselineCounters,
 }
@@ -143,7 +149,30 @@ impl Baseline {
             alerted: HashMap::new(),
             alerted_rules: BTreeSet::new(),
             force_generation: false,
+            rejected: BTreeSet::new(),
             counters: BaselineCounters::default(),
+        }
+    }
+
+    /// Operators' decisions about destinations, as a whole: accepted entries join the
+    /// device's baseline (allowed from now on, learning or not), rejected ones leave it
+    /// and are never learned again. Devices whose baseline changed are recompiled.
+    pub fn set_decisions(
+        &mut self,
+        accepted: &[(MacAddr, AllowRule)],
+        rejected: &[(MacAddr, AllowRule)],
+    ) {
+        for (mac, rule) in accepted {
+            if !self.engine.learned.rules(mac).any(|r| r == rule) {
+                self.engine.learned.restore(*mac, rule.clone());
+                self.dirty.insert(*mac);
+            }
+        }
+        self.rejected = rejected.iter().cloned().collect();
+        for (mac, rule) in rejected {
+            if self.engine.learned.forget(*mac, rule) {
+                self.dirty.insert(*mac);
+            }
         }
     }
 
@@ -351,6 +380,10 @@ impl Baseline {
             }
             Verdict::Learning => {
                 let rule = learned::rule_for(dst, key.port, key.proto, name.as_deref());
+                if self.rejected.contains(&(mac, rule.clone())) {
+                    self.counters.rejected_not_learned += 1;
+                    return None;
+                }
                 if self.engine.learned.record(mac, rule) {
                     self.dirty.insert(mac);
                 }
@@ -552,6 +585,7 @@ impl Baseline {
             "dns_dropped": e.resolved.dropped,
             "suspicious": c.suspicious,
             "unlearned": c.unlearned,
+            "rejected_not_learned": c.rejected_not_learned,
         })
     }
 }

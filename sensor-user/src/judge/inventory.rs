@@ -32,6 +32,10 @@ fn new_device(mac: MacAddr) -> Alert {
 #[derive(Debug, Default)]
 pub struct Inventory {
     declared: BTreeMap<MacAddr, Declared>,
+    /// The declarations with what operators set by hand laid over them: what the other
+    /// stages see of a device (`declared`). Membership (new, missing, moves) stays the
+    /// configuration's.
+    effective: BTreeMap<MacAddr, Declared>,
     reported_new: BTreeSet<MacAddr>,
     reported_missing: BTreeSet<MacAddr>,
     reported_moves: BTreeSet<(MacAddr, std::net::IpAddr)>,
@@ -46,7 +50,7 @@ pub struct Inventory {
 impl Inventory {
     /// From `[[device]]` and `[inventory]`; `started_kernel_ns` is when watching began.
     pub fn new(config: &Config, started_kernel_ns: u64) -> Self {
-        let declared = config
+        let declared: BTreeMap<MacAddr, Declared> = config
             .devices
             .iter()
             .filter_map(|d| {
@@ -56,11 +60,14 @@ impl Inventory {
                         name: d.name.clone(),
                         category: d.category.as_ref().map(|c| c.get_ref().clone()),
                         criticality: d.criticality,
+                        listed: true,
+                        set_by: None,
                     },
                 ))
             })
             .collect();
         Self {
+            effective: declared.clone(),
             declared,
             missing_after_ns: config.inventory.missing_after.get_ref().as_nanos() as u64,
             identity_grace_ns: config.inventory.identity_grace.get_ref().as_nanos() as u64,
@@ -71,7 +78,41 @@ impl Inventory {
 
     /// The declaration of a MAC, if any.
     pub fn declared(&self, mac: &MacAddr) -> Option<&Declared> {
-        self.declared.get(mac)
+        self.effective.get(mac)
+    }
+
+    /// Lays operators' settings (mac, category, name, who) over the declarations; returns
+    /// the devices whose declaration changed, to be assessed and reported again.
+    pub fn set_operator(
+        &mut self,
+        overrides: impl IntoIterator<Item = (MacAddr, Option<String>, Option<String>, String)>,
+    ) -> Vec<MacAddr> {
+        let mut next = self.declared.clone();
+        for (mac, category, name, by) in overrides {
+            let d = next.entry(mac).or_insert(Declared {
+                name: None,
+                category: None,
+                criticality: None,
+                listed: false,
+                set_by: None,
+            });
+            if category.is_some() {
+                d.category = category;
+                d.set_by = Some(by);
+            }
+            if name.is_some() {
+                d.name = name;
+            }
+        }
+        let changed = self
+            .effective
+            .keys()
+            .chain(next.keys())
+            .filter(|m| self.effective.get(m) != next.get(m))
+            .copied()
+            .collect::<BTreeSet<_>>();
+        self.effective = next;
+        changed.into_iter().collect()
     }
 
     /// `new_device` was raised for `mac` in an earlier run: not again.

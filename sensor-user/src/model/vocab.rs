@@ -103,6 +103,11 @@ pub struct Declared {
     pub category: Option<String>,
     /// Its declared criticality.
     pub criticality: Option<Criticality>,
+    /// It is in the configuration's inventory (`[[device]]`), not only named by an operator.
+    pub listed: bool,
+    /// The operator who set its category by hand (`kettlewatch device set`), when one
+    /// did: that category is `category_source: "operator"`.
+    pub set_by: Option<String>,
 }
 
 /// What product a device is, as far as it named itself.

@@ -1,6 +1,7 @@
 //! Persisted state: the SQLite device inventory and learned baseline (`state`), the
-//! alert history (`alerts`), and printing them, or a fleet's devices, for `kettlewatch devices` and `baseline` (`print`).
+//! alert history (`alerts`), what operators decided (`actions`), and printing them, or a fleet's devices, for `kettlewatch devices` and `baseline` (`print`).
 
+pub mod actions;
 pub mod alerts;
 pub mod print;
 pub mod state;

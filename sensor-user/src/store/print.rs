@@ -191,3 +191,27 @@ pub fn alerts_table(
     }
     writeln!(out, "{} alerts", alerts.len())
 }
+
+/// `kettlewatch audit`: who did what to which device, newest first.
+pub fn audit_table(
+    out: &mut impl Write,
+    trail: &[crate::store::actions::AuditEntry],
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:<20}  {:<12}  {:<7}  {:<17}  DETAIL",
+        "TIME (UTC)", "BY", "ACTION", "DEVICE"
+    )?;
+    for e in trail {
+        let t = chrono::DateTime::from_timestamp_nanos(e.at_ns as i64).format("%Y-%m-%d %H:%M:%S");
+        writeln!(
+            out,
+            "{t:<20}  {:<12}  {:<7}  {:<17}  {}",
+            cut(&e.by, 12),
+            e.action,
+            e.mac,
+            e.detail
+        )?;
+    }
+    writeln!(out, "{} actions", trail.len())
+}

@@ -57,8 +57,11 @@ pub struct StoredDevice {
     pub name: Option<String>,
     /// `declared` or `unknown`.
     pub inventory_status: String,
-    /// Category in effect (declared, else observed).
+    /// Category in effect (an operator's, else declared, else observed).
     pub category: String,
+    /// Where that category comes from: `operator`, `declared` or `observed`.
+    #[serde(default)]
+    pub category_source: String,
     /// Observed category's confidence.
     pub confidence: f64,
     /// Criticality in effect.
@@ -113,7 +116,7 @@ impl StoredDevice {
                 .vendor()
                 .map(str::to_string),
             name: declared.and_then(|x| x.name.clone()),
-            inventory_status: if declared.is_some() {
+            inventory_status: if declared.is_some_and(|x| x.listed) {
                 "declared"
             } else {
                 "unknown"
@@ -123,6 +126,12 @@ impl StoredDevice {
                 .clone()
                 .or_else(|| a.map(|a| a.observed.category.clone()))
                 .unwrap_or_else(|| "unknown".into()),
+            category_source: match (declared.and_then(|x| x.set_by.as_ref()), &declared_category) {
+                (Some(_), Some(_)) => "operator",
+                (None, Some(_)) => "declared",
+                _ => "observed",
+            }
+            .into(),
             confidence: if declared_category.is_some() {
                 1.0
             } else {
@@ -244,7 +253,39 @@ impl Store {
                      line TEXT NOT NULL
                  );
                  CREATE INDEX IF NOT EXISTS alerts_ts ON alerts (ts_ns);
-                 CREATE INDEX IF NOT EXISTS alerts_mac ON alerts (mac, ts_ns);",
+                 CREATE INDEX IF NOT EXISTS alerts_mac ON alerts (mac, ts_ns);
+                 -- What operators decided (`store/actions.rs`), and who and when.
+                 CREATE TABLE IF NOT EXISTS overrides (
+                     mac TEXT PRIMARY KEY,
+                     category TEXT,
+                     name TEXT,
+                     by TEXT NOT NULL,
+                     at_ns INTEGER NOT NULL
+                 );
+                 CREATE TABLE IF NOT EXISTS mutes (
+                     mac TEXT NOT NULL,
+                     rule TEXT NOT NULL,
+                     dest TEXT,
+                     until_ns INTEGER,
+                     by TEXT NOT NULL,
+                     at_ns INTEGER NOT NULL
+                 );
+                 CREATE TABLE IF NOT EXISTS decisions (
+                     mac TEXT NOT NULL,
+                     entry TEXT NOT NULL,
+                     verdict TEXT NOT NULL,
+                     by TEXT NOT NULL,
+                     at_ns INTEGER NOT NULL,
+                     PRIMARY KEY (mac, entry)
+                 );
+                 CREATE TABLE IF NOT EXISTS audit (
+                     id INTEGER PRIMARY KEY AUTOINCREMENT,
+                     at_ns INTEGER NOT NULL,
+                     by TEXT NOT NULL,
+                     action TEXT NOT NULL,
+                     mac TEXT NOT NULL,
+                     detail TEXT NOT NULL
+                 );",
             )
             .map_err(s.sql())?;
         let found: Option<i64> = s
@@ -518,6 +559,7 @@ mod tests {
             name: None,
             inventory_status: "unknown".into(),
             category: "unknown".into(),
+            category_source: "observed".into(),
             confidence: 0.0,
             criticality: "medium".into(),
             why: String::new(),

@@ -40,6 +40,12 @@ pub fn render(site: &super::super::Site, store: &Store, mac: &str) -> Result<Pag
         limit: Some(ALERTS_SHOWN),
         ..Default::default()
     })?;
+    let mutes: Vec<_> = store
+        .mutes()?
+        .into_iter()
+        .filter(|m| m.mac == mac)
+        .collect();
+    let audit = store.audit(Some(&mac), 50)?;
     let name = devices::display_name(&d);
     let title = if name.is_empty() {
         mac.clone()
@@ -56,8 +62,43 @@ pub fn render(site: &super::super::Site, store: &Store, mac: &str) -> Result<Pag
             @if learned.is_empty() {
                 p { "None learned (declared policies are in the configuration)." }
             } @else {
-                table { thead { tr { th { "Destination" } th { "First used" } } }
-                    tbody { @for (rule, first) in &learned { tr { td { code { (rule) } } td { (when(*first)) } } } } }
+                table { thead { tr { th { "Destination" } th { "First used" } th {} } }
+                    tbody { @for (rule, first) in &learned { tr {
+                        td { code { (rule) } }
+                        td { (when(*first)) }
+                        td { form.inline method="post" action=(format!("/device/{mac}/reject")) {
+                            input type="hidden" name="token" value=(site.token);
+                            input type="hidden" name="entry" value=(rule);
+                            button type="submit" { "Reject" }
+                        } }
+                    } } } }
+            }
+        }
+        section #operator {
+            h2 { "Correct the sensor" }
+            p.muted { "A running sensor takes these in within seconds. The command line does the same: "
+                code { "kettlewatch device set" } ", " code { "mute" } ", " code { "baseline accept|reject" } "." }
+            (forms(&site.token, &d))
+            @if !mutes.is_empty() {
+                h3 { "Muted rules" }
+                table { thead { tr { th { "Rule" } th { "Destination" } th { "Until" } th { "By" } } }
+                    tbody { @for m in &mutes { tr {
+                        td { (m.rule) }
+                        td { (m.dest.clone().unwrap_or_else(|| "any".into())) }
+                        td { @match m.until_ns { Some(u) if u <= now => { (when(u)) " " span.muted { "(expired)" } }, Some(u) => { (when(u)) }, None => { "for good" } } }
+                        td { (m.by) }
+                        td { form.inline method="post" action=(format!("/device/{mac}/unmute")) {
+                            input type="hidden" name="token" value=(site.token);
+                            input type="hidden" name="rule" value=(m.rule);
+                            input type="hidden" name="dest" value=(m.dest.clone().unwrap_or_default());
+                            button type="submit" { "Unmute" }
+                        } }
+                    } } } }
+            }
+            @if !audit.is_empty() {
+                h3 { "Audit trail" }
+                table { thead { tr { th { "When" } th { "Who" } th { "Action" } th { "Detail" } } }
+                    tbody { @for e in &audit { tr { td { (when(e.at_ns)) } td { (e.by) } td { (e.action) } td { (e.detail) } } } } }
             }
         }
         section #alerts {
@@ -67,6 +108,49 @@ pub fn render(site: &super::super::Site, store: &Store, mac: &str) -> Result<Pag
         }
     };
     Ok(Page::Found(shell::page(&site.host, &title, body)))
+}
+
+/// The forms that correct what the sensor says of this device.
+fn forms(token: &str, d: &StoredDevice) -> Markup {
+    let mac = &d.mac;
+    let by = html! { input type="text" name="by" placeholder="your name" size="12"; };
+    html! {
+        form.filter #set method="post" action=(format!("/device/{mac}/set")) {
+            input type="hidden" name="token" value=(token);
+            select name="category" {
+                option value="" { "category unchanged" }
+                @for c in crate::model::vocab::CATEGORIES.iter().filter(|c| **c != "unknown") {
+                    option value=(c) { (c) }
+                }
+            }
+            input type="text" name="name" placeholder="name" value=(d.name.clone().unwrap_or_default());
+            (by)
+            button type="submit" { "Set" }
+        }
+        @if d.category_source == "operator" {
+            form.filter #clear method="post" action=(format!("/device/{mac}/clear")) {
+                input type="hidden" name="token" value=(token);
+                (by)
+                button type="submit" { "Back to what the sensor sees" }
+            }
+        }
+        form.filter #mute method="post" action=(format!("/device/{mac}/mute")) {
+            input type="hidden" name="token" value=(token);
+            select name="rule" {
+                @for r in crate::judge::rules::ALL.iter() { option value=(r.id) { (r.id) } }
+            }
+            input type="text" name="dest" placeholder="only this destination (optional)";
+            input type="text" name="for" placeholder="for (7d; empty: for good)" size="14";
+            (by)
+            button type="submit" { "Mute" }
+        }
+        form.filter #accept method="post" action=(format!("/device/{mac}/accept")) {
+            input type="hidden" name="token" value=(token);
+            input type="text" name="entry" placeholder="destination to allow: host:443/tcp";
+            (by)
+            button type="submit" { "Accept into its baseline" }
+        }
+    }
 }
 
 fn phase_text(window: Option<u64>, now: u64) -> String {
@@ -82,10 +166,10 @@ fn phase_text(window: Option<u64>, now: u64) -> String {
 
 fn identity(d: &StoredDevice, window: Option<u64>, now: u64) -> Markup {
     let p = d.product.as_ref();
-    let source = if d.inventory_status == "declared" && d.confidence >= 1.0 {
-        "declared"
-    } else {
+    let source = if d.category_source.is_empty() {
         "observed"
+    } else {
+        d.category_source.as_str()
     };
     html! {
         section #identity {

@@ -12,7 +12,7 @@ th,td{border-bottom:1px solid #e3e6ea;padding:.35em .5em;text-align:left;vertica
 th a{color:inherit}
 .num{text-align:right}.muted{color:#6b7580}
 .sev1{color:#b00020;font-weight:600}.sev2{color:#b35c00}.sev3{color:#4a5560}
-form.filter{margin:0 0 1em;display:flex;gap:.6em;flex-wrap:wrap}
+form.filter{margin:0 0 1em;display:flex;gap:.6em;flex-wrap:wrap}form.inline{margin:0}
 dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em;background:#fff;padding:.8em}
 dt{color:#6b7580}
 section{margin-bottom:1.6em}
@@ -49,4 +49,13 @@ pub fn page(host: &str, title: &str, body: Markup) -> Markup {
 /// The page for a store that cannot be read.
 pub fn error(message: &str) -> Markup {
     page("", "State not readable", html! { p { (message) } })
+}
+
+/// The page for a form the console would not take.
+pub fn refused(message: &str) -> Markup {
+    page(
+        "",
+        "Not done",
+        html! { p { (message) } p { a href="javascript:history.back()" { "Back" } } },
+    )
 }

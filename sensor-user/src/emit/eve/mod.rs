@@ -102,6 +102,9 @@ pub struct SensorCounters {
     pub device_records: u64,
     /// `alert` records written.
     pub alerts: u64,
+    /// Alerts an operator's mute covered (written with `iot.rule.muted`, or only kept in
+    /// the history when `[output] muted_alerts = "history"`).
+    pub alerts_muted: u64,
 }
 
 impl Eve {
@@ -190,7 +193,7 @@ impl Eve {
         if let Some(v) = origin.vendor() {
             o.insert("vendor".into(), v.into());
         }
-        let status = if declared.is_some() {
+        let status = if declared.is_some_and(|d| d.listed) {
             "declared"
         } else {
             "unknown"
@@ -204,7 +207,14 @@ impl Eve {
         match (&declared_category, assessment) {
             (Some(c), _) => {
                 o.insert("category".into(), c.clone().into());
-                o.insert("category_source".into(), "declared".into());
+                let by = declared.and_then(|d| d.set_by.as_deref());
+                o.insert(
+                    "category_source".into(),
+                    if by.is_some() { "operator" } else { "declared" }.into(),
+                );
+                if let Some(by) = by {
+                    o.insert("set_by".into(), by.into());
+                }
                 o.insert("confidence".into(), 1.0.into());
             }
             (None, Some(a)) => {

@@ -53,6 +53,7 @@ fn sensor_section(c: &SensorCounters, t: &Tables) -> Value {
         "devices_not_tracked": t.devices_not_tracked,
         "device_records": c.device_records,
         "alerts": c.alerts,
+        "alerts_muted": c.alerts_muted,
         "output_lines": t.output_lines,
         "output_errors": t.output_errors,
         "output_dropped": t.output_dropped,

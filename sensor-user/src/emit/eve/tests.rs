@@ -79,6 +79,8 @@ fn device_and_stats_events_fit_the_schema() {
         name: Some("lobby-camera".into()),
         category: Some("camera".into()),
         criticality: Some(crate::model::vocab::Criticality::High),
+        listed: true,
+        set_by: None,
     };
     let missing = crate::model::alert::Alert::new(
         &crate::judge::rules::MISSING_DEVICE,
@@ -147,6 +149,8 @@ fn an_assessed_device_with_every_kind_of_fact_fits_the_schema() {
         name: Some("lobby-camera".into()),
         category: Some("camera".into()),
         criticality: None,
+        listed: true,
+        set_by: None,
     };
     let d = t.get(&mac).unwrap().clone();
     let a = crate::judge::assess::assess(
