@@ -29,6 +29,33 @@ impl Drop for Guard {
     }
 }
 
+/// `kettlewatch console` over `state` on a port the kernel picks: the process (killed on
+/// drop) and the address it said it listens at, once it accepts connections.
+fn console(state: &std::path::Path, name: &str) -> (Guard, String) {
+    let mut child = Command::new(env::kettlewatch())
+        .args(["console", "--listen", "127.0.0.1:0", "--name", name])
+        .arg("--state-dir")
+        .arg(state)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let guard = Guard(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("console at ") {
+                let _ = tx.send(url.trim().trim_end_matches('/').to_string());
+            }
+        }
+    });
+    let base = rx
+        .recv_timeout(env::slow(Duration::from_secs(20)))
+        .expect("the console says where it listens");
+    browser::wait_listening(base.trim_start_matches("http://"), Duration::from_secs(10));
+    (guard, base)
+}
+
 /// Replays arkime's IRC capture into a state directory with a learning baseline, the
 /// way `irc_on_any_port_is_a_suspicious_service_and_never_learned` does.
 fn filled_state(dir: &TempDir) -> std::path::PathBuf {
@@ -119,34 +146,7 @@ fn the_console_shows_each_device_its_story_and_the_alerts_in_a_browser() {
     }
     let dir = TempDir::new();
     let state = filled_state(&dir);
-    let mut child = Command::new(env::kettlewatch())
-        .args([
-            "console",
-            "--listen",
-            "127.0.0.1:0",
-            "--name",
-            "console-test",
-        ])
-        .arg("--state-dir")
-        .arg(&state)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let _guard = Guard(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("console at ") {
-                let _ = tx.send(url.trim().to_string());
-            }
-        }
-    });
-    let base = rx
-        .recv_timeout(env::slow(Duration::from_secs(20)))
-        .expect("the console says where it listens");
-    let base = base.trim_end_matches('/').to_string();
-    browser::wait_listening(base.trim_start_matches("http://"), Duration::from_secs(10));
+    let (_console, base) = console(&state, "console-test");
     let profile = dir.join("chromium");
 
     // Devices: the IRC client is a row, with its alert count in the last day zero (the
@@ -217,26 +217,8 @@ fn an_operator_corrects_the_sensor_from_the_device_page_in_a_browser() {
     }
     let dir = TempDir::new();
     let state = filled_state(&dir);
-    let mut child = Command::new(env::kettlewatch())
-        .args(["console", "--listen", "127.0.0.1:0"])
-        .arg("--state-dir")
-        .arg(&state)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let _guard = Guard(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("console at ") {
-                let _ = tx.send(url.trim().trim_end_matches('/').to_string());
-            }
-        }
-    });
-    let base = rx.recv_timeout(env::slow(Duration::from_secs(20))).unwrap();
+    let (_console, base) = console(&state, "kettlewatch");
     let hostport = base.trim_start_matches("http://").to_string();
-    browser::wait_listening(&hostport, Duration::from_secs(10));
     let b = kettlewatch_tests::webdriver::Browser::start(&dir.join("chromium"));
     let page = format!("{base}/device/{CLIENT}");
 

@@ -23,15 +23,22 @@ fn kw(state: &Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// A one-device lab, its device's MAC, and a state directory for the sensor (the
+/// directory lives as long as the guard).
+fn lab_with_state() -> (Lab, String, TempDir, std::path::PathBuf) {
+    let lab = Lab::build(1);
+    let me = lab.devices[0].mac.to_string();
+    let dir = TempDir::new();
+    let state = dir.join("state");
+    (lab, me, dir, state)
+}
+
 #[test]
 fn a_category_set_and_a_rule_muted_from_the_command_line_reach_the_running_sensor() {
     if !env::have_root() || !env::have_tool("ip") {
         return;
     }
-    let lab = Lab::build(1);
-    let me = lab.devices[0].mac.to_string();
-    let state_dir = TempDir::new();
-    let state = state_dir.join("state");
+    let (lab, me, _state_dir, state) = lab_with_state();
     let config = format!(
         "{FAST_CONFIG}[baseline]\nmode = \"monitor\"\n\n[[policy]]\nname = \"cams\"\ndevices = [\"{me}\"]\nallow = [\"203.0.113.10:4242/udp\"]\n"
     );
@@ -170,10 +177,7 @@ fn a_destination_rejected_is_never_learned_and_one_accepted_after_learning_is_al
     if !env::have_root() || !env::have_tool("ip") {
         return;
     }
-    let lab = Lab::build(1);
-    let me = lab.devices[0].mac.to_string();
-    let state_dir = TempDir::new();
-    let state = state_dir.join("state");
+    let (lab, me, _state_dir, state) = lab_with_state();
     // Decided before the sensor starts: taken in at its first batch.
     let reject = kw(
         &state,
