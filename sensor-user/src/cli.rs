@@ -207,41 +207,33 @@ enum BaselineCommand {
         state_dir: PathBuf,
     },
     /// Accept a destination into a device's baseline: allowed from now on.
-    Accept {
-        /// The device.
-        #[arg(value_parser = parse_mac)]
-        mac: MacAddr,
-        /// The allow entry (`203.0.113.20:443/tcp`, `api.example.com:443/tcp`).
-        #[arg(value_parser = parse_entry)]
-        entry: String,
-        /// Who (default: $SUDO_USER, else $USER).
-        #[arg(long)]
-        by: Option<String>,
-        /// The state directory `run` uses.
-        #[arg(long, default_value = state::DEFAULT_DIR)]
-        state_dir: PathBuf,
-    },
+    Accept(Decide),
     /// Reject a destination: out of the device's baseline, and never learned again.
-    Reject {
-        /// The device.
-        #[arg(value_parser = parse_mac)]
-        mac: MacAddr,
-        /// The allow entry, as `baseline show` prints it.
-        #[arg(value_parser = parse_entry)]
-        entry: String,
-        /// Who.
-        #[arg(long)]
-        by: Option<String>,
-        /// The state directory `run` uses.
-        #[arg(long, default_value = state::DEFAULT_DIR)]
-        state_dir: PathBuf,
-    },
+    Reject(Decide),
     /// The learned destinations as `[[policy]]` TOML to review and declare.
     Export {
         /// The state directory `run` uses.
         #[arg(long, default_value = state::DEFAULT_DIR)]
         state_dir: PathBuf,
     },
+}
+
+/// A decision about one destination of one device's baseline.
+#[derive(clap::Args, Debug)]
+struct Decide {
+    /// The device.
+    #[arg(value_parser = parse_mac)]
+    mac: MacAddr,
+    /// The allow entry (`203.0.113.20:443/tcp`, `api.example.com:443/tcp`), as `baseline
+    /// show` prints it.
+    #[arg(value_parser = parse_entry)]
+    entry: String,
+    /// Who (default: $SUDO_USER, else $USER).
+    #[arg(long)]
+    by: Option<String>,
+    /// The state directory `run` uses.
+    #[arg(long, default_value = state::DEFAULT_DIR)]
+    state_dir: PathBuf,
 }
 
 #[derive(Subcommand, Debug)]
@@ -494,23 +486,19 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Baseline {
-            what: what @ (BaselineCommand::Accept { .. } | BaselineCommand::Reject { .. }),
+            what: what @ (BaselineCommand::Accept(_) | BaselineCommand::Reject(_)),
         } => {
-            let (accepted, mac, entry, by, state_dir) = match what {
-                BaselineCommand::Accept {
-                    mac,
-                    entry,
-                    by,
-                    state_dir,
-                } => (true, mac, entry, by, state_dir),
-                BaselineCommand::Reject {
-                    mac,
-                    entry,
-                    by,
-                    state_dir,
-                } => (false, mac, entry, by, state_dir),
+            let (accepted, d) = match what {
+                BaselineCommand::Accept(d) => (true, d),
+                BaselineCommand::Reject(d) => (false, d),
                 _ => unreachable!("matched above"),
             };
+            let Decide {
+                mac,
+                entry,
+                by,
+                state_dir,
+            } = d;
             let mut store = Store::open(&state_dir)?;
             store.decide(&crate::store::actions::Decision {
                 mac: mac.to_string(),
@@ -529,7 +517,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let (dir, export) = match what {
                 BaselineCommand::Show { state_dir } => (state_dir, false),
                 BaselineCommand::Export { state_dir } => (state_dir, true),
-                BaselineCommand::Accept { .. } | BaselineCommand::Reject { .. } => {
+                BaselineCommand::Accept(_) | BaselineCommand::Reject(_) => {
                     unreachable!("matched above")
                 }
             };
