@@ -195,7 +195,7 @@ fn a_scan_through_a_full_table_leaves_a_busy_flow_whole_and_sweeps_see_what_left
     let first = SocketAddr::new(SERVERS_V4[0].into(), 5000);
     send(vec![(first, 3)], 100);
     // A poll reports the three; the next two wait for flow_report (60 s) ...
-    std::thread::sleep(Duration::from_millis(600));
+    wait_for_record(&sensor, first);
     send(vec![(first, 2)], 100);
     // ... and are read by the next poll. Then a device scans: 3,000 new flows, each one
     // frame, through the 64-entry table, in six bursts a poll apart (so a poll reads the
@@ -250,7 +250,7 @@ fn a_quiet_flow_the_table_ages_out_gets_its_held_back_frames_in_an_evicted_recor
     send(&[quiet], 3);
     // A poll reports the three; the next two wait for flow_report (60 s), read by the
     // next poll, and the flow sends nothing more.
-    std::thread::sleep(Duration::from_millis(600));
+    wait_for_record(&sensor, quiet);
     send(&[quiet], 2);
     std::thread::sleep(Duration::from_millis(600));
     // Other flows in use: each sends a frame, and another a poll later (so the map
@@ -306,6 +306,22 @@ fn send_from_cpu0(lab: &Lab, to: Vec<(SocketAddr, usize)>, payload: usize) {
 }
 
 /// Each `flow` record of the flow to `to`: why it was written, and the frames it reports.
+/// Waits for the first flow record to `to`: a fixed sleep let a slow first poll read
+/// the next frames too, and the test then saw one record where it meant two.
+fn wait_for_record(sensor: &Sensor, to: SocketAddr) {
+    let line = sensor.wait_for_line(
+        |l| {
+            serde_json::from_str::<Value>(l).is_ok_and(|e| {
+                e["event_type"] == "flow"
+                    && e["dest_ip"] == to.ip().to_string()
+                    && e["dest_port"] == to.port()
+            })
+        },
+        env::slow(Duration::from_secs(10)),
+    );
+    assert!(line.is_some(), "no flow record to {to} within 10 s");
+}
+
 fn records_to(evs: &[Value], to: SocketAddr) -> Vec<(&str, u64)> {
     events::of_type(evs, "flow")
         .into_iter()
