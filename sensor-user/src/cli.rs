@@ -183,6 +183,9 @@ enum Command {
         /// The name in the pages' titles.
         #[arg(long, default_value = "kettlewatch")]
         name: String,
+        /// A file holding the token every request must carry; required off loopback.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
     },
     /// Check a configuration file; prints each problem with file:line:column.
     CheckConfig {
@@ -410,7 +413,18 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64);
             // Every file it names, loaded as `run` loads it.
-            let files = crate::engine::check::files(&config, now);
+            let mut files = crate::engine::check::files(&config, now);
+            if let Some(path) = config.console.as_ref().and_then(|c| c.token_file.as_ref()) {
+                match crate::console::read_token(path) {
+                    Ok(_) => files
+                        .lines
+                        .push(format!("console token file {}: ok", path.display())),
+                    Err(e) => {
+                        files.unusable += 1;
+                        files.lines.push(e.to_string());
+                    }
+                }
+            }
             if files.unusable == 0 {
                 println!("{}: ok", file.display());
             } else {
@@ -651,14 +665,19 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             state_dir,
             listen,
             name,
+            token_file,
         } => {
+            let token = token_file
+                .as_deref()
+                .map(crate::console::read_token)
+                .transpose()?;
             // The store must exist: a typo in the directory is said now, not per page.
             Store::open_readonly(&state_dir)?;
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?
                 .block_on(async move {
-                    let c = crate::console::Console::start(listen, state_dir, &name)?;
+                    let c = crate::console::Console::start(listen, state_dir, &name, token)?;
                     eprintln!("console at http://{}/", c.addr);
                     tokio::signal::ctrl_c().await?;
                     anyhow::Ok(())

@@ -165,6 +165,15 @@ impl Browser {
         }
     }
 
+    /// What `script` (a function body) returns, run in the page.
+    pub fn execute(&self, script: &str) -> Value {
+        self.call(
+            "POST",
+            &self.at("/execute/sync"),
+            Some(json!({ "script": script, "args": [] })),
+        )
+    }
+
     /// The address the browser is at.
     pub fn url(&self) -> String {
         self.call("GET", &self.at("/url"), None)

@@ -32,10 +32,16 @@ impl Drop for Guard {
 /// `kettlewatch console` over `state` on a port the kernel picks: the process (killed on
 /// drop) and the address it said it listens at, once it accepts connections.
 fn console(state: &std::path::Path, name: &str) -> (Guard, String) {
+    console_with(state, name, &[])
+}
+
+/// [`console`] with more arguments.
+fn console_with(state: &std::path::Path, name: &str, extra: &[&str]) -> (Guard, String) {
     let mut child = Command::new(env::kettlewatch())
         .args(["console", "--listen", "127.0.0.1:0", "--name", name])
         .arg("--state-dir")
         .arg(state)
+        .args(extra)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -292,5 +298,174 @@ fn an_operator_corrects_the_sensor_from_the_device_page_in_a_browser() {
     assert_eq!(
         kw(&["audit"]).lines().filter(|l| l.contains("set")).count(),
         1
+    );
+}
+
+/// What a device says about itself reaches the page as text: a DHCP host name made of
+/// markup and script is shown as the characters they are, in a real
+/// browser, and nothing of them runs or becomes an element.
+#[test]
+fn a_device_that_names_itself_with_markup_is_shown_as_text_and_runs_nothing() {
+    use kettlewatch_tests::{
+        announce::dhcp_discover_with,
+        frames::{cat, eth, ipv4, udp},
+    };
+    use sensor_common::MacAddr;
+    if !env::have_root() || !env::have_tool("chromium") || !env::have_tool("chromedriver") {
+        return;
+    }
+    const HOST: &str =
+        "<script>document.title='pwned'</script>\"><img src=x onerror=\"document.title='pwned'\">";
+    let dev = MacAddr([0x02, 0, 0x5e, 0, 0, 0x66]);
+    let dir = TempDir::new();
+    let cap = dir.join("markup.pcap");
+    {
+        let mut w = pcap_file::pcap::PcapWriter::new(std::fs::File::create(&cap).unwrap()).unwrap();
+        let dhcp = dhcp_discover_with(dev, &[(12, HOST.as_bytes())]);
+        let frames = [
+            cat(&[
+                &eth(MacAddr([0xff; 6]), dev, &[], 0x0800),
+                &ipv4([0; 4], [255; 4], 17, &[], 0, &udp(68, 67, &dhcp)),
+            ]),
+            cat(&[
+                &eth(MacAddr([0x02, 0, 0x5e, 0, 0, 1]), dev, &[], 0x0800),
+                &ipv4(
+                    [192, 0, 2, 66],
+                    [203, 0, 113, 10],
+                    17,
+                    &[],
+                    0,
+                    &udp(40000, 443, &[0; 20]),
+                ),
+            ]),
+        ];
+        for (i, f) in frames.iter().enumerate() {
+            let ts = Duration::from_secs(1_700_000_000 + i as u64);
+            w.write_packet(&pcap_file::pcap::PcapPacket::new(ts, f.len() as u32, f))
+                .unwrap();
+        }
+    }
+    let state = dir.join("state");
+    let out = Command::new(env::kettlewatch())
+        .arg("replay")
+        .arg("--state-dir")
+        .arg(&state)
+        .arg(&cap)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_console, base) = console(&state, "kettlewatch");
+    let b = kettlewatch_tests::webdriver::Browser::start(&dir.join("chromium"));
+    for page in [format!("{base}/"), format!("{base}/device/{dev}")] {
+        b.open(&page);
+        let seen = b.execute(
+            "return [document.title, document.querySelectorAll('script, img').length, \
+             document.body.innerText]",
+        );
+        assert!(
+            seen[0].as_str().unwrap().contains("kettlewatch") && seen[1] == 0,
+            "{page}: {seen}"
+        );
+        assert!(
+            seen[2].as_str().unwrap().contains(HOST),
+            "{page} shows the name as text: {seen}"
+        );
+    }
+}
+
+/// A console with a token: every request without it is refused and asked for it; with
+/// it, as a bearer token or as a browser's Basic password, the pages are served, each
+/// with a policy that lets a page load nothing but the console's style sheet. Off
+/// loopback, a console without a token does not start, and `check-config` says why.
+#[test]
+fn a_console_with_a_token_admits_only_requests_that_carry_it() {
+    use std::io::{Read, Write};
+    if !env::have_root() || !env::have_tool("chromium") || !env::have_tool("chromedriver") {
+        return;
+    }
+    let dir = TempDir::new();
+    let state = filled_state(&dir);
+    let token = "5f0c3a9e1b7d4c2a8e6f0b1d3c5a7e9f";
+    let file = dir.join("token");
+    std::fs::write(&file, format!("{token}\n")).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let (_console, base) = console_with(
+        &state,
+        "kettlewatch",
+        &["--token-file", file.to_str().unwrap()],
+    );
+    let hostport = base.trim_start_matches("http://").to_string();
+    let get = |path: &str, auth: Option<&str>| {
+        let mut s = std::net::TcpStream::connect(&hostport).unwrap();
+        let auth = auth
+            .map(|a| format!("Authorization: {a}\r\n"))
+            .unwrap_or_default();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {hostport}\r\n{auth}Connection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    for path in ["/", "/alerts", &format!("/device/{CLIENT}"), "/style.css"] {
+        let a = get(path, None);
+        assert!(a.starts_with("HTTP/1.1 401"), "{path}: {a}");
+        assert!(
+            a.to_ascii_lowercase().contains("www-authenticate: basic"),
+            "{a}"
+        );
+        assert!(!a.contains(CLIENT), "{a}");
+        let a = get(path, Some(&format!("Bearer {}0", &token[1..])));
+        assert!(a.starts_with("HTTP/1.1 401"), "{path}: {a}");
+    }
+    let a = get("/", Some(&format!("Bearer {token}")));
+    assert!(a.starts_with("HTTP/1.1 200") && a.contains(CLIENT), "{a}");
+    let policy = a
+        .lines()
+        .find_map(|l| l.strip_prefix("content-security-policy: "))
+        .unwrap_or_else(|| panic!("a policy: {a}"));
+    assert!(
+        policy.contains("default-src 'none'") && policy.contains("style-src 'self'"),
+        "{policy}"
+    );
+
+    // A browser that has the token as its password sees the page, styled.
+    let b = kettlewatch_tests::webdriver::Browser::start(&dir.join("chromium"));
+    b.open(&format!("http://operator:{token}@{hostport}/"));
+    let seen = b.execute(
+        "return [document.body.innerText, \
+         getComputedStyle(document.querySelector('header')).display]",
+    );
+    assert!(seen[0].as_str().unwrap().contains(CLIENT), "{seen}");
+    assert_eq!(seen[1], "flex", "the style sheet applied");
+
+    // Off loopback there must be a token.
+    let out = Command::new(env::kettlewatch())
+        .args(["console", "--listen", "0.0.0.0:0", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("token_file"), "{err}");
+    let cfg = dir.join("open.toml");
+    std::fs::write(&cfg, "[console]\nlisten = \"0.0.0.0:9561\"\n").unwrap();
+    let out = Command::new(env::kettlewatch())
+        .arg("check-config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("open.toml:2:10") && err.contains("token_file"),
+        "{err}"
     );
 }

@@ -575,15 +575,18 @@ impl Default for MetricsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ConsoleConfig {
     /// Where the console listens; loopback unless the user says otherwise: its pages show
-    /// every device on the network and where each goes, and it has no login of its own
-    /// (put a reverse proxy with authentication in front to reach it from elsewhere).
-    pub listen: std::net::SocketAddr,
+    /// every device on the network and where each goes.
+    pub listen: Spanned<std::net::SocketAddr>,
+    /// A file holding the token every request must carry (at least 32 characters, not
+    /// readable by every user); required when `listen` is not loopback.
+    pub token_file: Option<std::path::PathBuf>,
 }
 
 impl Default for ConsoleConfig {
     fn default() -> Self {
         Self {
-            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 9561)),
+            listen: Spanned::new(0..0, std::net::SocketAddr::from(([127, 0, 0, 1], 9561))),
+            token_file: None,
         }
     }
 }
@@ -634,6 +637,11 @@ impl Config {
                 && m.is_relative()
             {
                 c.mud.dir = Some(dir.join(m));
+            }
+            if let Some(t) = c.console.as_mut().and_then(|c| c.token_file.as_mut())
+                && t.is_relative()
+            {
+                *t = dir.join(&*t);
             }
             c.base_dir = Some(dir.to_path_buf());
         }
@@ -746,6 +754,29 @@ mod tests {
         );
         let e = err("[output.nats]\ntls_cert = \"c.pem\"\n");
         assert!(e.contains("tls_cert and tls_key go together"), "{e}");
+    }
+
+    #[test]
+    fn a_console_off_loopback_needs_a_token_file() {
+        let c = Config::parse("[console]\n", "kw.toml")
+            .unwrap()
+            .console
+            .unwrap();
+        assert!(c.listen.get_ref().ip().is_loopback() && c.token_file.is_none());
+        let e = err("[console]\nlisten = \"0.0.0.0:9561\"\n");
+        assert!(
+            e.starts_with("kw.toml:2:10: ") && e.contains("token_file"),
+            "{e}"
+        );
+        let c = Config::parse(
+            "[console]\nlisten = \"[::]:9561\"\ntoken_file = \"t\"\n",
+            "kw.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            c.console.unwrap().token_file.unwrap(),
+            std::path::Path::new("t")
+        );
     }
 
     #[test]

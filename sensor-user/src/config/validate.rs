@@ -44,6 +44,20 @@ impl Config {
         if let Some(n) = &self.output.nats {
             n.validate()?;
         }
+        if let Some(c) = &self.console
+            && c.token_file.is_none()
+            && !c.listen.get_ref().ip().to_canonical().is_loopback()
+        {
+            return Err((
+                c.listen.span(),
+                format!(
+                    "the console at {} would be reachable from other hosts with no login: \
+                     set [console] token_file (or listen on loopback behind an \
+                     authenticating proxy)",
+                    c.listen.get_ref()
+                ),
+            ));
+        }
         if self.inventory.missing_after.get_ref().is_zero() {
             return Err((
                 self.inventory.missing_after.span(),

@@ -7,8 +7,11 @@
 //! (`pages/shell.rs`); the device page's forms correct the sensor (`actions.rs`) as the
 //! command line does.
 
+mod access;
 mod actions;
 mod pages;
+
+pub use access::{AccessError, read_token};
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
@@ -25,6 +28,9 @@ use crate::store::state::{StateError, Store};
 /// Why the console could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ConsoleError {
+    /// Who may use it.
+    #[error(transparent)]
+    Access(#[from] AccessError),
     /// The address is taken or not ours.
     #[error("[console] listen = \"{addr}\": {source}")]
     Bind {
@@ -48,7 +54,7 @@ pub(crate) struct Site {
 
 /// A token no one can guess from outside this process (the standard library's hasher
 /// keys come from the OS's random source).
-fn token() -> String {
+fn form_token() -> String {
     use std::hash::{BuildHasher, Hasher};
     (0..2)
         .map(|i| {
@@ -68,8 +74,14 @@ pub struct Console {
 
 impl Console {
     /// Binds `addr` and serves the pages over `state_dir` on the current tokio runtime
-    /// until it ends.
-    pub fn start(addr: SocketAddr, state_dir: PathBuf, host: &str) -> Result<Self, ConsoleError> {
+    /// until it ends; with `token`, to requests that carry it (required off loopback).
+    pub fn start(
+        addr: SocketAddr,
+        state_dir: PathBuf,
+        host: &str,
+        token: Option<String>,
+    ) -> Result<Self, ConsoleError> {
+        let gate = Arc::new(access::gate(addr, token)?);
         let bind = |source| ConsoleError::Bind { addr, source };
         let std_listener = std::net::TcpListener::bind(addr).map_err(bind)?;
         std_listener.set_nonblocking(true).map_err(bind)?;
@@ -78,10 +90,10 @@ impl Console {
         let site = Arc::new(Site {
             state_dir,
             host: host.to_string(),
-            token: token(),
+            token: form_token(),
         });
         tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router(site)).await {
+            if let Err(e) = axum::serve(listener, router(site, gate)).await {
                 tracing::error!(error = %e, "console stopped");
             }
         });
@@ -90,13 +102,25 @@ impl Console {
     }
 }
 
-fn router(site: Arc<Site>) -> Router {
+fn router(site: Arc<Site>, gate: Arc<access::Gate>) -> Router {
     Router::new()
         .route("/", get(devices))
         .route("/device/{mac}", get(device))
         .route("/device/{mac}/{action}", post(act))
         .route("/alerts", get(alerts))
+        .route("/style.css", get(style))
         .with_state(site)
+        .layer(axum::middleware::from_fn_with_state(gate, access::guard))
+}
+
+/// The pages' one style sheet: a file of the console's own, so the policy can forbid
+/// inline styles along with everything else.
+async fn style() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        pages::shell::STYLE,
+    )
+        .into_response()
 }
 
 async fn devices(

@@ -147,7 +147,18 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     };
     // Its pages read the state directory, not the sensor: a slow page holds nothing up.
     if let Some(c) = &args.config.console {
-        crate::console::Console::start(c.listen, args.state_dir.clone(), &args.config.sensor.name)?;
+        // Read as root, before privileges are dropped: the file may be root's alone.
+        let token = c
+            .token_file
+            .as_deref()
+            .map(crate::console::read_token)
+            .transpose()?;
+        crate::console::Console::start(
+            *c.listen.get_ref(),
+            args.state_dir.clone(),
+            &args.config.sensor.name,
+            token,
+        )?;
     }
     let mut tick = tokio::time::interval(*args.config.sensor.poll_interval.get_ref());
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);

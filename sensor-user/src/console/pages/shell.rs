@@ -1,8 +1,9 @@
 //! The frame every page shares: title, navigation, style. No script.
 
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+use maud::{DOCTYPE, Markup, html};
 
-const STYLE: &str = "
+/// Served at `/style.css`.
+pub const STYLE: &str = "
 body{font-family:system-ui,sans-serif;margin:0;color:#1d2329;background:#f6f7f9}
 header{background:#1d2329;color:#fff;padding:.6em 1.2em;display:flex;gap:1.5em;align-items:baseline}
 header a{color:#cfe3ff;text-decoration:none}header b{font-size:1.1em}
@@ -28,7 +29,7 @@ pub fn page(host: &str, title: &str, body: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " - kettlewatch " (host) }
-                style { (PreEscaped(STYLE)) }
+                link rel="stylesheet" href="/style.css";
             }
             body {
                 header {
