@@ -33,6 +33,9 @@ struct Args {
     /// Stop after this many seconds.
     #[arg(long)]
     duration: Option<u64>,
+    /// Where the console listens (another free port if this one is taken).
+    #[arg(long, default_value = "127.0.0.1:9561")]
+    console: SocketAddr,
 }
 
 fn main() -> Result<()> {
@@ -93,7 +96,10 @@ fn main() -> Result<()> {
     let json = json_dir.join("eve.json");
     let _ = std::fs::remove_file(&json);
     eprintln!("EVE JSON lines: {}\n", json.display());
+    let state = dir.join("state");
     let sensor_args = [
+        "--state-dir",
+        state.to_str().unwrap(),
         "--config",
         cfg.to_str().unwrap(),
         "--output",
@@ -103,6 +109,13 @@ fn main() -> Result<()> {
     ];
     let mut sensor = Sensor::start(&lab.gw, "lan0", &sensor_args, true);
     sensor.wait_for_log("watching lan0", Duration::from_secs(30));
+    // The sensor runs in the gateway's namespace; the console over its state directory
+    // runs here, where a browser on this machine can reach it.
+    let console = Console::start(&args.sensor, &state, args.console)?;
+    eprintln!(
+        "Console: {}/ (each device's story and the alerts; it ends with the demo)\n",
+        console.url
+    );
 
     let st = stop.clone();
     workers.push(lab.devices[0].ns.spawn(move || {
@@ -188,11 +201,63 @@ fn main() -> Result<()> {
         out.status,
         json.display()
     );
+    drop(console);
     drop(lab);
     if !out.status.success() {
         bail!("the sensor failed:\n{}", out.stderr);
     }
     Ok(())
+}
+
+/// `kettlewatch console` over the demo's state directory, killed on drop.
+struct Console {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Console {
+    fn start(bin: &std::path::Path, state: &std::path::Path, at: SocketAddr) -> Result<Self> {
+        for listen in [at, SocketAddr::new(at.ip(), 0)] {
+            let mut child = std::process::Command::new(bin)
+                .args([
+                    "console",
+                    "--name",
+                    "demo-gw",
+                    "--listen",
+                    &listen.to_string(),
+                ])
+                .arg("--state-dir")
+                .arg(state)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()?;
+            let stderr = child.stderr.take().expect("piped");
+            let mut said = String::new();
+            let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+            while let Some(line) = lines.next() {
+                let line = line?;
+                if let Some(url) = line.strip_prefix("console at ") {
+                    let url = url.trim().trim_end_matches('/').to_string();
+                    // Read on, so its later messages never meet a closed pipe.
+                    std::thread::spawn(move || lines.for_each(drop));
+                    return Ok(Self { child, url });
+                }
+                said.push_str(&line);
+                said.push('\n');
+            }
+            // It ended without listening (the port is taken): the next address.
+            let _ = child.wait();
+            eprintln!("console on {listen}: {}", said.trim());
+        }
+        bail!("the console could not start")
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Calls `f(tick)` once a second until `stop`.
