@@ -47,6 +47,7 @@ impl Browser {
                 "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--disable-background-networking", "--disable-component-update",
                 "--disable-sync", "--disable-default-apps", "--no-first-run",
+                "--window-size=1280,860", "--hide-scrollbars",
                 format!("--user-data-dir={}", profile.display()),
             ]
         }}}});
@@ -172,6 +173,16 @@ impl Browser {
             &self.at("/execute/sync"),
             Some(json!({ "script": script, "args": [] })),
         )
+    }
+
+    /// Saves what the window shows as a PNG at `path`.
+    pub fn screenshot(&self, path: &std::path::Path) {
+        use base64::Engine;
+        let v = self.call("GET", &self.at("/screenshot"), None);
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().expect("base64 PNG"))
+            .expect("valid base64");
+        std::fs::write(path, png).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     }
 
     /// The address the browser is at.

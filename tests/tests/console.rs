@@ -228,6 +228,19 @@ fn an_operator_corrects_the_sensor_from_the_device_page_in_a_browser() {
     let b = kettlewatch_tests::webdriver::Browser::start(&dir.join("chromium"));
     let page = format!("{base}/device/{CLIENT}");
 
+    // The three pages as an operator first sees them, for docs/console.md: made here so
+    // they show what the console serves today.
+    let shots = env::workspace().join("docs/console");
+    std::fs::create_dir_all(&shots).unwrap();
+    for (url, file) in [
+        (format!("{base}/"), "devices.png"),
+        (page.clone(), "device.png"),
+        (format!("{base}/alerts"), "alerts.png"),
+    ] {
+        b.open(&url);
+        b.screenshot(&shots.join(file));
+    }
+
     b.open(&page);
     b.click("#set select[name=category] option[value=printer]");
     b.type_into("#set input[name=name]", "irc box");
