@@ -259,6 +259,22 @@ enum DeviceCommand {
         #[arg(long, default_value = state::DEFAULT_DIR)]
         state_dir: PathBuf,
     },
+    /// Put it in a state (`authorised`, `investigating`) or take it out (`none`); with
+    /// `[states]`, a state sets its policy mode (say, `investigating = "enforce"`).
+    State {
+        /// The device.
+        #[arg(value_parser = parse_mac)]
+        mac: MacAddr,
+        /// The state, or `none`.
+        #[arg(value_parser = parse_state)]
+        state: String,
+        /// Who.
+        #[arg(long)]
+        by: Option<String>,
+        /// The state directory `run` uses.
+        #[arg(long, default_value = state::DEFAULT_DIR)]
+        state_dir: PathBuf,
+    },
     /// Drop what was set by hand: the sensor's own view applies again.
     Clear {
         /// The device.
@@ -271,6 +287,17 @@ enum DeviceCommand {
         #[arg(long, default_value = state::DEFAULT_DIR)]
         state_dir: PathBuf,
     },
+}
+
+fn parse_state(s: &str) -> Result<String, String> {
+    use crate::model::vocab::DEVICE_STATES;
+    match s {
+        s if s == "none" || DEVICE_STATES.contains(&s) => Ok(s.to_string()),
+        _ => Err(format!(
+            "{s:?} is not a state; one of {}, or none",
+            DEVICE_STATES.join(", ")
+        )),
+    }
 }
 
 fn parse_category(s: &str) -> Result<String, String> {
@@ -595,6 +622,17 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                         at_ns: now,
                     })?;
                     println!("{mac}: set (a running sensor takes it in within seconds)");
+                }
+                DeviceCommand::State {
+                    mac,
+                    state,
+                    by,
+                    state_dir,
+                } => {
+                    let mut store = Store::open(&state_dir)?;
+                    let set = (state != "none").then_some(state.as_str());
+                    store.set_state(&mac.to_string(), set, &who(by), now)?;
+                    println!("{mac}: state {state}");
                 }
                 DeviceCommand::Clear { mac, by, state_dir } => {
                     let mut store = Store::open(&state_dir)?;

@@ -271,6 +271,17 @@ fn an_operator_corrects_the_sensor_from_the_device_page_in_a_browser() {
         Duration::from_secs(5),
     );
 
+    b.click("#state select[name=state] option[value=investigating]");
+    b.type_into("#state input[name=by]", "alice");
+    b.click("#state button");
+    b.wait_for(
+        |src| src.contains("id=\"device-state\">investigating"),
+        Duration::from_secs(5),
+    );
+    b.open(&format!("{base}/?q=investigating"));
+    let listed = b.wait_for(|src| src.contains("1 devices"), Duration::from_secs(5));
+    assert!(listed.contains(&format!("data-mac=\"{CLIENT}\"")), "{listed}");
+
     // A bad entry is refused with why, and nothing changes.
     b.open(&page);
     b.type_into("#accept input[name=entry]", "198.51.100.9:99999/tcp");
@@ -288,9 +299,12 @@ fn an_operator_corrects_the_sensor_from_the_device_page_in_a_browser() {
     };
     let audit = kw(&["audit", "--device", CLIENT]);
     let alice: Vec<&str> = audit.lines().filter(|l| l.contains("alice")).collect();
-    assert_eq!(alice.len(), 3, "{audit}");
+    assert_eq!(alice.len(), 4, "{audit}");
     assert!(
-        alice[0].contains("accept") && alice[1].contains("mute") && alice[2].contains("set"),
+        alice[0].contains("state=investigating")
+            && alice[1].contains("accept")
+            && alice[2].contains("mute")
+            && alice[3].contains("set"),
         "{audit}"
     );
     assert!(kw(&["baseline", "show"]).contains("198.51.100.9:443/tcp"));

@@ -265,3 +265,92 @@ fn a_destination_rejected_is_never_learned_and_one_accepted_after_learning_is_al
         "{audit}"
     );
 }
+
+/// A device an operator puts under investigation, with `[states] investigating =
+/// "enforce"`, is confined at once to what it was allowed: in the middle of its learning
+/// window, a new destination is dropped in the kernel (not learned), a learned one still
+/// passes; taken out of the state, it is back in its learning window.
+#[test]
+fn a_device_put_under_investigation_is_enforced_and_taken_out_learns_again() {
+    if !env::have_root() || !env::have_tool("ip") {
+        return;
+    }
+    let (lab, me, _state_dir, state) = lab_with_state();
+    let config = format!(
+        "{FAST_CONFIG}[baseline]\nmode = \"learn\"\nlearn_for = \"1h\"\n\n[states]\ninvestigating = \"enforce\"\n"
+    );
+    let (_dir, mut sensor) = lab.watch(&config, &["--state-dir", state.to_str().unwrap()]);
+    lab.udp(0, 0, "203.0.113.50:4242", b"hello"); // learned
+    assert!(
+        sensor
+            .wait_for_line(
+                |l| l.contains("\"event_type\":\"flow\"") && l.contains("203.0.113.50"),
+                env::slow(Duration::from_secs(10))
+            )
+            .is_some(),
+        "the first flow is reported"
+    );
+    let bad = kw(&state, &["device", "state", &me, "quarantined"]);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        !bad.status.success() && err.contains("investigating"),
+        "{err}"
+    );
+    let set = kw(
+        &state,
+        &["device", "state", &me, "investigating", "--by", "carol"],
+    );
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let line = sensor
+        .wait_for_line(
+            |l| {
+                l.contains("\"event_type\":\"device\"") && l.contains("\"state\":\"investigating\"")
+            },
+            env::slow(Duration::from_secs(10)),
+        )
+        .expect("the device event says its state");
+    let d: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(d["iot"]["device"]["mac"], me);
+    // The device's policy went to the kernel in the same batch as its event.
+    lab.udp(0, 0, "203.0.113.51:4242", b"hello"); // new: dropped
+    lab.udp(0, 0, "203.0.113.50:4242", b"hello"); // learned: passes
+    std::thread::sleep(Duration::from_millis(1500));
+    let clear = kw(&state, &["device", "state", &me, "none", "--by", "carol"]);
+    assert!(clear.status.success());
+    sensor.wait_for_log("operator actions (generation 2)", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    lab.udp(0, 0, "203.0.113.52:4242", b"hello"); // learning again
+    std::thread::sleep(Duration::from_millis(1500));
+    let out = sensor.stop();
+    assert!(out.status.success(), "{}", out.stderr);
+    let evs = events::parse(&out.stdout);
+    let verdict = |ip: &str| {
+        events::of_type(&evs, "flow")
+            .into_iter()
+            .rev()
+            .find(|f| f["dest_ip"] == ip)
+            .unwrap_or_else(|| panic!("no flow to {ip}"))["iot"]["flow"]["verdict"]
+            .clone()
+    };
+    assert_eq!(verdict("203.0.113.51"), "blocked");
+    assert_eq!(verdict("203.0.113.50"), "allowed");
+    assert_eq!(verdict("203.0.113.52"), "learning");
+    let stats = events::last_stats(&evs);
+    assert!(
+        stats["kernel"]["dropped_policy"].as_u64().unwrap() >= 1,
+        "{stats}"
+    );
+    let show = String::from_utf8(kw(&state, &["baseline", "show"]).stdout).unwrap();
+    assert!(!show.contains("203.0.113.51"), "{show}");
+    assert!(show.contains("203.0.113.52"), "{show}");
+    let audit = String::from_utf8(kw(&state, &["audit", "--device", &me]).stdout).unwrap();
+    let carol: Vec<&str> = audit.lines().filter(|l| l.contains("carol")).collect();
+    assert!(
+        carol.len() == 2 && carol[0].contains("cleared") && carol[1].contains("investigating"),
+        "{audit}"
+    );
+}

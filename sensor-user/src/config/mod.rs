@@ -60,6 +60,9 @@ pub struct Config {
     /// `[history]`: how much alert history the state directory keeps.
     #[serde(default)]
     pub history: HistoryConfig,
+    /// `[states]`: the mode a device takes when an operator puts it in a state.
+    #[serde(default)]
+    pub states: StatesConfig,
     /// The directory of the file this came from: relative paths in it are relative to it.
     #[serde(skip)]
     pub base_dir: Option<std::path::PathBuf>,
@@ -591,6 +594,31 @@ impl Default for ConsoleConfig {
     }
 }
 
+/// `[states]`: what an operator's device state (`kettlewatch device state`) does to the
+/// device's destination policy. A state left out changes nothing but the label.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatesConfig {
+    /// The mode of a device an operator authorised (its baseline reviewed): `enforce`
+    /// drops what the baseline does not allow.
+    pub authorised: Option<Spanned<Mode>>,
+    /// The mode of a device under investigation: `enforce` confines it to what it was
+    /// allowed while it is looked at.
+    pub investigating: Option<Spanned<Mode>>,
+}
+
+impl StatesConfig {
+    /// The mode `state` asks for, if the configuration gives it one.
+    pub fn mode_of(&self, state: &str) -> Option<Mode> {
+        match state {
+            "authorised" => self.authorised.as_ref(),
+            "investigating" => self.investigating.as_ref(),
+            _ => None,
+        }
+        .map(|m| *m.get_ref())
+    }
+}
+
 /// `[history]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -777,6 +805,20 @@ mod tests {
             c.console.unwrap().token_file.unwrap(),
             std::path::Path::new("t")
         );
+    }
+
+    #[test]
+    fn a_state_takes_monitor_or_enforce() {
+        let c = Config::parse("[states]\ninvestigating = \"enforce\"\n", "kw.toml").unwrap();
+        assert_eq!(c.states.mode_of("investigating"), Some(Mode::Enforce));
+        assert_eq!(c.states.mode_of("authorised"), None);
+        let e = err("[states]\nauthorised = \"learn\"\n");
+        assert!(
+            e.starts_with("kw.toml:2:14: ") && e.contains("monitor or enforce"),
+            "{e}"
+        );
+        let e = err("[states]\nquarantined = \"enforce\"\n");
+        assert!(e.contains("quarantined"), "{e}");
     }
 
     #[test]

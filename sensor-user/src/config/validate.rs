@@ -44,6 +44,19 @@ impl Config {
         if let Some(n) = &self.output.nats {
             n.validate()?;
         }
+        for m in [&self.states.authorised, &self.states.investigating]
+            .into_iter()
+            .flatten()
+        {
+            if *m.get_ref() == super::Mode::Learn {
+                return Err((
+                    m.span(),
+                    "a state's mode is monitor or enforce: an operator's state comes after \
+                     learning"
+                        .into(),
+                ));
+            }
+        }
         if let Some(c) = &self.console
             && c.token_file.is_none()
             && !c.listen.get_ref().ip().to_canonical().is_loopback()

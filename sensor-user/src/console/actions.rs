@@ -1,4 +1,4 @@
-//! The console's forms: what `kettlewatch device set|clear`, `mute`, `unmute` and
+//! The console's forms: what `kettlewatch device set|clear|state`, `mute`, `unmute` and
 //! `baseline accept|reject` do, from a device's page, into the same store with the same
 //! audit trail. A form is taken only from a page this console served: its origin must be
 //! the console's own and it must carry the console's token (a cross-site page cannot
@@ -38,6 +38,9 @@ pub struct Form {
     /// `accept`, `reject`: the allow entry.
     #[serde(default)]
     pub entry: String,
+    /// `state`: the device's state, or `none`.
+    #[serde(default)]
+    pub state: String,
 }
 
 /// Why a form was refused: said on the page.
@@ -109,6 +112,15 @@ pub fn act(
             })?;
         }
         "clear" => store.clear_override(&mac, &by, now_ns)?,
+        "state" => {
+            let state = form.state.trim();
+            let set = match state {
+                "none" => None,
+                s if crate::model::vocab::DEVICE_STATES.contains(&s) => Some(s),
+                s => return Err(Refused::Invalid(format!("{s:?} is not a state"))),
+            };
+            store.set_state(&mac, set, &by, now_ns)?;
+        }
         "mute" | "unmute" => {
             let rule = nonempty(&form.rule)
                 .filter(|r| crate::judge::rules::ALL.iter().any(|k| k.id == r))

@@ -225,10 +225,11 @@ impl Sensor {
                 store.overrides()?,
                 store.mutes()?,
                 store.decisions()?,
+                store.device_states()?,
             )))
         });
         match read {
-            Ok(Some((generation, overrides, mutes, decisions))) => {
+            Ok(Some((generation, overrides, mutes, decisions, states))) => {
                 let mut accepted = Vec::new();
                 let mut rejected = Vec::new();
                 for d in decisions {
@@ -242,12 +243,18 @@ impl Sensor {
                     }
                 }
                 self.baseline.set_decisions(&accepted, &rejected);
+                let states: std::collections::BTreeMap<MacAddr, String> = states
+                    .into_iter()
+                    .filter_map(|s| Some((s.mac.parse::<MacAddr>().ok()?, s.state)))
+                    .collect();
+                self.baseline.set_device_states(states.clone());
                 self.actions_seen = Some(generation);
-                let changed = self
-                    .inventory
-                    .set_operator(overrides.into_iter().filter_map(|o| {
+                let changed = self.inventory.set_operator(
+                    overrides.into_iter().filter_map(|o| {
                         Some((o.mac.parse::<MacAddr>().ok()?, o.category, o.name, o.by))
-                    }));
+                    }),
+                    states,
+                );
                 for mac in changed {
                     self.devices.touch(&mac);
                 }

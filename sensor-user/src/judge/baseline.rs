@@ -176,6 +176,13 @@ impl Baseline {
         }
     }
 
+    /// The states operators put devices in, as a whole: devices whose state changed are
+    /// compiled again (a state may carry a mode, `[states]`).
+    pub fn set_device_states(&mut self, states: BTreeMap<MacAddr, String>) {
+        let changed = self.engine.set_device_states(states);
+        self.dirty.extend(changed);
+    }
+
     /// The engine.
     pub fn engine(&self) -> &PolicyEngine {
         &self.engine

@@ -62,6 +62,7 @@ impl Inventory {
                         criticality: d.criticality,
                         listed: true,
                         set_by: None,
+                        state: None,
                     },
                 ))
             })
@@ -81,21 +82,28 @@ impl Inventory {
         self.effective.get(mac)
     }
 
-    /// Lays operators' settings (mac, category, name, who) over the declarations; returns
+    /// Lays operators' settings (mac, category, name, who; mac, state) over the
+    /// declarations; returns
     /// the devices whose declaration changed, to be assessed and reported again.
     pub fn set_operator(
         &mut self,
         overrides: impl IntoIterator<Item = (MacAddr, Option<String>, Option<String>, String)>,
+        states: impl IntoIterator<Item = (MacAddr, String)>,
     ) -> Vec<MacAddr> {
         let mut next = self.declared.clone();
+        let blank = || Declared {
+            name: None,
+            category: None,
+            criticality: None,
+            listed: false,
+            set_by: None,
+            state: None,
+        };
+        for (mac, state) in states {
+            next.entry(mac).or_insert_with(blank).state = Some(state);
+        }
         for (mac, category, name, by) in overrides {
-            let d = next.entry(mac).or_insert(Declared {
-                name: None,
-                category: None,
-                criticality: None,
-                listed: false,
-                set_by: None,
-            });
+            let d = next.entry(mac).or_insert_with(blank);
             if category.is_some() {
                 d.category = category;
                 d.set_by = Some(by);

@@ -108,7 +108,12 @@ pub struct Declared {
     /// The operator who set its category by hand (`kettlewatch device set`), when one
     /// did: that category is `category_source: "operator"`.
     pub set_by: Option<String>,
+    /// The state an operator put it in (one of [`DEVICE_STATES`]), if any.
+    pub state: Option<String>,
 }
+
+/// The states an operator may put a device in (`kettlewatch device state`).
+pub const DEVICE_STATES: [&str; 2] = ["authorised", "investigating"];
 
 /// What product a device is, as far as it named itself.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

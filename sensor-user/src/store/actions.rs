@@ -70,6 +70,19 @@ pub struct Decision {
     pub at_ns: u64,
 }
 
+/// The state an operator put a device in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceState {
+    /// The device.
+    pub mac: String,
+    /// One of `model::vocab::DEVICE_STATES`.
+    pub state: String,
+    /// Who.
+    pub by: String,
+    /// When (epoch ns).
+    pub at_ns: u64,
+}
+
 /// One line of the audit trail.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditEntry {
@@ -184,6 +197,57 @@ impl Store {
                     name: r.get(2)?,
                     by: r.get(3)?,
                     at_ns: r.get::<_, i64>(4)? as u64,
+                })
+            })
+            .map_err(self.sql())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())
+    }
+
+    /// Puts a device in a state, or (`None`) takes it out of the one it was in.
+    pub fn set_state(
+        &mut self,
+        mac: &str,
+        state: Option<&str>,
+        by: &str,
+        at_ns: u64,
+    ) -> Result<(), StateError> {
+        let entry = AuditEntry {
+            at_ns,
+            by: by.into(),
+            action: "state".into(),
+            mac: mac.into(),
+            detail: state.map_or("cleared".into(), |s| format!("state={s}")),
+        };
+        self.act(&entry, |tx| {
+            match state {
+                Some(s) => tx.execute(
+                    "INSERT INTO device_states (mac, state, by, at_ns) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(mac) DO UPDATE SET state = excluded.state, by = excluded.by,
+                        at_ns = excluded.at_ns",
+                    params![mac, s, by, at_ns as i64],
+                ),
+                None => tx.execute("DELETE FROM device_states WHERE mac = ?1", [mac]),
+            }
+            .map(|_| ())
+        })
+    }
+
+    /// Every device's state, by MAC.
+    pub fn device_states(&self) -> Result<Vec<DeviceState>, StateError> {
+        if !self.has_table("device_states")? {
+            return Ok(Vec::new());
+        }
+        let mut st = self
+            .conn()
+            .prepare("SELECT mac, state, by, at_ns FROM device_states ORDER BY mac")
+            .map_err(self.sql())?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(DeviceState {
+                    mac: r.get(0)?,
+                    state: r.get(1)?,
+                    by: r.get(2)?,
+                    at_ns: r.get::<_, i64>(3)? as u64,
                 })
             })
             .map_err(self.sql())?;
@@ -470,6 +534,44 @@ mod tests {
             ]
         );
         assert_eq!(s.actions_generation().unwrap(), 6);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_device_state_replaces_the_last_and_clears() {
+        let dir = std::env::temp_dir().join(format!(
+            "kw-states-{}-{}",
+            std::process::id(),
+            crate::model::clock::monotonic_ns()
+        ));
+        let mut s = Store::open(&dir).unwrap();
+        let mac = "02:00:00:00:00:02";
+        s.set_state(mac, Some("investigating"), "alice", 10)
+            .unwrap();
+        s.set_state(mac, Some("authorised"), "bob", 20).unwrap();
+        let states = s.device_states().unwrap();
+        assert_eq!(states.len(), 1);
+        assert_eq!(
+            (states[0].state.as_str(), states[0].by.as_str()),
+            ("authorised", "bob")
+        );
+        s.set_state(mac, None, "carol", 30).unwrap();
+        assert!(s.device_states().unwrap().is_empty());
+        let trail: Vec<String> = s
+            .audit(Some(mac), 10)
+            .unwrap()
+            .into_iter()
+            .map(|e| format!("{} {} {}", e.by, e.action, e.detail))
+            .collect();
+        assert_eq!(
+            trail,
+            [
+                "carol state cleared",
+                "bob state state=authorised",
+                "alice state state=investigating"
+            ]
+        );
+        assert_eq!(s.actions_generation().unwrap(), 3);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

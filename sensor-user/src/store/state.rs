@@ -255,6 +255,12 @@ impl Store {
                  CREATE INDEX IF NOT EXISTS alerts_ts ON alerts (ts_ns);
                  CREATE INDEX IF NOT EXISTS alerts_mac ON alerts (mac, ts_ns);
                  -- What operators decided (`store/actions.rs`), and who and when.
+                 CREATE TABLE IF NOT EXISTS device_states (
+                     mac TEXT PRIMARY KEY,
+                     state TEXT NOT NULL,
+                     by TEXT NOT NULL,
+                     at_ns INTEGER NOT NULL
+                 );
                  CREATE TABLE IF NOT EXISTS overrides (
                      mac TEXT PRIMARY KEY,
                      category TEXT,

@@ -6,6 +6,7 @@ use maud::{Markup, html};
 
 use super::{Page, devices, now_ns, shell, when};
 use crate::store::{
+    actions::DeviceState,
     alerts::AlertFilter,
     state::{StateError, Store, StoredDevice},
 };
@@ -46,6 +47,7 @@ pub fn render(site: &super::super::Site, store: &Store, mac: &str) -> Result<Pag
         .filter(|m| m.mac == mac)
         .collect();
     let audit = store.audit(Some(&mac), 50)?;
+    let state = store.device_states()?.into_iter().find(|s| s.mac == mac);
     let name = devices::display_name(&d);
     let title = if name.is_empty() {
         mac.clone()
@@ -53,7 +55,7 @@ pub fn render(site: &super::super::Site, store: &Store, mac: &str) -> Result<Pag
         format!("{name} ({mac})")
     };
     let body = html! {
-        (identity(&d, window, now))
+        (identity(&d, state.as_ref(), window, now))
         (evidence(&d))
         (software(&d))
         section #destinations {
@@ -77,8 +79,8 @@ pub fn render(site: &super::super::Site, store: &Store, mac: &str) -> Result<Pag
         section #operator {
             h2 { "Correct the sensor" }
             p.muted { "A running sensor takes these in within seconds. The command line does the same: "
-                code { "kettlewatch device set" } ", " code { "mute" } ", " code { "baseline accept|reject" } "." }
-            (forms(&site.token, &d))
+                code { "kettlewatch device set|state" } ", " code { "mute" } ", " code { "baseline accept|reject" } "." }
+            (forms(&site.token, &d, state.as_ref()))
             @if !mutes.is_empty() {
                 h3 { "Muted rules" }
                 table { thead { tr { th { "Rule" } th { "Destination" } th { "Until" } th { "By" } } }
@@ -111,7 +113,7 @@ pub fn render(site: &super::super::Site, store: &Store, mac: &str) -> Result<Pag
 }
 
 /// The forms that correct what the sensor says of this device.
-fn forms(token: &str, d: &StoredDevice) -> Markup {
+fn forms(token: &str, d: &StoredDevice, state: Option<&DeviceState>) -> Markup {
     let mac = &d.mac;
     let by = html! { input type="text" name="by" placeholder="your name" size="12"; };
     html! {
@@ -133,6 +135,16 @@ fn forms(token: &str, d: &StoredDevice) -> Markup {
                 (by)
                 button type="submit" { "Back to what the sensor sees" }
             }
+        }
+        form.filter #state method="post" action=(format!("/device/{mac}/state")) {
+            input type="hidden" name="token" value=(token);
+            select name="state" {
+                @for s in std::iter::once("none").chain(crate::model::vocab::DEVICE_STATES) {
+                    option value=(s) selected[state.map_or("none", |x| x.state.as_str()) == s] { (s) }
+                }
+            }
+            (by)
+            button type="submit" { "Set state" }
         }
         form.filter #mute method="post" action=(format!("/device/{mac}/mute")) {
             input type="hidden" name="token" value=(token);
@@ -164,7 +176,12 @@ fn phase_text(window: Option<u64>, now: u64) -> String {
     }
 }
 
-fn identity(d: &StoredDevice, window: Option<u64>, now: u64) -> Markup {
+fn identity(
+    d: &StoredDevice,
+    state: Option<&DeviceState>,
+    window: Option<u64>,
+    now: u64,
+) -> Markup {
     let p = d.product.as_ref();
     let source = if d.category_source.is_empty() {
         "observed"
@@ -184,6 +201,10 @@ fn identity(d: &StoredDevice, window: Option<u64>, now: u64) -> Markup {
                 dt { "Category" } dd #category { (d.category) " " span.muted { "(" (source) ", confidence " (format!("{:.2}", d.confidence)) ")" } }
                 dt { "Criticality" } dd { (d.criticality) " " span.muted { (d.why) } }
                 dt { "Inventory" } dd { (d.inventory_status) }
+                dt { "State" } dd #device-state { @match state {
+                    Some(s) => { (s.state) " " span.muted { "(" (s.by) ", " (when(s.at_ns)) ")" } },
+                    None => { "none" },
+                } }
                 dt { "Baseline" } dd { (devices::phase(window, now)) }
                 dt { "First seen" } dd { (when(d.first_seen_ns)) }
                 dt { "Last seen" } dd { (when(d.last_seen_ns)) }

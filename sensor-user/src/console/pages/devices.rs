@@ -31,6 +31,8 @@ pub(crate) struct Row {
     pub name: String,
     pub alerts_day: u64,
     pub learning_until_ns: Option<u64>,
+    /// The state an operator put it in.
+    pub state: Option<String>,
 }
 
 /// The name a person knows a device by: declared, else the one it gave itself.
@@ -65,6 +67,11 @@ pub(crate) fn rows(store: &Store, now: u64) -> Result<Vec<Row>, StateError> {
         .into_iter()
         .collect();
     let windows: BTreeMap<String, u64> = store.windows()?.into_iter().collect();
+    let states: BTreeMap<String, String> = store
+        .device_states()?
+        .into_iter()
+        .map(|s| (s.mac, s.state))
+        .collect();
     Ok(store
         .devices()?
         .into_iter()
@@ -72,6 +79,7 @@ pub(crate) fn rows(store: &Store, now: u64) -> Result<Vec<Row>, StateError> {
             name: display_name(&d),
             alerts_day: counts.get(&d.mac).copied().unwrap_or(0),
             learning_until_ns: windows.get(&d.mac).copied(),
+            state: states.get(&d.mac).cloned(),
             d,
         })
         .collect())
@@ -85,6 +93,7 @@ fn matches(r: &Row, q: &str) -> bool {
         Some(r.d.mac.as_str()),
         r.d.vendor.as_deref(),
         Some(r.d.category.as_str()),
+        r.state.as_deref(),
         p.and_then(|p| p.brand.as_deref()),
         p.and_then(|p| p.model.as_deref()),
     ]
@@ -160,6 +169,7 @@ pub fn render(site: &super::super::Site, store: &Store, p: &Params) -> Result<Pa
                 th { "Brand / model" }
                 th { a href=(link("criticality")) { "Criticality" } }
                 th { "Inventory" }
+                th { "State" }
                 th { "Baseline" }
                 th.num { a href=(link("alerts")) { "Alerts (24 h)" } }
                 th { a href=(link("last_seen")) { "Last seen" } }
@@ -200,6 +210,7 @@ fn row(r: &Row, now: u64) -> Markup {
             td { (product) }
             td { (d.criticality) }
             td { (d.inventory_status) }
+            td.state { (r.state.as_deref().unwrap_or("")) }
             td { (phase(r.learning_until_ns, now)) }
             td.num.alerts { (r.alerts_day) }
             td { (when(d.last_seen_ns)) }

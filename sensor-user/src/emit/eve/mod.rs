@@ -202,6 +202,9 @@ impl Eve {
         if let Some(n) = declared.and_then(|d| d.name.clone()) {
             o.insert("name".into(), n.into());
         }
+        if let Some(s) = declared.and_then(|d| d.state.clone()) {
+            o.insert("state".into(), s.into());
+        }
         let assessment = device.and_then(|d| d.assessment.as_ref());
         let declared_category = declared.and_then(|d| d.category.clone());
         match (&declared_category, assessment) {

@@ -81,6 +81,7 @@ fn device_and_stats_events_fit_the_schema() {
         criticality: Some(crate::model::vocab::Criticality::High),
         listed: true,
         set_by: None,
+        state: None,
     };
     let missing = crate::model::alert::Alert::new(
         &crate::judge::rules::MISSING_DEVICE,
@@ -151,6 +152,7 @@ fn an_assessed_device_with_every_kind_of_fact_fits_the_schema() {
         criticality: None,
         listed: true,
         set_by: None,
+        state: None,
     };
     let d = t.get(&mac).unwrap().clone();
     let a = crate::judge::assess::assess(

@@ -179,6 +179,11 @@ impl PolicyEngine {
             groups: BTreeMap::new(),
             compiled: BTreeMap::new(),
             widened: 0,
+            state_modes: crate::model::vocab::DEVICE_STATES
+                .iter()
+                .filter_map(|s| Some((s.to_string(), config.states.mode_of(s)?)))
+                .collect(),
+            device_states: BTreeMap::new(),
         };
         (engine, report)
     }

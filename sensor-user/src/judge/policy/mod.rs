@@ -191,6 +191,10 @@ pub struct PolicyEngine {
     compiled: BTreeMap<MacAddr, DeviceRules>,
     /// Port rules past [`ALLOW_PORTS`] on one prefix, widened to any port.
     pub widened: u64,
+    /// `[states]`: the mode each operator state asks for.
+    state_modes: BTreeMap<String, Mode>,
+    /// The state operators put each device in.
+    device_states: BTreeMap<MacAddr, String>,
 }
 
 impl PolicyEngine {
@@ -203,7 +207,27 @@ impl PolicyEngine {
         self.widened = old.widened;
         self.learn_from_ns = old.learn_from_ns;
         self.learn_until = old.learn_until;
+        self.device_states = old.device_states;
         self.now_ns = self.now_ns.max(old.now_ns);
+    }
+
+    /// The states operators put devices in, as a whole; returns the devices whose mode
+    /// may change (to be compiled again).
+    pub fn set_device_states(&mut self, states: BTreeMap<MacAddr, String>) -> Vec<MacAddr> {
+        let changed = self
+            .device_states
+            .keys()
+            .chain(states.keys())
+            .filter(|m| self.device_states.get(m) != states.get(m))
+            .copied()
+            .collect::<BTreeSet<_>>();
+        self.device_states = states;
+        changed.into_iter().collect()
+    }
+
+    /// The mode an operator's state puts a device in, if its state has one.
+    fn state_mode(&self, mac: &MacAddr) -> Option<Mode> {
+        self.state_modes.get(self.device_states.get(mac)?).copied()
     }
 
     /// The declared and MUD rules that apply to a device, and what they ask for.
@@ -274,7 +298,11 @@ impl PolicyEngine {
             .into_iter()
             .map(|(s, r)| (s, r.clone()))
             .collect();
-        let mode = self.mode_for(d, declared_mode.unwrap_or(self.mode), learn_for_ns);
+        // An operator's state wins over what the configuration says of the device.
+        let mode = match self.state_mode(&d.mac) {
+            Some(m) => self.mode_for(d, m, None),
+            None => self.mode_for(d, declared_mode.unwrap_or(self.mode), learn_for_ns),
+        };
         all.extend(
             self.learned
                 .rules(&d.mac)
@@ -361,6 +389,8 @@ impl PolicyEngine {
             groups: BTreeMap::new(),
             compiled: BTreeMap::new(),
             widened: 0,
+            state_modes: BTreeMap::new(),
+            device_states: BTreeMap::new(),
         }
     }
 
@@ -603,6 +633,52 @@ mod tests {
             e.evaluate(&other, ip("203.0.113.10"), 443, 6),
             Verdict::Learning,
             "another device, in the default learn mode, is not given the camera's answers"
+        );
+    }
+
+    #[test]
+    fn an_operator_state_with_a_mode_wins_until_it_is_cleared() {
+        let mut e = engine("[states]\ninvestigating = \"enforce\"\n");
+        let d = DeviceFacts {
+            mac: CAM,
+            category: None,
+            mud_url: None,
+            first_seen_ns: 0,
+        };
+        e.learned
+            .record(CAM, learned::rule_for(ip("203.0.113.10"), 443, 6, None));
+        e.compile(&d);
+        assert_eq!(
+            e.evaluate(&CAM, ip("203.0.113.99"), 443, 6),
+            Verdict::Learning
+        );
+        // A state the configuration gives no mode changes nothing.
+        let authorised = BTreeMap::from([(CAM, "authorised".to_string())]);
+        assert_eq!(e.set_device_states(authorised), vec![CAM]);
+        e.compile(&d);
+        assert_eq!(
+            e.evaluate(&CAM, ip("203.0.113.99"), 443, 6),
+            Verdict::Learning
+        );
+        let investigating = BTreeMap::from([(CAM, "investigating".to_string())]);
+        assert_eq!(e.set_device_states(investigating.clone()), vec![CAM]);
+        assert!(e.set_device_states(investigating).is_empty(), "no change");
+        e.compile(&d);
+        assert_eq!(e.phase(&CAM), Some(Phase::Enforcing));
+        assert_eq!(
+            e.evaluate(&CAM, ip("203.0.113.99"), 443, 6),
+            Verdict::Blocked
+        );
+        assert_eq!(
+            e.evaluate(&CAM, ip("203.0.113.10"), 443, 6),
+            Verdict::Allowed
+        );
+        assert_eq!(e.set_device_states(BTreeMap::new()), vec![CAM]);
+        e.compile(&d);
+        assert_eq!(
+            e.evaluate(&CAM, ip("203.0.113.99"), 443, 6),
+            Verdict::Learning,
+            "back to its own learning window"
         );
     }
 
