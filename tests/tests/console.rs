@@ -184,8 +184,26 @@ fn the_console_shows_each_device_its_story_and_the_alerts_in_a_browser() {
         "{alerts_section}"
     );
     let learned =
-        &page[page.find("id=\"destinations\"").unwrap()..page.find("id=\"alerts\"").unwrap()];
+        &page[page.find("id=\"destinations\"").unwrap()..page.find("id=\"traffic\"").unwrap()];
     assert!(!learned.contains(&format!(":{IRC_PORT}/tcp")), "{learned}");
+
+    // Where it went: the IRC server, with every frame the capture has it send there.
+    let traffic =
+        &page[page.find("id=\"traffic\"").unwrap()..page.find("id=\"operator\"").unwrap()];
+    let irc_row = traffic
+        .split("<tr ")
+        .find(|r| r.contains(&format!(":{IRC_PORT}/TCP")))
+        .unwrap_or_else(|| panic!("no row for the IRC server: {traffic}"));
+    let cells: Vec<&str> = irc_row
+        .split("<td class=\"num\">")
+        .skip(1)
+        .map(|c| &c[..c.find('<').unwrap()])
+        .collect();
+    assert_eq!(
+        cells[1].parse::<u64>().unwrap(),
+        frames_to_irc(),
+        "frames: {irc_row}"
+    );
 
     // The timeline filtered by rule links back to the device.
     let timeline = browser::dom(&format!("{base}/alerts?rule=suspicious_service"), &profile);
@@ -203,6 +221,28 @@ fn the_console_shows_each_device_its_story_and_the_alerts_in_a_browser() {
     // A device the store does not have is a page that says so.
     let missing = browser::dom(&format!("{base}/device/02:00:00:00:00:99"), &profile);
     assert!(missing.contains("No such device"), "{missing}");
+}
+
+/// Frames the IRC client sends to TCP port 8000 in the capture, counted from the file.
+fn frames_to_irc() -> u64 {
+    let cap = env::fixtures().join("captures/attacks-dev/arkime/irc.pcap");
+    let mut r = pcap_file::pcap::PcapReader::new(std::fs::File::open(cap).unwrap()).unwrap();
+    let client: Vec<u8> = CLIENT
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16).unwrap())
+        .collect();
+    let mut n = 0;
+    while let Some(p) = r.next_packet() {
+        let d = p.unwrap().data;
+        if d.len() < 14 + 20 + 4 || d[6..12] != client[..] || d[12..14] != [8, 0] || d[23] != 6 {
+            continue;
+        }
+        let tcp = 14 + usize::from(d[14] & 0x0f) * 4;
+        if u16::from_be_bytes([d[tcp + 2], d[tcp + 3]]) == IRC_PORT as u16 {
+            n += 1;
+        }
+    }
+    n
 }
 
 /// The `<tr>` of the devices table whose `data-mac` is `mac`.
@@ -280,7 +320,10 @@ fn an_operator_corrects_the_sensor_from_the_device_page_in_a_browser() {
     );
     b.open(&format!("{base}/?q=investigating"));
     let listed = b.wait_for(|src| src.contains("1 devices"), Duration::from_secs(5));
-    assert!(listed.contains(&format!("data-mac=\"{CLIENT}\"")), "{listed}");
+    assert!(
+        listed.contains(&format!("data-mac=\"{CLIENT}\"")),
+        "{listed}"
+    );
 
     // A bad entry is refused with why, and nothing changes.
     b.open(&page);

@@ -628,6 +628,9 @@ pub struct HistoryConfig {
     pub keep_for: Spanned<Duration>,
     /// At most this many alerts are kept (the oldest go first).
     pub max_alerts: u64,
+    /// At most this many destinations are kept per device (the least recently used go;
+    /// unused for `keep_for`, they go too).
+    pub max_destinations: u64,
 }
 
 impl Default for HistoryConfig {
@@ -636,6 +639,7 @@ impl Default for HistoryConfig {
         Self {
             keep_for: Spanned::new(0..0, Duration::from_secs(30 * 24 * 3600)),
             max_alerts: 100_000,
+            max_destinations: 256,
         }
     }
 }

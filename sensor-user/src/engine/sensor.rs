@@ -33,6 +33,9 @@ pub use fold::PollDone;
 /// How often a running sensor looks for operators' actions in the store.
 const ACTIONS_EVERY_NS: u64 = 2_000_000_000;
 
+/// How often the destinations past their bounds are dropped (a scan of the table).
+const PRUNE_EVERY_NS: u64 = 60_000_000_000;
+
 /// Kernel counters as read from the stats map.
 pub type KernelStats = [u64; stats::COUNT as usize];
 
@@ -116,6 +119,10 @@ pub struct Sensor {
     next_stats_ns: u64,
     /// How much alert history the store keeps.
     history: crate::store::alerts::Retention,
+    /// How many destinations per device the store keeps, and for how long.
+    destinations: crate::store::destinations::Bounds,
+    /// When to prune the destinations next (epoch ns).
+    next_prune_ns: u64,
     /// Operators' mutes, as last read from the store.
     mutes: Vec<crate::store::actions::Mute>,
     /// The store's actions generation last taken in, and when to look again.
@@ -167,6 +174,10 @@ impl Sensor {
                 .min(u64::MAX as u128) as u64,
             max_count: config.history.max_alerts,
         };
+        let destinations = crate::store::destinations::Bounds {
+            max_age_ns: history.max_age_ns,
+            per_device: config.history.max_destinations,
+        };
         let config = &config.sensor;
         let stats_every_ns = config.stats_interval.get_ref().as_nanos() as u64;
         let mut sensor = Self {
@@ -197,6 +208,8 @@ impl Sensor {
             stats_every_ns,
             next_stats_ns: now_ns + stats_every_ns,
             history,
+            destinations,
+            next_prune_ns: 0,
             mutes: Vec::new(),
             actions_seen: None,
             next_actions_ns: 0,
@@ -695,6 +708,61 @@ impl Sensor {
                 self.sinks.emit_flow(line, r.delta_bytes);
                 self.counters.flow_records += 1;
             }
+        }
+        self.save_destinations(now_ns, &records);
+    }
+
+    /// Adds the records' use to each device's destinations in the store (after the
+    /// lines: the stream comes first), one row per destination however many flows.
+    fn save_destinations(&mut self, now_ns: u64, records: &[crate::model::flow::FlowRecord]) {
+        use crate::store::destinations::DestinationUse;
+        let Some(store) = &mut self.store else { return };
+        let mut rows: std::collections::HashMap<(MacAddr, [u8; 16], u16, u8), DestinationUse> =
+            std::collections::HashMap::new();
+        for r in records.iter().filter(|r| r.delta_packets > 0) {
+            let k = &r.key;
+            let (first, last) = (
+                self.eve.time.to_epoch_ns(r.totals.first_seen_ns),
+                self.eve.time.to_epoch_ns(r.totals.last_seen_ns),
+            );
+            let first_record = u64::from(r.delta_packets == r.totals.packets);
+            let row = rows
+                .entry((k.mac, k.addr, k.port, k.proto))
+                .or_insert_with(|| DestinationUse {
+                    mac: k.mac.to_string(),
+                    addr: crate::model::addr::ip(k.addr).to_string(),
+                    port: k.port,
+                    proto: k.proto,
+                    app_proto: None,
+                    verdict: String::new(),
+                    first_ns: first,
+                    last_ns: last,
+                    flows: 0,
+                    packets: 0,
+                    bytes: 0,
+                });
+            row.first_ns = row.first_ns.min(first);
+            if last >= row.last_ns || row.verdict.is_empty() {
+                row.verdict = r.totals.verdict.as_str().to_string();
+            }
+            row.last_ns = row.last_ns.max(last);
+            row.flows += first_record;
+            row.packets += r.delta_packets;
+            row.bytes += r.delta_bytes;
+            if let Some(a) = r.app_proto {
+                row.app_proto = Some(a.to_string());
+            }
+        }
+        let rows: Vec<DestinationUse> = rows.into_values().collect();
+        let mut result = store.save_destinations(&rows);
+        if result.is_ok() && now_ns >= self.next_prune_ns {
+            self.next_prune_ns = now_ns.saturating_add(PRUNE_EVERY_NS);
+            result = store
+                .prune_destinations(self.destinations, now_ns)
+                .map(|_| ());
+        }
+        if let Err(e) = result {
+            self.state_failed(&e);
         }
     }
 

@@ -255,6 +255,21 @@ impl Store {
                  CREATE INDEX IF NOT EXISTS alerts_ts ON alerts (ts_ns);
                  CREATE INDEX IF NOT EXISTS alerts_mac ON alerts (mac, ts_ns);
                  -- What operators decided (`store/actions.rs`), and who and when.
+                 -- Where each device went (`store/destinations.rs`).
+                 CREATE TABLE IF NOT EXISTS destinations (
+                     mac TEXT NOT NULL,
+                     addr TEXT NOT NULL,
+                     port INTEGER NOT NULL,
+                     proto INTEGER NOT NULL,
+                     app_proto TEXT,
+                     verdict TEXT NOT NULL,
+                     first_ns INTEGER NOT NULL,
+                     last_ns INTEGER NOT NULL,
+                     flows INTEGER NOT NULL,
+                     packets INTEGER NOT NULL,
+                     bytes INTEGER NOT NULL,
+                     PRIMARY KEY (mac, addr, port, proto)
+                 );
                  CREATE TABLE IF NOT EXISTS device_states (
                      mac TEXT PRIMARY KEY,
                      state TEXT NOT NULL,

@@ -14,6 +14,9 @@ use crate::store::{
 /// Alerts listed on a device's page.
 const ALERTS_SHOWN: usize = 200;
 
+/// Destinations listed on a device's page.
+const DESTINATIONS_SHOWN: usize = 100;
+
 /// The page for `mac`.
 pub fn render(site: &super::super::Site, store: &Store, mac: &str) -> Result<Page, StateError> {
     let mac = mac.to_ascii_lowercase();
@@ -47,6 +50,7 @@ pub fn render(site: &super::super::Site, store: &Store, mac: &str) -> Result<Pag
         .filter(|m| m.mac == mac)
         .collect();
     let audit = store.audit(Some(&mac), 50)?;
+    let went = store.destinations(&mac, DESTINATIONS_SHOWN)?;
     let state = store.device_states()?.into_iter().find(|s| s.mac == mac);
     let name = devices::display_name(&d);
     let title = if name.is_empty() {
@@ -74,6 +78,26 @@ pub fn render(site: &super::super::Site, store: &Store, mac: &str) -> Result<Pag
                             button type="submit" { "Reject" }
                         } }
                     } } } }
+            }
+        }
+        section #traffic {
+            h2 { "Where it went" }
+            p.muted { "Each destination it sent to, the most recent first, from the flow records: flows opened, frames and bytes it sent, the kernel's latest verdict." }
+            @if went.is_empty() {
+                p { "No flow recorded yet." }
+            } @else {
+                table { thead { tr {
+                    th { "Destination" } th { "Protocol" } th { "Verdict" }
+                    th.num { "Flows" } th.num { "Frames" } th.num { "Bytes" }
+                    th { "First" } th { "Last" }
+                } }
+                tbody { @for u in &went { tr data-dest=(u.addr) {
+                    td { code { (dest(u)) } }
+                    td { (u.app_proto.clone().unwrap_or_default()) }
+                    td.verdict { (u.verdict) }
+                    td.num { (u.flows) } td.num { (u.packets) } td.num { (u.bytes) }
+                    td { (when(u.first_ns)) } td { (when(u.last_ns)) }
+                } } } }
             }
         }
         section #operator {
@@ -110,6 +134,20 @@ pub fn render(site: &super::super::Site, store: &Store, mac: &str) -> Result<Pag
         }
     };
     Ok(Page::Found(shell::page(&site.host, &title, body)))
+}
+
+/// `203.0.113.7:443/TCP`, `[2001:db8::1]:443/UDP`, `203.0.113.7/ICMP`.
+fn dest(u: &crate::store::destinations::DestinationUse) -> String {
+    let proto = crate::model::addr::proto_name(u.proto);
+    let addr = if u.addr.contains(':') {
+        format!("[{}]", u.addr)
+    } else {
+        u.addr.clone()
+    };
+    match u.proto {
+        6 | 17 | 132 => format!("{addr}:{}/{proto}", u.port),
+        _ => format!("{addr}/{proto}"),
+    }
 }
 
 /// The forms that correct what the sensor says of this device.
