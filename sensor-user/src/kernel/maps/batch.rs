@@ -125,8 +125,12 @@ pub fn lookup_batch<K: Pod, V: Pod, T>(
     let mut values = Vec::new();
     let mut per_cpu: Vec<V> = Vec::with_capacity(cpus);
     loop {
-        keys.resize(chunk * size_of::<K>(), 0u8);
-        values.resize(chunk * value_bytes, 0u8);
+        // Fresh zeroed buffers only when the chunk grows: `vec!` of zeros is one calloc,
+        // where `resize` writes every byte (a debug build spent most of a replay there).
+        if keys.len() < chunk * size_of::<K>() {
+            keys = vec![0u8; chunk * size_of::<K>()];
+            values = vec![0u8; chunk * value_bytes];
+        }
         let mut attr = BatchAttr {
             in_batch: if first { 0 } else { token.as_ptr() as u64 },
             out_batch: next.as_mut_ptr() as u64,
