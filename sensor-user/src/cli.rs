@@ -186,6 +186,13 @@ enum Command {
         /// A file holding the token every request must carry; required off loopback.
         #[arg(long)]
         token_file: Option<PathBuf>,
+        /// Serve every gateway's devices and alerts from the fleet's NATS server instead,
+        /// read-only (credentials, TLS, bucket and subjects from --config's [output.nats]).
+        #[arg(long)]
+        nats: Option<String>,
+        /// Configuration file whose [output.nats] says how to reach the fleet.
+        #[arg(long, requires = "nats")]
+        config: Option<PathBuf>,
     },
     /// Check a configuration file; prints each problem with file:line:column.
     CheckConfig {
@@ -287,6 +294,44 @@ enum DeviceCommand {
         #[arg(long, default_value = state::DEFAULT_DIR)]
         state_dir: PathBuf,
     },
+}
+
+/// Until SIGINT or SIGTERM.
+async fn until_stopped() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+/// How to reach the fleet's broker at `url`: `[output.nats]` of `config` (its paths
+/// relative to it), else the defaults.
+fn fleet_nats(
+    url: String,
+    config_file: Option<&PathBuf>,
+) -> anyhow::Result<crate::config::NatsConfig> {
+    let config = config(config_file)?;
+    let mut nats = config.output.nats.unwrap_or_default();
+    nats.url = toml::Spanned::new(0..0, vec![url]);
+    if let Some(base) = &config.base_dir {
+        for p in [
+            &mut nats.creds,
+            &mut nats.tls_ca,
+            &mut nats.tls_cert,
+            &mut nats.tls_key,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+    }
+    Ok(nats)
 }
 
 fn parse_state(s: &str) -> Result<String, String> {
@@ -486,25 +531,8 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             config: cfg,
             ..
         } => {
-            let config = config(cfg.as_ref())?;
-            let mut nats = config.output.nats.unwrap_or_default();
-            nats.url = toml::Spanned::new(0..0, vec![url]);
-            if let Some(base) = &config.base_dir {
-                for p in [
-                    &mut nats.creds,
-                    &mut nats.tls_ca,
-                    &mut nats.tls_cert,
-                    &mut nats.tls_key,
-                ]
-                .into_iter()
-                .flatten()
-                {
-                    if p.is_relative() {
-                        *p = base.join(&*p);
-                    }
-                }
-            }
-            let devices = crate::emit::nats::devices::list(&nats)?;
+            let nats = fleet_nats(url, cfg.as_ref())?;
+            let devices = crate::emit::nats::fleet::list(&nats)?;
             let mut out = std::io::stdout().lock();
             if json {
                 crate::store::print::fleet_json(&mut out, &devices)?;
@@ -700,10 +728,51 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Console {
+            listen,
+            name,
+            token_file,
+            nats: Some(url),
+            config: cfg,
+            ..
+        } => {
+            let token = token_file
+                .as_deref()
+                .map(crate::console::read_token)
+                .transpose()?;
+            let history = config(cfg.as_ref())?.history;
+            let nats = fleet_nats(url, cfg.as_ref())?;
+            let keep = crate::store::alerts::Retention {
+                max_age_ns: u64::MAX,
+                max_count: history.max_alerts,
+            };
+            // The copy is private to this process and goes with it.
+            let dir =
+                std::env::temp_dir().join(format!("kettlewatch-fleet-{}", std::process::id()));
+            std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+                .recursive(true)
+                .create(&dir)?;
+            let served = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(async {
+                    let mut mirror = crate::ingest::fleet::Mirror::open(nats, &dir, keep).await?;
+                    let (devices, alerts) = mirror.refresh().await?;
+                    tokio::spawn(mirror.run());
+                    let c = crate::console::Console::start(listen, dir.clone(), &name, token, true)?;
+                    eprintln!("fleet: {devices} devices, {alerts} alerts (read-only; refreshed every {} s)", crate::ingest::fleet::EVERY.as_secs());
+                    eprintln!("console at http://{}/", c.addr);
+                    until_stopped().await
+                });
+            let _ = std::fs::remove_dir_all(&dir);
+            served?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Console {
             state_dir,
             listen,
             name,
             token_file,
+            ..
         } => {
             let token = token_file
                 .as_deref()
@@ -715,10 +784,9 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()?
                 .block_on(async move {
-                    let c = crate::console::Console::start(listen, state_dir, &name, token)?;
+                    let c = crate::console::Console::start(listen, state_dir, &name, token, false)?;
                     eprintln!("console at http://{}/", c.addr);
-                    tokio::signal::ctrl_c().await?;
-                    anyhow::Ok(())
+                    until_stopped().await
                 })?;
             Ok(ExitCode::SUCCESS)
         }

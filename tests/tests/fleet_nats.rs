@@ -5,7 +5,8 @@
 //! it waited; the device bucket lists every device, and
 //! `kettlewatch devices --nats` prints them with their gateway; a broker that wants TLS,
 //! a client certificate and a password takes the lines from a sensor configured so, and
-//! a wrong password keeps them spooled.
+//! a wrong password keeps them spooled; `kettlewatch console --nats` serves every
+//! gateway's devices and alerts, read-only.
 
 use std::{
     collections::BTreeMap,
@@ -450,4 +451,178 @@ fn a_broker_with_tls_and_a_password_takes_the_lines_and_a_wrong_password_keeps_t
         &published_by(&nats.messages("KETTLEWATCH"), "gw-tls"),
         &written,
     );
+}
+
+/// `kettlewatch console --nats`: one place to look at a fleet. Two gateways replay
+/// their captures into one broker; the console started over the broker lists every
+/// device of both with its gateway, the alerts both published, a device's page without
+/// any form (it is read-only, and a posted form is refused), and a third replay's
+/// devices and alerts within seconds, without a restart.
+#[test]
+fn a_fleet_console_shows_every_gateways_devices_and_alerts_read_only() {
+    if !prerequisites() {
+        return;
+    }
+    let mut nats = Nats::new("nc", 1);
+    nats.start_all();
+    nats.wait_ready(Duration::from_secs(30));
+    let work = TempDir::new();
+    let fixtures = env::fixtures().join("captures/ndpi");
+    let url = nats.urls()[0].clone();
+    let replay = |nats: &Nats, gateway: &str, capture: &str| {
+        let cfg = config(
+            &work,
+            gateway,
+            &work.join(&format!("{gateway}-{capture}.json")),
+            &format!("url = \"{url}\"\ndrain_timeout = \"30s\""),
+        );
+        let o = nats
+            .ns
+            .cmd(env::kettlewatch().to_str().unwrap())
+            .args(["replay", "--config"])
+            .arg(&cfg)
+            .arg("--state-dir")
+            .arg(work.join(&format!("state-{gateway}")))
+            .arg(fixtures.join(capture))
+            .output()
+            .expect("run kettlewatch replay");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    replay(&nats, "gw-a", "tplink_shp.pcap");
+    replay(&nats, "gw-b", "xiaomi.pcap");
+
+    let mut console = nats
+        .ns
+        .cmd(env::kettlewatch().to_str().unwrap())
+        .args(["console", "--listen", "127.0.0.1:0", "--nats", &url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the fleet console");
+    let stderr = console.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let console = Kill(console);
+    let mut said = Vec::new();
+    let addr = loop {
+        let line = rx
+            .recv_timeout(env::slow(Duration::from_secs(30)))
+            .unwrap_or_else(|_| panic!("the console said where it listens: {said:?}"));
+        if let Some(a) = line.strip_prefix("console at http://") {
+            break a.trim_end_matches('/').to_string();
+        }
+        said.push(line);
+    };
+    let http = |method: &'static str, path: String| {
+        let addr = addr.clone();
+        nats.ns.run(move || {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(&addr).unwrap();
+            write!(
+                s,
+                "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
+            let mut answer = String::new();
+            s.read_to_string(&mut answer).unwrap();
+            answer
+        })
+    };
+
+    // Every device in the bucket is a row, with the gateway that reported it.
+    let bucket = nats.bucket("kettlewatch-devices");
+    assert!(
+        bucket.keys().any(|k| k.starts_with("gw-a."))
+            && bucket.keys().any(|k| k.starts_with("gw-b."))
+    );
+    let page = http("GET", "/".into());
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    for key in bucket.keys() {
+        let (gateway, mac) = key.split_once('.').unwrap();
+        let mac = mac.replace('-', ":");
+        let at = page
+            .find(&format!("data-mac=\"{mac}\""))
+            .unwrap_or_else(|| panic!("no row for {key}: {page}"));
+        let row = &page[at..at + page[at..].find("</tr>").unwrap()];
+        assert!(
+            row.contains(&format!("<td class=\"gateway\">{gateway}</td>")),
+            "{row}"
+        );
+    }
+    assert!(
+        page.contains(&format!("{} devices", bucket.len())),
+        "{page}"
+    );
+
+    // The alerts both gateways published, each once.
+    let messages = nats.messages("KETTLEWATCH");
+    let published = |gw: &str| {
+        published_by(&messages, gw)
+            .iter()
+            .filter(|l| l.contains("\"event_type\":\"alert\""))
+            .count()
+    };
+    let (a, b) = (published("gw-a"), published("gw-b"));
+    assert!(a > 0 && b > 0, "both gateways raised alerts: {a} {b}");
+    let alerts = http("GET", "/alerts".into());
+    assert_eq!(
+        alerts.matches("<tr data-rule=").count(),
+        a + b,
+        "{said:?} {alerts}"
+    );
+
+    // A device's page says where it is and offers nothing to act with.
+    let (key, _) = bucket.iter().next().unwrap();
+    let (gateway, mac) = key.split_once('.').unwrap();
+    let mac = mac.replace('-', ":");
+    let device = http("GET", format!("/device/{mac}"));
+    assert!(
+        device.contains(&format!("id=\"gateway\">{gateway}</dd>"))
+            && device.contains("read-only fleet view")
+            && !device.contains("<form"),
+        "{device}"
+    );
+    let posted = http("POST", format!("/device/{mac}/set"));
+    assert!(posted.starts_with("HTTP/1.1 403"), "{posted}");
+
+    // A third gateway publishes: its devices appear without a restart.
+    replay(&nats, "gw-c", "tuya_lp.pcap");
+    let end = Instant::now() + env::slow(Duration::from_secs(20));
+    let wanted = nats.bucket("kettlewatch-devices").len();
+    loop {
+        let page = http("GET", "/".into());
+        if page.contains(&format!("{wanted} devices"))
+            && page.contains("<td class=\"gateway\">gw-c</td>")
+        {
+            break;
+        }
+        assert!(Instant::now() < end, "gw-c's devices never came: {page}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    // Stopped, it leaves nothing behind: its copy of the fleet was private to it.
+    let mut console = console;
+    let pid = console.0.id();
+    let copy = std::env::temp_dir().join(format!("kettlewatch-fleet-{pid}"));
+    assert!(copy.is_dir(), "{}", copy.display());
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let status = console.0.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(!copy.exists(), "{} is left", copy.display());
 }

@@ -50,6 +50,8 @@ pub(crate) struct Site {
     /// What every form of this console's pages carries: a page of another site cannot
     /// read it, so cannot post a form that has it.
     pub token: String,
+    /// A fleet view: no forms, no actions (they belong on each gateway).
+    pub read_only: bool,
 }
 
 /// A token no one can guess from outside this process (the standard library's hasher
@@ -74,12 +76,14 @@ pub struct Console {
 
 impl Console {
     /// Binds `addr` and serves the pages over `state_dir` on the current tokio runtime
-    /// until it ends; with `token`, to requests that carry it (required off loopback).
+    /// until it ends; with `token`, to requests that carry it (required off loopback);
+    /// `read_only`, without the forms that act.
     pub fn start(
         addr: SocketAddr,
         state_dir: PathBuf,
         host: &str,
         token: Option<String>,
+        read_only: bool,
     ) -> Result<Self, ConsoleError> {
         let gate = Arc::new(access::gate(addr, token)?);
         let bind = |source| ConsoleError::Bind { addr, source };
@@ -91,6 +95,7 @@ impl Console {
             state_dir,
             host: host.to_string(),
             token: form_token(),
+            read_only,
         });
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, router(site, gate)).await {
@@ -155,6 +160,12 @@ async fn act(
     headers: HeaderMap,
     Form(form): Form<actions::Form>,
 ) -> Response {
+    if site.read_only {
+        return refused(
+            StatusCode::FORBIDDEN,
+            "this is a read-only fleet view: act on the gateway's own console or command line",
+        );
+    }
     let get = |h: header::HeaderName| headers.get(h).and_then(|v| v.to_str().ok());
     if !actions::same_origin(get(header::ORIGIN), get(header::REFERER), get(header::HOST))
         || form.token != site.token

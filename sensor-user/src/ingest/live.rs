@@ -158,6 +158,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
             args.state_dir.clone(),
             &args.config.sensor.name,
             token,
+            false,
         )?;
     }
     let mut tick = tokio::time::interval(*args.config.sensor.poll_interval.get_ref());

@@ -63,6 +63,14 @@ pub fn realtime_ns() -> u64 {
     clock_ns(libc::CLOCK_REALTIME)
 }
 
+/// Epoch ns of an EVE timestamp (`2026-11-24T14:02:11.532118+0000`), if it is one.
+pub fn parse_eve_timestamp(s: &str) -> Option<u64> {
+    chrono::DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z")
+        .ok()?
+        .timestamp_nanos_opt()
+        .and_then(|n| u64::try_from(n).ok())
+}
+
 /// EVE's timestamp form: `2026-11-24T14:02:11.532118+0000`.
 pub fn eve_timestamp(epoch_ns: u64) -> String {
     use chrono::{Datelike as _, Timelike as _};
@@ -122,6 +130,16 @@ mod tests {
             eve_timestamp(1_795_960_931_532_118_999),
             "2026-11-29T14:02:11.532118+0000"
         );
+    }
+
+    #[test]
+    fn an_eve_timestamp_reads_back_to_its_microsecond() {
+        let ns = 1_795_960_931_532_118_999;
+        assert_eq!(
+            parse_eve_timestamp(&eve_timestamp(ns)),
+            Some(ns / 1000 * 1000)
+        );
+        assert_eq!(parse_eve_timestamp("2026-11-29 14:02:11"), None);
     }
 
     #[test]

@@ -85,6 +85,10 @@ pub struct StoredDevice {
     /// Known vulnerabilities of its software or model, when feeds are configured.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vulnerabilities: Vec<crate::model::device::Vulnerability>,
+    /// The gateway that reported it, in a fleet view (`kettlewatch console --nats`);
+    /// a gateway's own store leaves it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
 }
 
 /// A tie of a randomised MAC to an earlier identity, as stored.
@@ -150,6 +154,7 @@ impl StoredDevice {
             product: a.and_then(|a| a.product.clone()),
             identity: None,
             vulnerabilities: a.map(|a| a.vulnerabilities.clone()).unwrap_or_default(),
+            gateway: None,
         }
     }
 }
@@ -403,17 +408,30 @@ impl Store {
         Ok(out)
     }
 
+    /// Replaces every device with `devices`, in one transaction (a fleet view's copy of
+    /// the bucket: a device gone from it goes from here).
+    pub fn replace_devices(&mut self, devices: &[StoredDevice]) -> Result<(), StateError> {
+        self.write_devices(devices, true)
+    }
+
     /// Writes devices in one transaction.
     pub fn save(&mut self, devices: &[StoredDevice]) -> Result<(), StateError> {
         if devices.is_empty() {
             return Ok(());
         }
+        self.write_devices(devices, false)
+    }
+
+    fn write_devices(&mut self, devices: &[StoredDevice], replace: bool) -> Result<(), StateError> {
         let path = self.path.display().to_string();
         let sql = |source| StateError::Sqlite {
             path: path.clone(),
             source,
         };
         let tx = self.conn.transaction().map_err(sql)?;
+        if replace {
+            tx.execute("DELETE FROM devices", []).map_err(sql)?;
+        }
         {
             let mut st = tx
                 .prepare_cached(
@@ -591,6 +609,7 @@ mod tests {
             product: None,
             identity: None,
             vulnerabilities: Vec::new(),
+            gateway: None,
         }
     }
 

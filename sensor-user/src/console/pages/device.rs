@@ -72,11 +72,11 @@ pub fn render(site: &super::super::Site, store: &Store, mac: &str) -> Result<Pag
                     tbody { @for (rule, first) in &learned { tr {
                         td { code { (rule) } }
                         td { (when(*first)) }
-                        td { form.inline method="post" action=(format!("/device/{mac}/reject")) {
+                        td { @if !site.read_only { form.inline method="post" action=(format!("/device/{mac}/reject")) {
                             input type="hidden" name="token" value=(site.token);
                             input type="hidden" name="entry" value=(rule);
                             button type="submit" { "Reject" }
-                        } }
+                        } } }
                     } } } }
             }
         }
@@ -100,7 +100,13 @@ pub fn render(site: &super::super::Site, store: &Store, mac: &str) -> Result<Pag
                 } } } }
             }
         }
-        section #operator {
+        @if site.read_only {
+            section #operator {
+                h2 { "Correct the sensor" }
+                p.muted { "This is a read-only fleet view. Act on the gateway's own console or command line ("
+                    code { "kettlewatch device set|state" } ", " code { "mute" } ", " code { "baseline accept|reject" } ")." }
+            }
+        } @else { section #operator {
             h2 { "Correct the sensor" }
             p.muted { "A running sensor takes these in within seconds. The command line does the same: "
                 code { "kettlewatch device set|state" } ", " code { "mute" } ", " code { "baseline accept|reject" } "." }
@@ -126,7 +132,7 @@ pub fn render(site: &super::super::Site, store: &Store, mac: &str) -> Result<Pag
                 table { thead { tr { th { "When" } th { "Who" } th { "Action" } th { "Detail" } } }
                     tbody { @for e in &audit { tr { td { (when(e.at_ns)) } td { (e.by) } td { (e.action) } td { (e.detail) } } } } }
             }
-        }
+        } }
         section #alerts {
             h2 { "Alerts" }
             @if alerts.is_empty() { p { "No alert in the history." } }
@@ -229,6 +235,7 @@ fn identity(
     html! {
         section #identity {
             dl {
+                @if let Some(g) = &d.gateway { dt { "Gateway" } dd #gateway { (g) } }
                 dt { "MAC" } dd { code { (d.mac) } }
                 @if let Some(id) = &d.identity { dt { "Same device as" } dd { a href=(super::device_href(&id.tied_to)) { (id.tied_to) } " (by " (id.by) ")" } }
                 dt { "Addresses" } dd { (d.addresses.join(", ")) }

@@ -94,6 +94,7 @@ fn matches(r: &Row, q: &str) -> bool {
         r.d.vendor.as_deref(),
         Some(r.d.category.as_str()),
         r.state.as_deref(),
+        r.d.gateway.as_deref(),
         p.and_then(|p| p.brand.as_deref()),
         p.and_then(|p| p.model.as_deref()),
     ]
@@ -146,6 +147,8 @@ pub fn render(site: &super::super::Site, store: &Store, p: &Params) -> Result<Pa
         )
     };
     let categories: std::collections::BTreeSet<&str> = crate::model::vocab::CATEGORIES.into();
+    // A fleet view names each device's gateway.
+    let fleet = site.read_only;
     let body = html! {
         form.filter method="get" action="/" {
             input type="search" name="q" placeholder="name, MAC, address, vendor, brand" value=(p.q.clone().unwrap_or_default());
@@ -161,6 +164,7 @@ pub fn render(site: &super::super::Site, store: &Store, p: &Params) -> Result<Pa
         p.muted { (rows.len()) " devices" }
         table #devices {
             thead { tr {
+                @if fleet { th { "Gateway" } }
                 th { a href=(link("name")) { "Name" } }
                 th { a href=(link("mac")) { "MAC" } }
                 th { "Addresses" }
@@ -176,7 +180,7 @@ pub fn render(site: &super::super::Site, store: &Store, p: &Params) -> Result<Pa
             } }
             tbody {
                 @for r in &rows {
-                    (row(r, now))
+                    (row(r, now, fleet))
                 }
             }
         }
@@ -184,7 +188,7 @@ pub fn render(site: &super::super::Site, store: &Store, p: &Params) -> Result<Pa
     Ok(Page::Found(shell::page(&site.host, "Devices", body)))
 }
 
-fn row(r: &Row, now: u64) -> Markup {
+fn row(r: &Row, now: u64, fleet: bool) -> Markup {
     let d = &r.d;
     let product = d
         .product
@@ -202,6 +206,7 @@ fn row(r: &Row, now: u64) -> Markup {
     addresses.truncate(3);
     html! {
         tr data-mac=(d.mac) {
+            @if fleet { td.gateway { (d.gateway.clone().unwrap_or_default()) } }
             td { a href=(device_href(&d.mac)) { @if r.name.is_empty() { span.muted { "(no name)" } } @else { (r.name) } } }
             td { code { (d.mac) } }
             td { (addresses.join(", ")) @if more > 0 { span.muted { " +" (more) } } }

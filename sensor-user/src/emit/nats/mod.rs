@@ -3,7 +3,8 @@
 //! (`<host>.<mac-with-dashes>`), so a company sees all its gateways in one place. Lines
 //! pass through a bounded queue and a spool in the state directory, so a broker that is
 //! down, slow or electing a leader never stalls the sensor and loses nothing that fits.
-//! `devices` reads the bucket back for `kettlewatch devices --nats`.
+//! `fleet` reads the bucket and the alerts back for `kettlewatch devices --nats` and
+//! `kettlewatch console --nats`.
 
 use std::{
     path::{Path, PathBuf},
@@ -19,7 +20,7 @@ use tokio::sync::mpsc::{self, Sender, error::TrySendError};
 
 use crate::config::NatsConfig;
 
-pub mod devices;
+pub mod fleet;
 mod publish;
 pub mod spool;
 
