@@ -159,6 +159,22 @@ fn a_category_set_and_a_rule_muted_from_the_command_line_reach_the_running_senso
             .any(|a| a["dest_ip"] == "203.0.113.20" && a["iot"]["rule"]["muted"] == true),
         "{kept:#?}"
     );
+    // The device's record names the policy that applies and what it allows (the
+    // console's device page lists them).
+    let devices = String::from_utf8(kw(&state, &["devices", "--json"]).stdout).unwrap();
+    let rec: Value = devices
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|d| d["mac"] == me)
+        .unwrap_or_else(|| panic!("{devices}"));
+    assert_eq!(
+        rec["declared_rules"],
+        serde_json::json!(["203.0.113.10:4242/udp"])
+    );
+    assert!(
+        rec["policies"].as_array().unwrap().contains(&"cams".into()),
+        "{rec}"
+    );
     let audit = String::from_utf8(kw(&state, &["audit"]).stdout).unwrap();
     let rows: Vec<&str> = audit.lines().filter(|l| l.contains("alice")).collect();
     assert_eq!(rows.len(), 2, "{audit}");

@@ -340,6 +340,10 @@ impl Sensor {
                     tied_to: t.identity.to_string(),
                     by: t.by.as_str().into(),
                 });
+                if let Some(r) = self.baseline.engine().rules(&d.mac) {
+                    row.policies = r.policies.clone();
+                    row.declared_rules = r.declared.clone();
+                }
                 rows.push(row);
             }
         }

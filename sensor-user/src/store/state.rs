@@ -89,6 +89,12 @@ pub struct StoredDevice {
     /// a gateway's own store leaves it out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
+    /// The policies that apply to it (`[[policy]]` names, `mud:<url>`, `learned`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<String>,
+    /// The destinations its declared and MUD policies allow, as written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub declared_rules: Vec<String>,
 }
 
 /// A tie of a randomised MAC to an earlier identity, as stored.
@@ -155,6 +161,8 @@ impl StoredDevice {
             identity: None,
             vulnerabilities: a.map(|a| a.vulnerabilities.clone()).unwrap_or_default(),
             gateway: None,
+            policies: Vec::new(),
+            declared_rules: Vec::new(),
         }
     }
 }
@@ -610,6 +618,10 @@ mod tests {
             identity: None,
             vulnerabilities: Vec::new(),
             gateway: None,
+            policies: Vec::new(),
+            declared_rules: Vec::new(),
+            policies: Vec::new(),
+            declared_rules: Vec::new(),
         }
     }
 

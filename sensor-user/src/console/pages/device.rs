@@ -63,10 +63,16 @@ pub fn render(site: &super::super::Site, store: &Store, mac: &str) -> Result<Pag
         (evidence(&d))
         (software(&d))
         section #destinations {
+            @if !d.declared_rules.is_empty() {
+                h2 { "Destinations its policies allow" }
+                p.muted { "From " (d.policies.iter().filter(|p| *p != "learned").cloned().collect::<Vec<_>>().join(", ")) " in the configuration." }
+                table #declared { thead { tr { th { "Destination" } } }
+                    tbody { @for r in &d.declared_rules { tr { td { code { (r) } } } } } }
+            }
             h2 { "Destinations it learned" }
             p.muted { (phase_text(window, now)) }
             @if learned.is_empty() {
-                p { "None learned (declared policies are in the configuration)." }
+                p { "None learned." }
             } @else {
                 table { thead { tr { th { "Destination" } th { "First used" } th {} } }
                     tbody { @for (rule, first) in &learned { tr {

@@ -128,6 +128,9 @@ pub struct DeviceRules {
     pub rules: Vec<String>,
     /// The policies they came from: `[[policy]]` names, `mud:<url>`, `learned`.
     pub policies: Vec<String>,
+    /// The rules of its declared and MUD policies, as written (the learned ones are in
+    /// the baseline).
+    pub declared: Vec<String>,
 }
 
 impl DeviceRules {
@@ -356,6 +359,11 @@ impl PolicyEngine {
             entries.insert(*net, e);
         }
         let rules = all.iter().map(|(_, r)| r.to_string()).collect();
+        let declared = all
+            .iter()
+            .filter(|(s, _)| *s != PolicySource::Learned)
+            .map(|(_, r)| r.to_string())
+            .collect();
         let out = DeviceRules {
             group,
             mode,
@@ -363,6 +371,7 @@ impl PolicyEngine {
             source,
             rules,
             policies,
+            declared,
         };
         self.compiled.insert(d.mac, out);
         &self.compiled[&d.mac]
