@@ -110,10 +110,11 @@ pub fn save_learned(
         .map(|(m, r)| (m.to_string(), r))
         .collect();
     store.save_learned(&rows, &renamed, &forgotten, now_epoch_ns)?;
-    if let Some(windows) = changes.windows {
-        let rows: Vec<(String, u64)> = windows
+    if !changes.windows.is_empty() {
+        let rows: Vec<(String, Option<u64>)> = changes
+            .windows
             .into_iter()
-            .map(|(m, until)| (m.to_string(), time.to_epoch_ns(until)))
+            .map(|(m, until)| (m.to_string(), until.map(|u| time.to_epoch_ns(u))))
             .collect();
         store.save_windows(&rows)?;
     }

@@ -114,7 +114,7 @@ pub struct LearnedChanges {
     /// Entries taken back (device, rule as written).
     pub forgotten: Vec<(MacAddr, String)>,
     /// Every device's learning window end (kernel time), when one changed.
-    pub windows: Option<Vec<(MacAddr, u64)>>,
+    pub windows: Vec<(MacAddr, Option<u64>)>,
 }
 
 /// Where an earlier run left learning: when it began (epoch) and what it learned

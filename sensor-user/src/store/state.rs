@@ -510,21 +510,31 @@ impl Store {
         tx.commit().map_err(sql)
     }
 
-    /// Replaces every device's learning window (mac, end in epoch ns), in one transaction.
-    pub fn save_windows(&mut self, rows: &[(String, u64)]) -> Result<(), StateError> {
+    /// Sets devices' learning windows (mac, end in epoch ns; `None`: it has none any
+    /// more), in one transaction.
+    pub fn save_windows(&mut self, rows: &[(String, Option<u64>)]) -> Result<(), StateError> {
         let path = self.path.display().to_string();
         let sql = |source| StateError::Sqlite {
             path: path.clone(),
             source,
         };
         let tx = self.conn.transaction().map_err(sql)?;
-        tx.execute("DELETE FROM learning", []).map_err(sql)?;
         {
-            let mut st = tx
-                .prepare_cached("INSERT INTO learning (mac, until_ns) VALUES (?1, ?2)")
+            let mut set = tx
+                .prepare_cached(
+                    "INSERT INTO learning (mac, until_ns) VALUES (?1, ?2)
+                     ON CONFLICT(mac) DO UPDATE SET until_ns = excluded.until_ns",
+                )
+                .map_err(sql)?;
+            let mut drop = tx
+                .prepare_cached("DELETE FROM learning WHERE mac = ?1")
                 .map_err(sql)?;
             for (mac, until) in rows {
-                st.execute(params![mac, *until as i64]).map_err(sql)?;
+                match until {
+                    Some(u) => set.execute(params![mac, *u as i64]),
+                    None => drop.execute(params![mac]),
+                }
+                .map_err(sql)?;
             }
         }
         tx.commit().map_err(sql)
@@ -620,8 +630,6 @@ mod tests {
             gateway: None,
             policies: Vec::new(),
             declared_rules: Vec::new(),
-            policies: Vec::new(),
-            declared_rules: Vec::new(),
         }
     }
 
@@ -696,8 +704,12 @@ mod tests {
             200,
         )
         .unwrap();
-        s.save_windows(&[(m.clone(), 5_000)]).unwrap();
-        s.save_windows(&[(m.clone(), 9_000)]).unwrap();
+        s.save_windows(&[(m.clone(), Some(5_000))]).unwrap();
+        s.save_windows(&[(m.clone(), Some(9_000))]).unwrap();
+        // A window that ends early (its device left learn mode) goes.
+        let other = "02:00:00:00:00:99".to_string();
+        s.save_windows(&[(other.clone(), Some(1))]).unwrap();
+        s.save_windows(&[(other, None)]).unwrap();
         drop(s);
         let r = Store::open_readonly(&d).unwrap();
         assert_eq!(

@@ -53,6 +53,9 @@ const THRESHOLD: f64 = 0.8;
 /// Destinations followed at once; past this, those quiet for [`STALE_NS`] are dropped,
 /// and new ones wait if none is.
 const MAX_FLOWS: usize = 4096;
+
+/// At most one sweep of a full table per this much kernel time.
+const SWEEP_NS: u64 = 1_000_000_000;
 /// A followed destination quiet this long can make room (a day).
 const STALE_NS: u64 = 86_400_000_000_000;
 
@@ -192,6 +195,8 @@ struct Followed {
 pub struct Beacon {
     flows: HashMap<FlowKey, Followed>,
     said: HashSet<FlowKey>,
+    /// When a full table was last swept of stale flows (kernel ns).
+    swept_ns: u64,
 }
 
 /// The detector (its thresholds are the constants above).
@@ -215,7 +220,10 @@ impl Detector for Beacon {
         if !followed || self.said.contains(&k) {
             return Vec::new();
         }
-        if self.flows.len() >= MAX_FLOWS {
+        // A full table is swept at most once a second: a flood of new flows must not
+        // pay a sweep each.
+        if self.flows.len() >= MAX_FLOWS && f.now.saturating_sub(self.swept_ns) >= SWEEP_NS {
+            self.swept_ns = f.now;
             self.flows
                 .retain(|_, x| f.now.saturating_sub(x.last_active) < STALE_NS);
         }

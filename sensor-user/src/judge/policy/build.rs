@@ -171,7 +171,7 @@ impl PolicyEngine {
             learn_for_ns: config.baseline.learn_for.get_ref().as_nanos() as u64,
             learn_from_ns: learn_started_ns.unwrap_or(now_ns as i64),
             learn_until: BTreeMap::new(),
-            windows_changed: false,
+            windows_changed: std::collections::BTreeSet::new(),
             now_ns,
             registered_domains: config.baseline.registered_domains,
             learned: Learned::default(),

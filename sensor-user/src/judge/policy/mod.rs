@@ -180,7 +180,7 @@ pub struct PolicyEngine {
     /// Devices in learn mode and their windows.
     learn_until: BTreeMap<MacAddr, Window>,
     /// `learn_until` changed since the store last took it.
-    windows_changed: bool,
+    windows_changed: BTreeSet<MacAddr>,
     /// The latest kernel time the engine was told.
     now_ns: u64,
     /// `[baseline] registered_domains`: a name rule allows every name of its registered
@@ -390,7 +390,7 @@ impl PolicyEngine {
             learn_for_ns: 0,
             learn_from_ns: 0,
             learn_until: BTreeMap::new(),
-            windows_changed: false,
+            windows_changed: BTreeSet::new(),
             now_ns: 0,
             registered_domains: false,
             learned: Learned::default(),

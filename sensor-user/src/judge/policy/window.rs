@@ -38,15 +38,14 @@ impl PolicyEngine {
             .collect()
     }
 
-    /// Every device's learning window (device, end in kernel ns), when one changed since
-    /// the last call.
-    pub fn take_windows(&mut self) -> Option<Vec<(MacAddr, u64)>> {
-        std::mem::take(&mut self.windows_changed).then(|| {
-            self.learn_until
-                .iter()
-                .map(|(m, w)| (*m, w.until))
-                .collect()
-        })
+    /// The learning windows that changed since the last call: (device, its end in kernel
+    /// ns, or `None` when it has none any more). Only those: under a MAC flood, every
+    /// window at every batch was quadratic work.
+    pub fn take_windows(&mut self) -> Vec<(MacAddr, Option<u64>)> {
+        std::mem::take(&mut self.windows_changed)
+            .into_iter()
+            .map(|m| (m, self.learn_until.get(&m).map(|w| w.until)))
+            .collect()
     }
 
     /// A device's phase now (its mode as last compiled, and whether its window is over).
@@ -89,7 +88,9 @@ impl PolicyEngine {
         learn_for_ns: Option<u64>,
     ) -> Mode {
         if mode != Mode::Learn {
-            self.windows_changed |= self.learn_until.remove(&d.mac).is_some();
+            if self.learn_until.remove(&d.mac).is_some() {
+                self.windows_changed.insert(d.mac);
+            }
             return mode;
         }
         let window = learn_for_ns.unwrap_or(self.learn_for_ns);
@@ -111,7 +112,7 @@ impl PolicyEngine {
                         reported: false,
                     },
                 );
-                self.windows_changed = true;
+                self.windows_changed.insert(d.mac);
             }
             Some(w) if w.until != until => {
                 // Another window (a policy's learn_for): its end is reported again.
@@ -120,7 +121,7 @@ impl PolicyEngine {
                     until,
                     reported: until <= self.now_ns && w.reported,
                 };
-                self.windows_changed = true;
+                self.windows_changed.insert(d.mac);
             }
             Some(_) => {}
         }
