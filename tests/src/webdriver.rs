@@ -19,28 +19,53 @@ pub struct Browser {
     driver: Child,
     port: u16,
     session: String,
+    /// The network namespace the browser runs in, if not this process's.
+    netns: Option<String>,
 }
 
 impl Browser {
     /// Starts chromedriver on a free loopback port and a headless session with a profile
     /// in `profile`, background networking off.
     pub fn start(profile: &std::path::Path) -> Self {
+        Self::start_in(profile, None)
+    }
+
+    /// [`Browser::start`] inside the network namespace `netns` (a lab's gateway, where a
+    /// running sensor's console listens on loopback).
+    pub fn start_in(profile: &std::path::Path, netns: Option<&crate::netns::Netns>) -> Self {
+        let netns = netns.map(|n| n.name.clone());
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let driver = Command::new("chromedriver")
+        let mut cmd = match &netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "chromedriver"]);
+                c
+            }
+            None => Command::new("chromedriver"),
+        };
+        let driver = cmd
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver runs");
-        crate::browser::wait_listening(&format!("127.0.0.1:{port}"), Duration::from_secs(20));
         let mut b = Self {
             driver,
             port,
             session: String::new(),
+            netns,
         };
+        let end = std::time::Instant::now() + crate::env::slow(Duration::from_secs(20));
+        while b.connect().is_err() {
+            assert!(
+                std::time::Instant::now() < end,
+                "chromedriver never listened"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let caps = json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
             "binary": "/usr/bin/chromium",
             "args": [
@@ -61,7 +86,7 @@ impl Browser {
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("chromedriver listens");
+        let mut s = self.connect().expect("chromedriver listens");
         s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
         write!(
             s,
@@ -101,6 +126,16 @@ impl Browser {
             v["value"]
         );
         v["value"].clone()
+    }
+
+    /// A connection to chromedriver, made in its namespace (a socket stays in the
+    /// namespace it was made in).
+    fn connect(&self) -> std::io::Result<TcpStream> {
+        let port = self.port;
+        match &self.netns {
+            Some(ns) => crate::netns::run_in(ns, move || TcpStream::connect(("127.0.0.1", port))),
+            None => TcpStream::connect(("127.0.0.1", port)),
+        }
     }
 
     fn at(&self, rest: &str) -> String {

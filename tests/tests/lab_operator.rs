@@ -370,3 +370,89 @@ fn a_device_put_under_investigation_is_enforced_and_taken_out_learns_again() {
         "{audit}"
     );
 }
+
+/// The console a running sensor serves (`[console] listen`), in a real browser, in the
+/// lab's gateway namespace where it listens: the devices page lists the lab's device;
+/// its page's forms set its category, and the sensor's next device event says
+/// `category_source: "operator"`; they mute a rule for one destination, and the next
+/// alert to it is marked muted and counted while another destination's is not.
+#[test]
+fn the_running_sensors_console_corrects_it_from_a_browser() {
+    if !env::have_root()
+        || !env::have_tool("ip")
+        || !env::have_tool("chromium")
+        || !env::have_tool("chromedriver")
+    {
+        return;
+    }
+    let (lab, me, state_dir, state) = lab_with_state();
+    let config = format!(
+        "{FAST_CONFIG}[console]\nlisten = \"127.0.0.1:9561\"\n\n[baseline]\nmode = \"monitor\"\n\n[[policy]]\nname = \"cams\"\ndevices = [\"{me}\"]\nallow = [\"203.0.113.10:4242/udp\"]\n"
+    );
+    let (_dir, mut sensor) = lab.watch(&config, &["--state-dir", state.to_str().unwrap()]);
+    lab.udp(0, 0, "203.0.113.10:4242", b"hello");
+    assert!(
+        sensor
+            .wait_for_line(
+                |l| l.contains("\"event_type\":\"device\"") && l.contains(&me),
+                env::slow(Duration::from_secs(10))
+            )
+            .is_some(),
+        "the device is seen"
+    );
+    let b =
+        kettlewatch_tests::webdriver::Browser::start_in(&state_dir.join("chromium"), Some(&lab.gw));
+    b.open("http://127.0.0.1:9561/");
+    b.wait_for(
+        |src| src.contains(&format!("data-mac=\"{me}\"")),
+        Duration::from_secs(10),
+    );
+    b.click(&format!("tr[data-mac=\"{me}\"] a"));
+    b.wait_for(
+        |src| src.contains("id=\"identity\""),
+        Duration::from_secs(5),
+    );
+    assert_eq!(b.url(), format!("http://127.0.0.1:9561/device/{me}"));
+
+    b.click("#set select[name=category] option[value=printer]");
+    b.type_into("#set input[name=by]", "dana");
+    b.click("#set button");
+    let line = sensor
+        .wait_for_line(
+            |l| {
+                l.contains("\"event_type\":\"device\"")
+                    && l.contains("\"category_source\":\"operator\"")
+            },
+            env::slow(Duration::from_secs(10)),
+        )
+        .expect("the next device event carries the operator's category");
+    let d: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(d["iot"]["device"]["category"], "printer");
+    assert_eq!(d["iot"]["device"]["set_by"], "dana");
+
+    b.click("#mute select[name=rule] option[value=unexpected_destination]");
+    b.type_into("#mute input[name=dest]", "203.0.113.20");
+    b.type_into("#mute input[name=by]", "dana");
+    b.click("#mute button");
+    b.wait_for(|src| src.contains("Muted rules"), Duration::from_secs(5));
+    sensor.wait_for_log("operator actions (generation 2)", Duration::from_secs(10));
+    lab.udp(0, 0, "203.0.113.20:4242", b"hello"); // unexpected, muted
+    lab.udp(0, 0, "203.0.113.30:4242", b"hello"); // unexpected, not muted
+    std::thread::sleep(Duration::from_millis(1500));
+    drop(b);
+    let out = sensor.stop();
+    assert!(out.status.success(), "{}", out.stderr);
+    let evs = events::parse(&out.stdout);
+    let unexpected = events::alerts(&evs, "unexpected_destination");
+    let muted = |ip: &str| {
+        unexpected
+            .iter()
+            .find(|a| a["dest_ip"] == ip)
+            .unwrap_or_else(|| panic!("no alert for {ip}: {unexpected:#?}"))["iot"]["rule"]
+            .get("muted")
+            .cloned()
+    };
+    assert_eq!(muted("203.0.113.20"), Some(Value::Bool(true)));
+    assert_eq!(muted("203.0.113.30"), None);
+    assert_eq!(events::last_stats(&evs)["sensor"]["alerts_muted"], 1);
+}
