@@ -73,13 +73,18 @@ fn filled_state(dir: &TempDir) -> std::path::PathBuf {
     .unwrap();
     let state = dir.join("state");
     let cap = env::fixtures().join("captures/attacks-dev/arkime/irc.pcap");
+    replay_into(&cap, &["--config", cfg.to_str().unwrap()], &state);
+    state
+}
+
+/// `kettlewatch replay` of `cap` with `args` into the state directory `state`.
+fn replay_into(cap: &std::path::Path, args: &[&str], state: &std::path::Path) {
     let out = Command::new(env::kettlewatch())
         .arg("replay")
-        .arg("--config")
-        .arg(&cfg)
+        .args(args)
         .arg("--state-dir")
-        .arg(&state)
-        .arg(&cap)
+        .arg(state)
+        .arg(cap)
         .output()
         .unwrap();
     assert!(
@@ -87,7 +92,6 @@ fn filled_state(dir: &TempDir) -> std::path::PathBuf {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    state
 }
 
 #[test]
@@ -416,18 +420,7 @@ fn a_device_that_names_itself_with_markup_is_shown_as_text_and_runs_nothing() {
         }
     }
     let state = dir.join("state");
-    let out = Command::new(env::kettlewatch())
-        .arg("replay")
-        .arg("--state-dir")
-        .arg(&state)
-        .arg(&cap)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    replay_into(&cap, &[], &state);
     let (_console, base) = console(&state, "kettlewatch");
     let b = kettlewatch_tests::webdriver::Browser::start(&dir.join("chromium"));
     for page in [format!("{base}/"), format!("{base}/device/{dev}")] {

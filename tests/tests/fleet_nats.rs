@@ -463,7 +463,7 @@ fn a_fleet_console_shows_every_gateways_devices_and_alerts_read_only() {
     if !prerequisites() {
         return;
     }
-    let mut nats = Nats::new("nc", 1);
+    let mut nats = Nats::new("nf", 1);
     nats.start_all();
     nats.wait_ready(Duration::from_secs(30));
     let work = TempDir::new();

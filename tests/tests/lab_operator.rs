@@ -33,26 +33,39 @@ fn lab_with_state() -> (Lab, String, TempDir, std::path::PathBuf) {
     (lab, me, dir, state)
 }
 
+/// The sensor in monitor mode over `state`, with `extra` configuration, the lab's device
+/// under a policy that allows one destination (203.0.113.10:4242/udp), which it has
+/// reached and been reported for.
+fn watched_under_policy(
+    lab: &Lab,
+    me: &str,
+    state: &Path,
+    extra: &str,
+) -> (TempDir, kettlewatch_tests::proc::Sensor) {
+    let config = format!(
+        "{FAST_CONFIG}{extra}[baseline]\nmode = \"monitor\"\n\n[[policy]]\nname = \"cams\"\ndevices = [\"{me}\"]\nallow = [\"203.0.113.10:4242/udp\"]\n"
+    );
+    let (dir, sensor) = lab.watch(&config, &["--state-dir", state.to_str().unwrap()]);
+    lab.udp(0, 0, "203.0.113.10:4242", b"hello");
+    assert!(
+        sensor
+            .wait_for_line(
+                |l| l.contains("\"event_type\":\"device\"") && l.contains(me),
+                env::slow(Duration::from_secs(10))
+            )
+            .is_some(),
+        "the device is seen"
+    );
+    (dir, sensor)
+}
+
 #[test]
 fn a_category_set_and_a_rule_muted_from_the_command_line_reach_the_running_sensor() {
     if !env::have_root() || !env::have_tool("ip") {
         return;
     }
     let (lab, me, _state_dir, state) = lab_with_state();
-    let config = format!(
-        "{FAST_CONFIG}[baseline]\nmode = \"monitor\"\n\n[[policy]]\nname = \"cams\"\ndevices = [\"{me}\"]\nallow = [\"203.0.113.10:4242/udp\"]\n"
-    );
-    let (_dir, mut sensor) = lab.watch(&config, &["--state-dir", state.to_str().unwrap()]);
-    lab.udp(0, 0, "203.0.113.10:4242", b"hello");
-    assert!(
-        sensor
-            .wait_for_line(
-                |l| l.contains("\"event_type\":\"device\"") && l.contains(&me),
-                Duration::from_secs(10)
-            )
-            .is_some(),
-        "the device is seen"
-    );
+    let (_dir, mut sensor) = watched_under_policy(&lab, &me, &state, "");
 
     // Bad input says what is accepted, and changes nothing.
     let bad = kw(&state, &["device", "set", &me, "--category", "toaster"]);
@@ -386,20 +399,8 @@ fn the_running_sensors_console_corrects_it_from_a_browser() {
         return;
     }
     let (lab, me, state_dir, state) = lab_with_state();
-    let config = format!(
-        "{FAST_CONFIG}[console]\nlisten = \"127.0.0.1:9561\"\n\n[baseline]\nmode = \"monitor\"\n\n[[policy]]\nname = \"cams\"\ndevices = [\"{me}\"]\nallow = [\"203.0.113.10:4242/udp\"]\n"
-    );
-    let (_dir, mut sensor) = lab.watch(&config, &["--state-dir", state.to_str().unwrap()]);
-    lab.udp(0, 0, "203.0.113.10:4242", b"hello");
-    assert!(
-        sensor
-            .wait_for_line(
-                |l| l.contains("\"event_type\":\"device\"") && l.contains(&me),
-                env::slow(Duration::from_secs(10))
-            )
-            .is_some(),
-        "the device is seen"
-    );
+    let console = "[console]\nlisten = \"127.0.0.1:9561\"\n\n";
+    let (_dir, mut sensor) = watched_under_policy(&lab, &me, &state, console);
     let b =
         kettlewatch_tests::webdriver::Browser::start_in(&state_dir.join("chromium"), Some(&lab.gw));
     b.open("http://127.0.0.1:9561/");
