@@ -273,8 +273,10 @@ enum DeviceCommand {
         #[arg(value_parser = parse_mac)]
         mac: MacAddr,
         /// The state, or `none`.
+        // Spelled out so clap does not take it for an optional argument: the value is
+        // required, and `none` is the one that clears.
         #[arg(value_parser = parse_state)]
-        state: String,
+        state: std::option::Option<&'static str>,
         /// Who.
         #[arg(long)]
         by: Option<String>,
@@ -334,15 +336,8 @@ fn fleet_nats(
     Ok(nats)
 }
 
-fn parse_state(s: &str) -> Result<String, String> {
-    use crate::model::vocab::DEVICE_STATES;
-    match s {
-        s if s == "none" || DEVICE_STATES.contains(&s) => Ok(s.to_string()),
-        _ => Err(format!(
-            "{s:?} is not a state; one of {}, or none",
-            DEVICE_STATES.join(", ")
-        )),
-    }
+fn parse_state(s: &str) -> Result<Option<&'static str>, String> {
+    crate::model::vocab::parse_device_state(s)
 }
 
 fn parse_category(s: &str) -> Result<String, String> {
@@ -658,9 +653,8 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     state_dir,
                 } => {
                     let mut store = Store::open(&state_dir)?;
-                    let set = (state != "none").then_some(state.as_str());
-                    store.set_state(&mac.to_string(), set, &who(by), now)?;
-                    println!("{mac}: state {state}");
+                    store.set_state(&mac.to_string(), state, &who(by), now)?;
+                    println!("{mac}: state {}", state.unwrap_or("none"));
                 }
                 DeviceCommand::Clear { mac, by, state_dir } => {
                     let mut store = Store::open(&state_dir)?;

@@ -113,13 +113,9 @@ pub fn act(
         }
         "clear" => store.clear_override(&mac, &by, now_ns)?,
         "state" => {
-            let state = form.state.trim();
-            let set = match state {
-                "none" => None,
-                s if crate::model::vocab::DEVICE_STATES.contains(&s) => Some(s),
-                s => return Err(Refused::Invalid(format!("{s:?} is not a state"))),
-            };
-            store.set_state(&mac, set, &by, now_ns)?;
+            let state = crate::model::vocab::parse_device_state(form.state.trim())
+                .map_err(Refused::Invalid)?;
+            store.set_state(&mac, state, &by, now_ns)?;
         }
         "mute" | "unmute" => {
             let rule = nonempty(&form.rule)

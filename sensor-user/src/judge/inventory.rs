@@ -112,15 +112,9 @@ impl Inventory {
                 d.name = name;
             }
         }
-        let changed = self
-            .effective
-            .keys()
-            .chain(next.keys())
-            .filter(|m| self.effective.get(m) != next.get(m))
-            .copied()
-            .collect::<BTreeSet<_>>();
+        let changed = super::changed_keys(&self.effective, &next);
         self.effective = next;
-        changed.into_iter().collect()
+        changed
     }
 
     /// `new_device` was raised for `mac` in an earlier run: not again.

@@ -18,3 +18,18 @@ pub mod policy;
 pub mod product;
 pub mod rules;
 pub mod vulns;
+
+/// The keys whose values differ between `old` and `new` (added, gone or changed), in
+/// order: what an operator's new settings change.
+pub(crate) fn changed_keys<K: Ord + Copy, V: PartialEq>(
+    old: &std::collections::BTreeMap<K, V>,
+    new: &std::collections::BTreeMap<K, V>,
+) -> Vec<K> {
+    old.keys()
+        .chain(new.keys())
+        .filter(|k| old.get(k) != new.get(k))
+        .copied()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}

@@ -115,6 +115,19 @@ pub struct Declared {
 /// The states an operator may put a device in (`kettlewatch device state`).
 pub const DEVICE_STATES: [&str; 2] = ["authorised", "investigating"];
 
+/// An operator's word for a device's state: one of [`DEVICE_STATES`], or `none` (out of
+/// any state, `None`); anything else is refused with what would be taken.
+pub fn parse_device_state(s: &str) -> Result<Option<&'static str>, String> {
+    match DEVICE_STATES.iter().find(|k| **k == s) {
+        Some(k) => Ok(Some(k)),
+        None if s == "none" => Ok(None),
+        None => Err(format!(
+            "{s:?} is not a state; one of {}, or none",
+            DEVICE_STATES.join(", ")
+        )),
+    }
+}
+
 /// What product a device is, as far as it named itself.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Product {

@@ -147,8 +147,8 @@ pub fn render(site: &super::super::Site, store: &Store, p: &Params) -> Result<Pa
         )
     };
     let categories: std::collections::BTreeSet<&str> = crate::model::vocab::CATEGORIES.into();
-    // A fleet view names each device's gateway.
-    let fleet = site.read_only;
+    // Devices from a fleet's bucket name their gateway.
+    let fleet = rows.iter().any(|r| r.d.gateway.is_some());
     let body = html! {
         form.filter method="get" action="/" {
             input type="search" name="q" placeholder="name, MAC, address, vendor, brand" value=(p.q.clone().unwrap_or_default());

@@ -217,15 +217,9 @@ impl PolicyEngine {
     /// The states operators put devices in, as a whole; returns the devices whose mode
     /// may change (to be compiled again).
     pub fn set_device_states(&mut self, states: BTreeMap<MacAddr, String>) -> Vec<MacAddr> {
-        let changed = self
-            .device_states
-            .keys()
-            .chain(states.keys())
-            .filter(|m| self.device_states.get(m) != states.get(m))
-            .copied()
-            .collect::<BTreeSet<_>>();
+        let changed = crate::judge::changed_keys(&self.device_states, &states);
         self.device_states = states;
-        changed.into_iter().collect()
+        changed
     }
 
     /// The mode an operator's state puts a device in, if its state has one.
