@@ -7,6 +7,7 @@ mod cross;
 mod home_assistant;
 mod package;
 mod toolchain;
+mod under_systemd;
 mod vm;
 
 use std::{path::PathBuf, process::Command};

@@ -133,7 +133,7 @@ pub fn check(deb: &Path) -> Result<()> {
         "xtask: {} installs, its unit verifies, its configuration checks, and it purges clean",
         deb.display()
     );
-    Ok(())
+    crate::under_systemd::check(deb)
 }
 
 fn tempdir() -> Result<PathBuf> {

@@ -35,6 +35,8 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("prometheus", "prometheus"),
     ("nats-server", "nats-server"),
     ("openssl", "openssl"),
+    // `package --check` boots systemd in a container to run the unit under it.
+    ("systemd-nspawn", "systemd-container"),
     // The console test's browser.
     ("chromium", "chromium"),
     ("chromedriver", "chromium-driver"),
@@ -243,7 +245,7 @@ fn install_bpf_linker() -> Result<PathBuf> {
     Ok(bin)
 }
 
-fn on_path(name: &str) -> bool {
+pub fn on_path(name: &str) -> bool {
     if name.starts_with('/') {
         return Path::new(name).is_file();
     }
