@@ -298,7 +298,7 @@ pub fn check(deb: &Path) -> Result<()> {
             .unwrap_or_default()
     };
     let uid = field("Uid:");
-    if uid.is_empty() || uid.iter().any(|u| *u == "0") {
+    if uid.is_empty() || uid.contains(&"0") {
         bail!("the sensor runs with uid {uid:?}: the unit's DynamicUser did not take");
     }
     let cap_eff = field("CapEff:");
