@@ -15,5 +15,6 @@ pub mod nats;
 pub mod netns;
 pub mod proc;
 pub mod prometheus;
+pub mod registrar;
 pub mod webdriver;
 pub mod xdp;

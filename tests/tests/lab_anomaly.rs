@@ -13,6 +13,7 @@ use kettlewatch_tests::{
     events,
     lab::Lab,
     proc::Sensor,
+    registrar::Registrar,
 };
 use serde_json::Value;
 
@@ -451,4 +452,85 @@ fn a_bot_retrying_a_dead_server_is_unanswered_retries_and_a_working_server_is_no
     for rule in ["scan_fanout", "syn_flood_participation"] {
         assert!(events::alerts(&evs, rule).is_empty(), "{rule}");
     }
+}
+
+/// SIP password guessing over UDP, where there are no connections to count: device 0 runs
+/// SIPVicious' `svcrack` (Debian's package) through 300 passwords against a real
+/// registrar (kamailio, digest authentication); device 1 is a phone that registers
+/// with its password five times with `sipsak`. Only device 0 guessed.
+#[test]
+fn sip_password_guessing_over_udp_is_brute_force_and_a_phone_registering_is_not() {
+    if !env::have_root()
+        || !env::have_tool("ip")
+        || !env::have_tool("kamailio")
+        || !env::have_tool("svcrack")
+        || !env::have_tool("sipsak")
+    {
+        return;
+    }
+    let lab = Lab::build(2);
+    let registrar = SocketAddr::from(([203, 0, 113, 10], 5060));
+    let _kamailio = Registrar::start(&lab.inet, registrar, "kettle-7319");
+    let config = format!(
+        "{}[baseline]\nmode = \"monitor\"\n",
+        kettlewatch_tests::lab::FAST_CONFIG
+    );
+    let (_dir, sensor) = lab.watch(&config, &[]);
+    let out = lab.devices[0]
+        .ns
+        .cmd("svcrack")
+        .args(["-u", "1000", "-r", "100-399", "-p", "5060", "203.0.113.10"])
+        .output()
+        .expect("svcrack");
+    assert!(out.status.success(), "svcrack: {out:?}");
+    for _ in 0..5 {
+        let out = lab.devices[1]
+            .ns
+            .cmd("sipsak")
+            .args([
+                "-U",
+                "-C",
+                "empty",
+                "-i",
+                "-vv",
+                "-s",
+                "sip:1001@203.0.113.10",
+            ])
+            .args(["-a", "kettle-7319"])
+            .output()
+            .expect("sipsak");
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && said.contains("registering user 1001@... \tOK"),
+            "the phone did not register: {out:?}"
+        );
+    }
+    let found = sensor.wait_for_line(|l| l.contains("\"brute_force\""), Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(600));
+    let out = sensor.stop();
+    assert!(out.status.success(), "{}", out.stderr);
+    let evs = events::parse(&out.stdout);
+    assert!(found.is_some(), "no brute_force: {:#?}", anomalies(&evs));
+    let a = events::alerts(&evs, "brute_force");
+    assert_eq!(a.len(), 1, "{a:#?}");
+    assert_eq!(a[0]["iot"]["device"]["mac"], lab.devices[0].mac.to_string());
+    let m = &a[0]["alert"]["metadata"];
+    assert_eq!(
+        (
+            &m["direction"][0],
+            &m["peer"][0],
+            &m["port"][0],
+            &m["service"][0]
+        ),
+        (
+            &"outbound".into(),
+            &"203.0.113.10".into(),
+            &"5060".into(),
+            &"sip".into()
+        )
+    );
+    assert!(
+        m["datagrams"][0].as_str().unwrap().parse::<u64>().unwrap() >= 40,
+        "{m}"
+    );
 }

@@ -35,6 +35,10 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("prometheus", "prometheus"),
     ("nats-server", "nats-server"),
     ("openssl", "openssl"),
+    // A SIP registrar, a guessing tool and a phone for the SIP lab test.
+    ("kamailio", "kamailio"),
+    ("svcrack", "sipvicious"),
+    ("sipsak", "sipsak"),
     // `package --check` boots systemd in a container to run the unit under it.
     ("systemd-nspawn", "systemd-container"),
     // The console test's browser.

@@ -70,7 +70,8 @@ impl PayloadFacts {
     }
 
     /// Whether the flow is a login: `Some(true)` for a service one logs in to (SSH,
-    /// telnet, FTP, POP3, IMAP, and HTTP, RTSP or SIP carrying credentials), `Some(false)`
+    /// telnet, FTP, POP3, IMAP, HTTP or RTSP carrying credentials, and SIP's
+    /// registrations and their challenges and refusals), `Some(false)`
     /// for one the bytes show is something else, `None` when they cannot tell (TLS hides
     /// what runs inside).
     pub fn is_login(&self) -> Option<bool> {
@@ -81,7 +82,13 @@ impl PayloadFacts {
             PayloadFacts::HttpResponse(r) => Some(r.auth.is_some()),
             PayloadFacts::Banner(b) => Some(match b.protocol {
                 P::Ssh | P::Telnet | P::Ftp | P::FtpOrSmtp | P::Pop3 | P::Imap => true,
-                P::Rtsp | P::Sip => b.auth.is_some(),
+                P::Rtsp => b.auth.is_some(),
+                // A registration is SIP's login (RFC 3261 10.2, challenged as in 22.1).
+                P::Sip => {
+                    b.auth.is_some()
+                        || b.method.as_deref() == Some("REGISTER")
+                        || matches!(b.status, Some(401 | 403 | 407))
+                }
                 P::Smtp | P::Irc | P::Stratum => false,
             }),
         }

@@ -4,13 +4,22 @@
 //! one flow per client address) is having its own guessed.
 //!
 //! A login service is what the flow's first payload speaks (SSH, telnet, FTP, POP3,
-//! IMAP, HTTP or RTSP with credentials) on whatever port; the port list is the fallback
-//! for flows whose payload cannot tell (TLS) or was not sampled yet.
+//! IMAP, HTTP or RTSP with credentials, a SIP registration) on whatever port; the port
+//! list is the fallback for flows whose payload cannot tell (TLS) or was not sampled yet.
+//!
+//! Over UDP there are no connections: a login there (SIP's REGISTER) is counted by its
+//! datagrams, and only where the payload showed one, since a UDP port says little. A
+//! digest login takes two requests (RFC 3261 22.1, RFC 7616 3.3: the first is
+//! challenged, the second answers), so the threshold is twice the connections'.
 
 use serde_json::json;
 
 use super::{Detector, Finding, Poll, flood::is_flood};
-use crate::{config::AnomalyConfig, judge::rules, model::addr};
+use crate::{
+    config::AnomalyConfig,
+    judge::rules,
+    model::{addr, flow::FlowDelta},
+};
 
 use std::collections::{HashMap, VecDeque};
 
@@ -24,7 +33,7 @@ const MAX_FLOWS: usize = 4096;
 pub struct Guessing {
     /// The flow (device, the other side, the service port).
     pub key: FlowKey,
-    /// Connections in the window.
+    /// Connections (TCP) or datagrams (UDP) in the window.
     pub connections: u64,
     /// The service, when a first payload showed it.
     pub service: Option<&'static str>,
@@ -74,11 +83,20 @@ impl Brute {
         self.window_ns
     }
 
-    /// A flow opened (or accepted) `syns` connections since the last poll, at `now`.
-    pub fn on_syns(&mut self, now: u64, key: FlowKey, syns: u64) -> Option<Guessing> {
+    /// A flow's traffic since the last poll, at `now`: its SYNs (connections opened or
+    /// accepted) on TCP, its datagrams on UDP.
+    pub fn on_delta(&mut self, now: u64, d: &FlowDelta) -> Option<Guessing> {
+        let key = d.key;
         let shown = self.services.get(&key).copied();
-        let login = shown.map_or_else(|| self.ports.contains(&key.port), |(l, _)| l);
-        if key.proto != proto::TCP || syns == 0 || !login {
+        let (count, threshold) = match key.proto {
+            proto::TCP => {
+                let login = shown.map_or_else(|| self.ports.contains(&key.port), |(l, _)| l);
+                (if login { d.syns } else { 0 }, self.threshold)
+            }
+            proto::UDP if shown.is_some_and(|(l, _)| l) => (d.packets, self.threshold * 2),
+            _ => (0, self.threshold),
+        };
+        if count == 0 {
             return None;
         }
         if !self.flows.contains_key(&key) && self.flows.len() >= MAX_FLOWS {
@@ -92,7 +110,7 @@ impl Brute {
             }
         }
         let q = self.flows.entry(key).or_default();
-        q.push_back((now, syns));
+        q.push_back((now, count));
         while q
             .front()
             .is_some_and(|(t, _)| now.saturating_sub(*t) >= self.window_ns)
@@ -100,7 +118,7 @@ impl Brute {
             q.pop_front();
         }
         let connections: u64 = q.iter().map(|(_, n)| n).sum();
-        if connections < self.threshold {
+        if connections < threshold {
             return None;
         }
         // Counting starts again: the next alert is about the next window's worth.
@@ -151,7 +169,7 @@ impl Detector for BruteForce {
             if is_flood(d, self.flood_syns) {
                 continue;
             }
-            if let Some(g) = self.brute.on_syns(poll.now, d.key, d.syns) {
+            if let Some(g) = self.brute.on_delta(poll.now, d) {
                 out.push(Finding {
                     rule: &rules::BRUTE_FORCE,
                     mac: d.key.mac,
@@ -160,7 +178,8 @@ impl Detector for BruteForce {
                         "direction": [if g.inbound { "inbound" } else { "outbound" }],
                         "peer": [addr::ip(g.key.addr).to_string()],
                         "port": [g.key.port.to_string()],
-                        "connections": [g.connections.to_string()],
+                        (if g.key.proto == proto::UDP { "datagrams" } else { "connections" }):
+                            [g.connections.to_string()],
                         "service": [g.service.unwrap_or("by port")],
                         "window_s": [(self.brute.window_ns() / 1_000_000_000).to_string()],
                     }),
@@ -189,6 +208,38 @@ mod tests {
         )
     }
 
+    fn udp(port: u16, flags: u8) -> FlowKey {
+        FlowKey::from_parts(
+            [0, 0, 0xffff_u32.to_be(), 0x0a00_0005_u32.to_be()],
+            MacAddr([2, 0, 0, 0, 0, 1]),
+            port,
+            proto::UDP,
+            flags,
+        )
+    }
+
+    fn syns(b: &mut Brute, now: u64, key: FlowKey, n: u64) -> Option<Guessing> {
+        let d = FlowDelta {
+            key,
+            packets: n,
+            bytes: n * 60,
+            tcp_flags: 0x02,
+            syns: n,
+        };
+        b.on_delta(now, &d)
+    }
+
+    fn datagrams(b: &mut Brute, now: u64, key: FlowKey, n: u64) -> Option<Guessing> {
+        let d = FlowDelta {
+            key,
+            packets: n,
+            bytes: n * 500,
+            tcp_flags: 0,
+            syns: 0,
+        };
+        b.on_delta(now, &d)
+    }
+
     fn brute() -> Brute {
         Brute::new(20, 60 * SEC, vec![22, 23])
     }
@@ -198,13 +249,13 @@ mod tests {
         let mut b = brute();
         let k = key(22, 0);
         for i in 0..19u64 {
-            assert_eq!(b.on_syns(i * SEC, k, 1), None, "{i}");
+            assert_eq!(syns(&mut b, i * SEC, k, 1), None, "{i}");
         }
-        let g = b.on_syns(19 * SEC, k, 1).expect("the 20th");
+        let g = syns(&mut b, 19 * SEC, k, 1).expect("the 20th");
         assert_eq!((g.connections, g.inbound, g.service), (20, false, None));
         let served = key(22, FLOW_SERVING);
         assert_eq!(
-            b.on_syns(20 * SEC, served, 25).map(|g| g.inbound),
+            syns(&mut b, 20 * SEC, served, 25).map(|g| g.inbound),
             Some(true),
             "the device accepting them: its own password is guessed"
         );
@@ -217,18 +268,18 @@ mod tests {
         let ssh = key(8022, 0);
         b.on_service(ssh, "ssh", Some(true));
         let got: Vec<_> = (0..20u64)
-            .filter_map(|i| b.on_syns(i * SEC, ssh, 1))
+            .filter_map(|i| syns(&mut b, i * SEC, ssh, 1))
             .collect();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].service, Some("ssh"));
         // Port 22 speaking HTTP without credentials: a web server, not a login.
         let web = key(22, 0);
         b.on_service(web, "http", Some(false));
-        assert!((0..40u64).all(|i| b.on_syns(i * SEC, web, 1).is_none()));
+        assert!((0..40u64).all(|i| syns(&mut b, i * SEC, web, 1).is_none()));
         // Port 23 whose payload cannot tell (TLS): the port list decides.
         let tls = key(23, 0);
         b.on_service(tls, "tls", None);
-        assert!((0..20u64).any(|i| b.on_syns(i * SEC, tls, 1).is_some()));
+        assert!((0..20u64).any(|i| syns(&mut b, i * SEC, tls, 1).is_some()));
     }
 
     #[test]
@@ -236,11 +287,54 @@ mod tests {
         let mut b = brute();
         // One SSH login every four seconds: 15 a minute, for an hour.
         for i in 0..900u64 {
-            assert_eq!(b.on_syns(i * 4 * SEC, key(22, 0), 1), None, "{i}");
+            assert_eq!(syns(&mut b, i * 4 * SEC, key(22, 0), 1), None, "{i}");
         }
         // HTTPS polling with a new connection a second is a chatty device, not a guess.
         for i in 0..600u64 {
-            assert_eq!(b.on_syns(i * SEC, key(443, 0), 1), None);
+            assert_eq!(syns(&mut b, i * SEC, key(443, 0), 1), None);
+        }
+    }
+
+    #[test]
+    fn sip_registrations_over_udp_count_by_datagram() {
+        let mut b = brute();
+        // A REGISTER challenged and answered, again and again: two datagrams a guess.
+        let sip = udp(5060, 0);
+        b.on_service(sip, "sip", Some(true));
+        let got: Vec<_> = (0..60u64)
+            .filter_map(|i| datagrams(&mut b, i * SEC, sip, 1))
+            .collect();
+        assert_eq!(got.len(), 1, "40 datagrams in a minute: one alert");
+        assert_eq!(got[0].service, Some("sip"));
+        assert_eq!(got[0].connections, 40);
+        assert!(!got[0].inbound);
+        // The device answering them with 401s and 403s: its own accounts guessed.
+        let served = udp(5060, FLOW_SERVING);
+        b.on_service(served, "sip", Some(true));
+        assert_eq!(
+            datagrams(&mut b, 0, served, 45).map(|g| g.inbound),
+            Some(true)
+        );
+    }
+
+    #[test]
+    fn udp_without_a_login_payload_is_never_counted() {
+        let mut b = brute();
+        // A phone that re-registers every minute and whose REGISTER goes unanswered:
+        // RFC 3261's Timer E resends it 11 times in 32 s, never 40 in a minute.
+        let phone = udp(5060, 0);
+        b.on_service(phone, "sip", Some(true));
+        for minute in 0..60u64 {
+            assert_eq!(datagrams(&mut b, minute * 60 * SEC, phone, 11), None);
+        }
+        // A SIP flow that is not a login (OPTIONS keepalives), and a UDP port in the
+        // list with no payload seen: however many datagrams, no guess.
+        let keepalive = udp(5061, 0);
+        b.on_service(keepalive, "sip", Some(false));
+        let bare = udp(22, 0);
+        for i in 0..120u64 {
+            assert_eq!(datagrams(&mut b, i * SEC, keepalive, 5), None);
+            assert_eq!(datagrams(&mut b, i * SEC, bare, 5), None);
         }
     }
 }
