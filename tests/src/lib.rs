@@ -16,5 +16,6 @@ pub mod netns;
 pub mod proc;
 pub mod prometheus;
 pub mod registrar;
+pub mod sshd;
 pub mod webdriver;
 pub mod xdp;

@@ -3,6 +3,7 @@
 
 use std::{
     net::{SocketAddr, UdpSocket},
+    os::unix::process::CommandExt as _,
     path::PathBuf,
     process::{Child, Stdio},
     time::{Duration, Instant},
@@ -69,6 +70,8 @@ request_route {{
             .arg(dir.join("run"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            // Its own process group: kamailio forks workers, and they all go at drop.
+            .process_group(0)
             .spawn()
             .expect("start kamailio");
         let r = Registrar { child, _dir: dir };
@@ -101,7 +104,8 @@ request_route {{
 
 impl Drop for Registrar {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // SAFETY: kill has no memory preconditions; the group is the one spawned above.
+        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
         let _ = self.child.wait();
     }
 }

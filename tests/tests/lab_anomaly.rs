@@ -14,6 +14,7 @@ use kettlewatch_tests::{
     lab::Lab,
     proc::Sensor,
     registrar::Registrar,
+    sshd::Sshd,
 };
 use serde_json::Value;
 
@@ -532,5 +533,73 @@ fn sip_password_guessing_over_udp_is_brute_force_and_a_phone_registering_is_not(
     assert!(
         m["datagrams"][0].as_str().unwrap().parse::<u64>().unwrap() >= 40,
         "{m}"
+    );
+}
+
+/// A short SSH guessing run: device 0 runs hydra (Debian's package) through ten
+/// passwords against a real OpenSSH server, four at a time; device 1 logs in with its
+/// key five times and uploads 200 KB each time. Only device 0 guessed.
+#[test]
+fn a_short_ssh_guessing_run_is_brute_force_and_sessions_that_work_are_not() {
+    if !env::have_root()
+        || !env::have_tool("ip")
+        || !env::have_tool("sshd")
+        || !env::have_tool("hydra")
+    {
+        return;
+    }
+    let lab = Lab::build(2);
+    let server = SocketAddr::from(([203, 0, 113, 10], 22));
+    let sshd = Sshd::start(&lab.inet, server);
+    let dir = TempDir::new();
+    let words = dir.join("passwords");
+    let list: Vec<String> = (0..10).map(|i| format!("kettle-guess-{i}")).collect();
+    std::fs::write(&words, list.join("\n") + "\n").unwrap();
+    let upload = dir.join("upload");
+    std::fs::write(&upload, vec![b'k'; 200_000]).unwrap();
+    let config = format!(
+        "{}[baseline]\nmode = \"monitor\"\n",
+        kettlewatch_tests::lab::FAST_CONFIG
+    );
+    let (_dir, sensor) = lab.watch(&config, &[]);
+    let out = lab.devices[0]
+        .ns
+        .cmd("hydra")
+        .args(["-l", "root", "-t", "4", "-I", "-P"])
+        .arg(&words)
+        .arg("ssh://203.0.113.10")
+        .output()
+        .expect("hydra");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("0 valid password"),
+        "hydra did not finish its run: {out:?}"
+    );
+    for _ in 0..5 {
+        let out = lab.devices[1]
+            .ns
+            .cmd("ssh")
+            .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no"])
+            .args(["-o", "UserKnownHostsFile=/dev/null", "-i"])
+            .arg(sshd.client_key())
+            .args(["root@203.0.113.10", "cat > /dev/null"])
+            .stdin(std::fs::File::open(&upload).unwrap())
+            .output()
+            .expect("ssh");
+        assert!(out.status.success(), "the key login failed: {out:?}");
+    }
+    let found = sensor.wait_for_line(|l| l.contains("\"brute_force\""), Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(1500));
+    let out = sensor.stop();
+    assert!(out.status.success(), "{}", out.stderr);
+    let evs = events::parse(&out.stdout);
+    assert!(found.is_some(), "no brute_force: {:#?}", anomalies(&evs));
+    let a = events::alerts(&evs, "brute_force");
+    assert_eq!(a.len(), 1, "{a:#?}");
+    assert_eq!(a[0]["iot"]["device"]["mac"], lab.devices[0].mac.to_string());
+    let m = &a[0]["alert"]["metadata"];
+    assert_eq!(
+        (&m["pattern"][0], &m["service"][0], &m["port"][0]),
+        (&"short logins".into(), &"ssh".into(), &"22".into())
     );
 }

@@ -1316,6 +1316,13 @@ fn the_lab_recordings_raise_their_rules_for_the_lab_device() {
             "service",
             "ssh",
         ),
+        (
+            "ssh-guessing-hydra.pcap",
+            "brute_force",
+            "pattern",
+            "short logins",
+        ),
+        ("sip-guessing-svcrack.pcap", "brute_force", "service", "sip"),
     ] {
         let cap = lab.join(file);
         let evs = replay_ok([

@@ -35,7 +35,10 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("prometheus", "prometheus"),
     ("nats-server", "nats-server"),
     ("openssl", "openssl"),
-    // A SIP registrar, a guessing tool and a phone for the SIP lab test.
+    // Password guessing labs: an SSH server and hydra; a SIP registrar, a guessing tool
+    // and a phone.
+    ("sshd", "openssh-server"),
+    ("hydra", "hydra"),
     ("kamailio", "kamailio"),
     ("svcrack", "sipvicious"),
     ("sipsak", "sipsak"),
@@ -284,10 +287,42 @@ pub fn install_packages(wanted: &[(&str, &str)]) -> Result<()> {
     }
     eprintln!("xtask: installing {missing:?} with apt-get");
     ok(Command::new("apt-get").arg("update").arg("-qq"))?;
+    // The servers among them (sshd, kamailio, nats-server, ...) are started by the
+    // tests that need them, in their namespaces: never as services of this machine.
+    let _no_start = NoServiceStart::new()?;
     ok(Command::new("apt-get")
         .args(["install", "-y", "-qq", "--no-install-recommends"])
         .args(&missing)
         .env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+/// Debian's policy-rc.d (exit 101: "action forbidden") for the length of an install,
+/// where the machine has none of its own; removed again on drop.
+struct NoServiceStart(Option<&'static str>);
+
+impl NoServiceStart {
+    const PATH: &'static str = "/usr/sbin/policy-rc.d";
+
+    fn new() -> Result<Self> {
+        if std::path::Path::new(Self::PATH).exists() {
+            return Ok(Self(None));
+        }
+        std::fs::write(
+            Self::PATH,
+            "#!/bin/sh\n# xtask setup: no service starts while it installs\nexit 101\n",
+        )?;
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(Self::PATH, std::fs::Permissions::from_mode(0o755))?;
+        Ok(Self(Some(Self::PATH)))
+    }
+}
+
+impl Drop for NoServiceStart {
+    fn drop(&mut self) {
+        if let Some(p) = self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
 
 unsafe extern "C" {

@@ -242,6 +242,12 @@ pub struct AnomalyConfig {
     pub brute_force_window: Spanned<Duration>,
     /// The login services (TCP ports) it watches.
     pub brute_force_ports: Vec<u16>,
+    /// Short connections to one remote shell (SSH, telnet) in `brute_force_logins_window`
+    /// that make `brute_force` too.
+    pub brute_force_logins: u64,
+    /// Its window.
+    #[serde(deserialize_with = "duration")]
+    pub brute_force_logins_window: Spanned<Duration>,
     /// Resolvers devices may use besides the LAN's own.
     pub dns_servers: Vec<Spanned<String>>,
     /// Time servers devices may use besides the LAN's own.
@@ -281,6 +287,9 @@ impl Default for AnomalyConfig {
             syn_flood_packets: 200,
             brute_force_connections: 20,
             brute_force_window: d(60),
+            // fail2ban's sshd jail: maxretry 5 within findtime 10m (jail.conf).
+            brute_force_logins: 5,
+            brute_force_logins_window: d(600),
             // FTP, SSH, telnet and their usual alternates, POP3/IMAP (plain and TLS), SMB,
             // MS SQL, MySQL, RDP, PostgreSQL, VNC, MikroTik Winbox: what password-guessing
             // tools and IoT botnets try (Mirai and its kin on 22, 23, 2323).

@@ -570,6 +570,16 @@ fn detection(sensor: &Path, fixtures: &Path, figures: &mut Figures) -> Result<St
             "ten SSH logins to TCP/2222 while learning",
             "suspicious_service",
         ),
+        (
+            "ssh-guessing-hydra.pcap",
+            "hydra guessing ten SSH passwords against a real sshd",
+            "brute_force",
+        ),
+        (
+            "sip-guessing-svcrack.pcap",
+            "svcrack guessing 300 SIP passwords against a real kamailio",
+            "brute_force",
+        ),
     ];
     for (file, what, rule) in lab_cases {
         let cap = lab.join(file);

@@ -4,8 +4,10 @@
 //!
 //! ```text
 //! cargo build -p kettlewatch-tests --bin record
-//! sudo target/debug/record tests/fixtures/captures/lab
+//! sudo target/debug/record tests/fixtures/captures/lab [NAME.pcap ...]
 //! ```
+//!
+//! Names given: only those captures are made again.
 //!
 //! Each capture's device starts the behaviour at once, so a replay with a learning
 //! window sees it while the device learns (as `cargo xtask eval` replays it). Every
@@ -24,6 +26,8 @@ use kettlewatch_tests::{
     announce,
     env::TempDir,
     lab::{Lab, SERVERS_V4},
+    registrar::Registrar,
+    sshd::Sshd,
 };
 
 /// XMRig's login line, as its `Client.cpp` writes one (the wallet made up).
@@ -217,16 +221,57 @@ fn ssh(lab: &Lab) {
     }
 }
 
+/// hydra through ten passwords against a real sshd, four connections at a time.
+fn ssh_guessing(lab: &Lab, dir: &Path) -> Result<()> {
+    let server = SocketAddr::new(SERVERS_V4[0].into(), 22);
+    let _sshd = Sshd::start(&lab.inet, server);
+    let words = dir.join("passwords");
+    let list: Vec<String> = (0..10).map(|i| format!("kettle-guess-{i}")).collect();
+    std::fs::write(&words, list.join("\n") + "\n")?;
+    let out = lab.devices[0]
+        .ns
+        .cmd("hydra")
+        .args(["-l", "root", "-t", "4", "-I", "-P"])
+        .arg(&words)
+        .arg(format!("ssh://{}", server.ip()))
+        .output()
+        .context("hydra")?;
+    if !String::from_utf8_lossy(&out.stdout).contains("0 valid password") {
+        bail!("hydra did not finish: {out:?}");
+    }
+    Ok(())
+}
+
+/// SIPVicious' svcrack through 300 passwords against a real registrar.
+fn sip_guessing(lab: &Lab) -> Result<()> {
+    let server = SocketAddr::new(SERVERS_V4[0].into(), 5060);
+    let _kamailio = Registrar::start(&lab.inet, server, "kettle-7319");
+    let out = lab.devices[0]
+        .ns
+        .cmd("svcrack")
+        .args(["-u", "1000", "-r", "100-399", "-p", "5060"])
+        .arg(server.ip().to_string())
+        .output()
+        .context("svcrack")?;
+    if !out.status.success() {
+        bail!("svcrack: {out:?}");
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let out: PathBuf = std::env::args()
         .nth(1)
-        .context("usage: record OUTDIR")?
+        .context("usage: record OUTDIR [NAME.pcap ...]")?
         .into();
+    let only: Vec<String> = std::env::args().skip(2).collect();
     std::fs::create_dir_all(&out)?;
     let tmp = TempDir::new();
     type Scenario = Box<dyn Fn(&Lab) -> Result<()>>;
     let dir = tmp.join("certs");
     std::fs::create_dir_all(&dir)?;
+    let words = tmp.join("words");
+    std::fs::create_dir_all(&words)?;
     let scenarios: Vec<(&str, Scenario)> = vec![
         (
             "stratum-on-443.pcap",
@@ -260,8 +305,16 @@ fn main() -> Result<()> {
                 Ok(())
             }),
         ),
+        (
+            "ssh-guessing-hydra.pcap",
+            Box::new(move |l| ssh_guessing(l, &words)),
+        ),
+        ("sip-guessing-svcrack.pcap", Box::new(sip_guessing)),
     ];
     for (name, run) in scenarios {
+        if !only.is_empty() && !only.iter().any(|o| o == name) {
+            continue;
+        }
         let lab = Lab::build(1);
         let path = out.join(name);
         {

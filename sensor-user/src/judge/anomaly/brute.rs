@@ -7,6 +7,13 @@
 //! IMAP, HTTP or RTSP with credentials, a SIP registration) on whatever port; the port
 //! list is the fallback for flows whose payload cannot tell (TLS) or was not sampled yet.
 //!
+//! Guessing can also be slow: a few attempts, minutes apart. On a remote shell (SSH or
+//! telnet, as the payload shows) `brute_force_logins` connections within
+//! `brute_force_logins_window` (fail2ban's sshd defaults: 5 in 10 minutes) are guessing
+//! when they are short: under [`SHORT_LOGIN_BYTES`] sent per connection on average, the
+//! size of a key exchange and a refused password, where a session that does any work
+//! sends more. What it cannot tell: a few quick logins that succeed and do nothing.
+//!
 //! Over UDP there are no connections: a login there (SIP's REGISTER) is counted by its
 //! datagrams, and only where the payload showed one, since a UDP port says little. A
 //! digest login takes two requests (RFC 3261 22.1, RFC 7616 3.3: the first is
@@ -28,6 +35,20 @@ use sensor_common::{FLOW_SERVING, FlowKey, proto};
 /// Flows followed at once; the stalest are dropped past this.
 const MAX_FLOWS: usize = 4096;
 
+/// Bytes a device sends per connection, on average, below which remote-shell
+/// connections are short logins. An OpenSSH client's refused attempt sends 2-4 KB (key
+/// exchange, then a password or key per try); a telnet one a few hundred bytes.
+pub const SHORT_LOGIN_BYTES: u64 = 16 * 1024;
+
+/// Short-login counts are kept in buckets of this many ns, so a flow holds at most
+/// window / bucket entries whatever the poll rate.
+const LOGIN_BUCKET_NS: u64 = 10_000_000_000;
+
+/// The services whose short logins count: remote shells.
+fn is_remote_shell(service: &str) -> bool {
+    matches!(service, "ssh" | "telnet")
+}
+
 /// What the detector found on one flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Guessing {
@@ -39,6 +60,39 @@ pub struct Guessing {
     pub service: Option<&'static str>,
     /// The device accepted them (the service is its own) rather than opened them.
     pub inbound: bool,
+    /// Bytes sent per connection on average, for short logins (`None`: a burst).
+    pub short_logins: Option<u64>,
+    /// The window they fell in, ns.
+    pub window_ns: u64,
+}
+
+/// Connections to a remote shell and the bytes sent on it, per bucket.
+#[derive(Debug, Default)]
+struct Logins {
+    buckets: VecDeque<(u64, u64, u64)>,
+}
+
+impl Logins {
+    /// Adds a poll's connections and bytes at `now`; drops what left `window`.
+    fn add(&mut self, now: u64, window: u64, conns: u64, bytes: u64) -> (u64, u64) {
+        match self.buckets.back_mut() {
+            Some((t, c, b)) if now.saturating_sub(*t) < LOGIN_BUCKET_NS => {
+                *c += conns;
+                *b += bytes;
+            }
+            _ => self.buckets.push_back((now, conns, bytes)),
+        }
+        while self
+            .buckets
+            .front()
+            .is_some_and(|(t, _, _)| now.saturating_sub(*t) >= window)
+        {
+            self.buckets.pop_front();
+        }
+        self.buckets
+            .iter()
+            .fold((0, 0), |(c, b), (_, c1, b1)| (c + c1, b + b1))
+    }
 }
 
 /// The detector.
@@ -51,6 +105,10 @@ pub struct Brute {
     /// What first payloads showed: the flow is a login (true) or is not (false), and
     /// its service.
     services: HashMap<FlowKey, (bool, &'static str)>,
+    /// Short logins: connections that make them, and their window.
+    logins: u64,
+    logins_window_ns: u64,
+    shells: HashMap<FlowKey, Logins>,
 }
 
 impl Brute {
@@ -62,7 +120,17 @@ impl Brute {
             ports,
             flows: HashMap::new(),
             services: HashMap::new(),
+            logins: u64::MAX,
+            logins_window_ns: 0,
+            shells: HashMap::new(),
         }
+    }
+
+    /// Also `logins` short connections to a remote shell within `window_ns`.
+    pub fn with_short_logins(mut self, logins: u64, window_ns: u64) -> Self {
+        self.logins = logins.max(2);
+        self.logins_window_ns = window_ns;
+        self
     }
 
     /// A flow's first payload showed `service`, a login or not (`None`: it cannot tell,
@@ -78,11 +146,6 @@ impl Brute {
         self.services.insert(key, (login, service));
     }
 
-    /// The window, ns.
-    pub fn window_ns(&self) -> u64 {
-        self.window_ns
-    }
-
     /// A flow's traffic since the last poll, at `now`: its SYNs (connections opened or
     /// accepted) on TCP, its datagrams on UDP.
     pub fn on_delta(&mut self, now: u64, d: &FlowDelta) -> Option<Guessing> {
@@ -96,8 +159,9 @@ impl Brute {
             proto::UDP if shown.is_some_and(|(l, _)| l) => (d.packets, self.threshold * 2),
             _ => (0, self.threshold),
         };
+        let short = self.on_shell(now, d, shown);
         if count == 0 {
-            return None;
+            return short;
         }
         if !self.flows.contains_key(&key) && self.flows.len() >= MAX_FLOWS {
             let window = self.window_ns;
@@ -119,15 +183,64 @@ impl Brute {
         }
         let connections: u64 = q.iter().map(|(_, n)| n).sum();
         if connections < threshold {
-            return None;
+            return short;
         }
         // Counting starts again: the next alert is about the next window's worth.
         q.clear();
+        self.shells.remove(&key);
         Some(Guessing {
             key,
             connections,
             service: shown.map(|(_, s)| s),
             inbound: key.flags & FLOW_SERVING != 0,
+            short_logins: None,
+            window_ns: self.window_ns,
+        })
+    }
+
+    /// Short logins on a flow the payload showed is a remote shell.
+    fn on_shell(
+        &mut self,
+        now: u64,
+        d: &FlowDelta,
+        shown: Option<(bool, &'static str)>,
+    ) -> Option<Guessing> {
+        let key = d.key;
+        let (true, service) = shown? else {
+            return None;
+        };
+        if key.proto != proto::TCP || !is_remote_shell(service) || self.logins_window_ns == 0 {
+            return None;
+        }
+        if !self.shells.contains_key(&key) {
+            if d.syns == 0 {
+                return None;
+            }
+            if self.shells.len() >= MAX_FLOWS {
+                let window = self.logins_window_ns;
+                self.shells.retain(|_, l| {
+                    l.buckets
+                        .back()
+                        .is_some_and(|(t, _, _)| now.saturating_sub(*t) < window)
+                });
+                if self.shells.len() >= MAX_FLOWS {
+                    return None;
+                }
+            }
+        }
+        let logins = self.shells.entry(key).or_default();
+        let (conns, bytes) = logins.add(now, self.logins_window_ns, d.syns, d.bytes);
+        if conns < self.logins || bytes >= conns * SHORT_LOGIN_BYTES {
+            return None;
+        }
+        self.shells.remove(&key);
+        Some(Guessing {
+            key,
+            connections: conns,
+            service: Some(service),
+            inbound: key.flags & FLOW_SERVING != 0,
+            short_logins: Some(bytes / conns),
+            window_ns: self.logins_window_ns,
         })
     }
 }
@@ -146,6 +259,10 @@ pub fn detector(c: &AnomalyConfig) -> Box<dyn Detector> {
             c.brute_force_connections,
             c.brute_force_window.get_ref().as_nanos() as u64,
             c.brute_force_ports.clone(),
+        )
+        .with_short_logins(
+            c.brute_force_logins,
+            c.brute_force_logins_window.get_ref().as_nanos() as u64,
         ),
         flood_syns: c.syn_flood_packets.max(1),
     })
@@ -170,19 +287,24 @@ impl Detector for BruteForce {
                 continue;
             }
             if let Some(g) = self.brute.on_delta(poll.now, d) {
+                let mut metadata = json!({
+                    "direction": [if g.inbound { "inbound" } else { "outbound" }],
+                    "peer": [addr::ip(g.key.addr).to_string()],
+                    "port": [g.key.port.to_string()],
+                    (if g.key.proto == proto::UDP { "datagrams" } else { "connections" }):
+                        [g.connections.to_string()],
+                    "service": [g.service.unwrap_or("by port")],
+                    "window_s": [(g.window_ns / 1_000_000_000).to_string()],
+                    "pattern": [if g.short_logins.is_some() { "short logins" } else { "burst" }],
+                });
+                if let Some(mean) = g.short_logins {
+                    metadata["bytes_per_connection"] = json!([mean.to_string()]);
+                }
                 out.push(Finding {
                     rule: &rules::BRUTE_FORCE,
                     mac: d.key.mac,
                     flow: None,
-                    metadata: json!({
-                        "direction": [if g.inbound { "inbound" } else { "outbound" }],
-                        "peer": [addr::ip(g.key.addr).to_string()],
-                        "port": [g.key.port.to_string()],
-                        (if g.key.proto == proto::UDP { "datagrams" } else { "connections" }):
-                            [g.connections.to_string()],
-                        "service": [g.service.unwrap_or("by port")],
-                        "window_s": [(self.brute.window_ns() / 1_000_000_000).to_string()],
-                    }),
+                    metadata,
                 });
             }
         }
@@ -335,6 +457,69 @@ mod tests {
         for i in 0..120u64 {
             assert_eq!(datagrams(&mut b, i * SEC, keepalive, 5), None);
             assert_eq!(datagrams(&mut b, i * SEC, bare, 5), None);
+        }
+    }
+
+    fn conns(b: &mut Brute, now: u64, key: FlowKey, n: u64, bytes: u64) -> Option<Guessing> {
+        let d = FlowDelta {
+            key,
+            packets: n * 10,
+            bytes,
+            tcp_flags: 0x1b,
+            syns: n,
+        };
+        b.on_delta(now, &d)
+    }
+
+    fn slow() -> Brute {
+        brute().with_short_logins(5, 600 * SEC)
+    }
+
+    #[test]
+    fn a_few_short_ssh_logins_minutes_apart_are_guessing() {
+        let mut b = slow();
+        let ssh = key(22, 0);
+        b.on_service(ssh, "ssh", Some(true));
+        // Five refused logins, one every 90 s, each about 3 KB sent.
+        let got: Vec<_> = (0..5u64)
+            .filter_map(|i| conns(&mut b, i * 90 * SEC, ssh, 1, 3_000))
+            .collect();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].connections, 5);
+        assert_eq!(got[0].short_logins, Some(3_000));
+        assert_eq!(got[0].window_ns, 600 * SEC);
+        // Inbound: the device's own SSH server refusing them, on its serving flow.
+        let served = key(2222, FLOW_SERVING);
+        b.on_service(served, "ssh", Some(true));
+        let got: Vec<_> = (0..5u64)
+            .filter_map(|i| conns(&mut b, i * 30 * SEC, served, 1, 2_500))
+            .collect();
+        assert_eq!(got.iter().map(|g| g.inbound).collect::<Vec<_>>(), [true]);
+    }
+
+    #[test]
+    fn sessions_that_work_spread_out_logins_and_other_services_are_not() {
+        let mut b = slow();
+        // Five SSH sessions that each upload 200 KB: logins that did something.
+        let work = key(22, 0);
+        b.on_service(work, "ssh", Some(true));
+        for i in 0..5u64 {
+            assert_eq!(conns(&mut b, i * 60 * SEC, work, 1, 3_000), None);
+            assert_eq!(conns(&mut b, i * 60 * SEC + SEC, work, 0, 200_000), None);
+        }
+        // Short logins, but one every three minutes: never five in ten minutes.
+        let cron = key(2200, 0);
+        b.on_service(cron, "ssh", Some(true));
+        for i in 0..40u64 {
+            assert_eq!(conns(&mut b, i * 180 * SEC, cron, 1, 3_000), None, "{i}");
+        }
+        // FTP and the port list alone: only the burst counts there.
+        let ftp = key(21, 0);
+        b.on_service(ftp, "ftp", Some(true));
+        let bare = key(23, 0);
+        for i in 0..10u64 {
+            assert_eq!(conns(&mut b, i * 30 * SEC, ftp, 1, 300), None);
+            assert_eq!(conns(&mut b, i * 30 * SEC, bare, 1, 300), None);
         }
     }
 }
