@@ -64,6 +64,7 @@ impl Sensor {
                 json!({
                     "alerts": self.anomaly.counters.alerts,
                     "suppressed": self.anomaly.counters.suppressed,
+                    "unfollowed": self.anomaly.unfollowed(),
                 }),
             ),
         ];

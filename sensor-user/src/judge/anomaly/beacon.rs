@@ -197,6 +197,8 @@ pub struct Beacon {
     said: HashSet<FlowKey>,
     /// When a full table was last swept of stale flows (kernel ns).
     swept_ns: u64,
+    /// New flows not followed: the table was full of live ones.
+    unfollowed: u64,
 }
 
 /// The detector (its thresholds are the constants above).
@@ -234,8 +236,14 @@ impl Detector for Beacon {
                 service: None,
                 origin: f.origin,
             });
+        } else if !self.flows.contains_key(&k) {
+            self.unfollowed += 1;
         }
         Vec::new()
+    }
+
+    fn unfollowed(&self) -> u64 {
+        self.unfollowed
     }
 
     fn on_service(

@@ -109,6 +109,8 @@ pub struct Brute {
     logins: u64,
     logins_window_ns: u64,
     shells: HashMap<FlowKey, Logins>,
+    /// Flow updates not counted: the table was full of live flows.
+    pub unfollowed: u64,
 }
 
 impl Brute {
@@ -123,6 +125,7 @@ impl Brute {
             logins: u64::MAX,
             logins_window_ns: 0,
             shells: HashMap::new(),
+            unfollowed: 0,
         }
     }
 
@@ -170,7 +173,8 @@ impl Brute {
                     .is_some_and(|(t, _)| now.saturating_sub(*t) < window)
             });
             if self.flows.len() >= MAX_FLOWS {
-                return None;
+                self.unfollowed += 1;
+                return short;
             }
         }
         let q = self.flows.entry(key).or_default();
@@ -224,6 +228,7 @@ impl Brute {
                         .is_some_and(|(t, _, _)| now.saturating_sub(*t) < window)
                 });
                 if self.shells.len() >= MAX_FLOWS {
+                    self.unfollowed += 1;
                     return None;
                 }
             }
@@ -278,6 +283,10 @@ impl Detector for BruteForce {
     ) -> Vec<Finding> {
         self.brute.on_service(key, service, login);
         Vec::new()
+    }
+
+    fn unfollowed(&self) -> u64 {
+        self.brute.unfollowed
     }
 
     fn on_poll(&mut self, poll: &Poll<'_>) -> Vec<Finding> {

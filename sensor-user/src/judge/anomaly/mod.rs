@@ -128,6 +128,11 @@ pub trait Detector {
     fn keeps_out(&self) -> bool {
         false
     }
+    /// Flows (or flow updates) it had no room to follow, its table full: behaviour it
+    /// could not judge, in `stats` as `anomaly.unfollowed`.
+    fn unfollowed(&self) -> u64 {
+        0
+    }
     /// A flow's first payload showed what it speaks: `service` (`ssh`, `irc`, `tls`,
     /// ...), and whether it is a login (`None`: the bytes cannot tell, as with TLS).
     fn on_service(
@@ -224,6 +229,11 @@ impl Anomaly {
             .flow
             .map_or(About::Device(f.mac), |(k, o)| About::Flow(k, o));
         Some(Alert::new(f.rule, about, "anomaly").with_metadata(metadata))
+    }
+
+    /// What every detector had no room to follow, in all.
+    pub fn unfollowed(&self) -> u64 {
+        self.detectors.iter().map(|d| d.unfollowed()).sum()
     }
 
     /// The flows whose destinations must stay out of the baseline, found since the last
@@ -349,6 +359,18 @@ mod tests {
         local: false,
         resolved: false,
     };
+
+    #[test]
+    fn flows_a_full_detector_cannot_follow_are_counted() {
+        let mut a = stage("");
+        assert_eq!(a.unfollowed(), 0);
+        // 4,106 live flows by raw address within a few ms: the beacon table holds 4,096.
+        for i in 0..4106u32 {
+            let (k, o) = flow([203, 0, (i >> 8) as u8, i as u8], 8888, proto::TCP);
+            a.on_new_flow(u64::from(i) * 1_000, k, o, MONITOR);
+        }
+        assert_eq!(a.unfollowed(), 10);
+    }
 
     #[test]
     fn a_mirai_sweep_alerts_once_and_repeats_are_counted() {
