@@ -603,3 +603,73 @@ fn a_short_ssh_guessing_run_is_brute_force_and_sessions_that_work_are_not() {
         (&"short logins".into(), &"ssh".into(), &"22".into())
     );
 }
+
+/// A command server that worked, then died: device 0 talks to its C2 on TCP/6667 three
+/// times, the server goes away (its port refuses), and the bot retries 120 times while
+/// its connections to an HTTP server keep working. `unanswered_retries`, though the
+/// flow once completed handshakes.
+#[test]
+fn a_bot_retrying_a_server_that_died_is_unanswered_retries() {
+    if !env::have_root() || !env::have_tool("ip") {
+        return;
+    }
+    let lab = Lab::build(1);
+    let c2 = SocketAddr::from(([203, 0, 113, 20], 6667));
+    let web = SocketAddr::from(([203, 0, 113, 10], 8080));
+    let c2_listener = lab
+        .inet
+        .run(move || std::net::TcpListener::bind(c2).expect("bind"));
+    let web_listener = lab
+        .inet
+        .run(move || std::net::TcpListener::bind(web).expect("bind"));
+    let web_server = std::thread::spawn(move || {
+        for c in web_listener.incoming().take(120) {
+            drop(c);
+        }
+    });
+    let config = format!(
+        "{}[baseline]\nmode = \"monitor\"\n",
+        kettlewatch_tests::lab::FAST_CONFIG
+    );
+    let (_dir, sensor) = lab.watch(&config, &[]);
+    let talk = move |to: SocketAddr| {
+        if let Ok(mut s) = TcpStream::connect_timeout(&to, Duration::from_millis(200)) {
+            use std::io::Write as _;
+            let _ = s.write_all(b"PING :c2\r\n");
+        }
+    };
+    for _ in 0..3 {
+        lab.devices[0].ns.run(move || talk(c2));
+        let _ = c2_listener.accept();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // The server is seized: its port refuses from now on.
+    drop(c2_listener);
+    for _ in 0..120 {
+        lab.devices[0].ns.run(move || {
+            talk(c2);
+            talk(web);
+        });
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    web_server.join().unwrap();
+    let seen = sensor.wait_for_line(
+        |l| l.contains("\"unanswered_retries\""),
+        Duration::from_secs(5),
+    );
+    let out = sensor.stop();
+    assert!(out.status.success(), "{}", out.stderr);
+    let evs = events::parse(&out.stdout);
+    assert!(
+        seen.is_some(),
+        "no unanswered_retries: {:#?}",
+        anomalies(&evs)
+    );
+    let r = events::alerts(&evs, "unanswered_retries");
+    assert_eq!(r.len(), 1, "{r:#?}");
+    let m = &r[0]["alert"]["metadata"];
+    assert_eq!(
+        (&m["destination"][0], &m["port"][0]),
+        (&"203.0.113.20".into(), &"6667".into())
+    );
+}

@@ -519,6 +519,11 @@ impl Profile {
         for n in &self.dns {
             push(&mut out, "dns", Some(n));
         }
+        // The names its TLS clients asked servers for: its clouds even when its DNS is
+        // encrypted. Rules on `dns` match them too (`judge::classify`).
+        for n in &self.payload.tls_names {
+            push(&mut out, "tls_name", Some(n));
+        }
         for s in &self.mdns.services {
             push(&mut out, "mdns_service", Some(s));
         }

@@ -112,12 +112,13 @@ pub const BUILTIN: [(&str, &str); 13] = [
 ];
 
 /// The fact kinds rules may name (what [`crate::discover::profile::Profile::facts`] and the vendor give).
-pub const FACTS: [&str; 22] = [
+pub const FACTS: [&str; 23] = [
     "vendor",
     "hostname",
     "dhcp_vendor_class",
     "dhcp_prl",
     "dns",
+    "tls_name",
     "mdns_service",
     "mdns_query",
     "mdns_instance",
@@ -333,13 +334,13 @@ impl Classifier {
     ) -> Classification {
         let mut evidence = extra;
         for r in &self.rules {
-            if let Some((_, v)) = facts
+            if let Some((k, v)) = facts
                 .clone()
                 .into_iter()
-                .find(|(k, v)| *k == r.fact && r.matcher.is_match(v))
+                .find(|(k, v)| same_kind(k) == same_kind(&r.fact) && r.matcher.is_match(v))
             {
                 evidence.push(Evidence {
-                    fact: r.fact.clone(),
+                    fact: k.to_string(),
                     value: v.to_string(),
                     pattern: r.pattern.clone(),
                     category: r.category.to_string(),
@@ -374,6 +375,12 @@ impl Classifier {
             evidence,
         }
     }
+}
+
+/// The kind a fact counts as: a TLS server name is a name the device reached, as a DNS
+/// name is, so rules on `dns` match it and the two count once together.
+fn same_kind(fact: &str) -> &str {
+    if fact == "tls_name" { "dns" } else { fact }
 }
 
 /// Facts a network stack or OS sets, whatever product it runs in: the DHCP vendor class
@@ -417,10 +424,11 @@ fn scores(evidence: &[Evidence]) -> Vec<(&'static str, f64)> {
         .map(|c| {
             let mut per_fact: Vec<(&str, f64, f64)> = Vec::new();
             for e in evidence.iter().filter(|e| e.category == *c) {
-                let slot = match per_fact.iter_mut().find(|(f, ..)| *f == e.fact) {
+                let kind = same_kind(&e.fact);
+                let slot = match per_fact.iter_mut().find(|(f, ..)| *f == kind) {
                     Some(s) => s,
                     None => {
-                        per_fact.push((&e.fact, 0.0, 0.0));
+                        per_fact.push((kind, 0.0, 0.0));
                         per_fact.last_mut().expect("just pushed")
                     }
                 };
@@ -522,6 +530,21 @@ mod tests {
         let r = c.classify([("dns", "api.cam.example"), ("dns", "b.cam.example")]);
         assert_eq!(r.evidence.len(), 2, "both rules are listed");
         assert_eq!(r.confidence, 0.58, "only the strongest dns rule counts");
+    }
+
+    #[test]
+    fn a_tls_server_name_is_matched_by_dns_rules_and_counts_once_with_them() {
+        let c = rules(
+            "[[rule]]\nfact = \"dns\"\nmatch = \"*.cam.example\"\ncategory = \"camera\"\nweight = 3.0\n",
+        );
+        // Its DNS encrypted: the name in its ClientHello is the only one seen.
+        let sni = c.classify([("tls_name", "a.cam.example")]);
+        assert_eq!((sni.category.as_str(), sni.confidence), ("camera", 0.58));
+        assert_eq!(sni.evidence[0].fact, "tls_name");
+        // Seen both ways, the same name is one piece of evidence, not two.
+        let both = c.classify([("dns", "a.cam.example"), ("tls_name", "a.cam.example")]);
+        assert_eq!(both.confidence, 0.58);
+        assert!(c.classify([("hostname", "a.cam.example")]).category == "unknown");
     }
 
     #[test]

@@ -4,11 +4,18 @@
 //! destinations once each (`scan_fanout`) and a flood sends its SYNs at once
 //! (`syn_flood_participation`); this is one destination, again and again, over time.
 //!
-//! Counted from what the kernel already keeps per flow: the SYNs the device sent, and
-//! the TCP flags the flow has carried. A flow that never carried an ACK from the device
-//! never completed a handshake.
+//! Counted from what the kernel already keeps per flow: the SYNs the device sent and
+//! its frames. A poll in which every frame the device sent on the flow was a SYN saw no
+//! handshake complete; one with any other frame was answered.
+//!
+//! A server can die mid-way: a flow that once completed a handshake and now only
+//! retries counts too, but only while the device reaches other outside destinations
+//! (the way out works, so this one is dead). Otherwise the gateway's uplink is down and
+//! every device retrying its cloud is no bot.
 
 use std::collections::HashMap;
+
+use sensor_common::MacAddr;
 
 use ipnet::IpNet;
 use sensor_common::{FLOW_SERVING, FlowKey, proto};
@@ -36,6 +43,8 @@ struct Attempts {
     polls: u32,
     first_ns: u64,
     last_ns: u64,
+    /// The flow completed a handshake before (its flags carry an ACK).
+    once_answered: bool,
 }
 
 /// The detector.
@@ -43,6 +52,8 @@ pub struct Retry {
     lan: Vec<IpNet>,
     flood_syns: u64,
     flows: HashMap<FlowKey, Attempts>,
+    /// Per device, the last poll in which one of its outside TCP flows was answered.
+    reached: HashMap<MacAddr, u64>,
 }
 
 /// The detector (its thresholds are the constants above; a flood is `flood.rs`'s).
@@ -51,6 +62,7 @@ pub fn detector(c: &AnomalyConfig) -> Box<dyn Detector> {
         lan: crate::judge::policy::private_ranges(),
         flood_syns: c.syn_flood_packets.max(1),
         flows: HashMap::new(),
+        reached: HashMap::new(),
     })
 }
 
@@ -62,19 +74,23 @@ impl Detector for Retry {
             if key.proto != proto::TCP || key.flags & FLOW_SERVING != 0 {
                 continue;
             }
-            if d.tcp_flags & ACK != 0 {
-                // Answered at some point: a working destination. (Most flows are: no
-                // hash lookup while nothing is followed.)
+            let dst = addr::ip(key.addr);
+            if self.lan.iter().any(|n| n.contains(&dst)) {
+                continue;
+            }
+            if d.packets > d.syns {
+                // Answered in this poll: a working destination, and a way out that works.
+                // (Most flows are: no lookup of the followed ones while none is.)
+                if self.reached.len() >= MAX_FLOWS && !self.reached.contains_key(&key.mac) {
+                    self.reached.clear();
+                }
+                self.reached.insert(key.mac, poll.now);
                 if !self.flows.is_empty() {
                     self.flows.remove(&key);
                 }
                 continue;
             }
             if d.syns == 0 || is_flood(d, self.flood_syns) {
-                continue;
-            }
-            let dst = addr::ip(key.addr);
-            if self.lan.iter().any(|n| n.contains(&dst)) {
                 continue;
             }
             if !self.flows.contains_key(&key) && self.flows.len() >= MAX_FLOWS {
@@ -93,7 +109,10 @@ impl Detector for Retry {
             a.syns += d.syns;
             a.polls += 1;
             a.last_ns = poll.now;
-            if a.syns >= UNANSWERED_SYNS && a.polls >= MIN_POLLS {
+            a.once_answered |= d.tcp_flags & ACK != 0;
+            let way_out =
+                !a.once_answered || self.reached.get(&key.mac).is_some_and(|t| *t >= a.first_ns);
+            if a.syns >= UNANSWERED_SYNS && a.polls >= MIN_POLLS && way_out {
                 let a = self.flows.remove(&key).expect("present");
                 let minutes = (a.last_ns.saturating_sub(a.first_ns) / 60_000_000_000).max(1);
                 out.push(Finding {
@@ -170,10 +189,9 @@ mod tests {
 
     #[test]
     fn answered_flows_bursts_and_the_lan_are_not() {
-        assert!(
-            run(40, delta([203, 0, 113, 9], 7, SYN | ACK)).is_empty(),
-            "a destination that answers"
-        );
+        let mut answered = delta([203, 0, 113, 9], 7, SYN | ACK);
+        answered.packets = 7 * 12;
+        assert!(run(40, answered).is_empty(), "a destination that answers");
         assert!(
             run(1, delta([203, 0, 113, 9], 150, SYN)).is_empty(),
             "one burst is not a rhythm"
@@ -182,5 +200,36 @@ mod tests {
             run(40, delta([192, 168, 1, 20], 7, SYN)).is_empty(),
             "a LAN peer that is off"
         );
+    }
+
+    /// A device's C2 (TCP/6667) answers for a minute, then dies and is retried every
+    /// 10 s; its other flow (`other`, polling its cloud) goes on being answered, or not.
+    fn died(other_answered: bool) -> Vec<Finding> {
+        let mut r = detector(&AnomalyConfig::default());
+        let mut out = Vec::new();
+        let mut cloud = delta([203, 0, 113, 50], 1, SYN | ACK);
+        cloud.key.port = 443;
+        cloud.packets = if other_answered { 10 } else { 1 };
+        for i in 0..30u64 {
+            let mut c2 = delta([203, 0, 113, 9], 1, SYN | ACK);
+            // Alive for the first six polls: each connection carries its data.
+            c2.packets = if i < 6 { 20 } else { 7 };
+            c2.syns = if i < 6 { 1 } else { 7 };
+            out.extend(r.on_poll(&Poll {
+                now: i * 10 * SEC,
+                deltas: &[c2, cloud],
+                egress: &[],
+            }));
+        }
+        out
+    }
+
+    #[test]
+    fn a_server_that_died_is_retries_while_the_way_out_works() {
+        let found = died(true);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].metadata["destination"][0], "203.0.113.9");
+        // The uplink down: nothing of the device's is answered, no alert.
+        assert!(died(false).is_empty());
     }
 }
