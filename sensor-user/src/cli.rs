@@ -124,43 +124,16 @@ enum Command {
     /// Mute one rule for one device (or one device and destination): its alerts are still
     /// counted and kept, marked `muted`, but not for notifying.
     Mute {
-        /// The device.
-        #[arg(value_parser = parse_mac)]
-        mac: MacAddr,
-        /// The rule (`iot.rule.id`: beacon, unexpected_destination, ...).
-        #[arg(long, value_parser = parse_rule)]
-        rule: String,
-        /// Only its alerts about this destination: an address, `address:port/proto` or a
-        /// DNS name.
-        #[arg(long)]
-        dest: Option<String>,
+        #[command(flatten)]
+        what: MuteTarget,
         /// For how long (`7d`); for good when absent.
         #[arg(long = "for", value_parser = humantime::parse_duration)]
         duration: Option<std::time::Duration>,
-        /// Who (default: $SUDO_USER, else $USER).
-        #[arg(long)]
-        by: Option<String>,
-        /// The state directory `run` uses.
-        #[arg(long, default_value = state::DEFAULT_DIR)]
-        state_dir: PathBuf,
     },
     /// Lift a mute.
     Unmute {
-        /// The device.
-        #[arg(value_parser = parse_mac)]
-        mac: MacAddr,
-        /// The rule.
-        #[arg(long, value_parser = parse_rule)]
-        rule: String,
-        /// The destination it was muted for, if it was.
-        #[arg(long)]
-        dest: Option<String>,
-        /// Who.
-        #[arg(long)]
-        by: Option<String>,
-        /// The state directory `run` uses.
-        #[arg(long, default_value = state::DEFAULT_DIR)]
-        state_dir: PathBuf,
+        #[command(flatten)]
+        what: MuteTarget,
     },
     /// Who did what to which device, newest first.
     Audit {
@@ -226,6 +199,27 @@ enum BaselineCommand {
         #[arg(long, default_value = state::DEFAULT_DIR)]
         state_dir: PathBuf,
     },
+}
+
+/// What a mute is of: a device's rule, perhaps for one destination.
+#[derive(clap::Args, Debug)]
+struct MuteTarget {
+    /// The device.
+    #[arg(value_parser = parse_mac)]
+    mac: MacAddr,
+    /// The rule (`iot.rule.id`: beacon, unexpected_destination, ...).
+    #[arg(long, value_parser = parse_rule)]
+    rule: String,
+    /// Only its alerts about this destination: an address, `address:port/proto` or a
+    /// DNS name.
+    #[arg(long)]
+    dest: Option<String>,
+    /// Who (default: $SUDO_USER, else $USER).
+    #[arg(long)]
+    by: Option<String>,
+    /// The state directory `run` uses.
+    #[arg(long, default_value = state::DEFAULT_DIR)]
+    state_dir: PathBuf,
 }
 
 /// A decision about one destination of one device's baseline.
@@ -545,7 +539,12 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             if json {
                 crate::store::print::json(&mut out, &devices)?;
             } else {
-                crate::store::print::table(&mut out, &devices)?;
+                let states = store
+                    .device_states()?
+                    .into_iter()
+                    .map(|s| (s.mac, s.state))
+                    .collect();
+                crate::store::print::table(&mut out, &devices, &states)?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -665,12 +664,15 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Mute {
-            mac,
-            rule,
-            dest,
+            what:
+                MuteTarget {
+                    mac,
+                    rule,
+                    dest,
+                    by,
+                    state_dir,
+                },
             duration,
-            by,
-            state_dir,
         } => {
             let now = crate::model::clock::realtime_ns();
             let mut store = Store::open(&state_dir)?;
@@ -697,11 +699,14 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Unmute {
-            mac,
-            rule,
-            dest,
-            by,
-            state_dir,
+            what:
+                MuteTarget {
+                    mac,
+                    rule,
+                    dest,
+                    by,
+                    state_dir,
+                },
         } => {
             let now = crate::model::clock::realtime_ns();
             let mut store = Store::open(&state_dir)?;

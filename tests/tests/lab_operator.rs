@@ -109,6 +109,24 @@ fn a_category_set_and_a_rule_muted_from_the_command_line_reach_the_running_senso
     let d: Value = serde_json::from_str(&line).unwrap();
     let dev = &d["iot"]["device"];
     assert_eq!(dev["category"], "printer");
+    // `kettlewatch devices` says who set the category (the store is written with the
+    // event's batch, so within a poll).
+    let row_of = |state: &std::path::Path, want: &[&str]| {
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let table = String::from_utf8(kw(state, &["devices"]).stdout).unwrap();
+            let row = table.lines().find(|l| l.starts_with(me.as_str()));
+            if row.is_some_and(|r| want.iter().all(|w| r.contains(w))) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "{want:?} not in: {table}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    row_of(&state, &[" printer ", " operator "]);
     assert_eq!(dev["name"], "hall printer");
     assert_eq!(dev["set_by"], "alice");
     assert_eq!(
@@ -344,6 +362,14 @@ fn a_device_put_under_investigation_is_enforced_and_taken_out_learns_again() {
         .expect("the device event says its state");
     let d: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(d["iot"]["device"]["mac"], me);
+    // `kettlewatch devices` shows it in its row.
+    let table = String::from_utf8(kw(&state, &["devices"]).stdout).unwrap();
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(me.as_str()) && l.contains(" investigating ")),
+        "{table}"
+    );
     // The device's policy went to the kernel in the same batch as its event.
     lab.udp(0, 0, "203.0.113.51:4242", b"hello"); // new: dropped
     lab.udp(0, 0, "203.0.113.50:4242", b"hello"); // learned: passes

@@ -15,10 +15,14 @@ pub fn json(out: &mut impl Write, devices: &[StoredDevice]) -> std::io::Result<(
 }
 
 /// A fixed-width table; network text is already sanitized, and cut to fit its column.
-pub fn table(out: &mut impl Write, devices: &[StoredDevice]) -> std::io::Result<()> {
+pub fn table(
+    out: &mut impl Write,
+    devices: &[StoredDevice],
+    states: &std::collections::BTreeMap<String, String>,
+) -> std::io::Result<()> {
     writeln!(out, "{HEADER}")?;
     for d in devices {
-        writeln!(out, "{}", row(d))?;
+        writeln!(out, "{}", row(d, states.get(&d.mac).map(String::as_str)))?;
     }
     writeln!(out, "{} devices", devices.len())
 }
@@ -30,15 +34,17 @@ pub fn fleet_table(
 ) -> std::io::Result<()> {
     writeln!(out, "{:<16}  {HEADER}", "HOST")?;
     for (host, d) in devices {
-        writeln!(out, "{:<16}  {}", cut(host, 16), row(d))?;
+        // A gateway's operator states stay in its own store.
+        writeln!(out, "{:<16}  {}", cut(host, 16), row(d, None))?;
     }
     let hosts: std::collections::BTreeSet<&str> = devices.iter().map(|d| d.0.as_str()).collect();
     writeln!(out, "{} devices on {} gateways", devices.len(), hosts.len())
 }
 
-const HEADER: &str = "MAC                STATUS    NAME                CATEGORY           CONF  CRIT      ADDRESS          LAST SEEN             VENDOR                    SOFTWARE";
+const HEADER: &str = "MAC                STATUS    STATE          NAME                CATEGORY           FROM      CONF  CRIT      ADDRESS          LAST SEEN             VENDOR                    SOFTWARE";
 
-fn row(d: &StoredDevice) -> String {
+/// One device's row; `state` is the operator's (authorised, investigating).
+fn row(d: &StoredDevice, state: Option<&str>) -> String {
     let name = d
         .name
         .clone()
@@ -61,11 +67,17 @@ fn row(d: &StoredDevice) -> String {
         sw.push("-".into());
     }
     format!(
-        "{:<17}  {:<8}  {:<18}  {:<17}  {:>4.2}  {:<8}  {:<15}  {:<20}  {:<24}  {}",
+        "{:<17}  {:<8}  {:<13}  {:<18}  {:<17}  {:<8}  {:>4.2}  {:<8}  {:<15}  {:<20}  {:<24}  {}",
         d.mac,
         d.inventory_status,
+        state.unwrap_or("-"),
         cut(&name, 18),
         d.category,
+        if d.category_source.is_empty() {
+            "-"
+        } else {
+            &d.category_source
+        },
         d.confidence,
         d.criticality,
         cut(d.addresses.first().map_or("-", String::as_str), 15),

@@ -543,15 +543,7 @@ impl Store {
     /// Every device's learning window: (mac, end in epoch ns), by MAC.
     pub fn windows(&self) -> Result<Vec<(String, u64)>, StateError> {
         // A store written before windows were kept, opened read-only, has no table.
-        let has: i64 = self
-            .conn
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'learning'",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(self.sql())?;
-        if has == 0 {
+        if !self.has_table("learning")? {
             return Ok(Vec::new());
         }
         let mut st = self
