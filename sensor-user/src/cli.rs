@@ -663,30 +663,21 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Mute {
-            what:
-                MuteTarget {
-                    mac,
-                    rule,
-                    dest,
-                    by,
-                    state_dir,
-                },
-            duration,
-        } => {
+        Command::Mute { what, duration } => {
             let now = crate::model::clock::realtime_ns();
-            let mut store = Store::open(&state_dir)?;
+            let mut store = Store::open(&what.state_dir)?;
             let m = crate::store::actions::Mute {
-                mac: mac.to_string(),
-                rule,
-                dest,
+                mac: what.mac.to_string(),
+                rule: what.rule,
+                dest: what.dest,
                 until_ns: duration.map(|d| now.saturating_add(d.as_nanos() as u64)),
-                by: who(by),
+                by: who(what.by),
                 at_ns: now,
             };
             store.mute(&m)?;
             println!(
-                "{mac}: {} muted{}{}",
+                "{}: {} muted{}{}",
+                m.mac,
                 m.rule,
                 m.dest
                     .as_ref()
@@ -698,19 +689,11 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Unmute {
-            what:
-                MuteTarget {
-                    mac,
-                    rule,
-                    dest,
-                    by,
-                    state_dir,
-                },
-        } => {
+        Command::Unmute { what } => {
             let now = crate::model::clock::realtime_ns();
-            let mut store = Store::open(&state_dir)?;
-            if !store.unmute(&mac.to_string(), &rule, dest.as_deref(), &who(by), now)? {
+            let mut store = Store::open(&what.state_dir)?;
+            let (mac, rule, dest) = (what.mac, what.rule, what.dest);
+            if !store.unmute(&mac.to_string(), &rule, dest.as_deref(), &who(what.by), now)? {
                 anyhow::bail!(
                     "{mac} has no mute of {rule}{}",
                     dest.map_or(String::new(), |d| format!(" for {d}"))

@@ -18,6 +18,15 @@ use kettlewatch_tests::{
 };
 use serde_json::Value;
 
+/// The lab's sensor with every device's baseline in monitor mode.
+fn monitored(lab: &Lab) -> (TempDir, Sensor) {
+    let config = format!(
+        "{}[baseline]\nmode = \"monitor\"\n",
+        kettlewatch_tests::lab::FAST_CONFIG
+    );
+    lab.watch(&config, &[])
+}
+
 fn anomalies(evs: &[Value]) -> Vec<&Value> {
     events::of_type(evs, "alert")
         .into_iter()
@@ -182,11 +191,7 @@ fn a_dns_tunnel_and_generated_names_through_the_lans_resolver_alert() {
         ("c2.example", ""),
         ("cloud.example.net", "203.0.113.10"),
     ]);
-    let config = format!(
-        "{}[baseline]\nmode = \"monitor\"\n",
-        kettlewatch_tests::lab::FAST_CONFIG
-    );
-    let (_dir, sensor) = lab.watch(&config, &[]);
+    let (_dir, sensor) = monitored(&lab);
     for i in 0..40u16 {
         let name = format!(
             "{}.{}.t.tunnel.example",
@@ -263,11 +268,7 @@ fn password_guessing_over_ssh_alerts_and_a_device_polling_https_does_not() {
     // 0: 25 SSH connections to one server in a few seconds (a bot guessing passwords),
     // 1: 25 HTTPS connections to the same server (a chatty device without keep-alive).
     let lab = Lab::build(2);
-    let config = format!(
-        "{}[baseline]\nmode = \"monitor\"\n",
-        kettlewatch_tests::lab::FAST_CONFIG
-    );
-    let (_dir, sensor) = lab.watch(&config, &[]);
+    let (_dir, sensor) = monitored(&lab);
     for (dev, port) in [(0usize, 22u16), (1, 443)] {
         lab.devices[dev].ns.run(move || {
             let to = SocketAddr::from(([203, 0, 113, 10], port));
@@ -416,11 +417,7 @@ fn a_bot_retrying_a_dead_server_is_unanswered_retries_and_a_working_server_is_no
             drop(c);
         }
     });
-    let config = format!(
-        "{}[baseline]\nmode = \"monitor\"\n",
-        kettlewatch_tests::lab::FAST_CONFIG
-    );
-    let (_dir, sensor) = lab.watch(&config, &[]);
+    let (_dir, sensor) = monitored(&lab);
     for _ in 0..120 {
         for (dev, to) in [(0usize, dead), (1, alive)] {
             lab.devices[dev].ns.run(move || {
@@ -472,11 +469,7 @@ fn sip_password_guessing_over_udp_is_brute_force_and_a_phone_registering_is_not(
     let lab = Lab::build(2);
     let registrar = SocketAddr::from(([203, 0, 113, 10], 5060));
     let _kamailio = Registrar::start(&lab.inet, registrar, "kettle-7319");
-    let config = format!(
-        "{}[baseline]\nmode = \"monitor\"\n",
-        kettlewatch_tests::lab::FAST_CONFIG
-    );
-    let (_dir, sensor) = lab.watch(&config, &[]);
+    let (_dir, sensor) = monitored(&lab);
     let out = lab.devices[0]
         .ns
         .cmd("svcrack")
@@ -557,11 +550,7 @@ fn a_short_ssh_guessing_run_is_brute_force_and_sessions_that_work_are_not() {
     std::fs::write(&words, list.join("\n") + "\n").unwrap();
     let upload = dir.join("upload");
     std::fs::write(&upload, vec![b'k'; 200_000]).unwrap();
-    let config = format!(
-        "{}[baseline]\nmode = \"monitor\"\n",
-        kettlewatch_tests::lab::FAST_CONFIG
-    );
-    let (_dir, sensor) = lab.watch(&config, &[]);
+    let (_dir, sensor) = monitored(&lab);
     let out = lab.devices[0]
         .ns
         .cmd("hydra")
@@ -627,11 +616,7 @@ fn a_bot_retrying_a_server_that_died_is_unanswered_retries() {
             drop(c);
         }
     });
-    let config = format!(
-        "{}[baseline]\nmode = \"monitor\"\n",
-        kettlewatch_tests::lab::FAST_CONFIG
-    );
-    let (_dir, sensor) = lab.watch(&config, &[]);
+    let (_dir, sensor) = monitored(&lab);
     let talk = move |to: SocketAddr| {
         if let Ok(mut s) = TcpStream::connect_timeout(&to, Duration::from_millis(200)) {
             use std::io::Write as _;

@@ -56,7 +56,8 @@ impl Drop for Installed {
     }
 }
 
-fn sh(cmd: &mut Command) -> Result<String> {
+/// Runs `cmd`; its standard output, or an error with all it said.
+pub fn sh(cmd: &mut Command) -> Result<String> {
     let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
     if !out.status.success() {
         bail!(

@@ -46,19 +46,20 @@ impl Container {
     /// A command run inside the container, in all of its namespaces.
     fn inside(&self, args: &[&str]) -> Result<String> {
         let init = self.init.context("the container has not booted")?;
-        let out = Command::new("nsenter")
-            .args(["-t", &init.to_string(), "-a", "--"])
-            .args(args)
-            .output()
-            .with_context(|| format!("nsenter {args:?}"))?;
-        if !out.status.success() {
-            bail!(
-                "in the container, {args:?} failed: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        crate::package::sh(
+            Command::new("nsenter")
+                .args(["-t", &init.to_string(), "-a", "--"])
+                .args(args),
+        )
+        .context("in the container")
+    }
+
+    /// A property of the kettlewatch unit (`systemctl show -p NAME --value`).
+    fn unit(&self, name: &str) -> Result<String> {
+        Ok(self
+            .inside(&["systemctl", "show", "-p", name, "--value", "kettlewatch"])?
+            .trim()
+            .to_string())
     }
 }
 
@@ -97,15 +98,7 @@ impl Drop for Container {
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
-    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
-    if !out.status.success() {
-        bail!(
-            "{cmd:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(())
+    crate::package::sh(cmd).map(drop)
 }
 
 fn ip(args: &[&str]) -> Result<()> {
@@ -254,14 +247,14 @@ pub fn check(deb: &Path) -> Result<()> {
     let status = || {
         let journal = c
             .inside(&["journalctl", "--no-pager", "-n", "40", "-u", "kettlewatch"])
-            .unwrap_or_else(|e| e.to_string());
+            .unwrap_or_else(|e| format!("{e:#}"));
         let status = c
             .inside(&["systemctl", "status", "--no-pager", "kettlewatch"])
-            .unwrap_or_else(|e| e.to_string());
+            .unwrap_or_else(|e| format!("{e:#}"));
         format!("{status}\n{journal}")
     };
     if let Err(e) = c.inside(&["systemctl", "start", "kettlewatch"]) {
-        bail!("{e}\n{}", status());
+        bail!("{e:#}\n{}", status());
     }
 
     // Attached: the XDP program on the interface, and the sensor's first stats record.
@@ -277,18 +270,7 @@ pub fn check(deb: &Path) -> Result<()> {
     if attached.is_none() {
         bail!("the unit's sensor attached no XDP program:\n{}", status());
     }
-    let main_pid: u32 = c
-        .inside(&[
-            "systemctl",
-            "show",
-            "-p",
-            "MainPID",
-            "--value",
-            "kettlewatch",
-        ])?
-        .trim()
-        .parse()
-        .context("MainPID")?;
+    let main_pid: u32 = c.unit("MainPID")?.parse().context("MainPID")?;
     let proc_status = c.inside(&["cat", &format!("/proc/{main_pid}/status")])?;
     let field = |name: &str| {
         proc_status
@@ -355,30 +337,12 @@ pub fn check(deb: &Path) -> Result<()> {
     // under the system-call filter: still the same process, never restarted.
     c.inside(&["systemctl", "reload", "kettlewatch"])?;
     sleep(Duration::from_secs(2));
-    let after: u32 = c
-        .inside(&[
-            "systemctl",
-            "show",
-            "-p",
-            "MainPID",
-            "--value",
-            "kettlewatch",
-        ])?
-        .trim()
-        .parse()
-        .context("MainPID")?;
-    let restarts = c.inside(&[
-        "systemctl",
-        "show",
-        "-p",
-        "NRestarts",
-        "--value",
-        "kettlewatch",
-    ])?;
-    if after != main_pid || restarts.trim() != "0" {
+    let after: u32 = c.unit("MainPID")?.parse().context("MainPID")?;
+    let restarts = c.unit("NRestarts")?;
+    if after != main_pid || restarts != "0" {
         bail!(
             "after systemctl reload the sensor is PID {after} (was {main_pid}), restarted {} times:\n{}",
-            restarts.trim(),
+            restarts,
             status()
         );
     }
@@ -391,15 +355,8 @@ pub fn check(deb: &Path) -> Result<()> {
     if String::from_utf8_lossy(&out.stdout).contains("prog/xdp") {
         bail!("the XDP program is still attached after systemctl stop");
     }
-    let result = c.inside(&[
-        "systemctl",
-        "show",
-        "-p",
-        "Result",
-        "--value",
-        "kettlewatch",
-    ])?;
-    if result.trim() != "success" {
+    let result = c.unit("Result")?;
+    if result != "success" {
         bail!("systemctl stop left the unit with result {result:?}");
     }
     eprintln!(
