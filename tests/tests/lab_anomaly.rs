@@ -27,6 +27,18 @@ fn monitored(lab: &Lab) -> (TempDir, Sensor) {
     lab.watch(&config, &[])
 }
 
+/// A server on the lab's internet side at `at` that accepts and closes `n` connections.
+fn closing_server(lab: &Lab, at: SocketAddr, n: usize) -> std::thread::JoinHandle<()> {
+    let l = lab
+        .inet
+        .run(move || std::net::TcpListener::bind(at).expect("bind"));
+    std::thread::spawn(move || {
+        for c in l.incoming().take(n) {
+            drop(c);
+        }
+    })
+}
+
 fn anomalies(evs: &[Value]) -> Vec<&Value> {
     events::of_type(evs, "alert")
         .into_iter()
@@ -409,14 +421,7 @@ fn a_bot_retrying_a_dead_server_is_unanswered_retries_and_a_working_server_is_no
     let lab = Lab::build(2);
     let dead = SocketAddr::from(([203, 0, 113, 20], 6667));
     let alive = SocketAddr::from(([203, 0, 113, 10], 8080));
-    let l = lab
-        .inet
-        .run(move || std::net::TcpListener::bind(alive).expect("bind"));
-    let server = std::thread::spawn(move || {
-        for c in l.incoming().take(120) {
-            drop(c);
-        }
-    });
+    let server = closing_server(&lab, alive, 120);
     let (_dir, sensor) = monitored(&lab);
     for _ in 0..120 {
         for (dev, to) in [(0usize, dead), (1, alive)] {
@@ -608,14 +613,7 @@ fn a_bot_retrying_a_server_that_died_is_unanswered_retries() {
     let c2_listener = lab
         .inet
         .run(move || std::net::TcpListener::bind(c2).expect("bind"));
-    let web_listener = lab
-        .inet
-        .run(move || std::net::TcpListener::bind(web).expect("bind"));
-    let web_server = std::thread::spawn(move || {
-        for c in web_listener.incoming().take(120) {
-            drop(c);
-        }
-    });
+    let web_server = closing_server(&lab, web, 120);
     let (_dir, sensor) = monitored(&lab);
     let talk = move |to: SocketAddr| {
         if let Ok(mut s) = TcpStream::connect_timeout(&to, Duration::from_millis(200)) {
