@@ -39,6 +39,27 @@ fn closing_server(lab: &Lab, at: SocketAddr, n: usize) -> std::thread::JoinHandl
     })
 }
 
+/// Stops the sensor once it wrote an `unanswered_retries` alert: every event, and that
+/// alert, the only one.
+fn one_retry_alert(sensor: Sensor) -> (Vec<Value>, Value) {
+    let seen = sensor.wait_for_line(
+        |l| l.contains("\"unanswered_retries\""),
+        Duration::from_secs(5),
+    );
+    let out = sensor.stop();
+    assert!(out.status.success(), "{}", out.stderr);
+    let evs = events::parse(&out.stdout);
+    assert!(
+        seen.is_some(),
+        "no unanswered_retries: {:#?}",
+        anomalies(&evs)
+    );
+    let r = events::alerts(&evs, "unanswered_retries");
+    assert_eq!(r.len(), 1, "{r:#?}");
+    let alert = r[0].clone();
+    (evs, alert)
+}
+
 fn anomalies(evs: &[Value]) -> Vec<&Value> {
     events::of_type(evs, "alert")
         .into_iter()
@@ -432,22 +453,9 @@ fn a_bot_retrying_a_dead_server_is_unanswered_retries_and_a_working_server_is_no
         std::thread::sleep(Duration::from_millis(50));
     }
     server.join().unwrap();
-    let seen = sensor.wait_for_line(
-        |l| l.contains("\"unanswered_retries\""),
-        Duration::from_secs(5),
-    );
-    let out = sensor.stop();
-    assert!(out.status.success(), "{}", out.stderr);
-    let evs = events::parse(&out.stdout);
-    assert!(
-        seen.is_some(),
-        "no unanswered_retries: {:#?}",
-        anomalies(&evs)
-    );
-    let r = events::alerts(&evs, "unanswered_retries");
-    assert_eq!(r.len(), 1, "{r:#?}");
-    assert_eq!(r[0]["iot"]["device"]["mac"], lab.devices[0].mac.to_string());
-    let m = &r[0]["alert"]["metadata"];
+    let (evs, r) = one_retry_alert(sensor);
+    assert_eq!(r["iot"]["device"]["mac"], lab.devices[0].mac.to_string());
+    let m = &r["alert"]["metadata"];
     assert_eq!(
         (&m["destination"][0], &m["port"][0]),
         (&"203.0.113.20".into(), &"6667".into())
@@ -636,21 +644,8 @@ fn a_bot_retrying_a_server_that_died_is_unanswered_retries() {
         std::thread::sleep(Duration::from_millis(50));
     }
     web_server.join().unwrap();
-    let seen = sensor.wait_for_line(
-        |l| l.contains("\"unanswered_retries\""),
-        Duration::from_secs(5),
-    );
-    let out = sensor.stop();
-    assert!(out.status.success(), "{}", out.stderr);
-    let evs = events::parse(&out.stdout);
-    assert!(
-        seen.is_some(),
-        "no unanswered_retries: {:#?}",
-        anomalies(&evs)
-    );
-    let r = events::alerts(&evs, "unanswered_retries");
-    assert_eq!(r.len(), 1, "{r:#?}");
-    let m = &r[0]["alert"]["metadata"];
+    let (_, r) = one_retry_alert(sensor);
+    let m = &r["alert"]["metadata"];
     assert_eq!(
         (&m["destination"][0], &m["port"][0]),
         (&"203.0.113.20".into(), &"6667".into())
