@@ -483,3 +483,61 @@ fn the_running_sensors_console_corrects_it_from_a_browser() {
     assert_eq!(muted("203.0.113.30"), None);
     assert_eq!(events::last_stats(&evs)["sensor"]["alerts_muted"], 1);
 }
+
+/// `[output] muted_alerts = "history"`: a muted alert is kept in the history and counted,
+/// but not written to the stream; an alert nobody muted still is.
+#[test]
+fn with_muted_alerts_history_a_muted_alert_stays_out_of_the_stream() {
+    if !env::have_root() || !env::have_tool("ip") {
+        return;
+    }
+    let (lab, me, _state_dir, state) = lab_with_state();
+    let (_dir, mut sensor) = watched_under_policy(
+        &lab,
+        &me,
+        &state,
+        "[output]\nmuted_alerts = \"history\"\n\n",
+    );
+    let mute = kw(
+        &state,
+        &[
+            "mute",
+            &me,
+            "--rule",
+            "unexpected_destination",
+            "--dest",
+            "203.0.113.20",
+        ],
+    );
+    assert!(mute.status.success(), "{mute:?}");
+    sensor.wait_for_log("operator actions (generation 1)", Duration::from_secs(10));
+    lab.udp(0, 0, "203.0.113.20:4242", b"hello"); // unexpected, muted
+    lab.udp(0, 0, "203.0.113.30:4242", b"hello"); // unexpected, not muted
+    std::thread::sleep(Duration::from_millis(1500));
+    let out = sensor.stop();
+    assert!(out.status.success(), "{}", out.stderr);
+    let evs = events::parse(&out.stdout);
+    let streamed: Vec<&str> = events::alerts(&evs, "unexpected_destination")
+        .iter()
+        .filter_map(|a| a["dest_ip"].as_str())
+        .collect();
+    assert_eq!(
+        streamed,
+        ["203.0.113.30"],
+        "only the unmuted one is streamed"
+    );
+    assert_eq!(events::last_stats(&evs)["sensor"]["alerts_muted"], 1);
+    let hist = kw(
+        &state,
+        &["alerts", "--json", "--rule", "unexpected_destination"],
+    );
+    let kept: Vec<Value> = String::from_utf8_lossy(&hist.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        kept.iter()
+            .any(|a| a["dest_ip"] == "203.0.113.20" && a["iot"]["rule"]["muted"] == true),
+        "the history keeps it, marked: {kept:#?}"
+    );
+}
