@@ -16,8 +16,8 @@
 //!
 //! Over UDP there are no connections: a login there (SIP's REGISTER) is counted by its
 //! datagrams, and only where the payload showed one, since a UDP port says little. A
-//! digest login takes two requests (RFC 3261 22.1, RFC 7616 3.3: the first is
-//! challenged, the second answers), so the threshold is twice the connections'.
+//! digest login takes two requests (RFC 3261 22.1: the first is challenged, the second
+//! answers), so the threshold is twice the connections'.
 
 use serde_json::json;
 

@@ -75,22 +75,25 @@ impl Detector for Retry {
                 continue;
             }
             let dst = addr::ip(key.addr);
-            if self.lan.iter().any(|n| n.contains(&dst)) {
-                continue;
-            }
             if d.packets > d.syns {
-                // Answered in this poll: a working destination, and a way out that works.
-                // (Most flows are: no lookup of the followed ones while none is.)
-                if self.reached.len() >= MAX_FLOWS && !self.reached.contains_key(&key.mac) {
-                    self.reached.clear();
-                }
-                self.reached.insert(key.mac, poll.now);
+                // Answered in this poll: a working destination, and, outside the LAN, a
+                // way out that works. Only followed retries need either (most polls
+                // have none: no lookups then), and only answers after they began.
                 if !self.flows.is_empty() {
                     self.flows.remove(&key);
+                    if !self.lan.iter().any(|n| n.contains(&dst)) {
+                        if self.reached.len() >= MAX_FLOWS && !self.reached.contains_key(&key.mac) {
+                            self.reached.clear();
+                        }
+                        self.reached.insert(key.mac, poll.now);
+                    }
                 }
                 continue;
             }
             if d.syns == 0 || is_flood(d, self.flood_syns) {
+                continue;
+            }
+            if self.lan.iter().any(|n| n.contains(&dst)) {
                 continue;
             }
             if !self.flows.contains_key(&key) && self.flows.len() >= MAX_FLOWS {
