@@ -126,7 +126,8 @@ enum Cmd {
     /// in /etc/kettlewatch, logrotate snippet; in target/debian.
     Package {
         /// Also install it here (root), check its files, unit (`systemd-analyze verify`)
-        /// and configuration, and purge it.
+        /// and configuration, and purge it; then start its unit under systemd in a
+        /// container (`under_systemd.rs`).
         #[arg(long)]
         check: bool,
     },
@@ -255,6 +256,8 @@ fn main() -> Result<()> {
             let deb = package::build(&tools, &root)?;
             if check {
                 package::check(&deb)?;
+                // Then the installed unit under a real systemd.
+                under_systemd::check(&deb)?;
             }
         }
         Cmd::Bench { args } => {

@@ -1,4 +1,4 @@
-//! `cargo xtask package --check`, second half: the installed unit run by a real systemd.
+//! `cargo xtask package --check`, after `package::check`: the unit run by a real systemd.
 //!
 //! This host's PID 1 is not systemd, so `systemd-nspawn --boot` starts one: the container's
 //! root is this host's root under a RAM overlay (nothing it writes reaches the host), its
