@@ -59,6 +59,24 @@ fn watched_under_policy(
     (dir, sensor)
 }
 
+/// The alert history (`kettlewatch alerts`) keeps an `unexpected_destination` alert to
+/// `dest`, marked muted.
+fn assert_muted_in_history(state: &Path, dest: &str) {
+    let hist = kw(
+        state,
+        &["alerts", "--json", "--rule", "unexpected_destination"],
+    );
+    let kept: Vec<Value> = String::from_utf8_lossy(&hist.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        kept.iter()
+            .any(|a| a["dest_ip"] == dest && a["iot"]["rule"]["muted"] == true),
+        "the history keeps the alert to {dest}, marked muted: {kept:#?}"
+    );
+}
+
 #[test]
 fn a_category_set_and_a_rule_muted_from_the_command_line_reach_the_running_sensor() {
     if !env::have_root() || !env::have_tool("ip") {
@@ -177,19 +195,7 @@ fn a_category_set_and_a_rule_muted_from_the_command_line_reach_the_running_senso
     assert_eq!(events::last_stats(&evs)["sensor"]["alerts_muted"], 1);
 
     // The history keeps the muted alert, marked; the audit trail says who did what.
-    let hist = kw(
-        &state,
-        &["alerts", "--json", "--rule", "unexpected_destination"],
-    );
-    let kept: Vec<Value> = String::from_utf8_lossy(&hist.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert!(
-        kept.iter()
-            .any(|a| a["dest_ip"] == "203.0.113.20" && a["iot"]["rule"]["muted"] == true),
-        "{kept:#?}"
-    );
+    assert_muted_in_history(&state, "203.0.113.20");
     // The device's record names the policy that applies and what it allows (the
     // console's device page lists them).
     let devices = String::from_utf8(kw(&state, &["devices", "--json"]).stdout).unwrap();
@@ -527,17 +533,5 @@ fn with_muted_alerts_history_a_muted_alert_stays_out_of_the_stream() {
         "only the unmuted one is streamed"
     );
     assert_eq!(events::last_stats(&evs)["sensor"]["alerts_muted"], 1);
-    let hist = kw(
-        &state,
-        &["alerts", "--json", "--rule", "unexpected_destination"],
-    );
-    let kept: Vec<Value> = String::from_utf8_lossy(&hist.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert!(
-        kept.iter()
-            .any(|a| a["dest_ip"] == "203.0.113.20" && a["iot"]["rule"]["muted"] == true),
-        "the history keeps it, marked: {kept:#?}"
-    );
+    assert_muted_in_history(&state, "203.0.113.20");
 }
