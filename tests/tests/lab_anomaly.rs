@@ -343,20 +343,28 @@ fn password_guessing_over_ssh_alerts_and_a_device_polling_https_does_not() {
 
 /// Beacons in a lab: device 0 posts a check-in over HTTP to an address on TCP/8888
 /// every second, give or take a fifth, on a new connection each time (as an agent does);
-/// device 1 does the same on TCP/80, HTTP's own port, like a device polling its cloud.
-/// Only device 0 is a beacon.
+/// device 1 does the same on TCP/80, HTTP's own port, like a device polling its cloud;
+/// device 2 checks in on TCP/8888 with a server it resolved by a name of its own;
+/// device 3 with a server it resolved by a name the knowledge base gives a product's
+/// cloud (Meross's MQTT brokers). Devices 0 and 2 are beacons.
 #[test]
-fn check_ins_over_http_off_its_port_are_a_beacon_and_polling_on_port_80_is_not() {
-    if !env::have_root() || !env::have_tool("ip") {
+fn check_ins_over_http_off_its_port_are_a_beacon_unless_to_a_products_cloud() {
+    if !env::have_root() || !env::have_tool("ip") || !env::have_tool("dnsmasq") {
         return;
     }
     use std::io::{Read, Write};
-    let lab = Lab::build(2);
+    let lab = Lab::build(4);
     let c2 = SocketAddr::from(([203, 0, 113, 10], 8888));
     let web = SocketAddr::from(([203, 0, 113, 10], 80));
+    let named = SocketAddr::from(([203, 0, 113, 20], 8888));
+    let cloud = SocketAddr::from(([203, 0, 113, 30], 8888));
+    let _dns = lab.dnsmasq_dns(&[
+        ("agent.c2.example", "203.0.113.20"),
+        ("mqtt-eu-3.meross.com", "203.0.113.30"),
+    ]);
     const CHECK_INS: usize = 14;
     let mut servers = Vec::new();
-    for at in [c2, web] {
+    for at in [c2, web, named, cloud] {
         let l = lab
             .inet
             .run(move || std::net::TcpListener::bind(at).expect("bind"));
@@ -376,12 +384,18 @@ fn check_ins_over_http_off_its_port_are_a_beacon_and_polling_on_port_80_is_not()
     let state = TempDir::new();
     let sd = state.join("state").to_str().unwrap().to_string();
     let (_dir, sensor) = lab.watch(&config, &["--state-dir", &sd]);
+    for (dev, name) in [(2, "agent.c2.example"), (3, "mqtt-eu-3.meross.com")] {
+        assert_eq!(
+            ask(&lab, dev, 7, name, simple_dns::TYPE::A),
+            simple_dns::RCODE::NoError
+        );
+    }
     // Jitter from a fixed sequence, so every run is the same beacon.
     let jitter = [
         0, 150, -120, 60, -180, 90, -30, 170, -90, 20, 110, -160, 40, -60,
     ];
     for (i, j) in jitter.iter().enumerate().take(CHECK_INS) {
-        for (dev, to) in [(0usize, c2), (1, web)] {
+        for (dev, to) in [(0usize, c2), (1, web), (2, named), (3, cloud)] {
             lab.devices[dev].ns.run(move || {
                 let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(2)).unwrap();
                 let body = format!("{{\"id\":\"agent-7\",\"n\":{:02}}}", i % 10);
@@ -399,15 +413,30 @@ fn check_ins_over_http_off_its_port_are_a_beacon_and_polling_on_port_80_is_not()
     for s in servers {
         s.join().unwrap();
     }
-    let seen = sensor.wait_for_line(|l| l.contains("\"beacon\""), Duration::from_secs(5));
-    assert!(seen.is_some(), "no beacon alert");
+    let seen = sensor.wait_for_line(
+        |l| l.contains("\"reached_by\":[\"name\"]"),
+        Duration::from_secs(5),
+    );
+    assert!(seen.is_some(), "no beacon alert for the named server");
     std::thread::sleep(Duration::from_millis(600));
     let out = sensor.stop();
     assert!(out.status.success(), "{}", out.stderr);
     let evs = events::parse(&out.stdout);
-    let b = events::alerts(&evs, "beacon");
-    assert_eq!(b.len(), 1, "{b:#?}");
-    assert_eq!(b[0]["iot"]["device"]["mac"], lab.devices[0].mac.to_string());
+    let mut b = events::alerts(&evs, "beacon");
+    b.sort_by_key(|a| a["iot"]["device"]["mac"].as_str().map(str::to_string));
+    assert_eq!(b.len(), 2, "{b:#?}");
+    let macs: Vec<_> = b
+        .iter()
+        .map(|a| a["iot"]["device"]["mac"].clone())
+        .collect();
+    assert_eq!(
+        macs,
+        [
+            lab.devices[0].mac.to_string(),
+            lab.devices[2].mac.to_string()
+        ],
+        "devices 0 and 2 only: {b:#?}"
+    );
     let m = &b[0]["alert"]["metadata"];
     assert_eq!(
         (&m["destination"][0], &m["port"][0]),
@@ -415,19 +444,25 @@ fn check_ins_over_http_off_its_port_are_a_beacon_and_polling_on_port_80_is_not()
     );
     assert_eq!(m["service"][0], "http");
     assert_eq!(m["interval_s"][0], "1", "{m}");
+    assert_eq!(m["reached_by"][0], "address");
     assert_eq!(
         b[0]["dest_port"], 8888,
         "the alert is about the flow: {}",
         b[0]
     );
-    // Both were learned at their first packet; the beacon's destination was taken back.
+    let m = &b[1]["alert"]["metadata"];
+    assert_eq!(m["destination"][0], "203.0.113.20");
+    assert_eq!(m["reached_by"][0], "name");
+    // All were learned at their first packet; the beacons' destinations were taken back.
     let shown = std::process::Command::new(env::kettlewatch())
         .args(["baseline", "show", "--state-dir", &sd])
         .output()
         .unwrap();
     let shown = String::from_utf8_lossy(&shown.stdout).to_string();
     assert!(shown.contains("203.0.113.10:80/tcp"), "{shown}");
+    assert!(shown.contains("mqtt-eu-3.meross.com"), "{shown}");
     assert!(!shown.contains("203.0.113.10:8888"), "{shown}");
+    assert!(!shown.contains("agent.c2.example"), "{shown}");
 }
 
 /// A bot retrying its dead command server: device 0 tries TCP/6667 at an address where

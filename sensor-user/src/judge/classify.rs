@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use globset::{GlobBuilder, GlobMatcher};
+use globset::{GlobBuilder, GlobMatcher, GlobSet, GlobSetBuilder};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -175,6 +175,9 @@ struct ClassRule {
 /// Compiled rules.
 pub struct Classifier {
     rules: Vec<ClassRule>,
+    /// The names rules vote for a category on (`dns` and `tls_name`, positive weight):
+    /// the clouds and services of products the knowledge base knows.
+    service_names: GlobSet,
     min_score: f64,
     strong: f64,
     builtin: bool,
@@ -186,6 +189,7 @@ impl Classifier {
     pub fn load(user: Option<&Path>, builtin: bool) -> Result<Self, ConfigError> {
         let mut c = Self {
             rules: Vec::new(),
+            service_names: GlobSet::empty(),
             min_score: 1.0,
             strong: 0.6,
             builtin,
@@ -286,7 +290,21 @@ impl Classifier {
                 weight: w,
             });
         }
+        let mut names = GlobSetBuilder::new();
+        for r in &self.rules {
+            if same_kind(&r.fact) == same_kind("dns") && r.weight > 0.0 {
+                names.add(r.matcher.glob().clone());
+            }
+        }
+        self.service_names = names
+            .build()
+            .map_err(|e| at(0, format!("bad pattern: {e}")))?;
         Ok(())
+    }
+
+    /// Whether `name` is one the knowledge base names a product's cloud or service by.
+    pub fn knows_name(&self, name: &str) -> bool {
+        self.service_names.is_match(name)
     }
 
     /// Whether the built-in knowledge is on (rules and Home Assistant's matchers).
@@ -450,6 +468,23 @@ fn posterior(scores: &[(&str, f64)], best: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_of_products_clouds() {
+        let c = Classifier::builtin();
+        assert!(c.knows_name("a1.tuyaus.com"));
+        assert!(c.knows_name("mqtt-us-2.meross.com"));
+        assert!(!c.knows_name("c2.example.net"));
+        let user = Classifier::parse(
+            "[[rule]]\nfact = \"tls_name\"\nmatch = \"*.hub.example\"\ncategory = \"camera\"\nweight = 2.0\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert!(
+            user.knows_name("eu.hub.example"),
+            "a user's rules name clouds too"
+        );
+    }
 
     #[test]
     fn a_desktop_os_fact_on_a_purpose_built_device_does_not_make_it_a_pc() {

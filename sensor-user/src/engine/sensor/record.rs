@@ -51,6 +51,8 @@ impl Sensor {
                     allowed: judged.verdict == Verdict::Allowed,
                     local: judged.local,
                     resolved: !judged.names.is_empty(),
+                    known_name: !judged.local
+                        && judged.names.iter().any(|n| self.classifier.knows_name(n)),
                 };
                 let found = self.anomaly.on_new_flow(ev.ts_ns, ev.key, origin, cx);
                 self.alerts.extend(found);

@@ -1,15 +1,15 @@
 //! Beacons: a device checking in with one outside server at a steady rhythm with
 //! like-sized messages, as implants and bot agents do while they wait for orders.
 //!
-//! Scored as RITA's beacon analysis does (Active Countermeasures, `activecm/rita`,
-//! `pkg/beacon/analyzer.go`): over the intervals between check-ins, Bowley's quartile
-//! skewness (`1 - |skew|`, so a jitter spread evenly either side still scores), the median
-//! absolute deviation about the median (`1 - madm / 30 s`) and a connection-count term;
-//! over the bytes the device sent at each check-in, the same skewness, `1 - madm / 32
-//! bytes` and smallness (`1 - mode / 65535`). The score is the mean of the six. The count
-//! term is `check-ins / (span / 90 s)`, capped at 1, as in the KQL port of RITA's
-//! algorithm (bluraven, "Implementing RITA using KQL"): a streaming sensor has no whole
-//! day's data set to divide by, and a check-in every 90 s or faster counts fully.
+//! Scored as RITA's beacon analysis does (Active Countermeasures, `activecm/rita` v5,
+//! `analysis/beacons.go`): over the intervals between check-ins, and over the bytes the
+//! device sent at each, Bowley's quartile skewness (`1 - |skew|`, so a jitter spread
+//! evenly either side still scores; none when the quartiles are less than 10 s or 10
+//! bytes apart) and the median absolute deviation about the median relative to the
+//! median (`1 - madm / median`); each pair averaged, and the score is the mean of the two.
+//! RITA adds a histogram and a duration term over a day of connection logs; a streaming
+//! sensor scores when it has [`MIN_EVENTS`] check-ins, long before a day, so those two
+//! are left out.
 //!
 //! A beacon's destination is kept out of the device's baseline (`Detector::keeps_out`),
 //! so what a learning device beacons to is never its normal.
@@ -19,14 +19,17 @@
 //!
 //! Device clouds keep in touch periodically too, so the score alone would alert on every
 //! device: on the development captures, IPsec NAT-T keepalives, a camera's and a plug's
-//! TLS to their makers' addresses and a hub's own protocol on 9999 all score over 0.8.
-//! Two more facts are asked for. The destination is outside the LAN and was reached by
-//! raw address (no DNS answer gave it to the device): a maker's cloud is mostly reached
-//! by name. And the flow's first payload speaks HTTP or TLS on a port that is not one of
-//! that protocol's registered ports (MITRE ATT&CK T1571, non-standard port): agents and
-//! RATs check in over web protocols on whatever port their server opened, while a
-//! device's own keepalives use its cloud's registered ports or a protocol of its own,
-//! which this detector leaves alone. DNS (53) and NTP (123) have detectors of their own.
+//! TLS to their makers' addresses and a hub's own protocol on 9999 all score high. So a
+//! beacon is said only when the flow's first payload speaks HTTP or TLS on a port that is
+//! not one of that protocol's registered ports (MITRE ATT&CK T1571, non-standard port):
+//! agents and RATs check in over web protocols on whatever port their server opened,
+//! while a device's own keepalives mostly use its cloud's registered ports or a protocol
+//! of its own. Clouds that do run TLS on a port of their own (MQTT brokers on a private
+//! port) are reached by name: a destination is not followed when one of the names the
+//! device resolved it from is a product's cloud or service in the knowledge base (the
+//! `dns` rules of `data/`), and a named destination another device on the LAN also checks
+//! in with is a product's cloud, not one device's implant. DNS (53) and NTP (123) have
+//! detectors of their own.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -42,11 +45,9 @@ const MIN_EVENTS: usize = 8;
 const MAX_EVENTS: usize = 64;
 /// Silence after which traffic on a flow counts as a new check-in.
 const QUIET_NS: u64 = 5_000_000_000;
-/// RITA's dispersion cut-offs: 30 s of interval jitter, 32 bytes of size jitter.
-const TS_MADM_CUTOFF_S: f64 = 30.0;
-const DS_MADM_CUTOFF: f64 = 32.0;
-/// A check-in per this many seconds or faster gives the full count term.
-const COUNT_PERIOD_S: f64 = 90.0;
+/// Quartiles closer than this (seconds, bytes) make no skew: RITA's floor, below which
+/// Bowley's measure swings on a second's or a byte's difference.
+const SKEW_MIN_SPREAD: f64 = 10.0;
 /// Score at or above which a destination is a beacon: where practitioners' guides to RITA
 /// put a strong command-and-control indication.
 const THRESHOLD: f64 = 0.8;
@@ -118,18 +119,22 @@ fn madm(v: &[f64]) -> f64 {
     at(&dev, 0.5)
 }
 
-/// The most common value of `v` (the smallest among equals).
-fn mode(v: &[f64]) -> f64 {
-    let mut best = (0usize, v[0]);
-    let mut i = 0;
-    while i < v.len() {
-        let run = v[i..].iter().take_while(|x| **x == v[i]).count();
-        if run > best.0 {
-            best = (run, v[i]);
-        }
-        i += run;
-    }
-    best.1
+/// RITA's statistical score of sorted `v`: the mean of `1 - |skew|` (no skew when the
+/// quartiles are less than [`SKEW_MIN_SPREAD`] apart) and `1 - madm / median` (`flat`
+/// when the median is under 1).
+fn dispersion_score(v: &[f64], flat: f64) -> f64 {
+    let skew = if at(v, 0.75) - at(v, 0.25) >= SKEW_MIN_SPREAD {
+        bowley(v)
+    } else {
+        0.0
+    };
+    let mid = at(v, 0.5);
+    let mad = if mid >= 1.0 {
+        ((mid - madm(v)) / mid).max(0.0)
+    } else {
+        flat
+    };
+    ((1.0 - skew.abs()) + mad) / 2.0
 }
 
 /// The score of check-ins at `times_s` (seconds, ascending) that sent `sizes` bytes.
@@ -140,21 +145,12 @@ pub fn score(times_s: &[f64], sizes: &[f64]) -> Option<Score> {
     }
     let mut gaps: Vec<f64> = times_s.windows(2).map(|w| w[1] - w[0]).collect();
     gaps.sort_by(f64::total_cmp);
-    let span = times_s[times_s.len() - 1] - times_s[0];
-    let count = if span > 0.0 {
-        (times_s.len() as f64 / (span / COUNT_PERIOD_S)).min(1.0)
-    } else {
-        0.0
-    };
-    let ts =
-        ((1.0 - bowley(&gaps).abs()) + (1.0 - madm(&gaps) / TS_MADM_CUTOFF_S).max(0.0) + count)
-            / 3.0;
+    // Check-ins faster than a second apart are as steady as this clock can tell (1);
+    // messages of no bytes say nothing of their size (0).
+    let ts = dispersion_score(&gaps, 1.0);
     let mut sz = sizes.to_vec();
     sz.sort_by(f64::total_cmp);
-    let ds = ((1.0 - bowley(&sz).abs())
-        + (1.0 - madm(&sz) / DS_MADM_CUTOFF).max(0.0)
-        + (1.0 - mode(&sz) / 65535.0).max(0.0))
-        / 3.0;
+    let ds = dispersion_score(&sz, 0.0);
     Some(Score {
         ts,
         ds,
@@ -188,6 +184,8 @@ struct Followed {
     service: Option<&'static str>,
     /// Its first packet, so the alert carries the flow's addressing.
     origin: Origin,
+    /// A DNS answer gave the device its address.
+    named: bool,
 }
 
 /// The detector.
@@ -215,7 +213,7 @@ impl Detector for Beacon {
         let k = f.key;
         let followed = (k.proto == proto::TCP || k.proto == proto::UDP)
             && !f.cx.local
-            && !f.cx.resolved
+            && !f.cx.known_name
             && k.port != 53
             && k.port != 123
             && k.port != 0;
@@ -235,6 +233,7 @@ impl Detector for Beacon {
                 last_active: f.now,
                 service: None,
                 origin: f.origin,
+                named: f.cx.resolved,
             });
         } else if !self.flows.contains_key(&k) {
             self.unfollowed += 1;
@@ -285,18 +284,28 @@ impl Detector for Beacon {
             let Some(s) = score(&times, &sizes) else {
                 continue;
             };
-            tracing::trace!(mac = %d.key.mac, port = d.key.port, score = s.total, ts = s.ts, ds = s.ds, "beacon score");
+            tracing::trace!(mac = %d.key.mac, port = d.key.port, score = s.total, ts = s.ts, ds = s.ds, ?times, ?sizes, "beacon score");
             if s.total < THRESHOLD || !off_port(f.service, d.key.port) {
                 continue;
             }
             let n = f.events.len();
             let service = f.service.unwrap_or_default();
-            let origin = f.origin;
+            let (origin, named) = (f.origin, f.named);
             self.flows.remove(&d.key);
             if self.said.len() >= MAX_FLOWS {
                 self.said.clear();
             }
             self.said.insert(d.key);
+            // Only at a score over the threshold, so rarely: a walk over the table.
+            let shared =
+                named
+                    && self.flows.keys().chain(&self.said).any(|k| {
+                        k.mac != d.key.mac && k.addr == d.key.addr && k.port == d.key.port
+                    });
+            if shared {
+                tracing::debug!(mac = %d.key.mac, port = d.key.port, "beacon to a destination other devices share: a product's cloud");
+                continue;
+            }
             out.push(Finding {
                 rule: &rules::BEACON,
                 mac: d.key.mac,
@@ -309,6 +318,7 @@ impl Detector for Beacon {
                     "score": [format!("{:.3}", s.total)],
                     "interval_s": [format!("{:.0}", s.interval_s)],
                     "check_ins": [n.to_string()],
+                    "reached_by": [if named { "name" } else { "address" }],
                 }),
             });
         }
@@ -360,6 +370,27 @@ mod tests {
     }
 
     #[test]
+    fn an_agent_with_a_stray_check_in_and_varied_sizes_scores_high() {
+        // Every 50 s give or take 10, 400-550-byte posts, and once a task's result 5 s
+        // after a check-in. Sizes 150 bytes apart are far past the 32-byte cut-off of
+        // RITA's older form; relative to a 475-byte median they are steady.
+        let (mut r, mut q) = (Lcg(17), Lcg(19));
+        let (mut times, mut sizes) = (Vec::new(), Vec::new());
+        let mut t = 1000.0;
+        for i in 0..12 {
+            times.push(t);
+            sizes.push((400.0 + q.unit() * 150.0_f64).round());
+            if i == 3 {
+                times.push(t + 5.0);
+                sizes.push(250.0);
+            }
+            t += 50.0 + (r.unit() - 0.5) * 20.0;
+        }
+        let s = score(&times, &sizes).expect("enough");
+        assert!(s.total >= THRESHOLD, "{s:?}");
+    }
+
+    #[test]
     fn irregular_use_scores_low() {
         // Someone using a service: exponential gaps (mean 10 min), sizes spread widely.
         let mut r = Lcg(11);
@@ -388,6 +419,5 @@ mod tests {
         let v = [1.0, 2.0, 3.0, 4.0, 100.0];
         assert_eq!(bowley(&v), 0.0, "symmetric quartiles");
         assert_eq!(madm(&v), 1.0);
-        assert_eq!(mode(&[1.0, 2.0, 2.0, 3.0]), 2.0);
     }
 }

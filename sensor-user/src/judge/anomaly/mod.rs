@@ -157,6 +157,9 @@ pub struct FlowContext {
     pub local: bool,
     /// A DNS answer gave the device the destination's address.
     pub resolved: bool,
+    /// One of the names it was resolved from is one the knowledge base names a product's
+    /// cloud or service by.
+    pub known_name: bool,
 }
 
 /// Counters of this stage, in `stats`.
@@ -330,6 +333,10 @@ mod tests {
     }
 
     fn flow(dst: [u8; 4], port: u16, p: u8) -> (FlowKey, Origin) {
+        flow_from(M, dst, port, p)
+    }
+
+    fn flow_from(mac: MacAddr, dst: [u8; 4], port: u16, p: u8) -> (FlowKey, Origin) {
         let key = FlowKey::from_parts(
             [
                 0,
@@ -337,7 +344,7 @@ mod tests {
                 u32::from_ne_bytes([0, 0, 0xff, 0xff]),
                 u32::from_ne_bytes(dst),
             ],
-            M,
+            mac,
             port,
             p,
             0,
@@ -358,6 +365,7 @@ mod tests {
         allowed: false,
         local: false,
         resolved: false,
+        known_name: false,
     };
 
     #[test]
@@ -568,6 +576,70 @@ mod tests {
         kept.sort_by_key(|k| k.port);
         assert_eq!(kept, vec![flows[0].0, flows[1].0], "both kept out");
         assert!(a.take_kept_out().is_empty());
+    }
+
+    /// HTTP check-ins every 30 s on TCP/8888 from each of `devices` to one named
+    /// destination; the beacons said.
+    fn named_check_ins(devices: &[MacAddr], cx: FlowContext) -> Vec<Alert> {
+        let mut a = stage("");
+        let flows: Vec<_> = devices
+            .iter()
+            .map(|m| flow_from(*m, [203, 0, 113, 7], 8888, proto::TCP))
+            .collect();
+        for (k, o) in &flows {
+            assert!(a.on_new_flow(S, *k, *o, cx).is_empty());
+            assert!(a.on_service(S, *k, "http", Some(false)).is_empty());
+        }
+        let mut beacons = Vec::new();
+        for i in 1..=12u64 {
+            let deltas: Vec<FlowDelta> = flows
+                .iter()
+                .map(|(k, _)| FlowDelta {
+                    key: *k,
+                    packets: 6,
+                    bytes: 6 * 66 + 300,
+                    tcp_flags: TCP_SYN | TCP_ACK,
+                    syns: 1,
+                })
+                .collect();
+            beacons.extend(
+                a.on_poll(i * 30 * S, &deltas, &[])
+                    .into_iter()
+                    .filter(|x| x.rule.id == "beacon"),
+            );
+        }
+        beacons
+    }
+
+    #[test]
+    fn a_beacon_to_a_name_unless_a_product_cloud_or_shared() {
+        let named = FlowContext {
+            resolved: true,
+            ..MONITOR
+        };
+        let got = named_check_ins(&[M], named);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].metadata["reached_by"][0], "name");
+        let cloud = FlowContext {
+            known_name: true,
+            ..named
+        };
+        assert!(
+            named_check_ins(&[M], cloud).is_empty(),
+            "a name the knowledge base knows as a product's cloud"
+        );
+        let other = MacAddr([2, 0, 0, 0, 0, 2]);
+        assert!(
+            named_check_ins(&[M, other], named).is_empty(),
+            "two devices checking in with one named destination: a product's cloud"
+        );
+        let got = named_check_ins(&[M, other], MONITOR);
+        assert_eq!(
+            got.len(),
+            2,
+            "by raw address, two devices are two implants: {got:?}"
+        );
+        assert_eq!(got[0].metadata["reached_by"][0], "address");
     }
 
     #[test]
