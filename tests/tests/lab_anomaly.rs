@@ -215,8 +215,10 @@ fn a_dns_tunnel_and_generated_names_through_the_lans_resolver_alert() {
     // 0: tunnels through the LAN's resolver (TXT queries carrying base32 data, as dnscat2
     // does), 1: a DGA bot (NXDOMAIN for generated .com names), 2: an ordinary device
     // (its cloud's address, and TXT of a `_service` name as DNS-SD asks), 3: a command
-    // channel asking one short name's TXT record again and again.
-    let lab = Lab::build(4);
+    // channel asking one short name's TXT record again and again, 4: a channel asking
+    // its own name server (a lab server's address, where nothing answers) for short
+    // encoded names.
+    let lab = Lab::build(5);
     // No upstream: every name under these domains is NXDOMAIN, nothing leaves the lab.
     let _dns = lab.dnsmasq_dns(&[
         ("tunnel.example", ""),
@@ -245,6 +247,16 @@ fn a_dns_tunnel_and_generated_names_through_the_lans_resolver_alert() {
         );
         if i < 12 {
             ask(&lab, 3, 4000 + i, "cmd.c2.example", simple_dns::TYPE::TXT);
+            let q = announce::dns_query_for(
+                5000 + i,
+                &format!("{}.ns.example", encoded(u64::from(i) + 7000, 24)),
+                simple_dns::TYPE::A,
+            );
+            let from: IpAddr = lab.devices[4].v4.into();
+            lab.devices[4].ns.run(move || {
+                let s = UdpSocket::bind((from, 0)).unwrap();
+                s.send_to(&q, "203.0.113.30:53").unwrap();
+            });
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -265,7 +277,7 @@ fn a_dns_tunnel_and_generated_names_through_the_lans_resolver_alert() {
     let evs = events::parse(&out.stdout);
     let mac = |i: usize| lab.devices[i].mac.to_string();
     let tunnel = events::alerts(&evs, "dns_tunnel");
-    assert_eq!(tunnel.len(), 2, "{tunnel:#?}");
+    assert_eq!(tunnel.len(), 3, "{tunnel:#?}");
     let of = |dev: usize| {
         tunnel
             .iter()
@@ -278,6 +290,15 @@ fn a_dns_tunnel_and_generated_names_through_the_lans_resolver_alert() {
     // minute's, is held back by the per-device limit and counted.
     assert_eq!(m["pace"][0], "slow", "{m}");
     assert_eq!(m["odd_types"], serde_json::json!(["TXT"]));
+    assert_eq!(m["resolver"][0], "lan", "{m}");
+    // 24-character names: through the LAN's resolver they would need 52.
+    let m = &of(4)["alert"]["metadata"];
+    assert_eq!(
+        (&m["domain"][0], &m["pace"][0], &m["resolver"][0]),
+        (&"ns.example".into(), &"slow".into(), &"other".into()),
+        "{m}"
+    );
+    assert_eq!(m["resolver_address"][0], "203.0.113.30");
     let m = &of(3)["alert"]["metadata"];
     assert_eq!(m["domain"][0], "c2.example");
     assert_eq!(m["odd_type_queries"][0], "10", "{m}");

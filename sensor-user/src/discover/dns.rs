@@ -10,6 +10,8 @@ pub struct DnsQuery {
     pub names: Vec<String>,
     /// The record type asked for each name (`qtypes[i]` for `names[i]`).
     pub qtypes: Vec<u16>,
+    /// The resolver it was sent to.
+    pub server: Option<std::net::IpAddr>,
 }
 
 /// Questions of a DNS message a device sent; `Ok(None)` for responses.
@@ -22,6 +24,7 @@ pub fn decode(m: &[u8]) -> Result<Option<DnsQuery>, DecodeError> {
     Ok(Some(DnsQuery {
         names: questions.clone().map(|q| name(&q.qname)).collect(),
         qtypes: questions.map(|q| u16::from(q.qtype)).collect(),
+        server: None,
     }))
 }
 

@@ -125,9 +125,15 @@ pub fn decode(frame: &[u8]) -> Result<Option<Decoded>, DecodeError> {
     if payload.ether_type.0 == kinds::ETH_P_LLDP {
         return lldp::decode(src_mac, payload.payload);
     }
-    let src_ip = match &p.net {
-        Some(NetSlice::Ipv4(ip)) => std::net::IpAddr::V4(ip.header().source_addr()),
-        Some(NetSlice::Ipv6(ip)) => std::net::IpAddr::V6(ip.header().source_addr()),
+    let (src_ip, dst_ip) = match &p.net {
+        Some(NetSlice::Ipv4(ip)) => (
+            std::net::IpAddr::V4(ip.header().source_addr()),
+            std::net::IpAddr::V4(ip.header().destination_addr()),
+        ),
+        Some(NetSlice::Ipv6(ip)) => (
+            std::net::IpAddr::V6(ip.header().source_addr()),
+            std::net::IpAddr::V6(ip.header().destination_addr()),
+        ),
         _ => return Err(DecodeError::new("ip", "not a discovery protocol")),
     };
     let about = |facts| {
@@ -152,7 +158,12 @@ pub fn decode(frame: &[u8]) -> Result<Option<Decoded>, DecodeError> {
             } else if dport == kinds::MDNS || sport == kinds::MDNS {
                 mdns::decode(m)?.map_or(Ok(None), |f| about(Facts::Mdns(f)))
             } else if dport == kinds::DNS {
-                dns::decode(m)?.map_or(Ok(None), |f| about(Facts::Dns(f)))
+                dns::decode(m)?.map_or(Ok(None), |f| {
+                    about(Facts::Dns(dns::DnsQuery {
+                        server: Some(dst_ip),
+                        ..f
+                    }))
+                })
             } else if dport == kinds::SSDP || sport == kinds::SSDP {
                 about(Facts::Ssdp(ssdp::decode(m)?))
             } else if dport == kinds::WSD || sport == kinds::WSD {

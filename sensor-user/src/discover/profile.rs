@@ -608,6 +608,7 @@ mod tests {
             p.merge(Facts::Dns(DnsQuery {
                 names: vec![format!("n{i}.example.com")],
                 qtypes: Vec::new(),
+                server: None,
             }));
         }
         assert_eq!(p.dns.len(), MAX_NAMES);
@@ -616,6 +617,7 @@ mod tests {
             !p.merge(Facts::Dns(DnsQuery {
                 names: vec!["n0.example.com".into()],
                 qtypes: Vec::new(),
+                server: None,
             })),
             "a name it already has is no change"
         );
@@ -649,6 +651,7 @@ mod tests {
         p.merge(Facts::Dns(DnsQuery {
             names: vec!["a.example.com".into()],
             qtypes: Vec::new(),
+            server: None,
         }));
         let j = serde_json::to_value(&p).unwrap();
         assert_eq!(j["dhcp"]["parameter_request_list"], "1,3,6");

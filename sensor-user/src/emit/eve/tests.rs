@@ -131,6 +131,7 @@ fn an_assessed_device_with_every_kind_of_fact_fits_the_schema() {
         Facts::Dns(DnsQuery {
             names: vec!["cam.example.com".into()],
             qtypes: Vec::new(),
+            server: None,
         }),
         Facts::Ssdp(SsdpFacts {
             kind: "notify",

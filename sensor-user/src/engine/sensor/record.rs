@@ -102,7 +102,8 @@ impl Sensor {
                         if let discover::Facts::Dns(q) = &d.facts {
                             let hits = self.intel.on_names(d.mac, &q.names, "query");
                             self.alerts.extend(hits);
-                            let found = self.anomaly.on_dns_query(head.ts_ns, d.mac, q);
+                            let lan = q.server.is_some_and(|a| self.baseline.engine().is_local(a));
+                            let found = self.anomaly.on_dns_query(head.ts_ns, d.mac, q, lan);
                             self.alerts.extend(found);
                         }
                         if let discover::Facts::ArpRequest { asked, .. } = &d.facts {

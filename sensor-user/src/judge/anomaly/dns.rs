@@ -9,7 +9,12 @@
 //! random-looking names in many registered domains. An IoT device does neither: it asks
 //! for a handful of fixed cloud names, again and again.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    net::IpAddr,
+};
+
+use ipnet::IpNet;
 
 use sensor_common::MacAddr;
 use serde_json::json;
@@ -34,6 +39,86 @@ const SLOW_NAME_CHARS: usize = 52;
 /// in the slow window that make a tunnel: tens of queries an hour, what a low and slow
 /// command channel sends and what no device's own lookups add up to.
 const SLOW_COUNT: usize = 10;
+/// Public resolvers devices and their firmware are set to use, from their operators'
+/// pages: Google Public DNS ("Get started", developers.google.com/speed/public-dns),
+/// Cloudflare ("1.1.1.1 IP addresses", developers.cloudflare.com), Quad9 ("Service
+/// addresses and features", quad9.net), Cisco OpenDNS ("OpenDNS IP addresses",
+/// opendns.com), and the four that devices sold in China default to: AliDNS (alidns.com),
+/// 114DNS (114dns.com), DNSPod Public DNS (dnspod.cn) and Baidu Public DNS
+/// (dudns.baidu.com). A query to a resolver outside the LAN that is neither one of these
+/// nor declared (`[anomaly] dns_servers`) goes to a server someone chose: a tunnel's own
+/// name server, or a command channel's.
+const PUBLIC_RESOLVERS: [&str; 24] = [
+    "8.8.8.8",
+    "8.8.4.4",
+    "2001:4860:4860::8888",
+    "2001:4860:4860::8844",
+    "1.1.1.1",
+    "1.0.0.1",
+    "2606:4700:4700::1111",
+    "2606:4700:4700::1001",
+    "9.9.9.9",
+    "149.112.112.112",
+    "2620:fe::fe",
+    "2620:fe::9",
+    "208.67.222.222",
+    "208.67.220.220",
+    "2620:119:35::35",
+    "2620:119:53::53",
+    "223.5.5.5",
+    "223.6.6.6",
+    "2400:3200::1",
+    "2400:3200:baba::1",
+    "114.114.114.114",
+    "114.114.115.115",
+    "119.29.29.29",
+    "180.76.76.76",
+];
+
+/// Which resolver a query went to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resolver {
+    /// On the LAN (the gateway's, mostly).
+    Lan,
+    /// Declared in `[anomaly] dns_servers`.
+    Declared,
+    /// One of [`PUBLIC_RESOLVERS`].
+    Public,
+    /// Any other: a server someone chose.
+    Other,
+}
+
+impl Resolver {
+    /// Its name in `alert.metadata`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Lan => "lan",
+            Self::Declared => "declared",
+            Self::Public => "public",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// The kind of resolver `server` is; `lan` when the sensor counts it as the LAN's.
+pub fn resolver(server: Option<IpAddr>, lan: bool, declared: &[IpNet]) -> Resolver {
+    let Some(a) = server else {
+        return Resolver::Lan;
+    };
+    if lan {
+        Resolver::Lan
+    } else if declared.iter().any(|n| n.contains(&a)) {
+        Resolver::Declared
+    } else if PUBLIC_RESOLVERS
+        .iter()
+        .any(|p| p.parse::<IpAddr>().is_ok_and(|p| p == a))
+    {
+        Resolver::Public
+    } else {
+        Resolver::Other
+    }
+}
+
 /// Registered domains watched per device; the stalest is forgotten past this.
 const MAX_DOMAINS_PER_DEVICE: usize = 256;
 
@@ -147,6 +232,8 @@ struct Query<'a> {
     sub: &'a str,
     domain: &'a str,
     encoded: bool,
+    /// Sent to a resolver someone chose ([`Resolver::Other`]).
+    chosen: bool,
 }
 
 /// One domain in the slow watch: its long encoded names, and its odd-type queries
@@ -270,13 +357,15 @@ impl DnsWatch {
         data.chars().count() >= self.t.tunnel_min_chars && entropy(&data) >= self.t.tunnel_entropy
     }
 
-    /// A query `name` for record type `qtype` from device `mac` at kernel time `now`.
+    /// A query `name` for record type `qtype` from device `mac` at kernel time `now`,
+    /// sent to `resolver`.
     pub fn on_query(
         &mut self,
         now: u64,
         mac: MacAddr,
         name: &str,
         qtype: u16,
+        resolver: Resolver,
     ) -> Option<DnsFinding> {
         let (sub, domain) = split_registered(name)?;
         let q = Query {
@@ -287,6 +376,7 @@ impl DnsWatch {
             sub,
             domain,
             encoded: self.encoded(sub),
+            chosen: resolver == Resolver::Other,
         };
         self.fast(&q).or_else(|| self.slow(&q))
     }
@@ -301,6 +391,7 @@ impl DnsWatch {
             sub,
             domain,
             encoded,
+            ..
         } = *q;
         let typed = TUNNEL_QTYPES.contains(&qtype);
         // A TXT or NULL query counts with any subdomain of a few characters: the record
@@ -343,8 +434,11 @@ impl DnsWatch {
             sub,
             domain,
             encoded,
+            ..
         } = *q;
-        let long = encoded && name.len() >= SLOW_NAME_CHARS;
+        // Through a resolver someone chose, any encoded name counts: the answer comes from
+        // the channel's own server, and no length is needed to tell it from a cloud's.
+        let long = encoded && (name.len() >= SLOW_NAME_CHARS || q.chosen);
         let odd = ODD_QTYPES.contains(&qtype) && !sub.starts_with('_');
         if !long && !odd {
             return None;
@@ -451,11 +545,14 @@ impl DnsWatch {
 /// The detector: `dns_tunnel` and `dga_activity` from [`DnsWatch`].
 pub struct DnsDetector {
     watch: DnsWatch,
+    /// `[anomaly] dns_servers`.
+    declared: Vec<IpNet>,
 }
 
 /// The detector, with `[anomaly]`'s DNS thresholds.
 pub fn detector(c: &AnomalyConfig) -> Box<dyn Detector> {
     Box::new(DnsDetector {
+        declared: super::servers::nets(&c.dns_servers),
         watch: DnsWatch::new(DnsThresholds {
             window_ns: c.dns_window.get_ref().as_nanos() as u64,
             tunnel_names: c.dns_tunnel_names.max(2),
@@ -536,12 +633,18 @@ impl DnsDetector {
 }
 
 impl Detector for DnsDetector {
-    fn on_dns_query(&mut self, now: u64, mac: MacAddr, q: &DnsQuery) -> Vec<Finding> {
+    fn on_dns_query(&mut self, now: u64, mac: MacAddr, q: &DnsQuery, lan: bool) -> Vec<Finding> {
+        let kind = resolver(q.server, lan, &self.declared);
         let mut out = Vec::new();
         for (i, name) in q.names.iter().enumerate() {
             let qtype = q.qtypes.get(i).copied().unwrap_or(0);
-            if let Some(f) = self.watch.on_query(now, mac, name, qtype) {
-                out.push(self.finding(mac, f));
+            if let Some(f) = self.watch.on_query(now, mac, name, qtype, kind) {
+                let mut found = self.finding(mac, f);
+                found.metadata["resolver"] = json!([kind.as_str()]);
+                if let Some(a) = q.server {
+                    found.metadata["resolver_address"] = json!([a.to_string()]);
+                }
+                out.push(found);
             }
         }
         out
@@ -561,6 +664,11 @@ mod tests {
 
     const M: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
     const SEC: u64 = 1_000_000_000;
+
+    /// A query through the LAN's resolver.
+    fn on_lan(w: &mut DnsWatch, now: u64, m: MacAddr, name: &str, t: u16) -> Option<DnsFinding> {
+        w.on_query(now, m, name, t, Resolver::Lan)
+    }
 
     fn watch() -> DnsWatch {
         DnsWatch::new(DnsThresholds {
@@ -606,7 +714,7 @@ mod tests {
         let mut all = Vec::new();
         for i in 0..40u64 {
             let name = format!("{}.{}.pirate.example", base32(i, 40), base32(i + 100, 20));
-            all.extend(w.on_query(i * SEC / 2, M, &name, 10));
+            all.extend(on_lan(&mut w, i * SEC / 2, M, &name, 10));
         }
         // NULL is an odd type: the slow watch says it at the tenth, once an hour.
         assert!(
@@ -652,14 +760,14 @@ mod tests {
         ];
         for i in 0..10_000u64 {
             let n = names[(i % names.len() as u64) as usize];
-            assert_eq!(w.on_query(i * SEC, M, n, 1), None, "{n}");
+            assert_eq!(on_lan(&mut w, i * SEC, M, n, 1), None, "{n}");
         }
         // Under the fast window's count, and names short of 52 characters: 29 distinct
         // encoded names a minute, every minute, for ten minutes.
         let mut w = watch();
         for i in 0..290u64 {
             let name = format!("{}.slow.example", base32(i, 30));
-            assert_eq!(w.on_query(i * 60 * SEC / 29, M, &name, 1), None, "{i}");
+            assert_eq!(on_lan(&mut w, i * 60 * SEC / 29, M, &name, 1), None, "{i}");
         }
     }
 
@@ -670,7 +778,7 @@ mod tests {
         let mut found = Vec::new();
         for i in 0..12u64 {
             let name = format!("{}.{}.slow.example", base32(i, 40), base32(i + 7, 12));
-            found.extend(w.on_query(i * 360 * SEC, M, &name, 1));
+            found.extend(on_lan(&mut w, i * 360 * SEC, M, &name, 1));
         }
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(
@@ -680,11 +788,58 @@ mod tests {
     }
 
     #[test]
+    fn short_encoded_names_through_a_resolver_someone_chose_are_a_tunnel() {
+        // 24-character encoded names (under the 52 the LAN's resolver needs), six
+        // minutes apart: through a server of the channel's own, ten in the hour are a
+        // tunnel; through the LAN's resolver or a public one they are not.
+        for (kind, tunnel) in [
+            (Resolver::Other, true),
+            (Resolver::Lan, false),
+            (Resolver::Public, false),
+            (Resolver::Declared, false),
+        ] {
+            let mut w = watch();
+            let found: Vec<_> = (0..12u64)
+                .filter_map(|i| {
+                    let name = format!("{}.ns.example", base32(i, 24));
+                    w.on_query(i * 360 * SEC, M, &name, 1, kind)
+                })
+                .collect();
+            assert_eq!(found.len(), usize::from(tunnel), "{kind:?}: {found:?}");
+        }
+    }
+
+    #[test]
+    fn resolvers_by_kind() {
+        let declared: Vec<IpNet> = vec!["192.0.2.53/32".parse().unwrap()];
+        let at = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        assert_eq!(resolver(at("198.51.100.1"), true, &declared), Resolver::Lan);
+        assert_eq!(
+            resolver(at("192.0.2.53"), false, &declared),
+            Resolver::Declared
+        );
+        assert_eq!(resolver(at("8.8.8.8"), false, &declared), Resolver::Public);
+        assert_eq!(
+            resolver(at("2606:4700:4700::1111"), false, &declared),
+            Resolver::Public
+        );
+        assert_eq!(
+            resolver(at("203.0.113.53"), false, &declared),
+            Resolver::Other
+        );
+        assert_eq!(
+            resolver(None, false, &declared),
+            Resolver::Lan,
+            "unknown: the usual"
+        );
+    }
+
+    #[test]
     fn a_txt_command_channel_and_rotating_types_are_tunnels() {
         // One name asked TXT every five minutes: the answer carries the orders.
         let mut w = watch();
         let found: Vec<_> = (0..10u64)
-            .filter_map(|i| w.on_query(i * 300 * SEC, M, "cmd.c2.example", 16))
+            .filter_map(|i| on_lan(&mut w, i * 300 * SEC, M, "cmd.c2.example", 16))
             .collect();
         assert!(
             matches!(&found[..], [DnsFinding::Tunnel { pace: "slow", odd: 10, odd_types, .. }] if odd_types == &[16]),
@@ -695,7 +850,7 @@ mod tests {
         let found: Vec<_> = (0..10u64)
             .filter_map(|i| {
                 let t = [5, 15, 16][(i % 3) as usize];
-                w.on_query(i * 60 * SEC, M, &format!("{i:x}.dc.example"), t)
+                on_lan(&mut w, i * 60 * SEC, M, &format!("{i:x}.dc.example"), t)
             })
             .collect();
         assert!(
@@ -711,7 +866,7 @@ mod tests {
                 ("cloud.example", 1),
                 ("cloud.example", 28),
             ][(i % 4) as usize];
-            assert_eq!(w.on_query(i * SEC, M, n, t), None, "{n}");
+            assert_eq!(on_lan(&mut w, i * SEC, M, n, t), None, "{n}");
         }
     }
 
@@ -722,11 +877,11 @@ mod tests {
         for i in 0..40u64 {
             let name = format!("p{i:05}.poll.example");
             assert_eq!(
-                w.on_query(i * SEC, M, &name, 1),
+                on_lan(&mut w, i * SEC, M, &name, 1),
                 None,
                 "an A query for a short name"
             );
-            found.extend(w.on_query(i * SEC, M, &name, 16));
+            found.extend(on_lan(&mut w, i * SEC, M, &name, 16));
         }
         // The tenth TXT query makes the slow watch's count, the thirtieth the fast one's.
         assert!(
@@ -751,7 +906,7 @@ mod tests {
         for i in 0..40u64 {
             let name = format!("_svc{i}._tcp.example");
             assert_eq!(
-                w.on_query(i * SEC, M, &name, 16),
+                on_lan(&mut w, i * SEC, M, &name, 16),
                 None,
                 "service-discovery TXT"
             );

@@ -106,8 +106,15 @@ pub trait Detector {
     fn on_new_flow(&mut self, _flow: &NewFlow) -> Vec<Finding> {
         Vec::new()
     }
-    /// A DNS query device `mac` sent at kernel time `now`.
-    fn on_dns_query(&mut self, _now: u64, _mac: MacAddr, _q: &DnsQuery) -> Vec<Finding> {
+    /// A DNS query device `mac` sent at kernel time `now`; `lan`: to a resolver on the
+    /// LAN.
+    fn on_dns_query(
+        &mut self,
+        _now: u64,
+        _mac: MacAddr,
+        _q: &DnsQuery,
+        _lan: bool,
+    ) -> Vec<Finding> {
         Vec::new()
     }
     /// The gateway answered device `mac` that `name` does not exist.
@@ -245,9 +252,10 @@ impl Anomaly {
         std::mem::take(&mut self.kept_out)
     }
 
-    /// A DNS query device `mac` sent at kernel time `now` (the names and their types).
-    pub fn on_dns_query(&mut self, now: u64, mac: MacAddr, q: &DnsQuery) -> Vec<Alert> {
-        self.each(now, |d| d.on_dns_query(now, mac, q))
+    /// A DNS query device `mac` sent at kernel time `now` (the names and their types);
+    /// `lan`: to a resolver on the LAN.
+    pub fn on_dns_query(&mut self, now: u64, mac: MacAddr, q: &DnsQuery, lan: bool) -> Vec<Alert> {
+        self.each(now, |d| d.on_dns_query(now, mac, q, lan))
     }
 
     /// The gateway answered device `mac` at kernel time `now` that `name` does not exist.

@@ -26,7 +26,7 @@ pub fn detector(c: &AnomalyConfig) -> Box<dyn Detector> {
     })
 }
 
-fn nets(list: &[toml::Spanned<String>]) -> Vec<IpNet> {
+pub(super) fn nets(list: &[toml::Spanned<String>]) -> Vec<IpNet> {
     list.iter()
         .filter_map(|s| {
             let s = s.get_ref();
