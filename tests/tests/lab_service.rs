@@ -59,13 +59,19 @@ fn client(lab: &Lab, dev: usize, to: SocketAddr, first: &'static [u8]) {
     });
 }
 
-/// Device `dev` opens TLS to `to` asking for `name`, with the system's openssl.
-fn tls_client(lab: &Lab, dev: usize, to: SocketAddr, name: &str) {
+/// Device `dev` opens TLS to `to` asking for `name` (none when `None`), with the
+/// system's openssl.
+fn tls_client(lab: &Lab, dev: usize, to: SocketAddr, name: Option<&str>) {
     let target = to.to_string();
-    let name = name.to_string();
+    let name = name.map(str::to_string);
     lab.devices[dev].ns.run(move || {
+        let named = match &name {
+            Some(n) => vec!["-servername", n.as_str()],
+            None => vec!["-noservername"],
+        };
         let mut c = Command::new("openssl")
-            .args(["s_client", "-connect", &target, "-servername", &name])
+            .args(["s_client", "-connect", &target])
+            .args(named)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -86,18 +92,20 @@ fn service_alerts<'a>(evs: &'a [Value], mac: &str) -> Vec<&'a Value> {
 }
 
 #[test]
-fn irc_mining_tor_and_ssh_are_named_by_their_bytes_and_never_learned() {
+fn irc_mining_tor_ssh_and_nameless_tls_are_named_by_their_bytes_and_never_learned() {
     if !env::have_root() || !env::have_tool("ip") || !env::have_tool("openssl") {
         return;
     }
     // 0: IRC on 8000, 1: Stratum on 443, 2: Tor-shaped TLS on 443, 3: SSH on 2222
-    // (ten logins: a short guessing run), 4: TLS to its cloud on 8443 (the control).
-    let lab = Lab::build(5);
+    // (ten logins: a short guessing run), 4: TLS to its cloud on 8443 (the control),
+    // 5: TLS naming no server on 4443 (a RAT's channel to its operator's address).
+    let lab = Lab::build(6);
     let irc_at = SocketAddr::new(SERVERS_V4[0].into(), 8000);
     let pool_at = SocketAddr::new(SERVERS_V4[0].into(), 443);
     let relay_at = SocketAddr::new(SERVERS_V4[1].into(), 443);
     let ssh_at = SocketAddr::new(SERVERS_V4[2].into(), 2222);
     let cloud_at = SocketAddr::new(SERVERS_V4[2].into(), 8443);
+    let rat_at = SocketAddr::new(SERVERS_V4[1].into(), 4443);
     let servers = [
         serve(
             &lab,
@@ -109,6 +117,7 @@ fn irc_mining_tor_and_ssh_are_named_by_their_bytes_and_never_learned() {
         serve(&lab, relay_at, 1, b""),
         serve(&lab, ssh_at, 10, b"SSH-2.0-OpenSSH_9.9\r\n"),
         serve(&lab, cloud_at, 1, b""),
+        serve(&lab, rat_at, 1, b""),
     ];
     let state = TempDir::new();
     let sd = state.join("state").to_str().unwrap().to_string();
@@ -116,11 +125,12 @@ fn irc_mining_tor_and_ssh_are_named_by_their_bytes_and_never_learned() {
     let (_dir, sensor) = lab.watch(&config, &["--state-dir", &sd]);
     client(&lab, 0, irc_at, b"NICK kw0\r\nUSER kw0 0 * :kw0\r\n");
     client(&lab, 1, pool_at, XMRIG_LOGIN);
-    tls_client(&lab, 2, relay_at, TOR_NAME);
+    tls_client(&lab, 2, relay_at, Some(TOR_NAME));
     for _ in 0..10 {
         client(&lab, 3, ssh_at, b"SSH-2.0-OpenSSH_9.6\r\n");
     }
-    tls_client(&lab, 4, cloud_at, "cloud.example.com");
+    tls_client(&lab, 4, cloud_at, Some("cloud.example.com"));
+    tls_client(&lab, 5, rat_at, None);
     for s in servers {
         s.join().unwrap();
     }
@@ -157,6 +167,11 @@ fn irc_mining_tor_and_ssh_are_named_by_their_bytes_and_never_learned() {
         service_alerts(&evs, &cloud).is_empty(),
         "plain TLS is no suspicious service"
     );
+    let rat = lab.devices[5].mac.to_string();
+    let a = service_alerts(&evs, &rat);
+    assert_eq!(a.len(), 1, "{a:#?}");
+    assert_eq!(a[0]["alert"]["metadata"]["service"][0], "tls-no-sni");
+    assert_eq!(a[0]["dest_port"], rat_at.port());
     // The miner's name is in its inventory.
     let miner = &events::last_device(&evs, lab.devices[1].mac.to_string())["iot"]["device"];
     assert!(
@@ -172,7 +187,7 @@ fn irc_mining_tor_and_ssh_are_named_by_their_bytes_and_never_learned() {
         .unwrap();
     let shown = String::from_utf8_lossy(&shown.stdout).to_string();
     assert!(shown.contains(&cloud_at.to_string()), "{shown}");
-    for to in [irc_at, pool_at, relay_at, ssh_at] {
+    for to in [irc_at, pool_at, relay_at, ssh_at, rat_at] {
         assert!(!shown.contains(&to.to_string()), "{to} learned: {shown}");
     }
 }

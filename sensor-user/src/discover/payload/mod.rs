@@ -69,6 +69,20 @@ impl PayloadFacts {
         }
     }
 
+    /// What the baseline weighs of a flow going out to `port`: its
+    /// [`service`](Self::service), except that a TLS client naming no server, to an
+    /// address no DNS answer gave (`resolved` false), on a port not registered for TLS
+    /// (`tls_port` false) is `tls-no-sni`: an encrypted channel to a server that has
+    /// neither a name nor TLS's port, as implants and RATs open to their operators.
+    /// Device clouds have names; on the captures here every hello without one went to
+    /// 443.
+    pub fn weighed_service(&self, resolved: bool, tls_port: bool) -> &'static str {
+        match self {
+            PayloadFacts::Tls(t) if !resolved && !tls_port && t.sni.is_none() => "tls-no-sni",
+            _ => self.service(resolved),
+        }
+    }
+
     /// Whether the flow is a login: `Some(true)` for a service one logs in to (SSH,
     /// telnet, FTP, POP3, IMAP, HTTP or RTSP carrying credentials, and SIP's
     /// registrations and their challenges and refusals), `Some(false)`
@@ -206,6 +220,24 @@ mod tests {
         assert!(matches!(http, Some(PayloadFacts::HttpRequest(_))));
         assert_eq!(decode(b"\x00\x01binary", on_80), Ok(None));
         assert_eq!(decode(b"", on_80), Ok(None));
+    }
+
+    #[test]
+    fn tls_naming_no_server_off_its_port_by_address_is_weighed_apart() {
+        let nameless = PayloadFacts::Tls(tls::TlsFacts::default());
+        assert_eq!(nameless.weighed_service(false, false), "tls-no-sni");
+        assert_eq!(nameless.weighed_service(false, true), "tls", "on 443");
+        assert_eq!(
+            nameless.weighed_service(true, false),
+            "tls",
+            "a resolved name"
+        );
+        let named = PayloadFacts::Tls(tls::TlsFacts {
+            sni: Some("cloud.example.com".into()),
+            ..tls::TlsFacts::default()
+        });
+        assert_eq!(named.weighed_service(false, false), "tls");
+        assert_eq!(named.protocol(), "tls", "what flows say stays the protocol");
     }
 
     /// Real payloads and mutations of them: no panic, and what decodes is bounded text.

@@ -221,9 +221,15 @@ impl Sensor {
             return;
         };
         let pf = self.policy_facts(&key.mac).unwrap_or_default();
+        let tls_port = crate::judge::anomaly::beacon::TLS_PORTS.contains(&key.port);
+        let weighed = if to_device {
+            service
+        } else {
+            facts.weighed_service(resolved, tls_port)
+        };
         let alert = self
             .baseline
-            .on_service(key, origin, service, &pf.of(key.mac));
+            .on_service(key, origin, weighed, &pf.of(key.mac));
         self.alerts.extend(alert);
     }
 }

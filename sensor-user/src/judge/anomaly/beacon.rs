@@ -68,7 +68,7 @@ const STALE_NS: u64 = 86_400_000_000_000;
 /// aren't getting Apple push notifications") and Google (5228-5230, Firebase Cloud
 /// Messaging's "FCM ports and your firewall").
 const HTTP_PORTS: [u16; 5] = [80, 591, 8000, 8008, 8080];
-const TLS_PORTS: [u16; 15] = [
+pub const TLS_PORTS: [u16; 15] = [
     443, 465, 636, 853, 993, 995, 5061, 5223, 5228, 5229, 5230, 5671, 6514, 8443, 8883,
 ];
 

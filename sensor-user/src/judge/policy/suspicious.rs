@@ -51,10 +51,11 @@ pub struct Suspicious {
 
 /// Services the first payload can show, by what no IoT device should do: bots' command
 /// channels (IRC), mining (Stratum) and Tor, on any destination and in both phases; and
-/// remote logins and mail out (telnet, SSH, SMTP), which a learning device must not make
-/// its normal on an outside address.
+/// remote logins, mail out and TLS to a nameless server on a port not TLS's (telnet,
+/// SSH, SMTP, `tls-no-sni`), which a learning device must not make its normal on an
+/// outside address.
 const ALWAYS: [&str; 3] = ["irc", "stratum", "tor"];
-const NOT_LEARNED: [&str; 3] = ["telnet", "ssh", "smtp"];
+const NOT_LEARNED: [&str; 4] = ["telnet", "ssh", "smtp", "tls-no-sni"];
 
 impl Suspicious {
     /// The built-in list (when `builtin`) and the user's entries (`tcp:8333`,
@@ -134,6 +135,11 @@ mod tests {
         );
         assert!(!s.by_payload("telnet", true, true), "a LAN login");
         assert!(!s.by_payload("tls", true, false));
+        assert!(
+            s.by_payload("tls-no-sni", true, false),
+            "a nameless channel while learning"
+        );
+        assert!(!s.by_payload("tls-no-sni", false, false));
         assert!(!Suspicious::new(false, &[]).by_payload("irc", true, false));
     }
 
