@@ -1323,6 +1323,25 @@ fn the_lab_recordings_raise_their_rules_for_the_lab_device() {
             "short logins",
         ),
         ("sip-guessing-svcrack.pcap", "brute_force", "service", "sip"),
+        (
+            "c2-retries-on-5050.pcap",
+            "unanswered_retries",
+            "port",
+            "5050",
+        ),
+        ("dga-nxdomain-bursts.pcap", "dga_activity", "pace", "slow"),
+        (
+            "dns-tunnel-own-resolver.pcap",
+            "dns_tunnel",
+            "resolver_address",
+            "203.0.113.30",
+        ),
+        (
+            "http-beacon-by-name-on-8888.pcap",
+            "beacon",
+            "reached_by",
+            "name",
+        ),
     ] {
         let cap = lab.join(file);
         let evs = replay_ok([

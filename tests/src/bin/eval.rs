@@ -580,12 +580,34 @@ fn detection(sensor: &Path, fixtures: &Path, figures: &mut Figures) -> Result<St
             "svcrack guessing 300 SIP passwords against a real kamailio",
             "brute_force",
         ),
+        (
+            "c2-retries-on-5050.pcap",
+            "150 refused connects to one server on TCP/5050, ten a second",
+            "unanswered_retries",
+        ),
+        (
+            "dga-nxdomain-bursts.pcap",
+            "three bursts of two generated .com names answered NXDOMAIN, 20 s apart",
+            "dga_activity",
+        ),
+        (
+            "dns-tunnel-own-resolver.pcap",
+            "twelve 24-character encoded names sent straight to an outside name server",
+            "dns_tunnel",
+        ),
+        (
+            "http-beacon-by-name-on-8888.pcap",
+            "HTTP check-ins every second with jitter on TCP/8888 to a server resolved by name",
+            "beacon",
+        ),
     ];
+    // The lab's LAN, which replay cannot ask an interface for.
+    let lab_learn = format!("{LEARN}local = [\"198.51.100.0/24\"]\n");
     for (file, what, rule) in lab_cases {
         let cap = lab.join(file);
         let evs = replay_args(
             sensor,
-            LEARN,
+            &lab_learn,
             &["--gateway-mac", "02:00:5e:10:00:01"],
             &[cap],
         )?;

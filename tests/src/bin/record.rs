@@ -43,7 +43,9 @@ impl Recording {
         let child = lab
             .gw
             .cmd("tcpdump")
-            .args(["-i", "lan0", "-U", "-s", "0", "-w"])
+            // Immediate mode: otherwise the last second's frames wait in a kernel block
+            // that the SIGINT below discards (a recording lost its last burst so).
+            .args(["-i", "lan0", "--immediate-mode", "-U", "-s", "0", "-w"])
             .arg(path)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -81,11 +83,12 @@ fn serve(lab: &Lab, at: SocketAddr, n: usize, greet: &'static [u8], answer: &'st
 }
 
 /// Device 0 connects to `to`, sends `first`, reads the answer.
-fn client(lab: &Lab, to: SocketAddr, first: &'static [u8]) {
+fn client(lab: &Lab, to: SocketAddr, first: &[u8]) {
+    let first = first.to_vec();
     lab.devices[0].ns.run(move || {
         if let Ok(mut s) = TcpStream::connect_timeout(&to, Duration::from_secs(3)) {
             let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-            let _ = s.write_all(first);
+            let _ = s.write_all(&first);
             let mut buf = [0u8; 512];
             let _ = s.read(&mut buf);
         }
@@ -259,6 +262,113 @@ fn sip_guessing(lab: &Lab) -> Result<()> {
     Ok(())
 }
 
+/// Random-looking text over `alphabet`, from a fixed sequence (`seed`): the same names
+/// every recording.
+fn generated(seed: u64, n: usize, alphabet: &[u8]) -> String {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            alphabet[(x % alphabet.len() as u64) as usize] as char
+        })
+        .collect()
+}
+
+/// Sends a query for `name` (type `ty`) from device 0 to `server`, and waits a moment
+/// for an answer (none may come).
+fn query(lab: &Lab, id: u16, name: &str, ty: simple_dns::TYPE, server: &'static str) {
+    let from: std::net::IpAddr = lab.devices[0].v4.into();
+    let q = announce::dns_query_for(id, name, ty);
+    lab.devices[0].ns.run(move || {
+        let s = std::net::UdpSocket::bind((from, 0)).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        s.send_to(&q, server).unwrap();
+        let mut buf = [0u8; 1500];
+        let _ = s.recv(&mut buf);
+    });
+}
+
+/// A bot retrying its dead command server: a connect() to TCP/5050 where nothing
+/// listens (each refused: one SYN) ten times a second for fifteen seconds.
+fn c2_retries(lab: &Lab) {
+    let dead = SocketAddr::new(SERVERS_V4[1].into(), 5050);
+    for _ in 0..150 {
+        lab.devices[0].ns.run(move || {
+            let _ = TcpStream::connect_timeout(&dead, Duration::from_millis(300));
+        });
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A DGA bot looking for its server: three small bursts of two generated `.com` names
+/// (14 letters and digits), 20 s apart, each answered NXDOMAIN by the LAN's resolver.
+fn dga_bursts(lab: &Lab) {
+    let _dns = lab.dnsmasq_dns(&[("com", "")]);
+    for burst in 0..3u16 {
+        for i in 0..2u16 {
+            let n = burst * 2 + i;
+            let name = format!(
+                "{}.com",
+                generated(
+                    u64::from(n) + 77,
+                    14,
+                    b"abcdefghijklmnopqrstuvwxyz0123456789"
+                )
+            );
+            query(lab, n, &name, simple_dns::TYPE::A, "198.51.100.1:53");
+        }
+        if burst < 2 {
+            std::thread::sleep(Duration::from_secs(20));
+        }
+    }
+}
+
+/// A tunnel to its own name server: twelve A queries for 24-character base32 names sent
+/// straight to a lab server's address (nothing answers there), one a second.
+fn tunnel_own_resolver(lab: &Lab) {
+    for i in 0..12u16 {
+        let name = format!(
+            "{}.ns.example",
+            generated(u64::from(i) + 7000, 24, b"abcdefghijklmnopqrstuvwxyz234567")
+        );
+        query(lab, i, &name, simple_dns::TYPE::A, "203.0.113.30:53");
+        std::thread::sleep(Duration::from_millis(700));
+    }
+}
+
+/// An agent checking in over HTTP on TCP/8888 with a server it resolves by its own name
+/// (through the LAN's resolver), fourteen times, a second apart with jitter.
+fn named_beacon(lab: &Lab) {
+    let _dns = lab.dnsmasq_dns(&[("agent.c2.example", "203.0.113.20")]);
+    let c2 = SocketAddr::new(SERVERS_V4[1].into(), 8888);
+    serve(
+        lab,
+        c2,
+        JITTER.len(),
+        b"",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+    );
+    query(
+        lab,
+        1,
+        "agent.c2.example",
+        simple_dns::TYPE::A,
+        "198.51.100.1:53",
+    );
+    for (i, j) in JITTER.iter().enumerate() {
+        let body = format!("{{\"id\":\"agent-7\",\"n\":{:02}}}", i % 10);
+        let req = format!(
+            "POST /beacon HTTP/1.1\r\nHost: agent.c2.example:8888\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        client(lab, c2, req.as_bytes());
+        std::thread::sleep(Duration::from_millis((1000 + j / 2) as u64));
+    }
+}
+
 fn main() -> Result<()> {
     let out: PathBuf = std::env::args()
         .nth(1)
@@ -310,6 +420,34 @@ fn main() -> Result<()> {
             Box::new(move |l| ssh_guessing(l, &words)),
         ),
         ("sip-guessing-svcrack.pcap", Box::new(sip_guessing)),
+        (
+            "c2-retries-on-5050.pcap",
+            Box::new(|l| {
+                c2_retries(l);
+                Ok(())
+            }),
+        ),
+        (
+            "dga-nxdomain-bursts.pcap",
+            Box::new(|l| {
+                dga_bursts(l);
+                Ok(())
+            }),
+        ),
+        (
+            "dns-tunnel-own-resolver.pcap",
+            Box::new(|l| {
+                tunnel_own_resolver(l);
+                Ok(())
+            }),
+        ),
+        (
+            "http-beacon-by-name-on-8888.pcap",
+            Box::new(|l| {
+                named_beacon(l);
+                Ok(())
+            }),
+        ),
     ];
     for (name, run) in scenarios {
         if !only.is_empty() && !only.iter().any(|o| o == name) {
