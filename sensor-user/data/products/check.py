@@ -43,7 +43,7 @@ FACTS = {
     "vendor", "hostname", "dhcp_vendor_class", "dhcp_prl", "dns", "mdns_service",
     "mdns_query", "mdns_instance", "mdns_txt", "model", "ssdp_server", "ssdp_type",
     "ssdp_usn", "ssdp_search", "lldp_description", "lldp_capability", "wsd_type",
-    "wsd_scope", "wsd_action", "kasa", "tuya", "mqtt_client",
+    "wsd_scope", "wsd_action", "kasa", "tuya", "mqtt_client", "user_agent", "tls_name",
 }
 EXAMPLE_FACTS = {"hostname", "model", "mdns_instance"}
 

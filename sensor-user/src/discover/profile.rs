@@ -524,6 +524,14 @@ impl Profile {
         for n in &self.payload.tls_names {
             push(&mut out, "tls_name", Some(n));
         }
+        for s in &self.payload.user_agents {
+            push(&mut out, "user_agent", Some(s));
+            push(
+                &mut out,
+                "model",
+                crate::discover::software::android_model(s),
+            );
+        }
         for s in &self.mdns.services {
             push(&mut out, "mdns_service", Some(s));
         }

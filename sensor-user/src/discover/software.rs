@@ -301,6 +301,20 @@ pub fn from_kasa(model: &str, sw_ver: &str) -> Option<Named> {
     })
 }
 
+/// The device model an Android User-Agent names: AOSP's default (`RuntimeInit`'s
+/// `getDefaultUserAgent`: `Dalvik/<vm> (Linux; U; Android <version>; <Build.MODEL>
+/// Build/<Build.ID>)`) and the WebView's and browsers' (`(Linux; Android <version>;
+/// <model>) ...`, an older locale item before the model). `K`, what Chrome's reduced
+/// User-Agent puts for every model, names none.
+pub fn android_model(ua: &str) -> Option<&str> {
+    let rest = &ua[ua.find("Android ")?..];
+    let after = &rest[rest.find("; ")? + 2..];
+    let item = &after[..after.find(')')?];
+    let item = item.find(" Build/").map_or(item, |i| &item[..i]);
+    let model = item.rsplit("; ").next()?.trim();
+    (!model.is_empty() && model != "K" && model.len() <= 64).then_some(model)
+}
+
 /// `name/version` pairs of a product string, and `Name 1.2` items of its comments
 /// (`(Linux; U; Android 4.4.2; ...)`). A version must start with a digit.
 pub fn product_tokens(s: &str) -> Vec<(&str, Option<&str>)> {
@@ -591,6 +605,32 @@ mod tests {
             .into_iter()
             .map(|(n, v)| (n.to_string(), v.map(str::to_string)))
             .collect()
+    }
+
+    #[test]
+    fn android_user_agents_name_their_model() {
+        for (ua, model) in [
+            (
+                "Dalvik/2.1.0 (Linux; U; Android 9; AFTMM Build/PS7233)",
+                Some("AFTMM"),
+            ),
+            (
+                "Mozilla/5.0 (Linux; Android 9; BRAVIA 4K GB Build/PTT1.190515.001.S52; wv) AppleWebKit/537.36",
+                Some("BRAVIA 4K GB"),
+            ),
+            (
+                "Mozilla/5.0 (Linux; U; Android 4.0.3; en-us; SM-T510 Build/IML74K)",
+                Some("SM-T510"),
+            ),
+            (
+                "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 Chrome/120.0.0.0 Mobile Safari/537.36",
+                None,
+            ),
+            ("Go-http-client/1.1", None),
+            ("Mozilla/5.0 (X11; Linux x86_64; Android", None),
+        ] {
+            assert_eq!(android_model(ua), model, "{ua}");
+        }
     }
 
     #[test]

@@ -112,9 +112,10 @@ pub const BUILTIN: [(&str, &str); 13] = [
 ];
 
 /// The fact kinds rules may name (what [`crate::discover::profile::Profile::facts`] and the vendor give).
-pub const FACTS: [&str; 23] = [
+pub const FACTS: [&str; 24] = [
     "vendor",
     "hostname",
+    "user_agent",
     "dhcp_vendor_class",
     "dhcp_prl",
     "dns",
@@ -468,6 +469,31 @@ fn posterior(scores: &[(&str, f64)], best: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_tvs_and_speakers_send_as_user_agents() {
+        let c = Classifier::builtin();
+        let tizen = c.classify([(
+            "user_agent",
+            "Mozilla/5.0 (SMART-TV; LINUX; Tizen 6.5) AppleWebKit/537.36 (KHTML, like Gecko) 85.0.4183.93/6.5 TV Safari/537.36",
+        )]);
+        assert_eq!(tizen.category, "tv-media", "{tizen:?}");
+        let fire = c.classify([("model", "AFTKA")]);
+        assert_eq!(fire.category, "tv-media", "{fire:?}");
+        let home = c.classify([(
+            "user_agent",
+            "Mozilla/5.0 (Linux; Android) CrKey/1.56.500000 DeviceType/SmartSpeaker",
+        )]);
+        assert_eq!(home.category, "speaker", "{home:?}");
+        let phone = c.classify([(
+            "user_agent",
+            "Dalvik/2.1.0 (Linux; U; Android 13; KW-7000 Build/TQ3A.230901.001)",
+        )]);
+        assert_eq!(
+            phone.category, "unknown",
+            "an Android stack says nothing of the product: {phone:?}"
+        );
+    }
 
     #[test]
     fn names_of_products_clouds() {
