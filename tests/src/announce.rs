@@ -126,3 +126,20 @@ pub fn dhcp_discover_with(mac: MacAddr, options: &[(u8, &[u8])]) -> Vec<u8> {
     m.push(255);
     m
 }
+
+/// Base32 text, as DNS tunnels encode data.
+pub const BASE32: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
+
+/// Random-looking text of `n` characters over `alphabet`, the same for the same `seed`
+/// (made-up names: tunnels' labels, generated domains).
+pub fn made_up(seed: u64, n: usize, alphabet: &[u8]) -> String {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            alphabet[(x % alphabet.len() as u64) as usize] as char
+        })
+        .collect()
+}

@@ -195,16 +195,7 @@ fn ask(lab: &Lab, dev: usize, id: u16, name: &str, ty: simple_dns::TYPE) -> simp
 
 /// Base32 text as a tunnel encodes data (deterministic, random-looking).
 fn encoded(seed: u64, n: usize) -> String {
-    const A: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            A[(x % 32) as usize] as char
-        })
-        .collect()
+    announce::made_up(seed, n, announce::BASE32)
 }
 
 #[test]

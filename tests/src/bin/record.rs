@@ -262,20 +262,6 @@ fn sip_guessing(lab: &Lab) -> Result<()> {
     Ok(())
 }
 
-/// Random-looking text over `alphabet`, from a fixed sequence (`seed`): the same names
-/// every recording.
-fn generated(seed: u64, n: usize, alphabet: &[u8]) -> String {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            alphabet[(x % alphabet.len() as u64) as usize] as char
-        })
-        .collect()
-}
-
 /// Sends a query for `name` (type `ty`) from device 0 to `server`, and waits a moment
 /// for an answer (none may come).
 fn query(lab: &Lab, id: u16, name: &str, ty: simple_dns::TYPE, server: &'static str) {
@@ -312,7 +298,7 @@ fn dga_bursts(lab: &Lab) {
             let n = burst * 2 + i;
             let name = format!(
                 "{}.com",
-                generated(
+                announce::made_up(
                     u64::from(n) + 77,
                     14,
                     b"abcdefghijklmnopqrstuvwxyz0123456789"
@@ -332,7 +318,7 @@ fn tunnel_own_resolver(lab: &Lab) {
     for i in 0..12u16 {
         let name = format!(
             "{}.ns.example",
-            generated(u64::from(i) + 7000, 24, b"abcdefghijklmnopqrstuvwxyz234567")
+            announce::made_up(u64::from(i) + 7000, 24, announce::BASE32)
         );
         query(lab, i, &name, simple_dns::TYPE::A, "203.0.113.30:53");
         std::thread::sleep(Duration::from_millis(700));
@@ -378,76 +364,35 @@ fn main() -> Result<()> {
     std::fs::create_dir_all(&out)?;
     let tmp = TempDir::new();
     type Scenario = Box<dyn Fn(&Lab) -> Result<()>>;
+    // A scenario that cannot fail but by panicking.
+    let plain = |f: fn(&Lab)| -> Scenario {
+        Box::new(move |l| {
+            f(l);
+            Ok(())
+        })
+    };
     let dir = tmp.join("certs");
     std::fs::create_dir_all(&dir)?;
     let words = tmp.join("words");
     std::fs::create_dir_all(&words)?;
     let scenarios: Vec<(&str, Scenario)> = vec![
-        (
-            "stratum-on-443.pcap",
-            Box::new(|l| {
-                stratum(l);
-                Ok(())
-            }),
-        ),
-        (
-            "tor-names-on-443.pcap",
-            Box::new(|l| {
-                tor(l);
-                Ok(())
-            }),
-        ),
+        ("stratum-on-443.pcap", plain(stratum)),
+        ("tor-names-on-443.pcap", plain(tor)),
         (
             "tls-beacon-on-4443.pcap",
             Box::new(move |l| tls_beacon(l, &dir)),
         ),
-        (
-            "dns-txt-channel.pcap",
-            Box::new(|l| {
-                dns_txt(l);
-                Ok(())
-            }),
-        ),
-        (
-            "ssh-logins-on-2222.pcap",
-            Box::new(|l| {
-                ssh(l);
-                Ok(())
-            }),
-        ),
+        ("dns-txt-channel.pcap", plain(dns_txt)),
+        ("ssh-logins-on-2222.pcap", plain(ssh)),
         (
             "ssh-guessing-hydra.pcap",
             Box::new(move |l| ssh_guessing(l, &words)),
         ),
         ("sip-guessing-svcrack.pcap", Box::new(sip_guessing)),
-        (
-            "c2-retries-on-5050.pcap",
-            Box::new(|l| {
-                c2_retries(l);
-                Ok(())
-            }),
-        ),
-        (
-            "dga-nxdomain-bursts.pcap",
-            Box::new(|l| {
-                dga_bursts(l);
-                Ok(())
-            }),
-        ),
-        (
-            "dns-tunnel-own-resolver.pcap",
-            Box::new(|l| {
-                tunnel_own_resolver(l);
-                Ok(())
-            }),
-        ),
-        (
-            "http-beacon-by-name-on-8888.pcap",
-            Box::new(|l| {
-                named_beacon(l);
-                Ok(())
-            }),
-        ),
+        ("c2-retries-on-5050.pcap", plain(c2_retries)),
+        ("dga-nxdomain-bursts.pcap", plain(dga_bursts)),
+        ("dns-tunnel-own-resolver.pcap", plain(tunnel_own_resolver)),
+        ("http-beacon-by-name-on-8888.pcap", plain(named_beacon)),
     ];
     for (name, run) in scenarios {
         if !only.is_empty() && !only.iter().any(|o| o == name) {

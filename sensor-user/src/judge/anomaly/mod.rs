@@ -547,54 +547,10 @@ mod tests {
         assert_eq!(v[0].metadata["direction"][0], "upstream");
     }
 
-    #[test]
-    fn a_beacon_held_back_by_the_limit_still_keeps_its_destination_out() {
-        let mut a = stage("");
-        let flows = [
-            flow([203, 0, 113, 7], 8888, proto::TCP),
-            flow([203, 0, 113, 8], 9999, proto::TCP),
-        ];
+    /// HTTP check-ins every 30 s on each of `flows` (new in context `cx`), twelve of them;
+    /// the beacons said.
+    fn check_ins(a: &mut Anomaly, flows: &[(FlowKey, Origin)], cx: FlowContext) -> Vec<Alert> {
         for (k, o) in flows {
-            assert!(a.on_new_flow(S, k, o, MONITOR).is_empty());
-            assert!(a.on_service(S, k, "http", Some(false)).is_empty());
-        }
-        let mut beacons = 0;
-        for i in 1..=12u64 {
-            let deltas: Vec<FlowDelta> = flows
-                .iter()
-                .map(|(k, _)| FlowDelta {
-                    key: *k,
-                    packets: 6,
-                    bytes: 6 * 66 + 300,
-                    tcp_flags: TCP_SYN | TCP_ACK,
-                    syns: 1,
-                })
-                .collect();
-            beacons += a
-                .on_poll(i * 30 * S, &deltas, &[])
-                .iter()
-                .filter(|x| x.rule.id == "beacon")
-                .count();
-        }
-        assert_eq!(
-            beacons, 1,
-            "one alert per device and rule per realert_after"
-        );
-        let mut kept = a.take_kept_out();
-        kept.sort_by_key(|k| k.port);
-        assert_eq!(kept, vec![flows[0].0, flows[1].0], "both kept out");
-        assert!(a.take_kept_out().is_empty());
-    }
-
-    /// HTTP check-ins every 30 s on TCP/8888 from each of `devices` to one named
-    /// destination; the beacons said.
-    fn named_check_ins(devices: &[MacAddr], cx: FlowContext) -> Vec<Alert> {
-        let mut a = stage("");
-        let flows: Vec<_> = devices
-            .iter()
-            .map(|m| flow_from(*m, [203, 0, 113, 7], 8888, proto::TCP))
-            .collect();
-        for (k, o) in &flows {
             assert!(a.on_new_flow(S, *k, *o, cx).is_empty());
             assert!(a.on_service(S, *k, "http", Some(false)).is_empty());
         }
@@ -617,6 +573,33 @@ mod tests {
             );
         }
         beacons
+    }
+
+    #[test]
+    fn a_beacon_held_back_by_the_limit_still_keeps_its_destination_out() {
+        let mut a = stage("");
+        let flows = [
+            flow([203, 0, 113, 7], 8888, proto::TCP),
+            flow([203, 0, 113, 8], 9999, proto::TCP),
+        ];
+        assert_eq!(
+            check_ins(&mut a, &flows, MONITOR).len(),
+            1,
+            "one alert per device and rule per realert_after"
+        );
+        let mut kept = a.take_kept_out();
+        kept.sort_by_key(|k| k.port);
+        assert_eq!(kept, vec![flows[0].0, flows[1].0], "both kept out");
+        assert!(a.take_kept_out().is_empty());
+    }
+
+    /// Check-ins from each of `devices` to one named destination; the beacons said.
+    fn named_check_ins(devices: &[MacAddr], cx: FlowContext) -> Vec<Alert> {
+        let flows: Vec<_> = devices
+            .iter()
+            .map(|m| flow_from(*m, [203, 0, 113, 7], 8888, proto::TCP))
+            .collect();
+        check_ins(&mut stage(""), &flows, cx)
     }
 
     #[test]
