@@ -79,6 +79,17 @@ struct Args {
     /// sending nothing; the sensor's CPU and memory.
     #[arg(long)]
     idle_minutes: Option<u64>,
+    /// Run only the fleet inventory: `--fleet-gateways` publishers put
+    /// `--fleet-devices` devices each into a three-node JetStream cluster, then
+    /// `kettlewatch devices --nats` lists them, `rounds` times.
+    #[arg(long)]
+    fleet_kv_only: bool,
+    /// Simulated gateways for the fleet inventory.
+    #[arg(long, default_value_t = 100)]
+    fleet_gateways: usize,
+    /// Devices per simulated gateway.
+    #[arg(long, default_value_t = 1000)]
+    fleet_devices: usize,
 }
 
 const REPEAT: u32 = 1_000_000;
@@ -355,6 +366,33 @@ fn pipeline_table(flows: &[u32]) -> Result<(String, Vec<serde_json::Value>)> {
     Ok((md, pipe_js))
 }
 
+/// The fleet inventory's table and JSON (`fleet` in results.json).
+fn fleet_kv(args: &Args) -> Result<(String, serde_json::Value)> {
+    let bin = kettlewatch_tests::env::workspace().join("target/release/kettlewatch");
+    let f = kettlewatch_tests::bench::fleet::kv_inventory(
+        &bin,
+        args.fleet_gateways,
+        args.fleet_devices,
+        args.rounds,
+    )?;
+    let md = format!(
+        "\n| gateways | devices in the bucket | value (bytes) | put, all acknowledged (s) | `devices --nats` (s) | listed | a `get` per key (s) |\n|---|---|---|---|---|---|---|\n| {} | {} | {} | {:.1} | {} | {} | {:.1} |\n\nA three-node JetStream cluster on loopback (nats-server, the bucket at three replicas); each gateway its own `emit::nats::Fleet` (thread, connection, in-memory spool); `devices --nats` is the release binary listing the bucket as JSON, median (lowest-highest) of {} rounds; the last column reads the same bucket a key list and a `get` per key, as the listing did before 2026-12-07.\n",
+        f.gateways,
+        f.kv_devices,
+        f.value_bytes,
+        f.put_s,
+        spread_with(&f.devices_nats_s, 2),
+        f.listed,
+        f.get_per_key_s,
+        args.rounds
+    );
+    let (kv_devices, devices_nats_s) = (f.kv_devices, median(f.devices_nats_s.clone()));
+    Ok((
+        md,
+        json!({"kv": f, "kv_devices": kv_devices, "devices_nats_s": devices_nats_s}),
+    ))
+}
+
 /// A partial run's files: `<name>.md` and `<name>.json` in the output directory, and the
 /// table on standard output.
 fn write_part(args: &Args, name: &str, md: &str, js: &serde_json::Value) -> Result<()> {
@@ -431,6 +469,10 @@ fn main() -> Result<()> {
             "rss_end_mb": h.rss_end_mb, "rss_max_mb": h.rss_max_mb,
         });
         return write_part(&args, part, &md, &js);
+    }
+    if args.fleet_kv_only {
+        let (md, js) = fleet_kv(&args)?;
+        return write_part(&args, "fleet-kv", &md, &json!({ "fleet": js }));
     }
     if args.pipeline_only {
         let flows = if args.pipeline_flows.is_empty() {
@@ -616,6 +658,13 @@ fn main() -> Result<()> {
         )
     });
     md += &e2e_md;
+    let (fleet_md, fleet_js) = fleet_kv(&args).unwrap_or_else(|e| {
+        (
+            format!("\nFleet inventory: could not run here: {e:#}\n"),
+            json!({ "error": format!("{e:#}") }),
+        )
+    });
+    md += &fleet_md;
     use kettlewatch_tests::bench::plot;
     let png = args.out.join("ns_per_frame.png");
     plot::ns_per_frame(
@@ -657,7 +706,7 @@ fn main() -> Result<()> {
     std::fs::write(
         args.out.join("results.json"),
         serde_json::to_string_pretty(
-            &json!({"machine": note.trim(), "rows": js, "scale": scale_js, "intel": intel_js, "pipeline": pipe_js, "alert_latency": latency_js, "known_flow_steps": known_steps, "first_payload_steps": payload_steps, "end_to_end": e2e_js}),
+            &json!({"machine": note.trim(), "rows": js, "scale": scale_js, "intel": intel_js, "pipeline": pipe_js, "alert_latency": latency_js, "known_flow_steps": known_steps, "first_payload_steps": payload_steps, "end_to_end": e2e_js, "fleet": fleet_js}),
         )?,
     )?;
     println!("{md}");

@@ -37,27 +37,54 @@ pub async fn connect(cfg: &NatsConfig, name: &str) -> anyhow::Result<jetstream::
     Ok(jetstream::new(client))
 }
 
-/// Every device in the bucket, as [`list`] says.
+/// Every device in the bucket, as [`list`] says. Read as one ordered consumer over the
+/// bucket's stream, the last value of each key: the server streams them in batches,
+/// where a `get` per key would cost a round trip per device (docs/performance.md,
+/// "A fleet's inventory").
 pub async fn devices(
     js: &jetstream::Context,
     cfg: &NatsConfig,
 ) -> anyhow::Result<Vec<(String, StoredDevice)>> {
     let bucket = cfg.kv_bucket.get_ref();
-    let kv = js
-        .get_key_value(bucket.clone())
+    js.get_key_value(bucket.clone())
         .await
         .map_err(|e| anyhow::anyhow!("key-value bucket {bucket:?}: {e}"))?;
-    let mut keys = kv.keys().await?;
+    let stream = js.get_stream(format!("KV_{bucket}")).await?;
+    if stream.cached_info().state.messages == 0 {
+        return Ok(Vec::new());
+    }
+    let prefix = format!("$KV.{bucket}.");
+    let consumer = stream
+        .create_consumer(OrderedConfig {
+            filter_subject: format!("{prefix}>"),
+            deliver_policy: DeliverPolicy::LastPerSubject,
+            ..Default::default()
+        })
+        .await?;
+    let mut messages = consumer.messages().await?;
     let mut out = Vec::new();
-    while let Some(key) = keys.next().await {
-        let key = key?;
-        let Some(value) = kv.get(key.clone()).await? else {
-            continue;
-        };
-        let device: StoredDevice = serde_json::from_slice(&value)
-            .map_err(|e| anyhow::anyhow!("bucket {bucket:?} key {key:?}: {e}"))?;
-        let host = key.split_once('.').map_or("", |(h, _)| h).to_string();
-        out.push((host, device));
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), messages.next())
+            .await
+            .map_err(|_| anyhow::anyhow!("bucket {bucket:?} stopped answering"))?
+            .ok_or_else(|| anyhow::anyhow!("bucket {bucket:?}: the listing ended early"))??;
+        let pending = m.info().map_err(|e| anyhow::anyhow!("{e}"))?.pending;
+        // A deleted or purged key leaves a marker as its last value.
+        let deleted = m
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("KV-Operation"))
+            .is_some_and(|v| matches!(v.as_str(), "DEL" | "PURGE"));
+        if !deleted {
+            let key = m.subject.as_str().strip_prefix(&prefix).unwrap_or_default();
+            let device: StoredDevice = serde_json::from_slice(&m.payload)
+                .map_err(|e| anyhow::anyhow!("bucket {bucket:?} key {key:?}: {e}"))?;
+            let host = key.split_once('.').map_or("", |(h, _)| h).to_string();
+            out.push((host, device));
+        }
+        if pending == 0 {
+            break;
+        }
     }
     out.sort_by(|a, b| (&a.0, &a.1.mac).cmp(&(&b.0, &b.1.mac)));
     Ok(out)
