@@ -226,6 +226,34 @@ impl Nats {
         }
     }
 
+    /// The running servers' process ids (for their CPU time).
+    pub fn pids(&self) -> Vec<u32> {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.child.as_ref().map(|c| c.id()))
+            .collect()
+    }
+
+    /// Bytes the servers keep on disk: every JetStream store directory together.
+    pub fn store_bytes(&self) -> u64 {
+        fn du(dir: &std::path::Path) -> u64 {
+            std::fs::read_dir(dir).map_or(0, |entries| {
+                entries
+                    .flatten()
+                    .map(|e| match e.metadata() {
+                        Ok(m) if m.is_dir() => du(&e.path()),
+                        Ok(m) => m.len(),
+                        Err(_) => 0,
+                    })
+                    .sum()
+            })
+        }
+        self.nodes
+            .iter()
+            .map(|n| du(&self.dir.join(&format!("{}-js", n.name))))
+            .sum()
+    }
+
     /// Server `i` by name (`n0`, ...).
     pub fn index(&self, name: &str) -> Option<usize> {
         self.nodes.iter().position(|n| n.name == name)

@@ -6,7 +6,9 @@
 //! `kettlewatch devices --nats` prints them with their gateway; a broker that wants TLS,
 //! a client certificate and a password takes the lines from a sensor configured so, and
 //! a wrong password keeps them spooled; `kettlewatch console --nats` serves every
-//! gateway's devices and alerts, read-only.
+//! gateway's devices and alerts, read-only; the publish latency a gateway reports
+//! counts the time a line waited for the broker; `event_types` keeps flows out of the
+//! stream and devices in the bucket.
 
 use std::{
     collections::BTreeMap,
@@ -625,4 +627,127 @@ fn a_fleet_console_shows_every_gateways_devices_and_alerts_read_only() {
     let status = console.0.wait().unwrap();
     assert!(status.success(), "{status}");
     assert!(!copy.exists(), "{} is left", copy.display());
+}
+
+/// The publish latency a gateway reports counts a line from the moment the sensor queued
+/// it: lines that waited out a broker outage show the outage in the p99; lines to a
+/// broker that is up show milliseconds.
+#[test]
+fn publish_latency_counts_the_time_a_line_waited_for_the_broker() {
+    if !prerequisites() {
+        return;
+    }
+    use sensor_user::{config::Config, emit::nats::Fleet};
+    let mut nats = Nats::new("nl", 1);
+    let text = format!(
+        "[output.nats]\nurl = \"{}\"\ndrain_timeout = \"5s\"\n",
+        nats.urls()[0]
+    );
+    let parse = || Config::parse(&text, "t.toml").unwrap().output.nats.unwrap();
+    let (c, cfg) = (parse(), parse());
+    let mut down = nats
+        .ns
+        .run(move || Fleet::start(&c, None, "gw-lat", None, 1024))
+        .expect("start the fleet output");
+    for i in 0..20 {
+        down.send("alert", format!("{{\"n\":{i}}}"));
+    }
+    let outage = Duration::from_secs(3);
+    std::thread::sleep(outage);
+    nats.start(0);
+    let wait = |f: &Fleet, n: u64| {
+        let end = Instant::now() + Duration::from_secs(60);
+        while f.stats().published < n {
+            assert!(Instant::now() < end, "{:?}\n{}", f.stats(), nats.logs());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait(&down, 20);
+    let s = down.stats();
+    assert!(
+        s.publish_p50_ms >= outage.as_millis() as f64 && s.publish_p99_ms >= s.publish_p50_ms,
+        "lines queued before a {outage:?} outage: {s:?}"
+    );
+    let mut up = nats
+        .ns
+        .run(move || Fleet::start(&cfg, None, "gw-lat2", None, 1024))
+        .expect("start the fleet output");
+    for i in 0..20 {
+        up.send("alert", format!("{{\"n\":{i}}}"));
+    }
+    wait(&up, 20);
+    let s = up.stats();
+    assert!(
+        s.publish_p50_ms > 0.0 && s.publish_p99_ms < 2_000.0,
+        "lines to a broker that is up: {s:?}"
+    );
+}
+
+/// `event_types` keeps flows out of the stream (the bulk of a home router's lines): the
+/// stream gets exactly the written alert and device lines, and the bucket every device.
+#[test]
+fn event_types_keeps_flows_out_of_the_stream_and_devices_in_the_bucket() {
+    if !prerequisites() {
+        return;
+    }
+    let mut nats = Nats::new("ne", 1);
+    nats.start(0);
+    nats.wait_ready(Duration::from_secs(30));
+    let work = TempDir::new();
+    let out = work.join("out.json");
+    let cfg = config(
+        &work,
+        "gw-few",
+        &out,
+        &format!(
+            "url = \"{}\"\nevent_types = [\"alert\", \"device\"]\ndrain_timeout = \"60s\"",
+            nats.urls()[0]
+        ),
+    );
+    let o = nats
+        .ns
+        .cmd(env::kettlewatch().to_str().unwrap())
+        .args(["replay", "--config"])
+        .arg(&cfg)
+        .arg(env::fixtures().join("captures/ndpi/tplink_shp.pcap"))
+        .output()
+        .expect("run kettlewatch replay");
+    assert!(
+        o.status.success(),
+        "replay failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let written = lines(&out);
+    let evs = events::parse(&written);
+    assert!(
+        !events::of_type(&evs, "flow").is_empty(),
+        "the file output still has every type"
+    );
+    let wanted: Vec<String> = written
+        .iter()
+        .filter(|l| {
+            l.contains("\"event_type\":\"alert\"") || l.contains("\"event_type\":\"device\"")
+        })
+        .cloned()
+        .collect();
+    assert!(!wanted.is_empty());
+    same_lines(
+        &published_by(&nats.messages("KETTLEWATCH"), "gw-few"),
+        &wanted,
+    );
+    let keys: std::collections::BTreeSet<String> =
+        nats.bucket("kettlewatch-devices").keys().cloned().collect();
+    let want: std::collections::BTreeSet<String> = events::of_type(&evs, "device")
+        .iter()
+        .map(|d| {
+            format!(
+                "gw-few.{}",
+                d["iot"]["device"]["mac"]
+                    .as_str()
+                    .unwrap()
+                    .replace(':', "-")
+            )
+        })
+        .collect();
+    assert_eq!(keys, want, "every device in the bucket");
 }

@@ -521,7 +521,13 @@ pub struct NatsConfig {
     /// for the next start).
     #[serde(deserialize_with = "duration")]
     pub drain_timeout: Spanned<Duration>,
+    /// Which event types go to the stream (all four by default); device records go to
+    /// the bucket whatever this says.
+    pub event_types: Spanned<Vec<String>>,
 }
+
+/// Every `event_type` the sensor writes (the EVE schema's `oneOf`).
+pub const EVENT_TYPES: [&str; 4] = ["alert", "device", "flow", "stats"];
 
 impl Default for NatsConfig {
     fn default() -> Self {
@@ -543,6 +549,7 @@ impl Default for NatsConfig {
             kv_bucket: Spanned::new(0..0, "kettlewatch-devices".into()),
             spool_bytes: Spanned::new(0..0, 256 << 20),
             drain_timeout: Spanned::new(0..0, Duration::from_secs(10)),
+            event_types: Spanned::new(0..0, EVENT_TYPES.map(String::from).to_vec()),
         }
     }
 }
@@ -795,6 +802,20 @@ mod tests {
         );
         let e = err("[output.nats]\ntls_cert = \"c.pem\"\n");
         assert!(e.contains("tls_cert and tls_key go together"), "{e}");
+        let n = Config::parse(
+            "[output.nats]\nevent_types = [\"alert\", \"device\"]\n",
+            "kw.toml",
+        )
+        .unwrap()
+        .output
+        .nats
+        .unwrap();
+        assert_eq!(n.event_types.get_ref(), &["alert", "device"]);
+        let e = err("[output.nats]\nevent_types = [\"alert\", \"flows\"]\n");
+        assert!(
+            e.starts_with("kw.toml:2:15: ") && e.contains("\"flows\" is not an event type"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -252,6 +252,20 @@ impl super::NatsConfig {
                 "max_age must be longer than zero".into(),
             ));
         }
+        if let Some(t) = self
+            .event_types
+            .get_ref()
+            .iter()
+            .find(|t| !super::EVENT_TYPES.contains(&t.as_str()))
+        {
+            return Err((
+                self.event_types.span(),
+                format!(
+                    "event_types: {t:?} is not an event type; they are {}",
+                    super::EVENT_TYPES.join(", ")
+                ),
+            ));
+        }
         Ok(())
     }
 }

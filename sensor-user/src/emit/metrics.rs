@@ -309,6 +309,16 @@ impl Collector for SnapshotCollector {
                 "1 while connected to a NATS server.",
                 i64::from(n.connected),
             )?;
+            // A summary's quantiles as gauges: since start, not over a sliding window.
+            let mut m = e.encode_descriptor(
+                "nats_publish_seconds",
+                "Time from queuing a line to JetStream acknowledging it, quantiles since start.",
+                None,
+                ConstGauge::new(0f64).metric_type(),
+            )?;
+            for (q, ms) in [("0.5", n.publish_p50_ms), ("0.99", n.publish_p99_ms)] {
+                ConstGauge::new(ms / 1e3).encode(m.encode_family(&[("quantile", q)])?)?;
+            }
         }
         counter(
             &mut e,

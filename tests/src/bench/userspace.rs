@@ -355,6 +355,33 @@ pub struct HomeProfile {
     pub rss_start_mb: f64,
     pub rss_end_mb: f64,
     pub rss_max_mb: f64,
+    /// The events it wrote, by `event_type`: how many and their bytes (the mix the fleet
+    /// benchmark's simulated gateways send).
+    pub events: std::collections::BTreeMap<String, EventCount>,
+}
+
+/// One event type's share of a run's output.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct EventCount {
+    /// Events written.
+    pub count: u64,
+    /// Their bytes, the newline left out.
+    pub bytes: u64,
+}
+
+/// Events by `event_type` in an EVE stream.
+pub fn event_mix(eve: &str) -> std::collections::BTreeMap<String, EventCount> {
+    let mut mix = std::collections::BTreeMap::<String, EventCount>::new();
+    for line in eve.lines().filter(|l| l.starts_with('{')) {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let t = v["event_type"].as_str().unwrap_or("event").to_string();
+        let e = mix.entry(t).or_default();
+        e.count += 1;
+        e.bytes += line.len() as u64;
+    }
+    mix
 }
 
 pub fn home_profile(devices: usize, per_device: u16, minutes: u64) -> Result<HomeProfile> {
@@ -435,5 +462,6 @@ pub fn home_profile(devices: usize, per_device: u16, minutes: u64) -> Result<Hom
         rss_start_mb: rss_start,
         rss_end_mb: last.1,
         rss_max_mb: rss_max,
+        events: event_mix(&out.stdout.join("\n")),
     })
 }

@@ -90,6 +90,20 @@ struct Args {
     /// Devices per simulated gateway.
     #[arg(long, default_value_t = 1000)]
     fleet_devices: usize,
+    /// Run only the fleet ramp: gateways sending the home router's event mix into a
+    /// three-node JetStream cluster, step by step until the spools grow; then twice the
+    /// load, then none until the spools drain.
+    #[arg(long)]
+    fleet_ramp_only: bool,
+    /// The ramp's steps, in gateways.
+    #[arg(long, value_delimiter = ',', default_values_t = [250, 500, 750, 1000, 1250, 1500, 2000])]
+    fleet_steps: Vec<usize>,
+    /// Seconds each step is held and measured (after 5 s of warming).
+    #[arg(long, default_value_t = 30.0)]
+    fleet_hold_s: f64,
+    /// The event mix: a home-router run's JSON (`--home-minutes N` writes one).
+    #[arg(long, default_value = "tests/bench-results/home-mix.json")]
+    fleet_mix: PathBuf,
 }
 
 const REPEAT: u32 = 1_000_000;
@@ -393,6 +407,76 @@ fn fleet_kv(args: &Args) -> Result<(String, serde_json::Value)> {
     ))
 }
 
+/// The fleet ramp's table and JSON (`fleet` in results.json beside the inventory).
+fn fleet_ramp(args: &Args) -> Result<(String, serde_json::Value)> {
+    use kettlewatch_tests::bench::fleet;
+    let path = if args.fleet_mix.is_relative() {
+        kettlewatch_tests::env::workspace().join(&args.fleet_mix)
+    } else {
+        args.fleet_mix.clone()
+    };
+    let mix = fleet::Mix::from_home(&path)?;
+    let f = fleet::ramp(mix, &args.fleet_steps, 5.0, args.fleet_hold_s)?;
+    let mut md = format!(
+        "\nEach gateway sends the mix of {}: {:.2} lines a second ({}), each `device` line also a put into the bucket.\n\n| gateways | load | lines offered a second | acknowledged a second | spooled a third in | at the end | dropped | publish failures | publish-to-ack p50 (ms) | p99 (ms) | max (ms) | servers' CPU (% of one) | gateways' CPU | sustained |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        f.mix.from,
+        f.mix.per_s(),
+        f.mix
+            .parts
+            .iter()
+            .map(|p| format!("{} {:.3}/s of {} B", p.event_type, p.per_s, p.bytes))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for s in f.steps.iter().chain(&f.overload) {
+        md += &format!(
+            "| {} | {}x | {:.0} | {:.0} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {} |\n",
+            s.gateways,
+            s.load,
+            s.offered_per_s,
+            s.acked_per_s,
+            s.spooled_third,
+            s.spooled_end,
+            s.dropped,
+            s.errors,
+            s.p50_publish_ms,
+            s.p99_publish_ms,
+            s.max_publish_ms,
+            s.servers_cpu_pct,
+            s.gateways_cpu_pct,
+            if s.load > 1.0 {
+                "(overload)"
+            } else {
+                yes_no(s.sustained)
+            }
+        );
+    }
+    md += &format!(
+        "\nSustained: **{} gateways, {:.0} lines a second, p50 {:.1} ms, p99 {:.1} ms**. After the overload the spools drained in {}; {} lines handed to the publishers, {} acknowledged; {} event lines sent, {} messages in the stream ({} lost, {} stored twice). Disk: {:.0} bytes a message in the stream, {:.2} MB a gateway-day (one copy); {:.2} MB a gateway-day on the three servers' disks together (every replica, the bucket's stream included).\n",
+        f.gateways,
+        f.events_per_s,
+        f.p50_publish_ms,
+        f.p99_publish_ms,
+        f.drain_s
+            .map_or("more than 600 s".to_string(), |d| format!("{d:.1} s")),
+        f.lines_sent,
+        f.lines_acked,
+        f.events_sent,
+        f.stream_messages,
+        f.lost,
+        f.stored_twice,
+        f.stream_bytes_per_message,
+        f.stream_mb_per_gateway_day,
+        f.cluster_disk_mb_per_gateway_day
+    );
+    let js = json!({
+        "gateways": f.gateways, "events_per_s": f.events_per_s,
+        "p99_publish_ms": f.p99_publish_ms,
+        "disk_mb_per_gateway_day": f.cluster_disk_mb_per_gateway_day, "ramp": f,
+    });
+    Ok((md, js))
+}
+
 /// A partial run's files: `<name>.md` and `<name>.json` in the output directory, and the
 /// table on standard output.
 fn write_part(args: &Args, name: &str, md: &str, js: &serde_json::Value) -> Result<()> {
@@ -466,9 +550,13 @@ fn main() -> Result<()> {
         let js = json!({
             "devices": 20, "busy_per_device": busy, "minutes": minutes, "flows": h.flows,
             "cpu_pct": h.cpu_pct, "rss_start_mb": h.rss_start_mb,
-            "rss_end_mb": h.rss_end_mb, "rss_max_mb": h.rss_max_mb,
+            "rss_end_mb": h.rss_end_mb, "rss_max_mb": h.rss_max_mb, "events": h.events,
         });
         return write_part(&args, part, &md, &js);
+    }
+    if args.fleet_ramp_only {
+        let (md, js) = fleet_ramp(&args)?;
+        return write_part(&args, "fleet-ramp", &md, &json!({ "fleet": js }));
     }
     if args.fleet_kv_only {
         let (md, js) = fleet_kv(&args)?;
@@ -665,6 +753,18 @@ fn main() -> Result<()> {
         )
     });
     md += &fleet_md;
+    let (ramp_md, ramp_js) = fleet_ramp(&args).unwrap_or_else(|e| {
+        (
+            format!("\nFleet ramp: could not run here: {e:#}\n"),
+            json!({ "error": format!("{e:#}") }),
+        )
+    });
+    md += &ramp_md;
+    // One `fleet` object: the inventory's keys and the ramp's side by side.
+    let mut fleet_js = fleet_js;
+    if let (Some(f), serde_json::Value::Object(r)) = (fleet_js.as_object_mut(), ramp_js) {
+        f.extend(r);
+    }
     use kettlewatch_tests::bench::plot;
     let png = args.out.join("ns_per_frame.png");
     plot::ns_per_frame(

@@ -49,7 +49,6 @@ pub enum FleetError {
 }
 
 /// What the publisher and the sensor share.
-#[derive(Default)]
 pub(crate) struct Shared {
     published: AtomicU64,
     queue_full: AtomicU64,
@@ -65,6 +64,32 @@ pub(crate) struct Shared {
     /// The sensor closed the queue and everything in it is spooled.
     intake_done: AtomicBool,
     wake: tokio::sync::Notify,
+    /// Queued-to-acknowledged time of every line since start, microseconds.
+    latency: std::sync::Mutex<hdrhistogram::Histogram<u64>>,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Self {
+            published: AtomicU64::default(),
+            queue_full: AtomicU64::default(),
+            spool_full: AtomicU64::default(),
+            errors: AtomicU64::default(),
+            spooled_lines: AtomicU64::default(),
+            spooled_bytes: AtomicU64::default(),
+            connected: AtomicBool::default(),
+            stop: AtomicBool::default(),
+            stop_now: tokio::sync::Notify::default(),
+            intake_done: AtomicBool::default(),
+            wake: tokio::sync::Notify::default(),
+            latency: std::sync::Mutex::new(latency_histogram()),
+        }
+    }
+}
+
+/// From 1 us to a day (a line that waited out an outage), two significant digits (30 KB).
+pub fn latency_histogram() -> hdrhistogram::Histogram<u64> {
+    hdrhistogram::Histogram::new_with_bounds(1, 86_400_000_000, 2).expect("valid bounds")
 }
 
 /// The fleet output's counters, for `stats` (under `iot.nats`) and the metrics endpoint.
@@ -84,12 +109,17 @@ pub struct NatsStats {
     pub errors: u64,
     /// Connected to a server now.
     pub connected: bool,
+    /// Median time from the sensor queuing a line to JetStream acknowledging it, since
+    /// start (ms; 0 before the first).
+    pub publish_p50_ms: f64,
+    /// The same, 99th percentile.
+    pub publish_p99_ms: f64,
 }
 
 /// The sensor's handle on the fleet output; dropping it drains the spool for up to
 /// `drain_timeout`.
 pub struct Fleet {
-    tx: Option<Sender<(String, Vec<u8>)>>,
+    tx: Option<Sender<spool::Line>>,
     thread: Option<JoinHandle<()>>,
     done: Option<std::sync::mpsc::Receiver<()>>,
     shared: Arc<Shared>,
@@ -101,6 +131,8 @@ pub struct Fleet {
     persistent: bool,
     warned_full: bool,
     wait_when_full: bool,
+    /// `[output.nats] event_types`.
+    event_types: Vec<String>,
 }
 
 /// A name as one subject token: what is not a letter, digit, `-` or `_` becomes `_`.
@@ -270,6 +302,7 @@ impl Fleet {
             persistent: state_dir.is_some(),
             warned_full: false,
             wait_when_full: false,
+            event_types: cfg.event_types.get_ref().clone(),
         })
     }
 
@@ -280,15 +313,20 @@ impl Fleet {
         self
     }
 
-    fn queue(&mut self, subject: String, line: Vec<u8>) {
+    fn queue(&mut self, subject: String, payload: Vec<u8>) {
         let Some(tx) = &self.tx else { return };
+        let line = spool::Line {
+            subject,
+            payload,
+            queued_ns: crate::model::clock::realtime_ns(),
+        };
         if self.wait_when_full {
-            if tx.blocking_send((subject, line)).is_err() {
+            if tx.blocking_send(line).is_err() {
                 self.shared.queue_full.fetch_add(1, Ordering::Relaxed);
             }
             return;
         }
-        match tx.try_send((subject, line)) {
+        match tx.try_send(line) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Closed(_)) => {
                 self.shared.queue_full.fetch_add(1, Ordering::Relaxed);
@@ -300,8 +338,12 @@ impl Fleet {
         }
     }
 
-    /// Queues one event line for `<prefix>.<host>.<event_type>`.
+    /// Queues one event line for `<prefix>.<host>.<event_type>`, if its type is one
+    /// `event_types` names.
     pub fn send(&mut self, event_type: &str, line: String) {
+        if !self.event_types.iter().any(|t| t == event_type) {
+            return;
+        }
         let subject = format!("{}{}", self.subject_prefix, subject_token(event_type));
         self.queue(subject, line.into_bytes());
     }
@@ -312,10 +354,28 @@ impl Fleet {
         self.queue(subject, profile);
     }
 
+    /// Queued-to-acknowledged times since start, microseconds.
+    pub fn publish_latency(&self) -> hdrhistogram::Histogram<u64> {
+        self.shared.latency.lock().expect("latency lock").clone()
+    }
+
     /// The counters now.
     pub fn stats(&self) -> NatsStats {
         let s = &self.shared;
+        let (publish_p50_ms, publish_p99_ms) = {
+            let h = s.latency.lock().expect("latency lock");
+            if h.is_empty() {
+                (0.0, 0.0)
+            } else {
+                (
+                    h.value_at_quantile(0.5) as f64 / 1e3,
+                    h.value_at_quantile(0.99) as f64 / 1e3,
+                )
+            }
+        };
         NatsStats {
+            publish_p50_ms,
+            publish_p99_ms,
             published: s.published.load(Ordering::Relaxed),
             spooled: s.spooled_lines.load(Ordering::Relaxed),
             spooled_bytes: s.spooled_bytes.load(Ordering::Relaxed),

@@ -15,9 +15,15 @@ use tokio::sync::mpsc::Receiver;
 
 use super::{Shared, spool::Spool};
 
-/// Lines in flight at once: enough to fill a WAN round trip, few enough that a failure
-/// resends little.
+/// Most lines in flight at once: enough to fill a WAN round trip, few enough that a
+/// failure resends little.
 const WINDOW: usize = 256;
+/// A window not acknowledged whole halves, down to this; each one acknowledged whole
+/// grows it by [`WINDOW_STEP`]. A cluster falling behind otherwise gets every gateway's
+/// backlog at once, its acknowledgements time out, and the resent lines are more work:
+/// at twice the load it could carry, a fixed window left it taking a third of it.
+const WINDOW_MIN: usize = 8;
+const WINDOW_STEP: usize = 16;
 /// Lines taken from the queue into the spool per transaction.
 const BATCH: usize = 4096;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -49,6 +55,8 @@ pub(super) struct Publisher {
     announced: Option<String>,
     failing: bool,
     backoff: Duration,
+    /// Lines sent before waiting for their acknowledgements.
+    window: usize,
 }
 
 impl Publisher {
@@ -71,6 +79,7 @@ impl Publisher {
             announced: None,
             failing: false,
             backoff: BACKOFF_MIN,
+            window: WINDOW,
         }
     }
 
@@ -95,7 +104,7 @@ impl Publisher {
                     }
                 }
             }
-            let peeked = self.spool.lock().expect("spool lock").peek(WINDOW);
+            let peeked = self.spool.lock().expect("spool lock").peek(self.window);
             let window = match peeked {
                 Ok(w) => w,
                 Err(e) => {
@@ -123,9 +132,11 @@ impl Publisher {
                     .fetch_add(sent as u64, Ordering::Relaxed);
             }
             if sent < window.len() {
+                self.window = (self.window / 2).max(WINDOW_MIN);
                 self.idle(self.backoff).await;
                 self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
             } else {
+                self.window = (self.window + WINDOW_STEP).min(WINDOW);
                 if self.failing {
                     tracing::info!(
                         spooled = self.lines(),
@@ -167,9 +178,16 @@ impl Publisher {
         }
         let mut good = 0;
         let mut gap = false;
-        for ack in acks {
+        let mut waited = Vec::with_capacity(acks.len());
+        for (ack, line) in acks.into_iter().zip(window) {
             match ack.await {
-                Ok(_) if !gap => good += 1,
+                Ok(_) if !gap => {
+                    good += 1;
+                    if line.queued_ns > 0 {
+                        let now = crate::model::clock::realtime_ns();
+                        waited.push(now.saturating_sub(line.queued_ns) / 1_000);
+                    }
+                }
                 Ok(_) => {}
                 Err(e) => {
                     if matches!(
@@ -185,6 +203,10 @@ impl Publisher {
                     gap = true;
                 }
             }
+        }
+        let mut h = self.shared.latency.lock().expect("latency lock");
+        for us in waited {
+            h.saturating_record(us.max(1));
         }
         good
     }
@@ -292,7 +314,7 @@ impl Publisher {
 /// Takes lines from the queue into the spool as they come, in batches (one transaction
 /// each), until the sensor closes the queue.
 pub(super) async fn intake(
-    mut rx: Receiver<(String, Vec<u8>)>,
+    mut rx: Receiver<super::spool::Line>,
     spool: Arc<Mutex<Spool>>,
     shared: Arc<Shared>,
 ) {

@@ -31,6 +31,18 @@ pub enum SpoolError {
     },
 }
 
+/// One line as the sensor hands it over.
+#[derive(Clone, Debug)]
+pub struct Line {
+    /// The subject it is published to.
+    pub subject: String,
+    /// The line.
+    pub payload: Vec<u8>,
+    /// When the sensor queued it (wall clock, ns): publish-to-acknowledgement time is
+    /// counted from here, across restarts too.
+    pub queued_ns: u64,
+}
+
 /// One line waiting for its acknowledgement.
 #[derive(Clone, Debug)]
 pub struct Spooled {
@@ -40,6 +52,8 @@ pub struct Spooled {
     pub subject: String,
     /// The line.
     pub payload: Vec<u8>,
+    /// When the sensor queued it (wall clock, ns); 0 for a line an older version spooled.
+    pub queued_ns: u64,
 }
 
 impl Spooled {
@@ -93,6 +107,19 @@ impl Spool {
              CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);",
         )
         .map_err(err)?;
+        // Spools written before lines carried their queued time gain the column; their
+        // lines read as 0 and are left out of the latency figures.
+        let has_time: bool = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('spool') WHERE name = 'queued_ns'",
+                [],
+                |r| r.get::<_, i64>(0).map(|n| n > 0),
+            )
+            .map_err(err)?;
+        if !has_time {
+            conn.execute_batch("ALTER TABLE spool ADD COLUMN queued_ns INTEGER NOT NULL DEFAULT 0")
+                .map_err(err)?;
+        }
         let id: Option<String> = conn
             .query_row("SELECT value FROM meta WHERE key = 'id'", [], |r| r.get(0))
             .optional()
@@ -131,7 +158,7 @@ impl Spool {
     }
 
     /// Appends lines in one transaction; returns how many did not fit (dropped).
-    pub fn append(&mut self, lines: &[(String, Vec<u8>)]) -> Result<u64, SpoolError> {
+    pub fn append(&mut self, lines: &[Line]) -> Result<u64, SpoolError> {
         let mut dropped = 0;
         let mut added = (0u64, 0u64);
         let tx = self.conn.transaction().map_err(|e| SpoolError::Sql {
@@ -140,19 +167,24 @@ impl Spool {
         })?;
         {
             let mut insert = tx
-                .prepare_cached("INSERT INTO spool(subject, payload) VALUES(?1, ?2)")
+                .prepare_cached("INSERT INTO spool(subject, payload, queued_ns) VALUES(?1, ?2, ?3)")
                 .map_err(|e| SpoolError::Sql {
                     path: self.path.clone(),
                     source: e,
                 })?;
-            for (subject, payload) in lines {
+            for Line {
+                subject,
+                payload,
+                queued_ns,
+            } in lines
+            {
                 let size = (subject.len() + payload.len()) as u64;
                 if self.bytes + added.0 + size > self.max_bytes {
                     dropped += 1;
                     continue;
                 }
                 insert
-                    .execute(params![subject, payload])
+                    .execute(params![subject, payload, *queued_ns as i64])
                     .map_err(|e| SpoolError::Sql {
                         path: self.path.clone(),
                         source: e,
@@ -171,7 +203,9 @@ impl Spool {
     pub fn peek(&self, n: usize) -> Result<Vec<Spooled>, SpoolError> {
         let mut q = self
             .conn
-            .prepare_cached("SELECT seq, subject, payload FROM spool ORDER BY seq LIMIT ?1")
+            .prepare_cached(
+                "SELECT seq, subject, payload, queued_ns FROM spool ORDER BY seq LIMIT ?1",
+            )
             .map_err(|e| self.err(e))?;
         let rows = q
             .query_map([n as i64], |r| {
@@ -179,6 +213,7 @@ impl Spool {
                     seq: r.get(0)?,
                     subject: r.get(1)?,
                     payload: r.get(2)?,
+                    queued_ns: r.get::<_, i64>(3)?.max(0) as u64,
                 })
             })
             .map_err(|e| self.err(e))?;
@@ -227,11 +262,12 @@ fn fastrand_id() -> u64 {
 mod tests {
     use super::*;
 
-    fn line(i: u32) -> (String, Vec<u8>) {
-        (
-            "kettlewatch.gw.flow".into(),
-            format!("{{\"n\":{i}}}").into_bytes(),
-        )
+    fn line(i: u32) -> Line {
+        Line {
+            subject: "kettlewatch.gw.flow".into(),
+            payload: format!("{{\"n\":{i}}}").into_bytes(),
+            queued_ns: 1_000 + u64::from(i),
+        }
     }
 
     #[test]
@@ -256,18 +292,55 @@ mod tests {
             .collect();
         let want: Vec<String> = (4..10).map(|i| format!("{{\"n\":{i}}}")).collect();
         assert_eq!(left, want);
+        let times: Vec<u64> = s.peek(100).unwrap().iter().map(|l| l.queued_ns).collect();
+        assert_eq!(
+            times,
+            (1_004..1_010).collect::<Vec<_>>(),
+            "queued times kept"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_spool_from_before_queued_times_opens_and_keeps_its_lines() {
+        let dir = std::env::temp_dir().join(format!("kw-spool-old-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        {
+            let c = Connection::open(dir.join(FILE)).unwrap();
+            c.execute_batch(
+                "CREATE TABLE spool(seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                     subject TEXT NOT NULL, payload BLOB NOT NULL);
+                 INSERT INTO spool(subject, payload) VALUES('kettlewatch.gw.alert', x'7b7d');",
+            )
+            .unwrap();
+        }
+        let mut s = Spool::open(Some(&dir), 1 << 20).unwrap();
+        s.append(&[line(7)]).unwrap();
+        let got: Vec<(String, u64)> = s
+            .peek(10)
+            .unwrap()
+            .into_iter()
+            .map(|l| (l.subject, l.queued_ns))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("kettlewatch.gw.alert".to_string(), 0),
+                ("kettlewatch.gw.flow".to_string(), 1_007)
+            ]
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_full_spool_drops_the_newest_and_keeps_what_waits() {
         let one = line(0);
-        let size = (one.0.len() + one.1.len()) as u64;
+        let size = (one.subject.len() + one.payload.len()) as u64;
         let mut s = Spool::open(None, size * 3).unwrap();
         let dropped = s.append(&(0..5).map(line).collect::<Vec<_>>()).unwrap();
         assert_eq!(dropped, 2);
         let kept: Vec<_> = s.peek(10).unwrap().into_iter().map(|l| l.payload).collect();
-        assert_eq!(kept, (0..3).map(|i| line(i).1).collect::<Vec<_>>());
+        assert_eq!(kept, (0..3).map(|i| line(i).payload).collect::<Vec<_>>());
         let all = s.peek(10).unwrap();
         s.remove(&all).unwrap();
         assert_eq!((s.lines(), s.bytes()), (0, 0));
