@@ -8,7 +8,7 @@
 //! a wrong password keeps them spooled; `kettlewatch console --nats` serves every
 //! gateway's devices and alerts, read-only; the publish latency a gateway reports
 //! counts the time a line waited for the broker; `event_types` keeps flows out of the
-//! stream and devices in the bucket.
+//! stream and devices in the bucket, and a deleted or purged device is not listed.
 
 use std::{
     collections::BTreeMap,
@@ -684,7 +684,8 @@ fn publish_latency_counts_the_time_a_line_waited_for_the_broker() {
 }
 
 /// `event_types` keeps flows out of the stream (the bulk of a home router's lines): the
-/// stream gets exactly the written alert and device lines, and the bucket every device.
+/// stream gets exactly the written alert and device lines, and the bucket every device;
+/// a device deleted or purged from the bucket is no longer listed.
 #[test]
 fn event_types_keeps_flows_out_of_the_stream_and_devices_in_the_bucket() {
     if !prerequisites() {
@@ -750,4 +751,39 @@ fn event_types_keeps_flows_out_of_the_stream_and_devices_in_the_bucket() {
         })
         .collect();
     assert_eq!(keys, want, "every device in the bucket");
+    // A key someone deleted (a `DEL` marker) and one purged are no longer listed.
+    let gone: Vec<String> = keys.iter().take(2).cloned().collect();
+    assert_eq!(gone.len(), 2, "two devices to remove: {keys:?}");
+    let g = gone.clone();
+    nats.with_client(move |js| {
+        Box::pin(async move {
+            let kv = js
+                .get_key_value("kettlewatch-devices")
+                .await
+                .expect("bucket");
+            kv.delete(&g[0]).await.expect("delete a key");
+            kv.purge(&g[1]).await.expect("purge a key");
+        })
+    });
+    let listed = nats
+        .ns
+        .cmd(env::kettlewatch().to_str().unwrap())
+        .args(["devices", "--json", "--nats", &nats.urls()[0]])
+        .output()
+        .expect("run kettlewatch devices --nats");
+    assert!(listed.status.success());
+    let listed: std::collections::BTreeSet<String> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .map(|l| {
+            let r: Value = serde_json::from_str(l).expect("JSON line");
+            format!(
+                "{}.{}",
+                r["host"].as_str().unwrap(),
+                r["mac"].as_str().unwrap().replace(':', "-")
+            )
+        })
+        .collect();
+    let left: std::collections::BTreeSet<String> =
+        keys.iter().filter(|k| !gone.contains(k)).cloned().collect();
+    assert_eq!(listed, left, "deleted and purged devices are not listed");
 }

@@ -75,6 +75,14 @@ const PUBLIC_RESOLVERS: [&str; 24] = [
     "180.76.76.76",
 ];
 
+/// [`PUBLIC_RESOLVERS`] parsed, once.
+static PUBLIC: std::sync::LazyLock<Vec<IpAddr>> = std::sync::LazyLock::new(|| {
+    PUBLIC_RESOLVERS
+        .iter()
+        .map(|p| p.parse().expect("a public resolver's address"))
+        .collect()
+});
+
 /// Which resolver a query went to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Resolver {
@@ -109,10 +117,7 @@ pub fn resolver(server: Option<IpAddr>, lan: bool, declared: &[IpNet]) -> Resolv
         Resolver::Lan
     } else if declared.iter().any(|n| n.contains(&a)) {
         Resolver::Declared
-    } else if PUBLIC_RESOLVERS
-        .iter()
-        .any(|p| p.parse::<IpAddr>().is_ok_and(|p| p == a))
-    {
+    } else if PUBLIC.contains(&a) {
         Resolver::Public
     } else {
         Resolver::Other
@@ -832,6 +837,9 @@ mod tests {
             Resolver::Lan,
             "unknown: the usual"
         );
+        for p in PUBLIC_RESOLVERS {
+            assert_eq!(resolver(at(p), false, &[]), Resolver::Public, "{p}");
+        }
     }
 
     #[test]
