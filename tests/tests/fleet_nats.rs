@@ -645,13 +645,18 @@ fn publish_latency_counts_the_time_a_line_waited_for_the_broker() {
     );
     let parse = || Config::parse(&text, "t.toml").unwrap().output.nats.unwrap();
     let (c, cfg) = (parse(), parse());
-    let mut down = nats
-        .ns
-        .run(move || Fleet::start(&c, None, "gw-lat", None, 1024))
-        .expect("start the fleet output");
-    for i in 0..20 {
-        down.send("alert", format!("{{\"n\":{i}}}"));
-    }
+    // A gateway's fleet output, handed 20 alert lines at once.
+    let twenty_alerts = |nats: &Nats, c: sensor_user::config::NatsConfig, host: &'static str| {
+        let mut f = nats
+            .ns
+            .run(move || Fleet::start(&c, None, host, None, 1024))
+            .expect("start the fleet output");
+        for i in 0..20 {
+            f.send("alert", format!("{{\"n\":{i}}}"));
+        }
+        f
+    };
+    let down = twenty_alerts(&nats, c, "gw-lat");
     let outage = Duration::from_secs(3);
     std::thread::sleep(outage);
     nats.start(0);
@@ -668,13 +673,7 @@ fn publish_latency_counts_the_time_a_line_waited_for_the_broker() {
         s.publish_p50_ms >= outage.as_millis() as f64 && s.publish_p99_ms >= s.publish_p50_ms,
         "lines queued before a {outage:?} outage: {s:?}"
     );
-    let mut up = nats
-        .ns
-        .run(move || Fleet::start(&cfg, None, "gw-lat2", None, 1024))
-        .expect("start the fleet output");
-    for i in 0..20 {
-        up.send("alert", format!("{{\"n\":{i}}}"));
-    }
+    let up = twenty_alerts(&nats, cfg, "gw-lat2");
     wait(&up, 20);
     let s = up.stats();
     assert!(
